@@ -1,0 +1,138 @@
+//! The one error type every wsgw trait, handler and helper returns.
+
+use crate::ConnectionId;
+
+/// A boxed error from a backend (an SDK, a socket, a codec).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Result alias used across wsgw.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in a store, a sink, a handler or the router.
+///
+/// Backends keep their own private error types and map them into these variants, so
+/// handlers can react to `Gone` or `Throttled` the same way whatever they run on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The connection is closed or never existed. On AWS this is the Management API's
+    /// `GoneException` (HTTP 410). Posting to a connection that is still inside its
+    /// `$connect` handler is also `Gone`, because API Gateway has not opened it yet.
+    #[error("connection {connection_id} is gone")]
+    Gone {
+        /// The connection that could not be reached.
+        connection_id: ConnectionId,
+    },
+
+    /// The backend refused the call for now (HTTP 429 `LimitExceededException`, DynamoDB
+    /// `ThrottlingException`); retrying later with backoff may succeed.
+    #[error("throttled by {backend}: {message}")]
+    Throttled {
+        /// Which backend throttled (for example `"apigateway"` or `"dynamodb"`).
+        backend: &'static str,
+        /// What the backend said.
+        message: String,
+    },
+
+    /// The payload is larger than the backend accepts (API Gateway: 128 KB).
+    #[error("payload of {size} bytes is larger than the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// Size of the rejected payload in bytes.
+        size: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+
+    /// A record the call needs does not exist.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for, with its key (for example `connection abc=`).
+        what: String,
+    },
+
+    /// A conditional write found the record in another state than expected.
+    #[error("precondition failed: {message}")]
+    Precondition {
+        /// Which condition failed and on which record.
+        message: String,
+    },
+
+    /// The request from outside is not acceptable (malformed JSON, a missing field, a value
+    /// out of range). Handlers return this for bad client input.
+    #[error("invalid input: {message}")]
+    InvalidInput {
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+
+    /// A continuation token that this backend did not issue.
+    #[error("invalid continuation token: {message}")]
+    InvalidToken {
+        /// Why the token was rejected.
+        message: String,
+    },
+
+    /// Any other failure of a backend, with the backend's own error as source.
+    #[error("{backend}: {message}")]
+    Backend {
+        /// Which backend failed (for example `"dynamodb"`).
+        backend: &'static str,
+        /// What was being done, with table and key where there is one.
+        message: String,
+        /// The backend's error.
+        #[source]
+        source: Option<BoxError>,
+    },
+
+    /// A handler failed for an application reason.
+    #[error("handler error: {0}")]
+    Handler(#[source] BoxError),
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidInput`].
+    pub fn invalid_input(message: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            message: message.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::NotFound`].
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Error::NotFound { what: what.into() }
+    }
+
+    /// Shorthand for [`Error::Backend`].
+    pub fn backend(
+        backend: &'static str,
+        message: impl Into<String>,
+        source: impl Into<Option<BoxError>>,
+    ) -> Self {
+        Error::Backend {
+            backend,
+            message: message.into(),
+            source: source.into(),
+        }
+    }
+
+    /// Wraps any application error as [`Error::Handler`].
+    pub fn handler(source: impl Into<BoxError>) -> Self {
+        Error::Handler(source.into())
+    }
+
+    /// Whether this error says the connection is gone.
+    pub fn is_gone(&self) -> bool {
+        matches!(self, Error::Gone { .. })
+    }
+
+    /// Whether retrying later may succeed.
+    pub fn is_throttled(&self) -> bool {
+        matches!(self, Error::Throttled { .. })
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(error: serde_json::Error) -> Self {
+        Error::invalid_input(error.to_string())
+    }
+}

@@ -1,0 +1,280 @@
+//! The request a route handler receives and the reply it returns.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{ConnectionId, Payload};
+
+/// Why a handler was invoked (API Gateway's `requestContext.eventType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum EventType {
+    /// The client asked to open a connection; the upgrade waits for the `$connect` reply.
+    Connect,
+    /// The client sent a message.
+    Message,
+    /// The connection closed (best effort: it may never arrive).
+    Disconnect,
+}
+
+/// The close code and reason a `$disconnect` event carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisconnectInfo {
+    /// WebSocket close code: 1000 normal, 1001 going away, 1005 no code given,
+    /// 1006 dropped without a close frame, 1009 message too big ...
+    pub status_code: u16,
+    /// The close reason text.
+    pub reason: String,
+}
+
+/// Route key of the `$connect` route.
+pub const CONNECT: &str = "$connect";
+/// Route key of the `$disconnect` route.
+pub const DISCONNECT: &str = "$disconnect";
+/// Route key of the `$default` route.
+pub const DEFAULT: &str = "$default";
+
+/// One event from the gateway: what API Gateway puts in a Lambda event, in Rust types.
+///
+/// Built by the gateway glue (Lambda or local); tests build it with the constructors:
+///
+/// ```
+/// use wsgw_core::{ConnectionId, EventType, Request};
+///
+/// let request = Request::message(ConnectionId::new("abc="), r#"{"action":"whoami"}"#);
+/// assert_eq!(request.event_type, EventType::Message);
+/// assert_eq!(request.text(), Some(r#"{"action":"whoami"}"#));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Request {
+    /// CONNECT, MESSAGE or DISCONNECT.
+    pub event_type: EventType,
+    /// The selected route key (`$connect`, `$default`, `sendmessage` ...). Empty until
+    /// the router selects a route for a message that arrived without one.
+    pub route_key: String,
+    /// The connection the event belongs to.
+    pub connection_id: ConnectionId,
+    /// The message body (MESSAGE events).
+    pub body: Option<Payload>,
+    /// Query string parameters of the upgrade request (CONNECT events).
+    pub query: BTreeMap<String, String>,
+    /// Headers of the upgrade request, names in lower case (CONNECT events).
+    pub headers: BTreeMap<String, String>,
+    /// The API stage (`production`, `dev`, `local` ...).
+    pub stage: String,
+    /// The API's domain name, used to reach the Management API.
+    pub domain_name: String,
+    /// When the gateway received the event.
+    pub request_time: DateTime<Utc>,
+    /// When the connection was opened.
+    pub connected_at: Option<DateTime<Utc>>,
+    /// API Gateway's id of this message (MESSAGE events).
+    pub message_id: Option<String>,
+    /// The client's address.
+    pub source_ip: Option<String>,
+    /// The client's `User-Agent`.
+    pub user_agent: Option<String>,
+    /// Close code and reason (DISCONNECT events).
+    pub disconnect: Option<DisconnectInfo>,
+    /// What the `$connect` authorizer returned, handed to every later route.
+    pub authorizer: Option<serde_json::Value>,
+}
+
+impl Request {
+    fn new(event_type: EventType, route_key: &str, connection_id: ConnectionId) -> Self {
+        Request {
+            event_type,
+            route_key: route_key.to_owned(),
+            connection_id,
+            body: None,
+            query: BTreeMap::new(),
+            headers: BTreeMap::new(),
+            stage: String::new(),
+            domain_name: String::new(),
+            request_time: Utc::now(),
+            connected_at: None,
+            message_id: None,
+            source_ip: None,
+            user_agent: None,
+            disconnect: None,
+            authorizer: None,
+        }
+    }
+
+    /// A CONNECT event on the `$connect` route.
+    pub fn connect(connection_id: ConnectionId) -> Self {
+        Request::new(EventType::Connect, CONNECT, connection_id)
+    }
+
+    /// A MESSAGE event whose route the router selects from the body.
+    pub fn message(connection_id: ConnectionId, body: impl Into<Payload>) -> Self {
+        let mut request = Request::new(EventType::Message, "", connection_id);
+        request.body = Some(body.into());
+        request
+    }
+
+    /// A DISCONNECT event on the `$disconnect` route.
+    pub fn disconnect(connection_id: ConnectionId, status_code: u16, reason: &str) -> Self {
+        let mut request = Request::new(EventType::Disconnect, DISCONNECT, connection_id);
+        request.disconnect = Some(DisconnectInfo {
+            status_code,
+            reason: reason.to_owned(),
+        });
+        request
+    }
+
+    /// Sets the route key (as API Gateway does before invoking a Lambda).
+    pub fn with_route_key(mut self, route_key: impl Into<String>) -> Self {
+        self.route_key = route_key.into();
+        self
+    }
+
+    /// Adds a query string parameter.
+    pub fn with_query(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.query.insert(name.into(), value.into());
+        self
+    }
+
+    /// Adds a header (the name is stored in lower case).
+    pub fn with_header(mut self, name: impl AsRef<str>, value: impl Into<String>) -> Self {
+        self.headers
+            .insert(name.as_ref().to_ascii_lowercase(), value.into());
+        self
+    }
+
+    /// Sets stage and domain name.
+    pub fn with_endpoint(
+        mut self,
+        domain_name: impl Into<String>,
+        stage: impl Into<String>,
+    ) -> Self {
+        self.domain_name = domain_name.into();
+        self.stage = stage.into();
+        self
+    }
+
+    /// Sets the client's address.
+    pub fn with_source_ip(mut self, ip: impl Into<String>) -> Self {
+        self.source_ip = Some(ip.into());
+        self
+    }
+
+    /// Sets the client's user agent.
+    pub fn with_user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = Some(user_agent.into());
+        self
+    }
+
+    /// Sets when the connection opened.
+    pub fn with_connected_at(mut self, at: DateTime<Utc>) -> Self {
+        self.connected_at = Some(at);
+        self
+    }
+
+    /// Sets the message id.
+    pub fn with_message_id(mut self, id: impl Into<String>) -> Self {
+        self.message_id = Some(id.into());
+        self
+    }
+
+    /// Sets the authorizer context.
+    pub fn with_authorizer(mut self, context: serde_json::Value) -> Self {
+        self.authorizer = Some(context);
+        self
+    }
+
+    /// The body as text, for text messages.
+    pub fn text(&self) -> Option<&str> {
+        self.body.as_ref().and_then(Payload::as_text)
+    }
+
+    /// Parses the body as JSON into `T`; a clear [`Error::InvalidInput`](crate::Error)
+    /// when there is no body, it is binary, or it does not match `T`.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> crate::Result<T> {
+        match &self.body {
+            Some(body) => body.parse_json(),
+            None => Err(crate::Error::invalid_input("the message has no body")),
+        }
+    }
+
+    /// A query string parameter.
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query.get(name).map(String::as_str)
+    }
+
+    /// A header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+}
+
+/// What a route handler returns: an HTTP-like status and, on two-way routes, a body
+/// sent back to the caller's connection.
+///
+/// For `$connect`, a status outside 200–299 rejects the handshake with that status.
+///
+/// ```
+/// use wsgw_core::Reply;
+///
+/// let reply = Reply::json(&serde_json::json!({"type": "pong"})).unwrap();
+/// assert_eq!(reply.status, 200);
+/// assert!(Reply::status(403).is_rejection());
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Reply {
+    /// HTTP-like status code.
+    pub status: u16,
+    /// Sent back to the caller when present.
+    pub body: Option<Payload>,
+}
+
+impl Reply {
+    /// 200 with no body.
+    pub fn ok() -> Self {
+        Reply {
+            status: 200,
+            body: None,
+        }
+    }
+
+    /// A status with no body.
+    pub fn status(status: u16) -> Self {
+        Reply { status, body: None }
+    }
+
+    /// 200 with a body sent back to the caller.
+    pub fn with_body(body: impl Into<Payload>) -> Self {
+        Reply {
+            status: 200,
+            body: Some(body.into()),
+        }
+    }
+
+    /// 200 with `value` as JSON sent back to the caller.
+    pub fn json<T: Serialize + ?Sized>(value: &T) -> crate::Result<Self> {
+        Ok(Reply::with_body(Payload::json(value)?))
+    }
+
+    /// Replaces the status.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// Whether the status is outside 200–299 (on `$connect`: the handshake is refused).
+    pub fn is_rejection(&self) -> bool {
+        !(200..300).contains(&self.status)
+    }
+}
+
+impl Default for Reply {
+    fn default() -> Self {
+        Reply::ok()
+    }
+}
