@@ -1,0 +1,125 @@
+//! The project's task runner: `cargo xtask <task>` (an alias in `.cargo/config.toml`).
+//!
+//! A task is a list of named [`Step`]s run in order by a [`Pipeline`]: the first failing
+//! step ends the task with that step's exit code, and every service a step started (an
+//! emulator, a browser) is stopped when the task ends, however it ends.
+//!
+//! - `cargo xtask test`: every test of the project ([`test_steps`]).
+//! - `cargo xtask ci`: formatting, clippy, then the test steps ([`ci_steps`]).
+#![warn(missing_docs)]
+
+pub mod step;
+
+use std::path::PathBuf;
+
+pub use step::{
+    free_port, Action, ChildGuard, Cmd, Failure, Pipeline, Ready, Service, Step, StepFailure,
+};
+
+/// The workspace root (the parent of the `xtask` package).
+pub fn workspace_root() -> PathBuf {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    match manifest_dir.parent() {
+        Some(root) => root.to_path_buf(),
+        None => manifest_dir,
+    }
+}
+
+/// Every test of the project, in the order they run.
+///
+/// Features are unified across a `--workspace` build, so crates whose features change
+/// what is tested get their own step with exactly those features.
+pub fn test_steps() -> Vec<Step> {
+    vec![
+        Step::run(
+            "unit and integration tests of every crate",
+            Cmd::cargo().args(["test", "--workspace", "--all-targets"]),
+        ),
+        Step::run(
+            "doctests of every crate",
+            Cmd::cargo().args(["test", "--workspace", "--doc"]),
+        ),
+        Step::run(
+            "wsgw-core with its mocks and the conformance suite",
+            Cmd::cargo().args(["test", "-p", "wsgw-core", "--features", "mock,conformance"]),
+        ),
+        Step::run(
+            "wsgw-memory with the LocalGateway",
+            Cmd::cargo().args(["test", "-p", "wsgw-memory", "--features", "gateway"]),
+        ),
+    ]
+}
+
+/// What CI checks: formatting, clippy with warnings denied, then [`test_steps`].
+pub fn ci_steps() -> Vec<Step> {
+    let mut steps = vec![
+        Step::run("formatting", Cmd::cargo().args(["fmt", "--all", "--check"])),
+        Step::run(
+            "clippy, warnings denied",
+            Cmd::cargo().args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--all-features",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        ),
+    ];
+    steps.extend(test_steps());
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cargo_args(step: &Step) -> Vec<String> {
+        step.cmd()
+            .get_args()
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn test_runs_all_targets_doctests_and_each_feature_set_separately() {
+        let steps: Vec<Vec<String>> = test_steps().iter().map(cargo_args).collect();
+
+        assert_eq!(
+            steps,
+            vec![
+                vec!["test", "--workspace", "--all-targets"],
+                vec!["test", "--workspace", "--doc"],
+                vec!["test", "-p", "wsgw-core", "--features", "mock,conformance"],
+                vec!["test", "-p", "wsgw-memory", "--features", "gateway"],
+            ]
+        );
+    }
+
+    #[test]
+    fn ci_checks_formatting_and_clippy_before_the_test_steps() {
+        let steps = ci_steps();
+
+        assert_eq!(cargo_args(&steps[0]), vec!["fmt", "--all", "--check"]);
+        assert_eq!(
+            cargo_args(&steps[1]),
+            vec![
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--all-features",
+                "--",
+                "-D",
+                "warnings"
+            ]
+        );
+        assert_eq!(steps[2..], test_steps()[..]);
+    }
+
+    #[test]
+    fn the_workspace_root_holds_the_workspace_manifest() {
+        assert!(workspace_root().join("Cargo.toml").is_file());
+        assert!(workspace_root().join("xtask").is_dir());
+    }
+}
