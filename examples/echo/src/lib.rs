@@ -149,3 +149,7 @@ async fn answer_caller(ctx: &Context, caller: &ConnectionId, answer: &Value) -> 
     }
 }
 
+/// The code examples of the workspace README, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
