@@ -232,27 +232,31 @@ pub struct Reply {
     pub status: u16,
     /// Sent back to the caller when present.
     pub body: Option<Payload>,
+    /// Response headers, names in lower case. On `$connect`, `sec-websocket-protocol`
+    /// picks the subprotocol the handshake echoes back (it must be one the client offered).
+    pub headers: BTreeMap<String, String>,
 }
 
 impl Reply {
     /// 200 with no body.
     pub fn ok() -> Self {
-        Reply {
-            status: 200,
-            body: None,
-        }
+        Reply::status(200)
     }
 
     /// A status with no body.
     pub fn status(status: u16) -> Self {
-        Reply { status, body: None }
+        Reply {
+            status,
+            body: None,
+            headers: BTreeMap::new(),
+        }
     }
 
     /// 200 with a body sent back to the caller.
     pub fn with_body(body: impl Into<Payload>) -> Self {
         Reply {
-            status: 200,
             body: Some(body.into()),
+            ..Reply::ok()
         }
     }
 
@@ -265,6 +269,18 @@ impl Reply {
     pub fn with_status(mut self, status: u16) -> Self {
         self.status = status;
         self
+    }
+
+    /// Adds a response header (the name is stored in lower case).
+    pub fn with_header(mut self, name: impl AsRef<str>, value: impl Into<String>) -> Self {
+        self.headers
+            .insert(name.as_ref().to_ascii_lowercase(), value.into());
+        self
+    }
+
+    /// On `$connect`: accept the handshake with this subprotocol.
+    pub fn with_subprotocol(self, protocol: impl Into<String>) -> Self {
+        self.with_header("sec-websocket-protocol", protocol)
     }
 
     /// Whether the status is outside 200–299 (on `$connect`: the handshake is refused).

@@ -1,10 +1,11 @@
 //! Ids shaped like API Gateway's (`L0SM9cOFvHcCIhw=`).
 
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::URL_SAFE;
 use base64::Engine;
 use wsgw_core::ConnectionId;
 
-/// 16 characters of base64 over 11 random bytes, like API Gateway's ids.
+/// 16 characters of URL-safe base64 over 11 random bytes, shaped like API Gateway's ids
+/// and safe in a `@connections/{id}` path.
 pub fn random_id() -> String {
     let mut bytes = [0u8; 11];
     if getrandom::fill(&mut bytes).is_err() {
@@ -16,7 +17,7 @@ pub fn random_id() -> String {
         bytes[..8].copy_from_slice(&nanos.to_le_bytes());
         bytes[8..].copy_from_slice(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes()[..3]);
     }
-    STANDARD.encode(bytes)
+    URL_SAFE.encode(bytes)
 }
 
 /// A fresh connection id.

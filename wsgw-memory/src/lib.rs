@@ -27,6 +27,8 @@
 //! ```
 #![warn(missing_docs)]
 
+#[cfg(feature = "gateway")]
+pub mod gateway;
 mod harness;
 mod history;
 mod ids;

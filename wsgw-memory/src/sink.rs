@@ -210,8 +210,9 @@ impl MemorySink {
         }
     }
 
-    /// Connections closed through [`MessageSink::disconnect`] since the last call, so the
-    /// gateway or harness can run their `$disconnect`.
+    /// Recorded connections closed through [`MessageSink::disconnect`] since the last
+    /// call, so the harness can run their `$disconnect`. (Live connections are closed by
+    /// their socket task, which runs `$disconnect` itself.)
     pub fn take_closed_by_server(&self) -> Vec<ConnectionId> {
         std::mem::take(
             &mut *self
@@ -281,7 +282,13 @@ impl MessageSink for MemorySink {
                 .filter(|endpoint| endpoint.open)
                 .ok_or_else(|| Self::gone(id))?;
             match &mut endpoint.outlet {
-                Outlet::Record { .. } => endpoint.open = false,
+                Outlet::Record { .. } => {
+                    endpoint.open = false;
+                    self.closed_by_server
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .push(id.clone());
+                }
                 Outlet::Live { close, .. } => {
                     if let Some(close) = close.take() {
                         // The socket task may already be gone; the connection is closed then.
@@ -291,10 +298,6 @@ impl MessageSink for MemorySink {
                 }
             }
         }
-        self.closed_by_server
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(id.clone());
         Ok(())
     }
 }

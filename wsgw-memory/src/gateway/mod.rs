@@ -1,0 +1,371 @@
+//! `LocalGateway`: API Gateway WebSocket APIs on a laptop (feature `gateway`).
+//!
+//! A real WebSocket server on tokio and axum that runs a [`Router`] in process with API
+//! Gateway's semantics: `$connect` decides the handshake, messages are routed by the
+//! selection expression, two-way replies reach the caller, `$disconnect` runs after every
+//! close with the real close code, API Gateway's limits are enforced, and the Management
+//! API (`POST`/`GET`/`DELETE /@connections/{id}`) answers on the same port exactly as
+//! AWS does, so the real `aws-sdk-apigatewaymanagement` client works against it.
+
+mod assets;
+mod connection;
+mod management;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use wsgw_core::{ConnectionStore, MessageSink, Router};
+
+pub use assets::Assets;
+
+use crate::{MemorySink, MemoryStore, DEFAULT_OUTBOX_CAPACITY, LOCAL_STAGE, MAX_PAYLOAD_BYTES};
+
+/// Re-export of the axum version the gateway is built on, for [`LocalGateway::http_routes`].
+pub use axum;
+
+/// API Gateway's WebSocket limits, each configurable (small values make tests fast).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Largest message, in either direction: 128 KB. Bigger incoming → close 1009;
+    /// bigger `@connections` posts → 413.
+    pub max_message_bytes: usize,
+    /// Largest incoming frame: 32 KB. Bigger → close 1009.
+    pub max_frame_bytes: usize,
+    /// A connection with no message in either direction for this long is closed with
+    /// 1001: 10 minutes.
+    pub idle_timeout: Duration,
+    /// Any connection is closed with 1001 after this long: 2 hours.
+    pub max_connection_duration: Duration,
+    /// A route handler (or authorizer) running longer than this fails like API Gateway's
+    /// integration timeout: 29 seconds.
+    pub handler_timeout: Duration,
+    /// Messages queued per connection before `@connections` posts answer 429.
+    pub outbox_capacity: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: MAX_PAYLOAD_BYTES,
+            max_frame_bytes: 32 * 1024,
+            idle_timeout: Duration::from_secs(10 * 60),
+            max_connection_duration: Duration::from_secs(2 * 60 * 60),
+            handler_timeout: Duration::from_secs(29),
+            outbox_capacity: DEFAULT_OUTBOX_CAPACITY,
+        }
+    }
+}
+
+impl Limits {
+    /// Sets the largest message.
+    pub fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self
+    }
+
+    /// Sets the largest frame.
+    pub fn max_frame_bytes(mut self, bytes: usize) -> Self {
+        self.max_frame_bytes = bytes;
+        self
+    }
+
+    /// Sets the idle timeout.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets the maximum connection duration.
+    pub fn max_connection_duration(mut self, duration: Duration) -> Self {
+        self.max_connection_duration = duration;
+        self
+    }
+
+    /// Sets the handler timeout.
+    pub fn handler_timeout(mut self, timeout: Duration) -> Self {
+        self.handler_timeout = timeout;
+        self
+    }
+
+    /// Sets the per-connection outbox capacity.
+    pub fn outbox_capacity(mut self, capacity: usize) -> Self {
+        self.outbox_capacity = capacity.max(1);
+        self
+    }
+}
+
+struct Shared<S> {
+    router: Router<S>,
+    sockets: Arc<MemorySink>,
+    limits: Limits,
+    assets: Assets,
+    default_stage: String,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+/// A local stand-in for an API Gateway WebSocket API; see the [module docs](self).
+///
+/// ```no_run
+/// # #[tokio::main]
+/// # async fn main() -> std::io::Result<()> {
+/// use wsgw_core::{Context, Reply, Request, Router};
+/// use wsgw_memory::gateway::LocalGateway;
+///
+/// let gateway = LocalGateway::build(|store, sink| {
+///     Router::new(store, sink).route("ping", |_ctx: Context, _req: Request| async {
+///         Ok(Reply::with_body("pong"))
+///     })
+/// });
+/// let running = gateway.bind("127.0.0.1:8080".parse().unwrap()).await?;
+/// println!("listening on {}", running.ws_url());
+/// running.run_until_signal().await
+/// # }
+/// ```
+pub struct LocalGateway<S = ()> {
+    router: Router<S>,
+    sockets: Arc<MemorySink>,
+    limits: Limits,
+    assets: Assets,
+    http: Option<axum::Router>,
+    default_stage: String,
+}
+
+impl<S: Send + Sync + 'static> LocalGateway<S> {
+    /// A gateway over a fresh [`MemoryStore`], with handlers sending through the gateway's
+    /// own sink (deliveries go straight to the sockets).
+    pub fn build(
+        build: impl FnOnce(Arc<dyn ConnectionStore>, Arc<dyn MessageSink>) -> Router<S>,
+    ) -> Self {
+        let sockets = Arc::new(MemorySink::new());
+        let router = build(Arc::new(MemoryStore::new()), sockets.clone());
+        LocalGateway::new(router, sockets)
+    }
+
+    /// A gateway running `router` and delivering to sockets through `sockets`.
+    ///
+    /// The router may use `sockets` as its sink, or any other sink, such as
+    /// `wsgw_aws::ApiGatewaySink` pointed at this gateway's own `@connections` endpoint.
+    pub fn new(router: Router<S>, sockets: Arc<MemorySink>) -> Self {
+        LocalGateway {
+            router,
+            sockets,
+            limits: Limits::default(),
+            assets: Assets::new(),
+            http: None,
+            default_stage: LOCAL_STAGE.to_owned(),
+        }
+    }
+
+    /// Sets the limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Serves these static files to plain HTTP `GET`s.
+    pub fn assets(mut self, assets: Assets) -> Self {
+        self.assets = assets;
+        self
+    }
+
+    /// Adds REST routes (for example a history endpoint), served before static assets.
+    pub fn http_routes(mut self, routes: axum::Router) -> Self {
+        self.http = Some(match self.http.take() {
+            Some(existing) => existing.merge(routes),
+            None => routes,
+        });
+        self
+    }
+
+    /// The stage reported for connections on `ws://HOST/` (default `local`).
+    pub fn default_stage(mut self, stage: impl Into<String>) -> Self {
+        self.default_stage = stage.into();
+        self
+    }
+
+    /// The sink that delivers to this gateway's sockets.
+    pub fn sockets(&self) -> Arc<MemorySink> {
+        self.sockets.clone()
+    }
+
+    /// Binds to `addr` and starts serving in the background.
+    pub async fn bind(self, addr: SocketAddr) -> std::io::Result<RunningGateway> {
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let shared = Arc::new(Shared {
+            router: self.router,
+            sockets: self.sockets,
+            limits: self.limits,
+            assets: self.assets,
+            default_stage: self.default_stage,
+            shutdown: shutdown.clone(),
+            tracker: tracker.clone(),
+        });
+        let gateway_routes = axum::Router::new()
+            .route("/@connections/{id}", any(management::default_stage))
+            .route("/{stage}/@connections/{id}", any(management::staged))
+            .route("/", get(upgrade_root))
+            .route("/{stage}", get(upgrade_staged))
+            .fallback(fallback)
+            .with_state(shared.clone());
+        let app = match self.http {
+            Some(http) => http.merge(gateway_routes),
+            None => gateway_routes,
+        };
+        let serve_shutdown = shutdown.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { serve_shutdown.cancelled().await })
+            .await
+        });
+        tracing::info!(%local_addr, "local gateway listening");
+        Ok(RunningGateway {
+            local_addr,
+            shutdown,
+            tracker,
+            server,
+            default_stage: shared.default_stage.clone(),
+        })
+    }
+}
+
+/// A gateway accepting connections; stop it with [`shutdown`](Self::shutdown).
+#[derive(Debug)]
+pub struct RunningGateway {
+    local_addr: SocketAddr,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    default_stage: String,
+}
+
+impl RunningGateway {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `ws://ADDR` for clients.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}", self.local_addr)
+    }
+
+    /// `http://ADDR/STAGE`, the endpoint to give a Management API client.
+    pub fn management_endpoint(&self) -> String {
+        format!("http://{}/{}", self.local_addr, self.default_stage)
+    }
+
+    /// Closes every socket with 1001 "Going away", runs `$disconnect` for each, and
+    /// stops serving.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.shutdown.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+        match self.server.await {
+            Ok(result) => result,
+            Err(join_error) => Err(std::io::Error::other(join_error)),
+        }
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, then shuts down gracefully.
+    pub async fn run_until_signal(self) -> std::io::Result<()> {
+        shutdown_signal().await;
+        tracing::info!("shutting down: closing every connection with 1001");
+        self.shutdown().await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+type UpgradeResult =
+    Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>;
+
+async fn upgrade_root<S: Send + Sync + 'static>(
+    State(shared): State<Arc<Shared<S>>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    uri: Uri,
+    headers: HeaderMap,
+    upgrade: UpgradeResult,
+) -> Response {
+    let stage = shared.default_stage.clone();
+    route_get(shared, peer, stage, uri, headers, upgrade).await
+}
+
+async fn upgrade_staged<S: Send + Sync + 'static>(
+    State(shared): State<Arc<Shared<S>>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(stage): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    upgrade: UpgradeResult,
+) -> Response {
+    route_get(shared, peer, stage, uri, headers, upgrade).await
+}
+
+async fn route_get<S: Send + Sync + 'static>(
+    shared: Arc<Shared<S>>,
+    peer: SocketAddr,
+    stage: String,
+    uri: Uri,
+    headers: HeaderMap,
+    upgrade: UpgradeResult,
+) -> Response {
+    match upgrade {
+        Ok(upgrade) => connection::handshake(shared, peer, stage, uri, headers, upgrade).await,
+        // A plain GET of `/` or `/{name}` is a page or a file, not a stage.
+        Err(_) => shared.assets.respond(uri.path()),
+    }
+}
+
+async fn fallback<S: Send + Sync + 'static>(
+    State(shared): State<Arc<Shared<S>>>,
+    method: Method,
+    uri: Uri,
+) -> Response {
+    if method == Method::GET || method == Method::HEAD {
+        shared.assets.respond(uri.path())
+    } else {
+        (StatusCode::NOT_FOUND, "no such route\n").into_response()
+    }
+}

@@ -1,0 +1,890 @@
+//! LocalGateway over loopback with real WebSocket clients (tokio-tungstenite).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use wsgw_core::{Authorization, Context, Error, EventType, Payload, Reply, Request, Router};
+use wsgw_memory::gateway::{Assets, Limits, LocalGateway, RunningGateway};
+
+type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// Every event the handlers saw, in order.
+struct Events(mpsc::UnboundedSender<Request>);
+
+async fn record(ctx: Context<Events>, request: Request) -> wsgw_core::Result<Reply> {
+    let _ = ctx.state().0.send(request.clone());
+    Ok(Reply::ok())
+}
+
+fn recording_router(
+    store: Arc<dyn wsgw_core::ConnectionStore>,
+    sink: Arc<dyn wsgw_core::MessageSink>,
+    events: mpsc::UnboundedSender<Request>,
+) -> Router<Events> {
+    Router::with_state(store, sink, Events(events))
+        .on_connect(|ctx: Context<Events>, request: Request| async move {
+            let _ = ctx.state().0.send(request.clone());
+            match request.query_param("refuse") {
+                Some(status) => Ok(Reply::status(status.parse().unwrap_or(400))),
+                None => {
+                    let reply = Reply::ok();
+                    // Choose the `chat` subprotocol when the client offers it.
+                    let offered = request.header("sec-websocket-protocol").unwrap_or("");
+                    Ok(if offered.split(',').any(|p| p.trim() == "chat") {
+                        reply.with_subprotocol("chat")
+                    } else {
+                        reply
+                    })
+                }
+            }
+        })
+        .on_disconnect(record)
+        .route(
+            "echo",
+            |ctx: Context<Events>, request: Request| async move {
+                let _ = ctx.state().0.send(request.clone());
+                Ok(Reply::with_body(
+                    request.body.clone().unwrap_or_else(|| Payload::text("")),
+                ))
+            },
+        )
+        .route(
+            "whoami",
+            |_ctx: Context<Events>, request: Request| async move {
+                Reply::json(&json!({ "connection_id": request.connection_id }))
+            },
+        )
+        .route(
+            "push",
+            |ctx: Context<Events>, request: Request| async move {
+                // One-way: the handler posts through the sink instead of replying.
+                ctx.send_json(&request.connection_id, &json!({ "pushed": true }))
+                    .await?;
+                Ok(Reply::ok())
+            },
+        )
+        .route(
+            "fail",
+            |_ctx: Context<Events>, _request: Request| async move {
+                Err::<Reply, _>(Error::invalid_input("this route always fails"))
+            },
+        )
+        .route(
+            "panic",
+            |_ctx: Context<Events>, _request: Request| async move {
+                if std::hint::black_box(true) {
+                    panic!("handler bug");
+                }
+                Ok(Reply::ok())
+            },
+        )
+        .route(
+            "slow",
+            |_ctx: Context<Events>, _request: Request| async move {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                Ok(Reply::with_body("too late"))
+            },
+        )
+        .route(
+            "close_me",
+            |ctx: Context<Events>, request: Request| async move {
+                ctx.sink().disconnect(&request.connection_id).await?;
+                Ok(Reply::ok())
+            },
+        )
+        .on_default(|_ctx: Context<Events>, request: Request| async move {
+            Reply::json(&json!({ "route": request.route_key, "binary": request.text().is_none() }))
+        })
+}
+
+struct Fixture {
+    gateway: RunningGateway,
+    events: mpsc::UnboundedReceiver<Request>,
+}
+
+async fn start(limits: Limits) -> Fixture {
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let gateway = LocalGateway::build(|store, sink| recording_router(store, sink, events_tx))
+        .limits(limits)
+        .assets(
+            Assets::new()
+                .file("/index.html", "<h1>hello</h1>")
+                .file("/app.js", "console.log(1)"),
+        )
+        .http_routes(wsgw_memory::gateway::axum::Router::new().route(
+            "/api/health",
+            wsgw_memory::gateway::axum::routing::get(|| async { "ok" }),
+        ));
+    let gateway = gateway
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("bind loopback");
+    Fixture { gateway, events }
+}
+
+fn test_limits() -> Limits {
+    Limits::default()
+        .max_frame_bytes(1024)
+        .max_message_bytes(4096)
+        .handler_timeout(Duration::from_millis(500))
+}
+
+impl Fixture {
+    async fn connect(&self, path_and_query: &str) -> Client {
+        let url = format!("{}{}", self.gateway.ws_url(), path_and_query);
+        let (client, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("handshake");
+        client
+    }
+
+    async fn next_event(&mut self, kind: EventType) -> Request {
+        loop {
+            let event = tokio::time::timeout(WAIT, self.events.recv())
+                .await
+                .expect("an event within 5 s")
+                .expect("router alive");
+            if event.event_type == kind {
+                return event;
+            }
+        }
+    }
+
+    fn http(&self) -> String {
+        format!("http://{}", self.gateway.local_addr())
+    }
+}
+
+async fn next_text(client: &mut Client) -> String {
+    loop {
+        let message = tokio::time::timeout(WAIT, client.next())
+            .await
+            .expect("a message within 5 s")
+            .expect("socket open")
+            .expect("valid frame");
+        match message {
+            Message::Text(text) => return text.as_str().to_owned(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+}
+
+async fn next_json(client: &mut Client) -> Value {
+    serde_json::from_str(&next_text(client).await).expect("JSON message")
+}
+
+/// Reads until the server's close frame and returns its code and reason.
+async fn close_code(client: &mut Client) -> (u16, String) {
+    loop {
+        match tokio::time::timeout(WAIT, client.next())
+            .await
+            .expect("close within 5 s")
+        {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                return (u16::from(frame.code), frame.reason.as_str().to_owned())
+            }
+            Some(Ok(Message::Close(None))) => return (1005, String::new()),
+            Some(Ok(_)) => continue,
+            Some(Err(error)) => panic!("socket error before close: {error}"),
+            None => panic!("socket ended without a close frame"),
+        }
+    }
+}
+
+async fn send_json(client: &mut Client, value: Value) {
+    client
+        .send(Message::text(value.to_string()))
+        .await
+        .expect("send");
+}
+
+async fn whoami(client: &mut Client) -> String {
+    send_json(client, json!({"action": "whoami"})).await;
+    next_json(client).await["connection_id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn connect_passes_query_headers_source_ip_and_stage_to_connect() {
+    let mut fixture = start(test_limits()).await;
+    let mut request = format!(
+        "{}/dev?session_id=s1&name=ada%20l",
+        fixture.gateway.ws_url()
+    )
+    .into_client_request()
+    .unwrap();
+    request
+        .headers_mut()
+        .insert("user-agent", "gateway-test/1".parse().unwrap());
+    request
+        .headers_mut()
+        .insert("x-device-key", "k-123".parse().unwrap());
+    let (mut client, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("handshake");
+
+    let connect = fixture.next_event(EventType::Connect).await;
+    assert_eq!(connect.route_key, "$connect");
+    assert_eq!(connect.stage, "dev");
+    assert_eq!(connect.query_param("session_id"), Some("s1"));
+    assert_eq!(
+        connect.query_param("name"),
+        Some("ada l"),
+        "query values are decoded"
+    );
+    assert_eq!(connect.header("X-Device-Key"), Some("k-123"));
+    assert_eq!(connect.user_agent.as_deref(), Some("gateway-test/1"));
+    assert_eq!(connect.source_ip.as_deref(), Some("127.0.0.1"));
+    assert!(connect.connected_at.is_some());
+    assert_eq!(whoami(&mut client).await, connect.connection_id.as_str());
+}
+
+#[tokio::test]
+async fn root_path_uses_the_default_stage() {
+    let mut fixture = start(test_limits()).await;
+    let _client = fixture.connect("/").await;
+    assert_eq!(fixture.next_event(EventType::Connect).await.stage, "local");
+}
+
+#[tokio::test]
+async fn non_2xx_connect_reply_refuses_the_handshake_with_that_status() {
+    let mut fixture = start(test_limits()).await;
+    let url = format!("{}/?refuse=403", fixture.gateway.ws_url());
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status().as_u16(), 403),
+        other => panic!("expected HTTP 403, got {:?}", other.map(|_| ())),
+    }
+    fixture.next_event(EventType::Connect).await;
+    // Nothing opened, so nothing disconnects: the next event is the next client's connect.
+    let _client = fixture.connect("/").await;
+    assert_eq!(
+        fixture.events.recv().await.map(|e| e.event_type),
+        Some(EventType::Connect)
+    );
+}
+
+#[tokio::test]
+async fn authorizer_denial_refuses_the_handshake_and_allow_context_reaches_every_route() {
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let gateway = LocalGateway::build(move |store, sink| {
+        recording_router(store, sink, events_tx).authorizer(
+            |_ctx: Context<Events>, request: Request| async move {
+                Ok(match request.query_param("token") {
+                    Some("good") => {
+                        Authorization::Allow(json!({"principal": "ada", "roles": ["operator"]}))
+                    }
+                    _ => Authorization::Deny(401),
+                })
+            },
+        )
+    });
+    let gateway = gateway.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    match tokio_tungstenite::connect_async(format!("{}/?token=bad", gateway.ws_url())).await {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status().as_u16(), 401),
+        other => panic!("expected HTTP 401, got {:?}", other.map(|_| ())),
+    }
+    let (mut client, _) =
+        tokio_tungstenite::connect_async(format!("{}/?token=good", gateway.ws_url()))
+            .await
+            .unwrap();
+    let connect = events.recv().await.unwrap();
+    assert_eq!(
+        connect.event_type,
+        EventType::Connect,
+        "the denied client never reached $connect"
+    );
+    assert_eq!(
+        connect.authorizer,
+        Some(json!({"principal": "ada", "roles": ["operator"]}))
+    );
+    send_json(&mut client, json!({"action": "echo"})).await;
+    next_text(&mut client).await;
+    let message = events.recv().await.unwrap();
+    assert_eq!(
+        message.authorizer.as_ref().map(|a| &a["principal"]),
+        Some(&json!("ada"))
+    );
+    gateway.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn chosen_subprotocol_is_echoed_in_the_handshake() {
+    let fixture = start(test_limits()).await;
+    let mut request = fixture.gateway.ws_url().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "chat, other".parse().unwrap());
+    let (_client, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("handshake");
+    assert_eq!(
+        response
+            .headers()
+            .get("sec-websocket-protocol")
+            .map(|v| v.to_str().unwrap()),
+        Some("chat")
+    );
+}
+
+#[tokio::test]
+async fn messages_route_by_action_with_two_way_replies_and_default_fallback() {
+    let mut fixture = start(test_limits()).await;
+    let mut client = fixture.connect("/").await;
+    send_json(&mut client, json!({"action": "echo", "n": 1})).await;
+    assert_eq!(
+        next_json(&mut client).await,
+        json!({"action": "echo", "n": 1})
+    );
+    let routed = fixture.next_event(EventType::Message).await;
+    assert_eq!(routed.route_key, "echo");
+    assert!(routed.message_id.is_some());
+
+    send_json(&mut client, json!({"action": "nope"})).await;
+    assert_eq!(
+        next_json(&mut client).await,
+        json!({"route": "$default", "binary": false})
+    );
+    client.send(Message::text("not json")).await.unwrap();
+    assert_eq!(
+        next_json(&mut client).await,
+        json!({"route": "$default", "binary": false})
+    );
+    client.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    assert_eq!(
+        next_json(&mut client).await,
+        json!({"route": "$default", "binary": true})
+    );
+
+    send_json(&mut client, json!({"action": "push"})).await;
+    assert_eq!(next_json(&mut client).await, json!({"pushed": true}));
+}
+
+#[tokio::test]
+async fn without_default_route_the_client_gets_an_error_and_stays_connected() {
+    let gateway = LocalGateway::build(|store, sink| {
+        Router::new(store, sink).route("ping", |_ctx: Context, _r: Request| async {
+            Ok(Reply::with_body("pong"))
+        })
+    })
+    .bind("127.0.0.1:0".parse().unwrap())
+    .await
+    .unwrap();
+    let (mut client, _) = tokio_tungstenite::connect_async(gateway.ws_url())
+        .await
+        .unwrap();
+    send_json(&mut client, json!({"action": "missing"})).await;
+    let error = next_json(&mut client).await;
+    assert_eq!(error["message"], "Forbidden");
+    assert!(
+        error["detail"].as_str().unwrap().contains("`missing`"),
+        "{error}"
+    );
+    send_json(&mut client, json!({"action": "ping"})).await;
+    assert_eq!(next_text(&mut client).await, "pong", "connection kept");
+    gateway.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn handler_errors_and_panics_answer_internal_server_error_and_keep_the_connection() {
+    let fixture = start(test_limits()).await;
+    let mut client = fixture.connect("/").await;
+    for route in ["fail", "panic"] {
+        send_json(&mut client, json!({"action": route})).await;
+        let error = next_json(&mut client).await;
+        assert_eq!(error["message"], "Internal server error", "{route}");
+        assert!(error["requestId"].is_string());
+    }
+    send_json(&mut client, json!({"action": "echo"})).await;
+    assert_eq!(next_json(&mut client).await, json!({"action": "echo"}));
+}
+
+#[tokio::test]
+async fn slow_handlers_time_out_like_the_integration_timeout() {
+    let fixture = start(test_limits()).await;
+    let mut client = fixture.connect("/").await;
+    send_json(&mut client, json!({"action": "slow"})).await;
+    assert_eq!(
+        next_json(&mut client).await["message"],
+        "Endpoint request timed out"
+    );
+}
+
+#[tokio::test]
+async fn disconnect_carries_the_client_close_code_and_reason() {
+    let mut fixture = start(test_limits()).await;
+    let mut client = fixture.connect("/").await;
+    let id = whoami(&mut client).await;
+    client
+        .close(Some(tungstenite::protocol::CloseFrame {
+            code: tungstenite::protocol::frame::coding::CloseCode::Library(4001),
+            reason: "bye now".into(),
+        }))
+        .await
+        .unwrap();
+    let disconnect = fixture.next_event(EventType::Disconnect).await;
+    assert_eq!(disconnect.connection_id.as_str(), id);
+    let info = disconnect.disconnect.expect("close info");
+    assert_eq!((info.status_code, info.reason.as_str()), (4001, "bye now"));
+}
+
+#[tokio::test]
+async fn close_without_a_code_is_1005_and_an_abrupt_drop_is_1006() {
+    let mut fixture = start(test_limits()).await;
+    let mut polite = fixture.connect("/").await;
+    polite.send(Message::Close(None)).await.unwrap();
+    let event = fixture.next_event(EventType::Disconnect).await;
+    assert_eq!(event.disconnect.unwrap().status_code, 1005);
+
+    let rude = fixture.connect("/").await;
+    drop(rude); // TCP closed with no close frame
+    let event = fixture.next_event(EventType::Disconnect).await;
+    assert_eq!(event.disconnect.unwrap().status_code, 1006);
+}
+
+#[tokio::test]
+async fn frame_over_the_frame_limit_closes_with_1009() {
+    let mut fixture = start(test_limits()).await;
+    let mut client = fixture.connect("/").await;
+    client.send(Message::text("x".repeat(1025))).await.unwrap();
+    assert_eq!(close_code(&mut client).await.0, 1009);
+    assert_eq!(
+        fixture
+            .next_event(EventType::Disconnect)
+            .await
+            .disconnect
+            .unwrap()
+            .status_code,
+        1009
+    );
+}
+
+#[tokio::test]
+async fn message_over_the_message_limit_closes_with_1009_even_in_small_frames() {
+    let mut fixture = start(test_limits()).await;
+    let mut client = fixture.connect("/").await;
+    // Five 1000-byte fragments: every frame is under 1 KB, the message is over 4 KB.
+    let chunk = vec![b'y'; 1000];
+    client
+        .send(Message::Frame(Frame::message(
+            chunk.clone(),
+            OpCode::Data(Data::Text),
+            false,
+        )))
+        .await
+        .unwrap();
+    for last in [false, false, false, true] {
+        client
+            .send(Message::Frame(Frame::message(
+                chunk.clone(),
+                OpCode::Data(Data::Continue),
+                last,
+            )))
+            .await
+            .unwrap();
+    }
+    assert_eq!(close_code(&mut client).await.0, 1009);
+    assert_eq!(
+        fixture
+            .next_event(EventType::Disconnect)
+            .await
+            .disconnect
+            .unwrap()
+            .status_code,
+        1009
+    );
+}
+
+#[tokio::test]
+async fn fragmented_message_under_the_limits_is_routed_whole() {
+    let fixture = start(test_limits()).await;
+    let mut client = fixture.connect("/").await;
+    let body = json!({"action": "echo", "pad": "z".repeat(2000)}).to_string();
+    let (first, rest) = body.as_bytes().split_at(900);
+    let (second, third) = rest.split_at(900);
+    client
+        .send(Message::Frame(Frame::message(
+            first.to_vec(),
+            OpCode::Data(Data::Text),
+            false,
+        )))
+        .await
+        .unwrap();
+    client
+        .send(Message::Frame(Frame::message(
+            second.to_vec(),
+            OpCode::Data(Data::Continue),
+            false,
+        )))
+        .await
+        .unwrap();
+    client
+        .send(Message::Frame(Frame::message(
+            third.to_vec(),
+            OpCode::Data(Data::Continue),
+            true,
+        )))
+        .await
+        .unwrap();
+    assert_eq!(next_text(&mut client).await, body);
+}
+
+#[tokio::test]
+async fn idle_connections_close_with_1001() {
+    let mut fixture = start(test_limits().idle_timeout(Duration::from_millis(300))).await;
+    let mut client = fixture.connect("/").await;
+    assert_eq!(
+        close_code(&mut client).await,
+        (1001, "Going away".to_owned())
+    );
+    assert_eq!(
+        fixture
+            .next_event(EventType::Disconnect)
+            .await
+            .disconnect
+            .unwrap()
+            .status_code,
+        1001
+    );
+}
+
+#[tokio::test]
+async fn activity_keeps_a_connection_open_past_the_idle_timeout() {
+    let fixture = start(test_limits().idle_timeout(Duration::from_millis(400))).await;
+    let mut client = fixture.connect("/").await;
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        send_json(&mut client, json!({"action": "echo"})).await;
+        assert_eq!(next_json(&mut client).await, json!({"action": "echo"}));
+    }
+}
+
+#[tokio::test]
+async fn connections_close_with_1001_at_the_maximum_duration_even_when_busy() {
+    let fixture = start(test_limits().max_connection_duration(Duration::from_millis(600))).await;
+    let mut client = fixture.connect("/").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not closed at the maximum duration"
+        );
+        if client
+            .send(Message::text(json!({"action": "echo"}).to_string()))
+            .await
+            .is_err()
+        {
+            panic!("socket failed before a close frame");
+        }
+        match tokio::time::timeout(WAIT, client.next())
+            .await
+            .expect("reply or close")
+        {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                assert_eq!(u16::from(frame.code), 1001);
+                break;
+            }
+            Some(Ok(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+struct HttpResponse {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl HttpResponse {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+}
+
+struct Http(reqwest::Client);
+
+fn http_client() -> Http {
+    Http(reqwest::Client::new())
+}
+
+impl Http {
+    async fn request(&self, method: &str, url: &str, body: &[u8]) -> HttpResponse {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let response = self
+            .0
+            .request(method, url)
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("HTTP request");
+        HttpResponse {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body: response.text().await.expect("body"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn management_post_delivers_on_both_path_forms() {
+    let fixture = start(test_limits()).await;
+    let mut client = fixture.connect("/").await;
+    let id = whoami(&mut client).await;
+    let http = http_client();
+    let posted = http
+        .request(
+            "POST",
+            &format!("{}/@connections/{id}", fixture.http()),
+            b"{\"n\":1}",
+        )
+        .await;
+    assert_eq!(posted.status, 200);
+    assert_eq!(next_text(&mut client).await, "{\"n\":1}");
+    let staged = http
+        .request(
+            "POST",
+            &format!("{}/local/@connections/{id}", fixture.http()),
+            b"second",
+        )
+        .await;
+    assert_eq!(staged.status, 200);
+    assert_eq!(next_text(&mut client).await, "second");
+    let binary = http
+        .request(
+            "POST",
+            &format!("{}/@connections/{id}", fixture.http()),
+            &[0xff, 0x00],
+        )
+        .await;
+    assert_eq!(binary.status, 200);
+    let frame = tokio::time::timeout(WAIT, client.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        frame,
+        Message::binary(vec![0xffu8, 0x00]),
+        "non-UTF-8 data arrives as a binary frame"
+    );
+}
+
+#[tokio::test]
+async fn management_post_over_the_limit_is_413_and_the_connection_survives() {
+    let fixture = start(test_limits()).await;
+    let mut client = fixture.connect("/").await;
+    let id = whoami(&mut client).await;
+    let http = http_client();
+    let too_big = http
+        .request(
+            "POST",
+            &format!("{}/@connections/{id}", fixture.http()),
+            &[b'a'; 4097],
+        )
+        .await;
+    assert_eq!(too_big.status, 413);
+    assert_eq!(
+        too_big.header("x-amzn-errortype"),
+        Some("PayloadTooLargeException")
+    );
+    let at_limit = http
+        .request(
+            "POST",
+            &format!("{}/@connections/{id}", fixture.http()),
+            &[b'a'; 4096],
+        )
+        .await;
+    assert_eq!(at_limit.status, 200);
+    assert_eq!(next_text(&mut client).await.len(), 4096);
+}
+
+#[tokio::test]
+async fn management_get_describes_the_connection() {
+    let fixture = start(test_limits()).await;
+    let mut request = fixture.gateway.ws_url().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("user-agent", "probe/2".parse().unwrap());
+    let (mut client, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let id = whoami(&mut client).await;
+    let got = http_client()
+        .request("GET", &format!("{}/@connections/{id}", fixture.http()), b"")
+        .await;
+    assert_eq!(got.status, 200);
+    let body: Value = serde_json::from_str(&got.body).unwrap();
+    assert_eq!(body["identity"]["sourceIp"], "127.0.0.1");
+    assert_eq!(body["identity"]["userAgent"], "probe/2");
+    let connected =
+        chrono::DateTime::parse_from_rfc3339(body["connectedAt"].as_str().unwrap()).unwrap();
+    let active =
+        chrono::DateTime::parse_from_rfc3339(body["lastActiveAt"].as_str().unwrap()).unwrap();
+    assert!(active >= connected);
+}
+
+#[tokio::test]
+async fn management_delete_closes_the_socket_and_runs_disconnect() {
+    let mut fixture = start(test_limits()).await;
+    let mut client = fixture.connect("/").await;
+    let id = whoami(&mut client).await;
+    let deleted = http_client()
+        .request(
+            "DELETE",
+            &format!("{}/@connections/{id}", fixture.http()),
+            b"",
+        )
+        .await;
+    assert_eq!(deleted.status, 204);
+    assert_eq!(close_code(&mut client).await.0, 1000);
+    let event = fixture.next_event(EventType::Disconnect).await;
+    assert_eq!(event.connection_id.as_str(), id);
+    let again = http_client()
+        .request(
+            "POST",
+            &format!("{}/@connections/{id}", fixture.http()),
+            b"x",
+        )
+        .await;
+    assert_eq!(again.status, 410);
+}
+
+#[tokio::test]
+async fn handler_disconnect_through_the_sink_closes_the_socket() {
+    let mut fixture = start(test_limits()).await;
+    let mut client = fixture.connect("/").await;
+    send_json(&mut client, json!({"action": "close_me"})).await;
+    assert_eq!(close_code(&mut client).await.0, 1000);
+    fixture.next_event(EventType::Disconnect).await;
+}
+
+#[tokio::test]
+async fn unknown_ids_are_410_gone_exactly_as_aws_answers() {
+    let fixture = start(test_limits()).await;
+    for method in ["POST", "GET", "DELETE"] {
+        let response = http_client()
+            .request(
+                method,
+                &format!("{}/@connections/nobody=", fixture.http()),
+                b"x",
+            )
+            .await;
+        assert_eq!(response.status, 410, "{method}");
+        assert_eq!(
+            response.header("x-amzn-errortype"),
+            Some("GoneException"),
+            "{method}"
+        );
+        let body: Value = serde_json::from_str(&response.body).expect("JSON error body");
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("nobody=")),
+            "{method}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn posting_to_a_connection_still_inside_connect_is_gone() {
+    let (seen_tx, mut seen) = mpsc::unbounded_channel::<u16>();
+    let gateway_addr: Arc<std::sync::OnceLock<String>> = Arc::default();
+    let addr_for_handler = gateway_addr.clone();
+    let gateway = LocalGateway::build(move |store, sink| {
+        Router::new(store, sink).on_connect(move |_ctx: Context, request: Request| {
+            let seen_tx = seen_tx.clone();
+            let addr = addr_for_handler.clone();
+            async move {
+                let url = format!(
+                    "http://{}/@connections/{}",
+                    addr.get().unwrap(),
+                    request.connection_id
+                );
+                let response = http_client().request("POST", &url, b"too early").await;
+                let _ = seen_tx.send(response.status);
+                Ok(Reply::ok())
+            }
+        })
+    })
+    .bind("127.0.0.1:0".parse().unwrap())
+    .await
+    .unwrap();
+    gateway_addr.set(gateway.local_addr().to_string()).unwrap();
+    let (_client, _) = tokio_tungstenite::connect_async(gateway.ws_url())
+        .await
+        .unwrap();
+    assert_eq!(seen.recv().await, Some(410));
+    gateway.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn plain_gets_serve_assets_and_rest_routes() {
+    let fixture = start(test_limits()).await;
+    let http = http_client();
+    let index = http
+        .request("GET", &format!("{}/", fixture.http()), b"")
+        .await;
+    assert_eq!((index.status, index.body.as_str()), (200, "<h1>hello</h1>"));
+    assert!(index
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    let script = http
+        .request("GET", &format!("{}/app.js", fixture.http()), b"")
+        .await;
+    assert_eq!(script.status, 200);
+    assert!(script
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/javascript"));
+    let health = http
+        .request("GET", &format!("{}/api/health", fixture.http()), b"")
+        .await;
+    assert_eq!((health.status, health.body.as_str()), (200, "ok"));
+    for missing in ["/missing.css", "/../Cargo.toml", "/%2e%2e/Cargo.toml"] {
+        let response = http
+            .request("GET", &format!("{}{missing}", fixture.http()), b"")
+            .await;
+        assert_eq!(response.status, 404, "{missing}");
+    }
+}
+
+#[tokio::test]
+async fn shutdown_closes_every_socket_with_1001_and_runs_each_disconnect() {
+    let fixture = start(test_limits()).await;
+    let mut first = fixture.connect("/").await;
+    let mut second = fixture.connect("/dev").await;
+    whoami(&mut first).await;
+    whoami(&mut second).await;
+    let Fixture {
+        gateway,
+        mut events,
+    } = fixture;
+    let stopping = tokio::spawn(gateway.shutdown());
+    assert_eq!(close_code(&mut first).await.0, 1001);
+    assert_eq!(close_code(&mut second).await.0, 1001);
+    stopping.await.unwrap().expect("clean shutdown");
+    let mut disconnects = 0;
+    while let Ok(event) = events.try_recv() {
+        if event.event_type == EventType::Disconnect {
+            assert_eq!(event.disconnect.unwrap().status_code, 1001);
+            disconnects += 1;
+        }
+    }
+    assert_eq!(
+        disconnects, 2,
+        "every connection got its $disconnect before shutdown returned"
+    );
+}
