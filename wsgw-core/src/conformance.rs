@@ -3,7 +3,7 @@
 //! Each function exercises one behaviour and panics with a message saying what broke,
 //! so a backend's test file is a list of one-line tests:
 //!
-//! ```ignore
+//! ```text
 //! #[tokio::test]
 //! async fn group_pagination() {
 //!     wsgw_core::conformance::group_pagination(&MyStore::new()).await;
