@@ -29,7 +29,9 @@ fn start_echo() -> (Running, String) {
         .expect("the echo binary starts");
     let stdout = child.stdout.take().expect("stdout piped");
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("a first line");
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("a first line");
     let url = line
         .split_whitespace()
         .find(|word| word.starts_with("ws://"))
@@ -38,7 +40,9 @@ fn start_echo() -> (Running, String) {
     (Running(child), url)
 }
 
-async fn next_json(client: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin)) -> Value {
+async fn next_json(
+    client: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+) -> Value {
     let message = tokio::time::timeout(Duration::from_secs(10), client.next())
         .await
         .expect("reply within 10 s")
@@ -50,23 +54,40 @@ async fn next_json(client: &mut (impl StreamExt<Item = Result<Message, tokio_tun
 #[tokio::test]
 async fn binary_prints_its_address_serves_echo_and_whoami_and_stops_cleanly_on_sigterm() {
     let (mut running, url) = start_echo();
-    let (mut client, _) = tokio_tungstenite::connect_async(&url).await.expect("connects to the printed address");
-
-    client.send(Message::text(json!({"action": "whoami"}).to_string())).await.unwrap();
-    let whoami = next_json(&mut client).await;
-    assert_eq!(whoami["type"], "whoami");
-    assert!(whoami["connection_id"].as_str().is_some_and(|id| !id.is_empty()));
+    let (mut client, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("connects to the printed address");
 
     client
-        .send(Message::text(json!({"action": "message", "message": {"nested": [1, 2]}}).to_string()))
+        .send(Message::text(json!({"action": "whoami"}).to_string()))
         .await
         .unwrap();
-    assert_eq!(next_json(&mut client).await, json!({"type": "message", "message": {"nested": [1, 2]}}));
+    let whoami = next_json(&mut client).await;
+    assert_eq!(whoami["type"], "whoami");
+    assert!(whoami["connection_id"]
+        .as_str()
+        .is_some_and(|id| !id.is_empty()));
+
+    client
+        .send(Message::text(
+            json!({"action": "message", "message": {"nested": [1, 2]}}).to_string(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_json(&mut client).await,
+        json!({"type": "message", "message": {"nested": [1, 2]}})
+    );
 
     let pid = running.0.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
     assert!(killed.success());
-    let closed = tokio::time::timeout(Duration::from_secs(10), client.next()).await.expect("closed within 10 s");
+    let closed = tokio::time::timeout(Duration::from_secs(10), client.next())
+        .await
+        .expect("closed within 10 s");
     match closed {
         Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 1001),
         other => panic!("expected a 1001 close frame, got {other:?}"),

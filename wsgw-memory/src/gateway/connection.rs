@@ -181,12 +181,11 @@ pub(super) async fn handshake<S: Send + Sync + 'static>(
         .on_upgrade(move |socket| tracked.track_future(serve(shared, socket, session, outbox)))
 }
 
-fn describe_failure<T, E: std::fmt::Display>(
-    outcome: &Result<
-        Result<Result<T, E>, Box<dyn std::any::Any + Send>>,
-        tokio::time::error::Elapsed,
-    >,
-) -> String {
+/// A handler run guarded against panics (`catch_unwind`) and overruns (`timeout`).
+type Guarded<T, E> =
+    Result<Result<Result<T, E>, Box<dyn std::any::Any + Send>>, tokio::time::error::Elapsed>;
+
+fn describe_failure<T, E: std::fmt::Display>(outcome: &Guarded<T, E>) -> String {
     match outcome {
         Ok(Ok(Ok(_))) => "no failure".to_owned(),
         Ok(Ok(Err(error))) => error.to_string(),
