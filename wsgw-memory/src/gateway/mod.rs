@@ -201,7 +201,12 @@ impl<S: Send + Sync + 'static> LocalGateway<S> {
 
     /// Binds to `addr` and starts serving in the background.
     pub async fn bind(self, addr: SocketAddr) -> std::io::Result<RunningGateway> {
-        let listener = TcpListener::bind(addr).await?;
+        self.serve_on(TcpListener::bind(addr).await?)
+    }
+
+    /// Starts serving on a listener the caller bound (useful when handlers must know the
+    /// gateway's address before it starts, for example to reach its `@connections`).
+    pub fn serve_on(self, listener: TcpListener) -> std::io::Result<RunningGateway> {
         let local_addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
