@@ -45,6 +45,7 @@ mod broadcast;
 mod error;
 mod handler;
 mod history;
+mod http;
 mod request;
 mod router;
 mod sink;
@@ -58,6 +59,7 @@ pub use broadcast::{broadcast, broadcast_to_group, BroadcastOptions, BroadcastRe
 pub use error::{BoxError, Error, Result};
 pub use handler::{Authorization, Authorizer, Context, RouteHandler};
 pub use history::{HistoryQuery, HistoryRecord, HistoryStore, Order};
+pub use http::{HttpHandler, HttpRequest, HttpResponse};
 pub use request::{DisconnectInfo, EventType, Reply, Request, CONNECT, DEFAULT, DISCONNECT};
 pub use router::{RouteSelection, Router};
 pub use sink::{ConnectionInfo, MessageSink};

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::broadcast::BroadcastOptions;
 use crate::handler::{Authorization, Authorizer, Context, RouteHandler};
+use crate::http::{HttpHandler, HttpRequest, HttpResponse, PathPattern};
 use crate::request::{CONNECT, DEFAULT, DISCONNECT};
 use crate::{ConnectionStore, Error, EventType, MessageSink, Payload, Reply, Request, Result};
 
@@ -96,8 +97,25 @@ impl fmt::Display for RouteSelection {
 
 type SharedHandler<S> = Arc<dyn RouteHandler<S>>;
 
+struct HttpRoute<S> {
+    method: String,
+    pattern: PathPattern,
+    handler: Arc<dyn HttpHandler<S>>,
+}
+
+impl<S> Clone for HttpRoute<S> {
+    fn clone(&self) -> Self {
+        HttpRoute {
+            method: self.method.clone(),
+            pattern: self.pattern.clone(),
+            handler: Arc::clone(&self.handler),
+        }
+    }
+}
+
 struct Routes<S> {
     routes: HashMap<String, SharedHandler<S>>,
+    http_routes: Vec<HttpRoute<S>>,
     selection: RouteSelection,
     authorizer: Option<Arc<dyn Authorizer<S>>>,
     context: Context<S>,
@@ -173,6 +191,7 @@ impl<S: Send + Sync + 'static> Router<S> {
         Router {
             inner: Arc::new(Routes {
                 routes: HashMap::new(),
+                http_routes: Vec::new(),
                 selection: RouteSelection::default(),
                 authorizer: None,
                 context: Context::new(store, sink, Arc::new(state), BroadcastOptions::default()),
@@ -186,6 +205,7 @@ impl<S: Send + Sync + 'static> Router<S> {
             // Cloned before configuration finished: copy the table so the clone keeps its own.
             Err(shared) => Routes {
                 routes: shared.routes.clone(),
+                http_routes: shared.http_routes.clone(),
                 selection: shared.selection.clone(),
                 authorizer: shared.authorizer.clone(),
                 context: shared.context.clone(),
@@ -220,6 +240,59 @@ impl<S: Send + Sync + 'static> Router<S> {
     /// Registers the `$default` handler.
     pub fn on_default(self, handler: impl RouteHandler<S>) -> Self {
         self.route(DEFAULT, handler)
+    }
+
+    /// Registers a REST route: `method` (`GET`, `POST` ...) and a path pattern whose
+    /// `{name}` segments are captured into [`HttpRequest::path_params`].
+    pub fn http(self, method: &str, pattern: &str, handler: impl HttpHandler<S>) -> Self {
+        let route = HttpRoute {
+            method: method.to_ascii_uppercase(),
+            pattern: PathPattern::parse(pattern),
+            handler: Arc::new(handler),
+        };
+        self.edit(|routes| routes.http_routes.push(route))
+    }
+
+    /// Whether some REST route's pattern matches `path` (whatever its method).
+    pub fn has_http_route(&self, path: &str) -> bool {
+        self.inner
+            .http_routes
+            .iter()
+            .any(|route| route.pattern.matches(path).is_some())
+    }
+
+    /// Handles a REST request: the first route whose method and pattern match runs;
+    /// 404 when no pattern matches, 405 when only the method differs. Client errors from
+    /// the handler ([`Error::InvalidInput`], [`Error::NotFound`] ...) become 4xx JSON
+    /// responses; other errors are returned for the gateway to answer 500.
+    pub async fn handle_http(&self, mut request: HttpRequest) -> Result<HttpResponse> {
+        let mut path_matched = false;
+        for route in &self.inner.http_routes {
+            let Some(captures) = route.pattern.matches(&request.path) else {
+                continue;
+            };
+            path_matched = true;
+            if route.method != request.method {
+                continue;
+            }
+            request.path_params = captures;
+            return match route
+                .handler
+                .call(self.inner.context.clone(), request)
+                .await
+            {
+                Ok(response) => Ok(response),
+                Err(error) => HttpResponse::for_client_error(&error).ok_or(error),
+            };
+        }
+        Ok(if path_matched {
+            HttpResponse::error(
+                405,
+                format!("{} is not allowed on {}", request.method, request.path),
+            )
+        } else {
+            HttpResponse::error(404, format!("no route for {}", request.path))
+        })
     }
 
     /// Sets the route selection expression.

@@ -217,3 +217,63 @@ async fn event_types_select_their_routes() {
         "$disconnect"
     );
 }
+
+mod rest {
+    use super::*;
+    use wsgw_core::{HttpRequest, HttpResponse};
+
+    async fn history(_ctx: Context, request: HttpRequest) -> wsgw_core::Result<HttpResponse> {
+        let limit: u32 = request
+            .query_param("limit")
+            .unwrap_or("10")
+            .parse()
+            .map_err(|_| Error::invalid_input("limit must be a number"))?;
+        HttpResponse::json(&json!({ "device": request.path_param("device_id"), "limit": limit }))
+    }
+
+    fn rest_router() -> Router {
+        router().http("GET", "/devices/{device_id}/history", history)
+    }
+
+    #[tokio::test]
+    async fn rest_routes_capture_path_parameters_and_read_the_query() {
+        let response = rest_router()
+            .handle_http(
+                HttpRequest::new("get", "/devices/esp32-01/history").with_query("limit", "5"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status, 200);
+        assert_eq!(response.headers["content-type"], "application/json");
+        let body: serde_json::Value = response.body.unwrap().parse_json().unwrap();
+        assert_eq!(body, json!({"device": "esp32-01", "limit": 5}));
+    }
+
+    #[tokio::test]
+    async fn rest_client_errors_become_400_and_unknown_paths_404_and_wrong_methods_405() {
+        let router = rest_router();
+        let bad = router
+            .handle_http(HttpRequest::new("GET", "/devices/x/history").with_query("limit", "lots"))
+            .await
+            .unwrap();
+        assert_eq!(bad.status, 400);
+        assert!(bad
+            .body
+            .unwrap()
+            .as_text()
+            .unwrap()
+            .contains("limit must be a number"));
+        let missing = router
+            .handle_http(HttpRequest::new("GET", "/devices/x"))
+            .await
+            .unwrap();
+        assert_eq!(missing.status, 404);
+        let wrong_method = router
+            .handle_http(HttpRequest::new("DELETE", "/devices/x/history"))
+            .await
+            .unwrap();
+        assert_eq!(wrong_method.status, 405);
+        assert!(router.has_http_route("/devices/y/history"));
+        assert!(!router.has_http_route("/devices/y/other"));
+    }
+}

@@ -12,7 +12,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use wsgw_core::{Authorization, Context, Error, EventType, Payload, Reply, Request, Router};
+use wsgw_core::{
+    Authorization, Context, Error, EventType, HttpRequest, HttpResponse, Payload, Reply, Request,
+    Router,
+};
 use wsgw_memory::gateway::{Assets, Limits, LocalGateway, RunningGateway};
 
 type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -105,6 +108,15 @@ fn recording_router(
         )
         .on_default(|_ctx: Context<Events>, request: Request| async move {
             Reply::json(&json!({ "route": request.route_key, "binary": request.text().is_none() }))
+        })
+        .http("GET", "/history/{device}", |_ctx: Context<Events>, request: HttpRequest| async move {
+            HttpResponse::json(&json!({ "device": request.path_param("device"), "since": request.query_param("since") }))
+        })
+        .http("POST", "/history/{device}", |_ctx: Context<Events>, request: HttpRequest| async move {
+            Ok(HttpResponse::status(201).with_body(request.body.unwrap_or_else(|| Payload::text(""))))
+        })
+        .http("GET", "/broken", |_ctx: Context<Events>, _request: HttpRequest| async move {
+            Err::<HttpResponse, _>(Error::backend("test", "table unavailable", None))
         })
 }
 
@@ -603,13 +615,13 @@ async fn connections_close_with_1001_at_the_maximum_duration_even_when_busy() {
     }
 }
 
-struct HttpResponse {
+struct Answer {
     status: u16,
     headers: reqwest::header::HeaderMap,
     body: String,
 }
 
-impl HttpResponse {
+impl Answer {
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|value| value.to_str().ok())
     }
@@ -622,7 +634,7 @@ fn http_client() -> Http {
 }
 
 impl Http {
-    async fn request(&self, method: &str, url: &str, body: &[u8]) -> HttpResponse {
+    async fn request(&self, method: &str, url: &str, body: &[u8]) -> Answer {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let response = self
             .0
@@ -631,7 +643,7 @@ impl Http {
             .send()
             .await
             .expect("HTTP request");
-        HttpResponse {
+        Answer {
             status: response.status().as_u16(),
             headers: response.headers().clone(),
             body: response.text().await.expect("body"),
@@ -887,4 +899,48 @@ async fn shutdown_closes_every_socket_with_1001_and_runs_each_disconnect() {
         disconnects, 2,
         "every connection got its $disconnect before shutdown returned"
     );
+}
+
+#[tokio::test]
+async fn router_rest_routes_are_served_over_plain_http() {
+    let fixture = start(test_limits()).await;
+    let http = http_client();
+    let got = http
+        .request(
+            "GET",
+            &format!(
+                "{}/history/esp32-01?since=2024-01-01T00%3A00%3A00Z",
+                fixture.http()
+            ),
+            b"",
+        )
+        .await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.header("content-type"), Some("application/json"));
+    let body: Value = serde_json::from_str(&got.body).unwrap();
+    assert_eq!(
+        body,
+        json!({"device": "esp32-01", "since": "2024-01-01T00:00:00Z"})
+    );
+    let posted = http
+        .request(
+            "POST",
+            &format!("{}/history/esp32-01", fixture.http()),
+            b"payload",
+        )
+        .await;
+    assert_eq!((posted.status, posted.body.as_str()), (201, "payload"));
+    let wrong = http
+        .request(
+            "DELETE",
+            &format!("{}/history/esp32-01", fixture.http()),
+            b"",
+        )
+        .await;
+    assert_eq!(wrong.status, 405);
+    let broken = http
+        .request("GET", &format!("{}/broken", fixture.http()), b"")
+        .await;
+    assert_eq!(broken.status, 500);
+    assert!(broken.body.contains("Internal server error"));
 }

@@ -59,7 +59,7 @@ impl Session {
     }
 }
 
-fn lower_case_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
+pub(super) fn lower_case_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
     let mut map: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in headers {
         let Ok(value) = value.to_str() else { continue };

@@ -10,11 +10,13 @@
 mod assets;
 mod connection;
 mod management;
+mod rest;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -358,8 +360,8 @@ async fn route_get<S: Send + Sync + 'static>(
 ) -> Response {
     match upgrade {
         Ok(upgrade) => connection::handshake(shared, peer, stage, uri, headers, upgrade).await,
-        // A plain GET of `/` or `/{name}` is a page or a file, not a stage.
-        Err(_) => shared.assets.respond(uri.path()),
+        // A plain GET of `/` or `/{name}` is a REST route or a file, not a stage.
+        Err(_) => serve_plain(&shared, Method::GET, &uri, &headers, Bytes::new()).await,
     }
 }
 
@@ -367,7 +369,23 @@ async fn fallback<S: Send + Sync + 'static>(
     State(shared): State<Arc<Shared<S>>>,
     method: Method,
     uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
+    serve_plain(&shared, method, &uri, &headers, body).await
+}
+
+/// Plain HTTP: the router's REST routes first, then static assets.
+async fn serve_plain<S: Send + Sync + 'static>(
+    shared: &Shared<S>,
+    method: Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    if shared.router.has_http_route(uri.path()) {
+        return rest::respond(shared, method, uri, headers, body).await;
+    }
     if method == Method::GET || method == Method::HEAD {
         shared.assets.respond(uri.path())
     } else {
