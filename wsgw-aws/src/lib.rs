@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod lambda;
 mod sink;
 
 pub use sink::{ApiGatewaySink, MANAGEMENT_ENDPOINT_ENV, MAX_PAYLOAD_BYTES};

@@ -1,0 +1,341 @@
+//! Lambda glue: API Gateway events in, the [`Router`] in the middle, proxy responses out.
+//!
+//! One function can serve every route of a WebSocket API (and the REST routes of the
+//! same router): API Gateway has already selected the route, so the event's `routeKey`
+//! is used as is.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::{
+    ApiGatewayProxyRequest, ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
+};
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::http::{HeaderMap, HeaderName, HeaderValue};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::Value;
+use wsgw_core::{
+    ConnectionId, ConnectionStore, DisconnectInfo, EventType, HttpRequest, HttpResponse,
+    MessageSink, Payload, Reply, Request, Router,
+};
+
+use crate::ApiGatewaySink;
+
+/// Environment variable the Lambda service sets in every function.
+pub const RUNTIME_API_ENV: &str = "AWS_LAMBDA_RUNTIME_API";
+
+/// Whether this process runs inside Lambda (`AWS_LAMBDA_RUNTIME_API` is set).
+pub fn is_lambda() -> bool {
+    std::env::var_os(RUNTIME_API_ENV).is_some()
+}
+
+/// Why an event could not be decoded. Returned to Lambda as the invocation's error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventError {
+    /// Neither a WebSocket event nor a REST proxy event.
+    #[error("not an API Gateway WebSocket or REST proxy event (no requestContext.eventType and no httpMethod)")]
+    Unrecognised,
+    /// The event does not have the shape API Gateway sends.
+    #[error("malformed API Gateway {kind} event: {source}")]
+    Malformed {
+        /// `WebSocket` or `REST proxy`.
+        kind: &'static str,
+        /// What serde found wrong, with the field path.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A field API Gateway always sends is missing.
+    #[error("API Gateway WebSocket event without {0}")]
+    MissingField(&'static str),
+    /// `requestContext.eventType` is not CONNECT, MESSAGE or DISCONNECT.
+    #[error("unknown requestContext.eventType `{0}` (expected CONNECT, MESSAGE or DISCONNECT)")]
+    UnknownEventType(String),
+    /// `isBase64Encoded` is true but the body is not base64.
+    #[error("isBase64Encoded is true but the body is not valid base64: {0}")]
+    InvalidBase64(#[source] base64::DecodeError),
+}
+
+fn header_map(headers: &HeaderMap) -> BTreeMap<String, String> {
+    let mut map: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in headers {
+        let Ok(value) = value.to_str() else { continue };
+        map.entry(name.as_str().to_owned())
+            .and_modify(|existing| {
+                existing.push(',');
+                existing.push_str(value);
+            })
+            .or_insert_with(|| value.to_owned());
+    }
+    map
+}
+
+fn millis(at: i64) -> Option<DateTime<Utc>> {
+    (at > 0)
+        .then(|| DateTime::from_timestamp_millis(at))
+        .flatten()
+}
+
+fn decode_body(body: Option<String>, is_base64: bool) -> Result<Option<Payload>, EventError> {
+    match body {
+        None => Ok(None),
+        Some(body) if is_base64 => STANDARD
+            .decode(body.as_bytes())
+            .map(|bytes| Some(Payload::binary(bytes)))
+            .map_err(EventError::InvalidBase64),
+        Some(body) => Ok(Some(Payload::text(body))),
+    }
+}
+
+/// Decodes an API Gateway WebSocket event (`ApiGatewayWebsocketProxyRequest`) into the
+/// core [`Request`]. The authorizer context is kept exactly as API Gateway sent it.
+pub fn decode_websocket_event(raw: Value) -> Result<Request, EventError> {
+    let authorizer = raw
+        .pointer("/requestContext/authorizer")
+        .filter(|value| !value.is_null())
+        .cloned();
+    let event: ApiGatewayWebsocketProxyRequest =
+        serde_json::from_value(raw).map_err(|source| EventError::Malformed {
+            kind: "WebSocket",
+            source,
+        })?;
+    let context = event.request_context;
+    let event_type = match context.event_type.as_deref() {
+        Some("CONNECT") => EventType::Connect,
+        Some("MESSAGE") => EventType::Message,
+        Some("DISCONNECT") => EventType::Disconnect,
+        Some(other) => return Err(EventError::UnknownEventType(other.to_owned())),
+        None => return Err(EventError::MissingField("requestContext.eventType")),
+    };
+    let connection_id = context
+        .connection_id
+        .map(ConnectionId::from)
+        .ok_or(EventError::MissingField("requestContext.connectionId"))?;
+    let route_key = context.route_key.unwrap_or_default();
+    let base = match event_type {
+        EventType::Connect => Request::connect(connection_id),
+        EventType::Disconnect => Request::disconnect(
+            connection_id,
+            context
+                .disconnect_status_code
+                .and_then(|code| u16::try_from(code).ok())
+                .unwrap_or(1005),
+            context.disconnect_reason.as_deref().unwrap_or(""),
+        ),
+        EventType::Message => Request::message(connection_id, Payload::text("")),
+    };
+    let mut request = base.with_route_key(route_key).with_endpoint(
+        context.domain_name.unwrap_or_default(),
+        context.stage.unwrap_or_default(),
+    );
+    request.body = decode_body(event.body, event.is_base64_encoded)?;
+    request.headers = header_map(&event.headers);
+    request
+        .headers
+        .extend(header_map(&event.multi_value_headers));
+    request.query = event
+        .query_string_parameters
+        .iter()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+    if let Some(at) = millis(context.request_time_epoch) {
+        request.request_time = at;
+    }
+    request.connected_at = millis(context.connected_at);
+    request.message_id = context.message_id;
+    request.source_ip = context.identity.source_ip;
+    request.user_agent = context
+        .identity
+        .user_agent
+        .or_else(|| request.headers.get("user-agent").cloned());
+    request.authorizer = authorizer;
+    if event_type == EventType::Disconnect && request.disconnect.is_none() {
+        request.disconnect = Some(DisconnectInfo {
+            status_code: 1005,
+            reason: String::new(),
+        });
+    }
+    Ok(request)
+}
+
+/// Decodes an API Gateway REST proxy event (`ApiGatewayProxyRequest`) into an
+/// [`HttpRequest`].
+pub fn decode_rest_event(raw: Value) -> Result<HttpRequest, EventError> {
+    let event: ApiGatewayProxyRequest =
+        serde_json::from_value(raw).map_err(|source| EventError::Malformed {
+            kind: "REST proxy",
+            source,
+        })?;
+    let mut request = HttpRequest::new(
+        event.http_method.as_str(),
+        event.path.unwrap_or_else(|| "/".to_owned()),
+    );
+    request.query = event
+        .query_string_parameters
+        .iter()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+    request.headers = header_map(&event.headers);
+    request
+        .headers
+        .extend(header_map(&event.multi_value_headers));
+    request.body = decode_body(event.body, event.is_base64_encoded)?;
+    Ok(request)
+}
+
+fn proxy_response(
+    status: u16,
+    headers: &BTreeMap<String, String>,
+    body: Option<&Payload>,
+) -> ApiGatewayProxyResponse {
+    let mut response = ApiGatewayProxyResponse::default();
+    response.status_code = i64::from(status);
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::try_from(value.as_str()),
+        ) {
+            response.headers.insert(name, value);
+        }
+    }
+    match body {
+        Some(body) => match body.as_text() {
+            Some(text) => response.body = Some(Body::Text(text.to_owned())),
+            None => {
+                response.body = Some(Body::Text(STANDARD.encode(body.as_bytes())));
+                response.is_base64_encoded = true;
+            }
+        },
+        None => response.body = None,
+    }
+    response
+}
+
+/// The proxy response for a route's [`Reply`]: its status, headers (on `$connect`,
+/// `Sec-WebSocket-Protocol`) and, for two-way routes, the body API Gateway sends back to
+/// the caller.
+pub fn encode_reply(reply: &Reply) -> ApiGatewayProxyResponse {
+    proxy_response(reply.status, &reply.headers, reply.body.as_ref())
+}
+
+/// The proxy response for a REST route's [`HttpResponse`].
+pub fn encode_http_response(response: &HttpResponse) -> ApiGatewayProxyResponse {
+    proxy_response(response.status, &response.headers, response.body.as_ref())
+}
+
+/// A router packaged as a Lambda function handler.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use wsgw_aws::lambda::LambdaApp;
+/// use wsgw_aws::ApiGatewaySink;
+/// use wsgw_core::{Context, Reply, Request, Router};
+///
+/// # async fn store() -> Arc<dyn wsgw_core::ConnectionStore> { unimplemented!() }
+/// #[tokio::main]
+/// async fn main() -> Result<(), lambda_runtime::Error> {
+///     let sink = Arc::new(ApiGatewaySink::from_env().await);
+///     let router = Router::new(store().await, sink.clone())
+///         .route("ping", |_ctx: Context, _req: Request| async { Ok(Reply::with_body("pong")) });
+///     LambdaApp::new(router).with_sink(sink).run().await
+/// }
+/// ```
+pub struct LambdaApp<S = ()> {
+    router: Router<S>,
+    sink: Option<Arc<ApiGatewaySink>>,
+}
+
+impl<S> Clone for LambdaApp<S> {
+    fn clone(&self) -> Self {
+        LambdaApp {
+            router: self.router.clone(),
+            sink: self.sink.clone(),
+        }
+    }
+}
+
+impl<S: Send + Sync + 'static> LambdaApp<S> {
+    /// Wraps a router.
+    pub fn new(router: Router<S>) -> Self {
+        LambdaApp { router, sink: None }
+    }
+
+    /// The router's sink: pointed at each event's `https://{domainName}/{stage}` before
+    /// the handler runs (unless it has a fixed endpoint).
+    pub fn with_sink(mut self, sink: Arc<ApiGatewaySink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// Handles one raw Lambda event: a WebSocket event goes to [`Router::handle`], a REST
+    /// proxy event to [`Router::handle_http`]. A handler error is returned as the
+    /// invocation's error, so API Gateway answers the client as it does for any failed
+    /// integration.
+    pub async fn handle(
+        &self,
+        raw: Value,
+    ) -> Result<ApiGatewayProxyResponse, lambda_runtime::Error> {
+        if raw.pointer("/requestContext/eventType").is_some() {
+            let request = decode_websocket_event(raw)?;
+            if let Some(sink) = &self.sink {
+                sink.use_event_endpoint(&request.domain_name, &request.stage);
+            }
+            let started = std::time::Instant::now();
+            let (connection_id, route_key) =
+                (request.connection_id.clone(), request.route_key.clone());
+            let outcome = self.router.handle(request).await;
+            let latency_ms = started.elapsed().as_secs_f64() * 1e3;
+            match outcome {
+                Ok(reply) => {
+                    tracing::info!(%connection_id, route = %route_key, status = reply.status, latency_ms, "route");
+                    Ok(encode_reply(&reply))
+                }
+                Err(error) => {
+                    tracing::error!(%connection_id, route = %route_key, %error, latency_ms, "route failed");
+                    Err(error.into())
+                }
+            }
+        } else if raw.get("httpMethod").is_some() {
+            let request = decode_rest_event(raw)?;
+            let path = request.path.clone();
+            match self.router.handle_http(request).await {
+                Ok(response) => Ok(encode_http_response(&response)),
+                Err(error) => {
+                    tracing::error!(%path, %error, "REST route failed");
+                    Err(error.into())
+                }
+            }
+        } else {
+            Err(EventError::Unrecognised.into())
+        }
+    }
+
+    /// Runs the Lambda runtime loop until the process is stopped.
+    pub async fn run(self) -> Result<(), lambda_runtime::Error> {
+        lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+            let app = self.clone();
+            async move { app.handle(event.payload).await }
+        }))
+        .await
+    }
+}
+
+/// The usual `main` of a deployed function: JSON-capable logs for CloudWatch, an
+/// [`ApiGatewaySink`] from the environment, the router built over `store`, then the
+/// runtime loop.
+pub async fn run_with_store<S, F>(
+    store: Arc<dyn ConnectionStore>,
+    build: F,
+) -> Result<(), lambda_runtime::Error>
+where
+    S: Send + Sync + 'static,
+    F: FnOnce(Arc<dyn ConnectionStore>, Arc<dyn MessageSink>) -> Router<S>,
+{
+    lambda_runtime::tracing::init_default_subscriber();
+    let sink = Arc::new(ApiGatewaySink::from_env().await);
+    let router = build(store, sink.clone());
+    LambdaApp::new(router).with_sink(sink).run().await
+}
