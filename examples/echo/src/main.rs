@@ -1,13 +1,19 @@
-//! The echo/whoami system: runs locally on the in-memory backend behind LocalGateway.
+//! The echo/whoami system.
 //!
-//! `cargo run -p echo` then connect a WebSocket client to the printed `ws://` address.
+//! - Locally (`cargo run -p echo`): the in-memory backend behind LocalGateway; connect a
+//!   WebSocket client to the printed `ws://` address.
+//! - On AWS (`AWS_LAMBDA_RUNTIME_API` set, as Lambda does): one function for every route,
+//!   posting through the API Gateway Management API. Echo keeps no state, so its store is
+//!   the in-memory one.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use wsgw_memory::gateway::LocalGateway;
+use wsgw_memory::MemoryStore;
 
 /// Run the echo/whoami WebSocket API locally.
 #[derive(Debug, Parser)]
@@ -20,16 +26,23 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    if wsgw_aws::lambda::is_lambda() {
+        return match wsgw_aws::lambda::run_with_store(Arc::new(MemoryStore::new()), echo::router)
+            .await
+        {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("echo: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();
-    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-        eprintln!("echo: AWS_LAMBDA_RUNTIME_API is set, but this build has no Lambda mode yet (it arrives with wsgw-aws); unset it to run locally");
-        return ExitCode::from(2);
-    }
     let args = Args::parse();
     let running = match LocalGateway::build(echo::router).bind(args.listen).await {
         Ok(running) => running,

@@ -9,6 +9,7 @@
 
 mod assets;
 mod connection;
+mod lambda_emulator;
 mod management;
 mod rest;
 
@@ -28,6 +29,7 @@ use tokio_util::task::TaskTracker;
 use wsgw_core::{ConnectionStore, MessageSink, Router};
 
 pub use assets::Assets;
+pub use lambda_emulator::{Invocation, LambdaRuntimeEmulator, ManagementCall, ManagementRecorder};
 
 use crate::{MemorySink, MemoryStore, DEFAULT_OUTBOX_CAPACITY, LOCAL_STAGE, MAX_PAYLOAD_BYTES};
 

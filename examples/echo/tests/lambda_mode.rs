@@ -1,0 +1,152 @@
+//! The `echo` binary in Lambda mode, as AWS runs it: `AWS_LAMBDA_RUNTIME_API` points at a
+//! Lambda Runtime API on loopback, API Gateway events go in, and the answers and the
+//! Management API posts come out.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use wsgw_memory::gateway::{Invocation, LambdaRuntimeEmulator, ManagementRecorder};
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn event(event_type: &str, route_key: &str, body: Option<&str>) -> Value {
+    let mut event = json!({
+        "requestContext": {
+            "routeKey": route_key,
+            "eventType": event_type,
+            "messageDirection": "IN",
+            "stage": "production",
+            "connectedAt": 1795336800000i64,
+            "requestTimeEpoch": 1795336801234i64,
+            "identity": { "sourceIp": "203.0.113.10" },
+            "requestId": "req-1",
+            "domainName": "abc123.execute-api.eu-west-1.amazonaws.com",
+            "connectionId": "GXLKAfX1FiACHqQ=",
+            "apiId": "abc123"
+        },
+        "isBase64Encoded": false
+    });
+    if event_type == "MESSAGE" {
+        event["requestContext"]["messageId"] = json!("msg-1");
+    }
+    if event_type == "DISCONNECT" {
+        event["requestContext"]["disconnectStatusCode"] = json!(1001);
+        event["requestContext"]["disconnectReason"] = json!("Going away");
+    }
+    if let Some(body) = body {
+        event["body"] = json!(body);
+    }
+    event
+}
+
+fn status(invocation: Option<Invocation>) -> i64 {
+    match invocation {
+        Some(Invocation::Response(response)) => response["statusCode"].as_i64().unwrap_or(-1),
+        other => panic!("expected a response, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn echo_runs_as_a_lambda_answering_events_and_posting_to_connections() {
+    let runtime = LambdaRuntimeEmulator::start().await.unwrap();
+    let management = ManagementRecorder::start().await.unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_echo"));
+    command
+        .envs(runtime.function_env())
+        .env("WSGW_MANAGEMENT_ENDPOINT", management.endpoint())
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_PROFILE")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _function = Running(command.spawn().expect("echo starts"));
+
+    assert_eq!(
+        status(
+            runtime
+                .invoke(event("CONNECT", "$connect", None), WAIT)
+                .await
+        ),
+        200
+    );
+
+    let message = event(
+        "MESSAGE",
+        "message",
+        Some(r#"{"action":"message","message":{"n":[1,2]}}"#),
+    );
+    assert_eq!(status(runtime.invoke(message, WAIT).await), 200);
+    let whoami = event("MESSAGE", "whoami", Some(r#"{"action":"whoami"}"#));
+    assert_eq!(status(runtime.invoke(whoami, WAIT).await), 200);
+    let unknown = event("MESSAGE", "$default", Some("not json"));
+    assert_eq!(status(runtime.invoke(unknown, WAIT).await), 200);
+
+    let calls = management.take_calls();
+    let posted: Vec<(String, String, Value)> = calls
+        .iter()
+        .map(|call| {
+            (
+                call.method.clone(),
+                call.connection_id.clone(),
+                serde_json::from_slice(&call.body).unwrap_or(Value::Null),
+            )
+        })
+        .collect();
+    let id = "GXLKAfX1FiACHqQ=".to_owned();
+    assert_eq!(
+        posted,
+        vec![
+            (
+                "POST".to_owned(),
+                id.clone(),
+                json!({"type": "message", "message": {"n": [1, 2]}})
+            ),
+            (
+                "POST".to_owned(),
+                id.clone(),
+                json!({"type": "whoami", "connection_id": id})
+            ),
+            (
+                "POST".to_owned(),
+                id.clone(),
+                json!({"type": "error", "error": "unknown_action", "available": ["message", "whoami"]})
+            ),
+        ]
+    );
+
+    // The client left: Gone is not a failure of the invocation.
+    management.mark_gone(&id);
+    let late = event("MESSAGE", "whoami", Some(r#"{"action":"whoami"}"#));
+    assert_eq!(status(runtime.invoke(late, WAIT).await), 200);
+
+    assert_eq!(
+        status(
+            runtime
+                .invoke(event("DISCONNECT", "$disconnect", None), WAIT)
+                .await
+        ),
+        200
+    );
+    let garbage = runtime.invoke(json!({"hello": "world"}), WAIT).await;
+    match garbage {
+        Some(Invocation::Error(error)) => {
+            assert!(
+                error["errorMessage"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("not an API Gateway"),
+                "{error}"
+            )
+        }
+        other => panic!("expected an invocation error, got {other:?}"),
+    }
+}
