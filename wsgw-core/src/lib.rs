@@ -60,7 +60,9 @@ pub use error::{BoxError, Error, Result};
 pub use handler::{Authorization, Authorizer, Context, RouteHandler};
 pub use history::{HistoryQuery, HistoryRecord, HistoryStore, Order};
 pub use http::{HttpHandler, HttpRequest, HttpResponse};
-pub use request::{DisconnectInfo, EventType, Reply, Request, CONNECT, DEFAULT, DISCONNECT};
+pub use request::{
+    collect_headers, DisconnectInfo, EventType, Reply, Request, CONNECT, DEFAULT, DISCONNECT,
+};
 pub use router::{RouteSelection, Router};
 pub use sink::{ConnectionInfo, MessageSink};
 pub use store::ConnectionStore;

@@ -29,6 +29,29 @@ pub struct DisconnectInfo {
     pub reason: String,
 }
 
+/// Collects HTTP headers into a map keyed by lower-case name, joining repeated headers
+/// with `,` as HTTP allows. The gateways use it so handlers see headers alike everywhere.
+///
+/// ```
+/// let headers = wsgw_core::collect_headers([("X-Role", "a"), ("x-role", "b"), ("Host", "h")]);
+/// assert_eq!(headers["x-role"], "a,b");
+/// assert_eq!(headers["host"], "h");
+/// ```
+pub fn collect_headers<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> BTreeMap<String, String> {
+    let mut map: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in pairs {
+        map.entry(name.to_ascii_lowercase())
+            .and_modify(|existing| {
+                existing.push(',');
+                existing.push_str(value);
+            })
+            .or_insert_with(|| value.to_owned());
+    }
+    map
+}
+
 /// Route key of the `$connect` route.
 pub const CONNECT: &str = "$connect";
 /// Route key of the `$disconnect` route.

@@ -222,6 +222,16 @@ impl MemorySink {
         )
     }
 
+    fn open_endpoint<'a>(
+        endpoints: &'a mut HashMap<ConnectionId, Endpoint>,
+        id: &ConnectionId,
+    ) -> Result<&'a mut Endpoint> {
+        endpoints
+            .get_mut(id)
+            .filter(|endpoint| endpoint.open)
+            .ok_or_else(|| Self::gone(id))
+    }
+
     fn gone(id: &ConnectionId) -> Error {
         Error::Gone {
             connection_id: id.clone(),
@@ -239,10 +249,7 @@ impl MessageSink for MemorySink {
             });
         }
         let mut endpoints = self.lock();
-        let endpoint = endpoints
-            .get_mut(id)
-            .filter(|endpoint| endpoint.open)
-            .ok_or_else(|| Self::gone(id))?;
+        let endpoint = Self::open_endpoint(&mut endpoints, id)?;
         match &mut endpoint.outlet {
             Outlet::Record { sent } => sent.push(payload),
             Outlet::Live { messages, .. } => match messages.try_send(payload) {
@@ -277,10 +284,7 @@ impl MessageSink for MemorySink {
     async fn disconnect(&self, id: &ConnectionId) -> Result<()> {
         {
             let mut endpoints = self.lock();
-            let endpoint = endpoints
-                .get_mut(id)
-                .filter(|endpoint| endpoint.open)
-                .ok_or_else(|| Self::gone(id))?;
+            let endpoint = Self::open_endpoint(&mut endpoints, id)?;
             match &mut endpoint.outlet {
                 Outlet::Record { .. } => {
                     endpoint.open = false;

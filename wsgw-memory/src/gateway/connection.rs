@@ -60,17 +60,11 @@ impl Session {
 }
 
 pub(super) fn lower_case_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
-    let mut map: BTreeMap<String, String> = BTreeMap::new();
-    for (name, value) in headers {
-        let Ok(value) = value.to_str() else { continue };
-        map.entry(name.as_str().to_owned())
-            .and_modify(|existing| {
-                existing.push(',');
-                existing.push_str(value);
-            })
-            .or_insert_with(|| value.to_owned());
-    }
-    map
+    wsgw_core::collect_headers(
+        headers
+            .iter()
+            .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?))),
+    )
 }
 
 fn refuse(status: u16) -> Response {

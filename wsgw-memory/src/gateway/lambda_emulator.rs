@@ -181,12 +181,48 @@ pub struct ManagementCall {
     pub body: Bytes,
 }
 
+#[derive(Default)]
+struct Recorded {
+    calls: Mutex<Vec<ManagementCall>>,
+    gone: Mutex<Vec<String>>,
+}
+
+async fn record_call(
+    State(recorded): State<Arc<Recorded>>,
+    Path((_stage, id)): Path<(String, String)>,
+    method: Method,
+    body: Bytes,
+) -> Response {
+    let is_gone = recorded
+        .gone
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .contains(&id);
+    recorded
+        .calls
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(ManagementCall {
+            method: method.to_string(),
+            connection_id: id,
+            body,
+        });
+    if is_gone {
+        return (
+            StatusCode::GONE,
+            [("x-amzn-errortype", "GoneException")],
+            r#"{"message":null}"#,
+        )
+            .into_response();
+    }
+    StatusCode::OK.into_response()
+}
+
 /// An `@connections` endpoint that records every call and answers 200 (or 410 for the
 /// ids marked gone), for checking what a function posted.
 pub struct ManagementRecorder {
     endpoint: String,
-    calls: Arc<Mutex<Vec<ManagementCall>>>,
-    gone: Arc<Mutex<Vec<String>>>,
+    recorded: Arc<Recorded>,
 }
 
 impl ManagementRecorder {
@@ -194,51 +230,12 @@ impl ManagementRecorder {
     pub async fn start() -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let endpoint = format!("http://{}/production", listener.local_addr()?);
-        let calls: Arc<Mutex<Vec<ManagementCall>>> = Arc::default();
-        let gone: Arc<Mutex<Vec<String>>> = Arc::default();
-        let state = (calls.clone(), gone.clone());
+        let recorded = Arc::new(Recorded::default());
         let app = axum::Router::new()
-            .route(
-                "/{stage}/@connections/{id}",
-                any(
-                    |State((calls, gone)): State<(
-                        Arc<Mutex<Vec<ManagementCall>>>,
-                        Arc<Mutex<Vec<String>>>,
-                    )>,
-                     Path((_stage, id)): Path<(String, String)>,
-                     method: Method,
-                     body: Bytes| async move {
-                        calls
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .push(ManagementCall {
-                                method: method.to_string(),
-                                connection_id: id.clone(),
-                                body,
-                            });
-                        if gone
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .contains(&id)
-                        {
-                            return (
-                                StatusCode::GONE,
-                                [("x-amzn-errortype", "GoneException")],
-                                r#"{"message":null}"#,
-                            )
-                                .into_response();
-                        }
-                        StatusCode::OK.into_response()
-                    },
-                ),
-            )
-            .with_state(state);
+            .route("/{stage}/@connections/{id}", any(record_call))
+            .with_state(recorded.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Ok(ManagementRecorder {
-            endpoint,
-            calls,
-            gone,
-        })
+        Ok(ManagementRecorder { endpoint, recorded })
     }
 
     /// `http://127.0.0.1:PORT/production`, the value for `WSGW_MANAGEMENT_ENDPOINT`.
@@ -248,7 +245,8 @@ impl ManagementRecorder {
 
     /// Answers 410 Gone for this id from now on.
     pub fn mark_gone(&self, connection_id: &str) {
-        self.gone
+        self.recorded
+            .gone
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(connection_id.to_owned());
@@ -256,6 +254,12 @@ impl ManagementRecorder {
 
     /// Takes every call recorded so far.
     pub fn take_calls(&self) -> Vec<ManagementCall> {
-        std::mem::take(&mut *self.calls.lock().unwrap_or_else(PoisonError::into_inner))
+        std::mem::take(
+            &mut *self
+                .recorded
+                .calls
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 }
