@@ -1,0 +1,190 @@
+//! The wire format of the ESP32 telemetry system, shared by the firmware and
+//! the cloud so the two can never disagree.
+//!
+//! `#![no_std]`, no allocator: every string and map is bounded ([`heapless`]),
+//! and [`encode`]/[`decode`] go through `serde-json-core`. On the host the same
+//! types (de)serialize with `serde_json`. Enable the `std` feature for
+//! `std::error::Error` on [`ProtocolError`].
+//!
+//! Who sends what (JSON text frames; API Gateway routes on `action`):
+//!
+//! | direction | message | JSON |
+//! | --- | --- | --- |
+//! | device → cloud | [`RealTimeDataUpdate`] | `{"action":"RealTimeDataUpdate","device_id":"esp32-01","seq":17,"ts_ms":1732230000000,"readings":{"temperature_c":23.5}}` |
+//! | device → cloud | [`ControlAck`] | `{"action":"ControlAck","device_id":"esp32-01","sample_interval_ms":2000}` |
+//! | cloud → device | [`Control`] | `{"type":"control","sample_interval_ms":2000}` |
+//! | dashboard → cloud | [`ControlCmd`] | `{"action":"ControlCmd","interval_ms":5000}` or `{"action":"ControlCmd","device_id":"esp32-01","sample_interval_ms":2000}` |
+//! | cloud → dashboard | [`IntervalReply`] | `{"type":"interval","interval_ms":5000}` |
+//! | cloud → dashboard | [`Reading`] | `{"type":"reading","device_id":"esp32-01","seq":17,"ts_ms":…,"readings":{…}}` |
+//! | cloud → dashboard | [`ControlAckNotice`] | `{"type":"control_ack","device_id":"esp32-01","sample_interval_ms":2000}` |
+//! | cloud → anyone | [`ErrorReply`] | `{"type":"error","code":"interval_out_of_range","message":"…"}` |
+//!
+//! ```
+//! use telemetry_protocol::{decode, encode, RealTimeDataUpdate, MAX_MESSAGE_LEN};
+//!
+//! let mut update = RealTimeDataUpdate::new("esp32-01", 17, 1_732_230_000_000)?;
+//! update.push_reading("temperature_c", 23.5)?;
+//! update.push_reading("humidity_pct", 41.0)?;
+//!
+//! let mut buf = [0u8; MAX_MESSAGE_LEN];
+//! let len = encode(&update, &mut buf)?;
+//! let back: RealTimeDataUpdate = decode(&buf[..len])?;
+//! assert_eq!(back, update);
+//! back.validate()?;
+//! # Ok::<(), telemetry_protocol::ProtocolError>(())
+//! ```
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+mod error;
+mod messages;
+mod tag;
+
+pub use error::{ErrorCode, ProtocolError};
+pub use messages::{
+    CloudToDevice, Control, ControlAck, ControlAckNotice, ControlCmd, ControlRequest, ErrorReply,
+    IntervalReply, Reading, RealTimeDataUpdate,
+};
+pub use tag::tags;
+
+pub use heapless;
+
+/// Smallest push interval a dashboard client may ask for, in milliseconds.
+pub const MIN_CLIENT_INTERVAL_MS: u32 = 500;
+/// Largest push interval a dashboard client may ask for (one hour), in milliseconds.
+pub const MAX_CLIENT_INTERVAL_MS: u32 = 3_600_000;
+/// Push interval of a dashboard client that never sent a `ControlCmd`.
+pub const DEFAULT_CLIENT_INTERVAL_MS: u32 = 1_000;
+
+/// Smallest sample interval a device accepts, in milliseconds.
+pub const MIN_SAMPLE_INTERVAL_MS: u32 = 250;
+/// Largest sample interval a device accepts (one hour), in milliseconds.
+pub const MAX_SAMPLE_INTERVAL_MS: u32 = 3_600_000;
+/// Sample interval a device starts with until told otherwise.
+pub const DEFAULT_SAMPLE_INTERVAL_MS: u32 = 1_000;
+
+/// Most metrics one reading may carry.
+pub const MAX_METRICS: usize = 32;
+/// Longest metric name, in bytes (`[A-Za-z0-9_.-]`, not empty).
+pub const MAX_METRIC_NAME_LEN: usize = 32;
+/// Longest device id, in bytes (`[A-Za-z0-9_.:-]`, not empty).
+pub const MAX_DEVICE_ID_LEN: usize = 64;
+/// Longest human-readable message in an [`ErrorReply`], in bytes.
+pub const MAX_ERROR_MESSAGE_LEN: usize = 200;
+/// A buffer this large holds any message of this protocol, encoded.
+pub const MAX_MESSAGE_LEN: usize = 2_560;
+
+/// A device id: 1–[`MAX_DEVICE_ID_LEN`] bytes of `[A-Za-z0-9_.:-]`.
+pub type DeviceId = heapless::String<MAX_DEVICE_ID_LEN>;
+/// A metric name: 1–[`MAX_METRIC_NAME_LEN`] bytes of `[A-Za-z0-9_.-]`.
+pub type MetricName = heapless::String<MAX_METRIC_NAME_LEN>;
+/// Metric name → value, at most [`MAX_METRICS`] entries, in insertion order.
+pub type Readings = heapless::LinearMap<MetricName, f64, MAX_METRICS>;
+
+/// Checks a dashboard push interval against
+/// [`MIN_CLIENT_INTERVAL_MS`]..=[`MAX_CLIENT_INTERVAL_MS`].
+pub fn validate_client_interval(interval_ms: u64) -> Result<u32, ProtocolError> {
+    in_bounds(interval_ms, MIN_CLIENT_INTERVAL_MS, MAX_CLIENT_INTERVAL_MS).ok_or(
+        ProtocolError::IntervalOutOfRange {
+            value: interval_ms,
+            min: MIN_CLIENT_INTERVAL_MS,
+            max: MAX_CLIENT_INTERVAL_MS,
+        },
+    )
+}
+
+/// Checks a device sample interval against
+/// [`MIN_SAMPLE_INTERVAL_MS`]..=[`MAX_SAMPLE_INTERVAL_MS`].
+pub fn validate_sample_interval(sample_interval_ms: u64) -> Result<u32, ProtocolError> {
+    in_bounds(
+        sample_interval_ms,
+        MIN_SAMPLE_INTERVAL_MS,
+        MAX_SAMPLE_INTERVAL_MS,
+    )
+    .ok_or(ProtocolError::SampleIntervalOutOfRange {
+        value: sample_interval_ms,
+        min: MIN_SAMPLE_INTERVAL_MS,
+        max: MAX_SAMPLE_INTERVAL_MS,
+    })
+}
+
+fn in_bounds(value: u64, min: u32, max: u32) -> Option<u32> {
+    u32::try_from(value)
+        .ok()
+        .filter(|v| (min..=max).contains(v))
+}
+
+/// Checks a device id: not empty, at most [`MAX_DEVICE_ID_LEN`] bytes, only
+/// `[A-Za-z0-9_.:-]` (safe in URLs, keys and logs).
+pub fn validate_device_id(device_id: &str) -> Result<(), ProtocolError> {
+    if device_id.is_empty()
+        || device_id.len() > MAX_DEVICE_ID_LEN
+        || !device_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+    {
+        return Err(ProtocolError::InvalidDeviceId);
+    }
+    Ok(())
+}
+
+/// Checks a metric name: not empty, at most [`MAX_METRIC_NAME_LEN`] bytes,
+/// only `[A-Za-z0-9_.-]`.
+pub fn validate_metric_name(name: &str) -> Result<(), ProtocolError> {
+    if name.is_empty()
+        || name.len() > MAX_METRIC_NAME_LEN
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    {
+        return Err(ProtocolError::InvalidMetricName);
+    }
+    Ok(())
+}
+
+/// Checks every reading: valid names, finite values, at most [`MAX_METRICS`].
+pub fn validate_readings(readings: &Readings) -> Result<(), ProtocolError> {
+    if readings.len() > MAX_METRICS {
+        return Err(ProtocolError::TooManyMetrics {
+            count: readings.len(),
+        });
+    }
+    for (name, value) in readings.iter() {
+        validate_metric_name(name)?;
+        if !value.is_finite() {
+            return Err(ProtocolError::NonFiniteReading { name: name.clone() });
+        }
+    }
+    Ok(())
+}
+
+/// Copies `s` into a bounded string, or fails with `err` when it does not fit.
+pub(crate) fn bounded<const N: usize>(
+    s: &str,
+    err: ProtocolError,
+) -> Result<heapless::String<N>, ProtocolError> {
+    let mut out = heapless::String::new();
+    out.push_str(s).map_err(|_| err)?;
+    Ok(out)
+}
+
+/// Encodes a message as JSON into `buf` and returns the number of bytes
+/// written. Non-finite numbers would encode as `null`; call the message's
+/// `validate` first (the builders already refuse them).
+pub fn encode<T: serde::Serialize>(message: &T, buf: &mut [u8]) -> Result<usize, ProtocolError> {
+    serde_json_core::to_slice(message, buf).map_err(|_| ProtocolError::BufferTooSmall)
+}
+
+/// Decodes one JSON message (unknown fields are ignored, string escapes are
+/// resolved). This only checks the shape; call the message's `validate` for
+/// the rules the types cannot express.
+pub fn decode<T: serde::de::DeserializeOwned>(json: &[u8]) -> Result<T, ProtocolError> {
+    let mut unescape = [0u8; MAX_ERROR_MESSAGE_LEN];
+    serde_json_core::from_slice_escaped(json, &mut unescape)
+        .map(|(message, _)| message)
+        .map_err(ProtocolError::Decode)
+}
