@@ -1,0 +1,176 @@
+//! The chat system.
+//!
+//! - Locally (`cargo run -p chat`): the LocalGateway serves the web page at `/` and the
+//!   WebSocket API at `ws://ADDR`, on the in-memory backend, or with
+//!   `--dynamodb-endpoint URL` on a DynamoDB-compatible server (tables are created when
+//!   missing, so history survives restarts).
+//! - On AWS (`AWS_LAMBDA_RUNTIME_API` set, as Lambda does): one function for every
+//!   route, on DynamoDB (`WSGW_CONNECTIONS_TABLE`, `WSGW_HISTORY_TABLE`) and the API
+//!   Gateway Management API.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat::{ChatConfig, ChatState};
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use wsgw_aws::dynamo::{DynamoHistory, DynamoStore};
+use wsgw_core::{ConnectionStore, HistoryStore};
+use wsgw_memory::gateway::{Assets, LocalGateway};
+use wsgw_memory::{MemoryHistory, MemorySink, MemoryStore};
+
+/// Environment variable: days to keep messages, session records and events (Lambda and
+/// local runs; unset keeps them).
+const RETENTION_ENV: &str = "CHAT_RETENTION_DAYS";
+
+/// Run the chat locally: the web page at http://ADDR/, the WebSocket API at ws://ADDR.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on (loopback by default; port 0 picks a free port).
+    #[arg(long, env = "WSGW_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+
+    /// Keep connections and history in DynamoDB at this endpoint (for example a local
+    /// emulator, http://127.0.0.1:8000) instead of in memory.
+    #[arg(long, env = "WSGW_DYNAMODB_ENDPOINT", value_name = "URL")]
+    dynamodb_endpoint: Option<String>,
+
+    /// The connections table, with --dynamodb-endpoint (created when missing).
+    #[arg(
+        long,
+        env = "WSGW_CONNECTIONS_TABLE",
+        default_value = "chat-connections"
+    )]
+    connections_table: String,
+
+    /// The history table, with --dynamodb-endpoint (created when missing).
+    #[arg(long, env = "WSGW_HISTORY_TABLE", default_value = "chat-history")]
+    history_table: String,
+
+    /// Days to keep messages, session records and events (default: keep them).
+    #[arg(long, env = RETENTION_ENV, value_name = "DAYS")]
+    retention_days: Option<u32>,
+}
+
+fn config(retention_days: Option<u32>) -> ChatConfig {
+    ChatConfig::default()
+        .retention(retention_days.map(|days| Duration::from_secs(u64::from(days) * 24 * 60 * 60)))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    if wsgw_aws::lambda::is_lambda() {
+        return match run_lambda().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("chat: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    match run_local(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("chat: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Lambda mode: DynamoDB tables from the environment, the Management API endpoint from
+/// each event.
+async fn run_lambda() -> Result<(), String> {
+    let retention_days = match std::env::var(RETENTION_ENV) {
+        Ok(days) if !days.trim().is_empty() => Some(
+            days.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("{RETENTION_ENV}={days:?} is not a number of days"))?,
+        ),
+        _ => None,
+    };
+    let store = wsgw_aws::dynamo::DynamoStoreBuilder::from_env()
+        .build()
+        .await
+        .map_err(|error| error.to_string())?;
+    let history = wsgw_aws::dynamo::DynamoHistoryBuilder::from_env()
+        .with_client(store.client().clone())
+        .build()
+        .await
+        .map_err(|error| error.to_string())?;
+    let state = ChatState::new(Arc::new(history)).with_config(config(retention_days));
+    wsgw_aws::lambda::run_with_store(Arc::new(store), move |store, sink| {
+        chat::router(store, sink, state)
+    })
+    .await
+    .map_err(|error| error.to_string())
+}
+
+/// The backends of a local run: memory, or DynamoDB at an endpoint.
+async fn local_backends(
+    args: &Args,
+) -> Result<(Arc<dyn ConnectionStore>, Arc<dyn HistoryStore>, String), String> {
+    let Some(endpoint) = &args.dynamodb_endpoint else {
+        return Ok((
+            Arc::new(MemoryStore::new()),
+            Arc::new(MemoryHistory::new()),
+            "memory".to_owned(),
+        ));
+    };
+    let store = DynamoStore::builder()
+        .with_endpoint(endpoint.clone())
+        .with_table(args.connections_table.clone())
+        .build()
+        .await
+        .map_err(|error| error.to_string())?;
+    let history = DynamoHistory::builder()
+        .with_client(store.client().clone())
+        .with_table(args.history_table.clone())
+        .build()
+        .await
+        .map_err(|error| error.to_string())?;
+    wsgw_aws::dynamo::create_tables(&store, &history)
+        .await
+        .map_err(|error| format!("cannot use DynamoDB at {endpoint}: {error}"))?;
+    let described = format!(
+        "DynamoDB at {endpoint} (tables {}, {})",
+        args.connections_table, args.history_table
+    );
+    Ok((Arc::new(store), Arc::new(history), described))
+}
+
+/// Local mode: the LocalGateway with the page at `/`.
+async fn run_local(args: Args) -> Result<(), String> {
+    let (store, history, backend) = local_backends(&args).await?;
+    let state = ChatState::new(history).with_config(config(args.retention_days));
+    let sockets = Arc::new(MemorySink::new());
+    let router = chat::router(store, sockets.clone(), state);
+    let running = LocalGateway::new(router, sockets)
+        .assets(Assets::new().file("/index.html", chat::INDEX_HTML))
+        .bind(args.listen)
+        .await
+        .map_err(|error| format!("cannot listen on {}: {error}", args.listen))?;
+    let addr = running.local_addr();
+    // An unspecified address (0.0.0.0) is not something to open: show loopback.
+    let shown = if addr.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    };
+    println!(
+        "chat on {backend}: open http://{shown}/ in a browser, or connect WebSocket clients to ws://{shown} (Ctrl-C stops)"
+    );
+    running
+        .run_until_signal()
+        .await
+        .map_err(|error| error.to_string())
+}

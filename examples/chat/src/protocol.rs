@@ -1,0 +1,450 @@
+//! The wire protocol: what clients send, what they receive, and how input is checked.
+//!
+//! Everything a client sends is outside input: it is parsed from a [`serde_json::Value`]
+//! by hand so that each mistake gets its own error code and a detail that says how to fix
+//! it, and nothing here panics whatever the input.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ChatConfig;
+
+/// Route key: send a chat message to everyone or to chosen sessions.
+pub const SENDMESSAGE: &str = "sendmessage";
+/// Route key: the caller asks for recent messages.
+pub const HISTORY: &str = "history";
+/// Route key: keep-alive, answered to the caller only.
+pub const HEARTBEAT: &str = "heartbeat";
+
+/// The actions a client can send, as listed in the `unknown_action` error.
+pub const ACTIONS: [&str; 3] = [SENDMESSAGE, HISTORY, HEARTBEAT];
+
+/// A chat message as clients receive it, live (`"type":"message"`) or in a history
+/// answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Unique id: epoch milliseconds, `-`, 16 random hex digits (sorts by time).
+    pub message_id: String,
+    /// The sender's connection id.
+    pub from: String,
+    /// The sender's session id.
+    pub session_id: String,
+    /// The sender's display name, `null` when it gave none.
+    pub name: Option<String>,
+    /// The text, exactly as sent.
+    pub message: String,
+    /// When the gateway received it, RFC 3339 UTC with milliseconds
+    /// (`2026-11-22T09:15:02.113Z`).
+    pub timestamp: String,
+    /// The sessions it was addressed to; absent when it went to everyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_ids: Option<Vec<String>>,
+}
+
+/// Every message the server sends a client: a JSON object whose `type` says which.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Outgoing {
+    /// A chat message (to everyone, or to the connections of chosen sessions).
+    Message(ChatMessage),
+    /// To the sender of a message addressed to sessions: how many connections got it.
+    Sent {
+        /// The message's id.
+        message_id: String,
+        /// Connections the message reached (the sender's included when its session was
+        /// addressed).
+        delivered: usize,
+    },
+    /// The answer to `history`: the most recent messages the caller may see, oldest
+    /// first.
+    History {
+        /// The messages, oldest first.
+        messages: Vec<ChatMessage>,
+    },
+    /// The answer to `heartbeat`.
+    Heartbeat,
+    /// The caller's request was not acceptable; its connection stays open.
+    Error {
+        /// Machine-readable code, see [`ErrorCode`].
+        error: ErrorCode,
+        /// What was wrong and how to fix it.
+        detail: String,
+        /// For `unknown_action`: the actions there are.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        available: Option<Vec<String>>,
+    },
+}
+
+/// The `error` codes of [`Outgoing::Error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The `action` names no route (or the frame is not a JSON object with an action).
+    UnknownAction,
+    /// The body is not a JSON object.
+    InvalidJson,
+    /// A required field is missing.
+    MissingField,
+    /// A field has the wrong JSON type.
+    InvalidType,
+    /// The message is empty or only whitespace.
+    EmptyMessage,
+    /// The message is longer than the limit (4 KB by default).
+    MessageTooLarge,
+    /// `session_ids` is not a non-empty list of valid session ids.
+    InvalidSessionIds,
+    /// `limit` is not a whole number in the allowed range (1–200 by default).
+    InvalidLimit,
+    /// The `session_id` query parameter of the connect URL is not valid.
+    InvalidSessionId,
+    /// The `name` query parameter of the connect URL is not valid.
+    InvalidName,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire (`message_too_large`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::UnknownAction => "unknown_action",
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::MissingField => "missing_field",
+            ErrorCode::InvalidType => "invalid_type",
+            ErrorCode::EmptyMessage => "empty_message",
+            ErrorCode::MessageTooLarge => "message_too_large",
+            ErrorCode::InvalidSessionIds => "invalid_session_ids",
+            ErrorCode::InvalidLimit => "invalid_limit",
+            ErrorCode::InvalidSessionId => "invalid_session_id",
+            ErrorCode::InvalidName => "invalid_name",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a client's input was refused: a code and a detail for the person fixing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputError {
+    /// The machine-readable code.
+    pub code: ErrorCode,
+    /// What was wrong and how to fix it.
+    pub detail: String,
+}
+
+impl InputError {
+    /// An error with this code and detail.
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        InputError {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    /// The message the client receives for it.
+    pub fn to_outgoing(&self) -> Outgoing {
+        Outgoing::Error {
+            error: self.code,
+            detail: self.detail.clone(),
+            available: None,
+        }
+    }
+}
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.detail)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+/// A checked `sendmessage` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendMessage {
+    /// The text, exactly as sent.
+    pub message: String,
+    /// The sessions to reach, without duplicates, in the order given; `None` for
+    /// everyone.
+    pub session_ids: Option<Vec<String>>,
+}
+
+/// A checked `history` request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryRequest {
+    /// How many messages at most.
+    pub limit: usize,
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn as_object(body: &Value) -> Result<&serde_json::Map<String, Value>, InputError> {
+    body.as_object().ok_or_else(|| {
+        InputError::new(
+            ErrorCode::InvalidJson,
+            format!(
+                "the message must be a JSON object such as {{\"action\":\"{SENDMESSAGE}\",\"message\":\"hi\"}}, got {}",
+                json_type(body)
+            ),
+        )
+    })
+}
+
+/// Checks a session id (from the connect URL or a `session_ids` entry): 1 to
+/// `config.max_session_id_chars` characters, none of them whitespace or control
+/// characters. Returns what is wrong.
+pub fn check_session_id(id: &str, config: &ChatConfig) -> Result<(), String> {
+    let chars = id.chars().count();
+    if chars == 0 {
+        return Err("a session id cannot be empty".to_owned());
+    }
+    if chars > config.max_session_id_chars {
+        return Err(format!(
+            "a session id has at most {} characters, this one has {chars}",
+            config.max_session_id_chars
+        ));
+    }
+    if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "a session id cannot contain whitespace or control characters: {id:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a display name from the connect URL: trimmed; empty means none; at most
+/// `config.max_name_chars` characters and no control characters.
+pub fn check_name(name: Option<&str>, config: &ChatConfig) -> Result<Option<String>, InputError> {
+    let Some(name) = name.map(str::trim).filter(|name| !name.is_empty()) else {
+        return Ok(None);
+    };
+    let chars = name.chars().count();
+    if chars > config.max_name_chars {
+        return Err(InputError::new(
+            ErrorCode::InvalidName,
+            format!(
+                "`name` has at most {} characters, got {chars}",
+                config.max_name_chars
+            ),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(InputError::new(
+            ErrorCode::InvalidName,
+            "`name` cannot contain control characters",
+        ));
+    }
+    Ok(Some(name.to_owned()))
+}
+
+/// The session of a connecting client: the `session_id` query parameter, or the
+/// connection id when it is absent or empty.
+pub fn session_from_query(
+    session_id: Option<&str>,
+    connection_id: &str,
+    config: &ChatConfig,
+) -> Result<String, InputError> {
+    match session_id.filter(|id| !id.is_empty()) {
+        None => Ok(connection_id.to_owned()),
+        Some(id) => match check_session_id(id, config) {
+            Ok(()) => Ok(id.to_owned()),
+            Err(problem) => Err(InputError::new(
+                ErrorCode::InvalidSessionId,
+                format!("`session_id`: {problem}"),
+            )),
+        },
+    }
+}
+
+/// Parses and checks a `sendmessage` body.
+///
+/// ```
+/// use chat::protocol::{parse_send, ErrorCode};
+/// use chat::ChatConfig;
+/// use serde_json::json;
+///
+/// let config = ChatConfig::default();
+/// let send = parse_send(&json!({"action": "sendmessage", "message": "hi", "session_ids": ["s1", "s1", "s2"]}), &config).unwrap();
+/// assert_eq!(send.session_ids, Some(vec!["s1".to_owned(), "s2".to_owned()]));
+///
+/// let error = parse_send(&json!({"action": "sendmessage", "message": "  "}), &config).unwrap_err();
+/// assert_eq!(error.code, ErrorCode::EmptyMessage);
+/// ```
+pub fn parse_send(body: &Value, config: &ChatConfig) -> Result<SendMessage, InputError> {
+    let object = as_object(body)?;
+    let message = match object.get("message") {
+        None => {
+            return Err(InputError::new(
+                ErrorCode::MissingField,
+                "`message` is missing: send {\"action\":\"sendmessage\",\"message\":\"hi\"}",
+            ))
+        }
+        Some(Value::String(message)) => message,
+        Some(other) => {
+            return Err(InputError::new(
+                ErrorCode::InvalidType,
+                format!("`message` must be a string, got {}", json_type(other)),
+            ))
+        }
+    };
+    if message.trim().is_empty() {
+        return Err(InputError::new(
+            ErrorCode::EmptyMessage,
+            "`message` is empty: write some text",
+        ));
+    }
+    if message.len() > config.max_message_bytes {
+        return Err(InputError::new(
+            ErrorCode::MessageTooLarge,
+            format!(
+                "`message` is {} bytes (UTF-8); at most {} bytes are allowed",
+                message.len(),
+                config.max_message_bytes
+            ),
+        ));
+    }
+    let session_ids = match object.get("session_ids") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(parse_session_ids(value, config)?),
+    };
+    Ok(SendMessage {
+        message: message.clone(),
+        session_ids,
+    })
+}
+
+fn parse_session_ids(value: &Value, config: &ChatConfig) -> Result<Vec<String>, InputError> {
+    let invalid = |detail: String| InputError::new(ErrorCode::InvalidSessionIds, detail);
+    let Value::Array(entries) = value else {
+        return Err(invalid(format!(
+            "`session_ids` must be an array of session id strings such as [\"s1\",\"s2\"], got {}",
+            json_type(value)
+        )));
+    };
+    if entries.is_empty() {
+        return Err(invalid(
+            "`session_ids` is empty: name at least one session, or leave `session_ids` out to send to everyone"
+                .to_owned(),
+        ));
+    }
+    if entries.len() > config.max_session_ids {
+        return Err(invalid(format!(
+            "`session_ids` names {} sessions; at most {} are allowed",
+            entries.len(),
+            config.max_session_ids
+        )));
+    }
+    let mut ids: Vec<String> = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.iter().enumerate() {
+        let Value::String(id) = entry else {
+            return Err(invalid(format!(
+                "`session_ids[{index}]` must be a string, got {}",
+                json_type(entry)
+            )));
+        };
+        if let Err(problem) = check_session_id(id, config) {
+            return Err(invalid(format!("`session_ids[{index}]`: {problem}")));
+        }
+        if !ids.contains(id) {
+            ids.push(id.clone());
+        }
+    }
+    Ok(ids)
+}
+
+/// Parses and checks a `history` body: `limit` is optional (default
+/// `config.default_history`) and must be a whole number from 1 to `config.max_history`.
+///
+/// ```
+/// use chat::protocol::{parse_history, ErrorCode};
+/// use chat::ChatConfig;
+/// use serde_json::json;
+///
+/// let config = ChatConfig::default();
+/// assert_eq!(parse_history(&json!({"action": "history"}), &config).unwrap().limit, 50);
+/// assert_eq!(parse_history(&json!({"action": "history", "limit": 201}), &config).unwrap_err().code, ErrorCode::InvalidLimit);
+/// ```
+pub fn parse_history(body: &Value, config: &ChatConfig) -> Result<HistoryRequest, InputError> {
+    let object = as_object(body)?;
+    let range = format!("a whole number from 1 to {}", config.max_history);
+    let limit = match object.get("limit") {
+        None | Some(Value::Null) => config.default_history,
+        Some(Value::Number(number)) => match number
+            .as_u64()
+            .and_then(|limit| usize::try_from(limit).ok())
+        {
+            Some(limit) if (1..=config.max_history).contains(&limit) => limit,
+            _ => {
+                return Err(InputError::new(
+                    ErrorCode::InvalidLimit,
+                    format!("`limit` must be {range}, got {number}"),
+                ))
+            }
+        },
+        Some(other) => {
+            return Err(InputError::new(
+                ErrorCode::InvalidLimit,
+                format!("`limit` must be {range}, got {}", json_type(other)),
+            ))
+        }
+    };
+    Ok(HistoryRequest { limit })
+}
+
+/// Why a message went to `$default`, for the `detail` of `unknown_action`.
+pub fn unknown_action_detail(body: Option<&wsgw_core::Payload>) -> (String, Option<String>) {
+    let Some(body) = body else {
+        return ("the message is empty".to_owned(), None);
+    };
+    let Some(text) = body.as_text() else {
+        return (
+            "binary frames are not understood: send JSON text such as {\"action\":\"heartbeat\"}"
+                .to_owned(),
+            None,
+        );
+    };
+    let Ok(value) = serde_json::from_str::<Value>(text) else {
+        return (
+            "the message is not JSON: send an object such as {\"action\":\"heartbeat\"}".to_owned(),
+            None,
+        );
+    };
+    match value.get("action") {
+        Some(Value::String(action)) => {
+            let action = shorten(action, 64);
+            (
+                format!("`{action}` is not an action (actions are case-sensitive)"),
+                Some(action),
+            )
+        }
+        Some(other) => (
+            format!("`action` must be a string, got {}", json_type(other)),
+            None,
+        ),
+        None => (
+            "the message has no `action` field: send {\"action\":\"sendmessage\",\"message\":\"hi\"}"
+                .to_owned(),
+            None,
+        ),
+    }
+}
+
+/// At most `chars` characters of `text`, with `…` when cut.
+fn shorten(text: &str, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}

@@ -1,0 +1,400 @@
+//! The chat's application state: its histories, its limits, and the records it keeps.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use wsgw_core::{HistoryRecord, HistoryStore, Result};
+
+use crate::ids::{new_message_id, rfc3339};
+
+/// History partition of the session records (one per connection).
+pub const SESSIONS_PARTITION: &str = "sessions";
+/// History partition of the chat messages.
+pub const MESSAGES_PARTITION: &str = "messages";
+/// History partition of the audit log (connect, disconnect, message and error events).
+pub const EVENTS_PARTITION: &str = "events";
+
+/// Limits and retention. The defaults are the documented protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChatConfig {
+    /// Largest chat message in UTF-8 bytes: 4096 (4 KB).
+    pub max_message_bytes: usize,
+    /// Most sessions one message may address: 100.
+    pub max_session_ids: usize,
+    /// Longest session id, in characters: 128.
+    pub max_session_id_chars: usize,
+    /// Longest display name, in characters: 64.
+    pub max_name_chars: usize,
+    /// Messages a `history` request returns without a `limit`: 50.
+    pub default_history: usize,
+    /// Largest `limit` of a `history` request: 200.
+    pub max_history: usize,
+    /// Most stored messages one `history` request reads while skipping messages
+    /// addressed to other sessions: 2000. Keeps every request's cost bounded.
+    pub history_scan_limit: usize,
+    /// How long messages, session records and events are kept; `None` (the default)
+    /// keeps them until deleted. On DynamoDB this becomes the items' TTL.
+    pub retention: Option<Duration>,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        ChatConfig {
+            max_message_bytes: 4096,
+            max_session_ids: 100,
+            max_session_id_chars: 128,
+            max_name_chars: 64,
+            default_history: 50,
+            max_history: 200,
+            history_scan_limit: 2000,
+            retention: None,
+        }
+    }
+}
+
+impl ChatConfig {
+    /// Sets the retention of every record.
+    pub fn retention(mut self, retention: Option<Duration>) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Sets the largest chat message in bytes.
+    pub fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self
+    }
+
+    /// Sets the most sessions one message may address.
+    pub fn max_session_ids(mut self, count: usize) -> Self {
+        self.max_session_ids = count.max(1);
+        self
+    }
+
+    /// Sets the most stored messages one `history` request reads.
+    pub fn history_scan_limit(mut self, records: usize) -> Self {
+        self.history_scan_limit = records.max(1);
+        self
+    }
+}
+
+/// What the chat's handlers share: where session records, messages and audit events
+/// are kept, and the limits. Handlers reach it through
+/// [`Context::state`](wsgw_core::Context::state).
+///
+/// ```
+/// use std::sync::Arc;
+/// use chat::{ChatConfig, ChatState};
+///
+/// // One history store holds the three partitions (`sessions`, `messages`, `events`).
+/// let state = ChatState::new(Arc::new(wsgw_memory::MemoryHistory::new()))
+///     .with_config(ChatConfig::default().max_message_bytes(1024));
+/// assert_eq!(state.config().max_message_bytes, 1024);
+/// ```
+#[derive(Clone)]
+pub struct ChatState {
+    sessions: Arc<dyn HistoryStore>,
+    messages: Arc<dyn HistoryStore>,
+    events: Arc<dyn HistoryStore>,
+    config: ChatConfig,
+}
+
+impl std::fmt::Debug for ChatState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatState")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChatState {
+    /// Session records, messages and events in one history store, under the
+    /// [`SESSIONS_PARTITION`], [`MESSAGES_PARTITION`] and [`EVENTS_PARTITION`].
+    pub fn new(history: Arc<dyn HistoryStore>) -> Self {
+        ChatState::with_histories(history.clone(), history.clone(), history)
+    }
+
+    /// Each kind of record in its own store (still under its partition).
+    pub fn with_histories(
+        sessions: Arc<dyn HistoryStore>,
+        messages: Arc<dyn HistoryStore>,
+        events: Arc<dyn HistoryStore>,
+    ) -> Self {
+        ChatState {
+            sessions,
+            messages,
+            events,
+            config: ChatConfig::default(),
+        }
+    }
+
+    /// Replaces the limits and retention.
+    pub fn with_config(mut self, config: ChatConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The limits and retention.
+    pub fn config(&self) -> &ChatConfig {
+        &self.config
+    }
+
+    /// Where session records are kept.
+    pub fn sessions(&self) -> &dyn HistoryStore {
+        &*self.sessions
+    }
+
+    /// Where messages are kept.
+    pub fn messages(&self) -> &dyn HistoryStore {
+        &*self.messages
+    }
+
+    /// Where audit events are kept.
+    pub fn events(&self) -> &dyn HistoryStore {
+        &*self.events
+    }
+
+    /// A record under `partition`, expiring after the retention from `time`.
+    pub(crate) fn record(
+        &self,
+        partition: &str,
+        time: DateTime<Utc>,
+        id: impl Into<String>,
+        data: serde_json::Value,
+    ) -> HistoryRecord {
+        let record = HistoryRecord::new(partition, time, id, data);
+        match self
+            .config
+            .retention
+            .and_then(|retention| chrono::Duration::from_std(retention).ok())
+            .and_then(|retention| time.checked_add_signed(retention))
+        {
+            Some(expiry) => record.expiring_at(expiry),
+            None => record,
+        }
+    }
+
+    /// Appends an audit event. A failure is logged, not returned: the action it records
+    /// has already happened.
+    pub(crate) async fn log_event(&self, time: DateTime<Utc>, event: AuditEvent) {
+        let kind = event.kind();
+        let data = match serde_json::to_value(&event) {
+            Ok(data) => data,
+            Err(error) => {
+                tracing::error!(%error, event = kind, "cannot serialise an audit event");
+                return;
+            }
+        };
+        // Same id scheme as messages: events of one millisecond keep their order.
+        let record = self.record(EVENTS_PARTITION, time, new_message_id(time), data);
+        if let Err(error) = self.events.append(record).await {
+            tracing::error!(%error, event = kind, ?event, "audit event not stored");
+        }
+    }
+
+    /// Stores a session record (a new one, or the completed one over it).
+    pub(crate) async fn put_session(&self, record: &SessionRecord) -> Result<()> {
+        let time = record.connected_at_time();
+        let data = serde_json::to_value(record).map_err(|error| {
+            wsgw_core::Error::backend(
+                "serde_json",
+                "serialising a session record",
+                Some(error.into()),
+            )
+        })?;
+        self.sessions
+            .append(self.record(SESSIONS_PARTITION, time, record.connection_id.clone(), data))
+            .await
+    }
+}
+
+/// One connection's session, in the [`SESSIONS_PARTITION`] keyed by `(connected_at,
+/// connection_id)`: written on `$connect`, completed on `$disconnect`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// The connection.
+    pub connection_id: String,
+    /// Its session (the `session_id` it connected with, or its connection id).
+    pub session_id: String,
+    /// The display name it connected with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The client's address as the gateway saw it.
+    pub source_ip: Option<String>,
+    /// The client's `User-Agent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// When it connected (RFC 3339 UTC).
+    pub connected_at: String,
+    /// When it disconnected (RFC 3339 UTC); absent while connected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disconnected_at: Option<String>,
+    /// Whole seconds between connecting and disconnecting; absent while connected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<i64>,
+    /// The WebSocket close code (1000 normal, 1001 going away, 1006 dropped ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_code: Option<u16>,
+    /// The close reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_reason: Option<String>,
+}
+
+impl SessionRecord {
+    /// The record's sort time: `connected_at` parsed back (the epoch when unreadable,
+    /// which only a hand-edited record can be).
+    pub fn connected_at_time(&self) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(&self.connected_at)
+            .map(|at| at.with_timezone(&Utc))
+            .unwrap_or_default()
+    }
+
+    /// Completes the record: `disconnected_at`, `duration_seconds`, close code and
+    /// reason.
+    pub fn complete(
+        &mut self,
+        disconnected_at: DateTime<Utc>,
+        close_code: Option<u16>,
+        close_reason: Option<String>,
+    ) {
+        let duration = disconnected_at - self.connected_at_time();
+        self.disconnected_at = Some(rfc3339(disconnected_at));
+        self.duration_seconds = Some(duration.num_seconds().max(0));
+        self.close_code = close_code;
+        self.close_reason = close_reason.filter(|reason| !reason.is_empty());
+    }
+}
+
+/// A chat message as stored in the [`MESSAGES_PARTITION`], keyed by `(timestamp,
+/// message_id)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredMessage {
+    /// Unique id.
+    pub message_id: String,
+    /// The sender's connection id.
+    pub connection_id: String,
+    /// The sender's session.
+    pub session_id: String,
+    /// The sender's display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The text.
+    pub message: String,
+    /// When it was received (RFC 3339 UTC).
+    pub timestamp: String,
+    /// The sessions it was addressed to; absent for messages to everyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_ids: Option<Vec<String>>,
+}
+
+impl StoredMessage {
+    /// Whether a connection of `session_id` may read it: messages to everyone, messages
+    /// addressed to its session, and messages its own session sent.
+    pub fn visible_to(&self, session_id: &str, connection_id: &str) -> bool {
+        match &self.session_ids {
+            None => true,
+            Some(targets) => {
+                targets.iter().any(|target| target == session_id)
+                    || self.session_id == session_id
+                    || self.connection_id == connection_id
+            }
+        }
+    }
+
+    /// The message as clients receive it.
+    pub fn to_chat_message(&self) -> crate::ChatMessage {
+        crate::ChatMessage {
+            message_id: self.message_id.clone(),
+            from: self.connection_id.clone(),
+            session_id: self.session_id.clone(),
+            name: self.name.clone(),
+            message: self.message.clone(),
+            timestamp: self.timestamp.clone(),
+            session_ids: self.session_ids.clone(),
+        }
+    }
+}
+
+/// One entry of the audit log ([`EVENTS_PARTITION`]): what happened, to which
+/// connection, when (RFC 3339 UTC). Serialised with an `event` field naming the kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum AuditEvent {
+    /// A client connected.
+    Connect {
+        /// The connection.
+        connection_id: String,
+        /// Its session.
+        session_id: String,
+        /// Its display name.
+        name: Option<String>,
+        /// Its address.
+        source_ip: Option<String>,
+        /// When.
+        timestamp: String,
+    },
+    /// A client disconnected (or its connection was found gone).
+    Disconnect {
+        /// The connection.
+        connection_id: String,
+        /// Its session, when known.
+        session_id: Option<String>,
+        /// Whole seconds it was connected, when known.
+        duration_seconds: Option<i64>,
+        /// The WebSocket close code.
+        close_code: Option<u16>,
+        /// When.
+        timestamp: String,
+    },
+    /// A chat message was sent.
+    Message {
+        /// The sender's connection.
+        connection_id: String,
+        /// The sender's session.
+        session_id: String,
+        /// The message.
+        message_id: String,
+        /// The sessions addressed; absent for everyone.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_ids: Option<Vec<String>>,
+        /// Connections reached.
+        delivered: usize,
+        /// Gone connections removed from the store.
+        pruned: usize,
+        /// Connections not reached for another reason.
+        failed: usize,
+        /// When.
+        timestamp: String,
+    },
+    /// A client's request was refused (bad input, unknown action, refused connect).
+    Error {
+        /// The connection.
+        connection_id: String,
+        /// The route (`sendmessage`, `$default`, `$connect` ...).
+        route: String,
+        /// The action the client named, when there was one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        action: Option<String>,
+        /// The error code sent to the client.
+        error: String,
+        /// The detail sent to the client.
+        detail: String,
+        /// When.
+        timestamp: String,
+    },
+}
+
+impl AuditEvent {
+    /// `connect`, `disconnect`, `message` or `error`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AuditEvent::Connect { .. } => "connect",
+            AuditEvent::Disconnect { .. } => "disconnect",
+            AuditEvent::Message { .. } => "message",
+            AuditEvent::Error { .. } => "error",
+        }
+    }
+}
