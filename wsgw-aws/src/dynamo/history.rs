@@ -217,6 +217,18 @@ impl HistoryStore for DynamoHistory {
             .as_ref()
             .map(|token| token::decode(token, kind, &query.partition, &KEY_ATTRIBUTES))
             .transpose()?;
+        let partition_key = s(query.partition.clone());
+        if start
+            .as_ref()
+            .is_some_and(|key| key.get(PK) != Some(&partition_key))
+        {
+            return Err(Error::InvalidToken {
+                message: format!(
+                    "the token does not continue a query of partition `{}`",
+                    query.partition
+                ),
+            });
+        }
         let empty = Page {
             items: Vec::new(),
             next: None,

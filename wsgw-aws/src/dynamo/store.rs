@@ -744,6 +744,14 @@ impl ConnectionStore for DynamoStore {
             .map(|token| token::decode(token, "group", group, &GROUP_KEY_ATTRIBUTES))
             .transpose()?;
         let gpk = group_key(group);
+        if start
+            .as_ref()
+            .is_some_and(|key| key.get(GPK) != Some(&s(gpk.clone())))
+        {
+            return Err(Error::InvalidToken {
+                message: format!("the token does not continue a listing of group `{group}`"),
+            });
+        }
         let target = Target::new(
             "list_group",
             &self.table,
