@@ -4,12 +4,16 @@
 //! step ends the task with that step's exit code, and every service a step started (an
 //! emulator, a browser) is stopped when the task ends, however it ends.
 //!
-//! - `cargo xtask test`: every test of the project ([`test_steps`]).
+//! - `cargo xtask test`: every test of the project ([`test_steps`]), including wsgw-aws's
+//!   DynamoDB tests against moto's server ([`moto`]), which it installs, starts and stops.
 //! - `cargo xtask ci`: formatting, clippy, then the test steps ([`ci_steps`]).
+//! - `cargo xtask setup-moto`: only install moto into `.venv/` ([`moto::ensure_moto`]).
 #![warn(missing_docs)]
 
+pub mod moto;
 pub mod step;
 
+use std::io;
 use std::path::PathBuf;
 
 pub use step::{
@@ -25,12 +29,19 @@ pub fn workspace_root() -> PathBuf {
     }
 }
 
-/// Every test of the project, in the order they run.
+/// Every test of the project, in the order they run, with moto's DynamoDB server on a
+/// free loopback port (see [`test_steps_on`]).
+pub fn test_steps() -> io::Result<Vec<Step>> {
+    Ok(test_steps_on(free_port()?))
+}
+
+/// Every test of the project, in the order they run, moto's DynamoDB server listening on
+/// `moto_port`.
 ///
 /// Features are unified across a `--workspace` build, so crates whose features change
 /// what is tested get their own step with exactly those features.
-pub fn test_steps() -> Vec<Step> {
-    vec![
+pub fn test_steps_on(moto_port: u16) -> Vec<Step> {
+    let mut steps = vec![
         Step::run(
             "unit and integration tests of every crate",
             Cmd::cargo().args(["test", "--workspace", "--all-targets"]),
@@ -47,11 +58,18 @@ pub fn test_steps() -> Vec<Step> {
             "wsgw-memory with the LocalGateway",
             Cmd::cargo().args(["test", "-p", "wsgw-memory", "--features", "gateway"]),
         ),
-    ]
+    ];
+    steps.extend(moto::dynamodb_steps(&workspace_root(), moto_port));
+    steps
 }
 
 /// What CI checks: formatting, clippy with warnings denied, then [`test_steps`].
-pub fn ci_steps() -> Vec<Step> {
+pub fn ci_steps() -> io::Result<Vec<Step>> {
+    Ok(ci_steps_on(free_port()?))
+}
+
+/// [`ci_steps`] with moto's DynamoDB server listening on `moto_port`.
+pub fn ci_steps_on(moto_port: u16) -> Vec<Step> {
     let mut steps = vec![
         Step::run("formatting", Cmd::cargo().args(["fmt", "--all", "--check"])),
         Step::run(
@@ -67,7 +85,7 @@ pub fn ci_steps() -> Vec<Step> {
             ]),
         ),
     ];
-    steps.extend(test_steps());
+    steps.extend(test_steps_on(moto_port));
     steps
 }
 
@@ -84,7 +102,7 @@ mod tests {
 
     #[test]
     fn test_runs_all_targets_doctests_and_each_feature_set_separately() {
-        let steps: Vec<Vec<String>> = test_steps().iter().map(cargo_args).collect();
+        let steps: Vec<Vec<String>> = test_steps_on(4567).iter().map(cargo_args).collect();
 
         assert_eq!(
             steps,
@@ -93,13 +111,16 @@ mod tests {
                 vec!["test", "--workspace", "--doc"],
                 vec!["test", "-p", "wsgw-core", "--features", "mock,conformance"],
                 vec!["test", "-p", "wsgw-memory", "--features", "gateway"],
+                vec!["xtask", "setup-moto"],
+                vec!["-m", "moto.server", "-H", "127.0.0.1", "-p", "4567"],
+                vec!["test", "-p", "wsgw-aws", "--features", "integration"],
             ]
         );
     }
 
     #[test]
     fn ci_checks_formatting_and_clippy_before_the_test_steps() {
-        let steps = ci_steps();
+        let steps = ci_steps_on(4567);
 
         assert_eq!(cargo_args(&steps[0]), vec!["fmt", "--all", "--check"]);
         assert_eq!(
@@ -114,7 +135,7 @@ mod tests {
                 "warnings"
             ]
         );
-        assert_eq!(steps[2..], test_steps()[..]);
+        assert_eq!(steps[2..], test_steps_on(4567)[..]);
     }
 
     #[test]

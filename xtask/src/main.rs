@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use xtask::{ci_steps, test_steps, workspace_root, Pipeline};
+use xtask::{ci_steps, moto, test_steps, workspace_root, Pipeline};
 
 /// The project's tasks.
 #[derive(Debug, Parser)]
@@ -26,6 +26,8 @@ enum Task {
     Test,
     /// What CI runs: `cargo fmt --check`, clippy with warnings denied, then every test.
     Ci,
+    /// Install moto's DynamoDB server into the virtualenv `.venv/` (reused when present).
+    SetupMoto,
 }
 
 fn main() -> ExitCode {
@@ -33,6 +35,22 @@ fn main() -> ExitCode {
     let (name, steps) = match cli.task {
         Task::Test => ("test", test_steps()),
         Task::Ci => ("ci", ci_steps()),
+        Task::SetupMoto => {
+            return match moto::ensure_moto(&workspace_root()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("xtask setup-moto: error: {error}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    };
+    let steps = match steps {
+        Ok(steps) => steps,
+        Err(error) => {
+            eprintln!("xtask {name}: error: no free loopback port for moto's server: {error}");
+            return ExitCode::FAILURE;
+        }
     };
     // The pipeline is dropped before main returns, which stops any service it started.
     let mut pipeline = Pipeline::new(workspace_root()).dry_run(cli.dry_run);
