@@ -8,8 +8,11 @@
 //!   DynamoDB tests against moto's server ([`moto`]), which it installs, starts and stops.
 //! - `cargo xtask ci`: formatting, clippy, then the test steps ([`ci_steps`]).
 //! - `cargo xtask setup-moto`: only install moto into `.venv/` ([`moto::ensure_moto`]).
+//! - `cargo xtask lint-templates`: cfn-lint on every SAM template ([`cfn_lint`]), the last
+//!   step of `cargo xtask test`.
 #![warn(missing_docs)]
 
+pub mod cfn_lint;
 pub mod moto;
 pub mod step;
 
@@ -60,6 +63,7 @@ pub fn test_steps_on(moto_port: u16) -> Vec<Step> {
         ),
     ];
     steps.extend(moto::dynamodb_steps(&workspace_root(), moto_port));
+    steps.push(cfn_lint::lint_step());
     steps
 }
 
@@ -114,6 +118,7 @@ mod tests {
                 vec!["xtask", "setup-moto"],
                 vec!["-m", "moto.server", "-H", "127.0.0.1", "-p", "4567"],
                 vec!["test", "-p", "wsgw-aws", "--features", "integration"],
+                vec!["xtask", "lint-templates"],
             ]
         );
     }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use xtask::{ci_steps, moto, test_steps, workspace_root, Pipeline};
+use xtask::{cfn_lint, ci_steps, moto, test_steps, workspace_root, Pipeline};
 
 /// The project's tasks.
 #[derive(Debug, Parser)]
@@ -28,6 +28,8 @@ enum Task {
     Ci,
     /// Install moto's DynamoDB server into the virtualenv `.venv/` (reused when present).
     SetupMoto,
+    /// Run cfn-lint (installed into `.venv/` when missing) on every SAM template.
+    LintTemplates,
 }
 
 fn main() -> ExitCode {
@@ -41,6 +43,15 @@ fn main() -> ExitCode {
                 Err(error) => {
                     eprintln!("xtask setup-moto: error: {error}");
                     ExitCode::FAILURE
+                }
+            };
+        }
+        Task::LintTemplates => {
+            return match cfn_lint::lint_templates(&workspace_root()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("xtask lint-templates: error: {error}");
+                    ExitCode::from(error.exit_code())
                 }
             };
         }

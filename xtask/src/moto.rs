@@ -96,10 +96,12 @@ fn run(command: &mut Command) -> Result<bool, SetupError> {
         })
 }
 
-/// Whether `python` imports moto's server at a version matching [`MOTO_REQUIREMENT`].
-fn moto_ready(python: &Path) -> bool {
-    let check = "import importlib.metadata as m, moto.server, sys; \
-                 sys.exit(0 if m.version('moto').split('.')[0] == '5' else 1)";
+/// Exits 0 when moto's server imports at a version matching [`MOTO_REQUIREMENT`].
+const MOTO_CHECK: &str = "import importlib.metadata as m, moto.server, sys; \
+                          sys.exit(0 if m.version('moto').split('.')[0] == '5' else 1)";
+
+/// Whether the Python snippet `check` exits 0 in `python`.
+fn passes(python: &Path, check: &str) -> bool {
     Command::new(python)
         .args(["-c", check])
         .stdout(Stdio::null())
@@ -170,10 +172,18 @@ fn create_venv(python: &str, root: &Path) -> Result<(), SetupError> {
 /// imports there, otherwise creates the virtualenv (with the Python named by
 /// `WSGW_PYTHON`, default `python3`) if needed and installs moto with pip.
 pub fn ensure_moto(root: &Path) -> Result<(), SetupError> {
+    ensure_installed(root, MOTO_REQUIREMENT, MOTO_CHECK)
+}
+
+/// Makes `.venv/` in `root` hold the pip `requirement`: reuses it when the Python snippet
+/// `check` exits 0 there, otherwise creates the virtualenv if needed (see
+/// [`ensure_moto`]) and installs `requirement` with pip. Every Python tool of the tasks
+/// shares the one virtualenv.
+pub fn ensure_installed(root: &Path, requirement: &str, check: &str) -> Result<(), SetupError> {
     let python = venv_python(root);
-    if python.exists() && moto_ready(&python) {
+    if python.exists() && passes(&python, check) {
         eprintln!(
-            "xtask: {} already has {MOTO_REQUIREMENT}",
+            "xtask: {} already has {requirement}",
             root.join(VENV_DIR).display()
         );
         return Ok(());
@@ -188,17 +198,17 @@ pub fn ensure_moto(root: &Path) -> Result<(), SetupError> {
         "install",
         "--disable-pip-version-check",
         "--quiet",
-        MOTO_REQUIREMENT,
+        requirement,
     ]))?;
     if !installed {
         return Err(SetupError(format!(
-            "pip could not install {MOTO_REQUIREMENT} into {VENV_DIR}/ (is PyPI reachable?); \
+            "pip could not install {requirement} into {VENV_DIR}/ (is PyPI reachable?); \
              delete {VENV_DIR}/ to start over"
         )));
     }
-    if !moto_ready(&python) {
+    if !passes(&python, check) {
         return Err(SetupError(format!(
-            "{MOTO_REQUIREMENT} was installed but `import moto.server` fails in {VENV_DIR}/; \
+            "{requirement} was installed but does not import in {VENV_DIR}/: \
              delete {VENV_DIR}/ to start over"
         )));
     }

@@ -1,0 +1,228 @@
+//! cfn-lint on every AWS SAM template of the repository.
+//!
+//! `cargo xtask lint-templates` ([`lint_templates`]) makes the virtualenv `.venv/` (the
+//! one moto uses, see [`moto::ensure_installed`]) hold [`CFN_LINT_REQUIREMENT`], finds the
+//! templates ([`templates`]) and runs cfn-lint on all of them at once. Any error or
+//! warning fails it, with cfn-lint's exit code; [`lint_step`] is how `cargo xtask test`
+//! runs it.
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+
+use crate::moto::{self, SetupError, VENV_DIR};
+use crate::step::{Cmd, Step};
+
+/// What is installed into the virtualenv: cfn-lint, pinned to major version 1.
+pub const CFN_LINT_REQUIREMENT: &str = "cfn-lint>=1,<2";
+
+/// Exits 0 when cfn-lint imports at a version matching [`CFN_LINT_REQUIREMENT`].
+const CFN_LINT_CHECK: &str = "import importlib.metadata as m, cfnlint, sys; \
+                              sys.exit(0 if m.version('cfn-lint').split('.')[0] == '1' else 1)";
+
+/// Every template here is linted besides the `template.yaml` files: the patterns the
+/// examples copy.
+pub const TEMPLATE_DIR: &str = "wsgw-aws/templates";
+
+/// The step of `cargo xtask test`.
+pub fn lint_step() -> Step {
+    Step::run(
+        "cfn-lint on every SAM template",
+        Cmd::cargo().args(["xtask", "lint-templates"]),
+    )
+}
+
+/// The virtualenv's `cfn-lint` program.
+pub fn cfn_lint_program(root: &Path) -> PathBuf {
+    if cfg!(windows) {
+        root.join(VENV_DIR).join("Scripts").join("cfn-lint.exe")
+    } else {
+        root.join(VENV_DIR).join("bin").join("cfn-lint")
+    }
+}
+
+/// The templates to lint, relative to `root` and sorted: every `template.yaml` except
+/// under `target/`, `node_modules/` or hidden directories (`.git/`, `.venv/`), and every
+/// `.yaml` file in [`TEMPLATE_DIR`].
+pub fn templates(root: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    collect_templates(root, root, &mut found)?;
+    match fs::read_dir(root.join(TEMPLATE_DIR)) {
+        Ok(entries) => {
+            for entry in entries {
+                let path = entry?.path();
+                if path.is_file() && path.extension().is_some_and(|ext| ext == "yaml") {
+                    found.push(relative(root, &path));
+                }
+            }
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
+fn relative(root: &Path, path: &Path) -> PathBuf {
+    path.strip_prefix(root).unwrap_or(path).to_path_buf()
+}
+
+fn collect_templates(root: &Path, dir: &Path, found: &mut Vec<PathBuf>) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        // Not followed through symbolic links.
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            if !(name.starts_with('.') || name == "target" || name == "node_modules") {
+                collect_templates(root, &entry.path(), found)?;
+            }
+        } else if kind.is_file() && name == "template.yaml" {
+            found.push(relative(root, &entry.path()));
+        }
+    }
+    Ok(())
+}
+
+/// Why the templates could not be linted, or did not pass.
+#[derive(Debug)]
+pub enum LintError {
+    /// cfn-lint could not be installed.
+    Setup(SetupError),
+    /// The repository could not be searched for templates.
+    Search(io::Error),
+    /// No template was found (the search itself must be wrong: echo has one).
+    NoTemplates,
+    /// cfn-lint could not be started.
+    Spawn(io::Error),
+    /// cfn-lint found errors or warnings (exit status: a bit mask, 2 errors, 4 warnings).
+    Findings(ExitStatus),
+}
+
+impl LintError {
+    /// The exit code `cargo xtask lint-templates` ends with: cfn-lint's own when it ran.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            LintError::Findings(status) => status
+                .code()
+                .and_then(|code| u8::try_from(code).ok())
+                .filter(|code| *code != 0)
+                .unwrap_or(1),
+            _ => 1,
+        }
+    }
+}
+
+impl fmt::Display for LintError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LintError::Setup(error) => write!(f, "{error}"),
+            LintError::Search(error) => write!(f, "could not search for templates: {error}"),
+            LintError::NoTemplates => write!(
+                f,
+                "no template.yaml found outside target/ and no .yaml in {TEMPLATE_DIR}/"
+            ),
+            LintError::Spawn(error) => write!(f, "could not run cfn-lint: {error}"),
+            LintError::Findings(status) => write!(f, "cfn-lint found problems ({status})"),
+        }
+    }
+}
+
+impl std::error::Error for LintError {}
+
+/// Installs cfn-lint if needed, then lints every template found under `root` in one
+/// cfn-lint run, printing what it finds.
+pub fn lint_templates(root: &Path) -> Result<(), LintError> {
+    moto::ensure_installed(root, CFN_LINT_REQUIREMENT, CFN_LINT_CHECK).map_err(LintError::Setup)?;
+    let templates = templates(root).map_err(LintError::Search)?;
+    if templates.is_empty() {
+        return Err(LintError::NoTemplates);
+    }
+    let mut command = Command::new(cfn_lint_program(root));
+    command.arg("--").args(&templates).current_dir(root);
+    let line: Vec<String> = templates.iter().map(|t| t.display().to_string()).collect();
+    eprintln!(
+        "xtask: $ {} -- {}",
+        relative(root, &cfn_lint_program(root)).display(),
+        line.join(" ")
+    );
+    let status = command.status().map_err(LintError::Spawn)?;
+    if !status.success() {
+        return Err(LintError::Findings(status));
+    }
+    eprintln!("xtask: cfn-lint passed on {} templates", templates.len());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("xtask-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("creates a scratch directory");
+        dir
+    }
+
+    fn touch(root: &Path, path: &str) {
+        let path = root.join(path);
+        fs::create_dir_all(path.parent().expect("has a parent")).expect("creates directories");
+        fs::write(path, "").expect("writes the file");
+    }
+
+    #[test]
+    fn templates_are_every_template_yaml_outside_build_and_hidden_dirs_and_the_patterns() {
+        let root = scratch_dir("templates");
+        for path in [
+            "examples/echo/template.yaml",
+            "examples/chat/template.yaml",
+            "examples/chat/README.md",
+            "target/lambda/echo/template.yaml",
+            "firmware/target/template.yaml",
+            ".venv/lib/site-packages/x/template.yaml",
+            "examples/chat/web-tests/node_modules/x/template.yaml",
+            "wsgw-aws/templates/stateful-websocket.yaml",
+            "wsgw-aws/templates/notes.md",
+        ] {
+            touch(&root, path);
+        }
+
+        let found = templates(&root).expect("searches");
+
+        assert_eq!(
+            found,
+            [
+                "examples/chat/template.yaml",
+                "examples/echo/template.yaml",
+                "wsgw-aws/templates/stateful-websocket.yaml",
+            ]
+            .map(PathBuf::from)
+        );
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn the_workspace_has_the_echo_template_and_the_stateful_pattern() {
+        let found = templates(&crate::workspace_root()).expect("searches");
+
+        assert!(found.contains(&PathBuf::from("examples/echo/template.yaml")));
+        assert!(found.contains(&PathBuf::from("wsgw-aws/templates/stateful-websocket.yaml")));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn findings_end_the_task_with_cfn_lints_exit_code() {
+        use std::os::unix::process::ExitStatusExt;
+
+        // cfn-lint exits 6 for errors and warnings (2 | 4).
+        let findings = LintError::Findings(ExitStatus::from_raw(6 << 8));
+
+        assert_eq!(findings.exit_code(), 6);
+        assert_eq!(LintError::NoTemplates.exit_code(), 1);
+    }
+}
