@@ -1,0 +1,271 @@
+// The chat page in real headless Chromium: Debian's /usr/bin/chromium driven by
+// playwright-core (never a downloaded browser), against the real `chat` binary.
+//
+// Run with `cargo xtask test`, or by hand:
+//   cargo build -p chat && npm ci && CHAT_BIN=../../../target/debug/chat node --test
+// CHAT_BIN names the binary (default: `cargo metadata`'s target directory + debug/chat),
+// CHROMIUM the browser (default /usr/bin/chromium), SCREENSHOT where the screenshot of
+// the page goes (default /tmp/chat-page.png).
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const SCREENSHOT = process.env.SCREENSHOT || "/tmp/chat-page.png";
+const WAIT = 15_000;
+
+function chatBinary() {
+  if (process.env.CHAT_BIN) return path.resolve(process.env.CHAT_BIN);
+  const metadata = JSON.parse(
+    execFileSync("cargo", ["metadata", "--format-version", "1", "--no-deps"], { encoding: "utf8" }),
+  );
+  return path.join(metadata.target_directory, "debug", "chat");
+}
+
+/** Starts the chat binary on a free port; resolves with its page URL and a stop(). */
+function startChat() {
+  const binary = chatBinary();
+  if (!existsSync(binary)) {
+    throw new Error(`no chat binary at ${binary}: run \`cargo build -p chat\` or set CHAT_BIN`);
+  }
+  const env = { ...process.env, RUST_LOG: "warn" };
+  for (const name of ["AWS_LAMBDA_RUNTIME_API", "WSGW_DYNAMODB_ENDPOINT", "WSGW_LISTEN", "CHAT_RETENTION_DAYS"]) {
+    delete env[name];
+  }
+  const child = spawn(binary, ["--listen", "127.0.0.1:0"], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (chunk) => { stderr += chunk; });
+  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  return new Promise((resolve, reject) => {
+    let stdout = "";
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`the chat printed no address within ${WAIT} ms; stderr: ${stderr}`));
+    }, WAIT);
+    child.on("error", (error) => { clearTimeout(timer); reject(error); });
+    child.stdout.on("data", (chunk) => {
+      stdout += chunk;
+      const line = stdout.split("\n")[0];
+      if (!stdout.includes("\n")) return;
+      clearTimeout(timer);
+      const url = line.split(/\s+/).find((word) => word.startsWith("http://"));
+      if (!url) {
+        child.kill("SIGKILL");
+        reject(new Error(`no http:// address in ${JSON.stringify(line)}`));
+        return;
+      }
+      resolve({
+        url,
+        stop: async () => {
+          if (child.exitCode === null) child.kill("SIGTERM");
+          return exited;
+        },
+      });
+    });
+  });
+}
+
+let browser;
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+/** A page in its own browser context (own localStorage), failing the test on a dialog. */
+async function openPage(url, t) {
+  const context = await browser.newContext({ viewport: { width: 900, height: 820 } });
+  t.after(() => context.close());
+  const page = await context.newPage();
+  page.dialogs = [];
+  page.on("dialog", async (dialog) => {
+    page.dialogs.push(dialog.message());
+    await dialog.dismiss();
+  });
+  page.errors = [];
+  page.on("pageerror", (error) => page.errors.push(error.message));
+  await page.goto(url);
+  return page;
+}
+
+async function waitForStatus(page, prefix) {
+  await page.waitForFunction(
+    (want) => document.getElementById("status").textContent.startsWith(want),
+    prefix,
+    { timeout: WAIT },
+  );
+}
+
+async function join(page, name, session) {
+  await page.fill("#name", name);
+  await page.fill("#session", session);
+  await page.click("#connect");
+  await waitForStatus(page, "connected");
+  // The history answer arrives right after the connection opens.
+  await page.waitForTimeout(150);
+}
+
+async function say(page, text, toSessions = "") {
+  await page.fill("#to", toSessions);
+  await page.fill("#message", text);
+  await page.click("#send");
+}
+
+function message(page, text) {
+  return page.locator("#messages li.msg", { hasText: text });
+}
+
+async function seen(page, text) {
+  await message(page, text).first().waitFor({ timeout: WAIT });
+}
+
+async function texts(page) {
+  return page.locator("#messages li.msg .text").allTextContents();
+}
+
+test("two pages chat with each other; history is shown on join", async (t) => {
+  const chat = await startChat();
+  t.after(() => chat.stop());
+  const ada = await openPage(chat.url, t);
+
+  const host = new URL(chat.url).host;
+  assert.equal(await ada.inputValue("#url"), `ws://${host}/`, "the URL field defaults to the page's host");
+  await join(ada, "ada", "s-ada");
+  assert.match(await ada.textContent("#connected-at"), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+  await say(ada, "hello from ada");
+  await seen(ada, "hello from ada");
+
+  const bob = await openPage(chat.url, t);
+  await join(bob, "bob", "s-bob");
+  await seen(bob, "hello from ada"); // from history, before anything new was said
+  assert.equal(await bob.locator("#messages li.divider", { hasText: "recent messages" }).count(), 1);
+
+  await say(bob, "hi ada, bob here");
+  await seen(ada, "hi ada, bob here");
+  await seen(bob, "hi ada, bob here");
+  const received = message(ada, "hi ada, bob here");
+  assert.equal(await received.locator(".who").textContent(), "bob");
+  assert.equal(await received.locator(".session").textContent(), "s-bob");
+  assert.match(await received.locator("time").textContent(), /^\d\d:\d\d:\d\d$/);
+  assert.deepEqual(await texts(ada), ["hello from ada", "hi ada, bob here"]);
+  assert.deepEqual(await texts(bob), ["hello from ada", "hi ada, bob here"]);
+
+  // The session duration counts up live.
+  await ada.waitForFunction(
+    () => /^00:00:0[1-9]$/.test(document.getElementById("duration").textContent),
+    null,
+    { timeout: WAIT },
+  );
+
+  await ada.screenshot({ path: SCREENSHOT, fullPage: true });
+  assert.deepEqual([...ada.errors, ...bob.errors], []);
+});
+
+test("a message to a session reaches only that session", async (t) => {
+  const chat = await startChat();
+  t.after(() => chat.stop());
+  const ada = await openPage(chat.url, t);
+  const bob = await openPage(chat.url, t);
+  const cyd = await openPage(chat.url, t);
+  await join(ada, "ada", "s-ada");
+  await join(bob, "bob", "s-bob");
+  await join(cyd, "cyd", "s-cyd");
+
+  await say(ada, "only for bob", "s-bob");
+  await seen(bob, "only for bob");
+  await ada.locator("#messages li.system", { hasText: "delivered to 1 connection" }).waitFor({ timeout: WAIT });
+  assert.match(await message(bob, "only for bob").locator(".to").textContent(), /s-bob/);
+
+  // Bob answers cyd alone by clicking cyd's session on her message.
+  await say(cyd, "hello everyone");
+  await seen(bob, "hello everyone");
+  await message(bob, "hello everyone").locator(".session").click();
+  assert.equal(await bob.inputValue("#to"), "s-cyd");
+  await bob.fill("#message", "for cyd alone");
+  await bob.click("#send");
+  await seen(cyd, "for cyd alone");
+
+  // A bad target is refused by the server and shown as an error; the page stays connected.
+  await say(ada, "to nowhere", "x".repeat(129));
+  await ada.locator("#messages li.system.error", { hasText: "session_ids[0]" }).waitFor({ timeout: WAIT });
+  assert.ok((await ada.textContent("#status")).startsWith("connected"));
+
+  await ada.waitForTimeout(300);
+  assert.deepEqual(await texts(cyd), ["hello everyone", "for cyd alone"]);
+  // Senders see what they sent to others, marked with its addressees.
+  assert.deepEqual(await texts(ada), ["only for bob", "hello everyone"]);
+  assert.deepEqual(await texts(bob), ["only for bob", "hello everyone", "for cyd alone"]);
+  assert.equal(await message(ada, "only for bob").locator(".to").textContent(), "→ s-bob");
+});
+
+test("a message with HTML shows as text, live and from history", async (t) => {
+  const chat = await startChat();
+  t.after(() => chat.stop());
+  const ada = await openPage(chat.url, t);
+  const bob = await openPage(chat.url, t);
+  await join(ada, "<b>ada</b>", "s-ada");
+  await join(bob, "bob", "s-bob");
+  const attack = "<img src=x onerror=alert(1)> <script>alert(2)</script>";
+
+  await say(ada, attack);
+  await seen(bob, "<img src=x");
+  const cyd = await openPage(chat.url, t);
+  await join(cyd, "cyd", "s-cyd");
+  await seen(cyd, "<img src=x");
+  await bob.waitForTimeout(500); // give a handler every chance to fire
+
+  for (const page of [ada, bob, cyd]) {
+    assert.deepEqual(await texts(page), [attack]);
+    assert.equal(await message(page, "<img").locator(".who").textContent(), "<b>ada</b>");
+    assert.equal(await page.locator("#messages img").count(), 0, "no img element");
+    assert.equal(await page.locator("#messages script, #messages b").count(), 0, "no markup");
+    assert.deepEqual(page.dialogs, [], "no dialog");
+  }
+});
+
+test("a remembered address reconnects on reload, unless the user disconnected", async (t) => {
+  const chat = await startChat();
+  t.after(() => chat.stop());
+  const ada = await openPage(chat.url, t);
+  await join(ada, "ada", "s-ada");
+
+  await ada.reload();
+  await waitForStatus(ada, "connected");
+  assert.equal(await ada.inputValue("#name"), "ada");
+  assert.equal(await ada.inputValue("#session"), "s-ada");
+
+  await ada.click("#disconnect");
+  await waitForStatus(ada, "disconnected");
+  await ada.reload();
+  await ada.waitForTimeout(500);
+  assert.ok((await ada.textContent("#status")).startsWith("disconnected"));
+});
+
+test("auto-disconnect closes the session after the chosen number of seconds", async (t) => {
+  const chat = await startChat();
+  t.after(() => chat.stop());
+  const ada = await openPage(chat.url, t);
+  assert.equal(await ada.inputValue("#auto-seconds"), "60", "the default is 60 s");
+  await ada.check("#auto-disconnect");
+  await ada.fill("#auto-seconds", "2");
+
+  await join(ada, "ada", "s-ada");
+  await ada.locator("#auto-left", { hasText: "disconnecting in" }).waitFor({ timeout: WAIT });
+  await waitForStatus(ada, "disconnected");
+
+  await ada.locator("#messages li.system", { hasText: "auto-disconnect after 2 s" }).waitFor({ timeout: WAIT });
+  assert.equal(await ada.textContent("#auto-left"), "");
+});
