@@ -1,0 +1,175 @@
+//! `cargo run -p chat -- --dynamodb-endpoint URL`: the local gateway on DynamoDB instead
+//! of memory, so connections and history live in tables and survive a restart.
+//!
+//! Compiled with the `integration` feature only; the server is named by
+//! `WSGW_DYNAMODB_ENDPOINT` (`cargo xtask test` starts moto's and runs this).
+#![cfg(feature = "integration")]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use wsgw_aws::dynamo::{DynamoHistory, DYNAMODB_ENDPOINT_ENV};
+use wsgw_core::{HistoryQuery, HistoryStore};
+
+use chat::{SessionRecord, SESSIONS_PARTITION};
+
+type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Running {
+    fn stop(mut self) {
+        let pid = self.0.id().to_string();
+        let killed = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(killed.success());
+        let status = self.0.wait().expect("exits");
+        assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    }
+}
+
+fn endpoint() -> String {
+    match std::env::var(DYNAMODB_ENDPOINT_ENV) {
+        Ok(endpoint) if !endpoint.trim().is_empty() => endpoint,
+        _ => panic!(
+            "{DYNAMODB_ENDPOINT_ENV} is not set: this test (feature `integration`) needs a \
+             DynamoDB-compatible server; `cargo xtask test` starts one"
+        ),
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or_default();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// Starts the binary on DynamoDB; returns it, its first line and its `ws://` address.
+fn start(connections: &str, history: &str) -> (Running, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chat"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--dynamodb-endpoint",
+            &endpoint(),
+        ])
+        .args([
+            "--connections-table",
+            connections,
+            "--history-table",
+            history,
+        ])
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env_remove(DYNAMODB_ENDPOINT_ENV)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_PROFILE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the chat binary starts");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("a first line");
+    let url = line
+        .split_whitespace()
+        .find(|word| word.starts_with("ws://"))
+        .unwrap_or_else(|| panic!("no ws:// address in {line:?}"))
+        .to_owned();
+    (Running(child), line, url)
+}
+
+async fn next_json(client: &mut Client) -> Value {
+    let message = tokio::time::timeout(Duration::from_secs(10), client.next())
+        .await
+        .expect("an answer within 10 s")
+        .expect("open")
+        .expect("a frame");
+    serde_json::from_str(message.to_text().expect("text")).expect("JSON")
+}
+
+async fn send(client: &mut Client, body: Value) {
+    client
+        .send(Message::text(body.to_string()))
+        .await
+        .expect("sent");
+}
+
+#[tokio::test]
+async fn on_a_dynamodb_endpoint_the_chat_creates_its_tables_and_keeps_history_across_restarts() {
+    let (connections, history_table) = (unique("chat-connections"), unique("chat-history"));
+
+    let (first, line, url) = start(&connections, &history_table);
+    assert!(line.contains("DynamoDB"), "{line}");
+    assert!(line.contains(&history_table), "{line}");
+    let (mut ada, _) = tokio_tungstenite::connect_async(format!("{url}/?session_id=s1&name=ada"))
+        .await
+        .expect("ada connects");
+    let (mut bob, _) = tokio_tungstenite::connect_async(format!("{url}/?session_id=s2&name=bob"))
+        .await
+        .expect("bob connects");
+    send(
+        &mut ada,
+        json!({"action": "sendmessage", "message": "before the restart"}),
+    )
+    .await;
+    assert_eq!(next_json(&mut ada).await["message"], "before the restart");
+    assert_eq!(next_json(&mut bob).await["message"], "before the restart");
+    first.stop();
+
+    let (_second, _, url) = start(&connections, &history_table);
+    let (mut cyd, _) = tokio_tungstenite::connect_async(format!("{url}/?session_id=s3"))
+        .await
+        .expect("cyd connects");
+    send(&mut cyd, json!({"action": "history"})).await;
+    let history = next_json(&mut cyd).await;
+    assert_eq!(history["messages"][0]["message"], "before the restart");
+    assert_eq!(history["messages"][0]["name"], "ada");
+    send(
+        &mut cyd,
+        json!({"action": "sendmessage", "message": "after"}),
+    )
+    .await;
+    assert_eq!(next_json(&mut cyd).await["message"], "after");
+
+    let table = DynamoHistory::builder()
+        .with_endpoint(endpoint())
+        .with_table(history_table)
+        .build()
+        .await
+        .expect("the history builds");
+    let sessions: Vec<SessionRecord> = table
+        .query(HistoryQuery::new(SESSIONS_PARTITION))
+        .await
+        .expect("readable")
+        .items
+        .into_iter()
+        .map(|record| serde_json::from_value(record.data).expect("a session record"))
+        .collect();
+    assert_eq!(sessions.len(), 3);
+    for record in sessions.iter().filter(|record| record.session_id != "s3") {
+        assert_eq!(
+            record.close_code,
+            Some(1001),
+            "closed by the shutdown: {record:?}"
+        );
+    }
+}
