@@ -1,0 +1,94 @@
+//! How telemetry connections are recorded: attribute names and groups.
+//!
+//! | connection | groups | attributes |
+//! | --- | --- | --- |
+//! | device | `devices`, `device:<id>` | `role`=`device`, `device_id`, `sample_interval_ms` (last acknowledged), `control_requested_by` (the dashboard awaiting an ack) |
+//! | dashboard following every device | `clients` | `role`=`client`, `interval_ms`, `sent:<device id>` (epoch ms of the last reading pushed from that device) |
+//! | dashboard following one device | `follow:<id>` | the same, and `follow`=`<id>` |
+
+use wsgw_core::{Connection, ConnectionId, Context, PageRequest, Result};
+
+use crate::Telemetry;
+
+/// `device` or `client`.
+pub const ROLE: &str = "role";
+/// A device connection's device id.
+pub const DEVICE_ID: &str = "device_id";
+/// The device a dashboard follows (absent: every device).
+pub const FOLLOW: &str = "follow";
+/// A dashboard's push interval in milliseconds.
+pub const INTERVAL_MS: &str = "interval_ms";
+/// Prefix of the per-device "last pushed at" attributes of a dashboard.
+pub const SENT_PREFIX: &str = "sent:";
+/// The sample interval a device last acknowledged.
+pub const SAMPLE_INTERVAL_MS: &str = "sample_interval_ms";
+/// The dashboard connection that last asked a device for a new sample interval.
+pub const CONTROL_REQUESTED_BY: &str = "control_requested_by";
+
+/// Every device connection.
+pub const DEVICES_GROUP: &str = "devices";
+/// Every dashboard following all devices.
+pub const CLIENTS_GROUP: &str = "clients";
+
+/// The connections of one device.
+pub fn device_group(device_id: &str) -> String {
+    format!("device:{device_id}")
+}
+
+/// The dashboards following one device.
+pub fn follow_group(device_id: &str) -> String {
+    format!("follow:{device_id}")
+}
+
+/// The attribute holding when a dashboard was last sent a reading of `device_id`.
+pub fn sent_key(device_id: &str) -> String {
+    format!("{SENT_PREFIX}{device_id}")
+}
+
+/// Who a connection is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A sensor device.
+    Device,
+    /// A dashboard.
+    Client,
+}
+
+impl Role {
+    /// The attribute value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Device => "device",
+            Role::Client => "client",
+        }
+    }
+}
+
+/// The role recorded for a connection.
+pub fn role(connection: &Connection) -> Option<Role> {
+    match connection.attributes.get(ROLE)?.as_str()? {
+        "device" => Some(Role::Device),
+        "client" => Some(Role::Client),
+        _ => None,
+    }
+}
+
+/// Every member of a group, page by page.
+pub(crate) async fn all_members(
+    ctx: &Context<Telemetry>,
+    group: &str,
+) -> Result<Vec<ConnectionId>> {
+    let mut members = Vec::new();
+    let mut token = None;
+    loop {
+        let page = ctx
+            .store()
+            .list_group(group, PageRequest::after(500, token))
+            .await?;
+        members.extend(page.items);
+        match page.next {
+            Some(next) => token = Some(next),
+            None => return Ok(members),
+        }
+    }
+}

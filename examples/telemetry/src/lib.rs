@@ -1,0 +1,111 @@
+//! # telemetry — the ESP32 telemetry system on wsgw
+//!
+//! Devices push sensor readings over the WebSocket API; dashboards receive them live, each
+//! at the interval it chose; every reading is kept in history and served by a REST
+//! endpoint; a dashboard page shows it all. The same [`router`] runs on AWS (API Gateway
+//! WebSocket + REST APIs, Lambda, DynamoDB) and locally on the in-memory backend. The
+//! wire format is the [`telemetry_protocol`] crate, shared with the firmware.
+//!
+//! ## WebSocket protocol (route selection `$request.body.action`)
+//!
+//! | who | connects with | sends | receives |
+//! | --- | --- | --- | --- |
+//! | device | `?role=device&device_id=esp32-01` (`&token=…` when a device token is set) | `RealTimeDataUpdate`, `ControlAck` | `{"type":"control","sample_interval_ms":N}`, `error` |
+//! | dashboard | `?role=client`, or `?role=client&device_id=esp32-01` to follow one device | `ControlCmd` | `interval`, `reading`, `control_ack`, `error` |
+//!
+//! - A reading is checked (the device id is the one the device connected with, ≤ 32
+//!   finite metrics with plain names), stored in history under the device id for the
+//!   history TTL (30 days by default), and pushed to each following dashboard whose
+//!   interval has passed since its last push of that device, as `{"type":"reading",…}`.
+//! - `{"action":"ControlCmd","interval_ms":5000}` sets the dashboard's interval (500 ms –
+//!   1 h, default 1000 ms) and is answered `{"type":"interval","interval_ms":5000}`.
+//! - `{"action":"ControlCmd","device_id":"esp32-01","sample_interval_ms":2000}` is
+//!   forwarded to the device as `{"type":"control","sample_interval_ms":2000}` (250 ms –
+//!   1 h); the device's `ControlAck` reaches the asking dashboard and every dashboard
+//!   following the device as `{"type":"control_ack",…}`.
+//! - Anything invalid is answered `{"type":"error","code":…,"message":…}` and the
+//!   connection stays open.
+//!
+//! No timers run anywhere: a dashboard's interval and per-device "last pushed" times live
+//! in its connection record and are moved with a conditional update, so concurrent Lambda
+//! invocations never push twice within one interval (see [`keys`] for the record layout).
+//!
+//! ## REST
+//!
+//! - `GET /history?device_id=esp32-01&from_ms=…&to_ms=…&limit=100&next=TOKEN` →
+//!   `{"device_id":…,"items":[…oldest first…],"next":"TOKEN"|null}`; limit 1–1000
+//!   (default 100); bad parameters → 400 with `{"error":"bad_request","message":…}`.
+//! - `GET /devices` → `{"devices":[{"device_id","connected_at_ms","sample_interval_ms"}]}`.
+//! - Every answer carries CORS headers; `OPTIONS` answers the preflight.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> wsgw_core::Result<()> {
+//! use std::sync::Arc;
+//! use serde_json::json;
+//! use telemetry::Telemetry;
+//! use wsgw_memory::{ConnectOptions, Harness, MemoryHistory};
+//!
+//! let state = Telemetry::new(Arc::new(MemoryHistory::new()));
+//! let harness = Harness::new(|store, sink| telemetry::router(store, sink, state));
+//! let device = harness
+//!     .connect_with(ConnectOptions::new().query("role", "device").query("device_id", "esp32-01"))
+//!     .await
+//!     .expect("device connects");
+//! let dashboard = harness
+//!     .connect_with(ConnectOptions::new().query("role", "client"))
+//!     .await
+//!     .expect("dashboard connects");
+//!
+//! device.send_json(&json!({"action": "RealTimeDataUpdate", "device_id": "esp32-01",
+//!     "seq": 1, "ts_ms": 0, "readings": {"temperature_c": 23.5}})).await?;
+//! let pushed = dashboard.received_json();
+//! assert_eq!(pushed[0]["type"], "reading");
+//! assert_eq!(pushed[0]["readings"]["temperature_c"], 23.5);
+//! # Ok(())
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+mod clock;
+mod fanout;
+pub mod keys;
+mod rest;
+mod state;
+mod ws;
+
+use std::sync::Arc;
+
+use wsgw_core::{ConnectionStore, MessageSink, RouteSelection, Router};
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use rest::{DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT};
+pub use state::{Telemetry, DEFAULT_HISTORY_TTL_DAYS, MAX_CLOCK_SKEW_MS};
+pub use telemetry_protocol as protocol;
+
+/// Route key of device readings.
+pub const REAL_TIME_DATA_UPDATE: &str = "RealTimeDataUpdate";
+/// Route key of device acknowledgements.
+pub const CONTROL_ACK: &str = "ControlAck";
+/// Route key of dashboard commands.
+pub const CONTROL_CMD: &str = "ControlCmd";
+
+/// Builds the telemetry router: the WebSocket routes and the REST routes.
+pub fn router(
+    store: Arc<dyn ConnectionStore>,
+    sink: Arc<dyn MessageSink>,
+    state: Telemetry,
+) -> Router<Telemetry> {
+    Router::with_state(store, sink, state)
+        .route_selection(RouteSelection::default())
+        .on_connect(ws::on_connect)
+        .on_disconnect(ws::on_disconnect)
+        .route(REAL_TIME_DATA_UPDATE, ws::on_update)
+        .route(CONTROL_ACK, ws::on_control_ack)
+        .route(CONTROL_CMD, ws::on_control_cmd)
+        .on_default(ws::on_default)
+        .http("GET", "/history", rest::history)
+        .http("OPTIONS", "/history", rest::preflight)
+        .http("GET", "/devices", rest::devices)
+        .http("OPTIONS", "/devices", rest::preflight)
+}

@@ -1,0 +1,223 @@
+//! The REST routes: `GET /history` (`sendHistoricalDataRestAPI`), `GET /devices`, and
+//! their CORS preflights.
+
+use chrono::DateTime;
+use serde_json::{json, Value};
+use telemetry_protocol::validate_device_id;
+use wsgw_core::{
+    Context, Error, HistoryQuery, HttpRequest, HttpResponse, Order, PageToken, Result,
+};
+
+use crate::keys;
+use crate::Telemetry;
+
+/// Most readings one `/history` page returns.
+pub const MAX_HISTORY_LIMIT: usize = 1000;
+/// Readings per `/history` page when `limit` is not given.
+pub const DEFAULT_HISTORY_LIMIT: usize = 100;
+
+const HISTORY_PARAMS: [&str; 5] = ["device_id", "from_ms", "to_ms", "limit", "next"];
+
+type Ctx = Context<Telemetry>;
+
+/// Adds the CORS headers every REST answer carries.
+fn cors(ctx: &Ctx, response: HttpResponse) -> HttpResponse {
+    response
+        .with_header("access-control-allow-origin", ctx.state().cors_origin())
+        .with_header("access-control-allow-methods", "GET, OPTIONS")
+        .with_header(
+            "access-control-allow-headers",
+            "content-type, authorization",
+        )
+        .with_header("access-control-max-age", "600")
+        .with_header("vary", "origin")
+        .with_header("cache-control", "no-store")
+}
+
+fn bad_request(ctx: &Ctx, message: impl Into<String>) -> HttpResponse {
+    let body = json!({ "error": "bad_request", "message": message.into() });
+    cors(
+        ctx,
+        HttpResponse::status(400)
+            .with_header("content-type", "application/json")
+            .with_body(body.to_string()),
+    )
+}
+
+/// A backend failure, answered with CORS headers so the browser shows the status.
+fn server_error(ctx: &Ctx, path: &str, error: &Error) -> HttpResponse {
+    let (status, message) = if error.is_throttled() {
+        (503, "the history store is busy; retry shortly")
+    } else {
+        (500, "internal server error")
+    };
+    tracing::error!(path, %error, "REST request failed");
+    let body = json!({ "error": "server_error", "message": message });
+    let response = HttpResponse::status(status)
+        .with_header("content-type", "application/json")
+        .with_body(body.to_string());
+    let response = if status == 503 {
+        response.with_header("retry-after", "1")
+    } else {
+        response
+    };
+    cors(ctx, response)
+}
+
+/// `OPTIONS` on a REST path: the CORS preflight.
+pub(crate) async fn preflight(ctx: Ctx, _request: HttpRequest) -> Result<HttpResponse> {
+    Ok(cors(&ctx, HttpResponse::status(204)))
+}
+
+/// The validated parameters of a `/history` request.
+#[derive(Debug)]
+struct HistoryParams {
+    device_id: String,
+    query: HistoryQuery,
+}
+
+fn parse_ms(request: &HttpRequest, name: &str) -> std::result::Result<Option<i64>, String> {
+    let Some(raw) = request.query_param(name) else {
+        return Ok(None);
+    };
+    raw.parse::<u64>()
+        .ok()
+        .and_then(|ms| i64::try_from(ms).ok())
+        .filter(|ms| DateTime::from_timestamp_millis(*ms).is_some())
+        .map(Some)
+        .ok_or_else(|| format!("{name} must be a Unix time in milliseconds, got \"{raw}\""))
+}
+
+fn parse_history(request: &HttpRequest) -> std::result::Result<HistoryParams, String> {
+    let mut unknown: Vec<&str> = request
+        .query
+        .keys()
+        .map(String::as_str)
+        .filter(|name| !HISTORY_PARAMS.contains(name))
+        .collect();
+    if !unknown.is_empty() {
+        unknown.sort_unstable();
+        return Err(format!(
+            "unknown parameter{} {}; /history takes device_id, from_ms, to_ms, limit and next",
+            if unknown.len() > 1 { "s" } else { "" },
+            unknown.join(", ")
+        ));
+    }
+    let device_id = request
+        .query_param("device_id")
+        .ok_or("device_id is required")?;
+    validate_device_id(device_id).map_err(|e| e.to_string())?;
+    let from_ms = parse_ms(request, "from_ms")?;
+    let to_ms = parse_ms(request, "to_ms")?;
+    if let (Some(from), Some(to)) = (from_ms, to_ms) {
+        if from > to {
+            return Err(format!("from_ms ({from}) is after to_ms ({to})"));
+        }
+    }
+    let limit = match request.query_param("limit") {
+        None => DEFAULT_HISTORY_LIMIT,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_HISTORY_LIMIT).contains(n))
+            .ok_or_else(|| {
+                format!("limit must be a whole number from 1 to {MAX_HISTORY_LIMIT}, got \"{raw}\"")
+            })?,
+    };
+    let token = match request.query_param("next") {
+        Some("") => return Err("next is empty; omit it for the first page".to_owned()),
+        Some(raw) => Some(PageToken(raw.to_owned())),
+        None => None,
+    };
+    let mut query = HistoryQuery::new(device_id)
+        .order(Order::OldestFirst)
+        .limit(limit)
+        .after(token);
+    if let Some(from) = from_ms.and_then(DateTime::from_timestamp_millis) {
+        query = query.since(from);
+    }
+    // `to_ms` is inclusive: the store's upper bound is exclusive.
+    if let Some(until) = to_ms.and_then(|to| DateTime::from_timestamp_millis(to.saturating_add(1)))
+    {
+        query = query.until(until);
+    }
+    Ok(HistoryParams {
+        device_id: device_id.to_owned(),
+        query,
+    })
+}
+
+/// `GET /history?device_id=…&from_ms=…&to_ms=…&limit=…&next=…`: one page of a device's
+/// readings, oldest first. `from_ms` and `to_ms` are inclusive; `limit` is 1–1000
+/// (default 100); `next` continues after the page that returned it.
+pub(crate) async fn history(ctx: Ctx, request: HttpRequest) -> Result<HttpResponse> {
+    let params = match parse_history(&request) {
+        Ok(params) => params,
+        Err(message) => return Ok(bad_request(&ctx, message)),
+    };
+    let page = match ctx.state().history().query(params.query).await {
+        Ok(page) => page,
+        Err(Error::InvalidToken { message }) => {
+            return Ok(bad_request(
+                &ctx,
+                format!("next is not a token this API issued: {message}"),
+            ))
+        }
+        Err(error) => return Ok(server_error(&ctx, &request.path, &error)),
+    };
+    let items: Vec<Value> = page.items.into_iter().map(|record| record.data).collect();
+    let body = json!({
+        "device_id": params.device_id,
+        "items": items,
+        "next": page.next.map(|token| token.0),
+    });
+    Ok(cors(&ctx, HttpResponse::json(&body)?))
+}
+
+/// `GET /devices`: the devices connected now, with the sample interval each last
+/// acknowledged.
+pub(crate) async fn devices(ctx: Ctx, request: HttpRequest) -> Result<HttpResponse> {
+    if let Some(name) = request.query.keys().next() {
+        return Ok(bad_request(
+            &ctx,
+            format!("unknown parameter {name}; /devices takes none"),
+        ));
+    }
+    let listed = async {
+        let mut devices = std::collections::BTreeMap::new();
+        for id in keys::all_members(&ctx, keys::DEVICES_GROUP).await? {
+            let Some(connection) = ctx.store().get(&id).await? else {
+                continue;
+            };
+            let Some(device_id) = connection
+                .attributes
+                .get(keys::DEVICE_ID)
+                .and_then(Value::as_str)
+            else {
+                continue;
+            };
+            let entry = json!({
+                "device_id": device_id,
+                "connected_at_ms": connection.connected_at.timestamp_millis(),
+                "sample_interval_ms": connection.attributes.get(keys::SAMPLE_INTERVAL_MS),
+            });
+            // A device that reconnected before its old connection was cleaned up:
+            // report the newest connection.
+            let newer = devices.get(device_id).is_none_or(|known: &Value| {
+                known["connected_at_ms"].as_i64() <= entry["connected_at_ms"].as_i64()
+            });
+            if newer {
+                devices.insert(device_id.to_owned(), entry);
+            }
+        }
+        Ok::<_, Error>(devices.into_values().collect::<Vec<_>>())
+    }
+    .await;
+    match listed {
+        Ok(devices) => Ok(cors(
+            &ctx,
+            HttpResponse::json(&json!({ "devices": devices }))?,
+        )),
+        Err(error) => Ok(server_error(&ctx, &request.path, &error)),
+    }
+}

@@ -1,0 +1,448 @@
+//! The WebSocket routes: `$connect`, `$disconnect`, `RealTimeDataUpdate`, `ControlAck`,
+//! `ControlCmd` and `$default`.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use telemetry_protocol::{
+    validate_device_id, Control, ControlAck, ControlAckNotice, ControlCmd, ControlRequest,
+    ErrorCode, ErrorReply, IntervalReply, ProtocolError, Reading, RealTimeDataUpdate,
+    DEFAULT_CLIENT_INTERVAL_MS, MAX_DEVICE_ID_LEN, MAX_METRICS, MAX_METRIC_NAME_LEN,
+};
+use wsgw_core::{
+    AttributeUpdate, Connection, ConnectionId, Context, Error, HistoryRecord, Payload, Reply,
+    Request, Result,
+};
+
+use crate::fanout::{followers, push_reading};
+use crate::keys::{self, Role};
+use crate::state::{Telemetry, MAX_CLOCK_SKEW_MS};
+
+type Ctx = Context<Telemetry>;
+
+/// `$connect`: `?role=device&device_id=…[&token=…]` or `?role=client[&device_id=…]`.
+/// Anything else is refused with 400 (401 for a wrong device token).
+pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<Reply> {
+    let now = ctx.state().clock().now();
+    let device_id = request.query_param("device_id");
+    if let Some(id) = device_id {
+        if validate_device_id(id).is_err() {
+            return Ok(refuse(400, &ProtocolError::InvalidDeviceId.to_string()));
+        }
+    }
+    let connection = Connection::new(request.connection_id.clone())
+        .with_connected_at(request.connected_at.unwrap_or(now));
+    let connection = match request.query_param("role") {
+        Some("device") => {
+            let Some(device_id) = device_id else {
+                return Ok(refuse(
+                    400,
+                    "a device connects with ?role=device&device_id=<id>",
+                ));
+            };
+            if let Some(expected) = ctx.state().device_token() {
+                if request.query_param("token") != Some(expected) {
+                    tracing::warn!(connection_id = %request.connection_id, device_id, "device refused: wrong or missing token");
+                    return Ok(refuse(401, "wrong or missing device token"));
+                }
+            }
+            connection
+                .with_group(keys::DEVICES_GROUP)
+                .with_group(keys::device_group(device_id))
+                .with_attribute(keys::ROLE, Role::Device.as_str())
+                .with_attribute(keys::DEVICE_ID, device_id)
+        }
+        Some("client") => {
+            let connection = connection
+                .with_attribute(keys::ROLE, Role::Client.as_str())
+                .with_attribute(keys::INTERVAL_MS, DEFAULT_CLIENT_INTERVAL_MS);
+            match device_id {
+                Some(device_id) => connection
+                    .with_group(keys::follow_group(device_id))
+                    .with_attribute(keys::FOLLOW, device_id),
+                None => connection.with_group(keys::CLIENTS_GROUP),
+            }
+        }
+        _ => {
+            return Ok(refuse(
+                400,
+                "connect with ?role=device&device_id=<id> or ?role=client[&device_id=<id>]",
+            ))
+        }
+    };
+    let connection = match &request.source_ip {
+        Some(ip) => connection.with_source_ip(ip.clone()),
+        None => connection,
+    };
+    let connection = match &request.user_agent {
+        Some(agent) => connection.with_user_agent(agent.clone()),
+        None => connection,
+    };
+    tracing::info!(
+        connection_id = %request.connection_id,
+        role = connection.attributes[keys::ROLE].as_str().unwrap_or(""),
+        device_id = device_id.unwrap_or(""),
+        "connected"
+    );
+    ctx.store().put(connection).await?;
+    Ok(Reply::ok())
+}
+
+fn refuse(status: u16, message: &str) -> Reply {
+    Reply::with_body(serde_json::json!({ "message": message }).to_string()).with_status(status)
+}
+
+/// `$disconnect`: forgets the connection.
+pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<Reply> {
+    let removed = ctx.store().delete(&request.connection_id).await?;
+    let device_id = removed
+        .as_ref()
+        .and_then(|c| c.attributes.get(keys::DEVICE_ID))
+        .and_then(|id| id.as_str())
+        .unwrap_or("");
+    tracing::info!(
+        connection_id = %request.connection_id,
+        device_id,
+        status_code = request.disconnect.as_ref().map(|d| d.status_code),
+        "disconnected"
+    );
+    Ok(Reply::ok())
+}
+
+/// `RealTimeDataUpdate` from a device: validated, stored, pushed to dashboards that are
+/// due.
+pub(crate) async fn on_update(ctx: Ctx, request: Request) -> Result<Reply> {
+    let caller = &request.connection_id;
+    let update = match request
+        .text()
+        .ok_or_else(binary_frame)
+        .and_then(parse_update)
+    {
+        Ok(update) => update,
+        Err(reply) => return answer(&ctx, caller, &*reply).await,
+    };
+    let device_id = match caller_device(&ctx, caller).await? {
+        Ok(device_id) => device_id,
+        Err(reply) => return answer(&ctx, caller, &*reply).await,
+    };
+    if update.device_id.as_str() != device_id {
+        let message = format!(
+            "device_id \"{}\" is not the id this connection opened with (\"{device_id}\")",
+            update.device_id
+        );
+        return answer(
+            &ctx,
+            caller,
+            &ErrorReply::new(ErrorCode::DeviceIdMismatch, &message),
+        )
+        .await;
+    }
+    if let Err(error) = update.validate() {
+        return answer(&ctx, caller, &ErrorReply::from_error(&error)).await;
+    }
+
+    let state = ctx.state();
+    let now = state.clock().now();
+    let time = reading_time(update.ts_ms, now);
+    let reading = Reading::from_update(&update, time.timestamp_millis().max(0) as u64);
+    let mut data = serde_json::to_value(&reading)?;
+    if let Value::Object(fields) = &mut data {
+        fields.remove("type");
+        fields.insert("received_ms".to_owned(), now.timestamp_millis().into());
+    }
+    let record = HistoryRecord::new(
+        update.device_id.as_str(),
+        time,
+        format!("{:010}", update.seq),
+        data,
+    )
+    .expiring_at(time + state.history_ttl());
+    state.history().append(record).await?;
+
+    let payload = Payload::json(&reading)?;
+    push_reading(&ctx, &device_id, &payload, now).await?;
+    Ok(Reply::ok())
+}
+
+/// The time a reading is filed under: the device's `ts_ms` when it has a clock and is
+/// not ahead of ours by more than [`MAX_CLOCK_SKEW_MS`], otherwise when we received it.
+pub(crate) fn reading_time(ts_ms: u64, now: DateTime<Utc>) -> DateTime<Utc> {
+    let Ok(ts) = i64::try_from(ts_ms) else {
+        return now;
+    };
+    if ts == 0 || ts > now.timestamp_millis() + MAX_CLOCK_SKEW_MS {
+        return now;
+    }
+    DateTime::from_timestamp_millis(ts).unwrap_or(now)
+}
+
+/// Parses a device update, naming the problem in terms of the protocol's rules.
+fn parse_update(text: &str) -> std::result::Result<RealTimeDataUpdate, Refusal> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| refusal(ErrorCode::InvalidMessage, &format!("not JSON: {e}")))?;
+    match value.get("device_id") {
+        Some(Value::String(id)) if id.len() > MAX_DEVICE_ID_LEN => {
+            return Err(refusal_from(&ProtocolError::InvalidDeviceId))
+        }
+        _ => {}
+    }
+    match value.get("readings") {
+        Some(Value::Object(readings)) => {
+            if readings.len() > MAX_METRICS {
+                return Err(refusal_from(&ProtocolError::TooManyMetrics {
+                    count: readings.len(),
+                }));
+            }
+            for (name, reading) in readings {
+                if name.len() > MAX_METRIC_NAME_LEN {
+                    return Err(refusal_from(&ProtocolError::InvalidMetricName));
+                }
+                if !reading.is_number() {
+                    return Err(refusal(
+                        ErrorCode::NonFiniteReading,
+                        &format!("metric \"{name}\" is {reading}, not a number"),
+                    ));
+                }
+            }
+        }
+        Some(_) => {
+            return Err(refusal(
+                ErrorCode::InvalidMessage,
+                "readings must be an object of metric name to number",
+            ))
+        }
+        None => {}
+    }
+    serde_json::from_value(value).map_err(|e| {
+        refusal(
+            ErrorCode::InvalidMessage,
+            &format!("not a RealTimeDataUpdate: {e}"),
+        )
+    })
+}
+
+/// An error reply on its way to the caller (boxed: it holds a bounded string).
+type Refusal = Box<ErrorReply>;
+
+fn refusal(code: ErrorCode, message: &str) -> Refusal {
+    Box::new(ErrorReply::new(code, message))
+}
+
+fn refusal_from(error: &ProtocolError) -> Refusal {
+    Box::new(ErrorReply::from_error(error))
+}
+
+fn binary_frame() -> Refusal {
+    refusal(
+        ErrorCode::InvalidMessage,
+        "binary frames are not understood; send JSON text",
+    )
+}
+
+/// The device id of a device connection, or the error reply for anyone else.
+async fn caller_device(
+    ctx: &Ctx,
+    caller: &ConnectionId,
+) -> Result<std::result::Result<String, Refusal>> {
+    let connection = ctx.store().get(caller).await?;
+    let device_id = connection.as_ref().and_then(|c| {
+        (keys::role(c) == Some(Role::Device))
+            .then(|| {
+                c.attributes
+                    .get(keys::DEVICE_ID)?
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .flatten()
+    });
+    Ok(device_id.ok_or_else(|| {
+        refusal(
+            ErrorCode::WrongRole,
+            "only devices send this; connect with ?role=device&device_id=<id>",
+        )
+    }))
+}
+
+/// `ControlAck` from a device: remembered on the device's record and told to its
+/// dashboards and to the dashboard that asked.
+pub(crate) async fn on_control_ack(ctx: Ctx, request: Request) -> Result<Reply> {
+    let caller = &request.connection_id;
+    let ack: ControlAck = match request.text().ok_or_else(binary_frame).and_then(|text| {
+        serde_json::from_str(text)
+            .map_err(|e| refusal(ErrorCode::InvalidMessage, &format!("not a ControlAck: {e}")))
+    }) {
+        Ok(ack) => ack,
+        Err(reply) => return answer(&ctx, caller, &*reply).await,
+    };
+    let device_id = match caller_device(&ctx, caller).await? {
+        Ok(device_id) => device_id,
+        Err(reply) => return answer(&ctx, caller, &*reply).await,
+    };
+    if ack.device_id.as_str() != device_id {
+        let message = format!(
+            "device_id \"{}\" is not the id this connection opened with (\"{device_id}\")",
+            ack.device_id
+        );
+        return answer(
+            &ctx,
+            caller,
+            &ErrorReply::new(ErrorCode::DeviceIdMismatch, &message),
+        )
+        .await;
+    }
+    if let Err(error) = ack.validate() {
+        return answer(&ctx, caller, &ErrorReply::from_error(&error)).await;
+    }
+    let update = AttributeUpdate::new()
+        .set(keys::SAMPLE_INTERVAL_MS, ack.sample_interval_ms)
+        .remove(keys::CONTROL_REQUESTED_BY);
+    let before = ctx.store().get(caller).await?;
+    ctx.store().update_attributes(caller, update).await?;
+    let requester = before
+        .as_ref()
+        .and_then(|c| c.attributes.get(keys::CONTROL_REQUESTED_BY))
+        .and_then(Value::as_str)
+        .map(ConnectionId::new);
+
+    let mut targets = followers(&ctx, &device_id).await?;
+    if let Some(requester) = requester {
+        if !targets.contains(&requester) {
+            targets.push(requester);
+        }
+    }
+    let notice = Payload::json(&ControlAckNotice::from_ack(&ack))?;
+    let report = ctx.broadcast(targets, &notice).await;
+    tracing::info!(
+        device_id,
+        sample_interval_ms = ack.sample_interval_ms,
+        told = report.delivered.len(),
+        "control acknowledged"
+    );
+    Ok(Reply::ok())
+}
+
+/// `ControlCmd` from a dashboard: its own push interval, or a device's sample interval.
+pub(crate) async fn on_control_cmd(ctx: Ctx, request: Request) -> Result<Reply> {
+    let caller = &request.connection_id;
+    let parsed = request.text().ok_or_else(binary_frame).and_then(|text| {
+        let cmd: ControlCmd = serde_json::from_str(text)
+            .map_err(|e| refusal(ErrorCode::InvalidMessage, &format!("not a ControlCmd: {e}")))?;
+        cmd.request().map_err(|e| refusal_from(&e))
+    });
+    let command = match parsed {
+        Ok(command) => command,
+        Err(reply) => return answer(&ctx, caller, &*reply).await,
+    };
+    let connection = ctx.store().get(caller).await?;
+    if connection.as_ref().and_then(keys::role) != Some(Role::Client) {
+        let reply = ErrorReply::new(
+            ErrorCode::WrongRole,
+            "only dashboards send ControlCmd; connect with ?role=client",
+        );
+        return answer(&ctx, caller, &reply).await;
+    }
+    match command {
+        ControlRequest::SetInterval { interval_ms } => {
+            let update = AttributeUpdate::new().set(keys::INTERVAL_MS, interval_ms);
+            match ctx.store().update_attributes(caller, update).await {
+                Ok(_) => {}
+                Err(Error::NotFound { .. }) => return Ok(Reply::ok()),
+                Err(error) => return Err(error),
+            }
+            tracing::info!(connection_id = %caller, interval_ms, "push interval set");
+            answer(&ctx, caller, &IntervalReply::new(interval_ms)).await
+        }
+        ControlRequest::DeviceControl {
+            device_id,
+            sample_interval_ms,
+        } => {
+            let devices = keys::all_members(&ctx, &keys::device_group(&device_id)).await?;
+            for device in &devices {
+                let update =
+                    AttributeUpdate::new().set(keys::CONTROL_REQUESTED_BY, caller.as_str());
+                match ctx.store().update_attributes(device, update).await {
+                    Ok(_) | Err(Error::NotFound { .. }) => {}
+                    Err(error) => return Err(error),
+                }
+            }
+            let control = Control::new(sample_interval_ms.into())
+                .map_err(|e| Error::invalid_input(e.to_string()))?;
+            let report = ctx.broadcast(devices, &Payload::json(&control)?).await;
+            if report.delivered.is_empty() {
+                let reply = ErrorReply::new(
+                    ErrorCode::DeviceNotConnected,
+                    &format!("device \"{device_id}\" is not connected"),
+                );
+                return answer(&ctx, caller, &reply).await;
+            }
+            tracing::info!(connection_id = %caller, device_id = %device_id, sample_interval_ms, "control forwarded");
+            Ok(Reply::ok())
+        }
+    }
+}
+
+/// `$default`: unknown actions, non-JSON and binary frames.
+pub(crate) async fn on_default(ctx: Ctx, request: Request) -> Result<Reply> {
+    let action = request
+        .text()
+        .and_then(|text| serde_json::from_str::<Value>(text).ok())
+        .map(|value| value.get("action").cloned());
+    let reply = match action {
+        None => ErrorReply::new(
+            ErrorCode::InvalidMessage,
+            "messages are JSON objects with an \"action\": RealTimeDataUpdate, ControlAck or ControlCmd",
+        ),
+        Some(None) => ErrorReply::new(
+            ErrorCode::UnknownAction,
+            "no \"action\"; devices send RealTimeDataUpdate and ControlAck, dashboards send ControlCmd",
+        ),
+        Some(Some(action)) => ErrorReply::new(
+            ErrorCode::UnknownAction,
+            &format!(
+                "unknown action {action}; devices send RealTimeDataUpdate and ControlAck, dashboards send ControlCmd"
+            ),
+        ),
+    };
+    answer(&ctx, &request.connection_id, &reply).await
+}
+
+/// Sends `message` to the caller; a caller that already left is not a failure.
+async fn answer<T: serde::Serialize>(
+    ctx: &Ctx,
+    caller: &ConnectionId,
+    message: &T,
+) -> Result<Reply> {
+    match ctx.send_json(caller, message).await {
+        Ok(()) => Ok(Reply::ok()),
+        Err(error) if error.is_gone() => {
+            tracing::debug!(connection_id = %caller, "caller left before its answer was sent");
+            Ok(Reply::ok())
+        }
+        Err(error) => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn at(ms: i64) -> DateTime<Utc> {
+        Utc.timestamp_millis_opt(ms).unwrap()
+    }
+
+    #[test]
+    fn a_device_without_a_clock_is_filed_at_receive_time() {
+        assert_eq!(reading_time(0, at(1_000_000)), at(1_000_000));
+    }
+
+    #[test]
+    fn a_device_clock_is_trusted_up_to_five_minutes_ahead() {
+        let now = at(1_732_230_000_000);
+        assert_eq!(reading_time(1_732_229_000_000, now), at(1_732_229_000_000));
+        let ahead = 1_732_230_000_000 + MAX_CLOCK_SKEW_MS as u64;
+        assert_eq!(reading_time(ahead, now), at(ahead as i64));
+        assert_eq!(reading_time(ahead + 1, now), now);
+        assert_eq!(reading_time(u64::MAX, now), now);
+    }
+}
