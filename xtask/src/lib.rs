@@ -5,7 +5,8 @@
 //! emulator, a browser) is stopped when the task ends, however it ends.
 //!
 //! - `cargo xtask test`: every test of the project ([`test_steps`]), including wsgw-aws's
-//!   DynamoDB tests against moto's server ([`moto`]), which it installs, starts and stops.
+//!   and the chat's DynamoDB tests against moto's server ([`moto`]), which it installs,
+//!   starts and stops, and the chat page in headless Chromium ([`chat`]).
 //! - `cargo xtask ci`: formatting, clippy, then the test steps ([`ci_steps`]).
 //! - `cargo xtask setup-moto`: only install moto into `.venv/` ([`moto::ensure_moto`]).
 //! - `cargo xtask lint-templates`: cfn-lint on every SAM template ([`cfn_lint`]), the last
@@ -13,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod cfn_lint;
+pub mod chat;
 pub mod moto;
 pub mod step;
 
@@ -63,7 +65,9 @@ pub fn test_steps_on(moto_port: u16) -> Vec<Step> {
         ),
     ];
     steps.extend(moto::dynamodb_steps(&workspace_root(), moto_port));
+    steps.push(chat::dynamodb_step());
     steps.push(cfn_lint::lint_step());
+    steps.extend(chat::web_steps(&workspace_root()));
     steps
 }
 
@@ -118,7 +122,22 @@ mod tests {
                 vec!["xtask", "setup-moto"],
                 vec!["-m", "moto.server", "-H", "127.0.0.1", "-p", "4567"],
                 vec!["test", "-p", "wsgw-aws", "--features", "integration"],
+                vec![
+                    "test",
+                    "-p",
+                    "chat",
+                    "--features",
+                    "integration",
+                    "--test",
+                    "lambda_mode",
+                    "--test",
+                    "dynamodb_local"
+                ],
                 vec!["xtask", "lint-templates"],
+                vec!["-c", chat::INSTALL_BROWSER],
+                vec!["ci", "--no-audit", "--no-fund"],
+                vec!["build", "-p", "chat"],
+                vec!["--test", "chat.test.mjs"],
             ]
         );
     }
