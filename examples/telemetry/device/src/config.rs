@@ -39,6 +39,10 @@ pub struct Config {
     /// Spacing between buffered readings sent after a reconnect, so a backlog does
     /// not arrive as one burst of Lambda invocations. Default 20 ms (50 per second).
     pub backlog_interval_ms: u32,
+    /// Readings sent this shortly before a connection drops are sent again after the
+    /// reconnect (at least once delivery: a server going away or a dead link can lose
+    /// what the last writes handed to TCP). Default 2 s; 0 turns it off.
+    pub resend_window_ms: u32,
     /// How long a driver should give one connection attempt (Wi-Fi, DNS, TCP, TLS and
     /// the WebSocket handshake together) before reporting it failed. Default 20 s.
     pub connect_timeout_ms: u32,
@@ -78,6 +82,8 @@ impl fmt::Display for ConfigError {
     }
 }
 
+impl core::error::Error for ConfigError {}
+
 impl Config {
     /// The defaults for `device_id`.
     pub fn new(device_id: &str) -> Result<Self, ConfigError> {
@@ -92,6 +98,7 @@ impl Config {
             backoff: BackoffConfig::default(),
             buffer_limit: None,
             backlog_interval_ms: 20,
+            resend_window_ms: 2_000,
             connect_timeout_ms: 20_000,
             seed: 0x5EED_0FDE_C1CE,
         })
@@ -130,6 +137,12 @@ impl Config {
     /// Sets the spacing of backlog readings.
     pub fn with_backlog_interval_ms(mut self, ms: u32) -> Self {
         self.backlog_interval_ms = ms;
+        self
+    }
+
+    /// Sets the resend window (0: off).
+    pub fn with_resend_window_ms(mut self, ms: u32) -> Self {
+        self.resend_window_ms = ms;
         self
     }
 

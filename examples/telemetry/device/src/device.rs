@@ -16,13 +16,19 @@ use crate::rng::SplitMix64;
 /// is kept in the offline buffer, so it stays small).
 pub const MAX_SAMPLE_METRICS: usize = 8;
 
-/// One sample: its sequence number, when it was taken (device uptime) and its values.
+/// Sent readings remembered for [`Config::resend_window_ms`].
+pub const RESEND_CAPACITY: usize = 8;
+
+/// One sample: its sequence number, when it was taken and its values.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     /// Sequence number: counts up from 0 at boot, across reconnects.
     pub seq: u32,
     /// Device uptime when the sample was taken, in milliseconds.
     pub taken_at_ms: u64,
+    /// Unix time of the sample in milliseconds, `0` until the device's clock is set
+    /// (fixed the first time it is known, so a resent reading carries the same time).
+    pub ts_ms: u64,
     /// Metric name → value, in the order given.
     pub readings: Vec<(&'static str, f64), MAX_SAMPLE_METRICS>,
 }
@@ -165,6 +171,8 @@ impl fmt::Display for SampleError {
     }
 }
 
+impl core::error::Error for SampleError {}
+
 /// Counters for logs and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -172,8 +180,11 @@ pub struct Stats {
     pub samples: u32,
     /// Samples refused by [`Device::on_sample`].
     pub samples_rejected: u32,
-    /// Readings sent.
+    /// Readings sent (resends included).
     pub readings_sent: u32,
+    /// Readings sent just before a connection dropped and queued again (at least once
+    /// delivery; `seq` tells the copies apart).
+    pub readings_resent: u32,
     /// Readings dropped because the offline buffer was full (oldest first).
     pub readings_dropped: u32,
     /// Readings waiting in the buffer right now.
@@ -235,6 +246,7 @@ pub struct Device<const N: usize> {
     next_seq: u32,
     buffer: Deque<Sample, N>,
     buffer_limit: usize,
+    recently_sent: Deque<(u64, Sample), RESEND_CAPACITY>,
     in_flight: Option<FrameKind>,
     pending_ack: Option<u32>,
     next_backlog_at: u64,
@@ -261,6 +273,7 @@ impl<const N: usize> Device<N> {
             next_seq: 0,
             buffer: Deque::new(),
             buffer_limit,
+            recently_sent: Deque::new(),
             in_flight: None,
             pending_ack: None,
             next_backlog_at: now_ms,
@@ -318,8 +331,7 @@ impl<const N: usize> Device<N> {
     /// Unix time in milliseconds at device uptime `now_ms`, once a connection told the
     /// device the time.
     pub fn unix_time_ms(&self, now_ms: u64) -> Option<u64> {
-        self.clock_offset_ms
-            .map(|offset| (now_ms as i64).saturating_add(offset).max(0) as u64)
+        unix_ms(self.clock_offset_ms, now_ms)
     }
 
     /// The next thing to do at `now_ms`. Frames to send are written into `out`, which
@@ -389,6 +401,14 @@ impl<const N: usize> Device<N> {
             self.pending_ack = None;
         }
         while now_ms >= self.next_backlog_at {
+            let offset = self.clock_offset_ms;
+            match self.buffer.front_mut() {
+                None => break,
+                Some(front) if front.ts_ms == 0 => {
+                    front.ts_ms = unix_ms(offset, front.taken_at_ms).unwrap_or(0);
+                }
+                Some(_) => {}
+            }
             let Some(front) = self.buffer.front() else {
                 break;
             };
@@ -427,8 +447,8 @@ impl<const N: usize> Device<N> {
     }
 
     fn encode_reading(&self, sample: &Sample, out: &mut [u8]) -> Option<usize> {
-        let ts_ms = self.unix_time_ms(sample.taken_at_ms).unwrap_or(0);
-        let mut update = RealTimeDataUpdate::new(&self.config.device_id, sample.seq, ts_ms).ok()?;
+        let mut update =
+            RealTimeDataUpdate::new(&self.config.device_id, sample.seq, sample.ts_ms).ok()?;
         for (name, value) in &sample.readings {
             update.push_reading(name, *value).ok()?;
         }
@@ -460,6 +480,7 @@ impl<const N: usize> Device<N> {
         let sample = Sample {
             seq,
             taken_at_ms: now_ms,
+            ts_ms: self.unix_time_ms(now_ms).unwrap_or(0),
             readings: values,
         };
         if self.buffer.push_back(sample).is_err() {
@@ -501,18 +522,24 @@ impl<const N: usize> Device<N> {
         self.in_flight = None;
     }
 
-    /// The connection closed or failed at `now_ms`. A frame being sent is not
-    /// counted as sent: a reading stays buffered and goes out again after the
-    /// reconnect (at least once; `seq` tells duplicates apart).
+    /// The connection closed or failed at `now_ms`.
+    ///
+    /// Delivery is at least once: a frame being written is not counted as sent and the
+    /// reading goes out again after the reconnect; readings sent within
+    /// [`Config::resend_window_ms`] before a drop (at most [`RESEND_CAPACITY`]) are
+    /// queued again too, since a server going away or a dead link may have lost them
+    /// after the write returned. `seq` tells the copies apart.
     pub fn on_disconnected(&mut self, now_ms: u64) {
         self.in_flight = None;
         match self.link {
             LinkState::Closing => {
-                // Our own renewal: reconnect at once.
+                // Our own renewal: we closed after our last frame, nothing to resend.
+                self.recently_sent.clear();
                 self.backoff.reset();
                 self.link = LinkState::Offline { retry_at: now_ms };
             }
             LinkState::Online { since, .. } => {
+                self.requeue_recently_sent(now_ms);
                 self.stats.disconnects += 1;
                 if now_ms.saturating_sub(since) >= u64::from(self.config.backoff.stable_after_ms) {
                     self.backoff.reset();
@@ -538,7 +565,9 @@ impl<const N: usize> Device<N> {
         match self.in_flight.take() {
             Some(FrameKind::Reading { seq, .. }) => {
                 if self.buffer.front().map(|s| s.seq) == Some(seq) {
-                    self.buffer.pop_front();
+                    if let Some(sample) = self.buffer.pop_front() {
+                        self.remember_sent(now_ms, sample);
+                    }
                 }
                 self.stats.readings_sent += 1;
                 self.next_backlog_at = if self.buffer.is_empty() {
@@ -590,6 +619,30 @@ impl<const N: usize> Device<N> {
         }
     }
 
+    fn remember_sent(&mut self, now_ms: u64, sample: Sample) {
+        if self.config.resend_window_ms == 0 {
+            return;
+        }
+        if self.recently_sent.is_full() {
+            self.recently_sent.pop_front();
+        }
+        let _ = self.recently_sent.push_back((now_ms, sample));
+    }
+
+    fn requeue_recently_sent(&mut self, now_ms: u64) {
+        let window = u64::from(self.config.resend_window_ms);
+        while let Some((sent_at, sample)) = self.recently_sent.pop_back() {
+            if sent_at + window < now_ms || self.buffer.len() >= self.buffer_limit {
+                break;
+            }
+            if self.buffer.push_front(sample).is_err() {
+                break;
+            }
+            self.stats.readings_resent += 1;
+        }
+        self.recently_sent.clear();
+    }
+
     fn apply_interval(&mut self, now_ms: u64, interval_ms: u32) {
         self.sample_interval_ms = interval_ms;
         self.pending_ack = Some(interval_ms);
@@ -605,6 +658,10 @@ impl<const N: usize> Device<N> {
             *last_activity = (*last_activity).max(now_ms);
         }
     }
+}
+
+fn unix_ms(offset_ms: Option<i64>, uptime_ms: u64) -> Option<u64> {
+    offset_ms.map(|offset| (uptime_ms as i64).saturating_add(offset).max(0) as u64)
 }
 
 fn check_sample(

@@ -62,6 +62,8 @@ impl fmt::Display for UrlError {
     }
 }
 
+impl core::error::Error for UrlError {}
+
 impl<'a> Endpoint<'a> {
     /// Parses `ws://host[:port][/path][?query]` or the same with `wss://`.
     pub fn parse(url: &'a str) -> Result<Self, UrlError> {

@@ -21,7 +21,8 @@
 //!   API Gateway's 2-hour maximum;
 //! - the **offline buffer**: every reading goes through a ring buffer of `N`, sent in
 //!   order once connected (paced, `seq` continuing); when full the oldest is dropped
-//!   and counted in [`Stats::readings_dropped`];
+//!   and counted in [`Stats::readings_dropped`]; delivery is at least once (readings
+//!   sent in the last 2 s before a connection drops are sent again);
 //! - the **clock**: readings carry Unix time from the server's `Date` header at the
 //!   last connect ([`http::server_time_ms`]); `ts_ms` is `0` until then, and the cloud
 //!   stamps those on receipt;
@@ -69,7 +70,7 @@ pub use backoff::{Backoff, BackoffConfig};
 pub use config::{Config, ConfigError, API_GATEWAY_IDLE_TIMEOUT_MS, API_GATEWAY_MAX_CONNECTION_MS};
 pub use device::{
     Action, CloseReason, Device, FrameKind, Incoming, Link, Outgoing, Sample, SampleError, Stats,
-    MAX_SAMPLE_METRICS,
+    MAX_SAMPLE_METRICS, RESEND_CAPACITY,
 };
 pub use endpoint::{Endpoint, UrlError, MAX_HOST_LEN, MAX_TARGET_LEN};
 pub use rng::SplitMix64;

@@ -10,10 +10,12 @@ use telemetry_protocol::{
 
 const T0: u64 = 1_732_230_000_000;
 
+/// Defaults, minus pacing and resends (each has its own tests).
 fn config() -> Config {
     Config::new("esp32-01")
         .unwrap()
         .with_backlog_interval_ms(0)
+        .with_resend_window_ms(0)
         .with_seed(7)
 }
 
@@ -729,4 +731,63 @@ fn invalid_samples_are_refused_and_nothing_is_buffered() {
 fn an_invalid_config_is_refused_at_start() {
     let config = config().with_heartbeat_interval_ms(0);
     assert!(Device::<4>::new(config, 0).is_err());
+}
+
+#[test]
+fn readings_sent_just_before_a_drop_are_sent_again_after_the_reconnect_with_the_same_time() {
+    let mut bench = Bench::new(device(
+        config()
+            .with_sample_interval_ms(1_000)
+            .with_resend_window_ms(2_000),
+    ));
+    bench.run_until(2_000);
+    let first = bench.readings();
+    assert_eq!(seqs(&first), vec![0, 1, 2]);
+    bench.take_sent();
+    // The link dies at 2.5 s: what went out since 0.5 s may never have arrived.
+    bench.drop_connection(2_500);
+    assert_eq!(bench.device.stats().readings_resent, 2);
+    let queued: Vec<u32> = bench.device.buffered().map(|s| s.seq).collect();
+    assert_eq!(queued, vec![1, 2]);
+    bench.run_until(6_000);
+    let again = bench.readings();
+    assert_eq!(seqs(&again)[..4], [1, 2, 3, 4]);
+    assert_eq!(again[0], first[1], "the copy is identical, time included");
+    assert_eq!(again[1], first[2]);
+}
+
+#[test]
+fn a_renewal_closes_cleanly_and_resends_nothing() {
+    let mut bench = Bench::new(device(
+        config()
+            .with_sample_interval_ms(1_000)
+            .with_resend_window_ms(2_000)
+            .with_max_connection_age_ms(10_000),
+    ));
+    bench.run_until(30_000);
+    assert!(bench.device.stats().renewals >= 2);
+    assert_eq!(bench.device.stats().readings_resent, 0);
+    let seqs = seqs(&bench.readings());
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+}
+
+#[test]
+fn resends_never_push_unsent_readings_out_of_a_full_buffer() {
+    let mut bench = Bench::new(device(
+        config()
+            .with_sample_interval_ms(250)
+            .with_resend_window_ms(2_000)
+            .with_buffer_limit(3),
+    ));
+    bench.run_until(1_000);
+    bench.reachable = false;
+    bench.drop_connection(1_100);
+    assert_eq!(
+        bench.device.stats().buffered,
+        3,
+        "three of the last five resent"
+    );
+    bench.run_until(1_250);
+    let stats = bench.device.stats();
+    assert_eq!((stats.buffered, stats.readings_dropped), (3, 1));
 }
