@@ -115,6 +115,12 @@ fn recording_router(
         .http("POST", "/history/{device}", |_ctx: Context<Events>, request: HttpRequest| async move {
             Ok(HttpResponse::status(201).with_body(request.body.unwrap_or_else(|| Payload::text(""))))
         })
+        .http("OPTIONS", "/readings", |_ctx: Context<Events>, _request: HttpRequest| async move {
+            Ok(HttpResponse::status(204).with_header("access-control-allow-origin", "*"))
+        })
+        .http("POST", "/readings", |_ctx: Context<Events>, request: HttpRequest| async move {
+            Ok(HttpResponse::status(201).with_body(request.body.unwrap_or_else(|| Payload::text(""))))
+        })
         .http("GET", "/broken", |_ctx: Context<Events>, _request: HttpRequest| async move {
             Err::<HttpResponse, _>(Error::backend("test", "table unavailable", None))
         })
@@ -943,4 +949,23 @@ async fn router_rest_routes_are_served_over_plain_http() {
         .await;
     assert_eq!(broken.status, 500);
     assert!(broken.body.contains("Internal server error"));
+}
+
+#[tokio::test]
+async fn rest_routes_on_a_single_segment_path_answer_every_method_they_register() {
+    let fixture = start(test_limits()).await;
+    let http = http_client();
+    let preflight = http
+        .request("OPTIONS", &format!("{}/readings", fixture.http()), b"")
+        .await;
+    assert_eq!(preflight.status, 204);
+    assert_eq!(preflight.header("access-control-allow-origin"), Some("*"));
+    let posted = http
+        .request("POST", &format!("{}/readings", fixture.http()), b"x")
+        .await;
+    assert_eq!((posted.status, posted.body.as_str()), (201, "x"));
+    let wrong = http
+        .request("DELETE", &format!("{}/readings", fixture.http()), b"")
+        .await;
+    assert_eq!(wrong.status, 405);
 }

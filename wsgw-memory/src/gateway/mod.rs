@@ -226,8 +226,10 @@ impl<S: Send + Sync + 'static> LocalGateway<S> {
         let gateway_routes = axum::Router::new()
             .route("/@connections/{id}", any(management::default_stage))
             .route("/{stage}/@connections/{id}", any(management::staged))
-            .route("/", get(upgrade_root))
-            .route("/{stage}", get(upgrade_staged))
+            // Other methods on `/` and `/{name}` are REST routes (a CORS preflight on
+            // `/history`, a POST on `/devices`), not stages.
+            .route("/", get(upgrade_root).fallback(fallback))
+            .route("/{stage}", get(upgrade_staged).fallback(fallback))
             .fallback(fallback)
             .with_state(shared.clone());
         let app = match self.http {
