@@ -6,15 +6,18 @@
 //!
 //! - `cargo xtask test`: every test of the project ([`test_steps`]), including wsgw-aws's
 //!   and the chat's DynamoDB tests against moto's server ([`moto`]), which it installs,
-//!   starts and stops, and the chat page in headless Chromium ([`chat`]).
+//!   starts and stops, the chat page in headless Chromium ([`chat`]), and the ESP32-C3
+//!   firmware built and turned into a flashable image ([`firmware`]).
 //! - `cargo xtask ci`: formatting, clippy, then the test steps ([`ci_steps`]).
 //! - `cargo xtask setup-moto`: only install moto into `.venv/` ([`moto::ensure_moto`]).
 //! - `cargo xtask lint-templates`: cfn-lint on every SAM template ([`cfn_lint`]), the last
 //!   step of `cargo xtask test`.
+//! - `cargo xtask firmware`: only the firmware's steps ([`firmware::firmware_steps`]).
 #![warn(missing_docs)]
 
 pub mod cfn_lint;
 pub mod chat;
+pub mod firmware;
 pub mod moto;
 pub mod step;
 
@@ -68,6 +71,7 @@ pub fn test_steps_on(moto_port: u16) -> Vec<Step> {
     steps.push(chat::dynamodb_step());
     steps.push(cfn_lint::lint_step());
     steps.extend(chat::web_steps(&workspace_root()));
+    steps.extend(firmware::firmware_steps(&workspace_root()));
     steps
 }
 
@@ -138,6 +142,9 @@ mod tests {
                 vec!["ci", "--no-audit", "--no-fund"],
                 vec!["build", "-p", "chat"],
                 vec!["--test", "chat.test.mjs"],
+                vec!["-c", firmware::SETUP],
+                vec!["build", "--release", "--locked"],
+                vec!["-c", firmware::SAVE_IMAGE],
             ]
         );
     }

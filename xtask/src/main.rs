@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use xtask::{cfn_lint, ci_steps, moto, test_steps, workspace_root, Pipeline};
+use xtask::{cfn_lint, ci_steps, firmware, moto, test_steps, workspace_root, Pipeline};
 
 /// The project's tasks.
 #[derive(Debug, Parser)]
@@ -30,6 +30,8 @@ enum Task {
     SetupMoto,
     /// Run cfn-lint (installed into `.venv/` when missing) on every SAM template.
     LintTemplates,
+    /// Build the ESP32-C3 firmware and its flashable image (installs espflash once).
+    Firmware,
 }
 
 fn main() -> ExitCode {
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
     let (name, steps) = match cli.task {
         Task::Test => ("test", test_steps()),
         Task::Ci => ("ci", ci_steps()),
+        Task::Firmware => ("firmware", Ok(firmware::firmware_steps(&workspace_root()))),
         Task::SetupMoto => {
             return match moto::ensure_moto(&workspace_root()) {
                 Ok(()) => ExitCode::SUCCESS,
