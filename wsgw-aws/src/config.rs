@@ -1,38 +1,64 @@
 //! Shared AWS SDK configuration: the environment in Lambda, dummy credentials for local
-//! endpoints.
+//! endpoints, standard retries.
 
+use std::time::Duration;
+
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_apigatewaymanagement::config::{Credentials, SharedCredentialsProvider};
 
 /// Region used when none is configured and the endpoint is local.
 pub const LOCAL_REGION: &str = "us-east-1";
 
-fn has_env_credentials() -> bool {
-    std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
-        || std::env::var_os("AWS_PROFILE").is_some()
-        || std::env::var_os("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some()
-        || std::env::var_os("AWS_WEB_IDENTITY_TOKEN_FILE").is_some()
+/// Attempts per request (the first one included) before a throttled or transient error
+/// is returned: the SDK's standard retry mode with exponential backoff and jitter.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// An environment variable's value, unless it is unset or blank.
+pub(crate) fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
 }
 
-/// Loads the SDK configuration from the environment (region, credentials, retries), as
-/// every AWS SDK does in Lambda.
+/// Whether the environment says where AWS credentials come from.
+fn credentials_in_env() -> bool {
+    [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ]
+    .iter()
+    .any(|name| non_empty_env(name).is_some())
+}
+
+/// Loads the SDK configuration from the environment (region, credentials), as every AWS
+/// SDK does in Lambda, with standard retries ([`MAX_ATTEMPTS`] attempts, exponential
+/// backoff with jitter; throttling errors are retried).
 ///
-/// When `local_endpoint` is set (a DynamoDB emulator, the LocalGateway's `@connections`)
-/// and the environment holds no credentials, static dummy credentials and region
-/// `us-east-1` are used instead, so local runs need no AWS account.
-pub async fn load_sdk_config(local_endpoint: Option<&str>) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if local_endpoint.is_some() && !has_env_credentials() {
+/// `region` overrides the environment's region. When `local_endpoint` is set (a DynamoDB
+/// emulator, the LocalGateway's `@connections`) and the environment holds no credentials,
+/// static dummy credentials are used, and region `us-east-1` when none is configured, so
+/// local runs need no AWS account.
+pub async fn load_sdk_config(local_endpoint: Option<&str>, region: Option<&str>) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(
+        RetryConfig::standard()
+            .with_max_attempts(MAX_ATTEMPTS)
+            .with_initial_backoff(Duration::from_millis(50)),
+    );
+    let region = match (region, local_endpoint) {
+        (Some(region), _) => RegionProviderChain::first_try(Region::new(region.to_owned())),
+        (None, Some(_)) => RegionProviderChain::default_provider().or_else(LOCAL_REGION),
+        (None, None) => RegionProviderChain::default_provider(),
+    };
+    loader = loader.region(region);
+    if local_endpoint.is_some() && !credentials_in_env() {
         loader = loader.credentials_provider(SharedCredentialsProvider::new(local_credentials()));
     }
-    let config = loader.load().await;
-    if config.region().is_none() {
-        return config
-            .into_builder()
-            .region(Region::new(LOCAL_REGION))
-            .build();
-    }
-    config
+    loader.load().await
 }
 
 /// The dummy credentials used against local endpoints.

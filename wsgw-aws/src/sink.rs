@@ -71,7 +71,7 @@ impl ApiGatewaySink {
         let endpoint = std::env::var(MANAGEMENT_ENDPOINT_ENV)
             .ok()
             .filter(|e| !e.is_empty());
-        let sink = ApiGatewaySink::new(load_sdk_config(endpoint.as_deref()).await);
+        let sink = ApiGatewaySink::new(load_sdk_config(endpoint.as_deref(), None).await);
         match endpoint {
             Some(endpoint) => sink.with_endpoint(endpoint),
             None => sink,

@@ -38,7 +38,8 @@ mod store;
 mod tables;
 mod token;
 
-pub use config::{CONNECTIONS_TABLE_ENV, DYNAMODB_ENDPOINT_ENV, HISTORY_TABLE_ENV, MAX_ATTEMPTS};
+pub use crate::config::MAX_ATTEMPTS;
+pub use config::{CONNECTIONS_TABLE_ENV, DYNAMODB_ENDPOINT_ENV, HISTORY_TABLE_ENV};
 pub use history::{DynamoHistory, DynamoHistoryBuilder};
 pub use schema::DEFAULT_CONNECTION_TTL;
 pub use store::{DynamoStore, DynamoStoreBuilder};
