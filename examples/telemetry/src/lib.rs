@@ -77,6 +77,7 @@ mod ws;
 use std::sync::Arc;
 
 use wsgw_core::{ConnectionStore, MessageSink, RouteSelection, Router};
+use wsgw_memory::gateway::Assets;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use rest::{DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT};
@@ -108,4 +109,12 @@ pub fn router(
         .http("OPTIONS", "/history", rest::preflight)
         .http("GET", "/devices", rest::devices)
         .http("OPTIONS", "/devices", rest::preflight)
+}
+
+/// The dashboard's files, served at `/` by the local gateway.
+pub fn dashboard() -> Assets {
+    Assets::new()
+        .file("/index.html", include_str!("../web/index.html"))
+        .file("/dashboard.js", include_str!("../web/dashboard.js"))
+        .file("/dashboard.css", include_str!("../web/dashboard.css"))
 }

@@ -207,6 +207,7 @@ async fn run_local(serve: Serve) -> Result<(), String> {
     let sockets = Arc::new(MemorySink::new());
     let router = telemetry::router(store, sockets.clone(), state);
     let running = LocalGateway::new(router, sockets)
+        .assets(telemetry::dashboard())
         .bind(serve.listen)
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", serve.listen))?;

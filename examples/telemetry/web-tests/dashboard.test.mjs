@@ -1,0 +1,260 @@
+// The telemetry dashboard in real headless Chromium: Debian's /usr/bin/chromium driven
+// by playwright-core (never a downloaded browser), against the real `telemetry` binary.
+//
+// Run with `cargo xtask test`, or by hand:
+//   cargo build -p telemetry && npm ci && TELEMETRY_BIN=../../../target/debug/telemetry node --test
+// TELEMETRY_BIN names the binary (default: `cargo metadata`'s target directory +
+// debug/telemetry), CHROMIUM the browser (default /usr/bin/chromium), SCREENSHOT where
+// the screenshot of the dashboard goes (default /tmp/telemetry-dashboard.png).
+//
+// Devices are played by a second page that speaks the device protocol over the
+// browser's own WebSocket, exactly as the firmware does on the wire.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const SCREENSHOT = process.env.SCREENSHOT || "/tmp/telemetry-dashboard.png";
+const WAIT = 15_000;
+
+function telemetryBinary() {
+  if (process.env.TELEMETRY_BIN) return path.resolve(process.env.TELEMETRY_BIN);
+  const metadata = JSON.parse(
+    execFileSync("cargo", ["metadata", "--format-version", "1", "--no-deps"], { encoding: "utf8" }),
+  );
+  return path.join(metadata.target_directory, "debug", "telemetry");
+}
+
+/** Starts the telemetry binary on a free port; resolves with its URLs and a stop(). */
+function startTelemetry() {
+  const binary = telemetryBinary();
+  if (!existsSync(binary)) {
+    throw new Error(`no telemetry binary at ${binary}: run \`cargo build -p telemetry\` or set TELEMETRY_BIN`);
+  }
+  const env = { ...process.env, RUST_LOG: "warn" };
+  for (const name of ["AWS_LAMBDA_RUNTIME_API", "WSGW_DYNAMODB_ENDPOINT", "WSGW_LISTEN", "TELEMETRY_DEVICE_TOKEN"]) {
+    delete env[name];
+  }
+  const child = spawn(binary, ["--listen", "127.0.0.1:0"], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (chunk) => { stderr += chunk; });
+  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  return new Promise((resolve, reject) => {
+    let stdout = "";
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`telemetry printed no address within ${WAIT} ms; stderr: ${stderr}`));
+    }, WAIT);
+    child.on("error", (error) => { clearTimeout(timer); reject(error); });
+    child.stdout.on("data", (chunk) => {
+      stdout += chunk;
+      if (!stdout.includes("\n")) return;
+      clearTimeout(timer);
+      const line = stdout.split("\n")[0];
+      const ws = line.split(/\s+/).find((word) => word.startsWith("ws://"));
+      if (!ws) {
+        child.kill("SIGKILL");
+        reject(new Error(`no ws:// address in ${JSON.stringify(line)}`));
+        return;
+      }
+      resolve({
+        ws,
+        http: ws.replace(/^ws:/, "http:"),
+        stop: async () => {
+          if (child.exitCode === null) child.kill("SIGTERM");
+          return exited;
+        },
+      });
+    });
+  });
+}
+
+let browser;
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+async function openDashboard(url, t) {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  t.after(() => context.close());
+  const page = await context.newPage();
+  page.errors = [];
+  page.on("pageerror", (error) => page.errors.push(error.message));
+  await page.goto(url);
+  await page.waitForFunction(() => window.telemetryDashboard?.connected === true, null, { timeout: WAIT });
+  return page;
+}
+
+/**
+ * A simulated device in its own page: connects with ?role=device, answers control
+ * messages with a ControlAck, and sends readings on demand.
+ */
+async function startDevice(wsUrl, deviceId, t) {
+  const context = await browser.newContext();
+  t.after(() => context.close());
+  const page = await context.newPage();
+  // A page of the server's own origin (about:blank may not open local sockets).
+  await page.goto(`${wsUrl.replace(/^ws:/, "http:")}/devices`);
+  await page.evaluate(
+    ({ wsUrl, deviceId }) =>
+      new Promise((resolve, reject) => {
+        const url = `${wsUrl}/?role=device&device_id=${encodeURIComponent(deviceId)}`;
+        const socket = new WebSocket(url);
+        window.device = { socket, seq: 0, controls: [], errors: [] };
+        socket.onopen = () => resolve();
+        socket.onerror = () => reject(new Error("device could not connect"));
+        socket.onmessage = (event) => {
+          const message = JSON.parse(event.data);
+          if (message.type === "control") {
+            window.device.controls.push(message.sample_interval_ms);
+            socket.send(JSON.stringify({ action: "ControlAck", device_id: deviceId, sample_interval_ms: message.sample_interval_ms }));
+          } else if (message.type === "error") {
+            window.device.errors.push(message);
+          }
+        };
+      }),
+    { wsUrl, deviceId },
+  );
+  return {
+    async send(count, everyMs) {
+      await page.evaluate(
+        async ({ deviceId, count, everyMs }) => {
+          for (let i = 0; i < count; i++) {
+            const seq = window.device.seq++;
+            window.device.socket.send(JSON.stringify({
+              action: "RealTimeDataUpdate", device_id: deviceId, seq, ts_ms: Date.now(),
+              readings: {
+                temperature_c: 22 + Math.sin(seq / 3) * 1.5,
+                humidity_pct: 40 + Math.cos(seq / 5) * 4,
+                rssi_dbm: -60 - (seq % 7),
+              },
+            }));
+            await new Promise((r) => setTimeout(r, everyMs));
+          }
+        },
+        { deviceId, count, everyMs },
+      );
+    },
+    controls: () => page.evaluate(() => window.device.controls),
+    errors: () => page.evaluate(() => window.device.errors),
+  };
+}
+
+async function livePoints(page, device, metric) {
+  return page.evaluate(([d, m]) => window.telemetryDashboard.livePoints(d, m), [device, metric]);
+}
+
+test("the live chart receives points from a device at the chosen interval", async (t) => {
+  const server = await startTelemetry();
+  t.after(() => server.stop());
+  const page = await openDashboard(server.http, t);
+  await page.locator("#interval-state", { hasText: "every 1 s" }).waitFor({ timeout: WAIT });
+
+  // Push every 0.5 s.
+  await page.selectOption("#interval", "500");
+  await page.locator("#interval-state", { hasText: "every 0.5 s" }).waitFor({ timeout: WAIT });
+
+  const device = await startDevice(server.ws, "esp32-web", t);
+  await device.send(16, 125); // 2 s of readings, 8 per second
+  await page.waitForFunction(
+    () => window.telemetryDashboard.livePoints("esp32-web", "temperature_c") >= 3,
+    null,
+    { timeout: WAIT },
+  );
+  const points = await livePoints(page, "esp32-web", "temperature_c");
+  assert.ok(points >= 3 && points <= 6, `about 2 s / 0.5 s pushes, got ${points}`);
+
+  const card = page.locator('article.device[data-device="esp32-web"]');
+  assert.equal(await card.locator(".device-id").textContent(), "esp32-web");
+  assert.deepEqual(
+    (await card.locator("figcaption .metric").allTextContents()).sort(),
+    ["humidity_pct", "rssi_dbm", "temperature_c"],
+  );
+  const drawn = await card.locator('canvas[data-metric="temperature_c"]').getAttribute("data-points");
+  assert.ok(Number(drawn) >= 3, `the canvas drew ${drawn} points`);
+
+  // Device control: the device receives the command, and its ack shows on the page.
+  await page.selectOption("#control-device", "esp32-web");
+  await page.fill("#control-ms", "2000");
+  await page.click("#control button");
+  await page.locator("#control-state", { hasText: "esp32-web samples every 2 s" }).waitFor({ timeout: WAIT });
+  assert.deepEqual(await device.controls(), [2000]);
+
+  // An out-of-range command is refused by the server and the refusal is shown.
+  await page.fill("#control-ms", "100");
+  await page.evaluate(() => document.getElementById("control-ms").removeAttribute("min"));
+  await page.click("#control button");
+  await page.locator("#error", { hasText: "sample_interval_out_of_range" }).waitFor({ timeout: WAIT });
+
+  assert.deepEqual(await device.errors(), []);
+  assert.deepEqual(page.errors, []);
+});
+
+test("history loads a time range from /history and plots it", async (t) => {
+  const server = await startTelemetry();
+  t.after(() => server.stop());
+  const device = await startDevice(server.ws, "esp32-hist", t);
+  await device.send(1200, 0); // more than one page of 1000
+  // Every reading is stored before the page asks for them.
+  await waitForHistory(server.http, "esp32-hist", 1200);
+
+  const page = await openDashboard(server.http, t);
+  // The device is listed by /devices and its recent readings fill the live card.
+  await page.waitForFunction(
+    () => window.telemetryDashboard.livePoints("esp32-hist", "humidity_pct") > 0,
+    null,
+    { timeout: WAIT },
+  );
+  await page.fill("#history-device", "esp32-hist");
+  await page.click("#history-form button");
+  await page.locator("#history-state", { hasText: "1200 readings of esp32-hist" }).waitFor({ timeout: WAIT });
+  assert.equal(await page.evaluate(() => window.telemetryDashboard.historyPoints("temperature_c")), 1200);
+  assert.equal(await page.locator("#history canvas").count(), 3);
+
+  // Live data for the screenshot, then a range with nothing in it.
+  await page.selectOption("#interval", "500");
+  await page.locator("#interval-state", { hasText: "every 0.5 s" }).waitFor({ timeout: WAIT });
+  await device.send(12, 250);
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: SCREENSHOT, fullPage: true });
+
+  await page.fill("#history-from", "2001-01-01T00:00");
+  await page.fill("#history-to", "2001-01-02T00:00");
+  await page.click("#history-form button");
+  await page.locator("#history-state", { hasText: "no readings of esp32-hist" }).waitFor({ timeout: WAIT });
+  assert.deepEqual(page.errors, []);
+});
+
+async function waitForHistory(http, deviceId, want) {
+  const deadline = Date.now() + WAIT;
+  for (;;) {
+    let count = 0, next = null;
+    do {
+      const url = new URL(`${http}/history`);
+      url.searchParams.set("device_id", deviceId);
+      url.searchParams.set("limit", "1000");
+      if (next) url.searchParams.set("next", next);
+      const body = await (await fetch(url)).json();
+      count += body.items.length;
+      next = body.next;
+    } while (next);
+    if (count >= want) return;
+    if (Date.now() > deadline) throw new Error(`only ${count} of ${want} readings stored`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
