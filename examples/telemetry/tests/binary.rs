@@ -1,0 +1,102 @@
+//! The `telemetry` binary as a user runs it: `cargo run -p telemetry`, a device, a
+//! dashboard, the REST API and the page on the printed address, then SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use futures::StreamExt;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Kills the child if the test fails before it stops it.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(args: &[&str]) -> (Running, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_telemetry"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env_remove("WSGW_DYNAMODB_ENDPOINT")
+        .env_remove("TELEMETRY_DEVICE_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the telemetry binary starts");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("a first line");
+    let url = line
+        .split_whitespace()
+        .find(|word| word.starts_with("ws://"))
+        .unwrap_or_else(|| panic!("no ws:// address in {line:?}"))
+        .to_owned();
+    assert!(
+        line.contains("http://"),
+        "the line names the dashboard: {line:?}"
+    );
+    (Running(child), url)
+}
+
+#[tokio::test]
+async fn binary_serves_devices_dashboards_history_and_the_page_and_stops_on_sigterm() {
+    let (mut running, ws) = start(&["--history-ttl-days", "7"]);
+    let http = ws.replace("ws://", "http://");
+
+    let mut dashboard = connect(&ws, "role=client").await;
+    let mut device = device(&ws, "esp32-bin").await;
+    let now = chrono::Utc::now().timestamp_millis();
+    send(&mut device, &reading("esp32-bin", 1, now)).await;
+    let pushed = next_json(&mut dashboard).await;
+    assert_eq!(pushed["type"], "reading");
+    assert_eq!(pushed["seq"], 1);
+
+    let (status, body) = get_json(&format!("{http}/history?device_id=esp32-bin")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["items"][0]["seq"], 1);
+    assert_eq!(body["next"], json!(null));
+    let page = reqwest::get(format!("{http}/")).await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+
+    let pid = running.0.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let closed = tokio::time::timeout(Duration::from_secs(10), dashboard.next())
+        .await
+        .expect("closed within 10 s");
+    match closed {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 1001),
+        other => panic!("expected a 1001 close frame, got {other:?}"),
+    }
+    let status = running.0.wait().expect("exits");
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+}
+
+#[tokio::test]
+async fn with_a_device_token_only_devices_presenting_it_connect() {
+    let (_running, ws) = start(&["--device-token", "s3cret"]);
+    let refused = tokio_tungstenite::connect_async(format!("{ws}/?role=device&device_id=d1")).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 401)
+        }
+        other => panic!("expected HTTP 401, got {other:?}"),
+    }
+    connect(&ws, "role=device&device_id=d1&token=s3cret").await;
+    connect(&ws, "role=client").await;
+}
