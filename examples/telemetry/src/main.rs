@@ -8,13 +8,16 @@
 //! - On AWS (`AWS_LAMBDA_RUNTIME_API` set, as Lambda does): one function for every
 //!   WebSocket route and the REST API, on DynamoDB (`WSGW_CONNECTIONS_TABLE`,
 //!   `WSGW_HISTORY_TABLE`) and the API Gateway Management API.
+//! - `--simulate N` also runs N simulated devices in the same process;
+//!   `telemetry simulate --devices 3 --url ws://…` runs them against any running API.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Args, Parser};
+use clap::{Args, Parser, Subcommand};
 use telemetry::{Telemetry, DEFAULT_HISTORY_TTL_DAYS};
+use telemetry_simulator::{run_devices, Simulator, SimulatorConfig};
 use tracing_subscriber::EnvFilter;
 use wsgw_aws::dynamo::{DynamoHistoryBuilder, DynamoStoreBuilder};
 use wsgw_core::{ConnectionStore, HistoryStore};
@@ -31,10 +34,38 @@ const CORS_ORIGIN_ENV: &str = "TELEMETRY_CORS_ORIGIN";
 /// The ESP32 telemetry system: live readings, per-dashboard push intervals, device
 /// control, REST history and a dashboard.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     #[command(flatten)]
     serve: Serve,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run simulated devices (the firmware's own device logic) against a running API.
+    Simulate(Simulate),
+}
+
+/// Simulated ESP32 devices: drifting readings, reconnect with backoff, obeying control.
+#[derive(Debug, Args)]
+struct Simulate {
+    /// How many devices (sim-01, sim-02 …).
+    #[arg(long, default_value_t = 3)]
+    devices: usize,
+    /// The WebSocket API: ws://HOST:PORT locally, wss://ID.execute-api.REGION.amazonaws.com/STAGE on AWS.
+    #[arg(long, env = "WSGW_URL", default_value = "ws://127.0.0.1:8080")]
+    url: String,
+    /// Device ids are this prefix and 01, 02 …
+    #[arg(long, default_value = "sim-")]
+    prefix: String,
+    /// Sample interval until a control message changes it, in milliseconds.
+    #[arg(long, default_value_t = 1_000)]
+    sample_interval_ms: u32,
+    /// The device token, when the API requires one.
+    #[arg(long, env = DEVICE_TOKEN_ENV, value_name = "TOKEN")]
+    device_token: Option<String>,
 }
 
 /// Run the system locally: the dashboard at http://ADDR/, the WebSocket API at ws://ADDR,
@@ -44,6 +75,11 @@ struct Serve {
     /// Address to listen on (loopback by default; port 0 picks a free port).
     #[arg(long, env = "WSGW_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+
+    /// Also run this many simulated devices (sim-01 …) in this process, so the
+    /// dashboard shows live data at once.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    simulate: usize,
 
     /// Keep connections and history in DynamoDB at this endpoint (for example a local
     /// emulator, http://127.0.0.1:8000) instead of in memory.
@@ -93,7 +129,11 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match run_local(cli.serve).await {
+    let outcome = match cli.command {
+        Some(Command::Simulate(simulate)) => run_simulator(simulate).await,
+        None => run_local(cli.serve).await,
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("telemetry: {error}");
@@ -216,8 +256,66 @@ async fn run_local(serve: Serve) -> Result<(), String> {
         "telemetry listening on {} — dashboard http://{addr}/, history http://{addr}/history?device_id=ID; data kept {where_kept}; Ctrl-C stops",
         running.ws_url()
     );
-    running
-        .run_until_signal()
+    let simulator = if serve.simulate > 0 {
+        let mut config = SimulatorConfig::new(running.ws_url(), serve.simulate);
+        config.token = serve.device_token.clone();
+        let simulator = Simulator::start(config).map_err(|error| error.to_string())?;
+        tracing::info!(devices = serve.simulate, "simulated devices started");
+        Some(simulator)
+    } else {
+        None
+    };
+    let outcome = running.run_until_signal().await;
+    if let Some(simulator) = simulator {
+        simulator.shutdown().await;
+    }
+    outcome.map_err(|error| error.to_string())
+}
+
+/// `telemetry simulate`: devices against a running API until Ctrl-C or SIGTERM.
+async fn run_simulator(simulate: Simulate) -> Result<(), String> {
+    let mut config = SimulatorConfig::new(simulate.url.clone(), simulate.devices);
+    config.id_prefix = simulate.prefix;
+    config.sample_interval_ms = simulate.sample_interval_ms;
+    config.token = simulate.device_token;
+    println!(
+        "simulating {} devices against {} — Ctrl-C stops",
+        simulate.devices, simulate.url
+    );
+    let reports = run_devices(config, shutdown_signal())
         .await
-        .map_err(|error| error.to_string())
+        .map_err(|error| error.to_string())?;
+    for report in reports {
+        let stats = report.stats;
+        println!(
+            "{}: {} readings sent ({} resent, {} dropped), {} connects, sampling every {} ms",
+            report.device_id,
+            stats.readings_sent,
+            stats.readings_resent,
+            stats.readings_dropped,
+            stats.connects,
+            report.sample_interval_ms
+        );
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }

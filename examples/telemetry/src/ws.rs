@@ -292,16 +292,26 @@ pub(crate) async fn on_control_ack(ctx: Ctx, request: Request) -> Result<Reply> 
     if let Err(error) = ack.validate() {
         return answer(&ctx, caller, &ErrorReply::from_error(&error)).await;
     }
+    let before = ctx.store().get(caller).await?;
+    let attribute = |name: &str| {
+        before
+            .as_ref()
+            .and_then(|c| c.attributes.get(name).cloned())
+    };
+    let requester =
+        attribute(keys::CONTROL_REQUESTED_BY).and_then(|id| id.as_str().map(ConnectionId::new));
+    let known = attribute(keys::SAMPLE_INTERVAL_MS).and_then(|ms| ms.as_u64());
+    if requester.is_none() && known == Some(ack.sample_interval_ms.into()) {
+        // A heartbeat: the device restates what it already told us.
+        return Ok(Reply::ok());
+    }
     let update = AttributeUpdate::new()
         .set(keys::SAMPLE_INTERVAL_MS, ack.sample_interval_ms)
         .remove(keys::CONTROL_REQUESTED_BY);
-    let before = ctx.store().get(caller).await?;
-    ctx.store().update_attributes(caller, update).await?;
-    let requester = before
-        .as_ref()
-        .and_then(|c| c.attributes.get(keys::CONTROL_REQUESTED_BY))
-        .and_then(Value::as_str)
-        .map(ConnectionId::new);
+    match ctx.store().update_attributes(caller, update).await {
+        Ok(_) | Err(Error::NotFound { .. }) => {}
+        Err(error) => return Err(error),
+    }
 
     let mut targets = followers(&ctx, &device_id).await?;
     if let Some(requester) = requester {

@@ -100,3 +100,81 @@ async fn with_a_device_token_only_devices_presenting_it_connect() {
     connect(&ws, "role=device&device_id=d1&token=s3cret").await;
     connect(&ws, "role=client").await;
 }
+
+/// Readings from each of `devices` arrive at a dashboard within the wait.
+async fn dashboard_sees(ws: &str, devices: &[&str]) {
+    let mut dashboard = connect(ws, "role=client").await;
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < devices.len() {
+        let message = next_json(&mut dashboard).await;
+        if message["type"] == "reading" {
+            seen.insert(message["device_id"].as_str().unwrap().to_owned());
+        }
+    }
+    let want: std::collections::BTreeSet<String> = devices.iter().map(|d| d.to_string()).collect();
+    assert_eq!(seen, want);
+}
+
+#[tokio::test]
+async fn with_simulate_n_the_dashboard_shows_n_live_devices_at_once() {
+    let (mut running, ws) = start(&["--simulate", "2"]);
+    dashboard_sees(&ws, &["sim-01", "sim-02"]).await;
+    let http = ws.replace("ws://", "http://");
+    let (_, body) = get_json(&format!("{http}/devices")).await;
+    assert_eq!(body["devices"].as_array().unwrap().len(), 2);
+
+    // The simulated devices obey control.
+    let mut dashboard = connect(&ws, "role=client").await;
+    send(
+        &mut dashboard,
+        &json!({"action": "ControlCmd", "device_id": "sim-01", "sample_interval_ms": 500}),
+    )
+    .await;
+    loop {
+        let message = next_json(&mut dashboard).await;
+        if message["type"] == "control_ack" {
+            assert_eq!(message["device_id"], "sim-01");
+            assert_eq!(message["sample_interval_ms"], 500);
+            break;
+        }
+    }
+    Command::new("kill")
+        .args(["-TERM", &running.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(running.0.wait().unwrap().success());
+}
+
+#[tokio::test]
+async fn the_simulate_command_drives_devices_against_a_running_api() {
+    let (_server, ws) = start(&[]);
+    let mut simulator = Running(
+        Command::new(env!("CARGO_BIN_EXE_telemetry"))
+            .args([
+                "simulate",
+                "--devices",
+                "1",
+                "--url",
+                &ws,
+                "--prefix",
+                "cli-",
+            ])
+            .env_remove("AWS_LAMBDA_RUNTIME_API")
+            .env_remove("TELEMETRY_DEVICE_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the simulator starts"),
+    );
+    dashboard_sees(&ws, &["cli-01"]).await;
+    Command::new("kill")
+        .args(["-TERM", &simulator.0.id().to_string()])
+        .status()
+        .unwrap();
+    let output = std::mem::replace(&mut simulator.0, Command::new("true").spawn().unwrap())
+        .wait_with_output()
+        .unwrap();
+    assert!(output.status.success());
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains("cli-01: "), "{printed}");
+}

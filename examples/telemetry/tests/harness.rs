@@ -627,6 +627,22 @@ async fn a_sample_interval_command_reaches_the_device_and_its_ack_reaches_the_da
 }
 
 #[tokio::test]
+async fn a_heartbeat_ack_restating_the_known_interval_tells_no_dashboard() {
+    let w = world();
+    let device = w.device("esp32-01").await;
+    let dashboard = w.dashboard().await;
+    let ack = json!({"action": "ControlAck", "device_id": "esp32-01", "sample_interval_ms": 1000});
+    // The first one tells the dashboards what the device samples at.
+    device.send_json(&ack).await.unwrap();
+    assert_eq!(of_type(&dashboard.received_json(), "control_ack").len(), 1);
+    // Heartbeats restating it do not.
+    device.send_json(&ack).await.unwrap();
+    device.send_json(&ack).await.unwrap();
+    assert!(dashboard.received().is_empty());
+    assert!(device.received().is_empty());
+}
+
+#[tokio::test]
 async fn control_for_a_device_that_is_not_connected_is_an_error() {
     let w = world();
     let dashboard = w.dashboard().await;
