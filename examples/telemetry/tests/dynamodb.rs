@@ -1,0 +1,229 @@
+//! The telemetry system on DynamoDB: the history tests of `gateway.rs` against
+//! `DynamoHistory`, the conditional push-interval update against `DynamoStore`, and the
+//! binary's `--dynamodb-endpoint` keeping history across a restart.
+//!
+//! Compiled with the `integration` feature only; the server is named by
+//! `WSGW_DYNAMODB_ENDPOINT` (`cargo xtask test` starts moto's and runs this).
+#![cfg(feature = "integration")]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use chrono::{Duration, TimeZone, Utc};
+use common::*;
+use serde_json::json;
+use telemetry::{ManualClock, Telemetry};
+use wsgw_aws::dynamo::{DynamoHistory, DynamoStore, DYNAMODB_ENDPOINT_ENV};
+use wsgw_core::{ConnectionId, Request, Router};
+use wsgw_memory::gateway::{LocalGateway, RunningGateway};
+use wsgw_memory::MemorySink;
+
+fn endpoint() -> String {
+    match std::env::var(DYNAMODB_ENDPOINT_ENV) {
+        Ok(endpoint) if !endpoint.trim().is_empty() => endpoint,
+        _ => panic!(
+            "{DYNAMODB_ENDPOINT_ENV} is not set: this test (feature `integration`) needs a \
+             DynamoDB-compatible server. Run `cargo xtask test`, which starts one, or start \
+             moto's yourself (`.venv/bin/python -m moto.server -H 127.0.0.1 -p 5000`) and run \
+             `{DYNAMODB_ENDPOINT_ENV}=http://127.0.0.1:5000 cargo test -p telemetry --features integration`"
+        ),
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or_default();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// New tables of this test's own, created as the SAM template would.
+async fn tables() -> (DynamoStore, DynamoHistory) {
+    let store = DynamoStore::builder()
+        .with_endpoint(endpoint())
+        .with_table(unique("telemetry-connections"))
+        .build()
+        .await
+        .expect("the store builds");
+    let history = DynamoHistory::builder()
+        .with_client(store.client().clone())
+        .with_table(unique("telemetry-history"))
+        .build()
+        .await
+        .expect("the history builds");
+    wsgw_aws::dynamo::create_tables(&store, &history)
+        .await
+        .expect("the tables are created");
+    (store, history)
+}
+
+async fn start_on_dynamodb() -> (RunningGateway, String, String) {
+    let (store, history) = tables().await;
+    let sockets = Arc::new(MemorySink::new());
+    let state = Telemetry::new(Arc::new(history));
+    let router = telemetry::router(Arc::new(store), sockets.clone(), state);
+    let running = LocalGateway::new(router, sockets)
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("binds");
+    let ws = running.ws_url();
+    let http = format!("http://{}", running.local_addr());
+    (running, ws, http)
+}
+
+#[tokio::test]
+async fn history_pages_over_http_return_every_reading_once_in_order_on_dynamodb() {
+    let (gateway, ws, http) = start_on_dynamodb().await;
+    history_paginates_over_every_reading_once_ascending(&ws, &http, "esp32-dynamo").await;
+    gateway.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn concurrent_invocations_push_once_per_interval_with_dynamodb_conditional_updates() {
+    let (store, history) = tables().await;
+    let sink = Arc::new(MemorySink::new());
+    // Dated in the future: DynamoHistory hides records whose TTL passed by the real clock.
+    let clock = ManualClock::new(Utc.timestamp_millis_opt(4_102_444_800_000).unwrap());
+    let state = Telemetry::new(Arc::new(history)).with_clock(clock.clone());
+    let router: Router<Telemetry> = telemetry::router(Arc::new(store), sink.clone(), state);
+
+    let open = |id: &str, query: &[(&str, &str)]| {
+        let id = ConnectionId::new(id);
+        let mut request = Request::connect(id.clone());
+        for (name, value) in query {
+            request = request.with_query(*name, *value);
+        }
+        let router = router.clone();
+        let sink = sink.clone();
+        async move {
+            let reply = router.handle(request).await.expect("$connect runs");
+            assert_eq!(reply.status, 200);
+            sink.open(&id, None, None);
+            id
+        }
+    };
+    let device = open(
+        "DEVICEconnAAAA=",
+        &[("role", "device"), ("device_id", "esp32-01")],
+    )
+    .await;
+    let dashboards = [
+        open("DASHconnAAAAAA=", &[("role", "client")]).await,
+        open(
+            "DASHconnBBBBBB=",
+            &[("role", "client"), ("device_id", "esp32-01")],
+        )
+        .await,
+    ];
+
+    for round in 0..4u64 {
+        let reading =
+            |seq: u64| Request::message(device.clone(), reading("esp32-01", seq, 0).to_string());
+        let (one, two, three) = tokio::join!(
+            router.handle(reading(3 * round)),
+            router.handle(reading(3 * round + 1)),
+            router.handle(reading(3 * round + 2)),
+        );
+        for outcome in [one, two, three] {
+            outcome.expect("the reading is handled");
+        }
+        clock.advance(Duration::milliseconds(1000));
+    }
+    for dashboard in &dashboards {
+        let pushed = sink.take_sent(dashboard);
+        assert_eq!(pushed.len(), 4, "one push per interval: {pushed:?}");
+    }
+    assert!(sink.take_sent(&device).is_empty(), "no error replies");
+}
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Running {
+    fn stop(mut self) {
+        Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .expect("kill runs");
+        let status = self.0.wait().expect("exits");
+        assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    }
+}
+
+fn start_binary(connections: &str, history: &str) -> (Running, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_telemetry"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--dynamodb-endpoint",
+            &endpoint(),
+        ])
+        .args([
+            "--connections-table",
+            connections,
+            "--history-table",
+            history,
+        ])
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env_remove(DYNAMODB_ENDPOINT_ENV)
+        .env_remove("TELEMETRY_DEVICE_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the telemetry binary starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout piped"))
+        .read_line(&mut line)
+        .expect("a first line");
+    assert!(line.contains("in DynamoDB"), "{line:?}");
+    let ws = line
+        .split_whitespace()
+        .find(|word| word.starts_with("ws://"))
+        .unwrap_or_else(|| panic!("no ws:// address in {line:?}"))
+        .to_owned();
+    (Running(child), ws)
+}
+
+#[tokio::test]
+async fn the_binary_on_dynamodb_keeps_history_across_a_restart() {
+    let (connections, history) = (unique("telemetry-bin-conn"), unique("telemetry-bin-hist"));
+    let (running, ws) = start_binary(&connections, &history);
+    let mut dashboard = connect(&ws, "role=client").await;
+    let mut device = device(&ws, "esp32-keep").await;
+    let now = Utc::now().timestamp_millis();
+    for seq in 0..3 {
+        send(
+            &mut device,
+            &reading("esp32-keep", seq, now - 3 + seq as i64),
+        )
+        .await;
+    }
+    assert_eq!(next_json(&mut dashboard).await["seq"], 0);
+    drop(device);
+    drop(dashboard);
+    running.stop();
+
+    let (running, ws) = start_binary(&connections, &history);
+    let http = ws.replace("ws://", "http://");
+    let (items, _) = all_history(&http, "device_id=esp32-keep").await;
+    let seqs: Vec<u64> = items.iter().map(|i| i["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, vec![0, 1, 2]);
+    let (status, body) = get_json(&format!("{http}/devices")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({"devices": []}),
+        "the device left before the restart"
+    );
+    running.stop();
+}

@@ -1,0 +1,343 @@
+//! The `telemetry` binary in Lambda mode, as AWS runs it, on DynamoDB:
+//! `AWS_LAMBDA_RUNTIME_API` points at a Lambda Runtime API on loopback, the tables are
+//! on a DynamoDB-compatible server, Management API posts land in a recorder, and REST
+//! proxy events from the history API come in next to the WebSocket events.
+//!
+//! Compiled with the `integration` feature only; the server is named by
+//! `WSGW_DYNAMODB_ENDPOINT` (`cargo xtask test` starts moto's and runs this).
+#![cfg(feature = "integration")]
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use wsgw_aws::dynamo::{DynamoHistory, DynamoStore, DYNAMODB_ENDPOINT_ENV};
+use wsgw_core::{ConnectionId, ConnectionStore};
+use wsgw_memory::gateway::{Invocation, LambdaRuntimeEmulator, ManagementRecorder};
+
+const WAIT: Duration = Duration::from_secs(30);
+const DEVICE: &str = "DEVICEconnAAAA=";
+const DASHBOARD: &str = "DASHconnAAAAAA=";
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn endpoint() -> String {
+    match std::env::var(DYNAMODB_ENDPOINT_ENV) {
+        Ok(endpoint) if !endpoint.trim().is_empty() => endpoint,
+        _ => panic!(
+            "{DYNAMODB_ENDPOINT_ENV} is not set: this test (feature `integration`) needs a \
+             DynamoDB-compatible server. Run `cargo xtask test`, which starts one, or start \
+             moto's yourself (`.venv/bin/python -m moto.server -H 127.0.0.1 -p 5000`) and run \
+             `{DYNAMODB_ENDPOINT_ENV}=http://127.0.0.1:5000 cargo test -p telemetry --features integration`"
+        ),
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or_default();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+async fn tables() -> (DynamoStore, DynamoHistory) {
+    let store = DynamoStore::builder()
+        .with_endpoint(endpoint())
+        .with_table(unique("telemetry-connections"))
+        .build()
+        .await
+        .expect("the store builds");
+    let history = DynamoHistory::builder()
+        .with_client(store.client().clone())
+        .with_table(unique("telemetry-history"))
+        .build()
+        .await
+        .expect("the history builds");
+    wsgw_aws::dynamo::create_tables(&store, &history)
+        .await
+        .expect("the tables are created");
+    (store, history)
+}
+
+fn websocket_event(
+    event_type: &str,
+    route_key: &str,
+    connection_id: &str,
+    body: Option<Value>,
+) -> Value {
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut event = json!({
+        "requestContext": {
+            "routeKey": route_key,
+            "eventType": event_type,
+            "messageDirection": "IN",
+            "stage": "production",
+            "connectedAt": now - 60_000,
+            "requestTimeEpoch": now,
+            "identity": { "sourceIp": "203.0.113.10" },
+            "requestId": "req-1",
+            "domainName": "abc123.execute-api.eu-west-1.amazonaws.com",
+            "connectionId": connection_id,
+            "apiId": "abc123"
+        },
+        "isBase64Encoded": false
+    });
+    if event_type == "MESSAGE" {
+        event["requestContext"]["messageId"] = json!(format!("msg-{now}"));
+    }
+    if event_type == "DISCONNECT" {
+        event["requestContext"]["disconnectStatusCode"] = json!(1001);
+        event["requestContext"]["disconnectReason"] = json!("Going away");
+    }
+    if let Some(body) = body {
+        event["body"] = json!(body.to_string());
+    }
+    event
+}
+
+fn connect(connection_id: &str, query: Value) -> Value {
+    let mut event = websocket_event("CONNECT", "$connect", connection_id, None);
+    event["queryStringParameters"] = query;
+    event
+}
+
+fn message(connection_id: &str, body: Value) -> Value {
+    let route = body["action"].as_str().unwrap_or("$default").to_owned();
+    websocket_event("MESSAGE", &route, connection_id, Some(body))
+}
+
+/// An API Gateway REST proxy event (Lambda proxy integration) for the history API.
+fn rest_event(method: &str, path: &str, query: Value) -> Value {
+    let multi: serde_json::Map<String, Value> = query
+        .as_object()
+        .map(|q| q.iter().map(|(k, v)| (k.clone(), json!([v]))).collect())
+        .unwrap_or_default();
+    json!({
+        "resource": path,
+        "path": path,
+        "httpMethod": method,
+        "headers": {"Accept": "application/json", "Origin": "https://dashboard.example"},
+        "multiValueHeaders": {"Accept": ["application/json"], "Origin": ["https://dashboard.example"]},
+        "queryStringParameters": if multi.is_empty() { Value::Null } else { query },
+        "multiValueQueryStringParameters": if multi.is_empty() { Value::Null } else { Value::Object(multi) },
+        "pathParameters": null,
+        "stageVariables": null,
+        "requestContext": {
+            "accountId": "123456789012",
+            "resourceId": "abc123",
+            "path": format!("/production{path}"),
+            "stage": "production",
+            "domainName": "rest123.execute-api.eu-west-1.amazonaws.com",
+            "domainPrefix": "rest123",
+            "requestId": "rest-req-1",
+            "protocol": "HTTP/1.1",
+            "identity": {"sourceIp": "203.0.113.20"},
+            "resourcePath": path,
+            "httpMethod": method,
+            "requestTime": "22/Nov/2026:00:00:00 +0000",
+            "requestTimeEpoch": 1795305600000i64,
+            "apiId": "rest123"
+        },
+        "body": null,
+        "isBase64Encoded": false
+    })
+}
+
+async fn response(runtime: &LambdaRuntimeEmulator, event: Value) -> Value {
+    match runtime.invoke(event, WAIT).await {
+        Some(Invocation::Response(response)) => response,
+        other => panic!("expected a response, got {other:?}"),
+    }
+}
+
+async fn invoke(runtime: &LambdaRuntimeEmulator, event: Value) -> i64 {
+    response(runtime, event).await["statusCode"]
+        .as_i64()
+        .unwrap_or(-1)
+}
+
+/// What was posted, per connection, as JSON.
+fn posted(management: &ManagementRecorder) -> BTreeMap<String, Vec<Value>> {
+    let mut by_connection: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for call in management.take_calls() {
+        assert_eq!(call.method, "POST", "{call:?}");
+        by_connection
+            .entry(call.connection_id)
+            .or_default()
+            .push(serde_json::from_slice(&call.body).unwrap_or(Value::Null));
+    }
+    by_connection
+}
+
+fn header<'a>(response: &'a Value, name: &str) -> Option<&'a str> {
+    response["headers"]
+        .as_object()?
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .and_then(|(_, value)| value.as_str())
+}
+
+#[tokio::test]
+async fn telemetry_runs_as_a_lambda_for_websocket_routes_and_rest_history() {
+    let (store, history) = tables().await;
+    let runtime = LambdaRuntimeEmulator::start().await.expect("runtime API");
+    let management = ManagementRecorder::start().await.expect("@connections");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_telemetry"));
+    command
+        .envs(runtime.function_env())
+        .env("WSGW_MANAGEMENT_ENDPOINT", management.endpoint())
+        .env(DYNAMODB_ENDPOINT_ENV, endpoint())
+        .env("WSGW_CONNECTIONS_TABLE", store.table())
+        .env("WSGW_HISTORY_TABLE", history.table())
+        .env("TELEMETRY_HISTORY_TTL_DAYS", "7")
+        .env("TELEMETRY_DEVICE_TOKEN", "")
+        .env("TELEMETRY_CORS_ORIGIN", "https://dashboard.example")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_PROFILE")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _function = Running(command.spawn().expect("telemetry starts"));
+
+    // $connect: a device and a dashboard; a device without an id is refused.
+    let device = connect(DEVICE, json!({"role": "device", "device_id": "esp32-01"}));
+    assert_eq!(invoke(&runtime, device).await, 200);
+    assert_eq!(
+        invoke(&runtime, connect(DASHBOARD, json!({"role": "client"}))).await,
+        200
+    );
+    assert_eq!(
+        invoke(&runtime, connect("BAD=", json!({"role": "device"}))).await,
+        400
+    );
+    let stored = store
+        .get(&ConnectionId::new(DEVICE))
+        .await
+        .expect("readable")
+        .expect("the device is stored");
+    assert!(stored.groups.contains("device:esp32-01"));
+
+    // The dashboard's interval, then a reading pushed to it.
+    let interval = message(
+        DASHBOARD,
+        json!({"action": "ControlCmd", "interval_ms": 2000}),
+    );
+    assert_eq!(invoke(&runtime, interval).await, 200);
+    let now = chrono::Utc::now().timestamp_millis();
+    for seq in 0..3 {
+        let reading = message(
+            DEVICE,
+            json!({"action": "RealTimeDataUpdate", "device_id": "esp32-01", "seq": seq,
+                   "ts_ms": now - 10 + seq, "readings": {"temperature_c": 21.5, "uptime_s": seq}}),
+        );
+        assert_eq!(invoke(&runtime, reading).await, 200);
+    }
+    let calls = posted(&management);
+    assert_eq!(
+        calls[DASHBOARD][0],
+        json!({"type": "interval", "interval_ms": 2000})
+    );
+    assert_eq!(
+        calls[DASHBOARD].len(),
+        2,
+        "one reading within 2 s: {calls:?}"
+    );
+    assert_eq!(calls[DASHBOARD][1]["type"], "reading");
+    assert_eq!(calls[DASHBOARD][1]["seq"], 0);
+    assert!(!calls.contains_key(DEVICE), "no error replies: {calls:?}");
+
+    // Control to the device, its ack to the dashboard.
+    let control = message(
+        DASHBOARD,
+        json!({"action": "ControlCmd", "device_id": "esp32-01", "sample_interval_ms": 5000}),
+    );
+    assert_eq!(invoke(&runtime, control).await, 200);
+    assert_eq!(
+        posted(&management)[DEVICE],
+        vec![json!({"type": "control", "sample_interval_ms": 5000})]
+    );
+    let ack = message(
+        DEVICE,
+        json!({"action": "ControlAck", "device_id": "esp32-01", "sample_interval_ms": 5000}),
+    );
+    assert_eq!(invoke(&runtime, ack).await, 200);
+    assert_eq!(
+        posted(&management)[DASHBOARD],
+        vec![json!({"type": "control_ack", "device_id": "esp32-01", "sample_interval_ms": 5000})]
+    );
+
+    // The REST history API: two pages, CORS on every answer, 400s, the preflight.
+    let first = response(
+        &runtime,
+        rest_event(
+            "GET",
+            "/history",
+            json!({"device_id": "esp32-01", "limit": "2"}),
+        ),
+    )
+    .await;
+    assert_eq!(first["statusCode"], 200, "{first}");
+    assert_eq!(
+        header(&first, "access-control-allow-origin"),
+        Some("https://dashboard.example")
+    );
+    let body: Value = serde_json::from_str(first["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["items"].as_array().unwrap().len(), 2);
+    assert_eq!(body["items"][0]["seq"], 0);
+    let next = body["next"].as_str().expect("a next token").to_owned();
+    let second = response(
+        &runtime,
+        rest_event(
+            "GET",
+            "/history",
+            json!({"device_id": "esp32-01", "limit": "2", "next": next}),
+        ),
+    )
+    .await;
+    let body: Value = serde_json::from_str(second["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["items"][0]["seq"], 2);
+    assert_eq!(
+        body["items"][0]["readings"],
+        json!({"temperature_c": 21.5, "uptime_s": 2.0})
+    );
+    assert_eq!(body["next"], Value::Null);
+
+    let bad = response(
+        &runtime,
+        rest_event("GET", "/history", json!({"limit": "2"})),
+    )
+    .await;
+    assert_eq!(bad["statusCode"], 400);
+    assert_eq!(
+        header(&bad, "access-control-allow-origin"),
+        Some("https://dashboard.example")
+    );
+    let preflight = response(&runtime, rest_event("OPTIONS", "/history", json!({}))).await;
+    assert_eq!(preflight["statusCode"], 204);
+    assert!(header(&preflight, "access-control-allow-methods")
+        .unwrap()
+        .contains("GET"));
+    let devices = response(&runtime, rest_event("GET", "/devices", json!({}))).await;
+    let body: Value = serde_json::from_str(devices["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["devices"][0]["device_id"], "esp32-01");
+    assert_eq!(body["devices"][0]["sample_interval_ms"], 5000);
+
+    // $disconnect forgets the device.
+    let leave = websocket_event("DISCONNECT", "$disconnect", DEVICE, None);
+    assert_eq!(invoke(&runtime, leave).await, 200);
+    assert_eq!(
+        store
+            .get(&ConnectionId::new(DEVICE))
+            .await
+            .expect("readable"),
+        None
+    );
+}
