@@ -5,8 +5,9 @@
 //! emulator, a browser) is stopped when the task ends, however it ends.
 //!
 //! - `cargo xtask test`: every test of the project ([`test_steps`]), including wsgw-aws's
-//!   and the chat's DynamoDB tests against moto's server ([`moto`]), which it installs,
-//!   starts and stops, the chat page in headless Chromium ([`chat`]), and the ESP32-C3
+//!   the chat's and the telemetry's DynamoDB tests against moto's server ([`moto`]),
+//!   which it installs, starts and stops, the chat page and the telemetry dashboard in
+//!   headless Chromium ([`chat`], [`telemetry`]), and the ESP32-C3
 //!   firmware built and turned into a flashable image ([`firmware`]).
 //! - `cargo xtask ci`: formatting, clippy, then the test steps ([`ci_steps`]).
 //! - `cargo xtask setup-moto`: only install moto into `.venv/` ([`moto::ensure_moto`]).
@@ -20,6 +21,7 @@ pub mod chat;
 pub mod firmware;
 pub mod moto;
 pub mod step;
+pub mod telemetry;
 
 use std::io;
 use std::path::PathBuf;
@@ -69,8 +71,10 @@ pub fn test_steps_on(moto_port: u16) -> Vec<Step> {
     ];
     steps.extend(moto::dynamodb_steps(&workspace_root(), moto_port));
     steps.push(chat::dynamodb_step());
+    steps.push(telemetry::dynamodb_step());
     steps.push(cfn_lint::lint_step());
     steps.extend(chat::web_steps(&workspace_root()));
+    steps.extend(telemetry::web_steps(&workspace_root()));
     steps.extend(firmware::firmware_steps(&workspace_root()));
     steps
 }
@@ -137,11 +141,25 @@ mod tests {
                     "--test",
                     "dynamodb_local"
                 ],
+                vec![
+                    "test",
+                    "-p",
+                    "telemetry",
+                    "--features",
+                    "integration",
+                    "--test",
+                    "dynamodb",
+                    "--test",
+                    "lambda_mode"
+                ],
                 vec!["xtask", "lint-templates"],
                 vec!["-c", chat::INSTALL_BROWSER],
                 vec!["ci", "--no-audit", "--no-fund"],
                 vec!["build", "-p", "chat"],
                 vec!["--test", "chat.test.mjs"],
+                vec!["ci", "--no-audit", "--no-fund"],
+                vec!["build", "-p", "telemetry"],
+                vec!["--test", "dashboard.test.mjs"],
                 vec!["-c", firmware::SETUP],
                 vec!["build", "--release", "--locked"],
                 vec!["-c", firmware::SAVE_IMAGE],
