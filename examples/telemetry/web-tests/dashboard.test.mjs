@@ -30,7 +30,7 @@ function telemetryBinary() {
 }
 
 /** Starts the telemetry binary on a free port; resolves with its URLs and a stop(). */
-function startTelemetry() {
+function startTelemetry(extraArgs = []) {
   const binary = telemetryBinary();
   if (!existsSync(binary)) {
     throw new Error(`no telemetry binary at ${binary}: run \`cargo build -p telemetry\` or set TELEMETRY_BIN`);
@@ -39,7 +39,7 @@ function startTelemetry() {
   for (const name of ["AWS_LAMBDA_RUNTIME_API", "WSGW_DYNAMODB_ENDPOINT", "WSGW_LISTEN", "TELEMETRY_DEVICE_TOKEN"]) {
     delete env[name];
   }
-  const child = spawn(binary, ["--listen", "127.0.0.1:0"], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(binary, ["--listen", "127.0.0.1:0", ...extraArgs], { env, stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (chunk) => { stderr += chunk; });
   const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
@@ -237,6 +237,30 @@ test("history loads a time range from /history and plots it", async (t) => {
   await page.fill("#history-to", "2001-01-02T00:00");
   await page.click("#history-form button");
   await page.locator("#history-state", { hasText: "no readings of esp32-hist" }).waitFor({ timeout: WAIT });
+  assert.deepEqual(page.errors, []);
+});
+
+test("with --simulate 2 the dashboard charts both simulated devices live", async (t) => {
+  const server = await startTelemetry(["--simulate", "2"]);
+  t.after(() => server.stop());
+  const page = await openDashboard(server.http, t);
+  for (const device of ["sim-01", "sim-02"]) {
+    await page.waitForFunction(
+      (d) => window.telemetryDashboard.livePoints(d, "temperature_c") >= 2,
+      device,
+      { timeout: WAIT },
+    );
+  }
+  const metrics = await page
+    .locator('article.device[data-device="sim-01"] figcaption .metric')
+    .allTextContents();
+  assert.ok(metrics.includes("temperature_c") && metrics.includes("rssi_dbm"), metrics.join(", "));
+
+  // The simulated device obeys control and acknowledges it.
+  await page.selectOption("#control-device", "sim-02");
+  await page.fill("#control-ms", "500");
+  await page.click("#control button");
+  await page.locator("#control-state", { hasText: "sim-02 samples every 0.5 s" }).waitFor({ timeout: WAIT });
   assert.deepEqual(page.errors, []);
 });
 
