@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::broadcast::{broadcast, broadcast_to_group, BroadcastOptions, BroadcastReport};
+use crate::metrics::{Counter, MeteredSink, Metrics, Observers, NO_ROUTE};
 use crate::{ConnectionId, ConnectionStore, MessageSink, Payload, Reply, Request, Result};
 
 /// What every handler gets besides the request: the backends and the application state.
@@ -14,9 +15,14 @@ use crate::{ConnectionId, ConnectionStore, MessageSink, Payload, Reply, Request,
 /// Cheap to clone (a few `Arc`s).
 pub struct Context<S = ()> {
     store: Arc<dyn ConnectionStore>,
+    /// The sink handlers use: `raw_sink`, wrapped to count throttled sends when there
+    /// are observers.
     sink: Arc<dyn MessageSink>,
+    raw_sink: Arc<dyn MessageSink>,
     state: Arc<S>,
     broadcast_options: Arc<BroadcastOptions>,
+    observers: Arc<Observers>,
+    route: Option<Arc<str>>,
 }
 
 impl<S> Clone for Context<S> {
@@ -24,8 +30,11 @@ impl<S> Clone for Context<S> {
         Context {
             store: Arc::clone(&self.store),
             sink: Arc::clone(&self.sink),
+            raw_sink: Arc::clone(&self.raw_sink),
             state: Arc::clone(&self.state),
             broadcast_options: Arc::clone(&self.broadcast_options),
+            observers: Arc::clone(&self.observers),
+            route: self.route.clone(),
         }
     }
 }
@@ -33,8 +42,58 @@ impl<S> Clone for Context<S> {
 impl<S> std::fmt::Debug for Context<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")
+            .field("route", &self.route)
             .field("broadcast_options", &self.broadcast_options)
             .finish_non_exhaustive()
+    }
+}
+
+impl<S> Context<S> {
+    /// The same context reporting to `observers` as well.
+    pub(crate) fn with_observer(mut self, observer: Arc<dyn Metrics>) -> Self {
+        self.observers = Arc::new(self.observers.with(observer));
+        self.rewrap_sink();
+        self
+    }
+
+    /// The context a handler of `route` runs with: the router's observers plus `extra`,
+    /// and the sink reporting throttled sends under `route`.
+    pub(crate) fn for_route(&self, route: &str, extra: Option<&Arc<dyn Metrics>>) -> Self {
+        let mut context = self.clone();
+        if let Some(extra) = extra {
+            context.observers = Arc::new(context.observers.with(Arc::clone(extra)));
+        }
+        context.route = Some(Arc::from(route));
+        context.rewrap_sink();
+        context
+    }
+
+    /// Everyone observing this context, as one.
+    pub(crate) fn observers(&self) -> &Observers {
+        &self.observers
+    }
+
+    fn rewrap_sink(&mut self) {
+        self.sink = if self.observers.is_empty() {
+            Arc::clone(&self.raw_sink)
+        } else {
+            Arc::new(MeteredSink {
+                inner: Arc::clone(&self.raw_sink),
+                observers: Arc::clone(&self.observers),
+                route: self.route.clone().unwrap_or_else(|| Arc::from(NO_ROUTE)),
+            })
+        };
+    }
+
+    fn count_broadcast(&self, report: &BroadcastReport) {
+        let route = self.route.as_deref().unwrap_or(NO_ROUTE);
+        let observers = &self.observers;
+        observers.count(
+            Counter::BroadcastDeliveries,
+            route,
+            report.delivered.len() as u64,
+        );
+        observers.count(Counter::GonePrunes, route, report.pruned.len() as u64);
     }
 }
 
@@ -48,10 +107,19 @@ impl<S: Send + Sync + 'static> Context<S> {
     ) -> Self {
         Context {
             store,
-            sink,
+            sink: Arc::clone(&sink),
+            raw_sink: sink,
             state,
             broadcast_options: Arc::new(broadcast_options),
+            observers: Arc::new(Observers::default()),
+            route: None,
         }
+    }
+
+    /// The route whose handler runs with this context (`sendmessage`, `$connect`,
+    /// `GET /history/{device}`); `None` outside a handler.
+    pub fn route(&self) -> Option<&str> {
+        self.route.as_deref()
     }
 
     /// The connection store.
@@ -59,7 +127,8 @@ impl<S: Send + Sync + 'static> Context<S> {
         &*self.store
     }
 
-    /// The message sink.
+    /// The message sink. With metrics observers on the router, it reports throttled
+    /// sends ([`Counter::Throttles`](crate::metrics::Counter::Throttles)).
     pub fn sink(&self) -> &dyn MessageSink {
         &*self.sink
     }
@@ -105,18 +174,21 @@ impl<S: Send + Sync + 'static> Context<S> {
     }
 
     /// Sends one payload to many connections; see [`broadcast`](crate::broadcast()).
+    /// Deliveries and prunes are reported to the router's metrics observers.
     pub async fn broadcast<I>(&self, targets: I, payload: &Payload) -> BroadcastReport
     where
         I: IntoIterator<Item = ConnectionId>,
     {
-        broadcast(
+        let report = broadcast(
             &*self.store,
             &*self.sink,
             targets,
             payload,
             &self.broadcast_options,
         )
-        .await
+        .await;
+        self.count_broadcast(&report);
+        report
     }
 
     /// Sends one payload to every member of a group; see
@@ -126,14 +198,16 @@ impl<S: Send + Sync + 'static> Context<S> {
         group: &str,
         payload: &Payload,
     ) -> Result<BroadcastReport> {
-        broadcast_to_group(
+        let report = broadcast_to_group(
             &*self.store,
             &*self.sink,
             group,
             payload,
             &self.broadcast_options,
         )
-        .await
+        .await?;
+        self.count_broadcast(&report);
+        Ok(report)
     }
 }
 

@@ -36,6 +36,9 @@
 //! # }
 //! ```
 //!
+//! Counting what happens (for CloudWatch or Prometheus) is the [`metrics`] module's job:
+//! add an observer with [`Router::observe`].
+//!
 //! Features: `mock` exports mockall mocks of the traits (`MockConnectionStore`,
 //! `MockMessageSink`, `MockHistoryStore`); `conformance` exports the shared test suite
 //! every backend must pass.
@@ -46,6 +49,7 @@ mod error;
 mod handler;
 mod history;
 mod http;
+pub mod metrics;
 mod request;
 mod router;
 mod sink;

@@ -3,12 +3,14 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::Value;
 
 use crate::broadcast::BroadcastOptions;
 use crate::handler::{Authorization, Authorizer, Context, RouteHandler};
 use crate::http::{HttpHandler, HttpRequest, HttpResponse, PathPattern};
+use crate::metrics::{Counter, Metrics};
 use crate::request::{CONNECT, DEFAULT, DISCONNECT};
 use crate::{ConnectionStore, Error, EventType, MessageSink, Payload, Reply, Request, Result};
 
@@ -100,6 +102,8 @@ type SharedHandler<S> = Arc<dyn RouteHandler<S>>;
 struct HttpRoute<S> {
     method: String,
     pattern: PathPattern,
+    /// `METHOD pattern`, the route's metrics label.
+    label: String,
     handler: Arc<dyn HttpHandler<S>>,
 }
 
@@ -108,10 +112,14 @@ impl<S> Clone for HttpRoute<S> {
         HttpRoute {
             method: self.method.clone(),
             pattern: self.pattern.clone(),
+            label: self.label.clone(),
             handler: Arc::clone(&self.handler),
         }
     }
 }
+
+/// The metrics label of REST requests that match no route.
+const UNMATCHED_HTTP: &str = "(unmatched)";
 
 struct Routes<S> {
     routes: HashMap<String, SharedHandler<S>>,
@@ -245,12 +253,26 @@ impl<S: Send + Sync + 'static> Router<S> {
     /// Registers a REST route: `method` (`GET`, `POST` ...) and a path pattern whose
     /// `{name}` segments are captured into [`HttpRequest::path_params`].
     pub fn http(self, method: &str, pattern: &str, handler: impl HttpHandler<S>) -> Self {
+        let method = method.to_ascii_uppercase();
         let route = HttpRoute {
-            method: method.to_ascii_uppercase(),
+            label: format!("{method} {pattern}"),
+            method,
             pattern: PathPattern::parse(pattern),
             handler: Arc::new(handler),
         };
         self.edit(|routes| routes.http_routes.push(route))
+    }
+
+    /// The REST route a request would run, as its metrics label `METHOD pattern`
+    /// (`GET /history/{device}`); `None` when no route's method and pattern match.
+    pub fn http_route(&self, method: &str, path: &str) -> Option<&str> {
+        self.inner
+            .http_routes
+            .iter()
+            .find(|route| {
+                route.method.eq_ignore_ascii_case(method) && route.pattern.matches(path).is_some()
+            })
+            .map(|route| route.label.as_str())
     }
 
     /// Whether some REST route's pattern matches `path` (whatever its method).
@@ -265,7 +287,29 @@ impl<S: Send + Sync + 'static> Router<S> {
     /// 404 when no pattern matches, 405 when only the method differs. Client errors from
     /// the handler ([`Error::InvalidInput`], [`Error::NotFound`] ...) become 4xx JSON
     /// responses; other errors are returned for the gateway to answer 500.
-    pub async fn handle_http(&self, mut request: HttpRequest) -> Result<HttpResponse> {
+    ///
+    /// Reported to the metrics observers as [`Counter::HttpRequests`] under
+    /// `METHOD pattern` (`(unmatched)` for 404 and 405), with the handler's latency and,
+    /// for a returned error, [`Counter::HandlerErrors`].
+    pub async fn handle_http(&self, request: HttpRequest) -> Result<HttpResponse> {
+        self.dispatch_http(request, None).await
+    }
+
+    /// [`handle_http`](Self::handle_http), reporting to `observer` as well as to the
+    /// router's observers (a gateway measuring one invocation).
+    pub async fn handle_http_observed(
+        &self,
+        request: HttpRequest,
+        observer: Arc<dyn Metrics>,
+    ) -> Result<HttpResponse> {
+        self.dispatch_http(request, Some(observer)).await
+    }
+
+    async fn dispatch_http(
+        &self,
+        mut request: HttpRequest,
+        extra: Option<Arc<dyn Metrics>>,
+    ) -> Result<HttpResponse> {
         let mut path_matched = false;
         for route in &self.inner.http_routes {
             let Some(captures) = route.pattern.matches(&request.path) else {
@@ -276,15 +320,24 @@ impl<S: Send + Sync + 'static> Router<S> {
                 continue;
             }
             request.path_params = captures;
-            return match route
-                .handler
-                .call(self.inner.context.clone(), request)
-                .await
-            {
+            let context = self.inner.context.for_route(&route.label, extra.as_ref());
+            let started = Instant::now();
+            let outcome = route.handler.call(context.clone(), request).await;
+            let observers = context.observers();
+            observers.count(Counter::HttpRequests, &route.label, 1);
+            observers.latency(&route.label, started.elapsed());
+            return match outcome {
                 Ok(response) => Ok(response),
-                Err(error) => HttpResponse::for_client_error(&error).ok_or(error),
+                Err(error) => HttpResponse::for_client_error(&error).ok_or_else(|| {
+                    observers.count(Counter::HandlerErrors, &route.label, 1);
+                    error
+                }),
             };
         }
+        let context = self.inner.context.for_route(UNMATCHED_HTTP, extra.as_ref());
+        context
+            .observers()
+            .count(Counter::HttpRequests, UNMATCHED_HTTP, 1);
         Ok(if path_matched {
             HttpResponse::error(
                 405,
@@ -305,6 +358,22 @@ impl<S: Send + Sync + 'static> Router<S> {
     pub fn authorizer(self, authorizer: impl Authorizer<S>) -> Self {
         let authorizer: Arc<dyn Authorizer<S>> = Arc::new(authorizer);
         self.edit(|routes| routes.authorizer = Some(authorizer))
+    }
+
+    /// Adds a metrics observer: from now on it sees every event the router handles and
+    /// every broadcast, prune and throttled send of its handlers (see
+    /// [`metrics`](crate::metrics)). Several observers may be added; each sees
+    /// everything.
+    pub fn observe(self, observer: impl Metrics) -> Self {
+        let observer: Arc<dyn Metrics> = Arc::new(observer);
+        self.edit(|routes| routes.context = routes.context.clone().with_observer(observer))
+    }
+
+    /// Every observer added with [`observe`](Self::observe), as one (reporting to it
+    /// does nothing when there is none). Gateways use it for what happens outside the
+    /// router: a handler that timed out or panicked.
+    pub fn observer(&self) -> &dyn Metrics {
+        self.inner.context.observers()
     }
 
     /// Sets how [`Context::broadcast`] fans out.
@@ -340,13 +409,34 @@ impl<S: Send + Sync + 'static> Router<S> {
 
     /// Runs the authorizer, if one is set, on a `$connect` request. Without one every
     /// client is allowed with no context.
+    ///
+    /// A denial or a failure ends the `$connect`, so it is reported to the metrics
+    /// observers here ([`Counter::Connects`], [`Counter::ConnectsRefused`], and
+    /// [`Counter::HandlerErrors`] for a failure); an allowed client is counted by
+    /// [`handle`](Self::handle).
     pub async fn authorize(&self, request: &Request) -> Result<Authorization> {
-        match &self.inner.authorizer {
-            Some(authorizer) => {
-                authorizer
-                    .authorize(self.inner.context.clone(), request.clone())
-                    .await
+        let context = self.inner.context.for_route(CONNECT, None);
+        let started = Instant::now();
+        let outcome = self.run_authorizer(&context, request).await;
+        if !matches!(outcome, Ok(Authorization::Allow(_))) {
+            let observers = context.observers();
+            observers.count(Counter::Connects, CONNECT, 1);
+            observers.count(Counter::ConnectsRefused, CONNECT, 1);
+            if outcome.is_err() {
+                observers.count(Counter::HandlerErrors, CONNECT, 1);
             }
+            observers.latency(CONNECT, started.elapsed());
+        }
+        outcome
+    }
+
+    async fn run_authorizer(
+        &self,
+        context: &Context<S>,
+        request: &Request,
+    ) -> Result<Authorization> {
+        match &self.inner.authorizer {
+            Some(authorizer) => authorizer.authorize(context.clone(), request.clone()).await,
             None => Ok(Authorization::Allow(Value::Null)),
         }
     }
@@ -362,54 +452,114 @@ impl<S: Send + Sync + 'static> Router<S> {
     ///
     /// A handler's `Err` is returned as is: the gateway turns it into API Gateway's
     /// "Internal server error" (or a 500 handshake refusal on `$connect`).
-    pub async fn handle(&self, mut request: Request) -> Result<Reply> {
-        match request.event_type {
-            EventType::Connect => {
-                if request.authorizer.is_none() && self.inner.authorizer.is_some() {
-                    match self.authorize(&request).await? {
-                        Authorization::Allow(context) => request.authorizer = Some(context),
-                        Authorization::Deny(status) => return Ok(Reply::status(status)),
-                    }
-                }
-                request.route_key = CONNECT.to_owned();
-                self.run_optional(request).await
-            }
-            EventType::Disconnect => {
-                request.route_key = DISCONNECT.to_owned();
-                self.run_optional(request).await
-            }
+    ///
+    /// Reported to the metrics observers: [`Counter::Connects`] (and
+    /// [`Counter::ConnectsRefused`] for a refusal), [`Counter::Disconnects`] or
+    /// [`Counter::Messages`] under the route whose handler ran, the handler's latency,
+    /// and [`Counter::HandlerErrors`] for an `Err`.
+    pub async fn handle(&self, request: Request) -> Result<Reply> {
+        self.dispatch(request, None).await
+    }
+
+    /// [`handle`](Self::handle), reporting to `observer` as well as to the router's
+    /// observers: how a gateway measures one invocation on its own (`wsgw-aws` writes
+    /// one CloudWatch metrics line per Lambda invocation this way).
+    pub async fn handle_observed(
+        &self,
+        request: Request,
+        observer: Arc<dyn Metrics>,
+    ) -> Result<Reply> {
+        self.dispatch(request, Some(observer)).await
+    }
+
+    async fn dispatch(
+        &self,
+        mut request: Request,
+        extra: Option<Arc<dyn Metrics>>,
+    ) -> Result<Reply> {
+        let started = Instant::now();
+        let (route, counter) = match request.event_type {
+            EventType::Connect => (CONNECT.to_owned(), Counter::Connects),
+            EventType::Disconnect => (DISCONNECT.to_owned(), Counter::Disconnects),
             EventType::Message => {
                 if request.route_key.is_empty() {
                     request.route_key = self.select_route(request.body.as_ref());
                 }
-                let handler = self
-                    .inner
-                    .routes
-                    .get(&request.route_key)
-                    .or_else(|| self.inner.routes.get(DEFAULT));
-                match handler {
-                    Some(handler) => handler.call(self.inner.context.clone(), request).await,
-                    None => {
-                        let selected = self.inner.selection.select(request.body.as_ref());
-                        Reply::json(&serde_json::json!({
-                            "message": "Forbidden",
-                            "error": "no_route",
-                            "detail": format!(
-                                "no route matches {} and no $default route is set",
-                                selected.map_or_else(|| "this message".to_owned(), |key| format!("`{key}`"))
-                            ),
-                            "connectionId": request.connection_id.as_str(),
-                        }))
-                        .map(|reply| reply.with_status(403))
-                    }
+                let route = if self.inner.routes.contains_key(&request.route_key) {
+                    request.route_key.clone()
+                } else {
+                    DEFAULT.to_owned()
+                };
+                (route, Counter::Messages)
+            }
+        };
+        let context = self.inner.context.for_route(&route, extra.as_ref());
+        let outcome = match request.event_type {
+            EventType::Connect => {
+                request.route_key = CONNECT.to_owned();
+                self.connect(&context, request).await
+            }
+            EventType::Disconnect => {
+                request.route_key = DISCONNECT.to_owned();
+                self.run_optional(&context, request).await
+            }
+            EventType::Message => self.message(&context, request).await,
+        };
+        let observers = context.observers();
+        observers.count(counter, &route, 1);
+        match &outcome {
+            Ok(reply) if counter == Counter::Connects && reply.is_rejection() => {
+                observers.count(Counter::ConnectsRefused, &route, 1);
+            }
+            Ok(_) => {}
+            Err(_) => {
+                if counter == Counter::Connects {
+                    observers.count(Counter::ConnectsRefused, &route, 1);
                 }
+                observers.count(Counter::HandlerErrors, &route, 1);
+            }
+        }
+        observers.latency(&route, started.elapsed());
+        outcome
+    }
+
+    async fn connect(&self, context: &Context<S>, mut request: Request) -> Result<Reply> {
+        if request.authorizer.is_none() && self.inner.authorizer.is_some() {
+            match self.run_authorizer(context, &request).await? {
+                Authorization::Allow(authorized) => request.authorizer = Some(authorized),
+                Authorization::Deny(status) => return Ok(Reply::status(status)),
+            }
+        }
+        self.run_optional(context, request).await
+    }
+
+    async fn message(&self, context: &Context<S>, request: Request) -> Result<Reply> {
+        let handler = self
+            .inner
+            .routes
+            .get(&request.route_key)
+            .or_else(|| self.inner.routes.get(DEFAULT));
+        match handler {
+            Some(handler) => handler.call(context.clone(), request).await,
+            None => {
+                let selected = self.inner.selection.select(request.body.as_ref());
+                Reply::json(&serde_json::json!({
+                    "message": "Forbidden",
+                    "error": "no_route",
+                    "detail": format!(
+                        "no route matches {} and no $default route is set",
+                        selected.map_or_else(|| "this message".to_owned(), |key| format!("`{key}`"))
+                    ),
+                    "connectionId": request.connection_id.as_str(),
+                }))
+                .map(|reply| reply.with_status(403))
             }
         }
     }
 
-    async fn run_optional(&self, request: Request) -> Result<Reply> {
+    async fn run_optional(&self, context: &Context<S>, request: Request) -> Result<Reply> {
         match self.inner.routes.get(&request.route_key) {
-            Some(handler) => handler.call(self.inner.context.clone(), request).await,
+            Some(handler) => handler.call(context.clone(), request).await,
             None => Ok(Reply::ok()),
         }
     }

@@ -14,8 +14,10 @@ use chrono::{DateTime, Utc};
 use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite;
+use wsgw_core::metrics::{Counter, Metrics};
 use wsgw_core::{
-    Authorization, ConnectionId, ConnectionInfo, MessageSink, Payload, Reply, Request,
+    Authorization, ConnectionId, ConnectionInfo, MessageSink, Payload, Reply, Request, CONNECT,
+    DISCONNECT,
 };
 
 use super::Shared;
@@ -119,6 +121,13 @@ pub(super) async fn handshake<S: Send + Sync + 'static>(
         }
         outcome => {
             tracing::error!(connection_id = %session.id, failure = %describe_failure(&outcome), "authorizer failed");
+            report_abort(
+                shared.router.observer(),
+                &outcome,
+                Counter::Connects,
+                CONNECT,
+                started,
+            );
             return refuse(500);
         }
     };
@@ -141,6 +150,13 @@ pub(super) async fn handshake<S: Send + Sync + 'static>(
         }
         outcome => {
             tracing::error!(connection_id = %session.id, failure = %describe_failure(&outcome), latency_ms, "$connect failed");
+            report_abort(
+                shared.router.observer(),
+                &outcome,
+                Counter::Connects,
+                CONNECT,
+                started,
+            );
             return refuse(500);
         }
     };
@@ -176,8 +192,28 @@ pub(super) async fn handshake<S: Send + Sync + 'static>(
 }
 
 /// A handler run guarded against panics (`catch_unwind`) and overruns (`timeout`).
-type Guarded<T, E> =
+pub(super) type Guarded<T, E> =
     Result<Result<Result<T, E>, Box<dyn std::any::Any + Send>>, tokio::time::error::Elapsed>;
+
+/// Reports to the router's observers what the router itself could not: a handler that
+/// panicked or ran past the timeout (a returned error the router counted already).
+pub(super) fn report_abort<T, E>(
+    observer: &dyn Metrics,
+    outcome: &Guarded<T, E>,
+    counter: Counter,
+    route: &str,
+    started: Instant,
+) {
+    if matches!(outcome, Ok(Ok(_))) {
+        return;
+    }
+    observer.count(counter, route, 1);
+    if counter == Counter::Connects {
+        observer.count(Counter::ConnectsRefused, route, 1);
+    }
+    observer.count(Counter::HandlerErrors, route, 1);
+    observer.latency(route, started.elapsed());
+}
 
 fn describe_failure<T, E: std::fmt::Display>(outcome: &Guarded<T, E>) -> String {
     match outcome {
@@ -320,6 +356,13 @@ async fn route_messages<S: Send + Sync + 'static>(
             }
             Err(_) => {
                 tracing::error!(connection_id = %session.id, route = %route_key, latency_ms, "route timed out");
+                report_abort(
+                    shared.router.observer(),
+                    &outcome,
+                    Counter::Messages,
+                    &route_key,
+                    started,
+                );
                 Some(Payload::text(
                     serde_json::json!({
                         "message": "Endpoint request timed out",
@@ -331,6 +374,13 @@ async fn route_messages<S: Send + Sync + 'static>(
             }
             outcome => {
                 tracing::error!(connection_id = %session.id, route = %route_key, failure = %describe_failure(&outcome), latency_ms, "route failed");
+                report_abort(
+                    shared.router.observer(),
+                    &outcome,
+                    Counter::Messages,
+                    &route_key,
+                    started,
+                );
                 Some(internal_error_message(&session.id, &message_id))
             }
         };
@@ -361,7 +411,14 @@ async fn run_disconnect<S: Send + Sync + 'static>(
             tracing::info!(connection_id = %session.id, code, reason, latency_ms, "$disconnect")
         }
         outcome => {
-            tracing::error!(connection_id = %session.id, code, failure = %describe_failure(&outcome), latency_ms, "$disconnect failed")
+            tracing::error!(connection_id = %session.id, code, failure = %describe_failure(&outcome), latency_ms, "$disconnect failed");
+            report_abort(
+                shared.router.observer(),
+                &outcome,
+                Counter::Disconnects,
+                DISCONNECT,
+                started,
+            );
         }
     }
 }

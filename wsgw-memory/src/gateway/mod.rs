@@ -6,11 +6,17 @@
 //! close with the real close code, API Gateway's limits are enforced, and the Management
 //! API (`POST`/`GET`/`DELETE /@connections/{id}`) answers on the same port exactly as
 //! AWS does, so the real `aws-sdk-apigatewaymanagement` client works against it.
+//!
+//! `GET /metrics` answers with the router's counters (connects, disconnects, messages by
+//! route, broadcast deliveries, Gone prunes, throttles, handler errors, a handler latency
+//! histogram, open connections) in Prometheus's text format; see
+//! [`LocalGateway::metrics_path`].
 
 mod assets;
 mod connection;
 mod lambda_emulator;
 mod management;
+mod metrics;
 mod rest;
 
 use std::net::SocketAddr;
@@ -26,10 +32,12 @@ use axum::routing::{any, get};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use wsgw_core::metrics::{Counters, MetricsSnapshot};
 use wsgw_core::{ConnectionStore, MessageSink, Router};
 
 pub use assets::Assets;
 pub use lambda_emulator::{Invocation, LambdaRuntimeEmulator, ManagementCall, ManagementRecorder};
+pub use metrics::{render as render_prometheus, PROMETHEUS_CONTENT_TYPE};
 
 use crate::{MemorySink, MemoryStore, DEFAULT_OUTBOX_CAPACITY, LOCAL_STAGE, MAX_PAYLOAD_BYTES};
 
@@ -108,11 +116,16 @@ impl Limits {
     }
 }
 
+/// Where [`LocalGateway`] serves its metrics unless told otherwise.
+pub const DEFAULT_METRICS_PATH: &str = "/metrics";
+
 struct Shared<S> {
     router: Router<S>,
     sockets: Arc<MemorySink>,
     limits: Limits,
     assets: Assets,
+    counters: Arc<Counters>,
+    metrics_path: Option<String>,
     default_stage: String,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -142,6 +155,8 @@ pub struct LocalGateway<S = ()> {
     limits: Limits,
     assets: Assets,
     http: Option<axum::Router>,
+    counters: Arc<Counters>,
+    metrics_path: Option<String>,
     default_stage: String,
 }
 
@@ -160,15 +175,35 @@ impl<S: Send + Sync + 'static> LocalGateway<S> {
     ///
     /// The router may use `sockets` as its sink, or any other sink, such as
     /// `wsgw_aws::ApiGatewaySink` pointed at this gateway's own `@connections` endpoint.
+    ///
+    /// The gateway adds a [`Counters`] observer to the router (see
+    /// [`Router::observe`]): that is what `GET /metrics` shows.
     pub fn new(router: Router<S>, sockets: Arc<MemorySink>) -> Self {
+        let counters = Arc::new(Counters::new());
         LocalGateway {
-            router,
+            router: router.observe(counters.clone()),
             sockets,
             limits: Limits::default(),
             assets: Assets::new(),
             http: None,
+            counters,
+            metrics_path: Some(DEFAULT_METRICS_PATH.to_owned()),
             default_stage: LOCAL_STAGE.to_owned(),
         }
+    }
+
+    /// Where `GET` answers with the metrics in Prometheus's text format (default
+    /// [`DEFAULT_METRICS_PATH`]); `None` turns the endpoint off. A REST route of the
+    /// router on the same path wins; a WebSocket upgrade there still opens a connection
+    /// on that stage.
+    pub fn metrics_path(mut self, path: Option<&str>) -> Self {
+        self.metrics_path = path.map(str::to_owned);
+        self
+    }
+
+    /// The counters `GET /metrics` shows, live.
+    pub fn counters(&self) -> Arc<Counters> {
+        self.counters.clone()
     }
 
     /// Sets the limits.
@@ -219,6 +254,8 @@ impl<S: Send + Sync + 'static> LocalGateway<S> {
             sockets: self.sockets,
             limits: self.limits,
             assets: self.assets,
+            counters: self.counters.clone(),
+            metrics_path: self.metrics_path,
             default_stage: self.default_stage,
             shutdown: shutdown.clone(),
             tracker: tracker.clone(),
@@ -251,6 +288,7 @@ impl<S: Send + Sync + 'static> LocalGateway<S> {
             shutdown,
             tracker,
             server,
+            counters: self.counters,
             default_stage: shared.default_stage.clone(),
         })
     }
@@ -263,10 +301,16 @@ pub struct RunningGateway {
     shutdown: CancellationToken,
     tracker: TaskTracker,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    counters: Arc<Counters>,
     default_stage: String,
 }
 
 impl RunningGateway {
+    /// What `GET /metrics` shows, as data.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.counters.snapshot()
+    }
+
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -379,7 +423,7 @@ async fn fallback<S: Send + Sync + 'static>(
     serve_plain(&shared, method, &uri, &headers, body).await
 }
 
-/// Plain HTTP: the router's REST routes first, then static assets.
+/// Plain HTTP: the router's REST routes first, then the metrics, then static assets.
 async fn serve_plain<S: Send + Sync + 'static>(
     shared: &Shared<S>,
     method: Method,
@@ -389,6 +433,12 @@ async fn serve_plain<S: Send + Sync + 'static>(
 ) -> Response {
     if shared.router.has_http_route(uri.path()) {
         return rest::respond(shared, method, uri, headers, body).await;
+    }
+    if shared.metrics_path.as_deref() == Some(uri.path()) && method == Method::GET {
+        return metrics::respond(
+            &shared.counters.snapshot(),
+            shared.sockets.open_connections().len(),
+        );
     }
     if method == Method::GET || method == Method::HEAD {
         shared.assets.respond(uri.path())

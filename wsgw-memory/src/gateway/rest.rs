@@ -8,7 +8,9 @@ use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
 use wsgw_core::{HttpRequest, HttpResponse, Payload};
 
-use super::connection::lower_case_headers;
+use wsgw_core::metrics::Counter;
+
+use super::connection::{lower_case_headers, report_abort};
 use super::Shared;
 
 pub(super) async fn respond<S: Send + Sync + 'static>(
@@ -34,6 +36,15 @@ pub(super) async fn respond<S: Send + Sync + 'static>(
     )
     .await;
     let latency_ms = started.elapsed().as_secs_f64() * 1e3;
+    if let Some(route) = shared.router.http_route(method.as_str(), uri.path()) {
+        report_abort(
+            shared.router.observer(),
+            &outcome,
+            Counter::HttpRequests,
+            route,
+            started,
+        );
+    }
     let response = match outcome {
         Ok(Ok(Ok(response))) => response,
         Ok(Ok(Err(error))) => {
