@@ -17,11 +17,13 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
+use wsgw_core::metrics::Metrics;
 use wsgw_core::{
     ConnectionId, ConnectionStore, DisconnectInfo, EventType, HttpRequest, HttpResponse,
     MessageSink, Payload, Reply, Request, Router,
 };
 
+use crate::metrics::{Emf, InvocationInfo, InvocationMetrics};
 use crate::ApiGatewaySink;
 
 /// Environment variable the Lambda service sets in every function.
@@ -40,11 +42,14 @@ pub enum EventError {
     #[error("not an API Gateway WebSocket or REST proxy event (no requestContext.eventType and no httpMethod)")]
     Unrecognised,
     /// The event does not have the shape API Gateway sends.
-    #[error("malformed API Gateway {kind} event: {source}")]
+    #[error("malformed API Gateway {kind} event: {}{source}", describe_path(.path))]
     Malformed {
         /// `WebSocket` or `REST proxy`.
         kind: &'static str,
-        /// What serde found wrong, with the field path.
+        /// The field serde stopped at, as a path (`requestContext.connectedAt`,
+        /// `headers.Host`); `.` for the event itself.
+        path: String,
+        /// What serde found wrong there.
         #[source]
         source: serde_json::Error,
     },
@@ -57,6 +62,26 @@ pub enum EventError {
     /// `isBase64Encoded` is true but the body is not base64.
     #[error("isBase64Encoded is true but the body is not valid base64: {0}")]
     InvalidBase64(#[source] base64::DecodeError),
+}
+
+fn describe_path(path: &str) -> String {
+    if path == "." || path.is_empty() {
+        String::new()
+    } else {
+        format!("field `{path}`: ")
+    }
+}
+
+/// Deserializes an event, naming the field serde stopped at.
+fn from_event<T: serde::de::DeserializeOwned>(
+    raw: Value,
+    kind: &'static str,
+) -> Result<T, EventError> {
+    serde_path_to_error::deserialize(raw).map_err(|error| EventError::Malformed {
+        kind,
+        path: error.path().to_string(),
+        source: error.into_inner(),
+    })
 }
 
 fn header_map(headers: &HeaderMap) -> BTreeMap<String, String> {
@@ -91,11 +116,7 @@ pub fn decode_websocket_event(raw: Value) -> Result<Request, EventError> {
         .pointer("/requestContext/authorizer")
         .filter(|value| !value.is_null())
         .cloned();
-    let event: ApiGatewayWebsocketProxyRequest =
-        serde_json::from_value(raw).map_err(|source| EventError::Malformed {
-            kind: "WebSocket",
-            source,
-        })?;
+    let event: ApiGatewayWebsocketProxyRequest = from_event(raw, "WebSocket")?;
     let context = event.request_context;
     let event_type = match context.event_type.as_deref() {
         Some("CONNECT") => EventType::Connect,
@@ -158,11 +179,7 @@ pub fn decode_websocket_event(raw: Value) -> Result<Request, EventError> {
 /// Decodes an API Gateway REST proxy event (`ApiGatewayProxyRequest`) into an
 /// [`HttpRequest`].
 pub fn decode_rest_event(raw: Value) -> Result<HttpRequest, EventError> {
-    let event: ApiGatewayProxyRequest =
-        serde_json::from_value(raw).map_err(|source| EventError::Malformed {
-            kind: "REST proxy",
-            source,
-        })?;
+    let event: ApiGatewayProxyRequest = from_event(raw, "REST proxy")?;
     let mut request = HttpRequest::new(
         event.http_method.as_str(),
         event.path.unwrap_or_else(|| "/".to_owned()),
@@ -220,6 +237,39 @@ pub fn encode_http_response(response: &HttpResponse) -> ApiGatewayProxyResponse 
     proxy_response(response.status, &response.headers, response.body.as_ref())
 }
 
+/// A decoded API Gateway event: what [`LambdaApp`] hands to the router.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiGatewayEvent {
+    /// A WebSocket API event (`requestContext.eventType` is set).
+    WebSocket(Request),
+    /// A REST API proxy event (`httpMethod` is set).
+    Rest(HttpRequest),
+}
+
+/// Decodes a raw Lambda event exactly as Lambda mode does: a WebSocket event when
+/// `requestContext.eventType` is present, a REST proxy event when `httpMethod` is,
+/// otherwise [`EventError::Unrecognised`].
+pub fn decode_event(raw: Value) -> Result<ApiGatewayEvent, EventError> {
+    if raw.pointer("/requestContext/eventType").is_some() {
+        decode_websocket_event(raw).map(ApiGatewayEvent::WebSocket)
+    } else if raw.get("httpMethod").is_some() {
+        decode_rest_event(raw).map(ApiGatewayEvent::Rest)
+    } else {
+        Err(EventError::Unrecognised)
+    }
+}
+
+/// What one invocation produced: the response (or the handler's error, which Lambda
+/// reports as the invocation's error) and its metrics documents.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Handled {
+    /// The proxy response, or the error API Gateway answers as an integration failure.
+    pub response: Result<ApiGatewayProxyResponse, wsgw_core::Error>,
+    /// The invocation's CloudWatch EMF documents (empty when metrics are off).
+    pub metrics: Vec<Value>,
+}
+
 /// A router packaged as a Lambda function handler.
 ///
 /// ```no_run
@@ -237,9 +287,14 @@ pub fn encode_http_response(response: &HttpResponse) -> ApiGatewayProxyResponse 
 ///     LambdaApp::new(router).with_sink(sink).run().await
 /// }
 /// ```
+///
+/// Each invocation writes one CloudWatch Embedded Metric Format line to stdout (see
+/// [`metrics`](crate::metrics)): on by default inside Lambda, configured by
+/// environment variables, or set with [`with_metrics`](Self::with_metrics).
 pub struct LambdaApp<S = ()> {
     router: Router<S>,
     sink: Option<Arc<ApiGatewaySink>>,
+    metrics: Option<Arc<Emf>>,
 }
 
 impl<S> Clone for LambdaApp<S> {
@@ -247,14 +302,26 @@ impl<S> Clone for LambdaApp<S> {
         LambdaApp {
             router: self.router.clone(),
             sink: self.sink.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
 
 impl<S: Send + Sync + 'static> LambdaApp<S> {
-    /// Wraps a router.
+    /// Wraps a router. Metrics follow [`Emf::from_env`]: on inside Lambda unless
+    /// `WSGW_METRICS=off`; an invalid configuration is logged and turns them off (use
+    /// [`with_metrics`](Self::with_metrics) with `Emf::from_env()?` to fail instead, as
+    /// [`run_with_store`] does).
     pub fn new(router: Router<S>) -> Self {
-        LambdaApp { router, sink: None }
+        let metrics = Emf::from_env().unwrap_or_else(|error| {
+            tracing::error!(%error, "metrics are off: invalid configuration");
+            None
+        });
+        LambdaApp {
+            router,
+            sink: None,
+            metrics: metrics.map(Arc::new),
+        }
     }
 
     /// The router's sink: pointed at each event's `https://{domainName}/{stage}` before
@@ -264,61 +331,127 @@ impl<S: Send + Sync + 'static> LambdaApp<S> {
         self
     }
 
+    /// Writes each invocation's metrics with `metrics`, or none with `None`.
+    pub fn with_metrics(mut self, metrics: Option<Emf>) -> Self {
+        self.metrics = metrics.map(Arc::new);
+        self
+    }
+
+    /// The router.
+    pub fn router(&self) -> &Router<S> {
+        &self.router
+    }
+
     /// Handles one raw Lambda event: a WebSocket event goes to [`Router::handle`], a REST
     /// proxy event to [`Router::handle_http`]. A handler error is returned as the
     /// invocation's error, so API Gateway answers the client as it does for any failed
-    /// integration.
+    /// integration. The invocation's metrics line is written before returning.
     pub async fn handle(
         &self,
         raw: Value,
     ) -> Result<ApiGatewayProxyResponse, lambda_runtime::Error> {
-        if raw.pointer("/requestContext/eventType").is_some() {
-            let request = decode_websocket_event(raw)?;
-            if let Some(sink) = &self.sink {
-                sink.use_event_endpoint(&request.domain_name, &request.stage);
+        self.handle_request(raw, None).await
+    }
+
+    async fn handle_request(
+        &self,
+        raw: Value,
+        request_id: Option<&str>,
+    ) -> Result<ApiGatewayProxyResponse, lambda_runtime::Error> {
+        let handled = self.handle_event(decode_event(raw)?, request_id).await;
+        if let Some(emf) = &self.metrics {
+            if let Err(error) = emf.write(&handled.metrics) {
+                tracing::warn!(%error, "could not write the metrics line");
             }
-            let started = std::time::Instant::now();
-            let (connection_id, route_key) =
-                (request.connection_id.clone(), request.route_key.clone());
-            let outcome = self.router.handle(request).await;
-            let latency_ms = started.elapsed().as_secs_f64() * 1e3;
-            match outcome {
-                Ok(reply) => {
-                    tracing::info!(%connection_id, route = %route_key, status = reply.status, latency_ms, "route");
-                    Ok(encode_reply(&reply))
-                }
-                Err(error) => {
-                    tracing::error!(%connection_id, route = %route_key, %error, latency_ms, "route failed");
-                    Err(error.into())
-                }
-            }
-        } else if raw.get("httpMethod").is_some() {
-            let request = decode_rest_event(raw)?;
-            let path = request.path.clone();
-            match self.router.handle_http(request).await {
-                Ok(response) => Ok(encode_http_response(&response)),
-                Err(error) => {
-                    tracing::error!(%path, %error, "REST route failed");
-                    Err(error.into())
-                }
-            }
-        } else {
-            Err(EventError::Unrecognised.into())
         }
+        handled.response.map_err(Into::into)
+    }
+
+    /// Handles one decoded event and returns its response and metrics documents
+    /// without writing anything: what [`handle`](Self::handle) does, for tools that show
+    /// the outcome themselves (`invoke`).
+    pub async fn handle_event(&self, event: ApiGatewayEvent, request_id: Option<&str>) -> Handled {
+        let timestamp = Utc::now();
+        let recorder = Arc::new(InvocationMetrics::new());
+        let observer: Arc<dyn Metrics> = recorder.clone();
+        let mut info = InvocationInfo::default();
+        if let Some(request_id) = request_id {
+            info.properties
+                .insert("RequestId".to_owned(), request_id.to_owned());
+        }
+        let response = match event {
+            ApiGatewayEvent::WebSocket(request) => {
+                if let Some(sink) = &self.sink {
+                    sink.use_event_endpoint(&request.domain_name, &request.stage);
+                }
+                info.event_type = format!("{:?}", request.event_type).to_ascii_uppercase();
+                info.stage = Some(request.stage.clone());
+                info.properties
+                    .insert("ConnectionId".to_owned(), request.connection_id.to_string());
+                if let Some(message_id) = &request.message_id {
+                    info.properties
+                        .insert("MessageId".to_owned(), message_id.clone());
+                }
+                let started = std::time::Instant::now();
+                let (connection_id, route_key) =
+                    (request.connection_id.clone(), request.route_key.clone());
+                let outcome = if self.metrics.is_some() {
+                    self.router.handle_observed(request, observer).await
+                } else {
+                    self.router.handle(request).await
+                };
+                let latency_ms = started.elapsed().as_secs_f64() * 1e3;
+                match outcome {
+                    Ok(reply) => {
+                        tracing::info!(%connection_id, route = %route_key, status = reply.status, latency_ms, "route");
+                        Ok(encode_reply(&reply))
+                    }
+                    Err(error) => {
+                        tracing::error!(%connection_id, route = %route_key, %error, latency_ms, "route failed");
+                        Err(error)
+                    }
+                }
+            }
+            ApiGatewayEvent::Rest(request) => {
+                info.event_type = "REST".to_owned();
+                let path = request.path.clone();
+                let outcome = if self.metrics.is_some() {
+                    self.router.handle_http_observed(request, observer).await
+                } else {
+                    self.router.handle_http(request).await
+                };
+                match outcome {
+                    Ok(response) => Ok(encode_http_response(&response)),
+                    Err(error) => {
+                        tracing::error!(%path, %error, "REST route failed");
+                        Err(error)
+                    }
+                }
+            }
+        };
+        let metrics = match &self.metrics {
+            Some(emf) => emf.documents(&recorder, &info, timestamp),
+            None => Vec::new(),
+        };
+        Handled { response, metrics }
     }
 
     /// Runs the Lambda runtime loop until the process is stopped.
     pub async fn run(self) -> Result<(), lambda_runtime::Error> {
         lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
             let app = self.clone();
-            async move { app.handle(event.payload).await }
+            async move {
+                app.handle_request(event.payload, Some(&event.context.request_id))
+                    .await
+            }
         }))
         .await
     }
 }
 
 /// The usual `main` of a deployed function: JSON-capable logs for CloudWatch, an
-/// [`ApiGatewaySink`] from the environment, the router built over `store`, then the
+/// [`ApiGatewaySink`] from the environment, the router built over `store`, metrics from
+/// the environment (an invalid configuration fails the function's start), then the
 /// runtime loop.
 pub async fn run_with_store<S, F>(
     store: Arc<dyn ConnectionStore>,
@@ -329,7 +462,12 @@ where
     F: FnOnce(Arc<dyn ConnectionStore>, Arc<dyn MessageSink>) -> Router<S>,
 {
     lambda_runtime::tracing::init_default_subscriber();
+    let metrics = Emf::from_env()?;
     let sink = Arc::new(ApiGatewaySink::from_env().await);
     let router = build(store, sink.clone());
-    LambdaApp::new(router).with_sink(sink).run().await
+    LambdaApp::new(router)
+        .with_sink(sink)
+        .with_metrics(metrics)
+        .run()
+        .await
 }

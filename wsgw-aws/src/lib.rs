@@ -1,13 +1,18 @@
 //! # wsgw-aws
 //!
 //! AWS backends for [`wsgw_core`]: a DynamoDB `ConnectionStore`, an API Gateway
-//! Management API `MessageSink` and the Lambda runtime glue.
+//! Management API `MessageSink` and the Lambda runtime glue ([`lambda`]), with
+//! CloudWatch metrics in Embedded Metric Format, one log line per invocation
+//! ([`metrics`]), and [`invoke`]: one API Gateway event run locally, as
+//! `sam local invoke` does, without Docker or credentials.
 //!
 #![warn(missing_docs)]
 
 pub mod config;
 pub mod dynamo;
+pub mod invoke;
 pub mod lambda;
+pub mod metrics;
 mod sink;
 
 pub use dynamo::{DynamoHistory, DynamoHistoryBuilder, DynamoStore, DynamoStoreBuilder};

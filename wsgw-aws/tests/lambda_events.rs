@@ -131,6 +131,38 @@ fn malformed_events_give_clear_errors_not_panics() {
     }
 }
 
+#[test]
+fn a_malformed_event_names_the_field_that_is_wrong() {
+    let cases = [
+        (
+            json!({"requestContext": {"eventType": "MESSAGE", "connectionId": "a=", "connectedAt": "yesterday", "requestTimeEpoch": 1}}),
+            "malformed API Gateway WebSocket event: field `requestContext.connectedAt`: invalid type: string \"yesterday\", expected i64",
+        ),
+        (
+            json!({"requestContext": {"eventType": "MESSAGE", "connectionId": "a=", "identity": {"sourceIp": 7}}}),
+            "field `requestContext.identity.sourceIp`",
+        ),
+        (
+            json!({"requestContext": {"eventType": "MESSAGE", "connectionId": "a="}, "isBase64Encoded": "no"}),
+            "field `isBase64Encoded`",
+        ),
+    ];
+    for (event, expected) in cases {
+        let error = decode_websocket_event(event.clone()).unwrap_err();
+        assert!(error.to_string().contains(expected), "{event}: {error}");
+        match error {
+            EventError::Malformed { path, .. } => assert!(expected.contains(&path), "{path}"),
+            other => panic!("expected Malformed, got {other:?}"),
+        }
+    }
+    let rest = decode_rest_event(json!({"httpMethod": "GET", "path": ["/history"]})).unwrap_err();
+    assert!(
+        rest.to_string()
+            .starts_with("malformed API Gateway REST proxy event: field `path`"),
+        "{rest}"
+    );
+}
+
 fn app() -> LambdaApp {
     let mut sink = MockMessageSink::new();
     sink.expect_send().returning(|_, _| Ok(()));
