@@ -278,49 +278,68 @@ fn payload_json(connection_id: &ConnectionId, payload: &Payload) -> Map<String, 
     entry
 }
 
+/// The printed form of an outcome, members in reading order.
+#[derive(serde::Serialize)]
+struct Report<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<&'a str>,
+    response: Option<&'a ApiGatewayProxyResponse>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    posted: Vec<Value>,
+    rejected: Vec<Value>,
+    disconnected: &'a [ConnectionId],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics: Option<&'a [Value]>,
+}
+
 impl InvokeOutcome {
-    /// The JSON `invoke` prints: `response` (or `error`), `posted`
-    /// (`connection_id`, `data`, and `json` when the data parses as JSON, or
-    /// `is_base64_encoded` for binary data), `rejected` (with the Management API's
-    /// `error` and a `detail`), `disconnected`, and `metrics` when asked for.
+    fn report<'a>(&'a self, event: Option<&'a str>, with_metrics: bool) -> Report<'a> {
+        Report {
+            event,
+            response: self.response.as_ref().ok(),
+            error: self.response.as_ref().err().map(ToString::to_string),
+            posted: self
+                .activity
+                .posted
+                .iter()
+                .map(|post| Value::Object(payload_json(&post.connection_id, &post.payload)))
+                .collect(),
+            rejected: self
+                .activity
+                .rejected
+                .iter()
+                .map(|post| {
+                    let mut entry = payload_json(&post.connection_id, &post.payload);
+                    entry.insert("error".to_owned(), json!(post.error));
+                    entry.insert("detail".to_owned(), json!(post.detail));
+                    Value::Object(entry)
+                })
+                .collect(),
+            disconnected: &self.activity.disconnected,
+            metrics: with_metrics.then_some(self.metrics.as_slice()),
+        }
+    }
+
+    /// The JSON `invoke` prints: `response` (the `ApiGatewayProxyResponse`, or `null`
+    /// and an `error` when the handler failed), `posted` (`connection_id`, `data`, and
+    /// `json` when the data parses as JSON, or `is_base64_encoded` for binary data),
+    /// `rejected` (the same with the Management API's `error` and a `detail`),
+    /// `disconnected`, and `metrics` when asked for.
     pub fn to_json(&self, with_metrics: bool) -> Value {
-        let mut out = Map::new();
-        match &self.response {
-            Ok(response) => {
-                out.insert(
-                    "response".to_owned(),
-                    serde_json::to_value(response).unwrap_or(Value::Null),
-                );
-            }
-            Err(error) => {
-                out.insert("response".to_owned(), Value::Null);
-                out.insert("error".to_owned(), json!(error.to_string()));
-            }
-        }
-        let posted: Vec<Value> = self
-            .activity
-            .posted
-            .iter()
-            .map(|post| Value::Object(payload_json(&post.connection_id, &post.payload)))
-            .collect();
-        out.insert("posted".to_owned(), Value::Array(posted));
-        let rejected: Vec<Value> = self
-            .activity
-            .rejected
-            .iter()
-            .map(|post| {
-                let mut entry = payload_json(&post.connection_id, &post.payload);
-                entry.insert("error".to_owned(), json!(post.error));
-                entry.insert("detail".to_owned(), json!(post.detail));
-                Value::Object(entry)
-            })
-            .collect();
-        out.insert("rejected".to_owned(), Value::Array(rejected));
-        out.insert("disconnected".to_owned(), json!(self.activity.disconnected));
-        if with_metrics {
-            out.insert("metrics".to_owned(), Value::Array(self.metrics.clone()));
-        }
-        Value::Object(out)
+        serde_json::to_value(self.report(None, with_metrics)).unwrap_or(Value::Null)
+    }
+
+    /// [`to_json`](Self::to_json) as text, members in reading order, with the event's
+    /// name first when given; indented unless `compact`.
+    pub fn render(&self, event: Option<&str>, with_metrics: bool, compact: bool) -> String {
+        let report = self.report(event, with_metrics);
+        let text = if compact {
+            serde_json::to_string(&report)
+        } else {
+            serde_json::to_string_pretty(&report)
+        };
+        text.unwrap_or_else(|error| format!("{{\"error\":\"cannot print the outcome: {error}\"}}"))
     }
 }
 
@@ -418,10 +437,12 @@ mod cli {
     /// answered and posted, as JSON.
     #[derive(Debug, Clone, clap::Args)]
     #[command(after_help = "\
-Each event prints one JSON object: {\"response\": <the ApiGatewayProxyResponse>, \
-\"posted\": [{\"connection_id\", \"data\", \"json\"}...], \"rejected\": [...], \
-\"disconnected\": [...]}. Several --event run in order against the same backend, \
-so a CONNECT event then a MESSAGE event behaves as on AWS.
+Each event prints one JSON object: {\"event\": FILE, \"response\": <the \
+ApiGatewayProxyResponse>, \"posted\": [{\"connection_id\", \"data\", \"json\"}...], \
+\"rejected\": [...], \"disconnected\": [...]}. Several --event run in order against the \
+same backend, so a CONNECT event then a MESSAGE event behaves as on AWS. A post the \
+Management API would refuse (to a client still inside $connect, to a closed connection, \
+over 128 KB) is listed in \"rejected\" and fails in the handler as it would on AWS.
 
 Exit status: 0 when every event was handled, 1 when a handler failed (its output \
 has \"error\"), 2 when an event file cannot be read or is not an API Gateway event.")]
@@ -442,8 +463,13 @@ has \"error\"), 2 when an event file cannot be read or is not an API Gateway eve
     }
 
     fn read_event(path: &PathBuf) -> Result<Value, String> {
-        let shown = path.display();
-        let text = if path.as_os_str() == "-" {
+        let stdin = path.as_os_str() == "-";
+        let shown = if stdin {
+            "the event on stdin".to_owned()
+        } else {
+            path.display().to_string()
+        };
+        let text = if stdin {
             let mut text = String::new();
             std::io::stdin()
                 .read_to_string(&mut text)
@@ -478,13 +504,11 @@ has \"error\"), 2 when an event file cannot be read or is not an API Gateway eve
                     return ExitCode::from(EXIT_BAD_EVENT);
                 }
             };
-            let json = outcome.to_json(args.metrics);
-            let printed = if args.compact {
-                json.to_string()
-            } else {
-                serde_json::to_string_pretty(&json).unwrap_or_else(|_| json.to_string())
-            };
-            println!("{printed}");
+            let name = path.display().to_string();
+            println!(
+                "{}",
+                outcome.render(Some(&name), args.metrics, args.compact)
+            );
             if let Err(error) = &outcome.response {
                 eprintln!(
                     "{program} invoke: {}: the handler failed: {error}",

@@ -7,6 +7,10 @@
 //! - On AWS (`AWS_LAMBDA_RUNTIME_API` set, as Lambda does): one function for every
 //!   route, on DynamoDB (`WSGW_CONNECTIONS_TABLE`, `WSGW_HISTORY_TABLE`) and the API
 //!   Gateway Management API.
+//! - `chat invoke --event events/connect.json --event events/sendmessage.json`: API
+//!   Gateway events through the function as Lambda would run them, in order, on the
+//!   in-memory backend (or `--dynamodb-endpoint`), printing each response and what it
+//!   posted.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -14,9 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat::{ChatConfig, ChatState};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 use wsgw_aws::dynamo::{DynamoHistory, DynamoStore};
+use wsgw_aws::invoke::{InvokeArgs, Invoker};
 use wsgw_core::{ConnectionStore, HistoryStore};
 use wsgw_memory::gateway::{Assets, LocalGateway};
 use wsgw_memory::{MemoryHistory, MemorySink, MemoryStore};
@@ -29,30 +34,61 @@ const RETENTION_ENV: &str = "CHAT_RETENTION_DAYS";
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// Address to listen on (loopback by default; port 0 picks a free port).
     #[arg(long, env = "WSGW_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
 
     /// Keep connections and history in DynamoDB at this endpoint (for example a local
     /// emulator, http://127.0.0.1:8000) instead of in memory.
-    #[arg(long, env = "WSGW_DYNAMODB_ENDPOINT", value_name = "URL")]
+    #[arg(
+        long,
+        env = "WSGW_DYNAMODB_ENDPOINT",
+        value_name = "URL",
+        global = true
+    )]
     dynamodb_endpoint: Option<String>,
 
     /// The connections table, with --dynamodb-endpoint (created when missing).
     #[arg(
         long,
         env = "WSGW_CONNECTIONS_TABLE",
-        default_value = "chat-connections"
+        default_value = "chat-connections",
+        global = true
     )]
     connections_table: String,
 
     /// The history table, with --dynamodb-endpoint (created when missing).
-    #[arg(long, env = "WSGW_HISTORY_TABLE", default_value = "chat-history")]
+    #[arg(
+        long,
+        env = "WSGW_HISTORY_TABLE",
+        default_value = "chat-history",
+        global = true
+    )]
     history_table: String,
 
     /// Days to keep messages, session records and events (default: keep them).
-    #[arg(long, env = RETENTION_ENV, value_name = "DAYS")]
+    #[arg(long, env = RETENTION_ENV, value_name = "DAYS", global = true)]
     retention_days: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run API Gateway events (examples/chat/events/*.json) through the function as
+    /// Lambda would, in order, on the in-memory backend (or --dynamodb-endpoint), and
+    /// print each response and every message it posted, as JSON.
+    Invoke(InvokeArgs),
+}
+
+fn init_logs(default: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn config(retention_days: Option<u32>) -> ChatConfig {
@@ -62,6 +98,11 @@ fn config(retention_days: Option<u32>) -> ChatConfig {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(Command::Invoke(invoke)) = &args.command {
+        init_logs("warn");
+        return run_invoke(&args, invoke).await;
+    }
     if wsgw_aws::lambda::is_lambda() {
         return match run_lambda().await {
             Ok(()) => ExitCode::SUCCESS,
@@ -71,13 +112,7 @@ async fn main() -> ExitCode {
             }
         };
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let args = Args::parse();
+    init_logs("info");
     match run_local(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -146,6 +181,22 @@ async fn local_backends(
         args.connections_table, args.history_table
     );
     Ok((Arc::new(store), Arc::new(history), described))
+}
+
+/// `invoke`: the events through the function on the local backends.
+async fn run_invoke(args: &Args, invoke: &InvokeArgs) -> ExitCode {
+    let (store, history, _) = match local_backends(args).await {
+        Ok(backends) => backends,
+        Err(error) => {
+            eprintln!("chat invoke: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let state = ChatState::new(history).with_config(config(args.retention_days));
+    let invoker = Invoker::new("chat", store, move |store, sink| {
+        chat::router(store, sink, state)
+    });
+    wsgw_aws::invoke::run("chat", &invoker, invoke).await
 }
 
 /// Local mode: the LocalGateway with the page at `/`.

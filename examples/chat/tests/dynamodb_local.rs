@@ -173,3 +173,67 @@ async fn on_a_dynamodb_endpoint_the_chat_creates_its_tables_and_keeps_history_ac
         );
     }
 }
+
+/// `chat invoke` with the DynamoDB flags, environment emptied (no credentials).
+fn invoke_on_dynamodb(connections: &str, history: &str, events: &[&str]) -> Vec<Value> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chat"));
+    command
+        .env_clear()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["invoke", "--dynamodb-endpoint", &endpoint()])
+        .args([
+            "--connections-table",
+            connections,
+            "--history-table",
+            history,
+        ]);
+    for event in events {
+        command.args(["--event", event]);
+    }
+    let output = command.output().expect("chat invoke runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::Deserializer::from_slice(&output.stdout)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .expect("JSON objects")
+}
+
+#[test]
+fn invoke_on_a_dynamodb_endpoint_keeps_its_state_between_runs() {
+    let (connections, history) = (unique("invoke-connections"), unique("invoke-history"));
+
+    let first = invoke_on_dynamodb(
+        &connections,
+        &history,
+        &[
+            "events/connect.json",
+            "events/connect-bob.json",
+            "events/sendmessage.json",
+        ],
+    );
+    let mut reached: Vec<&str> = first[2]["posted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|post| post["connection_id"].as_str().unwrap())
+        .collect();
+    reached.sort_unstable();
+    assert_eq!(reached, vec!["Bq8N1dUyjoECJ3A=", "Bq8N7cKkjoECFtQ="]);
+
+    // Another process: the connections and the message are in the tables.
+    let second = invoke_on_dynamodb(
+        &connections,
+        &history,
+        &["events/history.json", "events/sendmessage-to-session.json"],
+    );
+    assert_eq!(
+        second[0]["posted"][0]["json"]["messages"][0]["message"],
+        "hi everyone"
+    );
+    assert_eq!(second[1]["posted"][0]["connection_id"], "Bq8N7cKkjoECFtQ=");
+    assert_eq!(second[1]["posted"][1]["json"]["delivered"], 1);
+}

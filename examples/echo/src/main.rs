@@ -5,13 +5,16 @@
 //! - On AWS (`AWS_LAMBDA_RUNTIME_API` set, as Lambda does): one function for every route,
 //!   posting through the API Gateway Management API. Echo keeps no state, so its store is
 //!   the in-memory one.
+//! - `echo invoke --event events/whoami.json`: one API Gateway event through the function
+//!   as Lambda would run it, printing the response and what it posted.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+use wsgw_aws::invoke::{InvokeArgs, Invoker};
 use wsgw_memory::gateway::LocalGateway;
 use wsgw_memory::MemoryStore;
 
@@ -19,13 +22,39 @@ use wsgw_memory::MemoryStore;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// Address to listen on (loopback by default; port 0 picks a free port).
     #[arg(long, env = "WSGW_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
 }
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run API Gateway events (examples/echo/events/*.json) through the function as
+    /// Lambda would, on the in-memory backend, and print the response and every message
+    /// it posted, as JSON.
+    Invoke(InvokeArgs),
+}
+
+fn init_logs(default: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(Command::Invoke(invoke)) = &args.command {
+        init_logs("warn");
+        let invoker = Invoker::new("echo", Arc::new(MemoryStore::new()), echo::router);
+        return wsgw_aws::invoke::run("echo", &invoker, invoke).await;
+    }
     if wsgw_aws::lambda::is_lambda() {
         return match wsgw_aws::lambda::run_with_store(Arc::new(MemoryStore::new()), echo::router)
             .await
@@ -37,13 +66,7 @@ async fn main() -> ExitCode {
             }
         };
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let args = Args::parse();
+    init_logs("info");
     let running = match LocalGateway::build(echo::router).bind(args.listen).await {
         Ok(running) => running,
         Err(error) => {
@@ -52,8 +75,9 @@ async fn main() -> ExitCode {
         }
     };
     println!(
-        "echo listening on {} — connect any WebSocket client and send {{\"action\":\"whoami\"}} or {{\"action\":\"message\",\"message\":\"hi\"}}; Ctrl-C stops",
-        running.ws_url()
+        "echo listening on {} — connect any WebSocket client and send {{\"action\":\"whoami\"}} or {{\"action\":\"message\",\"message\":\"hi\"}}; metrics at http://{}/metrics; Ctrl-C stops",
+        running.ws_url(),
+        running.local_addr()
     );
     match running.run_until_signal().await {
         Ok(()) => ExitCode::SUCCESS,

@@ -150,3 +150,84 @@ async fn echo_runs_as_a_lambda_answering_events_and_posting_to_connections() {
         other => panic!("expected an invocation error, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn in_lambda_each_invocation_writes_one_cloudwatch_emf_line_to_stdout() {
+    use std::io::BufRead;
+
+    let runtime = LambdaRuntimeEmulator::start().await.unwrap();
+    let management = ManagementRecorder::start().await.unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_echo"));
+    command
+        .envs(runtime.function_env())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "echo-EchoFunction-1x2y3z")
+        .env("WSGW_MANAGEMENT_ENDPOINT", management.endpoint())
+        .env_remove("WSGW_METRICS")
+        .env_remove("WSGW_METRICS_NAMESPACE")
+        .env_remove("WSGW_METRICS_DIMENSIONS")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_PROFILE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut function = Running(command.spawn().expect("echo starts"));
+    let stdout = function.0.stdout.take().expect("stdout piped");
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            // The runtime's own logs share stdout; metrics lines carry `_aws`.
+            if line.contains("\"_aws\"") && lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    let invocations = [
+        (event("CONNECT", "$connect", None), "$connect", "Connects"),
+        (
+            event("MESSAGE", "whoami", Some(r#"{"action":"whoami"}"#)),
+            "whoami",
+            "Messages",
+        ),
+        (
+            event("DISCONNECT", "$disconnect", None),
+            "$disconnect",
+            "Disconnects",
+        ),
+    ];
+    for (event, route, counter) in invocations {
+        assert_eq!(status(runtime.invoke(event, WAIT).await), 200);
+        let deadline = std::time::Instant::now() + WAIT;
+        let line = loop {
+            if let Ok(line) = lines.try_recv() {
+                break line;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "an EMF line for {route}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let document = wsgw_aws::metrics::check_emf_line(&line)
+            .unwrap_or_else(|error| panic!("{error}: {line}"));
+        let directive = &document["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "wsgw");
+        assert_eq!(
+            directive["Dimensions"],
+            json!([["FunctionName", "Route"], ["FunctionName"]])
+        );
+        assert_eq!(document["FunctionName"], "echo-EchoFunction-1x2y3z");
+        assert_eq!(document["Route"], route);
+        assert_eq!(document[counter], 1);
+        assert_eq!(document["HandlerErrors"], 0);
+        assert!(document["HandlerLatency"].is_number());
+        assert!(
+            document["RequestId"]
+                .as_str()
+                .is_some_and(|id| !id.is_empty()),
+            "the Lambda request id, for finding the invocation's logs"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(lines.try_recv().is_err(), "exactly one line per invocation");
+}
