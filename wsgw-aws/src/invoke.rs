@@ -290,7 +290,30 @@ struct Report<'a> {
     rejected: Vec<Value>,
     disconnected: &'a [ConnectionId],
     #[serde(skip_serializing_if = "Option::is_none")]
-    metrics: Option<&'a [Value]>,
+    metrics: Option<Vec<MetadataFirst<'a>>>,
+}
+
+/// An EMF document with `_aws` first, as people read it.
+struct MetadataFirst<'a>(&'a Value);
+
+impl serde::Serialize for MetadataFirst<'_> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Some(members) = self.0.as_object() else {
+            return self.0.serialize(serializer);
+        };
+        let mut map = serializer.serialize_map(Some(members.len()))?;
+        if let Some(metadata) = members.get("_aws") {
+            map.serialize_entry("_aws", metadata)?;
+        }
+        for (name, value) in members.iter().filter(|(name, _)| *name != "_aws") {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
 }
 
 impl InvokeOutcome {
@@ -317,7 +340,7 @@ impl InvokeOutcome {
                 })
                 .collect(),
             disconnected: &self.activity.disconnected,
-            metrics: with_metrics.then_some(self.metrics.as_slice()),
+            metrics: with_metrics.then(|| self.metrics.iter().map(MetadataFirst).collect()),
         }
     }
 

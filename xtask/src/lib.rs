@@ -7,8 +7,9 @@
 //! - `cargo xtask test`: every test of the project ([`test_steps`]), including wsgw-aws's
 //!   the chat's and the telemetry's DynamoDB tests against moto's server ([`moto`]),
 //!   which it installs, starts and stops, the chat page and the telemetry dashboard in
-//!   headless Chromium ([`chat`], [`telemetry`]), and the ESP32-C3
-//!   firmware built and turned into a flashable image ([`firmware`]).
+//!   headless Chromium ([`chat`], [`telemetry`]), every command of the README's "Poke it
+//!   by hand" walkthrough ([`walkthrough`]), and the ESP32-C3 firmware built and turned
+//!   into a flashable image ([`firmware`]).
 //! - `cargo xtask ci`: formatting, clippy, then the test steps ([`ci_steps`]).
 //! - `cargo xtask setup-moto`: only install moto into `.venv/` ([`moto::ensure_moto`]).
 //! - `cargo xtask lint-templates`: cfn-lint on every SAM template ([`cfn_lint`]), the last
@@ -22,6 +23,7 @@ pub mod firmware;
 pub mod moto;
 pub mod step;
 pub mod telemetry;
+pub mod walkthrough;
 
 use std::io;
 use std::path::PathBuf;
@@ -74,6 +76,7 @@ pub fn test_steps_on(moto_port: u16) -> Vec<Step> {
     steps.push(telemetry::dynamodb_step());
     steps.push(cfn_lint::lint_step());
     steps.extend(chat::web_steps(&workspace_root()));
+    steps.extend(walkthrough::walkthrough_steps(&workspace_root()));
     steps.extend(telemetry::web_steps(&workspace_root()));
     steps.extend(firmware::firmware_steps(&workspace_root()));
     steps
@@ -157,6 +160,9 @@ mod tests {
                 vec!["ci", "--no-audit", "--no-fund"],
                 vec!["build", "-p", "chat"],
                 vec!["--test", "chat.test.mjs"],
+                vec!["-c", walkthrough::INSTALL_TOOLS],
+                vec!["ci", "--no-audit", "--no-fund"],
+                vec!["test", "-p", "echo", "--test", "walkthrough", "--", "--ignored"],
                 vec!["ci", "--no-audit", "--no-fund"],
                 vec!["build", "-p", "telemetry"],
                 vec!["--test", "dashboard.test.mjs"],
