@@ -149,6 +149,16 @@ impl<S: Send + Sync + 'static> Context<S> {
         self
     }
 
+    /// Reports `value` to the router's metrics observers under this context's route
+    /// (see [`metrics`](crate::metrics)): for handlers that fan out or prune on their
+    /// own instead of through [`broadcast`](Self::broadcast), so their deliveries
+    /// ([`Counter::BroadcastDeliveries`]) and prunes ([`Counter::GonePrunes`]) are
+    /// counted alike. Does nothing when nobody observes.
+    pub fn count(&self, counter: Counter, value: u64) {
+        let route = self.route.as_deref().unwrap_or(NO_ROUTE);
+        self.observers.count(counter, route, value);
+    }
+
     /// The application state.
     pub fn state(&self) -> &S {
         &self.state

@@ -367,3 +367,36 @@ async fn without_an_observer_nothing_is_counted_and_every_observer_sees_everythi
         assert_eq!(counters.get(Counter::HandlerErrors, "ping"), 1);
     }
 }
+
+#[tokio::test]
+async fn a_handler_fanning_out_on_its_own_reports_its_deliveries_under_its_route() {
+    let counters = Arc::new(Counters::new());
+    let router = Router::new(store_deleting_anything(), Arc::new(ScriptedSink::default()))
+        .route("push", |ctx: Context, _request: Request| async move {
+            for id in ["a=", "b="] {
+                ctx.sink()
+                    .send(&ConnectionId::new(id), Payload::text("x"))
+                    .await?;
+            }
+            ctx.count(Counter::BroadcastDeliveries, 2);
+            ctx.count(Counter::GonePrunes, 0);
+            Ok(Reply::ok())
+        })
+        .observe(counters.clone());
+
+    router
+        .handle(message(json!({"action": "push"})))
+        .await
+        .unwrap();
+
+    assert_eq!(counters.get(Counter::BroadcastDeliveries, "push"), 2);
+    assert_eq!(counters.get(Counter::GonePrunes, "push"), 0);
+    assert!(
+        counters
+            .snapshot()
+            .counts
+            .iter()
+            .all(|sample| sample.value > 0),
+        "zero counts are not recorded"
+    );
+}

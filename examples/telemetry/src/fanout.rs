@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use serde_json::Value;
 use telemetry_protocol::DEFAULT_CLIENT_INTERVAL_MS;
+use wsgw_core::metrics::Counter;
 use wsgw_core::{AttributeUpdate, ConnectionId, Context, Error, Payload, Result};
 
 use crate::keys;
@@ -35,7 +36,10 @@ enum Outcome {
     Sent,
     NotDue,
     LostRace,
+    /// The dashboard's record was already gone.
     Gone,
+    /// The gateway said the dashboard was gone; its record was deleted.
+    Pruned,
 }
 
 /// Pushes `payload` (a reading of `device_id`) to each follower whose interval has
@@ -53,16 +57,20 @@ pub(crate) async fn push_reading(
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
-    let (mut sent, mut not_due, mut lost) = (0, 0, 0);
+    let (mut sent, mut not_due, mut lost, mut pruned) = (0, 0, 0, 0);
     for outcome in outcomes {
         match outcome {
             Ok(Outcome::Sent) => sent += 1,
             Ok(Outcome::NotDue) => not_due += 1,
             Ok(Outcome::LostRace) => lost += 1,
+            Ok(Outcome::Pruned) => pruned += 1,
             Ok(Outcome::Gone) => {}
             Err(error) => tracing::warn!(device_id, %error, "could not push a reading"),
         }
     }
+    // Counted as broadcast's own deliveries and prunes are (CloudWatch, /metrics).
+    ctx.count(Counter::BroadcastDeliveries, sent);
+    ctx.count(Counter::GonePrunes, pruned);
     tracing::debug!(device_id, sent, not_due, lost_race = lost, "reading pushed");
     Ok(())
 }
@@ -107,7 +115,7 @@ async fn push_if_due(
         Ok(()) => Ok(Outcome::Sent),
         Err(error) if error.is_gone() => {
             ctx.store().delete(client).await?;
-            Ok(Outcome::Gone)
+            Ok(Outcome::Pruned)
         }
         Err(error) => Err(error),
     }

@@ -10,6 +10,10 @@
 //!   `WSGW_HISTORY_TABLE`) and the API Gateway Management API.
 //! - `--simulate N` also runs N simulated devices in the same process;
 //!   `telemetry simulate --devices 3 --url ws://…` runs them against any running API.
+//! - `telemetry invoke --event events/connect-device.json --event …`: API Gateway
+//!   WebSocket and REST events through the function as Lambda would run them, in order,
+//!   on the in-memory backend (or `--dynamodb-endpoint`), printing each response and
+//!   what it posted.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -20,6 +24,7 @@ use telemetry::{Telemetry, DEFAULT_HISTORY_TTL_DAYS};
 use telemetry_simulator::{run_devices, Simulator, SimulatorConfig};
 use tracing_subscriber::EnvFilter;
 use wsgw_aws::dynamo::{DynamoHistoryBuilder, DynamoStoreBuilder};
+use wsgw_aws::invoke::{InvokeArgs, Invoker};
 use wsgw_core::{ConnectionStore, HistoryStore};
 use wsgw_memory::gateway::LocalGateway;
 use wsgw_memory::{MemoryHistory, MemorySink, MemoryStore};
@@ -46,6 +51,20 @@ struct Cli {
 enum Command {
     /// Run simulated devices (the firmware's own device logic) against a running API.
     Simulate(Simulate),
+    /// Run API Gateway events (examples/telemetry/events/*.json, WebSocket and REST)
+    /// through the function as Lambda would, in order, on the in-memory backend (or
+    /// --dynamodb-endpoint), and print each response and every message it posted, as
+    /// JSON.
+    Invoke(Invoke),
+}
+
+/// `invoke`: the events, and the backend they run against.
+#[derive(Debug, Args)]
+struct Invoke {
+    #[command(flatten)]
+    events: InvokeArgs,
+    #[command(flatten)]
+    backend: Backend,
 }
 
 /// Simulated ESP32 devices: drifting readings, reconnect with backoff, obeying control.
@@ -81,6 +100,13 @@ struct Serve {
     #[arg(long, value_name = "N", default_value_t = 0)]
     simulate: usize,
 
+    #[command(flatten)]
+    backend: Backend,
+}
+
+/// Where connections and history are kept, and the system's settings.
+#[derive(Debug, Args)]
+struct Backend {
     /// Keep connections and history in DynamoDB at this endpoint (for example a local
     /// emulator, http://127.0.0.1:8000) instead of in memory.
     #[arg(long, env = "WSGW_DYNAMODB_ENDPOINT", value_name = "URL")]
@@ -113,7 +139,12 @@ struct Serve {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    if wsgw_aws::lambda::is_lambda() {
+    // Lambda runs the binary without arguments; `telemetry invoke` runs events locally
+    // wherever it is started.
+    let invoking = std::env::args_os()
+        .nth(1)
+        .is_some_and(|arg| arg == "invoke");
+    if wsgw_aws::lambda::is_lambda() && !invoking {
         return match run_lambda().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
@@ -122,14 +153,20 @@ async fn main() -> ExitCode {
             }
         };
     }
+    let cli = Cli::parse();
+    // `invoke` prints JSON on stdout; its logs stay quiet unless RUST_LOG asks.
+    let default_filter = match cli.command {
+        Some(Command::Invoke(_)) => "warn",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let outcome = match cli.command {
+        Some(Command::Invoke(invoke)) => return run_invoke(invoke).await,
         Some(Command::Simulate(simulate)) => run_simulator(simulate).await,
         None => run_local(cli.serve).await,
     };
@@ -200,9 +237,19 @@ impl Config {
     }
 }
 
+impl Backend {
+    fn config(&self) -> Config {
+        Config {
+            history_ttl_days: self.history_ttl_days,
+            device_token: self.device_token.clone(),
+            cors_origin: self.cors_origin.clone(),
+        }
+    }
+}
+
 /// The backends of a local run: memory, or DynamoDB at an endpoint.
 async fn local_backends(
-    serve: &Serve,
+    serve: &Backend,
 ) -> Result<
     (
         Arc<dyn ConnectionStore>,
@@ -236,14 +283,25 @@ async fn local_backends(
     Ok((Arc::new(store), Arc::new(history), "in DynamoDB"))
 }
 
+/// `telemetry invoke`: the events through the function on the local backends.
+async fn run_invoke(invoke: Invoke) -> ExitCode {
+    let (store, history, _) = match local_backends(&invoke.backend).await {
+        Ok(backends) => backends,
+        Err(error) => {
+            eprintln!("telemetry invoke: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let state = invoke.backend.config().state(history);
+    let invoker = Invoker::new("telemetry", store, move |store, sink| {
+        telemetry::router(store, sink, state)
+    });
+    wsgw_aws::invoke::run("telemetry", &invoker, &invoke.events).await
+}
+
 async fn run_local(serve: Serve) -> Result<(), String> {
-    let (store, history, where_kept) = local_backends(&serve).await?;
-    let state = Config {
-        history_ttl_days: serve.history_ttl_days,
-        device_token: serve.device_token.clone(),
-        cors_origin: serve.cors_origin.clone(),
-    }
-    .state(history);
+    let (store, history, where_kept) = local_backends(&serve.backend).await?;
+    let state = serve.backend.config().state(history);
     let sockets = Arc::new(MemorySink::new());
     let router = telemetry::router(store, sockets.clone(), state);
     let running = LocalGateway::new(router, sockets)
@@ -258,7 +316,7 @@ async fn run_local(serve: Serve) -> Result<(), String> {
     );
     let simulator = if serve.simulate > 0 {
         let mut config = SimulatorConfig::new(running.ws_url(), serve.simulate);
-        config.token = serve.device_token.clone();
+        config.token = serve.backend.device_token.clone();
         let simulator = Simulator::start(config).map_err(|error| error.to_string())?;
         tracing::info!(devices = serve.simulate, "simulated devices started");
         Some(simulator)

@@ -227,3 +227,59 @@ async fn the_binary_on_dynamodb_keeps_history_across_a_restart() {
     );
     running.stop();
 }
+
+/// `telemetry invoke` with the DynamoDB flags, environment emptied (no credentials).
+fn invoke_on_dynamodb(connections: &str, history: &str, events: &[&str]) -> Vec<serde_json::Value> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_telemetry"));
+    command
+        .env_clear()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["invoke", "--dynamodb-endpoint", &endpoint()])
+        .args([
+            "--connections-table",
+            connections,
+            "--history-table",
+            history,
+        ]);
+    for event in events {
+        command.args(["--event", event]);
+    }
+    let output = command.output().expect("telemetry invoke runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::Deserializer::from_slice(&output.stdout)
+        .into_iter::<serde_json::Value>()
+        .collect::<Result<_, _>>()
+        .expect("JSON objects")
+}
+
+#[test]
+fn invoke_on_a_dynamodb_endpoint_keeps_readings_and_devices_between_runs() {
+    let (connections, history) = (unique("invoke-connections"), unique("invoke-history"));
+
+    let first = invoke_on_dynamodb(
+        &connections,
+        &history,
+        &[
+            "events/connect-device.json",
+            "events/connect-dashboard.json",
+            "events/realtimedataupdate.json",
+        ],
+    );
+    assert_eq!(first[2]["posted"][0]["json"]["type"], "reading");
+
+    // Another process: the device's connection and its reading are in the tables.
+    let second = invoke_on_dynamodb(
+        &connections,
+        &history,
+        &["events/history.json", "events/devices.json"],
+    );
+    let body = |out: &serde_json::Value| -> serde_json::Value {
+        serde_json::from_str(out["response"]["body"].as_str().expect("a body")).expect("JSON")
+    };
+    assert_eq!(body(&second[0])["items"][0]["seq"], 42);
+    assert_eq!(body(&second[1])["devices"][0]["device_id"], "esp32-01");
+}
