@@ -21,6 +21,7 @@ pub mod cfn_lint;
 pub mod chat;
 pub mod firmware;
 pub mod moto;
+pub mod report;
 pub mod step;
 pub mod telemetry;
 pub mod walkthrough;

@@ -15,6 +15,8 @@ use std::process::{Child, Command, ExitStatus};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::report;
+
 /// A command line: program, arguments, extra environment, working directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cmd {
@@ -402,9 +404,25 @@ impl Pipeline {
         &self.services
     }
 
-    /// Runs every step in order; stops at the first failure and returns it.
+    /// Runs every step in order; stops at the first failure and returns it. Long steps
+    /// say every 30 s that they are still running; a summary of every step run (result,
+    /// tests passed and failed, time) closes the run, failed or not.
     pub fn run(&mut self, task: &str, steps: &[Step]) -> Result<(), StepFailure> {
         let started = Instant::now();
+        let mut reports = Vec::new();
+        let outcome = self.run_steps(task, steps, &mut reports);
+        if !self.dry_run {
+            println!("{}", report::summary(task, &reports, started.elapsed()));
+        }
+        outcome
+    }
+
+    fn run_steps(
+        &mut self,
+        task: &str,
+        steps: &[Step],
+        reports: &mut Vec<report::StepReport>,
+    ) -> Result<(), StepFailure> {
         for (index, step) in steps.iter().enumerate() {
             let line = step.cmd().display_with(&self.exports);
             let verb = match step.action {
@@ -420,40 +438,46 @@ impl Pipeline {
             if self.dry_run {
                 continue;
             }
-            let fail = |failure| StepFailure {
+            let step_started = Instant::now();
+            let mut tests = report::TestCounts::default();
+            let result = self.run_step(step, &mut tests);
+            reports.push(report::StepReport {
+                name: step.name.clone(),
+                ok: result.is_ok(),
+                took: step_started.elapsed(),
+                tests,
+            });
+            result.map_err(|failure| StepFailure {
                 step: step.name.clone(),
                 command: line.clone(),
                 failure,
-            };
-            match &step.action {
-                Action::Run(cmd) => {
-                    let status = cmd
-                        .command(&self.root, &self.exports)
-                        .status()
-                        .map_err(|error| fail(Failure::Spawn(error)))?;
-                    if !status.success() {
-                        return Err(fail(Failure::Exit(status)));
-                    }
-                }
-                Action::Start(service) => {
-                    let command = service.cmd.command(&self.root, &self.exports);
-                    let guard = ChildGuard::spawn(step.name.clone(), command)
-                        .map_err(|error| fail(Failure::Spawn(error)))?;
-                    // Held from here on, so it is stopped even if it never gets ready.
-                    self.services.push(guard);
-                    if let Some(guard) = self.services.last_mut() {
-                        wait_until_ready(guard, &service.ready).map_err(fail)?;
-                    }
-                    self.exports.extend(service.exports.iter().cloned());
+            })?;
+        }
+        Ok(())
+    }
+
+    fn run_step(&mut self, step: &Step, tests: &mut report::TestCounts) -> Result<(), Failure> {
+        match &step.action {
+            Action::Run(cmd) => {
+                let command = cmd.command(&self.root, &self.exports);
+                let (status, counts) =
+                    report::run_counted(&step.name, command).map_err(Failure::Spawn)?;
+                *tests = counts;
+                if !status.success() {
+                    return Err(Failure::Exit(status));
                 }
             }
-        }
-        if !self.dry_run {
-            println!(
-                "\nxtask {task}: all {} steps passed in {:.0?}",
-                steps.len(),
-                started.elapsed()
-            );
+            Action::Start(service) => {
+                let command = service.cmd.command(&self.root, &self.exports);
+                let guard =
+                    ChildGuard::spawn(step.name.clone(), command).map_err(Failure::Spawn)?;
+                // Held from here on, so it is stopped even if it never gets ready.
+                self.services.push(guard);
+                if let Some(guard) = self.services.last_mut() {
+                    wait_until_ready(guard, &service.ready)?;
+                }
+                self.exports.extend(service.exports.iter().cloned());
+            }
         }
         Ok(())
     }
