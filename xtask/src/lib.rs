@@ -15,8 +15,11 @@
 //! - `cargo xtask lint-templates`: cfn-lint on every SAM template ([`cfn_lint`]), the last
 //!   step of `cargo xtask test`.
 //! - `cargo xtask firmware`: only the firmware's steps ([`firmware::firmware_steps`]).
+//! - `cargo xtask bench [--quick]`: the benchmarks side by side with the peers
+//!   ([`bench::bench_steps`]); `--quick` is the smoke run that ends `cargo xtask test`.
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod cfn_lint;
 pub mod chat;
 pub mod firmware;
@@ -80,6 +83,7 @@ pub fn test_steps_on(moto_port: u16) -> Vec<Step> {
     steps.extend(walkthrough::walkthrough_steps(&workspace_root()));
     steps.extend(telemetry::web_steps(&workspace_root()));
     steps.extend(firmware::firmware_steps(&workspace_root()));
+    steps.push(bench::smoke_step());
     steps
 }
 
@@ -163,13 +167,22 @@ mod tests {
                 vec!["--test", "chat.test.mjs"],
                 vec!["-c", walkthrough::INSTALL_TOOLS],
                 vec!["ci", "--no-audit", "--no-fund"],
-                vec!["test", "-p", "echo", "--test", "walkthrough", "--", "--ignored"],
+                vec![
+                    "test",
+                    "-p",
+                    "echo",
+                    "--test",
+                    "walkthrough",
+                    "--",
+                    "--ignored"
+                ],
                 vec!["ci", "--no-audit", "--no-fund"],
                 vec!["build", "-p", "telemetry"],
                 vec!["--test", "dashboard.test.mjs"],
                 vec!["-c", firmware::SETUP],
                 vec!["build", "--release", "--locked"],
                 vec!["-c", firmware::SAVE_IMAGE],
+                vec!["xtask", "bench", "--quick"],
             ]
         );
     }

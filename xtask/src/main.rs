@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use xtask::{cfn_lint, ci_steps, firmware, moto, test_steps, workspace_root, Pipeline};
+use xtask::{bench, cfn_lint, ci_steps, firmware, moto, test_steps, workspace_root, Pipeline};
 
 /// The project's tasks.
 #[derive(Debug, Parser)]
@@ -32,6 +32,13 @@ enum Task {
     LintTemplates,
     /// Build the ESP32-C3 firmware and its flashable image (installs espflash once).
     Firmware,
+    /// Benchmarks side by side with serverless-offline, boto3, the Node SDK and a bare
+    /// echo server; writes BENCHMARKS.md and bench/fanout.svg.
+    Bench {
+        /// The smoke run CI does: small counts, results in target/bench-work only.
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -40,6 +47,7 @@ fn main() -> ExitCode {
         Task::Test => ("test", test_steps()),
         Task::Ci => ("ci", ci_steps()),
         Task::Firmware => ("firmware", Ok(firmware::firmware_steps(&workspace_root()))),
+        Task::Bench { quick } => ("bench", bench::bench_steps(&workspace_root(), quick)),
         Task::SetupMoto => {
             return match moto::ensure_moto(&workspace_root()) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,216 @@
+//! Fan-out: one message to N live connections of a LocalGateway through its `@connections`
+//! HTTP API, sent by wsgw (`ApiGatewaySink` + `broadcast`), by the seeds' Python
+//! sequential boto3 loop, and by AWS's Node `Promise.all` sample.
+//!
+//! Each sender is a process started ahead and told "go" on its standard input with the
+//! payload; the time counted runs from "go" until the last of the N clients received it.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+use tokio::io::AsyncBufReadExt;
+use tokio::process::Command;
+use tokio::sync::mpsc;
+use wsgw_core::{broadcast, BroadcastOptions, ConnectionId, MessageSink, Payload};
+
+use crate::client::{self, Socket};
+use crate::peers::{self, Guard};
+use crate::report::{Fanout, Results};
+use crate::{Result, RunArgs};
+
+/// The senders, in the order they run.
+pub const SENDERS: [&str; 3] = [WSGW, NODE, PYTHON];
+/// wsgw's sender.
+pub const WSGW: &str = "wsgw ApiGatewaySink + broadcast";
+/// The Node sample.
+pub const NODE: &str = "Node Promise.all (AWS SDK v3)";
+/// The Python loop.
+pub const PYTHON: &str = "Python boto3 sequential loop";
+
+/// `wsgw-bench fanout-send`: wsgw's sender process.
+pub async fn send(endpoint: &str, ids: &Path) -> Result<()> {
+    let ids: Vec<ConnectionId> = std::fs::read_to_string(ids)
+        .map_err(|e| format!("{}: {e}", ids.display()))?
+        .split_whitespace()
+        .map(ConnectionId::new)
+        .collect();
+    let sink: Arc<dyn MessageSink> = Arc::new(
+        wsgw_aws::ApiGatewaySink::new(wsgw_aws::config::local_sdk_config()).with_endpoint(endpoint),
+    );
+    let store = wsgw_memory::MemoryStore::new();
+    let options = BroadcastOptions::default();
+    println!("READY");
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let started = Instant::now();
+        let payload = Payload::text(line.trim().to_owned());
+        let report = broadcast(
+            &store,
+            sink.as_ref(),
+            ids.iter().cloned(),
+            &payload,
+            &options,
+        )
+        .await;
+        if !report.failed.is_empty() {
+            eprintln!("wsgw fanout-send: {} failed", report.failed.len());
+        }
+        println!("DONE {:.6}", started.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+/// Opens `n` connections and learns their ids (`whoami`).
+async fn open(url: &str, n: usize) -> Result<Vec<(String, Socket)>> {
+    stream::iter(0..n)
+        .map(|_| async move {
+            let mut socket = client::connect(url).await?;
+            let answer =
+                client::round_trip(&mut socket, r#"{"action":"whoami"}"#.to_owned()).await?;
+            let answer: serde_json::Value =
+                serde_json::from_str(&answer).map_err(|e| format!("whoami: {e}"))?;
+            let id = answer["connection_id"]
+                .as_str()
+                .ok_or_else(|| format!("whoami answered {answer}"))?
+                .to_owned();
+            Ok::<_, String>((id, socket))
+        })
+        .buffer_unordered(100)
+        .try_collect()
+        .await
+}
+
+fn sender_command(sender: &str, args: &RunArgs, endpoint: &str, ids: &Path) -> Result<Command> {
+    Ok(match sender {
+        WSGW => {
+            let mut command = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
+            command
+                .args(["fanout-send", "--endpoint", endpoint, "--ids"])
+                .arg(ids);
+            command
+        }
+        NODE => {
+            let script = peers::write_script(&args.peers, "fanout.js", peers::NODE_FANOUT)?;
+            let mut command = Command::new("node");
+            command
+                .arg(script)
+                .arg(endpoint)
+                .arg(ids)
+                .current_dir(&args.peers);
+            command
+        }
+        _ => {
+            let script = peers::write_script(&args.work, "fanout.py", peers::PYTHON_FANOUT)?;
+            let mut command = Command::new(&args.python);
+            command.arg(script).arg(endpoint).arg(ids);
+            command
+        }
+    })
+}
+
+/// The connection counts and repetitions of a full or a quick run.
+pub fn sizes(quick: bool) -> (Vec<usize>, usize) {
+    if quick {
+        (vec![1_000], 1)
+    } else {
+        (vec![1_000, 10_000], 3)
+    }
+}
+
+/// Runs the fan-out benchmark.
+pub async fn run(args: &RunArgs, results: &mut Results) -> Result<()> {
+    let (counts, repetitions) = sizes(args.quick);
+    let gateway = peers::own_server("serve-gateway").await?;
+    for n in counts {
+        eprintln!("wsgw-bench: fan-out, opening {n} connections");
+        let sockets = open(&gateway.ws_url, n).await?;
+        let ids_file = args.work.join(format!("ids-{n}.txt"));
+        let ids: Vec<&str> = sockets.iter().map(|(id, _)| id.as_str()).collect();
+        std::fs::write(&ids_file, ids.join("\n")).map_err(|e| e.to_string())?;
+        let (received_tx, mut received) = mpsc::unbounded_channel::<Instant>();
+        let readers: Vec<_> = sockets
+            .into_iter()
+            .map(|(_, mut socket)| {
+                let received_tx = received_tx.clone();
+                tokio::spawn(async move {
+                    while let Some(Ok(message)) = socket.next().await {
+                        if message.is_text() && received_tx.send(Instant::now()).is_err() {
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop(received_tx);
+        let outcome = async {
+            for sender in SENDERS {
+                let command = sender_command(sender, args, &gateway.management, &ids_file)?;
+                let mut guard = Guard::spawn(sender, command)?;
+                guard.line_starting("READY", peers::STARTUP).await?;
+                let mut last = Vec::new();
+                let mut own = Vec::new();
+                let mut delivered = n;
+                for round in 0..repetitions {
+                    let started = Instant::now();
+                    guard
+                        .say(&format!("{{\"type\":\"broadcast\",\"round\":{round}}}"))
+                        .await?;
+                    let timeout = Duration::from_secs(if n > 1_000 { 600 } else { 120 });
+                    let mut latest = started;
+                    let mut count = 0;
+                    let deadline = tokio::time::Instant::now() + timeout;
+                    while count < n {
+                        match tokio::time::timeout_at(deadline, received.recv()).await {
+                            Ok(Some(at)) => {
+                                latest = latest.max(at);
+                                count += 1;
+                            }
+                            _ => break,
+                        }
+                    }
+                    let done = guard.line_starting("DONE ", timeout).await?;
+                    own.push(
+                        done.trim_start_matches("DONE ")
+                            .trim()
+                            .parse::<f64>()
+                            .unwrap_or(f64::NAN),
+                    );
+                    last.push((latest - started).as_secs_f64());
+                    delivered = delivered.min(count);
+                    eprintln!(
+                        "  {sender}, n={n}, round {round}: last client after {:.3} s ({count} received)",
+                        (latest - started).as_secs_f64()
+                    );
+                }
+                results.fanout.push(Fanout {
+                    sender,
+                    connections: n,
+                    last_received_s: median(&mut last),
+                    sender_s: median(&mut own),
+                    delivered,
+                    repetitions,
+                });
+            }
+            Ok::<(), String>(())
+        }
+        .await;
+        for reader in readers {
+            reader.abort();
+        }
+        outcome?;
+    }
+    drop(gateway);
+    Ok(())
+}
+
+/// The median of `values` (NaN when empty).
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        len if len % 2 == 1 => values[len / 2],
+        len => (values[len / 2 - 1] + values[len / 2]) / 2.0,
+    }
+}

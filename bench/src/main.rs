@@ -1,0 +1,134 @@
+//! `wsgw-bench`: wsgw side by side with the tools users pick today.
+//!
+//! `cargo xtask bench [--quick]` installs the peers, builds this binary in release mode and
+//! runs `wsgw-bench run`, which starts every server as a child process of its own (this
+//! binary's `serve-*` subcommands, serverless-offline, the Python and Node senders), drives
+//! them from this process, stops every child it started (drop guards, even on failure),
+//! prints a table and one final line of ratios, and writes the Markdown report and the
+//! fan-out plot.
+
+mod client;
+mod dynamo;
+mod fanout;
+mod lambda;
+mod peers;
+mod report;
+mod roundtrip;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(about = "wsgw's benchmarks, side by side with the peers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every benchmark and write the report.
+    Run(RunArgs),
+    /// A bare tokio-tungstenite echo server (no routing, no store): the physical limit.
+    ServeBare,
+    /// The LocalGateway running the echo example's router.
+    ServeGateway,
+    /// wsgw's fan-out: `ApiGatewaySink` + `broadcast` to the ids in a file, on "go".
+    FanoutSend {
+        /// The `@connections` endpoint (`http://127.0.0.1:PORT/STAGE`).
+        #[arg(long)]
+        endpoint: String,
+        /// A file with one connection id per line.
+        #[arg(long)]
+        ids: PathBuf,
+    },
+}
+
+/// What `run` needs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// A short smoke run (CI): small counts, short windows, no speed asserted.
+    #[arg(long)]
+    pub quick: bool,
+    /// A work directory (gitignored): scripts, the peers' `node_modules`, results.
+    #[arg(long)]
+    pub work: PathBuf,
+    /// The Python with boto3 (the workspace's `.venv`).
+    #[arg(long)]
+    pub python: PathBuf,
+    /// The directory holding `node_modules` with serverless, serverless-offline,
+    /// @aws-sdk/client-apigatewaymanagementapi and ws.
+    #[arg(long)]
+    pub peers: PathBuf,
+    /// The echo example's release binary (run in Lambda mode).
+    #[arg(long)]
+    pub echo_bin: PathBuf,
+    /// Where to write the Markdown results.
+    #[arg(long)]
+    pub out_md: PathBuf,
+    /// Where to write the fan-out plot (SVG).
+    #[arg(long)]
+    pub out_svg: PathBuf,
+    /// The command line quoted in the report.
+    #[arg(long, default_value = "cargo xtask bench")]
+    pub command_line: String,
+    /// A DynamoDB-compatible server (moto) for the request count; skipped when unset.
+    #[arg(long, env = "WSGW_DYNAMODB_ENDPOINT")]
+    pub dynamodb_endpoint: Option<String>,
+    /// Skip benchmarks by name: roundtrip, fanout, lambda, memory, sls, dynamodb.
+    #[arg(long, value_delimiter = ',')]
+    pub skip: Vec<String>,
+}
+
+impl RunArgs {
+    /// Whether the benchmark `name` runs.
+    pub fn runs(&self, name: &str) -> bool {
+        !self.skip.iter().any(|skip| skip == name)
+    }
+}
+
+/// Raises the soft limit of open files to the hard limit (children inherit it).
+fn raise_fd_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < 12_000 => {
+            eprintln!("wsgw-bench: open files limited to {limit}; 10,000 connections may fail")
+        }
+        Ok(_) => {}
+        Err(error) => eprintln!("wsgw-bench: cannot raise the open files limit: {error}"),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    raise_fd_limit();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("wsgw-bench: cannot start tokio: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Run(args) => report::run(args).await,
+            Command::ServeBare => serve::bare().await,
+            Command::ServeGateway => serve::gateway().await,
+            Command::FanoutSend { endpoint, ids } => fanout::send(&endpoint, &ids).await,
+        }
+    });
+    // Clients still open must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("wsgw-bench: error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Errors are reported as text: this is a tool, not a library.
+pub type Result<T, E = String> = std::result::Result<T, E>;

@@ -1,0 +1,331 @@
+//! Child processes: the servers under test and the peers' scripts, each stopped when its
+//! guard drops (success, error or panic alike).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+use crate::Result;
+
+/// How long a server or a script may take to say it is ready.
+pub const STARTUP: Duration = Duration::from_secs(60);
+
+/// A child process, killed (and reaped) when dropped.
+pub struct Guard {
+    pub name: String,
+    pub child: Child,
+    pub stdin: Option<ChildStdin>,
+    pub stdout: Option<Lines<BufReader<ChildStdout>>>,
+}
+
+impl Guard {
+    /// Spawns `command` with piped standard input and output.
+    pub fn spawn(name: &str, mut command: Command) -> Result<Guard> {
+        command.stdout(Stdio::piped());
+        Guard::spawn_with_stdout(name, command)
+    }
+
+    /// Spawns `command` with piped standard input, its standard output as set (a pipe
+    /// nobody reads would stall a chatty child once full).
+    pub fn spawn_with_stdout(name: &str, mut command: Command) -> Result<Guard> {
+        command.stdin(Stdio::piped()).kill_on_drop(true);
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {name}: {e}"))?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().map(|out| BufReader::new(out).lines());
+        Ok(Guard {
+            name: name.to_owned(),
+            child,
+            stdin,
+            stdout,
+        })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Result<u32> {
+        self.child
+            .id()
+            .ok_or_else(|| format!("{} has exited", self.name))
+    }
+
+    /// The next line of standard output starting with `prefix` (other lines are echoed to
+    /// stderr), within `timeout`.
+    pub async fn line_starting(&mut self, prefix: &str, timeout: Duration) -> Result<String> {
+        let name = self.name.clone();
+        let lines = self
+            .stdout
+            .as_mut()
+            .ok_or_else(|| format!("{name}: no stdout"))?;
+        let read = async {
+            loop {
+                match lines.next_line().await {
+                    Ok(Some(line)) if line.starts_with(prefix) => return Ok(line),
+                    Ok(Some(line)) => eprintln!("  [{name}] {line}"),
+                    Ok(None) => return Err(format!("{name} exited before printing {prefix}")),
+                    Err(e) => return Err(format!("{name}: {e}")),
+                }
+            }
+        };
+        tokio::time::timeout(timeout, read)
+            .await
+            .map_err(|_| format!("{name} did not print {prefix} within {timeout:?}"))?
+    }
+
+    /// Writes one line to the child's standard input.
+    pub async fn say(&mut self, line: &str) -> Result<()> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| format!("{}: no stdin", self.name))?;
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .map_err(|e| format!("{}: {e}", self.name))?;
+        stdin
+            .flush()
+            .await
+            .map_err(|e| format!("{}: {e}", self.name))
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        // Reap it, so no zombie outlives the run.
+        let _ = self.child.try_wait();
+    }
+}
+
+/// A server of this binary (`serve-bare`, `serve-gateway`): its guard, WebSocket URL and
+/// `@connections` endpoint.
+pub struct Server {
+    pub guard: Guard,
+    pub ws_url: String,
+    pub management: String,
+}
+
+/// Starts `wsgw-bench SUBCOMMAND` and waits for its READY line.
+pub async fn own_server(subcommand: &str) -> Result<Server> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut command = Command::new(exe);
+    command.arg(subcommand).stderr(Stdio::inherit());
+    let mut guard = Guard::spawn(subcommand, command)?;
+    let line = guard.line_starting("READY ", STARTUP).await?;
+    let mut parts = line.split_whitespace().skip(1);
+    let ws_url = parts.next().unwrap_or_default().to_owned();
+    let management = parts.next().unwrap_or_default().to_owned();
+    Ok(Server {
+        guard,
+        ws_url,
+        management,
+    })
+}
+
+/// A free loopback port (bound, read, released).
+pub fn free_port() -> Result<u16> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .map_err(|e| format!("no free loopback port: {e}"))
+}
+
+/// Waits until something accepts TCP connections on `127.0.0.1:port`.
+pub async fn wait_for_port(port: u16, timeout: Duration) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!(
+                "nothing listens on 127.0.0.1:{port} after {timeout:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Resident memory of `pid` and its descendants, in KiB (Linux `/proc`).
+pub fn resident_kib(pid: u32) -> u64 {
+    let mut total = 0;
+    let mut pending = vec![pid];
+    while let Some(pid) = pending.pop() {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            total += status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+            for task in tasks.flatten() {
+                let children = task.path().join("children");
+                if let Ok(children) = std::fs::read_to_string(children) {
+                    pending.extend(
+                        children
+                            .split_whitespace()
+                            .filter_map(|c| c.parse::<u32>().ok()),
+                    );
+                }
+            }
+        }
+    }
+    total
+}
+
+/// serverless-offline, as `node node_modules/serverless/bin/serverless.js offline start`
+/// in `peers` (one process), with the handlers of [`SLS_HANDLER`].
+pub struct ServerlessOffline {
+    pub guard: Guard,
+    pub ws_url: String,
+}
+
+/// The Node handlers serverless-offline runs: the chat tutorial's style, posting back
+/// through `@connections` on the websocket port.
+pub const SLS_HANDLER: &str = r#"'use strict';
+const { ApiGatewayManagementApiClient, PostToConnectionCommand } = require('@aws-sdk/client-apigatewaymanagementapi');
+const client = new ApiGatewayManagementApiClient({
+  endpoint: process.env.WS_ENDPOINT,
+  region: 'us-east-1',
+  credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+});
+exports.connect = async () => ({ statusCode: 200 });
+exports.disconnect = async () => ({ statusCode: 200 });
+exports.defaultRoute = async () => ({ statusCode: 200 });
+exports.sendmessage = async (event) => {
+  const body = JSON.parse(event.body || '{}');
+  const data = JSON.stringify({ type: 'message', message: body.message });
+  await client.send(new PostToConnectionCommand({ ConnectionId: event.requestContext.connectionId, Data: data }));
+  return { statusCode: 200 };
+};
+"#;
+
+fn serverless_yml(http: u16, websocket: u16, lambda: u16) -> String {
+    format!(
+        r#"service: wsgw-bench-peer
+frameworkVersion: '3'
+provider:
+  name: aws
+  runtime: nodejs20.x
+  region: us-east-1
+  environment:
+    WS_ENDPOINT: http://127.0.0.1:{websocket}
+functions:
+  connect:
+    handler: handler.connect
+    events:
+      - websocket:
+          route: $connect
+  disconnect:
+    handler: handler.disconnect
+    events:
+      - websocket:
+          route: $disconnect
+  default:
+    handler: handler.defaultRoute
+    events:
+      - websocket:
+          route: $default
+  sendmessage:
+    handler: handler.sendmessage
+    events:
+      - websocket:
+          route: sendmessage
+plugins:
+  - serverless-offline
+custom:
+  serverless-offline:
+    host: 127.0.0.1
+    httpPort: {http}
+    websocketPort: {websocket}
+    lambdaPort: {lambda}
+"#
+    )
+}
+
+/// Writes the service into `peers` and starts serverless-offline on free ports.
+pub async fn serverless_offline(peers: &Path) -> Result<ServerlessOffline> {
+    let (http, websocket, lambda) = (free_port()?, free_port()?, free_port()?);
+    std::fs::write(peers.join("handler.js"), SLS_HANDLER).map_err(|e| e.to_string())?;
+    std::fs::write(
+        peers.join("serverless.yml"),
+        serverless_yml(http, websocket, lambda),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut command = Command::new("node");
+    command
+        .args([
+            "node_modules/serverless/bin/serverless.js",
+            "offline",
+            "start",
+        ])
+        .current_dir(peers)
+        .env("SLS_TELEMETRY_DISABLED", "1")
+        .env("SLS_NOTIFICATIONS_MODE", "off")
+        .env("SLS_DEPRECATION_DISABLE", "*")
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .stderr(Stdio::null());
+    let guard = Guard::spawn("serverless-offline", command)?;
+    wait_for_port(websocket, STARTUP).await?;
+    Ok(ServerlessOffline {
+        guard,
+        ws_url: format!("ws://127.0.0.1:{websocket}"),
+    })
+}
+
+/// The seeds' Python style: `post_to_connection` with boto3 in a sequential loop.
+pub const PYTHON_FANOUT: &str = r#"import sys, time, boto3
+endpoint, ids_file = sys.argv[1], sys.argv[2]
+ids = open(ids_file).read().split()
+client = boto3.client('apigatewaymanagementapi', endpoint_url=endpoint, region_name='us-east-1',
+                      aws_access_key_id='local', aws_secret_access_key='local')
+print('READY', flush=True)
+while True:
+    line = sys.stdin.readline()
+    if not line:
+        break
+    data = line.strip().encode()
+    start = time.perf_counter()
+    for connection_id in ids:
+        try:
+            client.post_to_connection(ConnectionId=connection_id, Data=data)
+        except client.exceptions.GoneException:
+            pass
+    print('DONE %.6f' % (time.perf_counter() - start), flush=True)
+"#;
+
+/// AWS's Node sample style: `Promise.all` over every connection.
+pub const NODE_FANOUT: &str = r#"'use strict';
+const fs = require('fs');
+const readline = require('readline');
+const { ApiGatewayManagementApiClient, PostToConnectionCommand } = require('@aws-sdk/client-apigatewaymanagementapi');
+const [endpoint, idsFile] = process.argv.slice(2);
+const ids = fs.readFileSync(idsFile, 'utf8').split(/\s+/).filter(Boolean);
+const client = new ApiGatewayManagementApiClient({
+  endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+});
+console.log('READY');
+readline.createInterface({ input: process.stdin }).on('line', async (line) => {
+  const start = process.hrtime.bigint();
+  await Promise.all(ids.map((ConnectionId) =>
+    client.send(new PostToConnectionCommand({ ConnectionId, Data: line.trim() })).catch((e) => {
+      if (e.name !== 'GoneException') throw e;
+    })));
+  console.log('DONE ' + (Number(process.hrtime.bigint() - start) / 1e9).toFixed(6));
+});
+"#;
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write_script(dir: &Path, name: &str, text: &str) -> Result<PathBuf> {
+    let path = dir.join(name);
+    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(path)
+}

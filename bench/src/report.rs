@@ -1,0 +1,451 @@
+//! The run: every benchmark in turn, then the table, the final line of ratios, the
+//! Markdown report and the fan-out plot.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use crate::fanout::{NODE, PYTHON, SENDERS, WSGW};
+use crate::{Result, RunArgs};
+
+/// One round trip row.
+pub struct RoundTrip {
+    pub name: &'static str,
+    pub messages: usize,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub clients: usize,
+    pub per_second: f64,
+}
+
+/// Resident memory around opening idle connections.
+pub struct Memory {
+    pub name: &'static str,
+    pub connections: usize,
+    pub before_kib: u64,
+    pub after_kib: u64,
+}
+
+impl Memory {
+    /// Bytes of resident memory per idle connection.
+    pub fn per_connection_bytes(&self) -> f64 {
+        (self.after_kib.saturating_sub(self.before_kib) * 1024) as f64
+            / self.connections.max(1) as f64
+    }
+}
+
+/// One fan-out row (medians over the repetitions).
+pub struct Fanout {
+    pub sender: &'static str,
+    pub connections: usize,
+    pub last_received_s: f64,
+    pub sender_s: f64,
+    pub delivered: usize,
+    pub repetitions: usize,
+}
+
+/// One Lambda runtime row.
+pub struct Lambda {
+    pub runtime: &'static str,
+    pub cold_ms: f64,
+    pub events: usize,
+    pub p50_us: f64,
+    pub p99_us: f64,
+}
+
+/// Everything measured.
+#[derive(Default)]
+pub struct Results {
+    pub roundtrip: Vec<RoundTrip>,
+    pub memory: Vec<Memory>,
+    pub fanout: Vec<Fanout>,
+    pub lambda: Vec<Lambda>,
+    pub echo_binary: Option<(u64, u64)>,
+    pub dynamodb: Vec<String>,
+}
+
+/// Runs every benchmark not skipped, then reports.
+pub async fn run(mut args: RunArgs) -> Result<()> {
+    std::fs::create_dir_all(&args.work).map_err(|e| e.to_string())?;
+    // Scripts run in other directories: every path absolute.
+    for path in [
+        &mut args.work,
+        &mut args.peers,
+        &mut args.python,
+        &mut args.echo_bin,
+    ] {
+        if let Ok(absolute) = std::path::absolute(&*path) {
+            *path = absolute;
+        }
+    }
+    let started = Instant::now();
+    let mut results = Results::default();
+    if args.runs("roundtrip") {
+        crate::roundtrip::run(&args, &mut results).await?;
+    }
+    if args.runs("fanout") {
+        crate::fanout::run(&args, &mut results).await?;
+    }
+    if args.runs("lambda") {
+        crate::lambda::run(&args, &mut results).await?;
+    }
+    match (&args.dynamodb_endpoint, args.runs("dynamodb")) {
+        (Some(endpoint), true) => crate::dynamo::run(&args, endpoint, &mut results).await?,
+        (None, true) => eprintln!("wsgw-bench: no --dynamodb-endpoint: DynamoDB count skipped"),
+        _ => {}
+    }
+    let elapsed = started.elapsed();
+    let table = table(&results);
+    println!("\n{table}");
+    let ratios = ratios(&results);
+    let markdown = markdown(&args, &results, &table, &ratios, elapsed.as_secs_f64());
+    std::fs::write(&args.out_md, markdown)
+        .map_err(|e| format!("{}: {e}", args.out_md.display()))?;
+    std::fs::write(&args.out_svg, svg(&results))
+        .map_err(|e| format!("{}: {e}", args.out_svg.display()))?;
+    eprintln!(
+        "wsgw-bench: wrote {} and {} in {:.0} s",
+        args.out_md.display(),
+        args.out_svg.display(),
+        elapsed.as_secs_f64()
+    );
+    println!("{ratios}");
+    Ok(())
+}
+
+fn find_rt<'a>(results: &'a Results, prefix: &str) -> Option<&'a RoundTrip> {
+    results
+        .roundtrip
+        .iter()
+        .find(|r| r.name.starts_with(prefix))
+}
+
+fn find_fanout(results: &Results, sender: &str, n: usize) -> Option<f64> {
+    results
+        .fanout
+        .iter()
+        .find(|f| f.sender == sender && f.connections == n)
+        .map(|f| f.last_received_s)
+}
+
+fn find_lambda<'a>(results: &'a Results, prefix: &str) -> Option<&'a Lambda> {
+    results
+        .lambda
+        .iter()
+        .find(|l| l.runtime.starts_with(prefix))
+}
+
+/// The Markdown tables of everything measured.
+pub fn table(results: &Results) -> String {
+    let mut out = String::new();
+    if !results.roundtrip.is_empty() {
+        out.push_str("### Local round trip\n\n| server | sequential round trips | p50 (µs) | p99 (µs) | concurrent clients | throughput (round trips/s) |\n|---|---:|---:|---:|---:|---:|\n");
+        for r in &results.roundtrip {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.0} | {:.0} | {} | {:.0} |",
+                r.name, r.messages, r.p50_us, r.p99_us, r.clients, r.per_second
+            );
+        }
+        out.push('\n');
+    }
+    if !results.memory.is_empty() {
+        out.push_str("### Memory per idle connection\n\n| server | idle connections | RSS before (MiB) | RSS after (MiB) | per connection (KiB) |\n|---|---:|---:|---:|---:|\n");
+        for m in &results.memory {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.1} | {:.1} | {:.1} |",
+                m.name,
+                m.connections,
+                m.before_kib as f64 / 1024.0,
+                m.after_kib as f64 / 1024.0,
+                m.per_connection_bytes() / 1024.0
+            );
+        }
+        out.push('\n');
+    }
+    if !results.fanout.is_empty() {
+        out.push_str("### Fan-out through `@connections` (LocalGateway)\n\n| sender | N | until the last client received (ms) | messages/s | sender's own time (ms) | delivered | runs (median) |\n|---|---:|---:|---:|---:|---:|---:|\n");
+        for f in &results.fanout {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.1} | {:.0} | {:.1} | {} | {} |",
+                f.sender,
+                f.connections,
+                f.last_received_s * 1e3,
+                f.connections as f64 / f.last_received_s,
+                f.sender_s * 1e3,
+                f.delivered,
+                f.repetitions
+            );
+        }
+        out.push('\n');
+    }
+    if !results.lambda.is_empty() {
+        out.push_str("### Lambda mode against a loopback Runtime API\n\n| function | cold start: spawn → first response (ms) | events | per event p50 (µs) | per event p99 (µs) |\n|---|---:|---:|---:|---:|\n");
+        for l in &results.lambda {
+            let _ = writeln!(
+                out,
+                "| {} | {:.1} | {} | {:.0} | {:.0} |",
+                l.runtime, l.cold_ms, l.events, l.p50_us, l.p99_us
+            );
+        }
+        if let Some((size, stripped)) = results.echo_binary {
+            let _ = writeln!(
+                out,
+                "\nThe echo binary (release): {:.1} MiB, {:.1} MiB stripped.",
+                size as f64 / 1048576.0,
+                stripped as f64 / 1048576.0
+            );
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// One line: wsgw ÷ peer (or peer ÷ wsgw for times), so that > 1 means wsgw is ahead.
+pub fn ratios(results: &Results) -> String {
+    let mut parts = Vec::new();
+    let wsgw = find_rt(results, "wsgw");
+    if let (Some(w), Some(s)) = (wsgw, find_rt(results, "serverless")) {
+        parts.push(format!(
+            "throughput wsgw/sls {:.1}x, p50 sls/wsgw {:.1}x",
+            w.per_second / s.per_second,
+            s.p50_us / w.p50_us
+        ));
+    }
+    if let (Some(w), Some(b)) = (wsgw, find_rt(results, "bare")) {
+        parts.push(format!(
+            "throughput wsgw/bare {:.2}x",
+            w.per_second / b.per_second
+        ));
+    }
+    let mut counts: Vec<usize> = results.fanout.iter().map(|f| f.connections).collect();
+    counts.dedup();
+    for n in counts {
+        if let Some(w) = find_fanout(results, WSGW, n) {
+            for (peer, label) in [(PYTHON, "python"), (NODE, "node")] {
+                if let Some(p) = find_fanout(results, peer, n) {
+                    parts.push(format!("fan-out N={n} {label}/wsgw {:.1}x", p / w));
+                }
+            }
+        }
+    }
+    if let Some(w) = find_lambda(results, "wsgw") {
+        for (peer, label) in [("Python", "python"), ("Node", "node")] {
+            if let Some(p) = find_lambda(results, peer) {
+                parts.push(format!(
+                    "cold start {label}/wsgw {:.1}x",
+                    p.cold_ms / w.cold_ms
+                ));
+            }
+        }
+    }
+    format!("ratios (>1 = wsgw ahead): {}", parts.join("; "))
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("model name"))
+                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("MemTotal:"))
+                .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .map_or(0.0, |kib| kib as f64 / 1048576.0);
+    let version = |program: &str, arg: &str| {
+        std::process::Command::new(program)
+            .arg(arg)
+            .output()
+            .ok()
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    format!(
+        "{cpu}, {cores} cores, {memory:.0} GiB RAM; Linux {}; {}; Node {}; {}",
+        version("uname", "-r"),
+        version("rustc", "--version"),
+        version("node", "--version"),
+        version("python3", "--version"),
+    )
+}
+
+fn markdown(args: &RunArgs, results: &Results, table: &str, ratios: &str, secs: f64) -> String {
+    let svg_name = args
+        .out_svg
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let findings = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("FINDINGS.md"),
+    )
+    .unwrap_or_default();
+    let dynamodb = if results.dynamodb.is_empty() {
+        String::new()
+    } else {
+        format!("### DynamoDB\n\n{}\n\n", results.dynamodb.join("\n"))
+    };
+    format!(
+        "# Benchmarks\n\n\
+         <!-- Generated by `{command}`: edit bench/src/report.rs or bench/FINDINGS.md, not this file. -->\n\n\
+         Command: `{command}`{quick} (took {secs:.0} s)\n\n\
+         Machine: {machine}. The machine is shared (other builds ran at the same time): \
+         compare the rows of one run, not runs with each other.\n\n\
+         {ratios}\n\n\
+         {table}{dynamodb}\
+         ![fan-out time vs N]({svg_name})\n\n\
+         ## What each number means\n\n\
+         - **Local round trip**: one WebSocket client sends a message and waits for the answer, \
+         sequentially (after 20 warm-up messages); p50/p99 of the time from send to answer. \
+         Throughput: 100 clients on 100 connections, each sending its next message when its \
+         answer came, for a fixed window; round trips per second, all clients together. \
+         The servers: a bare tokio-tungstenite echo server (no routing, no store: the physical \
+         limit), the LocalGateway running the echo example's router (route selection on \
+         `$request.body.action`, the handler answering through the gateway's sink), and \
+         serverless-offline 13 (serverless 3) running a Node 20 handler that posts the answer \
+         back through `@connections` with the AWS SDK v3, as the chat tutorial does. Each \
+         server is a process of its own; the clients run in the benchmark's process.\n\
+         - **Memory per idle connection**: resident memory (VmRSS of the server process and its \
+         children) before and one second after opening that many idle connections, after the \
+         round trip runs; the difference divided by the count.\n\
+         - **Fan-out**: N clients connected to one LocalGateway; a sender process, started \
+         and ready beforehand, is told \"go\" with the payload and posts it to every connection \
+         through the gateway's `@connections` HTTP API. The time runs from \"go\" until the \
+         last client received the message (messages/s = N divided by that); the sender's own \
+         time is what the sender measured around its loop. wsgw: `ApiGatewaySink` + \
+         `broadcast` (default `BroadcastOptions`: 64 in flight). Python: boto3 \
+         `post_to_connection` in a sequential loop (the seeds' style, without their table \
+         scan). Node: AWS SDK v3 `PostToConnectionCommand` under one `Promise.all` (AWS's \
+         sample). Median over the runs.\n\
+         - **Lambda mode**: the function process is started with `AWS_LAMBDA_RUNTIME_API` \
+         pointing at wsgw-memory's `LambdaRuntimeEmulator` on loopback, with a MESSAGE event \
+         already waiting; cold start is from spawning the process until the first response \
+         came back (the handler posts to a recording `@connections` endpoint first). Then \
+         that many events one after another; p50/p99 per event as the emulator sees it. \
+         wsgw: the echo example's release binary. Python and Node: the same echo handler \
+         (boto3 / AWS SDK v3 client made at init) under a minimal Runtime API client loop.\n\n\
+         {findings}",
+        command = args.command_line,
+        quick = if args.quick { " (quick: a smoke run, small counts)" } else { "" },
+        machine = machine(),
+    )
+}
+
+/// The fan-out plot: time until the last client received vs N, log-log, one line per
+/// sender.
+pub fn svg(results: &Results) -> String {
+    let (width, height) = (720.0, 440.0);
+    let (left, right, top, bottom) = (80.0, 250.0, 40.0, 60.0);
+    let points: Vec<(&str, usize, f64)> = results
+        .fanout
+        .iter()
+        .map(|f| (f.sender, f.connections, f.last_received_s * 1e3))
+        .filter(|(_, _, ms)| ms.is_finite() && *ms > 0.0)
+        .collect();
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
+         font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">Fan-out through @connections: time until the last client received</text>\n",
+        width / 2.0
+    );
+    if points.is_empty() {
+        out.push_str("</svg>\n");
+        return out;
+    }
+    let log = |v: f64| v.log10();
+    let (mut xmin, mut xmax) = (f64::MAX, f64::MIN);
+    let (mut ymin, mut ymax) = (f64::MAX, f64::MIN);
+    for &(_, n, ms) in &points {
+        xmin = xmin.min(log(n as f64));
+        xmax = xmax.max(log(n as f64));
+        ymin = ymin.min(log(ms));
+        ymax = ymax.max(log(ms));
+    }
+    let (xmin, xmax) = (xmin.floor() - 0.2, xmax.ceil() + 0.2);
+    let (ymin, ymax) = (ymin.floor(), ymax.ceil().max(ymin.floor() + 1.0));
+    let plot_w = width - left - right;
+    let plot_h = height - top - bottom;
+    let x = |n: f64| left + (log(n) - xmin) / (xmax - xmin) * plot_w;
+    let y = |ms: f64| top + plot_h - (log(ms) - ymin) / (ymax - ymin) * plot_h;
+    let _ = writeln!(
+        out,
+        "<rect x=\"{left}\" y=\"{top}\" width=\"{plot_w}\" height=\"{plot_h}\" fill=\"none\" stroke=\"#444\"/>"
+    );
+    for decade in (ymin as i32)..=(ymax as i32) {
+        let ms = 10f64.powi(decade);
+        let _ = writeln!(
+            out,
+            "<line x1=\"{left}\" x2=\"{}\" y1=\"{y0:.1}\" y2=\"{y0:.1}\" stroke=\"#ddd\"/>\
+             <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{} ms</text>",
+            left + plot_w,
+            left - 6.0,
+            y(ms) + 4.0,
+            ms,
+            y0 = y(ms)
+        );
+    }
+    let mut counts: Vec<usize> = points.iter().map(|p| p.1).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    for n in &counts {
+        let _ = writeln!(
+            out,
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">N = {n}</text>",
+            x(*n as f64),
+            top + plot_h + 20.0
+        );
+    }
+    let _ = writeln!(
+        out,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">live connections (log scale)</text>",
+        left + plot_w / 2.0,
+        height - 15.0
+    );
+    let colours = ["#d62728", "#1f77b4", "#2ca02c"];
+    for (index, sender) in SENDERS.iter().enumerate() {
+        let colour = colours[index % colours.len()];
+        let series: Vec<(f64, f64)> = points
+            .iter()
+            .filter(|p| p.0 == *sender)
+            .map(|p| (x(p.1 as f64), y(p.2)))
+            .collect();
+        if series.is_empty() {
+            continue;
+        }
+        let path: Vec<String> = series
+            .iter()
+            .map(|(a, b)| format!("{a:.1},{b:.1}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>",
+            path.join(" ")
+        );
+        for (a, b) in &series {
+            let _ = writeln!(
+                out,
+                "<circle cx=\"{a:.1}\" cy=\"{b:.1}\" r=\"4\" fill=\"{colour}\"/>"
+            );
+        }
+        let ly = top + 20.0 + index as f64 * 22.0;
+        let _ = writeln!(
+            out,
+            "<line x1=\"{}\" x2=\"{}\" y1=\"{ly}\" y2=\"{ly}\" stroke=\"{colour}\" stroke-width=\"3\"/>\
+             <text x=\"{}\" y=\"{}\">{sender}</text>",
+            left + plot_w + 12.0,
+            left + plot_w + 32.0,
+            left + plot_w + 38.0,
+            ly + 4.0
+        );
+    }
+    out.push_str("</svg>\n");
+    out
+}
