@@ -279,10 +279,13 @@ fn machine() -> String {
 }
 
 fn markdown(args: &RunArgs, results: &Results, table: &str, ratios: &str, secs: f64) -> String {
+    // The plot's path relative to the report's directory.
     let svg_name = args
-        .out_svg
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
+        .out_md
+        .parent()
+        .and_then(|dir| args.out_svg.strip_prefix(dir).ok())
+        .or_else(|| args.out_svg.file_name().map(std::path::Path::new))
+        .map(|path| path.to_string_lossy().into_owned())
         .unwrap_or_default();
     let findings = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("FINDINGS.md"),
