@@ -16,6 +16,15 @@ pub const FIRMWARE_DIR: &str = "firmware";
 /// The largest image the firmware may grow to: 1 MiB.
 pub const IMAGE_BUDGET: u64 = 1024 * 1024;
 
+/// Variables that would override the firmware's own toolchain, target or rustflags.
+pub const OVERRIDING_VARIABLES: [&str; 5] = [
+    "RUSTUP_TOOLCHAIN",
+    "RUSTFLAGS",
+    "CARGO_ENCODED_RUSTFLAGS",
+    "CARGO_BUILD_RUSTFLAGS",
+    "CARGO_BUILD_TARGET",
+];
+
 /// Adds the target when missing, installs `pkg-config` and `libudev-dev` with apt-get
 /// when missing (espflash links libudev), and installs espflash once.
 pub const SETUP: &str = r#"set -eu
@@ -71,10 +80,15 @@ pub fn firmware_steps(root: &Path) -> Vec<Step> {
             "firmware toolchain: riscv32imc target, pkg-config and libudev-dev, espflash (installed once)",
             Cmd::new("sh").args(["-c", SETUP]).current_dir(&dir),
         ),
-        // The `cargo` on PATH (rustup's proxy) honours firmware/rust-toolchain.toml.
+        // The `cargo` on PATH (rustup's proxy) honours firmware/rust-toolchain.toml, unless
+        // RUSTUP_TOOLCHAIN says otherwise; RUSTFLAGS-style variables would replace the
+        // target's rustflags in firmware/.cargo/config.toml (the linker script) and a
+        // CARGO_BUILD_TARGET its target, so none of them is passed on.
         Step::run(
             "firmware for the ESP32-C3: release build, Cargo.lock as committed",
-            Cmd::new("cargo")
+            OVERRIDING_VARIABLES
+                .iter()
+                .fold(Cmd::new("cargo"), |cmd, name| cmd.env_remove(*name))
                 .args(["build", "--release", "--locked"])
                 .current_dir(&dir),
         ),
@@ -116,6 +130,10 @@ mod tests {
         );
         for step in &steps {
             assert!(step.cmd().to_string().starts_with("(cd /repo/firmware && "));
+        }
+        let build = steps[1].cmd().to_string();
+        for name in OVERRIDING_VARIABLES {
+            assert!(build.contains(&format!("-u {name} ")), "{build}");
         }
     }
 

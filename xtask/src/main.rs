@@ -80,6 +80,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("\nxtask {name}: error: {failure}");
+            if !failure.output_tail.is_empty() {
+                eprintln!("xtask {name}: the failed step's last output lines:");
+                for line in &failure.output_tail {
+                    eprintln!("  | {line}");
+                }
+            }
             ExitCode::from(failure.exit_code())
         }
     }

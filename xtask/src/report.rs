@@ -1,6 +1,7 @@
 //! What long steps print while they run, and the summary at the end: counts of tests
 //! passed and failed per step (read from cargo's and node's own summary lines) and time.
 
+use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -9,6 +10,22 @@ use std::time::{Duration, Instant};
 
 /// How often a step that is still running says so.
 const PROGRESS_EVERY: Duration = Duration::from_secs(30);
+
+/// How many of a step's last output lines are kept, to repeat them when it fails: the
+/// cause of a failure is then at the end of the log, next to the summary, even when the
+/// step printed thousands of lines before it.
+pub const TAIL_LINES: usize = 40;
+
+/// What a counted run ended with.
+#[derive(Debug)]
+pub struct Counted {
+    /// The command's exit status.
+    pub status: ExitStatus,
+    /// Tests it reported.
+    pub counts: TestCounts,
+    /// Its last [`TAIL_LINES`] output lines, stdout and stderr interleaved as they came.
+    pub tail: Vec<String>,
+}
 
 /// Tests counted from a step's output.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +109,7 @@ fn forward<R: Read + Send + 'static>(
 
 /// Runs a command to completion, passing its output through unchanged, saying every
 /// 30 s that it is still running, and counting the tests it reports.
-pub fn run_counted(name: &str, command: Command) -> io::Result<(ExitStatus, TestCounts)> {
+pub fn run_counted(name: &str, command: Command) -> io::Result<Counted> {
     run_counted_into(name, command, io::stdout(), io::stderr())
 }
 
@@ -103,7 +120,7 @@ pub fn run_counted_into(
     mut command: Command,
     stdout: impl Write + Send + 'static,
     stderr: impl Write + Send + 'static,
-) -> io::Result<(ExitStatus, TestCounts)> {
+) -> io::Result<Counted> {
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = command.spawn()?;
     let (lines_tx, lines) = mpsc::channel();
@@ -117,10 +134,17 @@ pub fn run_counted_into(
     drop(lines_tx);
     let started = Instant::now();
     let mut counts = TestCounts::default();
+    let mut tail = VecDeque::with_capacity(TAIL_LINES);
     let mut next_progress = started + PROGRESS_EVERY;
     loop {
         match lines.recv_timeout(Duration::from_millis(500)) {
-            Ok(line) => counts.read_line(&line),
+            Ok(line) => {
+                counts.read_line(&line);
+                if tail.len() == TAIL_LINES {
+                    tail.pop_front();
+                }
+                tail.push_back(line.trim_end().to_owned());
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             // Both streams closed: the child is exiting.
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -137,7 +161,11 @@ pub fn run_counted_into(
     for forwarder in forwarders {
         let _ = forwarder.join();
     }
-    Ok((child.wait()?, counts))
+    Ok(Counted {
+        status: child.wait()?,
+        counts,
+        tail: tail.into(),
+    })
 }
 
 /// The closing table: each step with its result, tests and time, then the totals.
@@ -211,9 +239,14 @@ mod tests {
         ]);
         // Into sinks: the fake summary lines must not reach this run's own output, where
         // the enclosing `cargo xtask test` would count them.
-        let (status, counts) =
-            run_counted_into("demo", command, io::sink(), io::sink()).expect("sh runs");
+        let Counted {
+            status,
+            counts,
+            tail,
+        } = run_counted_into("demo", command, io::sink(), io::sink()).expect("sh runs");
         assert_eq!(status.code(), Some(3));
+        assert_eq!(tail.len(), 2);
+        assert!(tail.contains(&"# fail 1".to_owned()), "{tail:?}");
         assert_eq!(
             counts,
             TestCounts {
@@ -221,6 +254,19 @@ mod tests {
                 failed: 1
             }
         );
+    }
+
+    #[test]
+    fn only_the_last_lines_are_kept_for_the_tail() {
+        let mut command = Command::new("sh");
+        command.args([
+            "-c",
+            "i=0; while [ $i -lt 100 ]; do echo line$i; i=$((i+1)); done",
+        ]);
+        let counted = run_counted_into("tail", command, io::sink(), io::sink()).expect("sh runs");
+        assert_eq!(counted.tail.len(), TAIL_LINES);
+        assert_eq!(counted.tail.first().map(String::as_str), Some("line60"));
+        assert_eq!(counted.tail.last().map(String::as_str), Some("line99"));
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub struct Cmd {
     program: OsString,
     args: Vec<OsString>,
     envs: Vec<(OsString, OsString)>,
+    removed_envs: Vec<OsString>,
     dir: Option<PathBuf>,
 }
 
@@ -33,6 +34,7 @@ impl Cmd {
             program: program.into(),
             args: Vec::new(),
             envs: Vec::new(),
+            removed_envs: Vec::new(),
             dir: None,
         }
     }
@@ -65,6 +67,12 @@ impl Cmd {
         self
     }
 
+    /// Leaves an inherited environment variable out of the command's environment.
+    pub fn env_remove(mut self, name: impl Into<OsString>) -> Self {
+        self.removed_envs.push(name.into());
+        self
+    }
+
     /// Runs the command in `dir` instead of the pipeline's root.
     pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.dir = Some(dir.into());
@@ -88,6 +96,9 @@ impl Cmd {
         command
             .args(&self.args)
             .current_dir(self.dir.as_deref().unwrap_or(root));
+        for name in &self.removed_envs {
+            command.env_remove(name);
+        }
         for (name, value) in exports.iter().chain(&self.envs) {
             command.env(name, value);
         }
@@ -96,11 +107,20 @@ impl Cmd {
 
     /// The line as a shell would take it, with `exports` in front.
     fn display_with(&self, exports: &[(OsString, OsString)]) -> String {
-        let mut words: Vec<String> = exports
-            .iter()
-            .chain(&self.envs)
-            .map(|(name, value)| format!("{}={}", name.to_string_lossy(), quote(value)))
-            .collect();
+        let mut words: Vec<String> = Vec::new();
+        if !self.removed_envs.is_empty() {
+            words.push("env".to_owned());
+            for name in &self.removed_envs {
+                words.push("-u".to_owned());
+                words.push(quote(name));
+            }
+        }
+        words.extend(
+            exports
+                .iter()
+                .chain(&self.envs)
+                .map(|(name, value)| format!("{}={}", name.to_string_lossy(), quote(value))),
+        );
         words.push(quote(&self.program));
         words.extend(self.args.iter().map(|arg| quote(arg)));
         let line = words.join(" ");
@@ -312,6 +332,8 @@ pub struct StepFailure {
     pub command: String,
     /// What went wrong.
     pub failure: Failure,
+    /// The command's last output lines (empty for a service or a command that never ran).
+    pub output_tail: Vec<String>,
 }
 
 impl StepFailure {
@@ -348,6 +370,7 @@ impl fmt::Display for StepFailure {
             step,
             command,
             failure,
+            ..
         } = self;
         match failure {
             Failure::Spawn(error) => {
@@ -440,7 +463,8 @@ impl Pipeline {
             }
             let step_started = Instant::now();
             let mut tests = report::TestCounts::default();
-            let result = self.run_step(step, &mut tests);
+            let mut output_tail = Vec::new();
+            let result = self.run_step(step, &mut tests, &mut output_tail);
             reports.push(report::StepReport {
                 name: step.name.clone(),
                 ok: result.is_ok(),
@@ -451,20 +475,26 @@ impl Pipeline {
                 step: step.name.clone(),
                 command: line.clone(),
                 failure,
+                output_tail,
             })?;
         }
         Ok(())
     }
 
-    fn run_step(&mut self, step: &Step, tests: &mut report::TestCounts) -> Result<(), Failure> {
+    fn run_step(
+        &mut self,
+        step: &Step,
+        tests: &mut report::TestCounts,
+        output_tail: &mut Vec<String>,
+    ) -> Result<(), Failure> {
         match &step.action {
             Action::Run(cmd) => {
                 let command = cmd.command(&self.root, &self.exports);
-                let (status, counts) =
-                    report::run_counted(&step.name, command).map_err(Failure::Spawn)?;
-                *tests = counts;
-                if !status.success() {
-                    return Err(Failure::Exit(status));
+                let counted = report::run_counted(&step.name, command).map_err(Failure::Spawn)?;
+                *tests = counted.counts;
+                if !counted.status.success() {
+                    *output_tail = counted.tail;
+                    return Err(Failure::Exit(counted.status));
                 }
             }
             Action::Start(service) => {
@@ -546,14 +576,36 @@ mod tests {
     }
 
     #[test]
+    fn removed_variables_are_not_inherited_and_print_as_env_u() {
+        let dir = scratch_dir("env-remove");
+        let seen = dir.join("seen");
+        let cmd = sh("printf '%s' \"${PATH:+path}-${HOME:-unset}\" > seen")
+            .env_remove("HOME")
+            .current_dir(&dir);
+        assert!(cmd.to_string().contains("env -u HOME sh -c"));
+
+        Pipeline::new(".")
+            .run("test", &[Step::run("prints HOME", cmd)])
+            .expect("the step runs");
+
+        let printed = std::fs::read_to_string(&seen).expect("the step wrote its file");
+        assert_eq!(printed, "path-unset");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn a_failing_step_is_named_and_carries_the_commands_exit_code() {
         let mut pipeline = Pipeline::new(".");
 
         let failure = pipeline
-            .run("test", &[Step::run("exits with 3", sh("exit 3"))])
+            .run(
+                "test",
+                &[Step::run("exits with 3", sh("echo the reason >&2; exit 3"))],
+            )
             .expect_err("the step fails");
 
         assert_eq!(failure.step, "exits with 3");
+        assert_eq!(failure.output_tail, vec!["the reason".to_owned()]);
         assert_eq!(failure.exit_code(), 3);
         assert!(failure.to_string().contains("step `exits with 3` failed"));
     }
