@@ -31,7 +31,8 @@ pub const MANAGEMENT_ENDPOINT_ENV: &str = "WSGW_MANAGEMENT_ENDPOINT";
 ///
 /// Errors: `GoneException` (or a bare HTTP 410, as some emulators send) → `Gone`;
 /// `LimitExceededException` is retried by the SDK and then → `Throttled`;
-/// `PayloadTooLargeException` → `PayloadTooLarge`; `ForbiddenException` → a `Backend`
+/// `PayloadTooLargeException` → `PayloadTooLarge`; an SDK timeout (when one is configured
+/// in the `SdkConfig`'s timeout settings) → `Timeout`; `ForbiddenException` → a `Backend`
 /// error saying which permission is missing.
 ///
 /// As on every API Gateway deployment, sending to a client from its own `$connect`
@@ -159,6 +160,12 @@ impl ApiGatewaySink {
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
+        if let SdkError::TimeoutError(_) = error {
+            return Error::Timeout {
+                backend: "apigateway",
+                message: format!("{operation} to {id}: no answer within the SDK's timeout"),
+            };
+        }
         let status = error
             .raw_response()
             .map(|response| response.status().as_u16());

@@ -15,7 +15,8 @@ use crate::{ConnectionId, ConnectionStore, Error, MessageSink, PageRequest, Payl
 pub struct BroadcastOptions {
     /// Most sends in flight at once.
     pub concurrency: usize,
-    /// Attempts per connection when the sink answers `Throttled` (1 = no retry).
+    /// Attempts per connection when the sink answers `Throttled` or `Timeout` (1 = no
+    /// retry).
     pub max_attempts: u32,
     /// Backoff before the first retry; doubles each retry, with full jitter.
     pub initial_backoff: Duration,
@@ -128,10 +129,8 @@ async fn send_one(
                     Err(error) => Outcome::Failed(id, error),
                 };
             }
-            Err(error @ Error::Throttled { .. }) if attempt >= options.max_attempts => {
-                return Outcome::Failed(id, error)
-            }
-            Err(Error::Throttled { .. }) => {
+            Err(error) if error.is_retryable() && attempt < options.max_attempts => {
+                tracing::debug!(connection_id = %id, %error, attempt, "retrying send");
                 tokio::time::sleep(options.backoff_for(attempt - 1)).await;
                 attempt += 1;
             }
@@ -145,8 +144,10 @@ async fn send_one(
 ///
 /// - `Gone`: the connection is deleted from `store` and reported as pruned; the other
 ///   targets still get the message.
-/// - `Throttled`: retried with exponential backoff and full jitter, up to
-///   `options.max_attempts` attempts.
+/// - `Throttled` and `Timeout`: retried with exponential backoff and full jitter, up to
+///   `options.max_attempts` attempts; what still fails then is reported in `failed`.
+///   A send that timed out may have arrived all the same, so a retried timeout can
+///   deliver a message twice (at least once, never silently dropped).
 /// - Anything else: reported in `failed` with its reason.
 ///
 /// ```

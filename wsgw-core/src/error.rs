@@ -34,6 +34,18 @@ pub enum Error {
         message: String,
     },
 
+    /// The backend did not answer in time (an SDK operation or attempt timeout). Nothing
+    /// is known about whether the call took effect: a send that timed out may still
+    /// arrive, so retrying it (as [`broadcast`](crate::broadcast) does) may deliver it
+    /// twice.
+    #[error("timed out calling {backend}: {message}")]
+    Timeout {
+        /// Which backend did not answer (for example `"apigateway"`).
+        backend: &'static str,
+        /// What was being done, and after how long it was given up.
+        message: String,
+    },
+
     /// The payload is larger than the backend accepts (API Gateway: 128 KB).
     #[error("payload of {size} bytes is larger than the limit of {limit} bytes")]
     PayloadTooLarge {
@@ -125,9 +137,19 @@ impl Error {
         matches!(self, Error::Gone { .. })
     }
 
-    /// Whether retrying later may succeed.
+    /// Whether the backend throttled the call ([`Error::Throttled`]).
     pub fn is_throttled(&self) -> bool {
         matches!(self, Error::Throttled { .. })
+    }
+
+    /// Whether the backend did not answer in time ([`Error::Timeout`]).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+
+    /// Whether retrying later may succeed: throttling and timeouts.
+    pub fn is_retryable(&self) -> bool {
+        self.is_throttled() || self.is_timeout()
     }
 }
 

@@ -142,6 +142,49 @@ async fn throttling_past_the_attempt_limit_is_reported_as_failed() {
     assert!(report.failed[0].1.is_throttled());
 }
 
+fn timed_out() -> Error {
+    Error::Timeout {
+        backend: "test",
+        message: "no answer in 1 s".into(),
+    }
+}
+
+#[tokio::test]
+async fn timed_out_sends_are_retried_like_throttled_ones_up_to_the_attempt_limit() {
+    let sink = ScriptedSink::default()
+        .fail("a", vec![timed_out(), throttled(), timed_out()])
+        .fail("b", vec![timed_out(), timed_out(), timed_out()]);
+    let store = MockConnectionStore::new();
+    let options = fast_retries().max_attempts(4);
+    let report = broadcast(
+        &store,
+        &sink,
+        ids(&["a", "b"]),
+        &Payload::text("hi"),
+        &options.clone().max_attempts(3),
+    )
+    .await;
+    assert!(report.delivered.is_empty());
+    assert_eq!(report.failed.len(), 2);
+    assert!(report.failed.iter().all(|(_, error)| error.is_timeout()));
+
+    let sink = ScriptedSink::default()
+        .fail("a", vec![timed_out(), throttled(), timed_out()])
+        .fail("b", vec![timed_out(), timed_out(), timed_out()]);
+    let report = broadcast(
+        &store,
+        &sink,
+        ids(&["a", "b"]),
+        &Payload::text("hi"),
+        &options,
+    )
+    .await;
+    let mut delivered = report.delivered.clone();
+    delivered.sort();
+    assert_eq!(delivered, ids(&["a", "b"]));
+    assert!(report.failed.is_empty());
+}
+
 #[tokio::test]
 async fn other_errors_are_reported_with_their_reason_and_nothing_is_pruned() {
     let too_large = Error::PayloadTooLarge { size: 10, limit: 5 };

@@ -1,7 +1,8 @@
 //! # wsgw-memory
 //!
 //! In-memory backends for [`wsgw_core`]: [`MemoryStore`], [`MemorySink`] and
-//! [`MemoryHistory`]; a socket-free [`Harness`] that simulates clients so route handlers
+//! [`MemoryHistory`]; [`FaultySink`], which injects `Gone`, throttling and timeouts into
+//! any sink; a socket-free [`Harness`] that simulates clients so route handlers
 //! are unit-tested in microseconds; and (feature `gateway`) `LocalGateway`, a real
 //! WebSocket server that behaves like API Gateway, so a whole system runs on a laptop.
 //!
@@ -29,6 +30,7 @@
 
 #[cfg(feature = "gateway")]
 pub mod gateway;
+mod faults;
 mod harness;
 mod history;
 mod ids;
@@ -39,6 +41,7 @@ mod token;
 pub use harness::{
     internal_error_message, ConnectError, ConnectOptions, Harness, TestClient, LOCAL_STAGE,
 };
+pub use faults::{Fault, FaultySink, InjectedFault, FAULTY_BACKEND};
 pub use history::MemoryHistory;
 pub use ids::{new_connection_id, random_id};
 pub use sink::{MemorySink, Outbox, DEFAULT_OUTBOX_CAPACITY, MAX_PAYLOAD_BYTES};
