@@ -9,7 +9,7 @@ use wsgw_core::{Error, HistoryQuery, HistoryRecord, HistoryStore, Order, Page, R
 
 use super::config::{non_empty_env, ClientSettings, HISTORY_TABLE_ENV};
 use super::errors::{self, Target, BACKEND};
-use super::item::{self, n, s, Fetched, Item};
+use super::item::{self, n, s, Fetched, Item, Listing};
 use super::schema::{history_sk, parse_time_key, time_key, DATA, EXPIRES_AT, PK, SK, TTL};
 use super::tables;
 use super::token;
@@ -290,25 +290,20 @@ impl HistoryStore for DynamoHistory {
                     .send()
                     .await
                     .map_err(|error| errors::sdk(target, error))?;
-                Ok(Fetched {
-                    items: output.items.unwrap_or_default(),
-                    last_evaluated: output.last_evaluated_key.filter(|key| !key.is_empty()),
-                })
+                Ok(Fetched::from_response(
+                    output.items,
+                    output.last_evaluated_key,
+                ))
             }
         })
         .await?;
-        let next = if items.len() > limit {
-            items.truncate(limit);
-            let last = items
-                .last()
-                .and_then(|item| item::key_of(item, &KEY_ATTRIBUTES));
-            let token = last.and_then(|key| token::encode(kind, &query.partition, &key));
-            Some(token.ok_or_else(|| {
-                errors::malformed(&self.table, &target.key, "a history item lacks its keys")
-            })?)
-        } else {
-            None
+        let listing = Listing {
+            kind,
+            scope: &query.partition,
+            key_attributes: &KEY_ATTRIBUTES,
+            what: "a history",
         };
+        let next = listing.next_page(&mut items, limit, &target)?;
         let mut records = Vec::with_capacity(items.len());
         for item in &items {
             let record = self.parse_record(item)?;

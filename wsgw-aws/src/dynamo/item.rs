@@ -5,9 +5,10 @@ use std::future::Future;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
-use wsgw_core::Result;
+use wsgw_core::{PageToken, Result};
 
-use super::token::Key;
+use super::errors::{self, Target};
+use super::token::{self, Key};
 
 /// One DynamoDB item.
 pub(crate) type Item = HashMap<String, AttributeValue>;
@@ -103,6 +104,54 @@ pub(crate) fn key_of(item: &Item, names: &[&str]) -> Option<Key> {
 pub(crate) struct Fetched {
     pub(crate) items: Vec<Item>,
     pub(crate) last_evaluated: Option<Key>,
+}
+
+impl Fetched {
+    /// A `Query` or `Scan` response's `Items` and `LastEvaluatedKey`; an empty key, like
+    /// an absent one, means the listing ended.
+    pub(crate) fn from_response(items: Option<Vec<Item>>, last_evaluated: Option<Key>) -> Self {
+        Fetched {
+            items: items.unwrap_or_default(),
+            last_evaluated: last_evaluated.filter(|key| !key.is_empty()),
+        }
+    }
+}
+
+/// Where a listing stands after [`collect`]: which token kind and scope its tokens carry,
+/// which attributes make an item's key, and what is listed (for error messages).
+pub(crate) struct Listing<'a> {
+    pub(crate) kind: &'a str,
+    pub(crate) scope: &'a str,
+    pub(crate) key_attributes: &'a [&'a str],
+    pub(crate) what: &'a str,
+}
+
+impl Listing<'_> {
+    /// Keeps the first `limit` of `items` (which [`collect`] read one past `limit` when
+    /// another page exists) and returns the token continuing after the last one kept.
+    pub(crate) fn next_page(
+        &self,
+        items: &mut Vec<Item>,
+        limit: usize,
+        target: &Target<'_>,
+    ) -> Result<Option<PageToken>> {
+        if items.len() <= limit {
+            return Ok(None);
+        }
+        items.truncate(limit);
+        let token = items
+            .last()
+            .and_then(|item| key_of(item, self.key_attributes))
+            .and_then(|key| token::encode(self.kind, self.scope, &key));
+        match token {
+            Some(token) => Ok(Some(token)),
+            None => Err(errors::malformed(
+                target.table,
+                &target.key,
+                format!("{} item lacks its keys", self.what),
+            )),
+        }
+    }
 }
 
 /// Requests pages until more than `limit` items are collected or the listing ends.

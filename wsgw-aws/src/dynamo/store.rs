@@ -19,7 +19,7 @@ use wsgw_core::{
 
 use super::config::{non_empty_env, ClientSettings, CONNECTIONS_TABLE_ENV};
 use super::errors::{self, Target, BACKEND};
-use super::item::{self, n, s, Fetched, Item};
+use super::item::{self, n, s, Fetched, Item, Listing};
 use super::schema::{
     connection_pk, group_key, ATTRIBUTES, CONNECTED_AT, CONNECTION_PREFIX, CONNECTION_SK,
     DEFAULT_CONNECTION_TTL, GPK, GROUPS, GROUP_INDEX, GROUP_PREFIX, GSK, LAST_ACTIVE_AT, PK, SK,
@@ -775,25 +775,20 @@ impl ConnectionStore for DynamoStore {
                     .send()
                     .await
                     .map_err(|error| errors::sdk(target, error))?;
-                Ok(Fetched {
-                    items: output.items.unwrap_or_default(),
-                    last_evaluated: output.last_evaluated_key.filter(|key| !key.is_empty()),
-                })
+                Ok(Fetched::from_response(
+                    output.items,
+                    output.last_evaluated_key,
+                ))
             }
         })
         .await?;
-        let next = if items.len() > limit {
-            items.truncate(limit);
-            let last = items
-                .last()
-                .and_then(|item| item::key_of(item, &GROUP_KEY_ATTRIBUTES));
-            let token = last.and_then(|key| token::encode("group", group, &key));
-            Some(token.ok_or_else(|| {
-                errors::malformed(&self.table, &target.key, "a membership item lacks its keys")
-            })?)
-        } else {
-            None
+        let listing = Listing {
+            kind: "group",
+            scope: group,
+            key_attributes: &GROUP_KEY_ATTRIBUTES,
+            what: "a membership",
         };
+        let next = listing.next_page(&mut items, limit, &target)?;
         let ids = items
             .iter()
             .map(|item| {
@@ -835,25 +830,20 @@ impl ConnectionStore for DynamoStore {
                     .send()
                     .await
                     .map_err(|error| errors::sdk(target, error))?;
-                Ok(Fetched {
-                    items: output.items.unwrap_or_default(),
-                    last_evaluated: output.last_evaluated_key.filter(|key| !key.is_empty()),
-                })
+                Ok(Fetched::from_response(
+                    output.items,
+                    output.last_evaluated_key,
+                ))
             }
         })
         .await?;
-        let next = if items.len() > limit {
-            items.truncate(limit);
-            let last = items
-                .last()
-                .and_then(|item| item::key_of(item, &TABLE_KEY_ATTRIBUTES));
-            let token = last.and_then(|key| token::encode("all", "", &key));
-            Some(token.ok_or_else(|| {
-                errors::malformed(&self.table, &target.key, "a connection item lacks its keys")
-            })?)
-        } else {
-            None
+        let listing = Listing {
+            kind: "all",
+            scope: "",
+            key_attributes: &TABLE_KEY_ATTRIBUTES,
+            what: "a connection",
         };
+        let next = listing.next_page(&mut items, limit, &target)?;
         let connections = items
             .iter()
             .map(|item| self.parse_connection(item))
