@@ -275,6 +275,14 @@ pub enum Authorization {
 pub trait Authorizer<S = ()>: Send + Sync + 'static {
     /// Inspects the `$connect` request (query string, headers, subprotocols).
     async fn authorize(&self, ctx: Context<S>, request: Request) -> Result<Authorization>;
+
+    /// The subprotocol marker this authorizer reads a token after (see
+    /// [`auth`](crate::auth)), if any: the router answers an allowed `$connect` that
+    /// offered it with `Sec-WebSocket-Protocol: <marker>`, as browsers require. `None`
+    /// by default.
+    fn subprotocol(&self) -> Option<&str> {
+        None
+    }
 }
 
 #[async_trait]

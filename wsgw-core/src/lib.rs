@@ -41,9 +41,11 @@
 //!
 //! Features: `mock` exports mockall mocks of the traits (`MockConnectionStore`,
 //! `MockMessageSink`, `MockHistoryStore`); `conformance` exports the shared test suite
-//! every backend must pass.
+//! every backend must pass; `jwt` adds [`auth::JwtAuthorizer`] next to the API-key
+//! authorizer in [`auth`].
 #![warn(missing_docs)]
 
+pub mod auth;
 mod broadcast;
 mod error;
 mod handler;

@@ -5,7 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::Value;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::{Number, Value};
 
 use crate::broadcast::BroadcastOptions;
 use crate::handler::{Authorization, Authorizer, Context, RouteHandler};
@@ -66,19 +67,86 @@ impl RouteSelection {
     /// The route key the body selects: the value at the path as a string (numbers and
     /// booleans as written in JSON), or `None` for binary or non-JSON bodies, a missing
     /// field, or an object, array or null.
+    ///
+    /// Only the selected path is looked at: elsewhere in the body the JSON must be well
+    /// formed, but numbers of any size and nesting of any depth are fine (they are
+    /// skipped without building a value, and without recursion), so a reading of `1e400`
+    /// or a deeply nested payload does not hide the action. Of repeated keys the last
+    /// one counts, as when parsing into a `serde_json::Value`.
     pub fn select(&self, body: Option<&Payload>) -> Option<String> {
         let text = body?.as_text()?;
-        let value: Value = serde_json::from_str(text).ok()?;
-        let mut current = &value;
-        for field in &self.path {
-            current = current.get(field)?;
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let selected = SelectPath(&self.path).deserialize(&mut deserializer).ok()?;
+        deserializer.end().ok()?;
+        selected
+    }
+}
+
+/// Walks a JSON document along a path, skipping everything else (see
+/// [`RouteSelection::select`]).
+struct SelectPath<'p>(&'p [String]);
+
+impl<'de> DeserializeSeed<'de> for SelectPath<'_> {
+    type Value = Option<String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SelectPath<'_> {
+    type Value = Option<String>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+        Ok(self.0.is_empty().then(|| value.to_owned()))
+    }
+
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Self::Value, E> {
+        Ok(self.0.is_empty().then(|| value.to_string()))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
+        Ok(self.0.is_empty().then(|| Number::from(value).to_string()))
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
+        Ok(self.0.is_empty().then(|| Number::from(value).to_string()))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Self::Value, E> {
+        Ok(self
+            .0
+            .is_empty()
+            .then(|| Number::from_f64(value).map(|number| number.to_string()))
+            .flatten())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut selected = None;
+        while let Some(key) = map.next_key::<String>()? {
+            match self.0.split_first() {
+                Some((field, rest)) if *field == key => {
+                    selected = map.next_value_seed(SelectPath(rest))?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
         }
-        match current {
-            Value::String(key) => Some(key.clone()),
-            Value::Number(number) => Some(number.to_string()),
-            Value::Bool(flag) => Some(flag.to_string()),
-            _ => None,
-        }
+        Ok(selected)
     }
 }
 
@@ -117,6 +185,9 @@ impl<S> Clone for HttpRoute<S> {
         }
     }
 }
+
+/// The `$connect` reply header naming the subprotocol the handshake accepts.
+const SUBPROTOCOL_HEADER: &str = "sec-websocket-protocol";
 
 /// The metrics label of REST requests that match no route.
 const UNMATCHED_HTTP: &str = "(unmatched)";
@@ -354,7 +425,9 @@ impl<S: Send + Sync + 'static> Router<S> {
     }
 
     /// Sets the `$connect` authorizer. It runs before the `$connect` handler; a denial
-    /// refuses the handshake and the handler never runs.
+    /// refuses the handshake and the handler never runs. Ready ones are in
+    /// [`auth`](crate::auth); when the authorizer reads a token from a subprotocol the
+    /// client offered, an allowed `$connect` reply echoes that subprotocol's marker.
     pub fn authorizer(self, authorizer: impl Authorizer<S>) -> Self {
         let authorizer: Arc<dyn Authorizer<S>> = Arc::new(authorizer);
         self.edit(|routes| routes.authorizer = Some(authorizer))
@@ -530,7 +603,20 @@ impl<S: Send + Sync + 'static> Router<S> {
                 Authorization::Deny(status) => return Ok(Reply::status(status)),
             }
         }
-        self.run_optional(context, request).await
+        let marker = self
+            .inner
+            .authorizer
+            .as_ref()
+            .and_then(|authorizer| authorizer.subprotocol())
+            .filter(|marker| crate::auth::offered_subprotocols(&request).any(|p| p == *marker))
+            .map(str::to_owned);
+        let mut reply = self.run_optional(context, request).await?;
+        if let Some(marker) = marker {
+            if !reply.is_rejection() && !reply.headers.contains_key(SUBPROTOCOL_HEADER) {
+                reply.headers.insert(SUBPROTOCOL_HEADER.to_owned(), marker);
+            }
+        }
+        Ok(reply)
     }
 
     async fn message(&self, context: &Context<S>, request: Request) -> Result<Reply> {

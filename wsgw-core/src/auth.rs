@@ -1,0 +1,666 @@
+//! Who gets in: ready `$connect` [`Authorizer`]s and where they find the token.
+//!
+//! - [`ApiKeyAuthorizer`]: static keys, each naming a principal and its roles, compared in
+//!   constant time.
+//! - `JwtAuthorizer` (feature `jwt`): JSON Web Tokens signed with HS256 or RS256; `exp`
+//!   and `sub` are required, `nbf` is checked when present, `aud` and `iss` when
+//!   configured.
+//!
+//! Both look for the token in their [`TokenSource`]s, in order (by default: the
+//! `Authorization: Bearer` header, the `token` query-string parameter, then the
+//! `Sec-WebSocket-Protocol` convention below).
+//!
+//! ## Status codes
+//!
+//! | what the client sent | handshake answer |
+//! | --- | --- |
+//! | no token in any source | 401 |
+//! | a token that cannot be verified: unknown API key, not a JWT, bad signature, an algorithm other than the configured one, expired (`exp`), not yet valid (`nbf`), no `sub` | 401 |
+//! | a verified JWT for someone else: wrong `aud` or `iss` | 403 |
+//!
+//! A denied client never reaches `$connect`, so nothing is stored. Deployed, the Lambda
+//! REQUEST authorizer of `wsgw-aws` answers API Gateway the same way (401 by failing with
+//! `Unauthorized`, 403 with a `Deny` policy).
+//!
+//! ## The context every later route sees
+//!
+//! An allowed client's context is flat (string, number and boolean values only), because
+//! that is all API Gateway passes from a Lambda authorizer to the routes; so a handler
+//! reads it the same way locally and deployed, with [`Principal::of`]:
+//!
+//! - `principalId`: the API key's principal, or the JWT's `sub`;
+//! - `roles`: the roles, comma-separated (the key's roles, or the JWT's `roles` claim,
+//!   an array or a comma/space-separated string);
+//! - for a JWT, every other top-level claim: strings, numbers and booleans as they are,
+//!   arrays and objects as JSON text.
+//!
+//! ## Tokens from browsers: `Sec-WebSocket-Protocol`
+//!
+//! Browsers cannot set headers on a WebSocket upgrade. Besides the query string
+//! (`?token=…`, which ends up in access logs), a page may offer two subprotocols: the
+//! marker [`BEARER_SUBPROTOCOL`] and the token itself:
+//!
+//! ```js
+//! new WebSocket("wss://example.com/prod", ["wsgw.bearer", token]);
+//! ```
+//!
+//! The token is the entry after the marker. A browser fails a handshake that offers
+//! subprotocols unless the server picks one, so the [`Router`](crate::Router) answers an
+//! allowed `$connect` with `Sec-WebSocket-Protocol: wsgw.bearer` (never the token) when
+//! the client offered it and the `$connect` handler picked none; deployed, that is the
+//! `$connect` Lambda's response header API Gateway echoes. Tokens are then limited to
+//! the characters a subprotocol may hold, which JWTs (base64url and dots) and keys
+//! made of letters, digits, `-`, `_` and `.` satisfy.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> wsgw_core::Result<()> {
+//! use std::sync::Arc;
+//! use wsgw_core::auth::{ApiKeyAuthorizer, Principal};
+//! use wsgw_core::{Authorization, ConnectionId, MockConnectionStore, MockMessageSink, Request, Router};
+//!
+//! let keys = ApiKeyAuthorizer::new()
+//!     .key("k-3f9a2c", "esp32-01", ["device"])
+//!     .key("k-ops-77", "ada", ["operator"]);
+//! let router = Router::new(Arc::new(MockConnectionStore::new()), Arc::new(MockMessageSink::new()))
+//!     .authorizer(keys);
+//!
+//! let device = Request::connect(ConnectionId::new("c1=")).with_query("token", "k-3f9a2c");
+//! let Authorization::Allow(context) = router.authorize(&device).await? else { panic!("denied") };
+//! let principal = Principal::from_context(&context).expect("a principal");
+//! assert_eq!(principal.id, "esp32-01");
+//! assert!(principal.has_role("device"));
+//!
+//! let stranger = Request::connect(ConnectionId::new("c2=")).with_query("token", "guess");
+//! assert_eq!(router.authorize(&stranger).await?, Authorization::Deny(401));
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use subtle::ConstantTimeEq;
+
+use crate::handler::{Authorization, Authorizer, Context};
+use crate::{Request, Result};
+
+/// The subprotocol a browser offers, before its token, to send the token in
+/// `Sec-WebSocket-Protocol`; the handshake echoes it back.
+pub const BEARER_SUBPROTOCOL: &str = "wsgw.bearer";
+
+/// The query-string parameter the default sources read (`?token=…`), as the telemetry
+/// firmware sends it.
+pub const TOKEN_QUERY_PARAM: &str = "token";
+
+/// The context key of the principal, as API Gateway names it in
+/// `requestContext.authorizer`.
+pub const PRINCIPAL_KEY: &str = "principalId";
+
+/// The context key of the roles, comma-separated.
+pub const ROLES_KEY: &str = "roles";
+
+/// Status for a missing or unverifiable credential.
+pub const UNAUTHORIZED: u16 = 401;
+
+/// Status for a verified credential that is not valid here (wrong audience or issuer).
+pub const FORBIDDEN: u16 = 403;
+
+/// Where in the upgrade request a token is looked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenSource {
+    /// A query-string parameter (`?token=…`).
+    Query(String),
+    /// A header, by name (any case). A `Bearer ` prefix is removed, so
+    /// `Header("authorization")` reads `Authorization: Bearer <token>`.
+    Header(String),
+    /// The entry following this marker in `Sec-WebSocket-Protocol` (see the
+    /// [module docs](self)); the handshake echoes the marker.
+    Subprotocol(String),
+}
+
+impl TokenSource {
+    /// `?name=…`.
+    pub fn query(name: impl Into<String>) -> Self {
+        TokenSource::Query(name.into())
+    }
+
+    /// The header `name`.
+    pub fn header(name: impl Into<String>) -> Self {
+        TokenSource::Header(name.into().to_ascii_lowercase())
+    }
+
+    /// `Authorization: Bearer <token>`.
+    pub fn bearer() -> Self {
+        TokenSource::header("authorization")
+    }
+
+    /// `Sec-WebSocket-Protocol: wsgw.bearer, <token>`.
+    pub fn subprotocol() -> Self {
+        TokenSource::Subprotocol(BEARER_SUBPROTOCOL.to_owned())
+    }
+
+    /// The sources tried when none are configured: the bearer header, `?token=`, the
+    /// subprotocol.
+    pub fn defaults() -> Vec<TokenSource> {
+        vec![
+            TokenSource::bearer(),
+            TokenSource::query(TOKEN_QUERY_PARAM),
+            TokenSource::subprotocol(),
+        ]
+    }
+
+    /// The token this source finds in `request`, if any (empty values are none).
+    ///
+    /// ```
+    /// use wsgw_core::auth::TokenSource;
+    /// use wsgw_core::{ConnectionId, Request};
+    ///
+    /// let request = Request::connect(ConnectionId::new("c="))
+    ///     .with_header("Authorization", "Bearer abc.def.ghi")
+    ///     .with_header("Sec-WebSocket-Protocol", "wsgw.bearer, k-123");
+    /// assert_eq!(TokenSource::bearer().token(&request).as_deref(), Some("abc.def.ghi"));
+    /// assert_eq!(TokenSource::subprotocol().token(&request).as_deref(), Some("k-123"));
+    /// assert_eq!(TokenSource::query("token").token(&request), None);
+    /// ```
+    pub fn token(&self, request: &Request) -> Option<String> {
+        let token = match self {
+            TokenSource::Query(name) => request.query.get(name).map(|v| v.trim().to_owned()),
+            TokenSource::Header(name) => request
+                .headers
+                .get(&name.to_ascii_lowercase())
+                .map(|value| strip_bearer(value).to_owned()),
+            TokenSource::Subprotocol(marker) => offered_subprotocols(request)
+                .skip_while(|entry| entry != marker)
+                .nth(1)
+                .map(str::to_owned),
+        };
+        token.filter(|token| !token.is_empty())
+    }
+}
+
+fn strip_bearer(value: &str) -> &str {
+    let value = value.trim();
+    match value.get(..7) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("bearer ") => value[7..].trim(),
+        _ => value,
+    }
+}
+
+/// The subprotocols the client offered in `Sec-WebSocket-Protocol`, in order.
+pub fn offered_subprotocols(request: &Request) -> impl Iterator<Item = &str> {
+    request
+        .headers
+        .get("sec-websocket-protocol")
+        .map(String::as_str)
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+}
+
+/// The first token any of `sources` finds.
+pub fn find_token(sources: &[TokenSource], request: &Request) -> Option<String> {
+    sources.iter().find_map(|source| source.token(request))
+}
+
+/// The subprotocol marker among `sources`, if one reads the subprotocol.
+fn subprotocol_marker(sources: &[TokenSource]) -> Option<&str> {
+    sources.iter().find_map(|source| match source {
+        TokenSource::Subprotocol(marker) => Some(marker.as_str()),
+        _ => None,
+    })
+}
+
+/// Who an authorizer let in, read back from the context a route sees.
+///
+/// ```
+/// use serde_json::json;
+/// use wsgw_core::auth::Principal;
+/// use wsgw_core::{ConnectionId, Request};
+///
+/// // As API Gateway hands it over (and as the LocalGateway does).
+/// let request = Request::message(ConnectionId::new("c="), "{}")
+///     .with_authorizer(json!({"principalId": "ada", "roles": "operator,viewer"}));
+/// let principal = Principal::of(&request).expect("authorized");
+/// assert_eq!(principal.id, "ada");
+/// assert!(principal.has_role("operator"));
+/// assert!(!principal.has_role("device"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Principal {
+    /// The principal: an API key's name, a JWT's `sub`.
+    pub id: String,
+    /// Its roles.
+    pub roles: Vec<String>,
+}
+
+impl Principal {
+    /// A principal with roles.
+    pub fn new<R: Into<String>>(id: impl Into<String>, roles: impl IntoIterator<Item = R>) -> Self {
+        Principal {
+            id: id.into(),
+            roles: roles.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// The principal of an authorized request; `None` when no authorizer ran or it set
+    /// no principal.
+    pub fn of(request: &Request) -> Option<Principal> {
+        request
+            .authorizer
+            .as_ref()
+            .and_then(Principal::from_context)
+    }
+
+    /// The principal in an authorizer context (`principalId`, `roles`).
+    pub fn from_context(context: &Value) -> Option<Principal> {
+        let id = context.get(PRINCIPAL_KEY)?.as_str()?;
+        if id.is_empty() {
+            return None;
+        }
+        let roles = context.get(ROLES_KEY).map(roles_of).unwrap_or_default();
+        Some(Principal {
+            id: id.to_owned(),
+            roles,
+        })
+    }
+
+    /// Whether it has `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    /// The flat context an authorizer allows it with: `principalId` and `roles`.
+    pub fn context(&self) -> Value {
+        Value::Object(self.context_map())
+    }
+
+    fn context_map(&self) -> Map<String, Value> {
+        let mut context = Map::new();
+        context.insert(PRINCIPAL_KEY.to_owned(), Value::String(self.id.clone()));
+        context.insert(ROLES_KEY.to_owned(), Value::String(self.roles.join(",")));
+        context
+    }
+}
+
+/// Roles from a string (comma or space separated) or an array of strings.
+fn roles_of(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(roles) => roles
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|role| !role.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Value::Array(roles) => roles
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Why an authorizer could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// A key (PEM, secret) that cannot be used.
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+    /// A key list that cannot be parsed (see [`ApiKeyAuthorizer::parse`]).
+    #[error("invalid API key list: {0}")]
+    InvalidKeyList(String),
+}
+
+/// Static API keys, each naming a principal and its roles; keys are compared in
+/// constant time, and a denial does not say which part was wrong.
+#[derive(Clone)]
+pub struct ApiKeyAuthorizer {
+    keys: Vec<(Vec<u8>, Principal)>,
+    sources: Vec<TokenSource>,
+}
+
+impl fmt::Debug for ApiKeyAuthorizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the keys themselves.
+        f.debug_struct("ApiKeyAuthorizer")
+            .field(
+                "principals",
+                &self.keys.iter().map(|(_, p)| &p.id).collect::<Vec<_>>(),
+            )
+            .field("sources", &self.sources)
+            .finish()
+    }
+}
+
+impl Default for ApiKeyAuthorizer {
+    fn default() -> Self {
+        ApiKeyAuthorizer::new()
+    }
+}
+
+impl ApiKeyAuthorizer {
+    /// No keys yet (everyone is denied), reading the [default sources](TokenSource::defaults).
+    pub fn new() -> Self {
+        ApiKeyAuthorizer {
+            keys: Vec::new(),
+            sources: TokenSource::defaults(),
+        }
+    }
+
+    /// Adds a key for `principal` with `roles`.
+    pub fn key<R: Into<String>>(
+        mut self,
+        key: impl Into<String>,
+        principal: impl Into<String>,
+        roles: impl IntoIterator<Item = R>,
+    ) -> Self {
+        self.keys
+            .push((key.into().into_bytes(), Principal::new(principal, roles)));
+        self
+    }
+
+    /// Reads the token from these sources, in order, instead of the defaults.
+    pub fn sources(mut self, sources: impl IntoIterator<Item = TokenSource>) -> Self {
+        self.sources = sources.into_iter().collect();
+        self
+    }
+
+    /// How many keys it knows.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether it knows no key.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Adds keys from a list as configuration (an environment variable) carries it:
+    /// entries separated by `,` or newlines, each `principal=key` or
+    /// `principal=key=role+role`, every entry getting `default_roles` too.
+    ///
+    /// ```
+    /// use wsgw_core::auth::ApiKeyAuthorizer;
+    ///
+    /// let keys = ApiKeyAuthorizer::new()
+    ///     .parse("esp32-01=k1, esp32-02=k2", &["device"])?
+    ///     .parse("ada=k3=operator", &["client"])?;
+    /// assert_eq!(keys.len(), 3);
+    /// assert!(ApiKeyAuthorizer::new().parse("no-key", &[]).is_err());
+    /// # Ok::<(), wsgw_core::auth::AuthError>(())
+    /// ```
+    pub fn parse(
+        mut self,
+        list: &str,
+        default_roles: &[&str],
+    ) -> std::result::Result<Self, AuthError> {
+        for entry in list
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            let mut parts = entry.splitn(3, '=');
+            let principal = parts.next().unwrap_or("").trim();
+            let key = parts.next().unwrap_or("").trim();
+            if principal.is_empty() || key.is_empty() {
+                return Err(AuthError::InvalidKeyList(format!(
+                    "entry `{}` is not principal=key[=role+role]",
+                    principal
+                )));
+            }
+            let mut roles: Vec<String> = default_roles.iter().map(|r| (*r).to_owned()).collect();
+            if let Some(extra) = parts.next() {
+                roles.extend(
+                    extra
+                        .split('+')
+                        .map(str::trim)
+                        .filter(|r| !r.is_empty())
+                        .map(str::to_owned),
+                );
+            }
+            self = self.key(key, principal, roles);
+        }
+        Ok(self)
+    }
+
+    /// The decision for `request`, without a router.
+    pub fn decide(&self, request: &Request) -> Authorization {
+        let Some(token) = find_token(&self.sources, request) else {
+            return Authorization::Deny(UNAUTHORIZED);
+        };
+        let token = token.as_bytes();
+        // Compare against every key so the time taken does not depend on which matched.
+        let mut found: Option<&Principal> = None;
+        for (key, principal) in &self.keys {
+            if bool::from(key.as_slice().ct_eq(token)) && found.is_none() {
+                found = Some(principal);
+            }
+        }
+        match found {
+            Some(principal) => Authorization::Allow(principal.context()),
+            None => Authorization::Deny(UNAUTHORIZED),
+        }
+    }
+}
+
+#[async_trait]
+impl<S: Send + Sync + 'static> Authorizer<S> for ApiKeyAuthorizer {
+    async fn authorize(&self, _ctx: Context<S>, request: Request) -> Result<Authorization> {
+        let decision = self.decide(&request);
+        if let Authorization::Deny(status) = decision {
+            tracing::info!(connection_id = %request.connection_id, status, "API key refused");
+        }
+        Ok(decision)
+    }
+
+    fn subprotocol(&self) -> Option<&str> {
+        subprotocol_marker(&self.sources)
+    }
+}
+
+#[cfg(feature = "jwt")]
+pub use jwt::{JwtAlgorithm, JwtAuthorizer};
+
+#[cfg(feature = "jwt")]
+mod jwt {
+    use std::fmt;
+
+    use async_trait::async_trait;
+    use jsonwebtoken::errors::ErrorKind;
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+    use serde_json::{Map, Value};
+
+    use super::{
+        find_token, roles_of, subprotocol_marker, AuthError, TokenSource, FORBIDDEN, PRINCIPAL_KEY,
+        ROLES_KEY, UNAUTHORIZED,
+    };
+    use crate::handler::{Authorization, Authorizer, Context};
+    use crate::{Request, Result};
+
+    /// The signature algorithms [`JwtAuthorizer`] accepts (one per authorizer: a token
+    /// signed with any other is refused).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    #[non_exhaustive]
+    pub enum JwtAlgorithm {
+        /// HMAC with SHA-256 and a shared secret.
+        Hs256,
+        /// RSA PKCS#1 v1.5 with SHA-256 and a public key.
+        Rs256,
+    }
+
+    /// JSON Web Tokens: HS256 with a shared secret or RS256 with a public key.
+    ///
+    /// Checked: the signature and the algorithm (only the configured one), `exp`
+    /// (required), `nbf` (when present), `sub` (required: it is the principal), `aud`
+    /// and `iss` when configured (then required). Clock skew allowed: 30 s by default.
+    ///
+    /// ```
+    /// use wsgw_core::auth::JwtAuthorizer;
+    ///
+    /// let authorizer = JwtAuthorizer::hs256(b"a long random secret")
+    ///     .audience("wsgw-chat")
+    ///     .issuer("https://auth.example.com");
+    /// # let _ = authorizer;
+    /// ```
+    #[derive(Clone)]
+    pub struct JwtAuthorizer {
+        key: DecodingKey,
+        validation: Validation,
+        algorithm: JwtAlgorithm,
+        sources: Vec<TokenSource>,
+    }
+
+    impl fmt::Debug for JwtAuthorizer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("JwtAuthorizer")
+                .field("algorithm", &self.algorithm)
+                .field("aud", &self.validation.aud)
+                .field("iss", &self.validation.iss)
+                .field("sources", &self.sources)
+                .finish_non_exhaustive()
+        }
+    }
+
+    impl JwtAuthorizer {
+        fn with_key(key: DecodingKey, algorithm: JwtAlgorithm) -> Self {
+            let mut validation = Validation::new(match algorithm {
+                JwtAlgorithm::Hs256 => Algorithm::HS256,
+                JwtAlgorithm::Rs256 => Algorithm::RS256,
+            });
+            validation.set_required_spec_claims(&["exp", "sub"]);
+            validation.validate_nbf = true;
+            validation.validate_aud = false;
+            validation.leeway = 30;
+            JwtAuthorizer {
+                key,
+                validation,
+                algorithm,
+                sources: TokenSource::defaults(),
+            }
+        }
+
+        /// Tokens signed with HS256 and this shared secret.
+        pub fn hs256(secret: &[u8]) -> Self {
+            JwtAuthorizer::with_key(DecodingKey::from_secret(secret), JwtAlgorithm::Hs256)
+        }
+
+        /// Tokens signed with RS256, checked with this public key (PEM, PKCS#1
+        /// `RSA PUBLIC KEY` or SubjectPublicKeyInfo `PUBLIC KEY`).
+        pub fn rs256_pem(public_key_pem: &[u8]) -> std::result::Result<Self, AuthError> {
+            let key = DecodingKey::from_rsa_pem(public_key_pem)
+                .map_err(|error| AuthError::InvalidKey(error.to_string()))?;
+            Ok(JwtAuthorizer::with_key(key, JwtAlgorithm::Rs256))
+        }
+
+        /// Only tokens whose `aud` holds one of the audiences set this way.
+        pub fn audience(mut self, audience: impl Into<String>) -> Self {
+            let mut all = self.validation.aud.take().unwrap_or_default();
+            all.insert(audience.into());
+            self.validation.aud = Some(all);
+            self.validation.validate_aud = true;
+            self.validation
+                .required_spec_claims
+                .insert("aud".to_owned());
+            self
+        }
+
+        /// Only tokens whose `iss` is one of the issuers set this way.
+        pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+            let mut all = self.validation.iss.take().unwrap_or_default();
+            all.insert(issuer.into());
+            self.validation.iss = Some(all);
+            self.validation
+                .required_spec_claims
+                .insert("iss".to_owned());
+            self
+        }
+
+        /// Clock skew allowed on `exp` and `nbf`, in seconds.
+        pub fn leeway_secs(mut self, leeway: u64) -> Self {
+            self.validation.leeway = leeway;
+            self
+        }
+
+        /// Reads the token from these sources, in order, instead of the defaults.
+        pub fn sources(mut self, sources: impl IntoIterator<Item = TokenSource>) -> Self {
+            self.sources = sources.into_iter().collect();
+            self
+        }
+
+        /// The algorithm it accepts.
+        pub fn algorithm(&self) -> JwtAlgorithm {
+            self.algorithm
+        }
+
+        /// The decision for `request`, without a router; a denial's reason is logged.
+        pub fn decide(&self, request: &Request) -> Authorization {
+            let Some(token) = find_token(&self.sources, request) else {
+                tracing::info!(connection_id = %request.connection_id, "no token");
+                return Authorization::Deny(UNAUTHORIZED);
+            };
+            match self.verify(&token) {
+                Ok(context) => Authorization::Allow(context),
+                Err((status, reason)) => {
+                    tracing::info!(connection_id = %request.connection_id, status, reason, "token refused");
+                    Authorization::Deny(status)
+                }
+            }
+        }
+
+        /// Verifies one token: its flat context, or the status and reason to refuse it.
+        pub fn verify(&self, token: &str) -> std::result::Result<Value, (u16, String)> {
+            let data =
+                jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &self.validation)
+                    .map_err(|error| {
+                        let status = match error.kind() {
+                            ErrorKind::InvalidAudience | ErrorKind::InvalidIssuer => FORBIDDEN,
+                            _ => UNAUTHORIZED,
+                        };
+                        (status, error.to_string())
+                    })?;
+            let claims = data.claims;
+            let subject = match claims.get("sub") {
+                Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
+                _ => return Err((UNAUTHORIZED, "`sub` is not a non-empty string".to_owned())),
+            };
+            Ok(flat_context(subject, claims))
+        }
+    }
+
+    /// `principalId`, `roles` and every other claim as a string, number or boolean.
+    fn flat_context(subject: String, claims: Map<String, Value>) -> Value {
+        let mut context = Map::new();
+        let roles = claims.get(ROLES_KEY).map(roles_of).unwrap_or_default();
+        for (name, value) in claims {
+            if name == ROLES_KEY || name == PRINCIPAL_KEY {
+                continue;
+            }
+            let value = match value {
+                Value::String(_) | Value::Number(_) | Value::Bool(_) => value,
+                Value::Null => continue,
+                other => Value::String(other.to_string()),
+            };
+            context.insert(name, value);
+        }
+        context.insert(PRINCIPAL_KEY.to_owned(), Value::String(subject));
+        context.insert(ROLES_KEY.to_owned(), Value::String(roles.join(",")));
+        Value::Object(context)
+    }
+
+    #[async_trait]
+    impl<S: Send + Sync + 'static> Authorizer<S> for JwtAuthorizer {
+        async fn authorize(&self, _ctx: Context<S>, request: Request) -> Result<Authorization> {
+            Ok(self.decide(&request))
+        }
+
+        fn subprotocol(&self) -> Option<&str> {
+            subprotocol_marker(&self.sources)
+        }
+    }
+}
