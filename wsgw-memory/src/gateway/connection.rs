@@ -26,6 +26,8 @@ use crate::{internal_error_message, Outbox};
 
 /// Close code for a message or frame over the limits.
 const MESSAGE_TOO_BIG: u16 = 1009;
+/// Close code for a text message that is not valid UTF-8.
+const INVALID_PAYLOAD: u16 = 1007;
 /// Close code for idle timeout, maximum duration and shutdown.
 const GOING_AWAY: u16 = 1001;
 /// Close code when the Management API deletes the connection.
@@ -224,16 +226,30 @@ fn describe_failure<T, E: std::fmt::Display>(outcome: &Guarded<T, E>) -> String 
     }
 }
 
-fn is_too_big(error: &axum::Error) -> bool {
+/// Whether tungstenite's error behind `error` is one `matches` recognises.
+fn caused_by(error: &axum::Error, matches: impl Fn(&tungstenite::Error) -> bool) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(current) = source {
-        if let Some(tungstenite::Error::Capacity(_)) = current.downcast_ref::<tungstenite::Error>()
+        if current
+            .downcast_ref::<tungstenite::Error>()
+            .is_some_and(&matches)
         {
             return true;
         }
         source = current.source();
     }
     false
+}
+
+fn is_too_big(error: &axum::Error) -> bool {
+    caused_by(error, |error| {
+        matches!(error, tungstenite::Error::Capacity(_))
+    })
+}
+
+/// A text message that is not UTF-8 (RFC 6455 §8.1: fail with 1007).
+fn is_invalid_utf8(error: &axum::Error) -> bool {
+    caused_by(error, |error| matches!(error, tungstenite::Error::Utf8(_)))
 }
 
 fn to_message(payload: Payload) -> Message {
@@ -282,6 +298,10 @@ async fn serve<S: Send + Sync + 'static>(
                     Some(Err(error)) if is_too_big(&error) => {
                         tracing::info!(connection_id = %session.id, %error, "closing: message too big");
                         break (MESSAGE_TOO_BIG, "Message too big".to_owned(), Some(close_message(MESSAGE_TOO_BIG, "Message too big")));
+                    }
+                    Some(Err(error)) if is_invalid_utf8(&error) => {
+                        tracing::info!(connection_id = %session.id, %error, "closing: text message not UTF-8");
+                        break (INVALID_PAYLOAD, "Invalid frame payload data".to_owned(), Some(close_message(INVALID_PAYLOAD, "Invalid frame payload data")));
                     }
                     Some(Err(error)) => {
                         tracing::debug!(connection_id = %session.id, %error, "socket error");
