@@ -13,7 +13,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{TimeDelta, Utc};
 use serde_json::json;
-use wsgw_aws::dynamo::{schema, DynamoHistory, DynamoStore, DYNAMODB_ENDPOINT_ENV};
+use wsgw_aws::dynamo::{local, schema, DynamoHistory, DynamoStore};
 use wsgw_core::conformance::{self, unique};
 use wsgw_core::{
     AttributeUpdate, Connection, ConnectionId, ConnectionStore, Error, HistoryQuery, HistoryRecord,
@@ -21,16 +21,7 @@ use wsgw_core::{
 };
 
 fn endpoint() -> String {
-    match std::env::var(DYNAMODB_ENDPOINT_ENV) {
-        Ok(endpoint) if !endpoint.trim().is_empty() => endpoint,
-        _ => panic!(
-            "{DYNAMODB_ENDPOINT_ENV} is not set: these tests (feature `integration`) need a \
-             DynamoDB-compatible server. Run `cargo xtask test`, which starts one, or start \
-             moto's yourself: `python3 -m venv .venv && .venv/bin/pip install 'moto[server]>=5,<6' \
-             && .venv/bin/python -m moto.server -H 127.0.0.1 -p 5000`, then \
-             `{DYNAMODB_ENDPOINT_ENV}=http://127.0.0.1:5000 cargo test -p wsgw-aws --features integration`"
-        ),
-    }
+    local::endpoint_from_env().unwrap_or_else(|missing| panic!("{missing}"))
 }
 
 /// A store on a new table of its own.

@@ -14,7 +14,8 @@ use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use wsgw_aws::dynamo::{DynamoHistory, DYNAMODB_ENDPOINT_ENV};
+use wsgw_aws::dynamo::local::unique_name as unique;
+use wsgw_aws::dynamo::{local, DynamoHistory, DYNAMODB_ENDPOINT_ENV};
 use wsgw_core::{HistoryQuery, HistoryStore};
 
 use chat::{SessionRecord, SESSIONS_PARTITION};
@@ -44,21 +45,7 @@ impl Running {
 }
 
 fn endpoint() -> String {
-    match std::env::var(DYNAMODB_ENDPOINT_ENV) {
-        Ok(endpoint) if !endpoint.trim().is_empty() => endpoint,
-        _ => panic!(
-            "{DYNAMODB_ENDPOINT_ENV} is not set: this test (feature `integration`) needs a \
-             DynamoDB-compatible server; `cargo xtask test` starts one"
-        ),
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_nanos())
-        .unwrap_or_default();
-    format!("{prefix}-{}-{nanos}", std::process::id())
+    local::endpoint_from_env().unwrap_or_else(|missing| panic!("{missing}"))
 }
 
 /// Starts the binary on DynamoDB; returns it, its first line and its `ws://` address.

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use wsgw_aws::dynamo::{DynamoHistory, DynamoStore, DYNAMODB_ENDPOINT_ENV};
+use wsgw_aws::dynamo::{local, DynamoHistory, DynamoStore, DYNAMODB_ENDPOINT_ENV};
 use wsgw_core::{ConnectionId, ConnectionStore, HistoryQuery, HistoryStore, PageRequest};
 use wsgw_memory::gateway::{Invocation, LambdaRuntimeEmulator, ManagementRecorder};
 
@@ -33,43 +33,14 @@ impl Drop for Running {
 }
 
 fn endpoint() -> String {
-    match std::env::var(DYNAMODB_ENDPOINT_ENV) {
-        Ok(endpoint) if !endpoint.trim().is_empty() => endpoint,
-        _ => panic!(
-            "{DYNAMODB_ENDPOINT_ENV} is not set: this test (feature `integration`) needs a \
-             DynamoDB-compatible server. Run `cargo xtask test`, which starts one, or start \
-             moto's yourself (`.venv/bin/python -m moto.server -H 127.0.0.1 -p 5000`) and run \
-             `{DYNAMODB_ENDPOINT_ENV}=http://127.0.0.1:5000 cargo test -p chat --features integration`"
-        ),
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_nanos())
-        .unwrap_or_default();
-    format!("{prefix}-{}-{nanos}", std::process::id())
+    local::endpoint_from_env().unwrap_or_else(|missing| panic!("{missing}"))
 }
 
 /// New tables of this test's own, created as the SAM template would.
 async fn tables() -> (DynamoStore, DynamoHistory) {
-    let store = DynamoStore::builder()
-        .with_endpoint(endpoint())
-        .with_table(unique("chat-connections"))
-        .build()
+    local::unique_tables(&endpoint(), "chat")
         .await
-        .expect("the store builds");
-    let history = DynamoHistory::builder()
-        .with_client(store.client().clone())
-        .with_table(unique("chat-history"))
-        .build()
-        .await
-        .expect("the history builds");
-    wsgw_aws::dynamo::create_tables(&store, &history)
-        .await
-        .expect("the tables are created");
-    (store, history)
+        .expect("the tables are created")
 }
 
 /// When every test connection opened: five minutes before the test started.

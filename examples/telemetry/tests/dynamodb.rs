@@ -16,49 +16,21 @@ use chrono::{Duration, TimeZone, Utc};
 use common::*;
 use serde_json::json;
 use telemetry::{ManualClock, Telemetry};
-use wsgw_aws::dynamo::{DynamoHistory, DynamoStore, DYNAMODB_ENDPOINT_ENV};
+use wsgw_aws::dynamo::local::unique_name as unique;
+use wsgw_aws::dynamo::{local, DynamoHistory, DynamoStore, DYNAMODB_ENDPOINT_ENV};
 use wsgw_core::{ConnectionId, Request, Router};
 use wsgw_memory::gateway::{LocalGateway, RunningGateway};
 use wsgw_memory::MemorySink;
 
 fn endpoint() -> String {
-    match std::env::var(DYNAMODB_ENDPOINT_ENV) {
-        Ok(endpoint) if !endpoint.trim().is_empty() => endpoint,
-        _ => panic!(
-            "{DYNAMODB_ENDPOINT_ENV} is not set: this test (feature `integration`) needs a \
-             DynamoDB-compatible server. Run `cargo xtask test`, which starts one, or start \
-             moto's yourself (`.venv/bin/python -m moto.server -H 127.0.0.1 -p 5000`) and run \
-             `{DYNAMODB_ENDPOINT_ENV}=http://127.0.0.1:5000 cargo test -p telemetry --features integration`"
-        ),
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_nanos())
-        .unwrap_or_default();
-    format!("{prefix}-{}-{nanos}", std::process::id())
+    local::endpoint_from_env().unwrap_or_else(|missing| panic!("{missing}"))
 }
 
 /// New tables of this test's own, created as the SAM template would.
 async fn tables() -> (DynamoStore, DynamoHistory) {
-    let store = DynamoStore::builder()
-        .with_endpoint(endpoint())
-        .with_table(unique("telemetry-connections"))
-        .build()
+    local::unique_tables(&endpoint(), "telemetry")
         .await
-        .expect("the store builds");
-    let history = DynamoHistory::builder()
-        .with_client(store.client().clone())
-        .with_table(unique("telemetry-history"))
-        .build()
-        .await
-        .expect("the history builds");
-    wsgw_aws::dynamo::create_tables(&store, &history)
-        .await
-        .expect("the tables are created");
-    (store, history)
+        .expect("the tables are created")
 }
 
 async fn start_on_dynamodb() -> (RunningGateway, String, String) {

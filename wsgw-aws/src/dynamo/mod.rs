@@ -33,6 +33,7 @@ mod config;
 mod errors;
 mod history;
 mod item;
+pub mod local;
 pub mod schema;
 mod store;
 mod tables;
