@@ -73,6 +73,15 @@ fn main() {
 
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     fs::write(out.join("amazon_roots.pem"), amazon_roots_pem()).expect("writes the PEM bundle");
+    // .cargo/config.toml passes esp-hal's linker script as a target rustflag, but a
+    // RUSTFLAGS variable in the environment (common on CI machines) replaces config
+    // rustflags, and the link then fails on missing memory-map symbols. Cargo tells build
+    // scripts the flags in effect, so the script is added here only when they lack it.
+    println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
+    let rustflags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    if !rustflags.split('\u{1f}').any(|flag| flag.contains("-Tlinkall.x")) {
+        println!("cargo:rustc-link-arg=-Tlinkall.x");
+    }
     println!("cargo:rerun-if-changed=build.rs");
 }
 
