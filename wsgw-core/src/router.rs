@@ -473,11 +473,20 @@ impl<S: Send + Sync + 'static> Router<S> {
 
     /// The route key a message body selects: the evaluated expression when a route with
     /// that key exists, otherwise `$default` (as API Gateway does).
+    ///
+    /// `$connect` and `$disconnect` are never selected by a message: a body saying
+    /// `{"action":"$disconnect"}` goes to `$default` like any unknown action.
     pub fn select_route(&self, body: Option<&Payload>) -> String {
         match self.inner.selection.select(body) {
-            Some(key) if self.inner.routes.contains_key(&key) => key,
+            Some(key) if self.is_message_route(&key) => key,
             _ => DEFAULT.to_owned(),
         }
+    }
+
+    /// Whether a message may run the route `key`: a registered route other than
+    /// `$connect` and `$disconnect`, which only connection events run.
+    fn is_message_route(&self, key: &str) -> bool {
+        key != CONNECT && key != DISCONNECT && self.inner.routes.contains_key(key)
     }
 
     /// Runs the authorizer, if one is set, on a `$connect` request. Without one every
@@ -558,7 +567,7 @@ impl<S: Send + Sync + 'static> Router<S> {
                 if request.route_key.is_empty() {
                     request.route_key = self.select_route(request.body.as_ref());
                 }
-                let route = if self.inner.routes.contains_key(&request.route_key) {
+                let route = if self.is_message_route(&request.route_key) {
                     request.route_key.clone()
                 } else {
                     DEFAULT.to_owned()
@@ -624,6 +633,7 @@ impl<S: Send + Sync + 'static> Router<S> {
             .inner
             .routes
             .get(&request.route_key)
+            .filter(|_| self.is_message_route(&request.route_key))
             .or_else(|| self.inner.routes.get(DEFAULT));
         match handler {
             Some(handler) => handler.call(context.clone(), request).await,
