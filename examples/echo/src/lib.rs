@@ -47,6 +47,8 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use wsgw_core::{
     ConnectionId, ConnectionStore, Context, MessageSink, Reply, Request, Result, RouteSelection,
@@ -106,19 +108,65 @@ async fn on_disconnect(_ctx: Context, request: Request) -> Result<Reply> {
     Ok(Reply::ok())
 }
 
+/// The `message` field of a body, as the JSON text the client wrote.
+#[derive(Deserialize)]
+struct MessageField<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    message: Option<&'a RawValue>,
+}
+
+/// A field that is present, `null` included.
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(deserializer).map(Some)
+}
+
+/// `{"type":"message","message":…}` with the message exactly as sent.
+#[derive(Serialize)]
+struct Echoed<'a> {
+    message: &'a RawValue,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
 /// `message`: echoes the `message` field, whatever JSON it holds.
+///
+/// The field's JSON text goes back as written: numbers beyond `f64` (`1e400`,
+/// `18446744073709551617`) and key order come back unchanged rather than re-encoded.
 async fn on_message(ctx: Context, request: Request) -> Result<Reply> {
     // The route was selected from a JSON body, but a gateway may also set the route key
     // itself: treat a body that is not JSON like one without the field.
-    let message = request
-        .json::<Value>()
-        .ok()
-        .and_then(|mut body| body.get_mut(MESSAGE).map(Value::take));
-    let answer = match message {
-        Some(message) => json!({ "type": "message", "message": message }),
-        None => json!({ "type": "error", "error": "missing_field", "field": MESSAGE }),
-    };
-    answer_caller(&ctx, &request.connection_id, &answer).await
+    let text = request.text().unwrap_or("");
+    match serde_json::from_str::<MessageField<'_>>(text) {
+        Ok(MessageField {
+            message: Some(message),
+        }) => {
+            let answer = Echoed {
+                message,
+                kind: MESSAGE,
+            };
+            answer_caller(&ctx, &request.connection_id, &answer).await
+        }
+        Ok(MessageField { message: None }) => missing_message(&ctx, &request).await,
+        // A repeated `message` key: the last one counts, as for any JSON object.
+        Err(_) => match request
+            .json::<Value>()
+            .ok()
+            .and_then(|mut body| body.get_mut(MESSAGE).map(Value::take))
+        {
+            Some(message) => {
+                let answer = json!({ "type": "message", "message": message });
+                answer_caller(&ctx, &request.connection_id, &answer).await
+            }
+            None => missing_message(&ctx, &request).await,
+        },
+    }
+}
+
+async fn missing_message(ctx: &Context, request: &Request) -> Result<Reply> {
+    let answer = json!({ "type": "error", "error": "missing_field", "field": MESSAGE });
+    answer_caller(ctx, &request.connection_id, &answer).await
 }
 
 /// `whoami`: tells the caller its connection id.
@@ -135,7 +183,11 @@ async fn on_default(ctx: Context, request: Request) -> Result<Reply> {
 
 /// Sends `answer` to the caller. A caller that is gone is no failure of the route: it is
 /// logged and the route succeeds. Every other error is returned.
-async fn answer_caller(ctx: &Context, caller: &ConnectionId, answer: &Value) -> Result<Reply> {
+async fn answer_caller<T: Serialize>(
+    ctx: &Context,
+    caller: &ConnectionId,
+    answer: &T,
+) -> Result<Reply> {
     match ctx.send_json(caller, answer).await {
         Ok(()) => Ok(Reply::ok()),
         Err(error) if error.is_gone() => {
