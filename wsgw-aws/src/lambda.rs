@@ -438,14 +438,40 @@ impl<S: Send + Sync + 'static> LambdaApp<S> {
 
     /// Runs the Lambda runtime loop until the process is stopped.
     pub async fn run(self) -> Result<(), lambda_runtime::Error> {
+        let authorizer_only = crate::authorizer::is_authorizer_role();
         lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
             let app = self.clone();
             async move {
-                app.handle_request(event.payload, Some(&event.context.request_id))
-                    .await
+                app.handle_any(
+                    event.payload,
+                    Some(&event.context.request_id),
+                    authorizer_only,
+                )
+                .await
             }
         }))
         .await
+    }
+
+    /// One invocation: a REQUEST authorizer event runs the router's authorizer and is
+    /// answered with an IAM policy (see [`authorizer`](crate::authorizer)); any other
+    /// event goes to the routes, unless `authorizer_only`.
+    async fn handle_any(
+        &self,
+        raw: Value,
+        request_id: Option<&str>,
+        authorizer_only: bool,
+    ) -> Result<Value, lambda_runtime::Error> {
+        if crate::authorizer::is_authorizer_event(&raw) {
+            return crate::authorizer::handle_authorizer_event(&self.router, raw).await;
+        }
+        if authorizer_only {
+            return Err(Box::new(crate::authorizer::AuthorizerError::Malformed(
+                "this function runs with WSGW_LAMBDA_ROLE=authorizer and answers REQUEST authorizer events only".to_owned(),
+            )));
+        }
+        let response = self.handle_request(raw, request_id).await?;
+        Ok(serde_json::to_value(response)?)
     }
 }
 

@@ -4,10 +4,12 @@
 //! Management API `MessageSink` and the Lambda runtime glue ([`lambda`]), with
 //! CloudWatch metrics in Embedded Metric Format, one log line per invocation
 //! ([`metrics`]), and [`invoke`]: one API Gateway event run locally, as
-//! `sam local invoke` does, without Docker or credentials.
+//! `sam local invoke` does, without Docker or credentials. The router's `$connect`
+//! authorizer also runs deployed as a Lambda REQUEST authorizer ([`authorizer`]).
 //!
 #![warn(missing_docs)]
 
+pub mod authorizer;
 pub mod config;
 pub mod dynamo;
 pub mod invoke;

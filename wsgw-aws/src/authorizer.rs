@@ -1,0 +1,224 @@
+//! The router's `$connect` authorizer deployed as an API Gateway Lambda REQUEST
+//! authorizer.
+//!
+//! API Gateway calls the authorizer before `$connect` with a REQUEST event (`type`,
+//! `methodArn`, the upgrade's headers and query string, a WebSocket `requestContext`).
+//! [`authorize_event`] decodes it into the same [`Request`] `$connect` gets, runs the
+//! router's authorizer ([`Router::authorize`]) and answers the way API Gateway wants:
+//!
+//! | core decision | answer | client sees |
+//! | --- | --- | --- |
+//! | `Allow(context)` | IAM policy `Allow execute-api:Invoke` on the `methodArn`, `principalId` from the context, the rest of the context flattened to strings, numbers and booleans | the handshake proceeds to `$connect`, whose event carries the context in `requestContext.authorizer` |
+//! | `Deny(401)` | the invocation fails with the message `Unauthorized` | HTTP 401 |
+//! | `Deny(403)` (or any other status) | IAM policy `Deny` on the `methodArn` | HTTP 403 |
+//!
+//! [`LambdaApp::run`](crate::lambda::LambdaApp::run) recognises REQUEST authorizer
+//! events by themselves, so the very binary that serves the routes is deployed a second
+//! time as the authorizer function; with [`ROLE_ENV`] set to `authorizer` it answers
+//! authorizer events only.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use std::sync::Arc;
+//! use serde_json::json;
+//! use wsgw_core::auth::ApiKeyAuthorizer;
+//! use wsgw_core::{MockConnectionStore, MockMessageSink, Router};
+//! use wsgw_aws::authorizer::{authorize_event, AuthorizerOutcome};
+//!
+//! let router = Router::new(Arc::new(MockConnectionStore::new()), Arc::new(MockMessageSink::new()))
+//!     .authorizer(ApiKeyAuthorizer::new().key("k-1", "esp32-01", ["device"]));
+//! let event = json!({
+//!     "type": "REQUEST",
+//!     "methodArn": "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/$connect",
+//!     "queryStringParameters": {"token": "k-1"},
+//!     "requestContext": {"eventType": "CONNECT", "routeKey": "$connect", "connectionId": "c1=",
+//!         "connectedAt": 1795315260000_i64, "requestTimeEpoch": 1795315260120_i64, "stage": "prod",
+//!         "domainName": "abc123.execute-api.eu-west-1.amazonaws.com", "identity": {"sourceIp": "203.0.113.7"}}
+//! });
+//! let AuthorizerOutcome::Policy(policy) = authorize_event(&router, event).await.unwrap() else {
+//!     panic!("not allowed")
+//! };
+//! assert_eq!(policy["principalId"], "esp32-01");
+//! assert_eq!(policy["policyDocument"]["Statement"][0]["Effect"], "Allow");
+//! assert_eq!(policy["context"]["roles"], "device");
+//! # }
+//! ```
+
+use serde_json::{json, Map, Value};
+use wsgw_core::auth::PRINCIPAL_KEY;
+use wsgw_core::{Authorization, EventType, Request, Router};
+
+use crate::lambda::{decode_websocket_event, EventError};
+
+/// Environment variable: `authorizer` makes [`LambdaApp::run`](crate::lambda::LambdaApp::run)
+/// answer REQUEST authorizer events only (the authorizer function of a template).
+pub const ROLE_ENV: &str = "WSGW_LAMBDA_ROLE";
+
+/// The value of [`ROLE_ENV`] for the authorizer function.
+pub const AUTHORIZER_ROLE: &str = "authorizer";
+
+/// Whether this process is deployed as the authorizer function (`WSGW_LAMBDA_ROLE=authorizer`).
+pub fn is_authorizer_role() -> bool {
+    std::env::var(ROLE_ENV).is_ok_and(|role| role.trim() == AUTHORIZER_ROLE)
+}
+
+/// The `principalId` of a denial (API Gateway requires one).
+const ANONYMOUS: &str = "anonymous";
+
+/// Whether a raw Lambda event is an API Gateway REQUEST authorizer event (`type` is
+/// `REQUEST` and `methodArn` is set).
+pub fn is_authorizer_event(raw: &Value) -> bool {
+    raw.get("type").and_then(Value::as_str) == Some("REQUEST")
+        && raw.get("methodArn").and_then(Value::as_str).is_some()
+}
+
+/// A decoded REQUEST authorizer event.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct AuthorizerEvent {
+    /// The `$connect` request the authorizer decides on.
+    pub request: Request,
+    /// The ARN the policy is about (`arn:aws:execute-api:REGION:ACCOUNT:API/STAGE/$connect`).
+    pub method_arn: String,
+}
+
+/// Why an authorizer event could not be answered.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthorizerError {
+    /// Not a REQUEST authorizer event of a WebSocket API.
+    #[error("not an API Gateway WebSocket REQUEST authorizer event: {0}")]
+    Malformed(String),
+    /// The event could not be decoded.
+    #[error(transparent)]
+    Event(#[from] EventError),
+    /// The authorizer failed (API Gateway answers the client 500).
+    #[error("the authorizer failed: {0}")]
+    Failed(#[source] wsgw_core::Error),
+}
+
+/// Decodes a REQUEST authorizer event of a WebSocket API.
+pub fn decode_authorizer_event(raw: Value) -> Result<AuthorizerEvent, AuthorizerError> {
+    match raw.get("type").and_then(Value::as_str) {
+        Some("REQUEST") => {}
+        Some(other) => return Err(AuthorizerError::Malformed(format!(
+            "type is `{other}`, not `REQUEST` (TOKEN authorizers do not exist on WebSocket APIs)"
+        ))),
+        None => return Err(AuthorizerError::Malformed("no `type`".to_owned())),
+    }
+    let method_arn = raw
+        .get("methodArn")
+        .and_then(Value::as_str)
+        .filter(|arn| arn.starts_with("arn:"))
+        .ok_or_else(|| AuthorizerError::Malformed("no `methodArn` ARN".to_owned()))?
+        .to_owned();
+    let request = decode_websocket_event(raw)?;
+    if request.event_type != EventType::Connect {
+        return Err(AuthorizerError::Malformed(format!(
+            "requestContext.eventType is {:?}; authorizers run on $connect only",
+            request.event_type
+        )));
+    }
+    Ok(AuthorizerEvent {
+        request,
+        method_arn,
+    })
+}
+
+/// What to answer API Gateway.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuthorizerOutcome {
+    /// An IAM policy document (`Allow` or `Deny`).
+    Policy(Value),
+    /// Fail the invocation with the message `Unauthorized`: API Gateway answers 401.
+    Unauthorized,
+}
+
+/// The error a Lambda invocation fails with so that API Gateway answers 401: its
+/// message is exactly `Unauthorized`.
+#[derive(Debug, thiserror::Error)]
+#[error("Unauthorized")]
+pub struct Unauthorized;
+
+/// An IAM policy answer: `effect` (`Allow`/`Deny`) `execute-api:Invoke` on `method_arn`.
+/// `context` values that are not strings, numbers or booleans become JSON text (API
+/// Gateway rejects others), nulls are left out, and `principalId` is not repeated in it.
+pub fn policy(principal_id: &str, effect: &str, method_arn: &str, context: &Value) -> Value {
+    let mut flat = Map::new();
+    if let Value::Object(fields) = context {
+        for (name, value) in fields {
+            if name == PRINCIPAL_KEY {
+                continue;
+            }
+            let value = match value {
+                Value::String(_) | Value::Number(_) | Value::Bool(_) => value.clone(),
+                Value::Null => continue,
+                other => Value::String(other.to_string()),
+            };
+            flat.insert(name.clone(), value);
+        }
+    }
+    json!({
+        "principalId": principal_id,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Action": "execute-api:Invoke",
+                "Effect": effect,
+                "Resource": method_arn,
+            }],
+        },
+        "context": flat,
+    })
+}
+
+/// Runs the router's authorizer on a raw REQUEST authorizer event and says what to
+/// answer (see the [module docs](self)).
+pub async fn authorize_event<S: Send + Sync + 'static>(
+    router: &Router<S>,
+    raw: Value,
+) -> Result<AuthorizerOutcome, AuthorizerError> {
+    let event = decode_authorizer_event(raw)?;
+    let connection_id = event.request.connection_id.clone();
+    let decision = router
+        .authorize(&event.request)
+        .await
+        .map_err(AuthorizerError::Failed)?;
+    Ok(match decision {
+        Authorization::Allow(context) => {
+            let principal = context
+                .get(PRINCIPAL_KEY)
+                .and_then(Value::as_str)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .unwrap_or_else(|| connection_id.to_string());
+            tracing::info!(%connection_id, principal, "authorizer: allow");
+            AuthorizerOutcome::Policy(policy(&principal, "Allow", &event.method_arn, &context))
+        }
+        Authorization::Deny(401) => {
+            tracing::info!(%connection_id, status = 401, "authorizer: unauthorized");
+            AuthorizerOutcome::Unauthorized
+        }
+        Authorization::Deny(status) => {
+            tracing::info!(%connection_id, status, "authorizer: deny");
+            AuthorizerOutcome::Policy(policy(ANONYMOUS, "Deny", &event.method_arn, &Value::Null))
+        }
+    })
+}
+
+/// [`authorize_event`] as a Lambda invocation's result: the policy, or the error whose
+/// message makes API Gateway answer 401 (or 500 for a failure).
+pub async fn handle_authorizer_event<S: Send + Sync + 'static>(
+    router: &Router<S>,
+    raw: Value,
+) -> Result<Value, lambda_runtime::Error> {
+    match authorize_event(router, raw).await {
+        Ok(AuthorizerOutcome::Policy(policy)) => Ok(policy),
+        Ok(AuthorizerOutcome::Unauthorized) => Err(Box::new(Unauthorized)),
+        Err(error) => {
+            tracing::error!(%error, "authorizer event failed");
+            Err(Box::new(error))
+        }
+    }
+}
