@@ -10,7 +10,7 @@
 //!
 //! | who | connects with | sends | receives |
 //! | --- | --- | --- | --- |
-//! | device | `?role=device&device_id=esp32-01` (`&token=…` when a device token is set) | `RealTimeDataUpdate`, `ControlAck` | `{"type":"control","sample_interval_ms":N}`, `error` |
+//! | device | `?role=device&device_id=esp32-01` (`&token=…` when a device token or device keys are set, see [`access`]) | `RealTimeDataUpdate`, `ControlAck` | `{"type":"control","sample_interval_ms":N}`, `error` |
 //! | dashboard | `?role=client`, or `?role=client&device_id=esp32-01` to follow one device | `ControlCmd` | `interval`, `reading`, `control_ack`, `error` |
 //!
 //! - A reading is checked (the device id is the one the device connected with, ≤ 32
@@ -67,6 +67,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod access;
 mod clock;
 mod fanout;
 pub mod keys;
@@ -83,6 +84,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use rest::{DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT};
 pub use state::{Telemetry, DEFAULT_HISTORY_TTL_DAYS, MAX_CLOCK_SKEW_MS};
 pub use telemetry_protocol as protocol;
+pub use ws::parse_update;
 
 /// Route key of device readings.
 pub const REAL_TIME_DATA_UPDATE: &str = "RealTimeDataUpdate";
@@ -91,13 +93,15 @@ pub const CONTROL_ACK: &str = "ControlAck";
 /// Route key of dashboard commands.
 pub const CONTROL_CMD: &str = "ControlCmd";
 
-/// Builds the telemetry router: the WebSocket routes and the REST routes.
+/// Builds the telemetry router: the WebSocket routes and the REST routes, and the
+/// state's keys as the `$connect` authorizer when auth is on ([`access`]).
 pub fn router(
     store: Arc<dyn ConnectionStore>,
     sink: Arc<dyn MessageSink>,
     state: Telemetry,
 ) -> Router<Telemetry> {
-    Router::with_state(store, sink, state)
+    let keys = state.keys().cloned();
+    let router = Router::with_state(store, sink, state)
         .route_selection(RouteSelection::default())
         .on_connect(ws::on_connect)
         .on_disconnect(ws::on_disconnect)
@@ -108,7 +112,11 @@ pub fn router(
         .http("GET", "/history", rest::history)
         .http("OPTIONS", "/history", rest::preflight)
         .http("GET", "/devices", rest::devices)
-        .http("OPTIONS", "/devices", rest::preflight)
+        .http("OPTIONS", "/devices", rest::preflight);
+    match keys {
+        Some(keys) => router.authorizer(keys),
+        None => router,
+    }
 }
 
 /// The dashboard's files, served at `/` by the local gateway.

@@ -20,6 +20,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
+use telemetry::access::{self, DASHBOARD_KEYS_ENV, DEVICE_KEYS_ENV};
 use telemetry::{Telemetry, DEFAULT_HISTORY_TTL_DAYS};
 use telemetry_simulator::{run_devices, Simulator, SimulatorConfig};
 use tracing_subscriber::EnvFilter;
@@ -85,6 +86,9 @@ struct Simulate {
     /// The device token, when the API requires one.
     #[arg(long, env = DEVICE_TOKEN_ENV, value_name = "TOKEN")]
     device_token: Option<String>,
+    /// Per-device keys, `sim-01=KEY,sim-02=KEY`: each device presents its own.
+    #[arg(long, env = DEVICE_KEYS_ENV, value_name = "ID=KEY,…")]
+    device_keys: Option<String>,
 }
 
 /// Run the system locally: the dashboard at http://ADDR/, the WebSocket API at ws://ADDR,
@@ -131,6 +135,16 @@ struct Backend {
     /// Devices must connect with &token=TOKEN.
     #[arg(long, env = DEVICE_TOKEN_ENV, value_name = "TOKEN")]
     device_token: Option<String>,
+
+    /// Turns auth on: device keys, `esp32-01=KEY,esp32-02=KEY`; a device presents its
+    /// own (`?token=KEY`) and may only send for its own device_id.
+    #[arg(long, env = DEVICE_KEYS_ENV, value_name = "ID=KEY,…")]
+    device_keys: Option<String>,
+
+    /// Turns auth on: dashboard keys, `NAME=KEY` or `NAME=KEY=operator` (only operators
+    /// change a device's sample interval); the page takes its key as `?key=KEY`.
+    #[arg(long, env = DASHBOARD_KEYS_ENV, value_name = "NAME=KEY[=operator],…")]
+    dashboard_keys: Option<String>,
 
     /// Access-Control-Allow-Origin of the REST answers.
     #[arg(long, env = CORS_ORIGIN_ENV, value_name = "ORIGIN", default_value = "*")]
@@ -197,6 +211,11 @@ async fn run_lambda() -> Result<(), String> {
     let mut state_config = Config {
         history_ttl_days: env_days(HISTORY_TTL_ENV)?,
         device_token: std::env::var(DEVICE_TOKEN_ENV).ok(),
+        keys: access::authorizer(
+            std::env::var(DEVICE_KEYS_ENV).ok().as_deref(),
+            std::env::var(DASHBOARD_KEYS_ENV).ok().as_deref(),
+        )
+        .map_err(|error| error.to_string())?,
         cors_origin: std::env::var(CORS_ORIGIN_ENV).unwrap_or_else(|_| "*".to_owned()),
     };
     if state_config.cors_origin.trim().is_empty() {
@@ -222,14 +241,18 @@ async fn run_lambda() -> Result<(), String> {
 struct Config {
     history_ttl_days: u32,
     device_token: Option<String>,
+    keys: Option<wsgw_core::auth::ApiKeyAuthorizer>,
     cors_origin: String,
 }
 
 impl Config {
     fn state(self, history: Arc<dyn HistoryStore>) -> Telemetry {
-        let state = Telemetry::new(history)
+        let mut state = Telemetry::new(history)
             .with_history_ttl_days(self.history_ttl_days)
             .with_cors_origin(self.cors_origin);
+        if let Some(keys) = self.keys {
+            state = state.with_keys(keys);
+        }
         match self.device_token {
             Some(token) => state.with_device_token(token),
             None => state,
@@ -238,12 +261,14 @@ impl Config {
 }
 
 impl Backend {
-    fn config(&self) -> Config {
-        Config {
+    fn config(&self) -> Result<Config, String> {
+        Ok(Config {
             history_ttl_days: self.history_ttl_days,
             device_token: self.device_token.clone(),
+            keys: access::authorizer(self.device_keys.as_deref(), self.dashboard_keys.as_deref())
+                .map_err(|error| error.to_string())?,
             cors_origin: self.cors_origin.clone(),
-        }
+        })
     }
 }
 
@@ -292,7 +317,13 @@ async fn run_invoke(invoke: Invoke) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let state = invoke.backend.config().state(history);
+    let state = match invoke.backend.config() {
+        Ok(config) => config.state(history),
+        Err(error) => {
+            eprintln!("telemetry invoke: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let invoker = Invoker::new("telemetry", store, move |store, sink| {
         telemetry::router(store, sink, state)
     });
@@ -301,7 +332,8 @@ async fn run_invoke(invoke: Invoke) -> ExitCode {
 
 async fn run_local(serve: Serve) -> Result<(), String> {
     let (store, history, where_kept) = local_backends(&serve.backend).await?;
-    let state = serve.backend.config().state(history);
+    let state = serve.backend.config()?.state(history);
+    let auth = state.auth_required();
     let sockets = Arc::new(MemorySink::new());
     let router = telemetry::router(store, sockets.clone(), state);
     let running = LocalGateway::new(router, sockets)
@@ -314,9 +346,15 @@ async fn run_local(serve: Serve) -> Result<(), String> {
         "telemetry listening on {} — dashboard http://{addr}/, history http://{addr}/history?device_id=ID; data kept {where_kept}; Ctrl-C stops",
         running.ws_url()
     );
+    if auth {
+        println!(
+            "auth is on: devices connect with ?token=KEY, the dashboard opens as http://{addr}/?key=KEY"
+        );
+    }
     let simulator = if serve.simulate > 0 {
         let mut config = SimulatorConfig::new(running.ws_url(), serve.simulate);
         config.token = serve.backend.device_token.clone();
+        config.tokens = access::device_tokens(serve.backend.device_keys.as_deref().unwrap_or(""));
         let simulator = Simulator::start(config).map_err(|error| error.to_string())?;
         tracing::info!(devices = serve.simulate, "simulated devices started");
         Some(simulator)
@@ -336,6 +374,7 @@ async fn run_simulator(simulate: Simulate) -> Result<(), String> {
     config.id_prefix = simulate.prefix;
     config.sample_interval_ms = simulate.sample_interval_ms;
     config.token = simulate.device_token;
+    config.tokens = access::device_tokens(simulate.device_keys.as_deref().unwrap_or(""));
     println!(
         "simulating {} devices against {} — Ctrl-C stops",
         simulate.devices, simulate.url

@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use chrono::Duration;
+use wsgw_core::auth::ApiKeyAuthorizer;
 use wsgw_core::HistoryStore;
 
 use crate::clock::{Clock, SystemClock};
@@ -33,6 +34,7 @@ pub struct Telemetry {
     clock: Arc<dyn Clock>,
     history_ttl: Duration,
     device_token: Option<String>,
+    keys: Option<ApiKeyAuthorizer>,
     cors_origin: String,
 }
 
@@ -44,6 +46,7 @@ impl Telemetry {
             clock: Arc::new(SystemClock),
             history_ttl: Duration::days(DEFAULT_HISTORY_TTL_DAYS.into()),
             device_token: None,
+            keys: None,
             cors_origin: "*".to_owned(),
         }
     }
@@ -65,6 +68,23 @@ impl Telemetry {
         let token = token.into();
         self.device_token = (!token.is_empty()).then_some(token);
         self
+    }
+
+    /// Turns auth on: every client presents one of these keys on `$connect`, and the
+    /// rules of [`access`](crate::access) apply.
+    pub fn with_keys(mut self, keys: ApiKeyAuthorizer) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// The keys, when auth is on.
+    pub fn keys(&self) -> Option<&ApiKeyAuthorizer> {
+        self.keys.as_ref()
+    }
+
+    /// Whether auth is on (keys are set): then routes refuse what no principal may do.
+    pub fn auth_required(&self) -> bool {
+        self.keys.is_some()
     }
 
     /// The `Access-Control-Allow-Origin` of the REST answers (default `*`).
@@ -104,6 +124,7 @@ impl fmt::Debug for Telemetry {
         f.debug_struct("Telemetry")
             .field("history_ttl_days", &self.history_ttl.num_days())
             .field("device_token", &self.device_token.as_ref().map(|_| "<set>"))
+            .field("keys", &self.keys.as_ref().map(ApiKeyAuthorizer::len))
             .field("cors_origin", &self.cors_origin)
             .finish_non_exhaustive()
     }

@@ -14,6 +14,9 @@
   const WS_BASE = params.get("ws") || (sameOrigin ? `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/` : "");
   const API_BASE = (params.get("api") || (sameOrigin ? location.origin : "")).replace(/\/+$/, "");
   const FOLLOW = params.get("device");
+  // With auth on (dashboard keys set): ?key=KEY, offered as the subprotocols
+  // "wsgw.bearer", KEY, since a page cannot set headers on a WebSocket.
+  const KEY = params.get("key");
   const LIVE_POINTS = 300;
   const HISTORY_PAGE = 1000;
   const HISTORY_MAX_PAGES = 50;
@@ -339,7 +342,7 @@
     url.searchParams.set("role", "client");
     if (FOLLOW) url.searchParams.set("device_id", FOLLOW);
     setStatus("connecting…", false);
-    socket = new WebSocket(url);
+    socket = KEY ? new WebSocket(url, ["wsgw.bearer", KEY]) : new WebSocket(url);
     socket.addEventListener("open", () => {
       connected = true;
       retry = 0;

@@ -54,6 +54,8 @@ pub struct SimulatorConfig {
     pub id_prefix: String,
     /// Sent as `?token=` when the gateway wants one.
     pub token: Option<String>,
+    /// Per-device tokens (device id → token), sent as `?token=` instead of `token`.
+    pub tokens: std::collections::BTreeMap<String, String>,
     /// Sample interval until a `control` message changes it.
     pub sample_interval_ms: u32,
     /// Seed of device `i` is `seed + i`: same seed, same readings and jitter.
@@ -83,6 +85,7 @@ impl SimulatorConfig {
             devices,
             id_prefix: "sim-".to_owned(),
             token: None,
+            tokens: std::collections::BTreeMap::new(),
             sample_interval_ms: defaults.sample_interval_ms,
             seed: 1,
             backoff: defaults.backoff,
@@ -134,8 +137,15 @@ impl SimulatorConfig {
             url: self.url.clone(),
             source,
         };
+        let id = self.device_id(index);
         let target = endpoint
-            .device_target(&self.device_id(index), self.token.as_deref())
+            .device_target(
+                &id,
+                self.tokens
+                    .get(&id)
+                    .or(self.token.as_ref())
+                    .map(String::as_str),
+            )
             .map_err(url_error)?;
         let host = endpoint.host_header().map_err(url_error)?;
         let scheme = if endpoint.tls { "wss" } else { "ws" };

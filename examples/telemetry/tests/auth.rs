@@ -1,0 +1,240 @@
+//! Telemetry with auth on (device and dashboard keys), on the LocalGateway with real
+//! WebSocket clients: who gets in, devices only speak for their own device id, only
+//! operators change a device's sample interval, and the simulator and the dashboard's
+//! way of presenting a key (subprotocol) work.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use telemetry::Telemetry;
+use telemetry_simulator::{Simulator, SimulatorConfig};
+use tokio_tungstenite::tungstenite;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use wsgw_memory::gateway::{LocalGateway, RunningGateway};
+use wsgw_memory::{MemoryHistory, MemorySink, MemoryStore};
+
+const DEVICE_KEYS: &str = "esp32-01=k-dev-01,esp32-02=k-dev-02,sim-01=k-sim-01";
+const DASHBOARD_KEYS: &str = "ada=k-ops-ada=operator,bob=k-view-bob";
+
+async fn start() -> (RunningGateway, String, Arc<MemoryStore>) {
+    let keys = telemetry::access::authorizer(Some(DEVICE_KEYS), Some(DASHBOARD_KEYS))
+        .expect("key lists")
+        .expect("auth on");
+    let sockets = Arc::new(MemorySink::new());
+    let store = Arc::new(MemoryStore::new());
+    let state = Telemetry::new(Arc::new(MemoryHistory::new())).with_keys(keys);
+    let router = telemetry::router(store.clone(), sockets.clone(), state);
+    let running = LocalGateway::new(router, sockets)
+        .assets(telemetry::dashboard())
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("binds");
+    let ws = running.ws_url();
+    (running, ws, store)
+}
+
+async fn refused(ws: &str, query: &str) -> u16 {
+    match tokio_tungstenite::connect_async(format!("{ws}/?{query}")).await {
+        Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
+        other => panic!("{query}: expected a refusal, got {:?}", other.map(|_| ())),
+    }
+}
+
+/// A dashboard presenting its key as the page does: subprotocols `wsgw.bearer`, KEY.
+async fn dashboard(ws: &str, key: &str) -> Socket {
+    let mut request = format!("{ws}/?role=client")
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        format!("wsgw.bearer, {key}").parse().expect("header"),
+    );
+    let (socket, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("the dashboard connects");
+    assert_eq!(
+        response
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok()),
+        Some("wsgw.bearer")
+    );
+    socket
+}
+
+#[tokio::test]
+async fn without_a_valid_key_or_with_someone_elses_nobody_gets_in_and_nothing_is_stored() {
+    let (_gateway, ws, store) = start().await;
+    // No key, a wrong key: 401.
+    assert_eq!(refused(&ws, "role=device&device_id=esp32-01").await, 401);
+    assert_eq!(
+        refused(&ws, "role=device&device_id=esp32-01&token=k-dev-0").await,
+        401
+    );
+    assert_eq!(refused(&ws, "role=client").await, 401);
+    assert_eq!(refused(&ws, "role=client&token=k-ops-ad").await, 401);
+    // A valid key for something it does not grant: 403.
+    assert_eq!(
+        refused(&ws, "role=device&device_id=esp32-02&token=k-dev-01").await,
+        403,
+        "a device key opens only its own device"
+    );
+    assert_eq!(refused(&ws, "role=client&token=k-dev-01").await, 403);
+    assert_eq!(
+        refused(&ws, "role=device&device_id=ada&token=k-ops-ada").await,
+        403
+    );
+    assert!(store.is_empty(), "no refused client left a record");
+    // The firmware's form gets in.
+    let _device = connect(&ws, "role=device&device_id=esp32-01&token=k-dev-01").await;
+    assert_eq!(store.len(), 1);
+}
+
+#[tokio::test]
+async fn a_device_only_sends_readings_for_its_own_device_id() {
+    let (_gateway, ws, _store) = start().await;
+    let mut watcher = dashboard(&ws, "k-view-bob").await;
+    let mut device = connect(&ws, "role=device&device_id=esp32-01&token=k-dev-01").await;
+    let now = chrono::Utc::now().timestamp_millis();
+
+    send(&mut device, &reading("esp32-02", 1, now)).await;
+    let error = next_json(&mut device).await;
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["code"], "device_id_mismatch");
+
+    send(&mut device, &reading("esp32-01", 2, now)).await;
+    let pushed = next_json(&mut watcher).await;
+    assert_eq!(pushed["type"], "reading");
+    assert_eq!(pushed["device_id"], "esp32-01");
+    assert_eq!(
+        pushed["seq"], 2,
+        "the other device's reading never reached anyone"
+    );
+}
+
+#[tokio::test]
+async fn only_operators_change_a_devices_sample_interval() {
+    let (_gateway, ws, _store) = start().await;
+    let mut device = connect(&ws, "role=device&device_id=esp32-01&token=k-dev-01").await;
+    let mut viewer = dashboard(&ws, "k-view-bob").await;
+    let mut operator = dashboard(&ws, "k-ops-ada").await;
+    let command =
+        json!({"action": "ControlCmd", "device_id": "esp32-01", "sample_interval_ms": 2000});
+
+    send(&mut viewer, &command).await;
+    let error = next_json(&mut viewer).await;
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["code"], "wrong_role");
+    assert!(
+        drain(&mut device, Duration::from_millis(300))
+            .await
+            .is_empty(),
+        "the device was not told anything"
+    );
+    // A viewer still sets its own push interval.
+    send(
+        &mut viewer,
+        &json!({"action": "ControlCmd", "interval_ms": 2000}),
+    )
+    .await;
+    assert_eq!(
+        next_json(&mut viewer).await,
+        json!({"type": "interval", "interval_ms": 2000})
+    );
+
+    send(&mut operator, &command).await;
+    assert_eq!(
+        next_json(&mut device).await,
+        json!({"type": "control", "sample_interval_ms": 2000})
+    );
+}
+
+#[tokio::test]
+async fn a_device_cannot_pass_for_a_dashboard_to_send_commands() {
+    let (_gateway, ws, _store) = start().await;
+    let mut device = connect(&ws, "role=device&device_id=esp32-01&token=k-dev-01").await;
+    send(
+        &mut device,
+        &json!({"action": "ControlCmd", "device_id": "esp32-02", "sample_interval_ms": 500}),
+    )
+    .await;
+    assert_eq!(next_json(&mut device).await["code"], "wrong_role");
+}
+
+#[tokio::test]
+async fn simulated_devices_present_their_own_keys() {
+    let (_gateway, ws, _store) = start().await;
+    let mut watcher = dashboard(&ws, "k-view-bob").await;
+    let mut config = SimulatorConfig::new(ws.clone(), 2);
+    config.sample_interval_ms = 250;
+    config.tokens = telemetry::access::device_tokens(DEVICE_KEYS);
+    let simulator = Simulator::start(config).expect("starts");
+    // sim-01 has a key and is seen; sim-02 has none and never gets in.
+    let got = drain(&mut watcher, Duration::from_secs(2)).await;
+    let reports = simulator.shutdown().await;
+    assert!(
+        got.iter()
+            .any(|m| m["type"] == "reading" && m["device_id"] == "sim-01"),
+        "{got:?}"
+    );
+    assert!(got.iter().all(|m| m["device_id"] != "sim-02"), "{got:?}");
+    let sim02 = reports
+        .iter()
+        .find(|r| r.device_id == "sim-02")
+        .expect("a report");
+    assert_eq!(sim02.stats.readings_sent, 0);
+}
+
+/// Kills the child if the test fails before it is dropped.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_binary_turns_auth_on_from_the_environment_and_its_simulator_gets_in() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_telemetry"))
+        .args(["--listen", "127.0.0.1:0", "--simulate", "1"])
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env_remove("WSGW_DYNAMODB_ENDPOINT")
+        .env_remove("TELEMETRY_DEVICE_TOKEN")
+        .env("TELEMETRY_DEVICE_KEYS", "sim-01=k-sim-01")
+        .env("TELEMETRY_DASHBOARD_KEYS", "ada=k-ops-ada=operator")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the telemetry binary starts");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let running = Running(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().expect("a line").expect("text");
+    let ws = first
+        .split_whitespace()
+        .find(|word| word.starts_with("ws://"))
+        .unwrap_or_else(|| panic!("no ws:// address in {first:?}"))
+        .to_owned();
+    let second = lines.next().expect("a second line").expect("text");
+    assert!(second.starts_with("auth is on"), "{second:?}");
+
+    assert_eq!(refused(&ws, "role=client").await, 401);
+    assert_eq!(refused(&ws, "role=device&device_id=sim-01").await, 401);
+    let mut operator = dashboard(&ws, "k-ops-ada").await;
+    let got = drain(&mut operator, Duration::from_secs(3)).await;
+    assert!(
+        got.iter()
+            .any(|m| m["type"] == "reading" && m["device_id"] == "sim-01"),
+        "the in-process simulator presented its key: {got:?}"
+    );
+    drop(running);
+}
