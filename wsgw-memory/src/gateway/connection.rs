@@ -329,8 +329,22 @@ async fn serve<S: Send + Sync + 'static>(
             }
             Some(payload) = outbox.messages.recv() => {
                 idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout);
-                if writer.send(to_message(payload)).await.is_err() {
-                    break (ABNORMAL, String::new(), None);
+                // A client that stops reading blocks this write once its buffers are full
+                // (and the outbox then fills: posts are throttled). `DELETE`, the timeouts
+                // and shutdown still close it meanwhile, by dropping the socket: no close
+                // frame would fit.
+                let ended = tokio::select! {
+                    written = writer.send(to_message(payload)) => {
+                        written.err().map(|_| (ABNORMAL, String::new(), None))
+                    }
+                    _ = &mut outbox.close => Some((NORMAL, String::new(), None)),
+                    () = &mut idle => Some((GOING_AWAY, "Going away".to_owned(), None)),
+                    () = &mut lifetime => Some((GOING_AWAY, "Going away".to_owned(), None)),
+                    () = shared.shutdown.cancelled() => Some((GOING_AWAY, "Going away".to_owned(), None)),
+                };
+                if let Some(ended) = ended {
+                    tracing::debug!(connection_id = %session.id, code = ended.0, "closed while a write was blocked");
+                    break ended;
                 }
             }
             _ = &mut outbox.close => break (NORMAL, String::new(), Some(close_message(NORMAL, ""))),

@@ -1,0 +1,27 @@
+//! The churn soak on the LocalGateway over `MemoryStore` (see `support/soak.rs`): waves
+//! of real WebSocket clients connect, broadcast numbered messages to their rooms and
+//! leave by close frame, FIN or RST; every message reaches every live roommate exactly
+//! once and in order, the store ends empty, and RSS comes back to the warm-up's.
+//!
+//! Bounded here (a few hundred clients, about ten seconds); the long run is
+//! `WSGW_SOAK_CLIENTS=2000 WSGW_SOAK_SECONDS=60 cargo test --release -p wsgw-memory
+//! --features gateway --test soak -- --nocapture` (RELIABILITY.md).
+#![cfg(feature = "gateway")]
+
+#[path = "support/soak.rs"]
+mod soak;
+
+use std::sync::Arc;
+
+use wsgw_memory::MemoryStore;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn churn_soak_on_memory_delivers_every_message_once_in_order_and_leaves_nothing_behind() {
+    let config = soak::SoakConfig::from_env(400, 7, 10, 4);
+    let store = Arc::new(MemoryStore::new());
+
+    let report = soak::run_soak(store.clone(), &config).await;
+
+    assert!(store.is_empty());
+    assert!(report.waves >= config.waves);
+}
