@@ -106,9 +106,21 @@ fn json_body(request: &Request) -> std::result::Result<Value, InputError> {
     })
 }
 
+/// With a token (auth on), the name the token gives: its `name` claim, else its
+/// principal (`sub`); a `?name=` is then ignored, so nobody chats under another's name.
+fn signed_in_name(request: &Request) -> Option<&str> {
+    let context = request.authorizer.as_ref()?;
+    context
+        .get("name")
+        .and_then(serde_json::Value::as_str)
+        .filter(|name| !name.is_empty())
+        .or_else(|| context.get(wsgw_core::auth::PRINCIPAL_KEY)?.as_str())
+}
+
 /// `$connect`: stores the connection in its session's group and in [`ALL_GROUP`],
 /// writes its session record and logs the event. A bad `session_id` or `name` refuses
-/// the handshake with 400.
+/// the handshake with 400. With a token, the name is the token's (see
+/// [`signed_in_name`]).
 pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<Reply> {
     let state = ctx.state();
     let config = state.config();
@@ -117,8 +129,11 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<Reply> {
     let checked =
         protocol::session_from_query(request.query_param("session_id"), id.as_str(), config)
             .and_then(|session_id| {
-                protocol::check_name(request.query_param("name"), config)
-                    .map(|name| (session_id, name))
+                protocol::check_name(
+                    signed_in_name(&request).or(request.query_param("name")),
+                    config,
+                )
+                .map(|name| (session_id, name))
             });
     let (session_id, name) = match checked {
         Ok(checked) => checked,

@@ -80,6 +80,7 @@ mod state;
 
 use std::sync::Arc;
 
+use wsgw_core::auth::{AuthError, JwtAuthorizer};
 use wsgw_core::{ConnectionStore, MessageSink, RouteSelection, Router};
 
 pub use ids::{new_message_id, rfc3339};
@@ -107,6 +108,91 @@ pub const INDEX_HTML: &str = include_str!("../web/index.html");
 /// The group of a session's connections: `session:<session_id>`.
 pub fn session_group(session_id: &str) -> String {
     format!("session:{session_id}")
+}
+
+/// Environment variable: an HS256 secret; when set, clients must present a JWT signed
+/// with it (`?token=`, `Authorization: Bearer`, or the subprotocols `wsgw.bearer, TOKEN`).
+pub const JWT_SECRET_ENV: &str = "WSGW_JWT_SECRET";
+/// Environment variable: a PEM file with an RSA public key; when set, clients must
+/// present an RS256 JWT it verifies.
+pub const JWT_PUBLIC_KEY_FILE_ENV: &str = "WSGW_JWT_PUBLIC_KEY_FILE";
+/// Environment variable: the audience tokens must name (`aud`), optional.
+pub const JWT_AUDIENCE_ENV: &str = "WSGW_JWT_AUDIENCE";
+/// Environment variable: the issuer tokens must name (`iss`), optional.
+pub const JWT_ISSUER_ENV: &str = "WSGW_JWT_ISSUER";
+
+/// The chat's optional JWT settings; [`JwtSettings::authorizer`] is `None` (auth off)
+/// unless a secret or a public key is given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JwtSettings {
+    /// HS256 shared secret.
+    pub secret: Option<String>,
+    /// RS256 public key, PEM text.
+    pub public_key_pem: Option<String>,
+    /// Required `aud`.
+    pub audience: Option<String>,
+    /// Required `iss`.
+    pub issuer: Option<String>,
+}
+
+impl JwtSettings {
+    /// From [`JWT_SECRET_ENV`], [`JWT_PUBLIC_KEY_FILE_ENV`] (read here),
+    /// [`JWT_AUDIENCE_ENV`] and [`JWT_ISSUER_ENV`]; empty values are unset.
+    pub fn from_env() -> std::result::Result<Self, String> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let public_key_pem = match var(JWT_PUBLIC_KEY_FILE_ENV) {
+            Some(path) => Some(
+                std::fs::read_to_string(path.trim())
+                    .map_err(|error| format!("{JWT_PUBLIC_KEY_FILE_ENV}={path}: {error}"))?,
+            ),
+            None => None,
+        };
+        Ok(JwtSettings {
+            secret: var(JWT_SECRET_ENV),
+            public_key_pem,
+            audience: var(JWT_AUDIENCE_ENV),
+            issuer: var(JWT_ISSUER_ENV),
+        })
+    }
+
+    /// The `$connect` authorizer these settings ask for (RS256 when a public key is
+    /// given, else HS256), or `None`.
+    ///
+    /// ```
+    /// let off = chat::JwtSettings::default();
+    /// assert!(off.authorizer().unwrap().is_none());
+    /// let on = chat::JwtSettings { secret: Some("s3cret".into()), ..Default::default() };
+    /// assert!(on.authorizer().unwrap().is_some());
+    /// ```
+    pub fn authorizer(&self) -> std::result::Result<Option<JwtAuthorizer>, AuthError> {
+        let authorizer = match (&self.public_key_pem, &self.secret) {
+            (Some(pem), _) => JwtAuthorizer::rs256_pem(pem.as_bytes())?,
+            (None, Some(secret)) => JwtAuthorizer::hs256(secret.as_bytes()),
+            (None, None) => return Ok(None),
+        };
+        let authorizer = match &self.audience {
+            Some(audience) => authorizer.audience(audience.clone()),
+            None => authorizer,
+        };
+        Ok(Some(match &self.issuer {
+            Some(issuer) => authorizer.issuer(issuer.clone()),
+            None => authorizer,
+        }))
+    }
+}
+
+/// [`router`] with `authorizer` deciding `$connect` when it is set.
+pub fn router_with_auth(
+    store: Arc<dyn ConnectionStore>,
+    sink: Arc<dyn MessageSink>,
+    state: ChatState,
+    authorizer: Option<JwtAuthorizer>,
+) -> Router<ChatState> {
+    let router = router(store, sink, state);
+    match authorizer {
+        Some(authorizer) => router.authorizer(authorizer),
+        None => router,
+    }
 }
 
 /// Builds the chat's router over these backends and state.

@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat::{ChatConfig, ChatState};
+use chat::{ChatConfig, ChatState, JwtSettings};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 use wsgw_aws::dynamo::{DynamoHistory, DynamoStore};
@@ -143,11 +143,21 @@ async fn run_lambda() -> Result<(), String> {
         .await
         .map_err(|error| error.to_string())?;
     let state = ChatState::new(Arc::new(history)).with_config(config(retention_days));
+    let authorizer = jwt_authorizer()?;
     wsgw_aws::lambda::run_with_store(Arc::new(store), move |store, sink| {
-        chat::router(store, sink, state)
+        chat::router_with_auth(store, sink, state, authorizer)
     })
     .await
     .map_err(|error| error.to_string())
+}
+
+/// The JWT authorizer the environment asks for (`WSGW_JWT_SECRET` or
+/// `WSGW_JWT_PUBLIC_KEY_FILE`, with `WSGW_JWT_AUDIENCE` / `WSGW_JWT_ISSUER`); `None`
+/// leaves the chat open.
+fn jwt_authorizer() -> Result<Option<wsgw_core::auth::JwtAuthorizer>, String> {
+    JwtSettings::from_env()?
+        .authorizer()
+        .map_err(|error| error.to_string())
 }
 
 /// The backends of a local run: memory, or DynamoDB at an endpoint.
@@ -193,8 +203,15 @@ async fn run_invoke(args: &Args, invoke: &InvokeArgs) -> ExitCode {
         }
     };
     let state = ChatState::new(history).with_config(config(args.retention_days));
+    let authorizer = match jwt_authorizer() {
+        Ok(authorizer) => authorizer,
+        Err(error) => {
+            eprintln!("chat invoke: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let invoker = Invoker::new("chat", store, move |store, sink| {
-        chat::router(store, sink, state)
+        chat::router_with_auth(store, sink, state, authorizer)
     });
     wsgw_aws::invoke::run("chat", &invoker, invoke).await
 }
@@ -204,7 +221,9 @@ async fn run_local(args: Args) -> Result<(), String> {
     let (store, history, backend) = local_backends(&args).await?;
     let state = ChatState::new(history).with_config(config(args.retention_days));
     let sockets = Arc::new(MemorySink::new());
-    let router = chat::router(store, sockets.clone(), state);
+    let authorizer = jwt_authorizer()?;
+    let auth = authorizer.is_some();
+    let router = chat::router_with_auth(store, sockets.clone(), state, authorizer);
     let running = LocalGateway::new(router, sockets)
         .assets(Assets::new().file("/index.html", chat::INDEX_HTML))
         .bind(args.listen)
@@ -220,6 +239,11 @@ async fn run_local(args: Args) -> Result<(), String> {
     println!(
         "chat on {backend}: open http://{shown}/ in a browser, or connect WebSocket clients to ws://{shown} (Ctrl-C stops)"
     );
+    if auth {
+        println!(
+            "auth is on: clients present a JWT (?token=, Authorization: Bearer, or the subprotocols wsgw.bearer, TOKEN); the page opens as http://{shown}/?token=JWT"
+        );
+    }
     running
         .run_until_signal()
         .await

@@ -34,6 +34,8 @@ fn chat_command() -> Command {
         "WSGW_CONNECTIONS_TABLE",
         "WSGW_HISTORY_TABLE",
         "CHAT_RETENTION_DAYS",
+        "WSGW_JWT_SECRET",
+        "WSGW_JWT_PUBLIC_KEY_FILE",
     ] {
         command.env_remove(variable);
     }
