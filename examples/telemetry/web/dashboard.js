@@ -15,7 +15,8 @@
   const API_BASE = (params.get("api") || (sameOrigin ? location.origin : "")).replace(/\/+$/, "");
   const FOLLOW = params.get("device");
   // With auth on (dashboard keys set): ?key=KEY, offered as the subprotocols
-  // "wsgw.bearer", KEY, since a page cannot set headers on a WebSocket.
+  // "wsgw.bearer", KEY (a page cannot set headers on a WebSocket) and as ?token=KEY, so
+  // the page works whichever identity source (TokenLocation) the deployed authorizer has.
   const KEY = params.get("key");
   const LIVE_POINTS = 300;
   const HISTORY_PAGE = 1000;
@@ -341,6 +342,7 @@
     const url = new URL(WS_BASE);
     url.searchParams.set("role", "client");
     if (FOLLOW) url.searchParams.set("device_id", FOLLOW);
+    if (KEY) url.searchParams.set("token", KEY);
     setStatus("connecting…", false);
     socket = KEY ? new WebSocket(url, ["wsgw.bearer", KEY]) : new WebSocket(url);
     socket.addEventListener("open", () => {
