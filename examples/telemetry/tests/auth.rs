@@ -238,3 +238,80 @@ async fn the_binary_turns_auth_on_from_the_environment_and_its_simulator_gets_in
     );
     drop(running);
 }
+
+fn authorizer_event(token: &str) -> serde_json::Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../wsgw-aws/tests/events/authorizer-request.json"
+    );
+    let mut event: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("the fixture")).expect("JSON");
+    event["queryStringParameters"]["token"] = json!(token);
+    event["multiValueQueryStringParameters"]["token"] = json!([token]);
+    event
+}
+
+#[tokio::test]
+async fn the_binary_in_authorizer_role_answers_api_gateway_with_policies() {
+    use std::process::{Command, Stdio};
+    use wsgw_memory::gateway::{Invocation, LambdaRuntimeEmulator};
+
+    let runtime = LambdaRuntimeEmulator::start().await.expect("runtime API");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_telemetry"));
+    command
+        .envs(runtime.function_env())
+        .env("WSGW_LAMBDA_ROLE", "authorizer")
+        .env("TELEMETRY_DEVICE_KEYS", "esp32-01=k-esp32-01")
+        .env("TELEMETRY_DASHBOARD_KEYS", "")
+        .env("TELEMETRY_DEVICE_TOKEN", "")
+        // Names only: the authorizer touches no table.
+        .env("WSGW_CONNECTIONS_TABLE", "unused-connections")
+        .env("WSGW_HISTORY_TABLE", "unused-history")
+        .env_remove("WSGW_DYNAMODB_ENDPOINT")
+        .env_remove("AWS_PROFILE")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _function = Running(command.spawn().expect("telemetry starts"));
+    let wait = Duration::from_secs(20);
+
+    let allowed = runtime
+        .invoke(authorizer_event("k-esp32-01"), wait)
+        .await
+        .expect("an answer");
+    let Invocation::Response(policy) = allowed else {
+        panic!("expected a policy, got {allowed:?}")
+    };
+    assert_eq!(policy["principalId"], "esp32-01");
+    assert_eq!(policy["context"]["roles"], "device");
+    let statement = &policy["policyDocument"]["Statement"][0];
+    assert_eq!(statement["Effect"], "Allow");
+    assert_eq!(statement["Action"], "execute-api:Invoke");
+    assert_eq!(
+        statement["Resource"],
+        "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/production/$connect"
+    );
+
+    match runtime
+        .invoke(authorizer_event("k-guess"), wait)
+        .await
+        .expect("an answer")
+    {
+        Invocation::Error(error) => assert_eq!(error["errorMessage"], "Unauthorized"),
+        other => panic!("expected Unauthorized, got {other:?}"),
+    }
+
+    // In the authorizer role, a route event is refused rather than run.
+    let mut connect = authorizer_event("k-esp32-01");
+    let object = connect.as_object_mut().expect("object");
+    object.remove("type");
+    object.remove("methodArn");
+    match runtime.invoke(connect, wait).await.expect("an answer") {
+        Invocation::Error(error) => assert!(
+            error["errorMessage"]
+                .as_str()
+                .is_some_and(|m| m.contains("authorizer events only")),
+            "{error}"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
