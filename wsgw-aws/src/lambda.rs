@@ -92,6 +92,27 @@ fn header_map(headers: &HeaderMap) -> BTreeMap<String, String> {
     )
 }
 
+/// `queryStringParameters`, one value per name (of a list, the last, as iterating the
+/// event's `QueryMap` gave). Read from the raw event because `QueryMap`'s iterator
+/// panics on a name with an empty list (`{"token":[]}`); the event's own
+/// deserialization has already refused any other shape.
+fn query_parameters(raw: &Value) -> BTreeMap<String, String> {
+    let Some(Value::Object(parameters)) = raw.get("queryStringParameters") else {
+        return BTreeMap::new();
+    };
+    parameters
+        .iter()
+        .filter_map(|(name, value)| {
+            let value = match value {
+                Value::String(value) => value,
+                Value::Array(values) => values.last()?.as_str()?,
+                _ => return None,
+            };
+            Some((name.clone(), value.to_owned()))
+        })
+        .collect()
+}
+
 fn millis(at: i64) -> Option<DateTime<Utc>> {
     (at > 0)
         .then(|| DateTime::from_timestamp_millis(at))
@@ -116,6 +137,7 @@ pub fn decode_websocket_event(raw: Value) -> Result<Request, EventError> {
         .pointer("/requestContext/authorizer")
         .filter(|value| !value.is_null())
         .cloned();
+    let query = query_parameters(&raw);
     let event: ApiGatewayWebsocketProxyRequest = from_event(raw, "WebSocket")?;
     let context = event.request_context;
     let event_type = match context.event_type.as_deref() {
@@ -151,11 +173,7 @@ pub fn decode_websocket_event(raw: Value) -> Result<Request, EventError> {
     request
         .headers
         .extend(header_map(&event.multi_value_headers));
-    request.query = event
-        .query_string_parameters
-        .iter()
-        .map(|(name, value)| (name.to_owned(), value.to_owned()))
-        .collect();
+    request.query = query;
     if let Some(at) = millis(context.request_time_epoch) {
         request.request_time = at;
     }
@@ -179,16 +197,13 @@ pub fn decode_websocket_event(raw: Value) -> Result<Request, EventError> {
 /// Decodes an API Gateway REST proxy event (`ApiGatewayProxyRequest`) into an
 /// [`HttpRequest`].
 pub fn decode_rest_event(raw: Value) -> Result<HttpRequest, EventError> {
+    let query = query_parameters(&raw);
     let event: ApiGatewayProxyRequest = from_event(raw, "REST proxy")?;
     let mut request = HttpRequest::new(
         event.http_method.as_str(),
         event.path.unwrap_or_else(|| "/".to_owned()),
     );
-    request.query = event
-        .query_string_parameters
-        .iter()
-        .map(|(name, value)| (name.to_owned(), value.to_owned()))
-        .collect();
+    request.query = query;
     request.headers = header_map(&event.headers);
     request
         .headers
