@@ -9,8 +9,8 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 use wsgw_core::{
-    Context, MockConnectionStore, MockMessageSink, Payload, Reply, Request, RouteSelection,
-    Router, CONNECT, DEFAULT, DISCONNECT,
+    Context, MockConnectionStore, MockMessageSink, Payload, Reply, Request, RouteSelection, Router,
+    CONNECT, DEFAULT, DISCONNECT,
 };
 
 /// Field names drawn from a small set, so generated paths often hit.
