@@ -2,22 +2,52 @@
 //! proxy in front of moto's server (by the `X-Amz-Target` of each request): Query pages
 //! only, zero Scans.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::Client;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use wsgw_core::{
-    broadcast_to_group, BroadcastOptions, Connection, ConnectionId, ConnectionStore, Payload,
-};
+use wsgw_aws::dynamo::schema;
+use wsgw_core::{broadcast_to_group, BroadcastOptions, ConnectionId, ConnectionStore, Payload};
 use wsgw_memory::MemorySink;
 
 use crate::report::Results;
 use crate::{Result, RunArgs};
 
 type Counts = Arc<Mutex<BTreeMap<String, usize>>>;
+type Item = HashMap<String, AttributeValue>;
+
+/// The group broadcast to.
+const ROOM: &str = "room";
+/// Attempts per batch while moto leaves items unprocessed.
+const BATCH_ATTEMPTS: usize = 5;
+
+/// The connection id of the `i`th connection.
+fn id_of(i: usize) -> String {
+    format!("conn-{i:05}=")
+}
+
+/// moto's version, as the benchmark's Python imports it.
+fn moto_version(python: &std::path::Path) -> String {
+    std::process::Command::new(python)
+        .args(["-c", "import moto; print(moto.__version__)"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
 
 const TARGET: &[u8] = b"DynamoDB_20120810.";
 
@@ -90,8 +120,90 @@ async fn counting_proxy(upstream: String, counts: Counts) -> Result<String> {
     Ok(format!("http://{addr}"))
 }
 
-/// Fills a table with `total` connections, `room` of them in the room, then counts the
-/// requests of one `broadcast_to_group` to the room.
+/// The items [`wsgw_aws::DynamoStore::put`] writes for a connection with no attributes:
+/// the connection item and, in the room, its membership item (the documented table
+/// design, [`wsgw_aws::dynamo::schema`]).
+fn connection_items(id: &str, in_room: bool, now_ms: i64, ttl: i64) -> Vec<Item> {
+    let s = |value: String| AttributeValue::S(value);
+    let n = |value: i64| AttributeValue::N(value.to_string());
+    let pk = format!("{}{id}", schema::CONNECTION_PREFIX);
+    let mut connection = Item::from([
+        (schema::PK.to_owned(), s(pk.clone())),
+        (schema::SK.to_owned(), s(schema::CONNECTION_SK.to_owned())),
+        (schema::CONNECTED_AT.to_owned(), n(now_ms)),
+        (schema::LAST_ACTIVE_AT.to_owned(), n(now_ms)),
+        (schema::ATTRIBUTES.to_owned(), s("{}".to_owned())),
+        (schema::TTL.to_owned(), n(ttl)),
+    ]);
+    if !in_room {
+        return vec![connection];
+    }
+    let group = format!("{}{ROOM}", schema::GROUP_PREFIX);
+    connection.insert(
+        schema::GROUPS.to_owned(),
+        AttributeValue::Ss(vec![ROOM.to_owned()]),
+    );
+    let membership = Item::from([
+        (schema::PK.to_owned(), s(pk)),
+        (schema::SK.to_owned(), s(group.clone())),
+        (schema::GPK.to_owned(), s(group)),
+        (schema::GSK.to_owned(), s(id.to_owned())),
+        (schema::TTL.to_owned(), n(ttl)),
+    ]);
+    vec![connection, membership]
+}
+
+/// Writes `items` with `BatchWriteItem`, 25 a request, repeating unprocessed items (at
+/// most [`BATCH_ATTEMPTS`] times a batch).
+async fn batch_write(client: &Client, table: &str, items: Vec<Item>) -> Result<usize> {
+    let requests = items
+        .into_iter()
+        .map(|item| {
+            PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map(|put| WriteRequest::builder().put_request(put).build())
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let batches: Vec<Vec<WriteRequest>> = requests.chunks(25).map(<[_]>::to_vec).collect();
+    let count = batches.len();
+    stream::iter(batches)
+        .map(|mut pending| async move {
+            for _ in 0..BATCH_ATTEMPTS {
+                if pending.is_empty() {
+                    return Ok(());
+                }
+                let output = client
+                    .batch_write_item()
+                    .request_items(table, pending)
+                    .send()
+                    .await
+                    .map_err(|e| format!("BatchWriteItem: {}", DisplayErrorContext(e)))?;
+                pending = output
+                    .unprocessed_items
+                    .and_then(|mut unprocessed| unprocessed.remove(table))
+                    .unwrap_or_default();
+            }
+            if pending.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} items unprocessed after {BATCH_ATTEMPTS} attempts",
+                    pending.len()
+                ))
+            }
+        })
+        .buffer_unordered(4)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(count)
+}
+
+/// Fills a table with `total` connections, `room` of them in the room (with
+/// `BatchWriteItem`: `DynamoStore::put` writes each connection in a transaction, which
+/// moto runs in time growing with the table), then counts the requests of one
+/// `broadcast_to_group` to the room.
 pub async fn run(args: &RunArgs, endpoint: &str, results: &mut Results) -> Result<()> {
     let (total, room) = if args.quick {
         (1_000, 100)
@@ -108,23 +220,33 @@ pub async fn run(args: &RunArgs, endpoint: &str, results: &mut Results) -> Resul
         .map_err(|e| e.to_string())?;
     direct.create_table().await.map_err(|e| e.to_string())?;
     let filled = Instant::now();
-    stream::iter(0..total)
-        .map(|i| {
-            let direct = &direct;
-            async move {
-                let id = ConnectionId::new(format!("conn-{i:05}="));
-                let mut connection = Connection::new(id.clone());
-                if i % (total / room) == 0 {
-                    connection.groups.insert("room".to_owned());
-                }
-                direct.put(connection).await
-            }
-        })
-        .buffer_unordered(1)
-        .try_collect::<Vec<()>>()
-        .await
-        .map_err(|e| e.to_string())?;
-    eprintln!("  table filled in {:.1} s", filled.elapsed().as_secs_f64());
+    let now = chrono_now_ms();
+    let ttl = now / 1000 + 3600;
+    let every = total / room;
+    let items: Vec<Item> = (0..total)
+        .flat_map(|i| connection_items(&id_of(i), i % every == 0, now, ttl))
+        .collect();
+    let written = items.len();
+    let batches = batch_write(direct.client(), &table, items).await?;
+    eprintln!(
+        "  table filled: {written} items in {batches} BatchWriteItem requests, {:.1} s",
+        filled.elapsed().as_secs_f64()
+    );
+    // The store reads back what was written (the same schema), a member and a non-member.
+    for (i, member) in [(0, true), (1, false)] {
+        let stored = direct
+            .get(&ConnectionId::new(id_of(i)))
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{} not stored", id_of(i)))?;
+        if stored.groups.contains(ROOM) != member {
+            return Err(format!(
+                "{} read back with groups {:?}",
+                id_of(i),
+                stored.groups
+            ));
+        }
+    }
     let counts: Counts = Arc::default();
     let upstream = endpoint.trim_start_matches("http://").trim_end_matches('/');
     let proxy = counting_proxy(upstream.to_owned(), counts.clone()).await?;
@@ -135,30 +257,37 @@ pub async fn run(args: &RunArgs, endpoint: &str, results: &mut Results) -> Resul
         .await
         .map_err(|e| e.to_string())?;
     let sink = MemorySink::new();
-    for i in (0..total).step_by(total / room) {
-        sink.open(&ConnectionId::new(format!("conn-{i:05}=")), None, None);
+    for i in (0..total).step_by(every) {
+        sink.open(&ConnectionId::new(id_of(i)), None, None);
     }
     let options = BroadcastOptions::default();
     let started = Instant::now();
     let report = broadcast_to_group(
         &store,
         &sink,
-        "room",
+        ROOM,
         &Payload::text("{\"type\":\"broadcast\"}"),
         &options,
     )
     .await
     .map_err(|e| e.to_string())?;
     let elapsed = started.elapsed();
+    if report.delivered.len() != room {
+        return Err(format!(
+            "the room broadcast reached {} of {room} members",
+            report.delivered.len()
+        ));
+    }
     let counts = counts
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
     let listed: Vec<String> = counts.iter().map(|(op, n)| format!("{op} × {n}")).collect();
     results.dynamodb.push(format!(
-        "Broadcast to a {room}-member room in a {total}-connection table (moto {}, page size {}): \
+        "Broadcast to a {room}-member room in a {total}-connection table (moto {}, page size {}; \
+         the table filled beforehand with {batches} BatchWriteItem requests, not counted): \
          {} delivered in {:.0} ms; requests counted at the proxy in front of moto: {}; Scans: {}.",
-        "5",
+        moto_version(&args.python),
         options.page_size,
         report.delivered.len(),
         elapsed.as_secs_f64() * 1e3,

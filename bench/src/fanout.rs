@@ -29,8 +29,17 @@ pub const NODE: &str = "Node Promise.all (AWS SDK v3)";
 /// The Python loop.
 pub const PYTHON: &str = "Python boto3 sequential loop";
 
+/// The name `--skip` knows a sender by.
+fn skip_name(sender: &str) -> &'static str {
+    match sender {
+        WSGW => "fanout-wsgw",
+        NODE => "fanout-node",
+        _ => "fanout-python",
+    }
+}
+
 /// `wsgw-bench fanout-send`: wsgw's sender process.
-pub async fn send(endpoint: &str, ids: &Path) -> Result<()> {
+pub async fn send(endpoint: &str, ids: &Path, concurrency: Option<usize>) -> Result<()> {
     let ids: Vec<ConnectionId> = std::fs::read_to_string(ids)
         .map_err(|e| format!("{}: {e}", ids.display()))?
         .split_whitespace()
@@ -40,7 +49,10 @@ pub async fn send(endpoint: &str, ids: &Path) -> Result<()> {
         wsgw_aws::ApiGatewaySink::new(wsgw_aws::config::local_sdk_config()).with_endpoint(endpoint),
     );
     let store = wsgw_memory::MemoryStore::new();
-    let options = BroadcastOptions::default();
+    let mut options = BroadcastOptions::default();
+    if let Some(concurrency) = concurrency {
+        options = options.concurrency(concurrency);
+    }
     println!("READY");
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
@@ -89,6 +101,9 @@ fn sender_command(sender: &str, args: &RunArgs, endpoint: &str, ids: &Path) -> R
             command
                 .args(["fanout-send", "--endpoint", endpoint, "--ids"])
                 .arg(ids);
+            if let Some(concurrency) = args.fanout_concurrency {
+                command.arg("--concurrency").arg(concurrency.to_string());
+            }
             command
         }
         NODE => {
@@ -145,7 +160,7 @@ pub async fn run(args: &RunArgs, results: &mut Results) -> Result<()> {
             .collect();
         drop(received_tx);
         let outcome = async {
-            for sender in SENDERS {
+            for sender in SENDERS.into_iter().filter(|s| args.runs(skip_name(s))) {
                 let command = sender_command(sender, args, &gateway.management, &ids_file)?;
                 let mut guard = Guard::spawn(sender, command)?;
                 guard.line_starting("READY", peers::STARTUP).await?;

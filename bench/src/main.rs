@@ -8,8 +8,10 @@
 //! fan-out plot.
 
 mod client;
+mod criterion;
 mod dynamo;
 mod fanout;
+mod hot_paths;
 mod lambda;
 mod peers;
 mod report;
@@ -36,6 +38,13 @@ enum Command {
     ServeBare,
     /// The LocalGateway running the echo example's router.
     ServeGateway,
+    /// The criterion hot paths (results under `$CRITERION_HOME`, else
+    /// `target/criterion`).
+    HotPaths {
+        /// A smoke: 0.2 s warm-up and 0.5 s measurement per benchmark.
+        #[arg(long)]
+        quick: bool,
+    },
     /// wsgw's fan-out: `ApiGatewaySink` + `broadcast` to the ids in a file, on "go".
     FanoutSend {
         /// The `@connections` endpoint (`http://127.0.0.1:PORT/STAGE`).
@@ -44,6 +53,9 @@ enum Command {
         /// A file with one connection id per line.
         #[arg(long)]
         ids: PathBuf,
+        /// Sends in flight (`BroadcastOptions::concurrency`; its default when unset).
+        #[arg(long)]
+        concurrency: Option<usize>,
     },
 }
 
@@ -78,7 +90,11 @@ pub struct RunArgs {
     /// A DynamoDB-compatible server (moto) for the request count; skipped when unset.
     #[arg(long, env = "WSGW_DYNAMODB_ENDPOINT")]
     pub dynamodb_endpoint: Option<String>,
-    /// Skip benchmarks by name: roundtrip, fanout, lambda, memory, sls, dynamodb.
+    /// `BroadcastOptions::concurrency` of wsgw's fan-out sender (its default when unset).
+    #[arg(long)]
+    pub fanout_concurrency: Option<usize>,
+    /// Skip benchmarks by name: criterion, roundtrip, fanout, lambda, memory, sls, dynamodb,
+    /// or one fan-out sender: fanout-wsgw, fanout-node, fanout-python.
     #[arg(long, value_delimiter = ',')]
     pub skip: Vec<String>,
 }
@@ -103,6 +119,11 @@ fn raise_fd_limit() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::HotPaths { quick } = cli.command {
+        // Before any tokio runtime: the benchmarks make their own.
+        criterion::hot_paths(quick);
+        return ExitCode::SUCCESS;
+    }
     raise_fd_limit();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -114,9 +135,14 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Run(args) => report::run(args).await,
+            Command::HotPaths { .. } => Ok(()),
             Command::ServeBare => serve::bare().await,
             Command::ServeGateway => serve::gateway().await,
-            Command::FanoutSend { endpoint, ids } => fanout::send(&endpoint, &ids).await,
+            Command::FanoutSend {
+                endpoint,
+                ids,
+                concurrency,
+            } => fanout::send(&endpoint, &ids, concurrency).await,
         }
     });
     // Clients still open must not keep the process alive.

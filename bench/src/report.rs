@@ -52,9 +52,18 @@ pub struct Lambda {
     pub p99_us: f64,
 }
 
+/// One criterion benchmark: the median time per iteration and its 95% confidence interval.
+pub struct HotPath {
+    pub name: String,
+    pub median_ns: f64,
+    pub low_ns: f64,
+    pub high_ns: f64,
+}
+
 /// Everything measured.
 #[derive(Default)]
 pub struct Results {
+    pub hot_paths: Vec<HotPath>,
     pub roundtrip: Vec<RoundTrip>,
     pub memory: Vec<Memory>,
     pub fanout: Vec<Fanout>,
@@ -79,6 +88,10 @@ pub async fn run(mut args: RunArgs) -> Result<()> {
     }
     let started = Instant::now();
     let mut results = Results::default();
+    // First, on a machine not yet busy with servers.
+    if args.runs("criterion") {
+        crate::criterion::run(&args, &mut results).await?;
+    }
     if args.runs("roundtrip") {
         crate::roundtrip::run(&args, &mut results).await?;
     }
@@ -199,7 +212,32 @@ pub fn table(results: &Results) -> String {
         }
         out.push('\n');
     }
+    if !results.hot_paths.is_empty() {
+        out.push_str("### In-process hot paths (criterion)\n\n| benchmark | median per iteration | 95% confidence interval |\n|---|---:|---:|\n");
+        for h in &results.hot_paths {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} – {} |",
+                h.name,
+                duration(h.median_ns),
+                duration(h.low_ns),
+                duration(h.high_ns)
+            );
+        }
+        out.push('\n');
+    }
     out
+}
+
+/// Nanoseconds in the unit that reads best.
+fn duration(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.1} ns")
+    }
 }
 
 /// One line: wsgw ÷ peer (or peer ÷ wsgw for times), so that > 1 means wsgw is ahead.
@@ -318,7 +356,9 @@ fn markdown(args: &RunArgs, results: &Results, table: &str, ratios: &str, secs: 
          server is a process of its own; the clients run in the benchmark's process.\n\
          - **Memory per idle connection**: resident memory (VmRSS of the server process and its \
          children) before and one second after opening that many idle connections, after the \
-         round trip runs; the difference divided by the count.\n\
+         round trip runs; the difference divided by the count. The bare server uses the same \
+         4 KiB tungstenite read buffer as the LocalGateway, so its row is the cost of the \
+         socket alone.\n\
          - **Fan-out**: N clients connected to one LocalGateway; a sender process, started \
          and ready beforehand, is told \"go\" with the payload and posts it to every connection \
          through the gateway's `@connections` HTTP API. The time runs from \"go\" until the \
@@ -334,7 +374,18 @@ fn markdown(args: &RunArgs, results: &Results, table: &str, ratios: &str, secs: 
          came back (the handler posts to a recording `@connections` endpoint first). Then \
          that many events one after another; p50/p99 per event as the emulator sees it. \
          wsgw: the echo example's release binary. Python and Node: the same echo handler \
-         (boto3 / AWS SDK v3 client made at init) under a minimal Runtime API client loop.\n\n\
+         (boto3 / AWS SDK v3 client made at init) under a minimal Runtime API client loop.\n\
+         - **DynamoDB**: a DynamoStore table at moto's server holding that many connections \
+         (written beforehand with `BatchWriteItem`, in the store's own item format), a tenth of \
+         them members of one room; one `broadcast_to_group` to the room over a memory sink, \
+         with every request the store makes counted by its `X-Amz-Target` at a loopback \
+         proxy in front of moto.\n\
+         - **In-process hot paths**: criterion (`bench/src/hot_paths.rs`, run first as \
+         `wsgw-bench hot-paths`; also `cargo bench -p wsgw-bench --bench hot_paths`): median time per iteration and the 95% \
+         confidence interval of that median. Route selection on a JSON body, an API \
+         Gateway WebSocket event decoded from its JSON text, MemoryStore operations on a \
+         store of 10,000 connections, and one `broadcast` to 10,000 connections over the \
+         memory sink (the whole broadcast per iteration).\n\n\
          {findings}",
         command = args.command_line,
         quick = if args.quick { " (quick: a smoke run, small counts)" } else { "" },

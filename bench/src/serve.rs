@@ -18,7 +18,8 @@ async fn stdin_closed() {
 }
 
 /// A bare tokio-tungstenite echo server: no routing, no store, every text or binary frame
-/// written straight back.
+/// written straight back; tungstenite's buffers as small as the LocalGateway's, so the
+/// memory rows compare what each server adds to the same socket.
 pub async fn bare() -> Result<()> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
@@ -32,7 +33,12 @@ pub async fn bare() -> Result<()> {
             };
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
-                let Ok(mut socket) = tokio_tungstenite::accept_async(stream).await else {
+                let Ok(mut socket) = tokio_tungstenite::accept_async_with_config(
+                    stream,
+                    Some(crate::client::small_buffers()),
+                )
+                .await
+                else {
                     return;
                 };
                 while let Some(Ok(message)) = socket.next().await {
