@@ -9,7 +9,8 @@
 //!   which it installs, starts and stops, the chat page and the telemetry dashboard in
 //!   headless Chromium ([`chat`], [`telemetry`]), every command of the README's "Poke it
 //!   by hand" walkthrough ([`walkthrough`]), and the ESP32-C3 firmware built and turned
-//!   into a flashable image ([`firmware`]).
+//!   into a flashable image ([`firmware`]), and every `cargo fuzz` target for a bounded
+//!   time ([`fuzz`]).
 //! - `cargo xtask ci`: formatting, clippy, then the test steps ([`ci_steps`]).
 //! - `cargo xtask setup-moto`: only install moto into `.venv/` ([`moto::ensure_moto`]).
 //! - `cargo xtask lint-templates`: cfn-lint on every SAM template ([`cfn_lint`]), the last
@@ -23,6 +24,7 @@ pub mod bench;
 pub mod cfn_lint;
 pub mod chat;
 pub mod firmware;
+pub mod fuzz;
 pub mod moto;
 pub mod report;
 pub mod step;
@@ -83,6 +85,7 @@ pub fn test_steps_on(moto_port: u16) -> Vec<Step> {
     steps.extend(walkthrough::walkthrough_steps(&workspace_root()));
     steps.extend(telemetry::web_steps(&workspace_root()));
     steps.extend(firmware::firmware_steps(&workspace_root()));
+    steps.extend(fuzz::fuzz_steps(&workspace_root()));
     steps.push(bench::smoke_step());
     steps
 }
@@ -182,6 +185,8 @@ mod tests {
                 vec!["-c", firmware::SETUP],
                 vec!["build", "--release", "--locked"],
                 vec!["-c", firmware::SAVE_IMAGE],
+                vec!["-c", fuzz::SETUP],
+                vec!["-c", fuzz::RUN],
                 vec!["xtask", "bench", "--quick"],
             ]
         );
