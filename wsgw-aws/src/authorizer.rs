@@ -102,9 +102,12 @@ pub enum AuthorizerError {
 pub fn decode_authorizer_event(raw: Value) -> Result<AuthorizerEvent, AuthorizerError> {
     match raw.get("type").and_then(Value::as_str) {
         Some("REQUEST") => {}
-        Some(other) => return Err(AuthorizerError::Malformed(format!(
-            "type is `{other}`, not `REQUEST` (TOKEN authorizers do not exist on WebSocket APIs)"
-        ))),
+        Some(other) => {
+            let reason = format!(
+                "type is `{other}`, not `REQUEST` (WebSocket APIs have no TOKEN authorizers)"
+            );
+            return Err(AuthorizerError::Malformed(reason));
+        }
         None => return Err(AuthorizerError::Malformed("no `type`".to_owned())),
     }
     let method_arn = raw

@@ -315,3 +315,98 @@ async fn the_binary_in_authorizer_role_answers_api_gateway_with_policies() {
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn with_keys_routes_without_a_principal_refuse_rather_than_trust() {
+    use wsgw_core::{ConnectionId, HistoryQuery, HistoryStore, Request};
+
+    // As deployed without the API Gateway authorizer: $connect runs the router's own
+    // authorizer, but later events arrive with no requestContext.authorizer.
+    let keys = telemetry::access::authorizer(Some(DEVICE_KEYS), Some(DASHBOARD_KEYS))
+        .expect("key lists")
+        .expect("auth on");
+    let store = Arc::new(MemoryStore::new());
+    let sink = Arc::new(MemorySink::new());
+    let history = Arc::new(MemoryHistory::new());
+    let router = telemetry::router(
+        store.clone(),
+        sink.clone(),
+        Telemetry::new(history.clone()).with_keys(keys),
+    );
+    let device = ConnectionId::new("dev=");
+    let ops = ConnectionId::new("ops=");
+    for id in [&device, &ops] {
+        sink.open(id, None, None);
+    }
+    let connect = |id: &ConnectionId, query: &[(&str, &str)]| {
+        query
+            .iter()
+            .fold(Request::connect(id.clone()), |request, (name, value)| {
+                request.with_query(*name, *value)
+            })
+    };
+    let status = |reply: wsgw_core::Result<wsgw_core::Reply>| reply.expect("handled").status;
+    assert_eq!(
+        status(router.handle(connect(&device, &[("role", "client")])).await),
+        401
+    );
+    assert_eq!(
+        status(
+            router
+                .handle(connect(
+                    &device,
+                    &[
+                        ("role", "device"),
+                        ("device_id", "esp32-01"),
+                        ("token", "k-dev-01")
+                    ]
+                ))
+                .await
+        ),
+        200
+    );
+    assert_eq!(
+        status(
+            router
+                .handle(connect(&ops, &[("role", "client"), ("token", "k-ops-ada")]))
+                .await
+        ),
+        200
+    );
+
+    let now = chrono::Utc::now().timestamp_millis();
+    let update = Request::message(device.clone(), reading("esp32-01", 1, now).to_string());
+    assert_eq!(status(router.handle(update).await), 200);
+    let told: Vec<serde_json::Value> = sink
+        .sent_to(&device)
+        .iter()
+        .filter_map(|p| p.as_text().and_then(|t| serde_json::from_str(t).ok()))
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0]["code"], "device_id_mismatch");
+    let stored = history
+        .query(HistoryQuery::new("esp32-01"))
+        .await
+        .expect("readable");
+    assert!(
+        stored.items.is_empty(),
+        "nothing stored without a principal"
+    );
+
+    let command =
+        json!({"action": "ControlCmd", "device_id": "esp32-01", "sample_interval_ms": 2000});
+    let command = Request::message(ops.clone(), command.to_string());
+    assert_eq!(status(router.handle(command).await), 200);
+    let told: Vec<serde_json::Value> = sink
+        .sent_to(&ops)
+        .iter()
+        .filter_map(|p| p.as_text().and_then(|t| serde_json::from_str(t).ok()))
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0]["code"], "wrong_role");
+    assert_eq!(
+        sink.sent_to(&device).len(),
+        1,
+        "the device was told nothing more"
+    );
+}
