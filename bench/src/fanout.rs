@@ -40,15 +40,17 @@ fn skip_name(sender: &str) -> &'static str {
 
 /// `wsgw-bench fanout-send`: wsgw's sender process.
 pub async fn send(endpoint: &str, ids: &Path, concurrency: Option<usize>) -> Result<()> {
-    let ids: Vec<ConnectionId> = std::fs::read_to_string(ids)
-        .map_err(|e| format!("{}: {e}", ids.display()))?
-        .split_whitespace()
-        .map(ConnectionId::new)
-        .collect();
+    let ids: Arc<Vec<ConnectionId>> = Arc::new(
+        std::fs::read_to_string(ids)
+            .map_err(|e| format!("{}: {e}", ids.display()))?
+            .split_whitespace()
+            .map(ConnectionId::new)
+            .collect(),
+    );
     let sink: Arc<dyn MessageSink> = Arc::new(
         wsgw_aws::ApiGatewaySink::new(wsgw_aws::config::local_sdk_config()).with_endpoint(endpoint),
     );
-    let store = wsgw_memory::MemoryStore::new();
+    let store = Arc::new(wsgw_memory::MemoryStore::new());
     let mut options = BroadcastOptions::default();
     if let Some(concurrency) = concurrency {
         options = options.concurrency(concurrency);
@@ -58,14 +60,21 @@ pub async fn send(endpoint: &str, ids: &Path, concurrency: Option<usize>) -> Res
     while let Ok(Some(line)) = lines.next_line().await {
         let started = Instant::now();
         let payload = Payload::text(line.trim().to_owned());
-        let report = broadcast(
-            &store,
-            sink.as_ref(),
-            ids.iter().cloned(),
-            &payload,
-            &options,
-        )
-        .await;
+        // On a runtime worker, as a handler runs, not on the thread blocking on `main`.
+        let (store, sink, ids, options) =
+            (store.clone(), sink.clone(), ids.clone(), options.clone());
+        let report = tokio::spawn(async move {
+            broadcast(
+                store.as_ref(),
+                sink.as_ref(),
+                ids.iter().cloned(),
+                &payload,
+                &options,
+            )
+            .await
+        })
+        .await
+        .map_err(|e| format!("the broadcast task failed: {e}"))?;
         if !report.failed.is_empty() {
             eprintln!("wsgw fanout-send: {} failed", report.failed.len());
         }
@@ -167,7 +176,10 @@ pub async fn run(args: &RunArgs, results: &mut Results) -> Result<()> {
                 let mut last = Vec::new();
                 let mut own = Vec::new();
                 let mut delivered = n;
+                let mut cpu = [Vec::new(), Vec::new(), Vec::new()];
+                let pids = [gateway.guard.pid()?, guard.pid()?, std::process::id()];
                 for round in 0..repetitions {
+                    let cpu_before = pids.map(peers::cpu_seconds);
                     let started = Instant::now();
                     guard
                         .say(&format!("{{\"type\":\"broadcast\",\"round\":{round}}}"))
@@ -186,6 +198,13 @@ pub async fn run(args: &RunArgs, results: &mut Results) -> Result<()> {
                         }
                     }
                     let done = guard.line_starting("DONE ", timeout).await?;
+                    for ((spent, before), after) in cpu
+                        .iter_mut()
+                        .zip(cpu_before)
+                        .zip(pids.map(peers::cpu_seconds))
+                    {
+                        spent.push(after - before);
+                    }
                     own.push(
                         done.trim_start_matches("DONE ")
                             .trim()
@@ -206,6 +225,7 @@ pub async fn run(args: &RunArgs, results: &mut Results) -> Result<()> {
                     sender_s: median(&mut own),
                     delivered,
                     repetitions,
+                    cpu_s: cpu.map(|mut spent| median(&mut spent)),
                 });
             }
             Ok::<(), String>(())

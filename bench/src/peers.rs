@@ -152,6 +152,26 @@ pub async fn wait_for_port(port: u16, timeout: Duration) -> Result<()> {
     }
 }
 
+/// CPU time (user + system, every thread) `pid` has used, in seconds (Linux
+/// `/proc/PID/stat`, in clock ticks of 10 ms); NaN when unreadable.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return f64::NAN;
+    };
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14,
+    // stime 15.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return f64::NAN;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |index: usize| fields.get(index).and_then(|f| f.parse::<u64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) as f64 / TICKS_PER_SECOND,
+        _ => f64::NAN,
+    }
+}
+
 /// Resident memory of `pid` and its descendants, in KiB (Linux `/proc`).
 pub fn resident_kib(pid: u32) -> u64 {
     let mut total = 0;

@@ -41,6 +41,8 @@ pub struct Fanout {
     pub sender_s: f64,
     pub delivered: usize,
     pub repetitions: usize,
+    /// CPU time (user + system) during a round: the gateway, the sender, the clients.
+    pub cpu_s: [f64; 3],
 }
 
 /// One Lambda runtime row.
@@ -177,11 +179,12 @@ pub fn table(results: &Results) -> String {
         out.push('\n');
     }
     if !results.fanout.is_empty() {
-        out.push_str("### Fan-out through `@connections` (LocalGateway)\n\n| sender | N | until the last client received (ms) | messages/s | sender's own time (ms) | delivered | runs (median) |\n|---|---:|---:|---:|---:|---:|---:|\n");
+        out.push_str("### Fan-out through `@connections` (LocalGateway)\n\n| sender | N | until the last client received (ms) | messages/s | sender's own time (ms) | delivered | runs (median) | CPU ms: gateway / sender / clients |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
         for f in &results.fanout {
+            let [gateway, sender, clients] = f.cpu_s.map(|s| s * 1e3);
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.1} | {:.0} | {:.1} | {} | {} |",
+                "| {} | {} | {:.1} | {:.0} | {:.1} | {} | {} | {gateway:.0} / {sender:.0} / {clients:.0} |",
                 f.sender,
                 f.connections,
                 f.last_received_s * 1e3,
@@ -366,7 +369,10 @@ fn markdown(args: &RunArgs, results: &Results, table: &str, ratios: &str, secs: 
          time is what the sender measured around its loop. wsgw: `ApiGatewaySink` + \
          `broadcast` (default `BroadcastOptions`: 64 in flight). Python: boto3 \
          `post_to_connection` in a sequential loop (the seeds' style, without their table \
-         scan). Node: AWS SDK v3 `PostToConnectionCommand` under one `Promise.all` (AWS's \
+         scan). CPU ms: user + system time each process used during a round (from \
+         `/proc/PID/stat`, 10 ms ticks): the gateway, the sender, and the benchmark process \
+         whose tasks are the N receiving clients; on 2 cores, a round can use at most twice \
+         its wall time. Node: AWS SDK v3 `PostToConnectionCommand` under one `Promise.all` (AWS's \
          sample). Median over the runs.\n\
          - **Lambda mode**: the function process is started with `AWS_LAMBDA_RUNTIME_API` \
          pointing at wsgw-memory's `LambdaRuntimeEmulator` on loopback, with a MESSAGE event \
