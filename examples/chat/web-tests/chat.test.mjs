@@ -11,6 +11,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import { createHmac } from "node:crypto";
 import path from "node:path";
 import { chromium } from "playwright-core";
 
@@ -27,15 +28,17 @@ function chatBinary() {
 }
 
 /** Starts the chat binary on a free port; resolves with its page URL and a stop(). */
-function startChat() {
+function startChat(extraEnv = {}) {
   const binary = chatBinary();
   if (!existsSync(binary)) {
     throw new Error(`no chat binary at ${binary}: run \`cargo build -p chat\` or set CHAT_BIN`);
   }
   const env = { ...process.env, RUST_LOG: "warn" };
-  for (const name of ["AWS_LAMBDA_RUNTIME_API", "WSGW_DYNAMODB_ENDPOINT", "WSGW_LISTEN", "CHAT_RETENTION_DAYS"]) {
+  for (const name of ["AWS_LAMBDA_RUNTIME_API", "WSGW_DYNAMODB_ENDPOINT", "WSGW_LISTEN", "CHAT_RETENTION_DAYS",
+    "WSGW_JWT_SECRET", "WSGW_JWT_PUBLIC_KEY_FILE", "WSGW_JWT_AUDIENCE", "WSGW_JWT_ISSUER"]) {
     delete env[name];
   }
+  Object.assign(env, extraEnv);
   const child = spawn(binary, ["--listen", "127.0.0.1:0"], { env, stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (chunk) => { stderr += chunk; });
@@ -172,6 +175,39 @@ test("two pages chat with each other; history is shown on join", async (t) => {
 
   await ada.screenshot({ path: SCREENSHOT, fullPage: true });
   assert.deepEqual([...ada.errors, ...bob.errors], []);
+});
+
+/** An HS256 JWT with these claims. */
+function jwt(secret, claims) {
+  const part = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const unsigned = `${part({ alg: "HS256", typ: "JWT" })}.${part(claims)}`;
+  return `${unsigned}.${createHmac("sha256", secret).update(unsigned).digest("base64url")}`;
+}
+
+test("with WSGW_JWT_SECRET the page connects with ?token= and chats under the token's name", async (t) => {
+  const secret = "page-test-secret-0123456789";
+  const chat = await startChat({ WSGW_JWT_SECRET: secret });
+  t.after(() => chat.stop());
+
+  // Without a token the handshake is refused.
+  const stranger = await openPage(chat.url, t);
+  await stranger.fill("#session", "s-x");
+  await stranger.click("#connect");
+  await stranger.waitForTimeout(1500);
+  assert.ok(
+    !(await stranger.textContent("#status")).startsWith("connected"),
+    "no token, no connection",
+  );
+
+  // The token in the page's URL, offered by the browser as the subprotocols
+  // "wsgw.bearer", TOKEN (and as ?token=).
+  const token = jwt(secret, { sub: "u-ada", name: "Ada L", exp: Math.floor(Date.now() / 1000) + 600 });
+  const ada = await openPage(`${chat.url}?token=${token}`, t);
+  await join(ada, "mallory", "s-ada");
+  await say(ada, "signed in");
+  await seen(ada, "signed in");
+  assert.equal(await message(ada, "signed in").locator(".who").textContent(), "Ada L");
+  assert.deepEqual(ada.errors, []);
 });
 
 test("a message to a session reaches only that session", async (t) => {

@@ -36,7 +36,7 @@ function startTelemetry(extraArgs = []) {
     throw new Error(`no telemetry binary at ${binary}: run \`cargo build -p telemetry\` or set TELEMETRY_BIN`);
   }
   const env = { ...process.env, RUST_LOG: "warn" };
-  for (const name of ["AWS_LAMBDA_RUNTIME_API", "WSGW_DYNAMODB_ENDPOINT", "WSGW_LISTEN", "TELEMETRY_DEVICE_TOKEN"]) {
+  for (const name of ["AWS_LAMBDA_RUNTIME_API", "WSGW_DYNAMODB_ENDPOINT", "WSGW_LISTEN", "TELEMETRY_DEVICE_TOKEN", "TELEMETRY_DEVICE_KEYS", "TELEMETRY_DASHBOARD_KEYS"]) {
     delete env[name];
   }
   const child = spawn(binary, ["--listen", "127.0.0.1:0", ...extraArgs], { env, stdio: ["ignore", "pipe", "pipe"] });
@@ -262,6 +262,49 @@ test("with --simulate 2 the dashboard charts both simulated devices live", async
   await page.click("#control button");
   await page.locator("#control-state", { hasText: "sim-02 samples every 0.5 s" }).waitFor({ timeout: WAIT });
   assert.deepEqual(page.errors, []);
+});
+
+test("with keys the page connects with ?key= and only an operator controls devices", async (t) => {
+  const server = await startTelemetry([
+    "--simulate", "1",
+    "--device-keys", "sim-01=k-sim-01",
+    "--dashboard-keys", "ada=k-ops-ada=operator,bob=k-view-bob",
+  ]);
+  t.after(() => server.stop());
+
+  // Without a key the handshake is refused: the page never goes live.
+  const context = await browser.newContext();
+  t.after(() => context.close());
+  const anonymous = await context.newPage();
+  await anonymous.goto(server.http);
+  await anonymous.waitForTimeout(1000);
+  assert.equal(await anonymous.evaluate(() => window.telemetryDashboard?.connected === true), false);
+
+  // The operator's key, offered by the browser as the subprotocols "wsgw.bearer", KEY.
+  const operator = await openDashboard(`${server.http}/?key=k-ops-ada`, t);
+  await operator.waitForFunction(
+    () => window.telemetryDashboard.livePoints("sim-01", "temperature_c") >= 2,
+    null,
+    { timeout: WAIT },
+  );
+  await operator.selectOption("#control-device", "sim-01");
+  await operator.fill("#control-ms", "500");
+  await operator.click("#control button");
+  await operator.locator("#control-state", { hasText: "sim-01 samples every 0.5 s" }).waitFor({ timeout: WAIT });
+
+  // A viewer's key sees the data but may not change a device's sample interval.
+  const viewer = await openDashboard(`${server.http}/?key=k-view-bob`, t);
+  await viewer.waitForFunction(
+    () => window.telemetryDashboard.livePoints("sim-01", "temperature_c") >= 1,
+    null,
+    { timeout: WAIT },
+  );
+  await viewer.selectOption("#control-device", "sim-01");
+  await viewer.fill("#control-ms", "2000");
+  await viewer.click("#control button");
+  await viewer.locator("#error", { hasText: "wrong_role" }).waitFor({ timeout: WAIT });
+  assert.deepEqual(operator.errors, []);
+  assert.deepEqual(viewer.errors, []);
 });
 
 async function waitForHistory(http, deviceId, want) {
