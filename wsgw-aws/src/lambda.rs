@@ -59,6 +59,10 @@ pub enum EventError {
     /// `requestContext.eventType` is not CONNECT, MESSAGE or DISCONNECT.
     #[error("unknown requestContext.eventType `{0}` (expected CONNECT, MESSAGE or DISCONNECT)")]
     UnknownEventType(String),
+    /// A REQUEST authorizer event, which is answered with a policy, not run as a route
+    /// (see [`authorizer`](crate::authorizer); [`LambdaApp::run`] does that).
+    #[error("an API Gateway REQUEST authorizer event (type REQUEST with a methodArn): it is answered by wsgw_aws::authorizer::authorize_event, not run as $connect")]
+    AuthorizerEvent,
     /// `isBase64Encoded` is true but the body is not base64.
     #[error("isBase64Encoded is true but the body is not valid base64: {0}")]
     InvalidBase64(#[source] base64::DecodeError),
@@ -263,9 +267,12 @@ pub enum ApiGatewayEvent {
 
 /// Decodes a raw Lambda event exactly as Lambda mode does: a WebSocket event when
 /// `requestContext.eventType` is present, a REST proxy event when `httpMethod` is,
-/// otherwise [`EventError::Unrecognised`].
+/// otherwise [`EventError::Unrecognised`]; a REQUEST authorizer event is
+/// [`EventError::AuthorizerEvent`] (it must never run as `$connect`).
 pub fn decode_event(raw: Value) -> Result<ApiGatewayEvent, EventError> {
-    if raw.pointer("/requestContext/eventType").is_some() {
+    if crate::authorizer::is_authorizer_event(&raw) {
+        Err(EventError::AuthorizerEvent)
+    } else if raw.pointer("/requestContext/eventType").is_some() {
         decode_websocket_event(raw).map(ApiGatewayEvent::WebSocket)
     } else if raw.get("httpMethod").is_some() {
         decode_rest_event(raw).map(ApiGatewayEvent::Rest)

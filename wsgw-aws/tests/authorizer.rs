@@ -62,6 +62,30 @@ fn the_request_event_decodes_into_the_connect_request() {
 }
 
 #[tokio::test]
+async fn an_authorizer_event_is_never_run_as_connect() {
+    let ran = Arc::new(Mutex::new(false));
+    let record = ran.clone();
+    let router = router(keys()).on_connect(move |_ctx: Context, _request: Request| {
+        let record = record.clone();
+        async move {
+            *record.lock().expect("lock") = true;
+            Ok(Reply::ok())
+        }
+    });
+    assert!(matches!(
+        wsgw_aws::lambda::decode_event(event("authorizer-request.json")),
+        Err(wsgw_aws::lambda::EventError::AuthorizerEvent)
+    ));
+    let error = LambdaApp::new(router)
+        .with_metrics(None)
+        .handle(event("authorizer-request.json"))
+        .await
+        .expect_err("refused");
+    assert!(error.to_string().contains("authorizer event"), "{error}");
+    assert!(!*ran.lock().expect("lock"), "$connect did not run");
+}
+
+#[tokio::test]
 async fn an_allowed_key_gets_an_allow_policy_on_the_method_arn_with_a_flat_context() {
     let policy = policy_of(
         authorize_event(&router(keys()), event("authorizer-request.json"))
