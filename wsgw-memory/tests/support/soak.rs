@@ -15,7 +15,8 @@
 //! Parameters from the environment: `WSGW_SOAK_CLIENTS` (clients per wave),
 //! `WSGW_SOAK_WAVES` (fewest waves, at least 7), `WSGW_SOAK_SECONDS` (fewest seconds: waves continue
 //! until both are reached), `WSGW_SOAK_MESSAGES` (messages each client sends per wave),
-//! `WSGW_SOAK_ROOM` (clients per room).
+//! `WSGW_SOAK_ROOM` (clients per room), `WSGW_SOAK_CONCURRENCY` (clients connecting, or
+//! leaving, at once; default 128).
 
 // Each test binary including this uses part of it.
 #![allow(dead_code)]
@@ -59,7 +60,7 @@ pub struct SoakConfig {
     pub messages: usize,
     /// Clients per room.
     pub room: usize,
-    /// Clients connecting at once (the rest queue).
+    /// Clients connecting, or leaving, at once (the rest queue).
     pub connect_concurrency: usize,
 }
 
@@ -83,7 +84,7 @@ impl SoakConfig {
             seconds: env_or("WSGW_SOAK_SECONDS", seconds as usize) as u64,
             messages: env_or("WSGW_SOAK_MESSAGES", messages).max(1),
             room: env_or("WSGW_SOAK_ROOM", 25).max(1),
-            connect_concurrency: 128,
+            connect_concurrency: env_or("WSGW_SOAK_CONCURRENCY", 128).max(1),
         }
     }
 }
@@ -232,16 +233,24 @@ pub fn soak_router(
                 .query_param("room")
                 .ok_or_else(|| wsgw_core::Error::invalid_input("room missing"))?
                 .to_owned();
-            ctx.store()
+            let stored = ctx
+                .store()
                 .put(Connection::new(request.connection_id.clone()).with_group(room_group(&room)))
-                .await?;
+                .await;
+            if let Err(error) = &stored {
+                eprintln!("soak: $connect could not store {}: {error}", request.connection_id);
+            }
+            stored?;
             Ok(Reply::ok())
         })
         .route("say", |ctx: Context<Arc<SoakState>>, request: Request| async move {
             let body: Value = request.json()?;
             let room = body["room"].as_str().unwrap_or_default().to_owned();
             let payload = Payload::text(request.text().unwrap_or_default());
-            let report = ctx.broadcast_to_group(&room_group(&room), &payload).await?;
+            let report = ctx
+                .broadcast_to_group(&room_group(&room), &payload)
+                .await
+                .inspect_err(|error| eprintln!("soak: listing {room}: {error}"))?;
             if !report.failed.is_empty() || !report.pruned.is_empty() {
                 ctx.state().handler_errors.fetch_add(1, Ordering::SeqCst);
                 tracing::error!(failed = ?report.failed, pruned = ?report.pruned, "soak broadcast");
@@ -254,6 +263,9 @@ pub fn soak_router(
         .on_disconnect(|ctx: Context<Arc<SoakState>>, request: Request| async move {
             let code = request.disconnect.as_ref().map_or(0, |info| info.status_code);
             let deleted = ctx.store().delete(&request.connection_id).await;
+            if let Err(error) = &deleted {
+                eprintln!("soak: $disconnect could not delete {}: {error}", request.connection_id);
+            }
             let state = ctx.state();
             *state
                 .disconnects
@@ -371,6 +383,13 @@ fn record(message: &Value, next_seq: &mut BTreeMap<String, usize>, tally: &mut T
     }
 }
 
+/// Waits at a barrier, failing the soak rather than waiting forever.
+async fn barrier(barrier: &Barrier, who: &str) {
+    tokio::time::timeout(STEP_LIMIT, barrier.wait())
+        .await
+        .unwrap_or_else(|_| panic!("{who}: the wave did not meet at a barrier in {STEP_LIMIT:?}"));
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_client(
     url: String,
@@ -396,7 +415,7 @@ async fn run_client(
         client
     };
     // Everyone is stored before anyone speaks, so every message has all roommates live.
-    connected.wait().await;
+    barrier(&connected, &who).await;
 
     let from = format!("w{wave}c{index}");
     let mut tally = Tally::default();
@@ -416,7 +435,7 @@ async fn run_client(
         received += 1;
     }
     // Every roommate has everything: whatever arrives before `fin`'s answer is extra.
-    received_all.wait().await;
+    barrier(&received_all, &who).await;
     client
         .send(Message::text(json!({ "action": "fin" }).to_string()))
         .await
@@ -430,6 +449,7 @@ async fn run_client(
     }
     // Each roommate's messages arrived 0, 1, …: anything short of that is lost.
     tally.lost = expected.saturating_sub(tally.delivered);
+    let _slot = connect_slots.acquire().await.expect("semaphore open");
     leave(client, Leave::for_client(index)).await;
     tally
 }
@@ -499,8 +519,11 @@ async fn run_wave(
             connect_slots.clone(),
         )));
     }
-    for client in clients {
-        let tally = client.await.expect("a client task");
+    // The first client to fail fails the wave at once (the others would wait at a
+    // barrier for it).
+    let mut clients: futures::stream::FuturesUnordered<_> = clients.into_iter().collect();
+    while let Some(tally) = clients.next().await {
+        let tally = tally.unwrap_or_else(|error| panic!("wave {wave}: a client failed: {error}"));
         report.delivered += tally.delivered;
         report.duplicates += tally.duplicates;
         report.lost += tally.lost;
