@@ -28,9 +28,9 @@
 //! ```
 #![warn(missing_docs)]
 
+mod faults;
 #[cfg(feature = "gateway")]
 pub mod gateway;
-mod faults;
 mod harness;
 mod history;
 mod ids;
@@ -38,10 +38,10 @@ mod sink;
 mod store;
 mod token;
 
+pub use faults::{Fault, FaultySink, InjectedFault, FAULTY_BACKEND};
 pub use harness::{
     internal_error_message, ConnectError, ConnectOptions, Harness, TestClient, LOCAL_STAGE,
 };
-pub use faults::{Fault, FaultySink, InjectedFault, FAULTY_BACKEND};
 pub use history::MemoryHistory;
 pub use ids::{new_connection_id, random_id};
 pub use sink::{MemorySink, Outbox, DEFAULT_OUTBOX_CAPACITY, MAX_PAYLOAD_BYTES};
