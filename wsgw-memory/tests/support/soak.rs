@@ -369,8 +369,10 @@ async fn next_json(client: &mut Client, who: &str) -> Value {
 /// Records a `say` message into `next_seq` (the next sequence number expected per
 /// sender), counting duplicates and reordering.
 fn record(message: &Value, next_seq: &mut BTreeMap<String, usize>, tally: &mut Tally) {
-    let from = message["from"].as_str().expect("from").to_owned();
-    let seq = message["seq"].as_u64().expect("seq") as usize;
+    let (Some(from), Some(seq)) = (message["from"].as_str(), message["seq"].as_u64()) else {
+        panic!("not a soak message: {message}");
+    };
+    let (from, seq) = (from.to_owned(), seq as usize);
     let next = next_seq.entry(from).or_default();
     if seq == *next {
         *next += 1;
