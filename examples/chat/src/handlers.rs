@@ -97,11 +97,23 @@ async fn refuse(
 }
 
 /// The body as JSON, or the `invalid_json` error.
+///
+/// A route was selected, so the body named an action; what fails here is JSON the chat
+/// cannot read (a number beyond a 64-bit float, nesting deeper than 128 levels), or a
+/// body the gateway routed itself: the detail says which.
 fn json_body(request: &Request) -> std::result::Result<Value, InputError> {
-    request.json::<Value>().map_err(|_| {
+    let Some(text) = request.text() else {
+        return Err(InputError::new(
+            ErrorCode::InvalidJson,
+            "binary frames are not understood: send JSON text such as {\"action\":\"heartbeat\"}",
+        ));
+    };
+    serde_json::from_str(text).map_err(|error| {
         InputError::new(
             ErrorCode::InvalidJson,
-            "the message is not a JSON object: send for example {\"action\":\"heartbeat\"}",
+            format!(
+                "the message is not JSON the chat can read ({error}; numbers must fit a 64-bit float, nesting 128 levels): send for example {{\"action\":\"heartbeat\"}}"
+            ),
         )
     })
 }

@@ -82,7 +82,8 @@ pub enum Outgoing {
 pub enum ErrorCode {
     /// The `action` names no route (or the frame is not a JSON object with an action).
     UnknownAction,
-    /// The body is not a JSON object.
+    /// The body is not a JSON object the chat can read (numbers must fit a 64-bit float,
+    /// nesting stay within 128 levels).
     InvalidJson,
     /// A required field is missing.
     MissingField,

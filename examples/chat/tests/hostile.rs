@@ -220,6 +220,25 @@ async fn every_bad_message_gets_its_error_code_and_nothing_leaks_or_is_stored() 
             "{answer}"
         );
     }
+    // The detail of invalid_json says what could not be read.
+    let answer = ask(
+        &mut hostile,
+        r#"{"action":"sendmessage","message":"hi","n":1e400}"#,
+    )
+    .await;
+    assert!(
+        answer["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("number out of range")),
+        "{answer}"
+    );
+    let answer = ask(&mut hostile, &cases[cases.len() - 1].0).await;
+    assert!(
+        answer["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("recursion limit")),
+        "{answer}"
+    );
     // A binary frame, even one spelling a valid message.
     hostile
         .send(Message::binary(
