@@ -2,9 +2,12 @@
 //! test`): the LocalGateway soak of wsgw-memory (`wsgw-memory/tests/support/soak.rs`)
 //! with connections and rooms kept in DynamoDB, and a TCP reset cleaning its records.
 //!
-//! Bounded here; the long run is `WSGW_SOAK_CLIENTS=2000 WSGW_SOAK_SECONDS=60
-//! WSGW_DYNAMODB_ENDPOINT=http://127.0.0.1:5000 cargo test --release -p wsgw-aws
-//! --features integration --test churn_dynamodb -- --nocapture` (RELIABILITY.md).
+//! Bounded here (40 clients a wave, nine waves); the long run (2,250 connections in
+//! waves of 250: moto copies the whole table on every transaction, so bigger waves
+//! mostly measure moto) is in RELIABILITY.md:
+//! `WSGW_SOAK_CLIENTS=250 WSGW_SOAK_SECONDS=60 WSGW_SOAK_MESSAGES=2
+//! WSGW_DYNAMODB_ENDPOINT=http://127.0.0.1:5000 cargo test -p wsgw-aws --features
+//! integration --test churn_dynamodb churn -- --nocapture`.
 #![cfg(feature = "integration")]
 
 #[path = "../../wsgw-memory/tests/support/soak.rs"]
@@ -136,7 +139,7 @@ impl ConnectionStore for MotoPacing {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn churn_soak_on_dynamodb_delivers_every_message_once_in_order_and_leaves_no_item() {
-    let config = soak::SoakConfig::from_env(40, 7, 10, 2);
+    let config = soak::SoakConfig::from_env(40, 9, 10, 2);
     let store = store().await;
 
     let report = soak::run_soak(Arc::new(MotoPacing::new(store.clone())), &config).await;

@@ -3,9 +3,9 @@
 //! leave by close frame, FIN or RST; every message reaches every live roommate exactly
 //! once and in order, the store ends empty, and RSS comes back to the warm-up's.
 //!
-//! Bounded here (a few hundred clients, about ten seconds); the long run is
-//! `WSGW_SOAK_CLIENTS=2000 WSGW_SOAK_SECONDS=60 cargo test --release -p wsgw-memory
-//! --features gateway --test soak -- --nocapture` (RELIABILITY.md).
+//! Bounded here (500 clients a wave, nine waves or more, about five seconds); the long
+//! run is in RELIABILITY.md: `WSGW_SOAK_CLIENTS=2000 WSGW_SOAK_SECONDS=60 cargo test -p
+//! wsgw-memory --features gateway --test soak -- --nocapture`.
 #![cfg(feature = "gateway")]
 
 #[path = "support/soak.rs"]
@@ -17,7 +17,7 @@ use wsgw_memory::MemoryStore;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn churn_soak_on_memory_delivers_every_message_once_in_order_and_leaves_nothing_behind() {
-    let config = soak::SoakConfig::from_env(400, 7, 10, 4);
+    let config = soak::SoakConfig::from_env(500, 9, 5, 4);
     let store = Arc::new(MemoryStore::new());
 
     let report = soak::run_soak(store.clone(), &config).await;

@@ -9,12 +9,13 @@
 //! answer: anything else arriving is a duplicate. Clients leave in three ways: a close
 //! frame, a dropped TCP connection (FIN, no close frame) and a TCP reset (`SO_LINGER` 0,
 //! RST). After every wave the store must hold no connection and no group membership;
-//! the first wave warms the allocator up and the process's RSS after it is the baseline
-//! the last wave's RSS is compared with.
+//! the first waves warm the allocator up, and the process's RSS over the next three
+//! waves is the baseline the last three waves' RSS is compared with.
 //!
 //! Parameters from the environment: `WSGW_SOAK_CLIENTS` (clients per wave),
-//! `WSGW_SOAK_WAVES` (fewest waves, at least 7), `WSGW_SOAK_SECONDS` (fewest seconds: waves continue
-//! until both are reached), `WSGW_SOAK_MESSAGES` (messages each client sends per wave),
+//! `WSGW_SOAK_WAVES` (fewest waves, at least the warm-up + 6), `WSGW_SOAK_SECONDS`
+//! (fewest seconds: waves continue until both are reached), `WSGW_SOAK_WARMUP` (warm-up
+//! waves, default 3), `WSGW_SOAK_MESSAGES` (messages each client sends per wave),
 //! `WSGW_SOAK_ROOM` (clients per room), `WSGW_SOAK_CONCURRENCY` (clients connecting, or
 //! leaving, at once; default 128).
 
@@ -60,6 +61,9 @@ pub struct SoakConfig {
     pub messages: usize,
     /// Clients per room.
     pub room: usize,
+    /// Waves before RSS is measured (the allocator's fragmentation settles over the
+    /// first few).
+    pub warmup: usize,
     /// Clients connecting, or leaving, at once (the rest queue).
     pub connect_concurrency: usize,
 }
@@ -79,8 +83,9 @@ impl SoakConfig {
     pub fn from_env(clients: usize, waves: usize, seconds: u64, messages: usize) -> Self {
         SoakConfig {
             clients: env_or("WSGW_SOAK_CLIENTS", clients).max(1),
-            // A warm-up wave, three to measure the start, three to measure the end.
-            waves: env_or("WSGW_SOAK_WAVES", waves).max(7),
+            // The warm-up, three waves to measure the start, three to measure the end.
+            waves: env_or("WSGW_SOAK_WAVES", waves).max(env_or("WSGW_SOAK_WARMUP", 3) + 6),
+            warmup: env_or("WSGW_SOAK_WARMUP", 3).max(1),
             seconds: env_or("WSGW_SOAK_SECONDS", seconds as usize) as u64,
             messages: env_or("WSGW_SOAK_MESSAGES", messages).max(1),
             room: env_or("WSGW_SOAK_ROOM", 25).max(1),
@@ -556,12 +561,14 @@ pub async fn run_soak(store: Arc<dyn ConnectionStore>, config: &SoakConfig) -> S
     let mut report = SoakReport::default();
     let started = Instant::now();
 
-    // Wave 0 warms the allocator up; RSS is compared between the median of the next
-    // three waves and the median of the last three, once the allocator has returned its
-    // free pages, so one noisy reading decides nothing.
-    run_wave(&gateway, &state, &*store, config, 0, &mut report).await;
+    // The first waves warm the allocator up; RSS is compared between the median of the
+    // next three waves and the median of the last three, once the allocator has
+    // returned its free pages, so one noisy reading decides nothing.
+    for wave in 0..config.warmup {
+        run_wave(&gateway, &state, &*store, config, wave, &mut report).await;
+    }
     let mut settled = Vec::new();
-    let mut wave = 1;
+    let mut wave = config.warmup;
     while wave < config.waves || started.elapsed() < Duration::from_secs(config.seconds) {
         run_wave(&gateway, &state, &*store, config, wave, &mut report).await;
         let rss = rss_kib();
