@@ -98,6 +98,7 @@ fn blasting_router(
             "blast",
             |ctx: Context<Arc<Seen>>, request: Request| async move {
                 let body: Value = request.json()?;
+                let first = body["first"].as_u64().unwrap_or(0);
                 let count = body["count"].as_u64().unwrap_or(0);
                 let size = body["size"].as_u64().unwrap_or(0) as usize;
                 let ctx = ctx.with_broadcast_options(
@@ -105,7 +106,7 @@ fn blasting_router(
                         .max_attempts(6)
                         .backoff(Duration::from_millis(2), Duration::from_millis(16)),
                 );
-                for seq in 0..count {
+                for seq in first..first + count {
                     let mut text = format!("{seq:08} ");
                     text.push_str(&"x".repeat(size));
                     let report = ctx.broadcast_to_group(ROOM, &Payload::text(text)).await?;
@@ -124,8 +125,8 @@ fn blasting_router(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_never_reads_neither_stalls_the_others_nor_queues_without_bound() {
-    const OUTBOX: usize = 64;
-    const MESSAGES: u64 = 400;
+    const OUTBOX: usize = 256;
+    const MESSAGES: u64 = 640;
     const SIZE: usize = 64 * 1024;
     let store: Arc<dyn ConnectionStore> = Arc::new(MemoryStore::new());
     let sockets = Arc::new(MemorySink::new());
@@ -149,37 +150,47 @@ async fn a_client_that_never_reads_neither_stalls_the_others_nor_queues_without_
     }
 
     let mut sender = readers.remove(0);
-    sender
-        .send(Message::text(
-            json!({ "action": "blast", "count": MESSAGES, "size": SIZE }).to_string(),
-        ))
-        .await
-        .unwrap();
-    let read_all = |mut client: soak::Client, expect_done: bool| async move {
-        let mut next = 0u64;
-        let mut done = !expect_done;
-        while next < MESSAGES || !done {
+    let read_all = |mut client: soak::Client| async move {
+        for next in 0..MESSAGES {
             let message = tokio::time::timeout(WAIT, client.next())
                 .await
                 .expect("the readers are not stalled")
                 .expect("open")
                 .expect("a frame");
             let text = message.into_text().expect("text");
-            if text.starts_with('{') {
-                assert_eq!(text.as_str(), r#"{"type":"done"}"#);
-                done = true;
-                continue;
-            }
             let seq: u64 = text[..8].parse().expect("a sequence number");
             assert_eq!(seq, next, "in order, once");
             assert_eq!(text.len(), 9 + SIZE);
-            next += 1;
         }
         client
     };
-    let mut tasks = vec![tokio::spawn(read_all(sender, true))];
+    let mut tasks = Vec::new();
     for reader in readers {
-        tasks.push(tokio::spawn(read_all(reader, false)));
+        tasks.push(tokio::spawn(read_all(reader)));
+    }
+    // One message per round trip of the sender, which reads its own copy and the answer
+    // before the next: a producer no faster than a reader, so only the stuck client
+    // falls behind.
+    for seq in 0..MESSAGES {
+        sender
+            .send(Message::text(
+                json!({ "action": "blast", "first": seq, "count": 1, "size": SIZE }).to_string(),
+            ))
+            .await
+            .unwrap();
+        for expected in [format!("{seq:08} "), r#"{"type":"done"}"#.to_owned()] {
+            let message = tokio::time::timeout(WAIT, sender.next())
+                .await
+                .expect("the sender is not stalled")
+                .expect("open")
+                .expect("a frame");
+            let text = message.into_text().expect("text");
+            assert!(
+                text.starts_with(&expected),
+                "{seq}: {}",
+                &text[..20.min(text.len())]
+            );
+        }
     }
     let mut readers = Vec::new();
     for task in tasks {
@@ -265,4 +276,173 @@ async fn shutdown_does_not_wait_for_a_client_that_never_reads() {
         .items
         .is_empty());
     drop(stuck);
+}
+
+/// What the faulty-broadcast router records.
+#[derive(Default)]
+struct Fanout {
+    pruned: Mutex<Vec<ConnectionId>>,
+    failed: AtomicUsize,
+    disconnected: Mutex<Vec<(ConnectionId, u16)>>,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broadcast_through_a_faulty_sink_reaches_every_live_socket_once_and_prunes_exactly_the_gone(
+) {
+    const CLIENTS: usize = 60;
+    const MESSAGES: u64 = 12;
+    let store: Arc<dyn ConnectionStore> = Arc::new(MemoryStore::new());
+    let sockets = Arc::new(MemorySink::new());
+    let faulty = Arc::new(
+        wsgw_memory::FaultySink::new(sockets.clone(), 0xc0ffee)
+            .gone(0.01)
+            .throttled(0.25)
+            .timeouts(0.1, Duration::from_millis(5))
+            .max_transient_run(3),
+    );
+    let fanout = Arc::new(Fanout::default());
+    let router = Router::with_state(store.clone(), faulty.clone(), fanout.clone())
+        .on_connect(|ctx: Context<Arc<Fanout>>, request: Request| async move {
+            // The sender listens to nobody; everyone else is in the audience.
+            let connection = Connection::new(request.connection_id.clone());
+            let connection = if request.query_param("sender").is_some() {
+                connection
+            } else {
+                connection.with_group("audience")
+            };
+            ctx.store().put(connection).await?;
+            Ok(Reply::ok())
+        })
+        .on_disconnect(|ctx: Context<Arc<Fanout>>, request: Request| async move {
+            ctx.store().delete(&request.connection_id).await?;
+            let code = request.disconnect.map_or(0, |info| info.status_code);
+            ctx.state()
+                .disconnected
+                .lock()
+                .unwrap()
+                .push((request.connection_id.clone(), code));
+            Ok(Reply::ok())
+        })
+        .route(
+            "whoami",
+            |_ctx: Context<Arc<Fanout>>, request: Request| async move {
+                Reply::json(&json!({ "id": request.connection_id }))
+            },
+        )
+        .route(
+            "shout",
+            |ctx: Context<Arc<Fanout>>, request: Request| async move {
+                let ctx = ctx.with_broadcast_options(
+                    BroadcastOptions::default()
+                        .max_attempts(4)
+                        .backoff(Duration::from_millis(1), Duration::from_millis(8)),
+                );
+                let payload = Payload::text(request.text().unwrap_or_default());
+                let report = ctx.broadcast_to_group("audience", &payload).await?;
+                let state = ctx.state();
+                state.pruned.lock().unwrap().extend(report.pruned.clone());
+                state
+                    .failed
+                    .fetch_add(report.failed.len(), Ordering::SeqCst);
+                // The two-way reply goes through the gateway, not the faulty sink.
+                Reply::json(&json!({ "type": "done" }))
+            },
+        );
+    let gateway = LocalGateway::new(router, sockets.clone())
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+
+    let mut audience = Vec::new();
+    for _ in 0..CLIENTS {
+        let (mut client, _) = tokio_tungstenite::connect_async(gateway.ws_url())
+            .await
+            .unwrap();
+        client
+            .send(Message::text(r#"{"action":"whoami"}"#))
+            .await
+            .unwrap();
+        let reply = tokio::time::timeout(WAIT, client.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let reply: Value = serde_json::from_str(reply.to_text().unwrap()).unwrap();
+        audience.push((ConnectionId::new(reply["id"].as_str().unwrap()), client));
+    }
+    let (mut sender, _) =
+        tokio_tungstenite::connect_async(format!("{}/?sender=1", gateway.ws_url()))
+            .await
+            .unwrap();
+    for seq in 0..MESSAGES {
+        sender
+            .send(Message::text(
+                json!({ "action": "shout", "seq": seq }).to_string(),
+            ))
+            .await
+            .unwrap();
+        let done = tokio::time::timeout(WAIT, sender.next())
+            .await
+            .expect("the broadcast finishes")
+            .unwrap()
+            .unwrap();
+        assert_eq!(done.to_text().unwrap(), r#"{"type":"done"}"#);
+    }
+
+    let gone = faulty.gone_connections();
+    assert!(!gone.is_empty(), "some connections were dealt Gone");
+    assert!(faulty.injected_count(wsgw_memory::Fault::Throttled) > 0);
+    assert!(faulty.injected_count(wsgw_memory::Fault::Timeout) > 0);
+    assert_eq!(fanout.failed.load(Ordering::SeqCst), 0, "nothing given up");
+    let mut pruned = fanout.pruned.lock().unwrap().clone();
+    pruned.sort();
+    assert_eq!(pruned, gone, "exactly the gone ones pruned");
+
+    let mut still_open = Vec::new();
+    for (id, mut client) in audience {
+        let mut received = Vec::new();
+        let closed = loop {
+            match tokio::time::timeout(WAIT, client.next())
+                .await
+                .expect("no stall")
+            {
+                Some(Ok(Message::Text(text))) => {
+                    let message: Value = serde_json::from_str(text.as_str()).unwrap();
+                    received.push(message["seq"].as_u64().unwrap());
+                    if received.len() as u64 == MESSAGES {
+                        break false;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break true,
+                Some(Ok(_)) => {}
+            }
+        };
+        let expected: Vec<u64> = (0..received.len() as u64).collect();
+        assert_eq!(received, expected, "{id}: each once, in order");
+        if gone.contains(&id) {
+            assert!(closed, "{id} was closed when it went");
+            assert!(store.get(&id).await.unwrap().is_none());
+        } else {
+            assert_eq!(received.len() as u64, MESSAGES, "{id} got everything");
+            assert!(store.get(&id).await.unwrap().is_some());
+        }
+        still_open.push(client);
+    }
+    // Every gone connection's $disconnect ran, with 1000 (closed through the sink).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while fanout.disconnected.lock().unwrap().len() < gone.len() {
+        assert!(tokio::time::Instant::now() < deadline, "$disconnect ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(fanout
+        .disconnected
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|(id, code)| gone.contains(id) && *code == 1000));
+    drop(still_open);
+    tokio::time::timeout(WAIT, gateway.shutdown())
+        .await
+        .unwrap()
+        .unwrap();
 }
