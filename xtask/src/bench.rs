@@ -4,7 +4,8 @@
 //! The steps: boto3 in the shared `.venv/` (it comes with moto), the Node peers
 //! ([`NPM_PACKAGES`]) installed once into [`work_dir`]`/peers` (gitignored, never
 //! committed), the bench and the echo example built in release mode, then
-//! `wsgw-bench run`, which starts and stops every server and script itself. A full run
+//! `wsgw-bench run`, which runs the criterion hot paths from that same release build
+//! (briefly when quick), starts and stops every server and script itself. A full run
 //! writes `BENCHMARKS.md` and `bench/fanout.svg`; `--quick` (the CI smoke, which asserts
 //! nothing about speed) writes them into the work directory instead.
 
