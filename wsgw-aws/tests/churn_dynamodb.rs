@@ -17,19 +17,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::Select;
-use wsgw_aws::dynamo::{DynamoStore, DYNAMODB_ENDPOINT_ENV};
+use wsgw_aws::dynamo::{local, DynamoStore};
 use wsgw_core::conformance::unique;
 use wsgw_core::{AttributeUpdate, Connection, ConnectionId, ConnectionStore, Page, PageRequest};
 
 fn endpoint() -> String {
-    match std::env::var(DYNAMODB_ENDPOINT_ENV) {
-        Ok(endpoint) if !endpoint.trim().is_empty() => endpoint,
-        _ => panic!(
-            "{DYNAMODB_ENDPOINT_ENV} is not set: run `cargo xtask test`, or start moto's server \
-             (`.venv/bin/moto_server -H 127.0.0.1 -p 5000`) and set \
-             {DYNAMODB_ENDPOINT_ENV}=http://127.0.0.1:5000"
-        ),
-    }
+    local::endpoint_from_env().unwrap_or_else(|missing| panic!("{missing}"))
 }
 
 async fn store() -> Arc<DynamoStore> {

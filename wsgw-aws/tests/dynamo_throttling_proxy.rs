@@ -13,7 +13,7 @@ use futures::stream::{self, StreamExt};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use wsgw_aws::dynamo::{DynamoHistory, DynamoStore, DYNAMODB_ENDPOINT_ENV, MAX_ATTEMPTS};
+use wsgw_aws::dynamo::{local, DynamoHistory, DynamoStore, MAX_ATTEMPTS};
 use wsgw_core::conformance::unique;
 use wsgw_core::{
     AttributeUpdate, Connection, ConnectionId, ConnectionStore, HistoryQuery, HistoryRecord,
@@ -21,14 +21,7 @@ use wsgw_core::{
 };
 
 fn endpoint() -> String {
-    match std::env::var(DYNAMODB_ENDPOINT_ENV) {
-        Ok(endpoint) if !endpoint.trim().is_empty() => endpoint,
-        _ => panic!(
-            "{DYNAMODB_ENDPOINT_ENV} is not set: run `cargo xtask test`, or start moto's server \
-             (`.venv/bin/moto_server -H 127.0.0.1 -p 5000`) and set \
-             {DYNAMODB_ENDPOINT_ENV}=http://127.0.0.1:5000"
-        ),
-    }
+    local::endpoint_from_env().unwrap_or_else(|missing| panic!("{missing}"))
 }
 
 /// The fraction of requests throttled (on their first attempts).
