@@ -152,42 +152,15 @@ pub async fn wait_for_port(port: u16, timeout: Duration) -> Result<()> {
     }
 }
 
-/// CPU time (user + system, every thread) `pid` has used, in seconds (Linux
-/// `/proc/PID/stat`, in clock ticks of 10 ms); NaN when unreadable.
-pub fn cpu_seconds(pid: u32) -> f64 {
-    const TICKS_PER_SECOND: f64 = 100.0;
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return f64::NAN;
-    };
-    // Fields after the command name (which may hold spaces): state is field 3, utime 14,
-    // stime 15.
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return f64::NAN;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |index: usize| fields.get(index).and_then(|f| f.parse::<u64>().ok());
-    match (ticks(11), ticks(12)) {
-        (Some(user), Some(system)) => (user + system) as f64 / TICKS_PER_SECOND,
-        _ => f64::NAN,
-    }
-}
-
-/// Resident memory of `pid` and its descendants, in KiB (Linux `/proc`).
-pub fn resident_kib(pid: u32) -> u64 {
-    let mut total = 0;
+/// `pid` and its descendants (Linux `/proc`).
+fn process_tree(pid: u32) -> Vec<u32> {
+    let mut tree = Vec::new();
     let mut pending = vec![pid];
     while let Some(pid) = pending.pop() {
-        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-            total += status
-                .lines()
-                .find_map(|line| line.strip_prefix("VmRSS:"))
-                .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
+        tree.push(pid);
         if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
             for task in tasks.flatten() {
-                let children = task.path().join("children");
-                if let Ok(children) = std::fs::read_to_string(children) {
+                if let Ok(children) = std::fs::read_to_string(task.path().join("children")) {
                     pending.extend(
                         children
                             .split_whitespace()
@@ -197,7 +170,45 @@ pub fn resident_kib(pid: u32) -> u64 {
             }
         }
     }
-    total
+    tree
+}
+
+/// CPU time (user + system, every thread) one process has used, in seconds (Linux
+/// `/proc/PID/stat`, in clock ticks of 10 ms; its children not included).
+fn own_cpu_seconds(pid: u32) -> Option<f64> {
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14,
+    // stime 15.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |index: usize| fields.get(index).and_then(|f| f.parse::<u64>().ok());
+    Some((ticks(11)? + ticks(12)?) as f64 / TICKS_PER_SECOND)
+}
+
+/// CPU time `pid` has used (every thread, its children not included), in seconds; NaN
+/// when unreadable.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    own_cpu_seconds(pid).unwrap_or(f64::NAN)
+}
+
+/// CPU time `pid` and its descendants have used, in seconds; NaN when unreadable.
+pub fn tree_cpu_seconds(pid: u32) -> f64 {
+    process_tree(pid).into_iter().map(cpu_seconds).sum()
+}
+
+/// Resident memory of `pid` and its descendants, in KiB (Linux `/proc`).
+pub fn resident_kib(pid: u32) -> u64 {
+    process_tree(pid)
+        .into_iter()
+        .filter_map(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()?
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .sum()
 }
 
 /// serverless-offline, as `node node_modules/serverless/bin/serverless.js offline start`

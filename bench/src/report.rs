@@ -14,7 +14,11 @@ pub struct RoundTrip {
     pub p50_us: f64,
     pub p99_us: f64,
     pub clients: usize,
+    /// Throughput windows measured (the columns below are their medians).
+    pub windows: usize,
     pub per_second: f64,
+    /// The server's CPU time (every thread and child process) per round trip, in µs.
+    pub cpu_us: f64,
 }
 
 /// Resident memory around opening idle connections.
@@ -153,12 +157,19 @@ fn find_lambda<'a>(results: &'a Results, prefix: &str) -> Option<&'a Lambda> {
 pub fn table(results: &Results) -> String {
     let mut out = String::new();
     if !results.roundtrip.is_empty() {
-        out.push_str("### Local round trip\n\n| server | sequential round trips | p50 (µs) | p99 (µs) | concurrent clients | throughput (round trips/s) |\n|---|---:|---:|---:|---:|---:|\n");
+        out.push_str("### Local round trip\n\n| server | sequential round trips | p50 (µs) | p99 (µs) | concurrent clients | throughput (round trips/s) | server CPU per round trip (µs) | windows (median) |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
         for r in &results.roundtrip {
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.0} | {:.0} | {} | {:.0} |",
-                r.name, r.messages, r.p50_us, r.p99_us, r.clients, r.per_second
+                "| {} | {} | {:.0} | {:.0} | {} | {:.0} | {:.1} | {} |",
+                r.name,
+                r.messages,
+                r.p50_us,
+                r.p99_us,
+                r.clients,
+                r.per_second,
+                r.cpu_us,
+                r.windows
             );
         }
         out.push('\n');
@@ -256,8 +267,9 @@ pub fn ratios(results: &Results) -> String {
     }
     if let (Some(w), Some(b)) = (wsgw, find_rt(results, "bare")) {
         parts.push(format!(
-            "throughput wsgw/bare {:.2}x",
-            w.per_second / b.per_second
+            "throughput wsgw/bare {:.2}x, server CPU per round trip bare/wsgw {:.2}x",
+            w.per_second / b.per_second,
+            b.cpu_us / w.cpu_us
         ));
     }
     let mut counts: Vec<usize> = results.fanout.iter().map(|f| f.connections).collect();

@@ -352,7 +352,9 @@ impl MetricsSnapshot {
 
 #[derive(Default)]
 struct Totals {
-    counts: BTreeMap<(Counter, String), u64>,
+    /// Per counter, then per route: looked up by `&str`, so counting allocates only the
+    /// first time a route is seen.
+    counts: BTreeMap<Counter, BTreeMap<String, u64>>,
     latencies: BTreeMap<String, Histogram>,
 }
 
@@ -387,7 +389,8 @@ impl Counters {
     pub fn get(&self, counter: Counter, route: &str) -> u64 {
         self.lock()
             .counts
-            .get(&(counter, route.to_owned()))
+            .get(&counter)
+            .and_then(|routes| routes.get(route))
             .copied()
             .unwrap_or(0)
     }
@@ -399,10 +402,12 @@ impl Counters {
             counts: totals
                 .counts
                 .iter()
-                .map(|((counter, route), value)| CounterSample {
-                    counter: *counter,
-                    route: route.clone(),
-                    value: *value,
+                .flat_map(|(counter, routes)| {
+                    routes.iter().map(|(route, value)| CounterSample {
+                        counter: *counter,
+                        route: route.clone(),
+                        value: *value,
+                    })
                 })
                 .collect(),
             latencies: totals
@@ -420,10 +425,11 @@ impl Counters {
 impl Metrics for Counters {
     fn count(&self, counter: Counter, route: &str, value: u64) {
         let mut totals = self.lock();
-        match totals.counts.get_mut(&(counter, route.to_owned())) {
+        let routes = totals.counts.entry(counter).or_default();
+        match routes.get_mut(route) {
             Some(total) => *total = total.saturating_add(value),
             None => {
-                totals.counts.insert((counter, route.to_owned()), value);
+                routes.insert(route.to_owned(), value);
             }
         }
     }

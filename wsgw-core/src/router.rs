@@ -198,6 +198,29 @@ struct Routes<S> {
     selection: RouteSelection,
     authorizer: Option<Arc<dyn Authorizer<S>>>,
     context: Context<S>,
+    /// The context of every WebSocket route, made once rather than per event.
+    route_contexts: HashMap<String, Context<S>>,
+}
+
+impl<S> Routes<S> {
+    /// The context a handler of `route` runs with, reporting to `extra` as well.
+    fn context_for(&self, route: &str, extra: Option<&Arc<dyn Metrics>>) -> Context<S> {
+        match (extra, self.route_contexts.get(route)) {
+            (None, Some(context)) => context.clone(),
+            _ => self.context.for_route(route, extra),
+        }
+    }
+
+    fn refresh_route_contexts(&mut self) {
+        let keys = self
+            .routes
+            .keys()
+            .map(String::as_str)
+            .chain([CONNECT, DISCONNECT, DEFAULT]);
+        self.route_contexts = keys
+            .map(|key| (key.to_owned(), self.context.for_route(key, None)))
+            .collect();
+    }
 }
 
 /// Dispatches gateway events to route handlers the way API Gateway does.
@@ -274,6 +297,7 @@ impl<S: Send + Sync + 'static> Router<S> {
                 selection: RouteSelection::default(),
                 authorizer: None,
                 context: Context::new(store, sink, Arc::new(state), BroadcastOptions::default()),
+                route_contexts: HashMap::new(),
             }),
         }
     }
@@ -288,9 +312,11 @@ impl<S: Send + Sync + 'static> Router<S> {
                 selection: shared.selection.clone(),
                 authorizer: shared.authorizer.clone(),
                 context: shared.context.clone(),
+                route_contexts: HashMap::new(),
             },
         };
         change(&mut inner);
+        inner.refresh_route_contexts();
         Router {
             inner: Arc::new(inner),
         }
@@ -497,7 +523,7 @@ impl<S: Send + Sync + 'static> Router<S> {
     /// [`Counter::HandlerErrors`] for a failure); an allowed client is counted by
     /// [`handle`](Self::handle).
     pub async fn authorize(&self, request: &Request) -> Result<Authorization> {
-        let context = self.inner.context.for_route(CONNECT, None);
+        let context = self.inner.context_for(CONNECT, None);
         let started = Instant::now();
         let outcome = self.run_authorizer(&context, request).await;
         if !matches!(outcome, Ok(Authorization::Allow(_))) {
@@ -560,22 +586,21 @@ impl<S: Send + Sync + 'static> Router<S> {
         extra: Option<Arc<dyn Metrics>>,
     ) -> Result<Reply> {
         let started = Instant::now();
-        let (route, counter) = match request.event_type {
-            EventType::Connect => (CONNECT.to_owned(), Counter::Connects),
-            EventType::Disconnect => (DISCONNECT.to_owned(), Counter::Disconnects),
+        let (route, counter): (&str, Counter) = match request.event_type {
+            EventType::Connect => (CONNECT, Counter::Connects),
+            EventType::Disconnect => (DISCONNECT, Counter::Disconnects),
             EventType::Message => {
                 if request.route_key.is_empty() {
                     request.route_key = self.select_route(request.body.as_ref());
                 }
-                let route = if self.is_message_route(&request.route_key) {
-                    request.route_key.clone()
-                } else {
-                    DEFAULT.to_owned()
+                let route = match self.inner.routes.get_key_value(&request.route_key) {
+                    Some((key, _)) if self.is_message_route(key) => key.as_str(),
+                    _ => DEFAULT,
                 };
                 (route, Counter::Messages)
             }
         };
-        let context = self.inner.context.for_route(&route, extra.as_ref());
+        let context = self.inner.context_for(route, extra.as_ref());
         let outcome = match request.event_type {
             EventType::Connect => {
                 request.route_key = CONNECT.to_owned();
@@ -588,20 +613,20 @@ impl<S: Send + Sync + 'static> Router<S> {
             EventType::Message => self.message(&context, request).await,
         };
         let observers = context.observers();
-        observers.count(counter, &route, 1);
+        observers.count(counter, route, 1);
         match &outcome {
             Ok(reply) if counter == Counter::Connects && reply.is_rejection() => {
-                observers.count(Counter::ConnectsRefused, &route, 1);
+                observers.count(Counter::ConnectsRefused, route, 1);
             }
             Ok(_) => {}
             Err(_) => {
                 if counter == Counter::Connects {
-                    observers.count(Counter::ConnectsRefused, &route, 1);
+                    observers.count(Counter::ConnectsRefused, route, 1);
                 }
-                observers.count(Counter::HandlerErrors, &route, 1);
+                observers.count(Counter::HandlerErrors, route, 1);
             }
         }
-        observers.latency(&route, started.elapsed());
+        observers.latency(route, started.elapsed());
         outcome
     }
 

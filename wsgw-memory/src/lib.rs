@@ -44,5 +44,5 @@ pub use harness::{
 };
 pub use history::MemoryHistory;
 pub use ids::{new_connection_id, random_id};
-pub use sink::{MemorySink, Outbox, DEFAULT_OUTBOX_CAPACITY, MAX_PAYLOAD_BYTES};
+pub use sink::{Activity, MemorySink, Outbox, DEFAULT_OUTBOX_CAPACITY, MAX_PAYLOAD_BYTES};
 pub use store::MemoryStore;

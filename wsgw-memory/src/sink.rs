@@ -1,10 +1,11 @@
 //! `MemorySink`: records deliveries for assertions, or hands them to live sockets.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 use wsgw_core::{ConnectionId, ConnectionInfo, Error, MessageSink, Payload, Result};
 
@@ -27,10 +28,33 @@ enum Outlet {
 
 struct Endpoint {
     info: ConnectionInfo,
+    activity: Activity,
     outlet: Outlet,
     /// Recorded connections stay after a server-side close so tests can still read what
     /// was delivered; they no longer accept messages.
     open: bool,
+}
+
+/// When a connection last had traffic (its `last_active_at`), shared by the sink and the
+/// connection's socket so the socket records each frame without taking the sink's lock.
+#[derive(Debug, Clone)]
+pub struct Activity(Arc<AtomicI64>);
+
+impl Activity {
+    fn at(at: DateTime<Utc>) -> Self {
+        Activity(Arc::new(AtomicI64::new(at.timestamp_micros())))
+    }
+
+    /// Records traffic now.
+    pub fn touch(&self) {
+        self.0
+            .fetch_max(Utc::now().timestamp_micros(), Ordering::Relaxed);
+    }
+
+    /// When the connection last had traffic.
+    pub fn last(&self) -> Option<DateTime<Utc>> {
+        DateTime::from_timestamp_micros(self.0.load(Ordering::Relaxed))
+    }
 }
 
 /// The receiving end of a live connection registered with [`MemorySink::attach`].
@@ -40,6 +64,8 @@ pub struct Outbox {
     pub messages: mpsc::Receiver<Payload>,
     /// Resolves when the connection is closed through [`MessageSink::disconnect`].
     pub close: oneshot::Receiver<()>,
+    /// Where the socket records incoming traffic (the sink records what it delivers).
+    pub activity: Activity,
 }
 
 /// A [`MessageSink`] in process memory.
@@ -122,6 +148,7 @@ impl MemorySink {
         self.lock().insert(
             id.clone(),
             Endpoint {
+                activity: Activity::at(Utc::now()),
                 info: Self::info_now(source_ip, user_agent),
                 outlet: Outlet::Record { sent: Vec::new() },
                 open: true,
@@ -134,9 +161,11 @@ impl MemorySink {
     pub fn attach(&self, id: &ConnectionId, info: ConnectionInfo, capacity: usize) -> Outbox {
         let (messages, messages_rx) = mpsc::channel(capacity.max(1));
         let (close, close_rx) = oneshot::channel();
+        let activity = Activity::at(info.last_active_at);
         self.lock().insert(
             id.clone(),
             Endpoint {
+                activity: activity.clone(),
                 info,
                 outlet: Outlet::Live {
                     messages,
@@ -148,6 +177,7 @@ impl MemorySink {
         Outbox {
             messages: messages_rx,
             close: close_rx,
+            activity,
         }
     }
 
@@ -159,8 +189,8 @@ impl MemorySink {
 
     /// Records activity on the connection (for `last_active_at`).
     pub fn touch(&self, id: &ConnectionId) {
-        if let Some(endpoint) = self.lock().get_mut(id) {
-            endpoint.info.last_active_at = Utc::now();
+        if let Some(endpoint) = self.lock().get(id) {
+            endpoint.activity.touch();
         }
     }
 
@@ -269,7 +299,7 @@ impl MessageSink for MemorySink {
                 }
             },
         }
-        endpoint.info.last_active_at = Utc::now();
+        endpoint.activity.touch();
         Ok(())
     }
 
@@ -277,7 +307,11 @@ impl MessageSink for MemorySink {
         self.lock()
             .get(id)
             .filter(|endpoint| endpoint.open)
-            .map(|endpoint| endpoint.info.clone())
+            .map(|endpoint| {
+                let mut info = endpoint.info.clone();
+                info.last_active_at = endpoint.activity.last().unwrap_or(info.last_active_at);
+                info
+            })
             .ok_or_else(|| Self::gone(id))
     }
 

@@ -780,6 +780,55 @@ async fn management_delete_closes_the_socket_and_runs_disconnect() {
 }
 
 #[tokio::test]
+async fn posts_and_pings_are_served_while_a_message_is_routed_and_queued_messages_keep_their_order()
+{
+    let fixture = start(test_limits().handler_timeout(Duration::from_secs(20))).await;
+    let mut client = fixture.connect("/").await;
+    let id = whoami(&mut client).await;
+    // `slow` answers after 3 s; the two echoes queue behind it.
+    send_json(&mut client, json!({"action": "slow"})).await;
+    send_json(&mut client, json!({"action": "echo", "n": 1})).await;
+    send_json(&mut client, json!({"action": "echo", "n": 2})).await;
+    let posted = http_client()
+        .request(
+            "POST",
+            &format!("{}/@connections/{id}", fixture.http()),
+            b"meanwhile",
+        )
+        .await;
+    assert_eq!(posted.status, 200);
+    client
+        .send(Message::Ping(b"still there?".to_vec().into()))
+        .await
+        .expect("ping");
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        let frame = tokio::time::timeout(WAIT, client.next())
+            .await
+            .expect("a frame within 5 s")
+            .expect("socket open")
+            .expect("valid frame");
+        match frame {
+            Message::Text(text) => seen.push(text.as_str().to_owned()),
+            Message::Pong(data) => seen.push(format!("pong {}", String::from_utf8_lossy(&data))),
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+    let echo = |n: u8| json!({"action": "echo", "n": n}).to_string();
+    assert_eq!(
+        seen,
+        vec![
+            "meanwhile".to_owned(),
+            "pong still there?".to_owned(),
+            "too late".to_owned(),
+            echo(1),
+            echo(2),
+        ],
+        "the post and the pong do not wait for the route; replies keep the messages' order"
+    );
+}
+
+#[tokio::test]
 async fn handler_disconnect_through_the_sink_closes_the_socket() {
     let mut fixture = start(test_limits()).await;
     let mut client = fixture.connect("/").await;

@@ -1,12 +1,15 @@
 //! One WebSocket connection: the `$connect` handshake, then the socket loop.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -263,10 +266,15 @@ fn is_invalid_utf8(error: &axum::Error) -> bool {
 }
 
 fn to_message(payload: Payload) -> Message {
-    match payload.as_text() {
-        Some(text) => Message::Text(text.into()),
-        None => Message::Binary(payload.bytes().clone()),
+    let is_text = payload.is_text();
+    let data = payload.bytes().clone();
+    if is_text {
+        // Text payloads hold valid UTF-8: this only checks it again, without copying.
+        if let Ok(text) = Utf8Bytes::try_from(data.clone()) {
+            return Message::Text(text);
+        }
     }
+    Message::Binary(data)
 }
 
 fn close_message(code: u16, reason: &'static str) -> Message {
@@ -276,162 +284,289 @@ fn close_message(code: u16, reason: &'static str) -> Message {
     }))
 }
 
-/// The socket loop: reads messages into the route worker, writes the outbox, enforces
-/// the idle timeout and maximum duration, and closes on shutdown or `DELETE`.
+/// What the socket reports to the loop.
+enum SocketEvent {
+    /// A frame or the end of the stream came in.
+    Received(Option<Result<Message, axum::Error>>),
+    /// Writing failed: the client is gone.
+    WriteFailed,
+}
+
+/// The WebSocket and its outbox, driven from the connection's one task: the outbox is
+/// written as soon as the socket takes it, and incoming frames are read when asked for.
+///
+/// One task per connection, rather than a reader, a writer and a route worker, keeps a
+/// reply on the thread that read the message (no cross-task wake-ups) and an idle
+/// connection small.
+struct Socket {
+    ws: WebSocket,
+    outbox: mpsc::Receiver<Payload>,
+    /// A message was handed to the socket and not flushed yet.
+    unflushed: bool,
+    /// The last flush could not finish: the client is not reading.
+    blocked: bool,
+    /// When the last message went out, if one did since the loop last looked.
+    wrote_at: Option<tokio::time::Instant>,
+}
+
+impl Socket {
+    /// Writes what the outbox holds, then reads one frame if `read`.
+    fn poll_event(&mut self, cx: &mut std::task::Context<'_>, read: bool) -> Poll<SocketEvent> {
+        if self.poll_write(cx).is_err() {
+            return Poll::Ready(SocketEvent::WriteFailed);
+        }
+        if read {
+            if let Poll::Ready(received) = self.ws.poll_next_unpin(cx) {
+                return Poll::Ready(SocketEvent::Received(received));
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Flushes, then moves outbox messages to the socket until the outbox is empty or
+    /// the socket is full (tokio's cooperative budget bounds the loop).
+    fn poll_write(&mut self, cx: &mut std::task::Context<'_>) -> Result<(), axum::Error> {
+        loop {
+            if self.unflushed {
+                match self.ws.poll_flush_unpin(cx) {
+                    Poll::Ready(flushed) => {
+                        flushed?;
+                        self.unflushed = false;
+                        self.blocked = false;
+                    }
+                    Poll::Pending => {
+                        self.blocked = true;
+                        return Ok(());
+                    }
+                }
+            }
+            // A flushed socket is ready for the next message.
+            match self.ws.poll_ready_unpin(cx) {
+                Poll::Ready(ready) => ready?,
+                Poll::Pending => {
+                    self.blocked = true;
+                    return Ok(());
+                }
+            }
+            match self.outbox.poll_recv(cx) {
+                Poll::Ready(Some(payload)) => {
+                    self.ws.start_send_unpin(to_message(payload))?;
+                    self.unflushed = true;
+                    self.wrote_at = Some(tokio::time::Instant::now());
+                }
+                Poll::Ready(None) | Poll::Pending => return Ok(()),
+            }
+        }
+    }
+}
+
+/// Polls the message being routed, if any.
+fn poll_routing(routing: &mut Option<Routing>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+    match routing {
+        Some(future) => future.as_mut().poll(cx),
+        None => Poll::Pending,
+    }
+}
+
+/// One message on its way through the router.
+type Routing = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// How the loop ended: the `$disconnect` code and reason, and the close frame to send
+/// (none when the client closed, vanished, or stopped reading).
+type Ending = (u16, String, Option<Message>);
+
+fn going_away(blocked: bool) -> Ending {
+    let frame = (!blocked).then(|| close_message(GOING_AWAY, "Going away"));
+    (GOING_AWAY, "Going away".to_owned(), frame)
+}
+
+/// The socket loop: writes the outbox, reads messages and routes them one at a time in
+/// arrival order (so replies keep that order), enforces the idle timeout and maximum
+/// duration, and closes on shutdown or `DELETE`.
 async fn serve<S: Send + Sync + 'static>(
     shared: Arc<Shared<S>>,
     socket: WebSocket,
     session: Session,
-    mut outbox: Outbox,
+    outbox: Outbox,
 ) {
+    let session = Arc::new(session);
     let limits = shared.limits.clone();
-    let (mut writer, mut reader) = socket.split();
-    let (inbound, queue) = mpsc::channel::<Payload>(limits.outbox_capacity);
-    let worker = tokio::spawn(route_messages(shared.clone(), session.clone(), queue));
+    let Outbox {
+        messages,
+        close: mut deleted,
+        activity,
+    } = outbox;
+    let mut socket = Socket {
+        ws: socket,
+        outbox: messages,
+        unflushed: false,
+        blocked: false,
+        wrote_at: None,
+    };
+    // Messages read and waiting for the one being routed; reading pauses when it is full.
+    let mut waiting: VecDeque<Payload> = VecDeque::new();
+    let mut routing: Option<Routing> = None;
+    // The idle timer is re-armed only when it fires, from the last activity: resetting
+    // it on every message would cost a timer-wheel update each time.
+    let mut last_activity = tokio::time::Instant::now();
     let idle = tokio::time::sleep(limits.idle_timeout);
     let lifetime = tokio::time::sleep(limits.max_connection_duration);
-    tokio::pin!(idle, lifetime);
+    let shutdown = shared.shutdown.cancelled();
+    tokio::pin!(idle, lifetime, shutdown);
 
-    let (code, reason, we_close): (u16, String, Option<Message>) = loop {
-        tokio::select! {
-            incoming = reader.next() => {
-                let payload = match incoming {
-                    Some(Ok(Message::Text(text))) => Payload::text_from_bytes(Bytes::from(text)).ok(),
-                    Some(Ok(Message::Binary(data))) => Some(Payload::binary(data)),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
-                    Some(Ok(Message::Close(frame))) => {
-                        break match frame {
-                            Some(frame) => (frame.code, frame.reason.as_str().to_owned(), None),
-                            None => (NO_STATUS, String::new(), None),
-                        };
-                    }
-                    Some(Err(error)) if is_too_big(&error) => {
-                        tracing::info!(connection_id = %session.id, %error, "closing: message too big");
-                        break (MESSAGE_TOO_BIG, "Message too big".to_owned(), Some(close_message(MESSAGE_TOO_BIG, "Message too big")));
-                    }
-                    Some(Err(error)) if is_invalid_utf8(&error) => {
-                        tracing::info!(connection_id = %session.id, %error, "closing: text message not UTF-8");
-                        break (INVALID_PAYLOAD, "Invalid frame payload data".to_owned(), Some(close_message(INVALID_PAYLOAD, "Invalid frame payload data")));
-                    }
-                    Some(Err(error)) => {
-                        tracing::debug!(connection_id = %session.id, %error, "socket error");
-                        break (ABNORMAL, String::new(), None);
-                    }
-                    None => break (ABNORMAL, String::new(), None),
-                };
-                idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout);
-                shared.sockets.touch(&session.id);
-                if let Some(payload) = payload {
-                    if inbound.send(payload).await.is_err() {
-                        break (ABNORMAL, String::new(), None);
-                    }
+    let (code, reason, we_close): Ending = loop {
+        if routing.is_none() {
+            if let Some(body) = waiting.pop_front() {
+                routing = Some(Box::pin(route_message(
+                    shared.clone(),
+                    session.clone(),
+                    body,
+                )));
+            }
+        }
+        let read = waiting.len() < limits.outbox_capacity;
+        let ended = tokio::select! {
+            event = std::future::poll_fn(|cx| socket.poll_event(cx, read)) => match event {
+                SocketEvent::WriteFailed => Some((ABNORMAL, String::new(), None)),
+                SocketEvent::Received(received) => {
+                    let payload = match received {
+                        Some(Ok(Message::Text(text))) => Payload::text_from_bytes(Bytes::from(text)).ok(),
+                        Some(Ok(Message::Binary(data))) => Some(Payload::binary(data)),
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
+                        Some(Ok(Message::Close(frame))) => {
+                            break match frame {
+                                Some(frame) => (frame.code, frame.reason.as_str().to_owned(), None),
+                                None => (NO_STATUS, String::new(), None),
+                            };
+                        }
+                        Some(Err(error)) if is_too_big(&error) => {
+                            tracing::info!(connection_id = %session.id, %error, "closing: message too big");
+                            break (MESSAGE_TOO_BIG, "Message too big".to_owned(), Some(close_message(MESSAGE_TOO_BIG, "Message too big")));
+                        }
+                        Some(Err(error)) if is_invalid_utf8(&error) => {
+                            tracing::info!(connection_id = %session.id, %error, "closing: text message not UTF-8");
+                            break (INVALID_PAYLOAD, "Invalid frame payload data".to_owned(), Some(close_message(INVALID_PAYLOAD, "Invalid frame payload data")));
+                        }
+                        Some(Err(error)) => {
+                            tracing::debug!(connection_id = %session.id, %error, "socket error");
+                            break (ABNORMAL, String::new(), None);
+                        }
+                        None => break (ABNORMAL, String::new(), None),
+                    };
+                    last_activity = tokio::time::Instant::now();
+                    activity.touch();
+                    waiting.extend(payload);
+                    None
+                }
+            },
+            () = std::future::poll_fn(|cx| poll_routing(&mut routing, cx)), if routing.is_some() => {
+                routing = None;
+                None
+            }
+            // A client that stops reading blocks the socket once its buffers are full
+            // (and the outbox then fills: posts are throttled). `DELETE`, the timeouts
+            // and shutdown still close it meanwhile, by dropping the socket: no close
+            // frame would fit.
+            _ = &mut deleted => Some((NORMAL, String::new(), (!socket.blocked).then(|| close_message(NORMAL, "")))),
+            () = &mut idle => {
+                let idle_until = last_activity + limits.idle_timeout;
+                if idle_until <= tokio::time::Instant::now() {
+                    Some(going_away(socket.blocked))
+                } else {
+                    idle.as_mut().reset(idle_until);
+                    None
                 }
             }
-            Some(payload) = outbox.messages.recv() => {
-                idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout);
-                // A client that stops reading blocks this write once its buffers are full
-                // (and the outbox then fills: posts are throttled). `DELETE`, the timeouts
-                // and shutdown still close it meanwhile, by dropping the socket: no close
-                // frame would fit.
-                let ended = tokio::select! {
-                    written = writer.send(to_message(payload)) => {
-                        written.err().map(|_| (ABNORMAL, String::new(), None))
-                    }
-                    _ = &mut outbox.close => Some((NORMAL, String::new(), None)),
-                    () = &mut idle => Some((GOING_AWAY, "Going away".to_owned(), None)),
-                    () = &mut lifetime => Some((GOING_AWAY, "Going away".to_owned(), None)),
-                    () = shared.shutdown.cancelled() => Some((GOING_AWAY, "Going away".to_owned(), None)),
-                };
-                if let Some(ended) = ended {
-                    tracing::debug!(connection_id = %session.id, code = ended.0, "closed while a write was blocked");
-                    break ended;
-                }
+            () = &mut lifetime => Some(going_away(socket.blocked)),
+            () = &mut shutdown => Some(going_away(socket.blocked)),
+        };
+        if let Some(wrote_at) = socket.wrote_at.take() {
+            last_activity = last_activity.max(wrote_at);
+        }
+        if let Some(ended) = ended {
+            if socket.blocked {
+                tracing::debug!(connection_id = %session.id, code = ended.0, "closed while a write was blocked");
             }
-            _ = &mut outbox.close => break (NORMAL, String::new(), Some(close_message(NORMAL, ""))),
-            () = &mut idle => break (GOING_AWAY, "Going away".to_owned(), Some(close_message(GOING_AWAY, "Going away"))),
-            () = &mut lifetime => break (GOING_AWAY, "Going away".to_owned(), Some(close_message(GOING_AWAY, "Going away"))),
-            () = shared.shutdown.cancelled() => break (GOING_AWAY, "Going away".to_owned(), Some(close_message(GOING_AWAY, "Going away"))),
+            break ended;
         }
     };
     shared.sockets.remove(&session.id);
-    if let Some(close) = we_close {
-        if writer.send(close).await.is_ok() {
-            // Give the client a moment to answer the close handshake, then drop the socket.
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
-                while let Some(Ok(_)) = reader.next().await {}
-            })
-            .await;
+    let closing = async {
+        if let Some(close) = we_close {
+            if socket.ws.send(close).await.is_ok() {
+                // Give the client a moment to answer the close handshake, then drop the socket.
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+                    while let Some(Ok(_)) = socket.ws.next().await {}
+                })
+                .await;
+            }
         }
-    }
-    drop(inbound);
+    };
     // Messages still queued are answered while the connection is already gone, as on AWS
     // where in-flight invocations outlive the socket.
-    if let Err(error) = worker.await {
-        tracing::error!(connection_id = %session.id, %error, "route worker failed");
-    }
+    let finishing = async {
+        if let Some(routing) = routing {
+            routing.await;
+        }
+        for body in waiting {
+            route_message(shared.clone(), session.clone(), body).await;
+        }
+    };
+    tokio::join!(closing, finishing);
     run_disconnect(&shared, &session, code, &reason).await;
 }
 
-/// Routes one connection's messages in arrival order, so replies keep that order.
-async fn route_messages<S: Send + Sync + 'static>(
+/// Routes one message and sends the route's reply, if any, to the caller.
+async fn route_message<S: Send + Sync + 'static>(
     shared: Arc<Shared<S>>,
-    session: Session,
-    mut queue: mpsc::Receiver<Payload>,
+    session: Arc<Session>,
+    body: Payload,
 ) {
-    while let Some(body) = queue.recv().await {
-        let started = Instant::now();
-        let message_id = random_id();
-        let route_key = shared.router.select_route(Some(&body));
-        let request = session.request(
-            Request::message(session.id.clone(), body)
-                .with_route_key(route_key.clone())
-                .with_message_id(message_id.clone()),
-        );
-        let outcome = tokio::time::timeout(
-            shared.limits.handler_timeout,
-            AssertUnwindSafe(shared.router.handle(request)).catch_unwind(),
-        )
-        .await;
-        let latency_ms = started.elapsed().as_secs_f64() * 1e3;
-        let answer = match outcome {
-            Ok(Ok(Ok(reply))) => {
-                tracing::info!(connection_id = %session.id, route = %route_key, status = reply.status, latency_ms, "route");
-                reply.body
-            }
-            Err(_) => {
-                tracing::error!(connection_id = %session.id, route = %route_key, latency_ms, "route timed out");
-                report_abort(
-                    shared.router.observer(),
-                    &outcome,
-                    Counter::Messages,
-                    &route_key,
-                    started,
-                );
-                Some(Payload::text(
-                    serde_json::json!({
-                        "message": "Endpoint request timed out",
-                        "connectionId": session.id.as_str(),
-                        "requestId": message_id,
-                    })
-                    .to_string(),
-                ))
-            }
-            outcome => {
-                tracing::error!(connection_id = %session.id, route = %route_key, failure = %describe_failure(&outcome), latency_ms, "route failed");
-                report_abort(
-                    shared.router.observer(),
-                    &outcome,
-                    Counter::Messages,
-                    &route_key,
-                    started,
-                );
-                Some(internal_error_message(&session.id, &message_id))
-            }
-        };
-        if let Some(answer) = answer {
-            if let Err(error) = shared.sockets.send(&session.id, answer).await {
-                tracing::warn!(connection_id = %session.id, route = %route_key, %error, "reply not delivered");
-            }
+    let started = Instant::now();
+    let message_id = random_id();
+    let route_key = shared.router.select_route(Some(&body));
+    let request = session.request(
+        Request::message(session.id.clone(), body)
+            .with_route_key(route_key.clone())
+            .with_message_id(message_id.clone()),
+    );
+    let outcome = tokio::time::timeout(
+        shared.limits.handler_timeout,
+        AssertUnwindSafe(shared.router.handle(request)).catch_unwind(),
+    )
+    .await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1e3;
+    report_abort(
+        shared.router.observer(),
+        &outcome,
+        Counter::Messages,
+        &route_key,
+        started,
+    );
+    let answer = match outcome {
+        Ok(Ok(Ok(reply))) => {
+            tracing::info!(connection_id = %session.id, route = %route_key, status = reply.status, latency_ms, "route");
+            reply.body
+        }
+        Err(_) => {
+            tracing::error!(connection_id = %session.id, route = %route_key, latency_ms, "route timed out");
+            Some(Payload::text(
+                serde_json::json!({
+                    "message": "Endpoint request timed out",
+                    "connectionId": session.id.as_str(),
+                    "requestId": message_id,
+                })
+                .to_string(),
+            ))
+        }
+        outcome => {
+            tracing::error!(connection_id = %session.id, route = %route_key, failure = %describe_failure(&outcome), latency_ms, "route failed");
+            Some(internal_error_message(&session.id, &message_id))
+        }
+    };
+    if let Some(answer) = answer {
+        if let Err(error) = shared.sockets.send(&session.id, answer).await {
+            tracing::warn!(connection_id = %session.id, route = %route_key, %error, "reply not delivered");
         }
     }
 }
