@@ -134,110 +134,169 @@ fn sender_command(sender: &str, args: &RunArgs, endpoint: &str, ids: &Path) -> R
     })
 }
 
-/// The connection counts and repetitions of a full or a quick run.
-pub fn sizes(quick: bool) -> (Vec<usize>, usize) {
+/// The emulated round trip between a sender and API Gateway's Management API in the
+/// second pass: the low end of what a Lambda sees in its own region, so the figure
+/// flatters the sequential loop rather than wsgw.
+pub const EMULATED_LATENCY_MS: u64 = 5;
+
+/// One pass of the fan-out benchmark: connection counts, repetitions, and the latency
+/// the gateway's `@connections` adds to every answer.
+pub struct Pass {
+    pub counts: Vec<usize>,
+    pub repetitions: usize,
+    pub latency_ms: u64,
+}
+
+/// The passes of a full or a quick run: over bare loopback, where every sender is bound
+/// by CPU, then with an emulated network round trip per post, where a sender's
+/// concurrency decides.
+pub fn passes(quick: bool) -> Vec<Pass> {
     if quick {
-        (vec![1_000], 1)
+        vec![
+            Pass {
+                counts: vec![1_000],
+                repetitions: 1,
+                latency_ms: 0,
+            },
+            Pass {
+                counts: vec![100],
+                repetitions: 1,
+                latency_ms: EMULATED_LATENCY_MS,
+            },
+        ]
     } else {
-        (vec![1_000, 10_000], 3)
+        vec![
+            Pass {
+                counts: vec![1_000, 10_000],
+                repetitions: 3,
+                latency_ms: 0,
+            },
+            Pass {
+                counts: vec![100, 1_000],
+                repetitions: 3,
+                latency_ms: EMULATED_LATENCY_MS,
+            },
+        ]
     }
 }
 
 /// Runs the fan-out benchmark.
 pub async fn run(args: &RunArgs, results: &mut Results) -> Result<()> {
-    let (counts, repetitions) = sizes(args.quick);
-    let gateway = peers::own_server("serve-gateway").await?;
-    for n in counts {
-        eprintln!("wsgw-bench: fan-out, opening {n} connections");
-        let sockets = open(&gateway.ws_url, n).await?;
-        let ids_file = args.work.join(format!("ids-{n}.txt"));
-        let ids: Vec<&str> = sockets.iter().map(|(id, _)| id.as_str()).collect();
-        std::fs::write(&ids_file, ids.join("\n")).map_err(|e| e.to_string())?;
-        let (received_tx, mut received) = mpsc::unbounded_channel::<Instant>();
-        let readers: Vec<_> = sockets
-            .into_iter()
-            .map(|(_, mut socket)| {
-                let received_tx = received_tx.clone();
-                tokio::spawn(async move {
-                    while let Some(Ok(message)) = socket.next().await {
-                        if message.is_text() && received_tx.send(Instant::now()).is_err() {
-                            return;
-                        }
-                    }
-                })
-            })
-            .collect();
-        drop(received_tx);
-        let outcome = async {
-            for sender in SENDERS.into_iter().filter(|s| args.runs(skip_name(s))) {
-                let command = sender_command(sender, args, &gateway.management, &ids_file)?;
-                let mut guard = Guard::spawn(sender, command)?;
-                guard.line_starting("READY", peers::STARTUP).await?;
-                let mut last = Vec::new();
-                let mut own = Vec::new();
-                let mut delivered = n;
-                let mut cpu = [Vec::new(), Vec::new(), Vec::new()];
-                let pids = [gateway.guard.pid()?, guard.pid()?, std::process::id()];
-                for round in 0..repetitions {
-                    let cpu_before = pids.map(peers::cpu_seconds);
-                    let started = Instant::now();
-                    guard
-                        .say(&format!("{{\"type\":\"broadcast\",\"round\":{round}}}"))
-                        .await?;
-                    let timeout = Duration::from_secs(if n > 1_000 { 600 } else { 120 });
-                    let mut latest = started;
-                    let mut count = 0;
-                    let deadline = tokio::time::Instant::now() + timeout;
-                    while count < n {
-                        match tokio::time::timeout_at(deadline, received.recv()).await {
-                            Ok(Some(at)) => {
-                                latest = latest.max(at);
-                                count += 1;
-                            }
-                            _ => break,
-                        }
-                    }
-                    let done = guard.line_starting("DONE ", timeout).await?;
-                    for ((spent, before), after) in cpu
-                        .iter_mut()
-                        .zip(cpu_before)
-                        .zip(pids.map(peers::cpu_seconds))
-                    {
-                        spent.push(after - before);
-                    }
-                    own.push(
-                        done.trim_start_matches("DONE ")
-                            .trim()
-                            .parse::<f64>()
-                            .unwrap_or(f64::NAN),
-                    );
-                    last.push((latest - started).as_secs_f64());
-                    delivered = delivered.min(count);
-                    eprintln!(
-                        "  {sender}, n={n}, round {round}: last client after {:.3} s ({count} received)",
-                        (latest - started).as_secs_f64()
-                    );
-                }
-                results.fanout.push(Fanout {
-                    sender,
-                    connections: n,
-                    last_received_s: median(&mut last),
-                    sender_s: median(&mut own),
-                    delivered,
-                    repetitions,
-                    cpu_s: cpu.map(|mut spent| median(&mut spent)),
-                });
-            }
-            Ok::<(), String>(())
+    for pass in passes(args.quick) {
+        let gateway = peers::own_server_with(
+            "serve-gateway",
+            &[
+                "--management-latency-ms".to_owned(),
+                pass.latency_ms.to_string(),
+            ],
+        )
+        .await?;
+        for &n in &pass.counts {
+            run_one(args, &gateway, n, &pass, results).await?;
         }
-        .await;
-        for reader in readers {
-            reader.abort();
-        }
-        outcome?;
     }
-    drop(gateway);
     Ok(())
+}
+
+/// Every sender's rounds to `n` connections of `gateway`.
+async fn run_one(
+    args: &RunArgs,
+    gateway: &peers::Server,
+    n: usize,
+    pass: &Pass,
+    results: &mut Results,
+) -> Result<()> {
+    let (repetitions, latency_ms) = (pass.repetitions, pass.latency_ms);
+    eprintln!(
+        "wsgw-bench: fan-out, opening {n} connections (@connections latency {latency_ms} ms)"
+    );
+    let sockets = open(&gateway.ws_url, n).await?;
+    let ids_file = args.work.join(format!("ids-{n}.txt"));
+    let ids: Vec<&str> = sockets.iter().map(|(id, _)| id.as_str()).collect();
+    std::fs::write(&ids_file, ids.join("\n")).map_err(|e| e.to_string())?;
+    let (received_tx, mut received) = mpsc::unbounded_channel::<Instant>();
+    let readers: Vec<_> = sockets
+        .into_iter()
+        .map(|(_, mut socket)| {
+            let received_tx = received_tx.clone();
+            tokio::spawn(async move {
+                while let Some(Ok(message)) = socket.next().await {
+                    if message.is_text() && received_tx.send(Instant::now()).is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(received_tx);
+    let outcome = async {
+        for sender in SENDERS.into_iter().filter(|s| args.runs(skip_name(s))) {
+            let command = sender_command(sender, args, &gateway.management, &ids_file)?;
+            let mut guard = Guard::spawn(sender, command)?;
+            guard.line_starting("READY", peers::STARTUP).await?;
+            let mut last = Vec::new();
+            let mut own = Vec::new();
+            let mut delivered = n;
+            let mut cpu = [Vec::new(), Vec::new(), Vec::new()];
+            let pids = [gateway.guard.pid()?, guard.pid()?, std::process::id()];
+            for round in 0..repetitions {
+                let cpu_before = pids.map(peers::cpu_seconds);
+                let started = Instant::now();
+                guard
+                    .say(&format!("{{\"type\":\"broadcast\",\"round\":{round}}}"))
+                    .await?;
+                let timeout = Duration::from_secs(if n > 1_000 { 600 } else { 120 });
+                let mut latest = started;
+                let mut count = 0;
+                let deadline = tokio::time::Instant::now() + timeout;
+                while count < n {
+                    match tokio::time::timeout_at(deadline, received.recv()).await {
+                        Ok(Some(at)) => {
+                            latest = latest.max(at);
+                            count += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                let done = guard.line_starting("DONE ", timeout).await?;
+                for ((spent, before), after) in cpu
+                    .iter_mut()
+                    .zip(cpu_before)
+                    .zip(pids.map(peers::cpu_seconds))
+                {
+                    spent.push(after - before);
+                }
+                own.push(
+                    done.trim_start_matches("DONE ")
+                        .trim()
+                        .parse::<f64>()
+                        .unwrap_or(f64::NAN),
+                );
+                last.push((latest - started).as_secs_f64());
+                delivered = delivered.min(count);
+                eprintln!(
+                    "  {sender}, n={n}, +{latency_ms} ms, round {round}: last client after {:.3} s ({count} received)",
+                    (latest - started).as_secs_f64()
+                );
+            }
+            results.fanout.push(Fanout {
+                sender,
+                connections: n,
+                latency_ms,
+                last_received_s: median(&mut last),
+                sender_s: median(&mut own),
+                delivered,
+                repetitions,
+                cpu_s: cpu.map(|mut spent| median(&mut spent)),
+            });
+        }
+        Ok::<(), String>(())
+    }
+    .await;
+    for reader in readers {
+        reader.abort();
+    }
+    outcome
 }
 
 /// The median of `values` (NaN when empty).

@@ -11,6 +11,7 @@ use tokio::process::Command;
 use wsgw_memory::gateway::{Invocation, LambdaRuntimeEmulator, ManagementRecorder};
 
 use crate::client::percentiles;
+use crate::fanout::median;
 use crate::peers::{self, Guard};
 use crate::report::{Lambda, Results};
 use crate::{Result, RunArgs};
@@ -103,7 +104,15 @@ fn event(i: usize) -> Value {
 
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn measure(runtime: &'static str, mut command: Command, events: usize) -> Result<Lambda> {
+/// A function process answering events from its own emulator.
+struct Started {
+    emulator: LambdaRuntimeEmulator,
+    management: ManagementRecorder,
+    _function: Guard,
+}
+
+/// Spawns the function with a fresh emulator and times spawn → first response.
+async fn cold_start(runtime: &'static str, mut command: Command) -> Result<(Started, Duration)> {
     let emulator = LambdaRuntimeEmulator::start()
         .await
         .map_err(|e| e.to_string())?;
@@ -119,44 +128,55 @@ async fn measure(runtime: &'static str, mut command: Command, events: usize) -> 
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let started = Instant::now();
-    let _function = Guard::spawn_with_stdout(runtime, command)?;
+    let function = Guard::spawn_with_stdout(runtime, command)?;
     let first = emulator.invoke(event(0), WAIT).await;
     let cold = started.elapsed();
     if !matches!(first, Some(Invocation::Response(_))) {
         return Err(format!("{runtime}: first event answered {first:?}"));
     }
+    Ok((
+        Started {
+            emulator,
+            management,
+            _function: function,
+        },
+        cold,
+    ))
+}
+
+/// Events one after another to a warm function: the number answered, p50 and p99 in µs.
+async fn per_event(
+    runtime: &'static str,
+    started: &Started,
+    events: usize,
+) -> Result<(usize, f64, f64)> {
     let window = Duration::from_secs(60);
+    let began = Instant::now();
     let mut samples = Vec::with_capacity(events);
-    let mut posts = 0;
+    let mut posts = started.management.take_calls().len();
     for i in 1..=events {
-        if started.elapsed() > window {
+        if began.elapsed() > window {
             break;
         }
         let sent = Instant::now();
-        match emulator.invoke(event(i), WAIT).await {
+        match started.emulator.invoke(event(i), WAIT).await {
             Some(Invocation::Response(_)) => samples.push(sent.elapsed()),
             other => return Err(format!("{runtime}: event {i} answered {other:?}")),
         }
         if i % 1000 == 0 {
-            posts += management.take_calls().len();
+            posts += started.management.take_calls().len();
         }
     }
-    posts += management.take_calls().len();
-    if posts < samples.len() {
+    posts += started.management.take_calls().len();
+    // The cold start's event posted once too.
+    if posts < samples.len() + 1 {
         return Err(format!(
             "{runtime}: {posts} posts reached @connections for {} events",
-            samples.len()
+            samples.len() + 1
         ));
     }
-    let count = samples.len();
     let (p50, p99) = percentiles(&mut samples);
-    Ok(Lambda {
-        runtime,
-        cold_ms: cold.as_secs_f64() * 1e3,
-        events: count,
-        p50_us: p50,
-        p99_us: p99,
-    })
+    Ok((samples.len(), p50, p99))
 }
 
 /// The release binary's size and its stripped copy's.
@@ -176,30 +196,51 @@ fn binary_sizes(args: &RunArgs) -> Option<(u64, u64)> {
     Some((size, stripped_size))
 }
 
-/// Runs the Lambda mode benchmark for the three runtimes.
+/// Runs the Lambda mode benchmark for the three runtimes: cold starts taken in turns
+/// (the median is reported), then events one after another to the last one started.
 pub async fn run(args: &RunArgs, results: &mut Results) -> Result<()> {
-    let events = if args.quick { 1_000 } else { 10_000 };
-    eprintln!("wsgw-bench: Lambda mode, {events} events each");
+    let (events, cold_starts) = if args.quick { (1_000, 2) } else { (10_000, 7) };
+    eprintln!("wsgw-bench: Lambda mode, {cold_starts} cold starts and {events} events each");
     results.echo_binary = binary_sizes(args);
-    results.lambda.push(
-        measure(
-            "wsgw echo (Rust, release)",
-            Command::new(&args.echo_bin),
-            events,
-        )
-        .await?,
-    );
-    let script = peers::write_script(&args.work, "runtime.py", PYTHON_RUNTIME)?;
-    let mut python = Command::new(&args.python);
-    python.arg(script);
-    results
-        .lambda
-        .push(measure("Python 3 + boto3", python, events).await?);
-    let script = peers::write_script(&args.peers, "runtime.js", NODE_RUNTIME)?;
-    let mut node = Command::new("node");
-    node.arg(script).current_dir(&args.peers);
-    results
-        .lambda
-        .push(measure("Node 20 + AWS SDK v3", node, events).await?);
+    let python_script = peers::write_script(&args.work, "runtime.py", PYTHON_RUNTIME)?;
+    let node_script = peers::write_script(&args.peers, "runtime.js", NODE_RUNTIME)?;
+    let command = |runtime: &str| match runtime {
+        WSGW => Command::new(&args.echo_bin),
+        PYTHON => {
+            let mut python = Command::new(&args.python);
+            python.arg(&python_script);
+            python
+        }
+        _ => {
+            let mut node = Command::new("node");
+            node.arg(&node_script).current_dir(&args.peers);
+            node
+        }
+    };
+    let mut colds: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    for round in 1..=cold_starts {
+        for (runtime, colds) in RUNTIMES.iter().zip(&mut colds) {
+            let (started, cold) = cold_start(runtime, command(runtime)).await?;
+            colds.push(cold.as_secs_f64() * 1e3);
+            if round == cold_starts {
+                let (count, p50_us, p99_us) = per_event(runtime, &started, events).await?;
+                results.lambda.push(Lambda {
+                    runtime,
+                    cold_ms: median(colds),
+                    cold_starts,
+                    events: count,
+                    p50_us,
+                    p99_us,
+                });
+            }
+        }
+    }
     Ok(())
 }
+
+/// wsgw's function: the echo example's release binary.
+const WSGW: &str = "wsgw echo (Rust, release)";
+const PYTHON: &str = "Python 3 + boto3";
+const NODE: &str = "Node 20 + AWS SDK v3";
+/// The functions, in the order their cold starts take turns.
+const RUNTIMES: [&str; 3] = [WSGW, PYTHON, NODE];

@@ -37,7 +37,12 @@ enum Command {
     /// A bare tokio-tungstenite echo server (no routing, no store): the physical limit.
     ServeBare,
     /// The LocalGateway running the echo example's router.
-    ServeGateway,
+    ServeGateway {
+        /// Answer `@connections` requests this long after they came in (an emulated
+        /// network round trip to API Gateway).
+        #[arg(long, default_value_t = 0)]
+        management_latency_ms: u64,
+    },
     /// The criterion hot paths (results under `$CRITERION_HOME`, else
     /// `target/criterion`).
     HotPaths {
@@ -137,7 +142,9 @@ fn main() -> ExitCode {
             Command::Run(args) => report::run(args).await,
             Command::HotPaths { .. } => Ok(()),
             Command::ServeBare => serve::bare().await,
-            Command::ServeGateway => serve::gateway().await,
+            Command::ServeGateway {
+                management_latency_ms,
+            } => serve::gateway(std::time::Duration::from_millis(management_latency_ms)).await,
             Command::FanoutSend {
                 endpoint,
                 ids,

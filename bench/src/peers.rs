@@ -110,9 +110,14 @@ pub struct Server {
 
 /// Starts `wsgw-bench SUBCOMMAND` and waits for its READY line.
 pub async fn own_server(subcommand: &str) -> Result<Server> {
+    own_server_with(subcommand, &[]).await
+}
+
+/// [`own_server`] with arguments after the subcommand.
+pub async fn own_server_with(subcommand: &str, args: &[String]) -> Result<Server> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut command = Command::new(exe);
-    command.arg(subcommand).stderr(Stdio::inherit());
+    command.arg(subcommand).args(args).stderr(Stdio::inherit());
     let mut guard = Guard::spawn(subcommand, command)?;
     let line = guard.line_starting("READY ", STARTUP).await?;
     let mut parts = line.split_whitespace().skip(1);

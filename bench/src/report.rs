@@ -41,6 +41,8 @@ impl Memory {
 pub struct Fanout {
     pub sender: &'static str,
     pub connections: usize,
+    /// The emulated network round trip each `@connections` answer waited for.
+    pub latency_ms: u64,
     pub last_received_s: f64,
     pub sender_s: f64,
     pub delivered: usize,
@@ -52,7 +54,9 @@ pub struct Fanout {
 /// One Lambda runtime row.
 pub struct Lambda {
     pub runtime: &'static str,
+    /// The median of `cold_starts` cold starts.
     pub cold_ms: f64,
+    pub cold_starts: usize,
     pub events: usize,
     pub p50_us: f64,
     pub p99_us: f64,
@@ -138,11 +142,11 @@ fn find_rt<'a>(results: &'a Results, prefix: &str) -> Option<&'a RoundTrip> {
         .find(|r| r.name.starts_with(prefix))
 }
 
-fn find_fanout(results: &Results, sender: &str, n: usize) -> Option<f64> {
+fn find_fanout(results: &Results, sender: &str, n: usize, latency_ms: u64) -> Option<f64> {
     results
         .fanout
         .iter()
-        .find(|f| f.sender == sender && f.connections == n)
+        .find(|f| f.sender == sender && f.connections == n && f.latency_ms == latency_ms)
         .map(|f| f.last_received_s)
 }
 
@@ -190,14 +194,15 @@ pub fn table(results: &Results) -> String {
         out.push('\n');
     }
     if !results.fanout.is_empty() {
-        out.push_str("### Fan-out through `@connections` (LocalGateway)\n\n| sender | N | until the last client received (ms) | messages/s | sender's own time (ms) | delivered | runs (median) | CPU ms: gateway / sender / clients |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
+        out.push_str("### Fan-out through `@connections` (LocalGateway)\n\n| sender | N | emulated @connections round trip (ms) | until the last client received (ms) | messages/s | sender's own time (ms) | delivered | runs (median) | CPU ms: gateway / sender / clients |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for f in &results.fanout {
             let [gateway, sender, clients] = f.cpu_s.map(|s| s * 1e3);
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.1} | {:.0} | {:.1} | {} | {} | {gateway:.0} / {sender:.0} / {clients:.0} |",
+                "| {} | {} | {} | {:.1} | {:.0} | {:.1} | {} | {} | {gateway:.0} / {sender:.0} / {clients:.0} |",
                 f.sender,
                 f.connections,
+                f.latency_ms,
                 f.last_received_s * 1e3,
                 f.connections as f64 / f.last_received_s,
                 f.sender_s * 1e3,
@@ -208,12 +213,12 @@ pub fn table(results: &Results) -> String {
         out.push('\n');
     }
     if !results.lambda.is_empty() {
-        out.push_str("### Lambda mode against a loopback Runtime API\n\n| function | cold start: spawn → first response (ms) | events | per event p50 (µs) | per event p99 (µs) |\n|---|---:|---:|---:|---:|\n");
+        out.push_str("### Lambda mode against a loopback Runtime API\n\n| function | cold start: spawn → first response (ms) | cold starts (median) | events | per event p50 (µs) | per event p99 (µs) |\n|---|---:|---:|---:|---:|---:|\n");
         for l in &results.lambda {
             let _ = writeln!(
                 out,
-                "| {} | {:.1} | {} | {:.0} | {:.0} |",
-                l.runtime, l.cold_ms, l.events, l.p50_us, l.p99_us
+                "| {} | {:.1} | {} | {} | {:.0} | {:.0} |",
+                l.runtime, l.cold_ms, l.cold_starts, l.events, l.p50_us, l.p99_us
             );
         }
         if let Some((size, stripped)) = results.echo_binary {
@@ -272,13 +277,22 @@ pub fn ratios(results: &Results) -> String {
             b.cpu_us / w.cpu_us
         ));
     }
-    let mut counts: Vec<usize> = results.fanout.iter().map(|f| f.connections).collect();
-    counts.dedup();
-    for n in counts {
-        if let Some(w) = find_fanout(results, WSGW, n) {
+    let mut runs: Vec<(u64, usize)> = results
+        .fanout
+        .iter()
+        .map(|f| (f.latency_ms, f.connections))
+        .collect();
+    runs.dedup();
+    for (latency_ms, n) in runs {
+        let with = if latency_ms == 0 {
+            String::new()
+        } else {
+            format!(" +{latency_ms}ms")
+        };
+        if let Some(w) = find_fanout(results, WSGW, n, latency_ms) {
             for (peer, label) in [(PYTHON, "python"), (NODE, "node")] {
-                if let Some(p) = find_fanout(results, peer, n) {
-                    parts.push(format!("fan-out N={n} {label}/wsgw {:.1}x", p / w));
+                if let Some(p) = find_fanout(results, peer, n, latency_ms) {
+                    parts.push(format!("fan-out N={n}{with} {label}/wsgw {:.1}x", p / w));
                 }
             }
         }
@@ -362,13 +376,20 @@ fn markdown(args: &RunArgs, results: &Results, table: &str, ratios: &str, secs: 
          - **Local round trip**: one WebSocket client sends a message and waits for the answer, \
          sequentially (after 20 warm-up messages); p50/p99 of the time from send to answer. \
          Throughput: 100 clients on 100 connections, each sending its next message when its \
-         answer came, for a fixed window; round trips per second, all clients together. \
+         answer came, for a fixed window; round trips per second, all clients together. The \
+         bare server and the LocalGateway run at the same time and take their windows in \
+         turns (five of 2 s each; the median is shown), so a busy neighbour slows both alike; \
+         serverless-offline gets one window as long as those together. Server CPU per round \
+         trip: the user + system time the server process (every thread and child process) \
+         used during a window, divided by the round trips of that window: what the server \
+         itself spends on one message, whatever the clients cost. \
          The servers: a bare tokio-tungstenite echo server (no routing, no store: the physical \
          limit), the LocalGateway running the echo example's router (route selection on \
          `$request.body.action`, the handler answering through the gateway's sink), and \
          serverless-offline 13 (serverless 3) running a Node 20 handler that posts the answer \
          back through `@connections` with the AWS SDK v3, as the chat tutorial does. Each \
-         server is a process of its own; the clients run in the benchmark's process.\n\
+         server is a process of its own; the clients run in the benchmark's process, and \
+         share the 2 cores with the server.\n\
          - **Memory per idle connection**: resident memory (VmRSS of the server process and its \
          children) before and one second after opening that many idle connections, after the \
          round trip runs; the difference divided by the count. The bare server uses the same \
@@ -385,12 +406,18 @@ fn markdown(args: &RunArgs, results: &Results, table: &str, ratios: &str, secs: 
          `/proc/PID/stat`, 10 ms ticks): the gateway, the sender, and the benchmark process \
          whose tasks are the N receiving clients; on 2 cores, a round can use at most twice \
          its wall time. Node: AWS SDK v3 `PostToConnectionCommand` under one `Promise.all` (AWS's \
-         sample). Median over the runs.\n\
+         sample). Median over the runs. Two passes: over bare loopback (emulated round trip \
+         0 ms), where a post costs only CPU and every sender is bound by its CPU; then against \
+         a gateway that answers every `@connections` request 5 ms after it came in \
+         (`LocalGateway::management_latency`; the message reaches its socket at once), the low \
+         end of the round trip from a Lambda to API Gateway in its region, where a sender's \
+         concurrency decides, as it does deployed.\n\
          - **Lambda mode**: the function process is started with `AWS_LAMBDA_RUNTIME_API` \
          pointing at wsgw-memory's `LambdaRuntimeEmulator` on loopback, with a MESSAGE event \
          already waiting; cold start is from spawning the process until the first response \
-         came back (the handler posts to a recording `@connections` endpoint first). Then \
-         that many events one after another; p50/p99 per event as the emulator sees it. \
+         came back (the handler posts to a recording `@connections` endpoint first); the median \
+         of several cold starts, the three functions taking turns. Then, to the last one \
+         started, that many events one after another; p50/p99 per event as the emulator sees it. \
          wsgw: the echo example's release binary. Python and Node: the same echo handler \
          (boto3 / AWS SDK v3 client made at init) under a minimal Runtime API client loop.\n\
          - **DynamoDB**: a DynamoStore table at moto's server holding that many connections \
@@ -412,15 +439,22 @@ fn markdown(args: &RunArgs, results: &Results, table: &str, ratios: &str, secs: 
 }
 
 /// The fan-out plot: time until the last client received vs N, log-log, one line per
-/// sender.
+/// sender and emulated latency (dashed when the `@connections` answers were delayed).
 pub fn svg(results: &Results) -> String {
-    let (width, height) = (720.0, 440.0);
-    let (left, right, top, bottom) = (80.0, 250.0, 40.0, 60.0);
-    let points: Vec<(&str, usize, f64)> = results
+    let (width, height) = (760.0, 440.0);
+    let (left, right, top, bottom) = (80.0, 290.0, 40.0, 60.0);
+    let points: Vec<(&str, u64, usize, f64)> = results
         .fanout
         .iter()
-        .map(|f| (f.sender, f.connections, f.last_received_s * 1e3))
-        .filter(|(_, _, ms)| ms.is_finite() && *ms > 0.0)
+        .map(|f| {
+            (
+                f.sender,
+                f.latency_ms,
+                f.connections,
+                f.last_received_s * 1e3,
+            )
+        })
+        .filter(|(_, _, _, ms)| ms.is_finite() && *ms > 0.0)
         .collect();
     let mut out = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
@@ -435,7 +469,7 @@ pub fn svg(results: &Results) -> String {
     let log = |v: f64| v.log10();
     let (mut xmin, mut xmax) = (f64::MAX, f64::MIN);
     let (mut ymin, mut ymax) = (f64::MAX, f64::MIN);
-    for &(_, n, ms) in &points {
+    for &(_, _, n, ms) in &points {
         xmin = xmin.min(log(n as f64));
         xmax = xmax.max(log(n as f64));
         ymin = ymin.min(log(ms));
@@ -464,7 +498,7 @@ pub fn svg(results: &Results) -> String {
             y0 = y(ms)
         );
     }
-    let mut counts: Vec<usize> = points.iter().map(|p| p.1).collect();
+    let mut counts: Vec<usize> = points.iter().map(|p| p.2).collect();
     counts.sort_unstable();
     counts.dedup();
     for n in &counts {
@@ -482,12 +516,27 @@ pub fn svg(results: &Results) -> String {
         height - 15.0
     );
     let colours = ["#d62728", "#1f77b4", "#2ca02c"];
-    for (index, sender) in SENDERS.iter().enumerate() {
+    let mut latencies: Vec<u64> = points.iter().map(|p| p.1).collect();
+    latencies.sort_unstable();
+    latencies.dedup();
+    let series_keys = latencies.iter().flat_map(|&latency| {
+        SENDERS
+            .iter()
+            .enumerate()
+            .map(move |(index, sender)| (index, *sender, latency))
+    });
+    let mut legend_row = 0.0;
+    for (index, sender, latency) in series_keys {
         let colour = colours[index % colours.len()];
+        let dash = if latency == 0 {
+            ""
+        } else {
+            " stroke-dasharray=\"6 4\""
+        };
         let series: Vec<(f64, f64)> = points
             .iter()
-            .filter(|p| p.0 == *sender)
-            .map(|p| (x(p.1 as f64), y(p.2)))
+            .filter(|p| p.0 == sender && p.1 == latency)
+            .map(|p| (x(p.2 as f64), y(p.3)))
             .collect();
         if series.is_empty() {
             continue;
@@ -498,7 +547,7 @@ pub fn svg(results: &Results) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>",
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"{dash}/>",
             path.join(" ")
         );
         for (a, b) in &series {
@@ -507,11 +556,17 @@ pub fn svg(results: &Results) -> String {
                 "<circle cx=\"{a:.1}\" cy=\"{b:.1}\" r=\"4\" fill=\"{colour}\"/>"
             );
         }
-        let ly = top + 20.0 + index as f64 * 22.0;
+        let label = if latency == 0 {
+            sender.to_owned()
+        } else {
+            format!("{sender}, +{latency} ms a post")
+        };
+        let ly = top + 20.0 + legend_row * 22.0;
+        legend_row += 1.0;
         let _ = writeln!(
             out,
-            "<line x1=\"{}\" x2=\"{}\" y1=\"{ly}\" y2=\"{ly}\" stroke=\"{colour}\" stroke-width=\"3\"/>\
-             <text x=\"{}\" y=\"{}\">{sender}</text>",
+            "<line x1=\"{}\" x2=\"{}\" y1=\"{ly}\" y2=\"{ly}\" stroke=\"{colour}\" stroke-width=\"3\"{dash}/>\
+             <text x=\"{}\" y=\"{}\">{label}</text>",
             left + plot_w + 12.0,
             left + plot_w + 32.0,
             left + plot_w + 38.0,

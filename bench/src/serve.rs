@@ -60,9 +60,10 @@ pub async fn bare() -> Result<()> {
 }
 
 /// The LocalGateway with the echo example's router (its handlers answer through the
-/// gateway's own sink).
-pub async fn gateway() -> Result<()> {
+/// gateway's own sink), its `@connections` answering `management_latency` late.
+pub async fn gateway(management_latency: std::time::Duration) -> Result<()> {
     let running = LocalGateway::build(echo::router)
+        .management_latency(management_latency)
         .bind("127.0.0.1:0".parse().map_err(|_| "address")?)
         .await
         .map_err(|e| e.to_string())?;

@@ -702,6 +702,44 @@ async fn management_post_delivers_on_both_path_forms() {
 }
 
 #[tokio::test]
+async fn management_latency_delays_every_answer_but_not_the_delivery() {
+    let (events, _seen) = mpsc::unbounded_channel();
+    let latency = Duration::from_millis(300);
+    let gateway = LocalGateway::build(|store, sink| recording_router(store, sink, events))
+        .management_latency(latency)
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("bind loopback");
+    let (mut client, _) = tokio_tungstenite::connect_async(gateway.ws_url())
+        .await
+        .expect("handshake");
+    let id = whoami(&mut client).await;
+    let url = format!("http://{}/@connections/{id}", gateway.local_addr());
+    let http = http_client();
+    let started = std::time::Instant::now();
+    let posting = http.request("POST", &url, b"on its way");
+    tokio::pin!(posting);
+    let delivered = tokio::select! {
+        text = next_text(&mut client) => text,
+        answer = &mut posting => panic!("answered ({}) before the delivery", answer.status),
+    };
+    assert_eq!(delivered, "on its way");
+    assert_eq!(posting.await.status, 200);
+    assert!(
+        started.elapsed() >= latency,
+        "the answer came before the latency"
+    );
+    for (method, status) in [("GET", 200), ("DELETE", 204), ("POST", 410)] {
+        let started = std::time::Instant::now();
+        assert_eq!(http.request(method, &url, b"x").await.status, status);
+        assert!(
+            started.elapsed() >= latency,
+            "{method} answered before the latency"
+        );
+    }
+}
+
+#[tokio::test]
 async fn management_post_over_the_limit_is_413_and_the_connection_survives() {
     let fixture = start(test_limits()).await;
     let mut client = fixture.connect("/").await;

@@ -69,6 +69,19 @@ async fn respond<S: Send + Sync + 'static>(
     method: Method,
     body: Bytes,
 ) -> Response {
+    let response = act(shared, id, method, body).await;
+    if !shared.management_latency.is_zero() {
+        tokio::time::sleep(shared.management_latency).await;
+    }
+    response
+}
+
+async fn act<S: Send + Sync + 'static>(
+    shared: &Shared<S>,
+    id: ConnectionId,
+    method: Method,
+    body: Bytes,
+) -> Response {
     let sockets = &shared.sockets;
     let result = match method {
         Method::POST => {

@@ -127,6 +127,7 @@ struct Shared<S> {
     counters: Arc<Counters>,
     metrics_path: Option<String>,
     default_stage: String,
+    management_latency: Duration,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -158,6 +159,7 @@ pub struct LocalGateway<S = ()> {
     counters: Arc<Counters>,
     metrics_path: Option<String>,
     default_stage: String,
+    management_latency: Duration,
 }
 
 impl<S: Send + Sync + 'static> LocalGateway<S> {
@@ -189,6 +191,7 @@ impl<S: Send + Sync + 'static> LocalGateway<S> {
             counters,
             metrics_path: Some(DEFAULT_METRICS_PATH.to_owned()),
             default_stage: LOCAL_STAGE.to_owned(),
+            management_latency: Duration::ZERO,
         }
     }
 
@@ -233,6 +236,26 @@ impl<S: Send + Sync + 'static> LocalGateway<S> {
         self
     }
 
+    /// Answers every Management API (`@connections`) request only this long after it
+    /// came in (default none), the way API Gateway's answers reach a Lambda over the
+    /// network, a few to tens of milliseconds away. A post is still delivered to its
+    /// socket at once. With it, code that waits for each post in turn (a sequential
+    /// broadcast loop) is as slow locally as it will be deployed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wsgw_core::Router;
+    /// use wsgw_memory::gateway::LocalGateway;
+    ///
+    /// let gateway = LocalGateway::build(Router::new)
+    ///     .management_latency(Duration::from_millis(5));
+    /// # drop(gateway);
+    /// ```
+    pub fn management_latency(mut self, latency: Duration) -> Self {
+        self.management_latency = latency;
+        self
+    }
+
     /// The sink that delivers to this gateway's sockets.
     pub fn sockets(&self) -> Arc<MemorySink> {
         self.sockets.clone()
@@ -257,6 +280,7 @@ impl<S: Send + Sync + 'static> LocalGateway<S> {
             counters: self.counters.clone(),
             metrics_path: self.metrics_path,
             default_stage: self.default_stage,
+            management_latency: self.management_latency,
             shutdown: shutdown.clone(),
             tracker: tracker.clone(),
         });
