@@ -192,14 +192,19 @@ const SUBPROTOCOL_HEADER: &str = "sec-websocket-protocol";
 /// The metrics label of REST requests that match no route.
 const UNMATCHED_HTTP: &str = "(unmatched)";
 
+/// A map keyed by route key. foldhash rather than SipHash: a message looks its route up
+/// several times, and keys from clients are only looked up, never inserted, so there is
+/// no table for them to flood.
+type RouteMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
+
 struct Routes<S> {
-    routes: HashMap<String, SharedHandler<S>>,
+    routes: RouteMap<SharedHandler<S>>,
     http_routes: Vec<HttpRoute<S>>,
     selection: RouteSelection,
     authorizer: Option<Arc<dyn Authorizer<S>>>,
     context: Context<S>,
     /// The context of every WebSocket route, made once rather than per event.
-    route_contexts: HashMap<String, Context<S>>,
+    route_contexts: RouteMap<Context<S>>,
 }
 
 impl<S> Routes<S> {
@@ -292,12 +297,12 @@ impl<S: Send + Sync + 'static> Router<S> {
     ) -> Self {
         Router {
             inner: Arc::new(Routes {
-                routes: HashMap::new(),
+                routes: RouteMap::default(),
                 http_routes: Vec::new(),
                 selection: RouteSelection::default(),
                 authorizer: None,
                 context: Context::new(store, sink, Arc::new(state), BroadcastOptions::default()),
-                route_contexts: HashMap::new(),
+                route_contexts: RouteMap::default(),
             }),
         }
     }
@@ -312,7 +317,7 @@ impl<S: Send + Sync + 'static> Router<S> {
                 selection: shared.selection.clone(),
                 authorizer: shared.authorizer.clone(),
                 context: shared.context.clone(),
-                route_contexts: HashMap::new(),
+                route_contexts: RouteMap::default(),
             },
         };
         change(&mut inner);
@@ -594,7 +599,7 @@ impl<S: Send + Sync + 'static> Router<S> {
                     request.route_key = self.select_route(request.body.as_ref());
                 }
                 let route = match self.inner.routes.get_key_value(&request.route_key) {
-                    Some((key, _)) if self.is_message_route(key) => key.as_str(),
+                    Some((key, _)) if key != CONNECT && key != DISCONNECT => key.as_str(),
                     _ => DEFAULT,
                 };
                 (route, Counter::Messages)
@@ -610,7 +615,7 @@ impl<S: Send + Sync + 'static> Router<S> {
                 request.route_key = DISCONNECT.to_owned();
                 self.run_optional(&context, request).await
             }
-            EventType::Message => self.message(&context, request).await,
+            EventType::Message => self.message(&context, route, request).await,
         };
         let observers = context.observers();
         observers.count(counter, route, 1);
@@ -653,14 +658,10 @@ impl<S: Send + Sync + 'static> Router<S> {
         Ok(reply)
     }
 
-    async fn message(&self, context: &Context<S>, request: Request) -> Result<Reply> {
-        let handler = self
-            .inner
-            .routes
-            .get(&request.route_key)
-            .filter(|_| self.is_message_route(&request.route_key))
-            .or_else(|| self.inner.routes.get(DEFAULT));
-        match handler {
+    /// Runs the handler of `route`, the message route `dispatch` resolved (`$default`
+    /// for a message that selects no registered one).
+    async fn message(&self, context: &Context<S>, route: &str, request: Request) -> Result<Reply> {
+        match self.inner.routes.get(route) {
             Some(handler) => handler.call(context.clone(), request).await,
             None => {
                 let selected = self.inner.selection.select(request.body.as_ref());

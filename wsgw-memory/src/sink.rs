@@ -57,6 +57,11 @@ impl Activity {
     }
 }
 
+/// The connections by id. foldhash rather than SipHash: every delivery looks its
+/// connection up, and ids come from the gateway (requests only look them up), so there
+/// is no table for a client to flood.
+type Endpoints = HashMap<ConnectionId, Endpoint, foldhash::fast::RandomState>;
+
 /// The receiving end of a live connection registered with [`MemorySink::attach`].
 #[derive(Debug)]
 pub struct Outbox {
@@ -92,7 +97,7 @@ pub struct Outbox {
 /// # }
 /// ```
 pub struct MemorySink {
-    endpoints: Mutex<HashMap<ConnectionId, Endpoint>>,
+    endpoints: Mutex<Endpoints>,
     closed_by_server: Mutex<Vec<ConnectionId>>,
     max_payload: usize,
 }
@@ -100,7 +105,7 @@ pub struct MemorySink {
 impl Default for MemorySink {
     fn default() -> Self {
         MemorySink {
-            endpoints: Mutex::new(HashMap::new()),
+            endpoints: Mutex::new(Endpoints::default()),
             closed_by_server: Mutex::new(Vec::new()),
             max_payload: MAX_PAYLOAD_BYTES,
         }
@@ -133,7 +138,7 @@ impl MemorySink {
         self.max_payload
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<ConnectionId, Endpoint>> {
+    fn lock(&self) -> MutexGuard<'_, Endpoints> {
         self.endpoints
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -253,7 +258,7 @@ impl MemorySink {
     }
 
     fn open_endpoint<'a>(
-        endpoints: &'a mut HashMap<ConnectionId, Endpoint>,
+        endpoints: &'a mut Endpoints,
         id: &ConnectionId,
     ) -> Result<&'a mut Endpoint> {
         endpoints

@@ -5,8 +5,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Poll, Wake, Waker};
 use std::time::Instant;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -14,6 +15,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use futures::task::AtomicWaker;
 use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite;
@@ -300,6 +302,9 @@ enum SocketEvent {
 /// connection small.
 struct Socket {
     ws: WebSocket,
+    reads: Arc<ReadWaker>,
+    /// `reads` as a waker, made once.
+    read_waker: Waker,
     outbox: mpsc::Receiver<Payload>,
     /// A message was handed to the socket and not flushed yet.
     unflushed: bool,
@@ -309,15 +314,59 @@ struct Socket {
     wrote_at: Option<tokio::time::Instant>,
 }
 
+/// Wakes the connection's task for the socket's reads and remembers that it did.
+///
+/// Every read attempt costs tungstenite a zero-fill of its read buffer, and the task
+/// wakes for many other reasons (a reply or a post in the outbox, a route finishing):
+/// the loop reads only when the socket has woken it since its last read came back empty.
+#[derive(Default)]
+struct ReadWaker {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for ReadWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
 impl Socket {
+    fn new(ws: WebSocket, outbox: mpsc::Receiver<Payload>) -> Self {
+        let reads = Arc::new(ReadWaker::default());
+        // Nothing has been read yet: the first read must happen.
+        reads.woken.store(true, Ordering::Relaxed);
+        Socket {
+            ws,
+            read_waker: Waker::from(reads.clone()),
+            reads,
+            outbox,
+            unflushed: false,
+            blocked: false,
+            wrote_at: None,
+        }
+    }
+
     /// Writes what the outbox holds, then reads one frame if `read`.
     fn poll_event(&mut self, cx: &mut std::task::Context<'_>, read: bool) -> Poll<SocketEvent> {
         if self.poll_write(cx).is_err() {
             return Poll::Ready(SocketEvent::WriteFailed);
         }
         if read {
-            if let Poll::Ready(received) = self.ws.poll_next_unpin(cx) {
-                return Poll::Ready(SocketEvent::Received(received));
+            self.reads.task.register(cx.waker());
+            // Cleared before reading, so a wake-up during the read is not lost.
+            if self.reads.woken.swap(false, Ordering::AcqRel) {
+                let mut reading = std::task::Context::from_waker(&self.read_waker);
+                if let Poll::Ready(received) = self.ws.poll_next_unpin(&mut reading) {
+                    // tungstenite may hold the next frame already: read again next time.
+                    self.reads.woken.store(true, Ordering::Release);
+                    return Poll::Ready(SocketEvent::Received(received));
+                }
             }
         }
         Poll::Pending
@@ -375,6 +424,16 @@ type Routing = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// (none when the client closed, vanished, or stopped reading).
 type Ending = (u16, String, Option<Message>);
 
+/// `duration` after `at`, or decades later when that does not fit.
+fn later(at: tokio::time::Instant, duration: std::time::Duration) -> tokio::time::Instant {
+    at.checked_add(duration)
+        .unwrap_or_else(|| at + std::time::Duration::from_secs(30 * 365 * 24 * 60 * 60))
+}
+
+/// `1001` for the timeouts and shutdown. A client that stops reading blocks the socket
+/// once its buffers are full (and the outbox then fills: posts are throttled); the
+/// timeouts, shutdown and `DELETE` still close it, by dropping the socket: no close frame
+/// would fit.
 fn going_away(blocked: bool) -> Ending {
     let frame = (!blocked).then(|| close_message(GOING_AWAY, "Going away"));
     (GOING_AWAY, "Going away".to_owned(), frame)
@@ -396,23 +455,18 @@ async fn serve<S: Send + Sync + 'static>(
         close: mut deleted,
         activity,
     } = outbox;
-    let mut socket = Socket {
-        ws: socket,
-        outbox: messages,
-        unflushed: false,
-        blocked: false,
-        wrote_at: None,
-    };
+    let mut socket = Socket::new(socket, messages);
     // Messages read and waiting for the one being routed; reading pauses when it is full.
     let mut waiting: VecDeque<Payload> = VecDeque::new();
     let mut routing: Option<Routing> = None;
-    // The idle timer is re-armed only when it fires, from the last activity: resetting
-    // it on every message would cost a timer-wheel update each time.
+    // One timer for the idle timeout and the maximum duration, re-armed only when it
+    // fires, from the last activity: resetting it on every message would cost a
+    // timer-wheel update each time.
     let mut last_activity = tokio::time::Instant::now();
-    let idle = tokio::time::sleep(limits.idle_timeout);
-    let lifetime = tokio::time::sleep(limits.max_connection_duration);
+    let ends_at = later(last_activity, limits.max_connection_duration);
+    let timer = tokio::time::sleep_until(later(last_activity, limits.idle_timeout).min(ends_at));
     let shutdown = shared.shutdown.cancelled();
-    tokio::pin!(idle, lifetime, shutdown);
+    tokio::pin!(timer, shutdown);
 
     let (code, reason, we_close): Ending = loop {
         if routing.is_none() {
@@ -425,7 +479,28 @@ async fn serve<S: Send + Sync + 'static>(
             }
         }
         let read = waiting.len() < limits.outbox_capacity;
+        // In this order: the closing signals, then the message being routed, then the
+        // socket, which writes the route's reply in the same pass. Nothing starves: the
+        // signals are cheap and rarely ready, routing drains `waiting`, and tokio's
+        // cooperative budget ends a flood of reads.
         let ended = tokio::select! {
+            biased;
+            _ = &mut deleted => Some((NORMAL, String::new(), (!socket.blocked).then(|| close_message(NORMAL, "")))),
+            () = &mut timer => {
+                let idle_until = later(last_activity, limits.idle_timeout);
+                let now = tokio::time::Instant::now();
+                if idle_until <= now || ends_at <= now {
+                    Some(going_away(socket.blocked))
+                } else {
+                    timer.as_mut().reset(idle_until.min(ends_at));
+                    None
+                }
+            }
+            () = &mut shutdown => Some(going_away(socket.blocked)),
+            () = std::future::poll_fn(|cx| poll_routing(&mut routing, cx)), if routing.is_some() => {
+                routing = None;
+                None
+            }
             event = std::future::poll_fn(|cx| socket.poll_event(cx, read)) => match event {
                 SocketEvent::WriteFailed => Some((ABNORMAL, String::new(), None)),
                 SocketEvent::Received(received) => {
@@ -459,26 +534,6 @@ async fn serve<S: Send + Sync + 'static>(
                     None
                 }
             },
-            () = std::future::poll_fn(|cx| poll_routing(&mut routing, cx)), if routing.is_some() => {
-                routing = None;
-                None
-            }
-            // A client that stops reading blocks the socket once its buffers are full
-            // (and the outbox then fills: posts are throttled). `DELETE`, the timeouts
-            // and shutdown still close it meanwhile, by dropping the socket: no close
-            // frame would fit.
-            _ = &mut deleted => Some((NORMAL, String::new(), (!socket.blocked).then(|| close_message(NORMAL, "")))),
-            () = &mut idle => {
-                let idle_until = last_activity + limits.idle_timeout;
-                if idle_until <= tokio::time::Instant::now() {
-                    Some(going_away(socket.blocked))
-                } else {
-                    idle.as_mut().reset(idle_until);
-                    None
-                }
-            }
-            () = &mut lifetime => Some(going_away(socket.blocked)),
-            () = &mut shutdown => Some(going_away(socket.blocked)),
         };
         if let Some(wrote_at) = socket.wrote_at.take() {
             last_activity = last_activity.max(wrote_at);
