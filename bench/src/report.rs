@@ -30,10 +30,11 @@ pub struct Memory {
 }
 
 impl Memory {
-    /// Bytes of resident memory per idle connection.
-    pub fn per_connection_bytes(&self) -> f64 {
-        (self.after_kib.saturating_sub(self.before_kib) * 1024) as f64
-            / self.connections.max(1) as f64
+    /// Bytes of resident memory per idle connection; `None` when the process shrank
+    /// meanwhile (a garbage collector returned more than the connections took).
+    pub fn per_connection_bytes(&self) -> Option<f64> {
+        let grown = self.after_kib.checked_sub(self.before_kib)?;
+        Some((grown * 1024) as f64 / self.connections.max(1) as f64)
     }
 }
 
@@ -183,12 +184,15 @@ pub fn table(results: &Results) -> String {
         for m in &results.memory {
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.1} | {:.1} | {:.1} |",
+                "| {} | {} | {:.1} | {:.1} | {} |",
                 m.name,
                 m.connections,
                 m.before_kib as f64 / 1024.0,
                 m.after_kib as f64 / 1024.0,
-                m.per_connection_bytes() / 1024.0
+                m.per_connection_bytes().map_or_else(
+                    || "not measurable: the process shrank".to_owned(),
+                    |bytes| format!("{:.1}", bytes / 1024.0)
+                )
             );
         }
         out.push('\n');
@@ -391,8 +395,10 @@ fn markdown(args: &RunArgs, results: &Results, table: &str, ratios: &str, secs: 
          server is a process of its own; the clients run in the benchmark's process, and \
          share the 2 cores with the server.\n\
          - **Memory per idle connection**: resident memory (VmRSS of the server process and its \
-         children) before and one second after opening that many idle connections, after the \
-         round trip runs; the difference divided by the count. The bare server uses the same \
+         children) before and one second after opening that many idle connections, on a \
+         process that has served only 20 warm-up messages (so what a server starts on its \
+         first message, such as a Lambda worker, is in the baseline); the difference \
+         divided by the count. The bare server uses the same \
          4 KiB tungstenite read buffer as the LocalGateway, so its row is the cost of the \
          socket alone.\n\
          - **Fan-out**: N clients connected to one LocalGateway; a sender process, started \
