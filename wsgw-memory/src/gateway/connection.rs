@@ -564,11 +564,13 @@ async fn serve<S: Send + Sync + 'static>(
             routing.await;
         }
         for body in waiting {
-            route_message(shared.clone(), session.clone(), body).await;
+            Box::pin(route_message(shared.clone(), session.clone(), body)).await;
         }
     };
     tokio::join!(closing, finishing);
-    run_disconnect(&shared, &session, code, &reason).await;
+    // Boxed, like every route above: the task of an idle connection keeps room for its
+    // largest state, and a router's futures inline would make that several KB.
+    Box::pin(run_disconnect(&shared, &session, code, &reason)).await;
 }
 
 /// Routes one message and sends the route's reply, if any, to the caller.
