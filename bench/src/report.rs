@@ -417,7 +417,7 @@ fn markdown(args: &RunArgs, results: &Results, table: &str, ratios: &str, secs: 
          a gateway that answers every `@connections` request 5 ms after it came in \
          (`LocalGateway::management_latency`; the message reaches its socket at once), the low \
          end of the round trip from a Lambda to API Gateway in its region, where a sender's \
-         concurrency decides, as it does deployed.\n\
+         concurrency decides, as it does deployed; in the plot, dashed lines.\n\
          - **Lambda mode**: the function process is started with `AWS_LAMBDA_RUNTIME_API` \
          pointing at wsgw-memory's `LambdaRuntimeEmulator` on loopback, with a MESSAGE event \
          already waiting; cold start is from spawning the process until the first response \
@@ -565,7 +565,7 @@ pub fn svg(results: &Results) -> String {
         let label = if latency == 0 {
             sender.to_owned()
         } else {
-            format!("{sender}, +{latency} ms a post")
+            format!("{sender} (+{latency} ms)")
         };
         let ly = top + 20.0 + legend_row * 22.0;
         legend_row += 1.0;
