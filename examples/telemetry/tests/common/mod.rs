@@ -121,17 +121,24 @@ pub async fn history_paginates_over_every_reading_once_ascending(
     for seq in 0..COUNT {
         send(&mut socket, &reading(device_id, seq, start + seq as i64)).await;
     }
-    // Every reading is stored once the device's socket has drained its messages.
-    let deadline = tokio::time::Instant::now() + WAIT;
+    // Every reading is stored once the device's socket has drained its messages. Each
+    // costs a few store requests, which a loaded DynamoDB emulator serves slowly: the
+    // wait fails when storing stalls for `WAIT`, not when it is merely slow (the count
+    // rises at most COUNT times, so the loop is bounded).
+    let mut stored = 0;
+    let mut stalled_at = tokio::time::Instant::now() + WAIT;
     loop {
         let (items, _) = all_history(http, &format!("device_id={device_id}&limit=1000")).await;
         if items.len() as u64 >= COUNT {
             break;
         }
+        if items.len() > stored {
+            stored = items.len();
+            stalled_at = tokio::time::Instant::now() + WAIT;
+        }
         assert!(
-            tokio::time::Instant::now() < deadline,
-            "only {} stored",
-            items.len()
+            tokio::time::Instant::now() < stalled_at,
+            "only {stored} of {COUNT} readings stored, none more for {WAIT:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
