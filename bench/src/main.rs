@@ -14,6 +14,7 @@ mod fanout;
 mod hot_paths;
 mod lambda;
 mod peers;
+mod plot;
 mod report;
 mod roundtrip;
 mod serve;

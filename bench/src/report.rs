@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use crate::fanout::{NODE, PYTHON, SENDERS, WSGW};
+use crate::fanout::{NODE, PYTHON, WSGW};
 use crate::{Result, RunArgs};
 
 /// One round trip row.
@@ -124,7 +124,7 @@ pub async fn run(mut args: RunArgs) -> Result<()> {
     let markdown = markdown(&args, &results, &table, &ratios, elapsed.as_secs_f64());
     std::fs::write(&args.out_md, markdown)
         .map_err(|e| format!("{}: {e}", args.out_md.display()))?;
-    std::fs::write(&args.out_svg, svg(&results))
+    std::fs::write(&args.out_svg, crate::plot::svg(&results)?)
         .map_err(|e| format!("{}: {e}", args.out_svg.display()))?;
     eprintln!(
         "wsgw-bench: wrote {} and {} in {:.0} s",
@@ -442,143 +442,4 @@ fn markdown(args: &RunArgs, results: &Results, table: &str, ratios: &str, secs: 
         quick = if args.quick { " (quick: a smoke run, small counts)" } else { "" },
         machine = machine(),
     )
-}
-
-/// The fan-out plot: time until the last client received vs N, log-log, one line per
-/// sender and emulated latency (dashed when the `@connections` answers were delayed).
-pub fn svg(results: &Results) -> String {
-    let (width, height) = (760.0, 440.0);
-    let (left, right, top, bottom) = (80.0, 290.0, 40.0, 60.0);
-    let points: Vec<(&str, u64, usize, f64)> = results
-        .fanout
-        .iter()
-        .map(|f| {
-            (
-                f.sender,
-                f.latency_ms,
-                f.connections,
-                f.last_received_s * 1e3,
-            )
-        })
-        .filter(|(_, _, _, ms)| ms.is_finite() && *ms > 0.0)
-        .collect();
-    let mut out = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
-         font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">Fan-out through @connections: time until the last client received</text>\n",
-        width / 2.0
-    );
-    if points.is_empty() {
-        out.push_str("</svg>\n");
-        return out;
-    }
-    let log = |v: f64| v.log10();
-    let (mut xmin, mut xmax) = (f64::MAX, f64::MIN);
-    let (mut ymin, mut ymax) = (f64::MAX, f64::MIN);
-    for &(_, _, n, ms) in &points {
-        xmin = xmin.min(log(n as f64));
-        xmax = xmax.max(log(n as f64));
-        ymin = ymin.min(log(ms));
-        ymax = ymax.max(log(ms));
-    }
-    let (xmin, xmax) = (xmin.floor() - 0.2, xmax.ceil() + 0.2);
-    let (ymin, ymax) = (ymin.floor(), ymax.ceil().max(ymin.floor() + 1.0));
-    let plot_w = width - left - right;
-    let plot_h = height - top - bottom;
-    let x = |n: f64| left + (log(n) - xmin) / (xmax - xmin) * plot_w;
-    let y = |ms: f64| top + plot_h - (log(ms) - ymin) / (ymax - ymin) * plot_h;
-    let _ = writeln!(
-        out,
-        "<rect x=\"{left}\" y=\"{top}\" width=\"{plot_w}\" height=\"{plot_h}\" fill=\"none\" stroke=\"#444\"/>"
-    );
-    for decade in (ymin as i32)..=(ymax as i32) {
-        let ms = 10f64.powi(decade);
-        let _ = writeln!(
-            out,
-            "<line x1=\"{left}\" x2=\"{}\" y1=\"{y0:.1}\" y2=\"{y0:.1}\" stroke=\"#ddd\"/>\
-             <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{} ms</text>",
-            left + plot_w,
-            left - 6.0,
-            y(ms) + 4.0,
-            ms,
-            y0 = y(ms)
-        );
-    }
-    let mut counts: Vec<usize> = points.iter().map(|p| p.2).collect();
-    counts.sort_unstable();
-    counts.dedup();
-    for n in &counts {
-        let _ = writeln!(
-            out,
-            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">N = {n}</text>",
-            x(*n as f64),
-            top + plot_h + 20.0
-        );
-    }
-    let _ = writeln!(
-        out,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">live connections (log scale)</text>",
-        left + plot_w / 2.0,
-        height - 15.0
-    );
-    let colours = ["#d62728", "#1f77b4", "#2ca02c"];
-    let mut latencies: Vec<u64> = points.iter().map(|p| p.1).collect();
-    latencies.sort_unstable();
-    latencies.dedup();
-    let series_keys = latencies.iter().flat_map(|&latency| {
-        SENDERS
-            .iter()
-            .enumerate()
-            .map(move |(index, sender)| (index, *sender, latency))
-    });
-    let mut legend_row = 0.0;
-    for (index, sender, latency) in series_keys {
-        let colour = colours[index % colours.len()];
-        let dash = if latency == 0 {
-            ""
-        } else {
-            " stroke-dasharray=\"6 4\""
-        };
-        let series: Vec<(f64, f64)> = points
-            .iter()
-            .filter(|p| p.0 == sender && p.1 == latency)
-            .map(|p| (x(p.2 as f64), y(p.3)))
-            .collect();
-        if series.is_empty() {
-            continue;
-        }
-        let path: Vec<String> = series
-            .iter()
-            .map(|(a, b)| format!("{a:.1},{b:.1}"))
-            .collect();
-        let _ = writeln!(
-            out,
-            "<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"{dash}/>",
-            path.join(" ")
-        );
-        for (a, b) in &series {
-            let _ = writeln!(
-                out,
-                "<circle cx=\"{a:.1}\" cy=\"{b:.1}\" r=\"4\" fill=\"{colour}\"/>"
-            );
-        }
-        let label = if latency == 0 {
-            sender.to_owned()
-        } else {
-            format!("{sender} (+{latency} ms)")
-        };
-        let ly = top + 20.0 + legend_row * 22.0;
-        legend_row += 1.0;
-        let _ = writeln!(
-            out,
-            "<line x1=\"{}\" x2=\"{}\" y1=\"{ly}\" y2=\"{ly}\" stroke=\"{colour}\" stroke-width=\"3\"{dash}/>\
-             <text x=\"{}\" y=\"{}\">{label}</text>",
-            left + plot_w + 12.0,
-            left + plot_w + 32.0,
-            left + plot_w + 38.0,
-            ly + 4.0
-        );
-    }
-    out.push_str("</svg>\n");
-    out
 }
