@@ -36,8 +36,6 @@ pub fn svg(results: &Results) -> Result<String> {
     {
         let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
         draw(&root, &series).map_err(|e| format!("drawing the fan-out plot: {e}"))?;
-        root.present()
-            .map_err(|e| format!("drawing the fan-out plot: {e}"))?;
     }
     Ok(out)
 }
@@ -150,7 +148,7 @@ fn draw<'a>(root: &DrawingArea<SVGBackend<'a>, Shift>, series: &[Series]) -> Dra
             .border_style(BLACK)
             .draw()?;
     }
-    Ok(())
+    root.present()
 }
 
 #[cfg(test)]
