@@ -27,7 +27,7 @@
 //! use wsgw_aws::authorizer::{authorize_event, AuthorizerOutcome};
 //!
 //! let router = Router::new(Arc::new(MockConnectionStore::new()), Arc::new(MockMessageSink::new()))
-//!     .authorizer(ApiKeyAuthorizer::new().key("k-1", "esp32-01", ["device"]));
+//!     .authorizer(ApiKeyAuthorizer::new().key("k-1", "esp32-01", ["device"]).expect("a key"));
 //! let event = json!({
 //!     "type": "REQUEST",
 //!     "methodArn": "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/$connect",

@@ -28,7 +28,8 @@ fn event(name: &str) -> Value {
 fn keys() -> ApiKeyAuthorizer {
     ApiKeyAuthorizer::new()
         .key("k-esp32-01", "esp32-01", ["device"])
-        .key("k-ops-ada", "ada", ["client", "operator"])
+        .and_then(|keys| keys.key("k-ops-ada", "ada", ["client", "operator"]))
+        .expect("two distinct keys")
 }
 
 fn router(authorizer: impl Authorizer) -> Router {

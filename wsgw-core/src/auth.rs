@@ -1,10 +1,13 @@
 //! Who gets in: ready `$connect` [`Authorizer`]s and where they find the token.
 //!
-//! - [`ApiKeyAuthorizer`]: static keys, each naming a principal and its roles, compared in
-//!   constant time.
-//! - `JwtAuthorizer` (feature `jwt`): JSON Web Tokens signed with HS256 or RS256; `exp`
-//!   and `sub` are required, `nbf` is checked when present, `aud` and `iss` when
-//!   configured.
+//! - [`ApiKeyAuthorizer`]: static keys, each naming a principal and its roles. A
+//!   presented key is compared with every configured key as SHA-256 digests in constant
+//!   time, so neither which key nor how long the keys are shows in the time taken; the
+//!   same key given twice is refused when the list is built.
+//! - `JwtAuthorizer` (feature `jwt`): JSON Web Tokens signed with HS256 (a secret of at
+//!   least [`MIN_HS256_SECRET_BYTES`]) or RS256; `exp` and `sub` are required, `nbf` is
+//!   checked when present, `iss` when configured, and `aud` when configured, which RS256
+//!   requires unless [`JwtAuthorizer::rs256_pem_any_audience`] says otherwise.
 //!
 //! Both look for the token in their [`TokenSource`]s, in order (by default: the
 //! `Authorization: Bearer` header, the `token` query-string parameter, then the
@@ -30,15 +33,18 @@
 //!
 //! - `principalId`: the API key's principal, or the JWT's `sub`;
 //! - `roles`: the roles, comma-separated (the key's roles, or the JWT's `roles` claim,
-//!   an array or a comma/space-separated string);
+//!   an array or a comma/space-separated string). A role is never empty and holds no
+//!   comma and no whitespace ([`check_role`]), so splitting the joined list gives back
+//!   exactly the roles that were joined: a key list with such a role is refused, a JWT
+//!   whose `roles` array holds one is refused (401);
 //! - for a JWT, every other top-level claim: strings, numbers and booleans as they are,
 //!   arrays and objects as JSON text.
 //!
 //! ## Tokens from browsers: `Sec-WebSocket-Protocol`
 //!
-//! Browsers cannot set headers on a WebSocket upgrade. Besides the query string
-//! (`?token=…`, which ends up in access logs), a page may offer two subprotocols: the
-//! marker [`BEARER_SUBPROTOCOL`] and the token itself:
+//! Browsers cannot set headers on a WebSocket upgrade. Rather than the query string
+//! (`?token=…`, which ends up in access logs, proxy logs and browser history), a page
+//! offers two subprotocols: the marker [`BEARER_SUBPROTOCOL`] and the token itself:
 //!
 //! ```js
 //! new WebSocket("wss://example.com/prod", ["wsgw.bearer", token]);
@@ -54,14 +60,14 @@
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> wsgw_core::Result<()> {
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use wsgw_core::auth::{ApiKeyAuthorizer, Principal};
 //! use wsgw_core::{Authorization, ConnectionId, MockConnectionStore, MockMessageSink, Request, Router};
 //!
 //! let keys = ApiKeyAuthorizer::new()
-//!     .key("k-3f9a2c", "esp32-01", ["device"])
-//!     .key("k-ops-77", "ada", ["operator"]);
+//!     .key("k-3f9a2c", "esp32-01", ["device"])?
+//!     .key("k-ops-77", "ada", ["operator"])?;
 //! let router = Router::new(Arc::new(MockConnectionStore::new()), Arc::new(MockMessageSink::new()))
 //!     .authorizer(keys);
 //!
@@ -81,6 +87,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::handler::{Authorization, Authorizer, Context};
@@ -106,6 +113,11 @@ pub const UNAUTHORIZED: u16 = 401;
 
 /// Status for a verified credential that is not valid here (wrong audience or issuer).
 pub const FORBIDDEN: u16 = 403;
+
+/// The shortest HS256 secret [`JwtAuthorizer::hs256`] accepts: 32 bytes, the size of
+/// the SHA-256 output (RFC 7518 §3.2 requires a key of at least that size). A shorter
+/// or guessable secret lets anyone who guesses it mint tokens for any `sub`.
+pub const MIN_HS256_SECRET_BYTES: usize = 32;
 
 /// Where in the upgrade request a token is looked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -274,31 +286,77 @@ impl Principal {
         self.roles.iter().any(|r| r == role)
     }
 
-    /// The flat context an authorizer allows it with: `principalId` and `roles`.
+    /// The flat context an authorizer allows it with: `principalId` and `roles`
+    /// (comma-separated).
+    ///
+    /// A role that [`check_role`] refuses (a comma or whitespace would split it into
+    /// other roles when the context is read back) is left out, and logged: it can only
+    /// come from a `Principal` built by hand, since the authorizers here refuse such
+    /// roles before they get this far.
     pub fn context(&self) -> Value {
-        Value::Object(self.context_map())
-    }
-
-    fn context_map(&self) -> Map<String, Value> {
         let mut context = Map::new();
         context.insert(PRINCIPAL_KEY.to_owned(), Value::String(self.id.clone()));
-        context.insert(ROLES_KEY.to_owned(), Value::String(self.roles.join(",")));
-        context
+        context.insert(ROLES_KEY.to_owned(), Value::String(join_roles(&self.roles)));
+        Value::Object(context)
     }
 }
 
-/// Roles from a string (comma or space separated) or an array of strings.
+/// Checks that a role survives the comma-separated `roles` context value unchanged: not
+/// empty, and no comma, whitespace or control character (which [`Principal::from_context`]
+/// would split on, or which API Gateway could not carry). Returns what is wrong.
+///
+/// ```
+/// use wsgw_core::auth::check_role;
+///
+/// assert!(check_role("operator").is_ok());
+/// assert!(check_role("guest operator").is_err(), "would read back as two roles");
+/// assert!(check_role("viewer,operator").is_err());
+/// ```
+pub fn check_role(role: &str) -> std::result::Result<(), String> {
+    if role.is_empty() {
+        return Err("a role cannot be empty".to_owned());
+    }
+    if role
+        .chars()
+        .any(|c| c == ',' || c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "role {role:?} holds a comma, whitespace or a control character, which would split it into other roles"
+        ));
+    }
+    Ok(())
+}
+
+/// The roles as the context carries them: comma-separated, roles [`check_role`] refuses
+/// left out.
+fn join_roles(roles: &[String]) -> String {
+    let mut joined = String::new();
+    for role in roles {
+        if let Err(problem) = check_role(role) {
+            tracing::warn!(problem, "a role left out of the authorizer context");
+            continue;
+        }
+        if !joined.is_empty() {
+            joined.push(',');
+        }
+        joined.push_str(role);
+    }
+    joined
+}
+
+/// Roles from a context or claim string (comma or whitespace separated) or an array of
+/// strings (entries [`check_role`] refuses are left out).
 fn roles_of(value: &Value) -> Vec<String> {
     match value {
         Value::String(roles) => roles
-            .split([',', ' '])
-            .map(str::trim)
+            .split(|c: char| c == ',' || c.is_whitespace())
             .filter(|role| !role.is_empty())
             .map(str::to_owned)
             .collect(),
         Value::Array(roles) => roles
             .iter()
             .filter_map(Value::as_str)
+            .filter(|role| check_role(role).is_ok())
             .map(str::to_owned)
             .collect(),
         _ => Vec::new(),
@@ -312,22 +370,59 @@ pub enum AuthError {
     /// A key (PEM, secret) that cannot be used.
     #[error("invalid key: {0}")]
     InvalidKey(String),
-    /// A key list that cannot be parsed (see [`ApiKeyAuthorizer::parse`]).
+    /// A key list that cannot be parsed (see [`ApiKeyAuthorizer::parse`]). The message
+    /// never holds a key.
     #[error("invalid API key list: {0}")]
     InvalidKeyList(String),
+    /// An HS256 secret shorter than [`MIN_HS256_SECRET_BYTES`].
+    #[error("an HS256 secret needs at least {min} bytes, this one has {bytes}: use a long random secret (for example `openssl rand -base64 48`)")]
+    SecretTooShort {
+        /// The secret's length in bytes.
+        bytes: usize,
+        /// The minimum, [`MIN_HS256_SECRET_BYTES`].
+        min: usize,
+    },
+    /// A role that would not survive the flat context (see [`check_role`]).
+    #[error("principal `{principal}`: {problem}")]
+    InvalidRole {
+        /// Whose role it is.
+        principal: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The same key given to two principals (or twice to one): which principal a client
+    /// presenting it would become is not for the list's order to decide.
+    #[error("the same API key is given to `{first}` and to `{second}`; every key must be unique")]
+    DuplicateKey {
+        /// The principal it was given to first.
+        first: String,
+        /// The principal it was given to again.
+        second: String,
+    },
 }
 
-/// Static API keys, each naming a principal and its roles; keys are compared in
-/// constant time, and a denial does not say which part was wrong.
+/// A SHA-256 digest: what [`ApiKeyAuthorizer`] keeps of each key and compares.
+type KeyDigest = [u8; 32];
+
+fn key_digest(key: &[u8]) -> KeyDigest {
+    Sha256::digest(key).into()
+}
+
+/// Static API keys, each naming a principal and its roles.
+///
+/// Only each key's SHA-256 digest is kept. A presented key is hashed and its digest
+/// compared with every configured digest in constant time (`subtle`), so the time taken
+/// depends neither on which key matched, nor on how much of a key was right, nor on the
+/// keys' lengths. A denial does not say which part was wrong.
 #[derive(Clone)]
 pub struct ApiKeyAuthorizer {
-    keys: Vec<(Vec<u8>, Principal)>,
+    keys: Vec<(KeyDigest, Principal)>,
     sources: Vec<TokenSource>,
 }
 
 impl fmt::Debug for ApiKeyAuthorizer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Never the keys themselves.
+        // Never the keys (nor their digests).
         f.debug_struct("ApiKeyAuthorizer")
             .field(
                 "principals",
@@ -354,15 +449,42 @@ impl ApiKeyAuthorizer {
     }
 
     /// Adds a key for `principal` with `roles`.
+    ///
+    /// Refused: an empty key or principal, a role [`check_role`] refuses, and a key
+    /// already given (to this principal or another).
     pub fn key<R: Into<String>>(
         mut self,
-        key: impl Into<String>,
+        key: impl AsRef<[u8]>,
         principal: impl Into<String>,
         roles: impl IntoIterator<Item = R>,
-    ) -> Self {
-        self.keys
-            .push((key.into().into_bytes(), Principal::new(principal, roles)));
-        self
+    ) -> std::result::Result<Self, AuthError> {
+        let principal = Principal::new(principal, roles);
+        if principal.id.is_empty() {
+            return Err(AuthError::InvalidKeyList(
+                "a key needs a principal".to_owned(),
+            ));
+        }
+        if key.as_ref().is_empty() {
+            return Err(AuthError::InvalidKeyList(format!(
+                "the key of `{}` is empty",
+                principal.id
+            )));
+        }
+        for role in &principal.roles {
+            check_role(role).map_err(|problem| AuthError::InvalidRole {
+                principal: principal.id.clone(),
+                problem,
+            })?;
+        }
+        let digest = key_digest(key.as_ref());
+        if let Some((_, first)) = self.keys.iter().find(|(known, _)| *known == digest) {
+            return Err(AuthError::DuplicateKey {
+                first: first.id.clone(),
+                second: principal.id,
+            });
+        }
+        self.keys.push((digest, principal));
+        Ok(self)
     }
 
     /// Reads the token from these sources, in order, instead of the defaults.
@@ -385,6 +507,9 @@ impl ApiKeyAuthorizer {
     /// entries separated by `,` or newlines, each `principal=key` or
     /// `principal=key=role+role`, every entry getting `default_roles` too.
     ///
+    /// A malformed entry is named by its position and principal, never by its text (it
+    /// may be a key); the rules of [`key`](Self::key) apply to every entry.
+    ///
     /// ```
     /// use wsgw_core::auth::ApiKeyAuthorizer;
     ///
@@ -392,7 +517,9 @@ impl ApiKeyAuthorizer {
     ///     .parse("esp32-01=k1, esp32-02=k2", &["device"])?
     ///     .parse("ada=k3=operator", &["client"])?;
     /// assert_eq!(keys.len(), 3);
-    /// assert!(ApiKeyAuthorizer::new().parse("no-key", &[]).is_err());
+    /// let error = ApiKeyAuthorizer::new().parse("k-no-principal", &[]).unwrap_err();
+    /// assert!(!error.to_string().contains("k-no-principal"));
+    /// assert!(ApiKeyAuthorizer::new().parse("a=k1,b=k1", &[]).is_err(), "a key given twice");
     /// # Ok::<(), wsgw_core::auth::AuthError>(())
     /// ```
     pub fn parse(
@@ -400,22 +527,35 @@ impl ApiKeyAuthorizer {
         list: &str,
         default_roles: &[&str],
     ) -> std::result::Result<Self, AuthError> {
-        for entry in list
+        for (index, entry) in list
             .split([',', '\n'])
             .map(str::trim)
             .filter(|e| !e.is_empty())
+            .enumerate()
         {
-            let mut parts = entry.splitn(3, '=');
-            let principal = parts.next().unwrap_or("").trim();
-            let key = parts.next().unwrap_or("").trim();
-            if principal.is_empty() || key.is_empty() {
+            let number = index + 1;
+            let Some((principal, rest)) = entry.split_once('=') else {
                 return Err(AuthError::InvalidKeyList(format!(
-                    "entry `{}` is not principal=key[=role+role]",
-                    principal
+                    "entry {number} has no `=`: entries are principal=key[=role+role] (the entry is not shown: it may be a key)"
+                )));
+            };
+            let principal = principal.trim();
+            let (key, extra) = match rest.split_once('=') {
+                Some((key, extra)) => (key.trim(), Some(extra)),
+                None => (rest.trim(), None),
+            };
+            if principal.is_empty() {
+                return Err(AuthError::InvalidKeyList(format!(
+                    "entry {number} has no principal before its key: entries are principal=key[=role+role]"
+                )));
+            }
+            if key.is_empty() {
+                return Err(AuthError::InvalidKeyList(format!(
+                    "entry {number} (`{principal}`) has no key: entries are principal=key[=role+role]"
                 )));
             }
             let mut roles: Vec<String> = default_roles.iter().map(|r| (*r).to_owned()).collect();
-            if let Some(extra) = parts.next() {
+            if let Some(extra) = extra {
                 roles.extend(
                     extra
                         .split('+')
@@ -424,7 +564,7 @@ impl ApiKeyAuthorizer {
                         .map(str::to_owned),
                 );
             }
-            self = self.key(key, principal, roles);
+            self = self.key(key, principal, roles)?;
         }
         Ok(self)
     }
@@ -434,18 +574,33 @@ impl ApiKeyAuthorizer {
         let Some(token) = find_token(&self.sources, request) else {
             return Authorization::Deny(UNAUTHORIZED);
         };
-        let token = token.as_bytes();
-        // Compare against every key so the time taken does not depend on which matched.
-        let mut found: Option<&Principal> = None;
-        for (key, principal) in &self.keys {
-            if bool::from(key.as_slice().ct_eq(token)) && found.is_none() {
-                found = Some(principal);
-            }
-        }
-        match found {
+        match self.principal_for(&token) {
             Some(principal) => Authorization::Allow(principal.context()),
             None => Authorization::Deny(UNAUTHORIZED),
         }
+    }
+
+    /// The principal a key names, if it is one of the keys: how a REST route checks the
+    /// same keys (from `Authorization: Bearer`, say) outside `$connect`.
+    ///
+    /// ```
+    /// use wsgw_core::auth::ApiKeyAuthorizer;
+    ///
+    /// let keys = ApiKeyAuthorizer::new().key("k-ops-77", "ada", ["operator"])?;
+    /// assert_eq!(keys.principal_for("k-ops-77").map(|p| p.id.as_str()), Some("ada"));
+    /// assert!(keys.principal_for("k-ops-7").is_none());
+    /// # Ok::<(), wsgw_core::auth::AuthError>(())
+    /// ```
+    pub fn principal_for(&self, key: &str) -> Option<&Principal> {
+        let presented = key_digest(key.as_bytes());
+        // Every digest is compared, whichever matches: the time taken does not say which.
+        let mut found: Option<&Principal> = None;
+        for (digest, principal) in &self.keys {
+            if bool::from(digest.ct_eq(&presented)) && found.is_none() {
+                found = Some(principal);
+            }
+        }
+        found
     }
 }
 
@@ -477,8 +632,8 @@ mod jwt {
     use serde_json::{Map, Value};
 
     use super::{
-        find_token, roles_of, subprotocol_marker, AuthError, TokenSource, FORBIDDEN, PRINCIPAL_KEY,
-        ROLES_KEY, UNAUTHORIZED,
+        check_role, find_token, join_roles, roles_of, subprotocol_marker, AuthError, TokenSource,
+        FORBIDDEN, MIN_HS256_SECRET_BYTES, PRINCIPAL_KEY, ROLES_KEY, UNAUTHORIZED,
     };
     use crate::handler::{Authorization, Authorizer, Context};
     use crate::{Request, Result};
@@ -498,15 +653,20 @@ mod jwt {
     ///
     /// Checked: the signature and the algorithm (only the configured one), `exp`
     /// (required), `nbf` (when present), `sub` (required: it is the principal), `aud`
-    /// and `iss` when configured (then required). Clock skew allowed: 30 s by default.
+    /// and `iss` when configured (then required; RS256 is built with an audience unless
+    /// [`rs256_pem_any_audience`](Self::rs256_pem_any_audience) says otherwise), and
+    /// the `roles` claim (an array entry holding a comma or whitespace is refused, see
+    /// [`check_role`](super::check_role)). Clock skew allowed: 30 s by default.
     ///
     /// ```
-    /// use wsgw_core::auth::JwtAuthorizer;
+    /// use wsgw_core::auth::{AuthError, JwtAuthorizer};
     ///
-    /// let authorizer = JwtAuthorizer::hs256(b"a long random secret")
+    /// let authorizer = JwtAuthorizer::hs256(b"a long random secret of 32+ bytes!")?
     ///     .audience("wsgw-chat")
     ///     .issuer("https://auth.example.com");
     /// # let _ = authorizer;
+    /// assert!(matches!(JwtAuthorizer::hs256(b"s3cret"), Err(AuthError::SecretTooShort { bytes: 6, .. })));
+    /// # Ok::<(), AuthError>(())
     /// ```
     #[derive(Clone)]
     pub struct JwtAuthorizer {
@@ -545,14 +705,44 @@ mod jwt {
             }
         }
 
-        /// Tokens signed with HS256 and this shared secret.
-        pub fn hs256(secret: &[u8]) -> Self {
-            JwtAuthorizer::with_key(DecodingKey::from_secret(secret), JwtAlgorithm::Hs256)
+        /// Tokens signed with HS256 and this shared secret, which must have at least
+        /// [`MIN_HS256_SECRET_BYTES`] (32) bytes: a shorter one is refused with
+        /// [`AuthError::SecretTooShort`], since anyone who guesses it signs tokens for
+        /// any `sub`.
+        pub fn hs256(secret: &[u8]) -> std::result::Result<Self, AuthError> {
+            if secret.len() < MIN_HS256_SECRET_BYTES {
+                return Err(AuthError::SecretTooShort {
+                    bytes: secret.len(),
+                    min: MIN_HS256_SECRET_BYTES,
+                });
+            }
+            Ok(JwtAuthorizer::with_key(
+                DecodingKey::from_secret(secret),
+                JwtAlgorithm::Hs256,
+            ))
         }
 
         /// Tokens signed with RS256, checked with this public key (PEM, PKCS#1
-        /// `RSA PUBLIC KEY` or SubjectPublicKeyInfo `PUBLIC KEY`).
-        pub fn rs256_pem(public_key_pem: &[u8]) -> std::result::Result<Self, AuthError> {
+        /// `RSA PUBLIC KEY` or SubjectPublicKeyInfo `PUBLIC KEY`), whose `aud` names
+        /// `audience` (more with [`audience`](Self::audience)).
+        ///
+        /// An RS256 key usually belongs to an identity provider that signs tokens for
+        /// many applications: without the audience check, a token it issued for any of
+        /// them would open this one. [`rs256_pem_any_audience`](Self::rs256_pem_any_audience)
+        /// is the explicit way to skip it.
+        pub fn rs256_pem(
+            public_key_pem: &[u8],
+            audience: impl Into<String>,
+        ) -> std::result::Result<Self, AuthError> {
+            Ok(Self::rs256_pem_any_audience(public_key_pem)?.audience(audience))
+        }
+
+        /// [`rs256_pem`](Self::rs256_pem) without the audience check: tokens for any
+        /// `aud` (or none) are accepted. Only for a key that signs tokens for this
+        /// application alone.
+        pub fn rs256_pem_any_audience(
+            public_key_pem: &[u8],
+        ) -> std::result::Result<Self, AuthError> {
             let key = DecodingKey::from_rsa_pem(public_key_pem)
                 .map_err(|error| AuthError::InvalidKey(error.to_string()))?;
             Ok(JwtAuthorizer::with_key(key, JwtAlgorithm::Rs256))
@@ -629,6 +819,17 @@ mod jwt {
                 Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
                 _ => return Err((UNAUTHORIZED, "`sub` is not a non-empty string".to_owned())),
             };
+            // An array entry that the comma-separated context would split into other
+            // roles: refused rather than reinterpreted.
+            if let Some(Value::Array(roles)) = claims.get(ROLES_KEY) {
+                if let Some(problem) = roles
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .find_map(|role| check_role(role).err())
+                {
+                    return Err((UNAUTHORIZED, format!("`roles`: {problem}")));
+                }
+            }
             Ok(flat_context(subject, claims))
         }
     }
@@ -649,7 +850,7 @@ mod jwt {
             context.insert(name, value);
         }
         context.insert(PRINCIPAL_KEY.to_owned(), Value::String(subject));
-        context.insert(ROLES_KEY.to_owned(), Value::String(roles.join(",")));
+        context.insert(ROLES_KEY.to_owned(), Value::String(join_roles(&roles)));
         Value::Object(context)
     }
 

@@ -556,8 +556,10 @@ impl<S: Send + Sync + 'static> Router<S> {
 
     /// Handles one event and returns the reply for the gateway.
     ///
-    /// - CONNECT: runs the authorizer unless `request.authorizer` is already set (by the
-    ///   gateway's own authorizer step), then `$connect`; no handler means 200.
+    /// - CONNECT: runs the authorizer unless `request.authorizer` already carries a
+    ///   principal (set by the gateway's own authorizer step: the LocalGateway's, or API
+    ///   Gateway's Lambda authorizer), then `$connect`; no handler means 200. A context
+    ///   without a principal does not skip the authorizer.
     /// - MESSAGE: selects the route when `request.route_key` is empty, then runs it; with no
     ///   matching route and no `$default`, replies 403 with a JSON error body naming the
     ///   route key, which the gateway sends to the caller.
@@ -636,7 +638,8 @@ impl<S: Send + Sync + 'static> Router<S> {
     }
 
     async fn connect(&self, context: &Context<S>, mut request: Request) -> Result<Reply> {
-        if request.authorizer.is_none() && self.inner.authorizer.is_some() {
+        let authorized = crate::auth::Principal::of(&request).is_some();
+        if !authorized && self.inner.authorizer.is_some() {
             match self.run_authorizer(context, &request).await? {
                 Authorization::Allow(authorized) => request.authorizer = Some(authorized),
                 Authorization::Deny(status) => return Ok(Reply::status(status)),

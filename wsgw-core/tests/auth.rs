@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use wsgw_core::auth::{ApiKeyAuthorizer, JwtAuthorizer, Principal, TokenSource};
+use wsgw_core::auth::{ApiKeyAuthorizer, AuthError, JwtAuthorizer, Principal, TokenSource};
 use wsgw_core::{
     Authorization, ConnectionId, MockConnectionStore, MockMessageSink, Reply, Request, Router,
 };
@@ -56,6 +56,7 @@ fn rs256_with(claims: &Value, private_pem: &[u8]) -> String {
 
 fn hs_authorizer() -> JwtAuthorizer {
     JwtAuthorizer::hs256(SECRET)
+        .expect("a long secret")
         .audience("wsgw-chat")
         .issuer("https://auth.test")
         .leeway_secs(0)
@@ -102,6 +103,7 @@ fn a_missing_token_is_401() {
     assert_eq!(
         ApiKeyAuthorizer::new()
             .key("k", "p", ["r"])
+            .expect("a key")
             .decide(&request),
         Authorization::Deny(401)
     );
@@ -177,7 +179,9 @@ fn a_wrong_audience_or_issuer_is_403_and_a_missing_one_too() {
     );
     // Without aud/iss configured, whatever the token says is accepted.
     assert!(matches!(
-        JwtAuthorizer::hs256(SECRET).decide(&with_query(&hs256(&wrong_aud))),
+        JwtAuthorizer::hs256(SECRET)
+            .expect("a long secret")
+            .decide(&with_query(&hs256(&wrong_aud))),
         Authorization::Allow(_)
     ));
 }
@@ -214,7 +218,7 @@ fn a_tampered_token_is_401() {
 
 #[test]
 fn another_secret_is_401() {
-    let other = JwtAuthorizer::hs256(b"some other secret entirely, 0123456789");
+    let other = JwtAuthorizer::hs256(b"some other secret entirely, 0123456789").expect("long");
     assert_eq!(
         other.decide(&with_query(&hs256(&claims()))),
         Authorization::Deny(401)
@@ -223,9 +227,7 @@ fn another_secret_is_401() {
 
 #[test]
 fn rs256_accepts_its_key_pair_and_refuses_another() {
-    let authorizer = JwtAuthorizer::rs256_pem(PUBLIC_PEM)
-        .expect("public key")
-        .audience("wsgw-chat");
+    let authorizer = JwtAuthorizer::rs256_pem(PUBLIC_PEM, "wsgw-chat").expect("public key");
     let good = rs256_with(&claims(), PRIVATE_PEM);
     let context = match authorizer.decide(&with_query(&good)) {
         Authorization::Allow(context) => context,
@@ -237,7 +239,7 @@ fn rs256_accepts_its_key_pair_and_refuses_another() {
         authorizer.decide(&with_query(&foreign)),
         Authorization::Deny(401)
     );
-    assert!(JwtAuthorizer::rs256_pem(b"-----BEGIN PUBLIC KEY-----\nnope\n").is_err());
+    assert!(JwtAuthorizer::rs256_pem(b"-----BEGIN PUBLIC KEY-----\nnope\n", "wsgw-chat").is_err());
 }
 
 #[test]
@@ -249,7 +251,7 @@ fn the_wrong_algorithm_is_401() {
         &EncodingKey::from_secret(PUBLIC_PEM),
     )
     .expect("signs");
-    let rs = JwtAuthorizer::rs256_pem(PUBLIC_PEM).expect("public key");
+    let rs = JwtAuthorizer::rs256_pem(PUBLIC_PEM, "wsgw-chat").expect("public key");
     assert_eq!(rs.decide(&with_query(&confused)), Authorization::Deny(401));
     // An RS256 token to an HS256 authorizer.
     let rsa = rs256_with(&claims(), PRIVATE_PEM);
@@ -340,7 +342,9 @@ fn api_keys_map_to_their_principal_and_roles() {
 
 #[tokio::test]
 async fn the_router_runs_the_authorizer_and_echoes_the_subprotocol_marker() {
-    let keys = ApiKeyAuthorizer::new().key("k-1", "ada", ["client"]);
+    let keys = ApiKeyAuthorizer::new()
+        .key("k-1", "ada", ["client"])
+        .expect("a key");
     let router = router_with(keys).on_connect(|_ctx, request: Request| async move {
         // $connect sees who connected.
         let principal = Principal::of(&request).expect("authorized");
@@ -367,4 +371,162 @@ async fn the_router_runs_the_authorizer_and_echoes_the_subprotocol_marker() {
     let reply = router.handle(with_query("k-2")).await.expect("handled");
     assert_eq!(reply.status, 401);
     assert!(!reply.headers.contains_key("sec-websocket-protocol"));
+}
+
+// --- The attacks of issue 20 ---------------------------------------------------------
+
+#[tokio::test]
+async fn the_router_runs_its_authorizer_when_the_context_carries_no_principal() {
+    let keys = ApiKeyAuthorizer::new()
+        .key("k-1", "ada", ["client"])
+        .expect("a key");
+    let router = router_with(keys).on_connect(|_ctx, _request: Request| async { Ok(Reply::ok()) });
+    // A context some other layer set (API Gateway's own fields, a different
+    // authorizer) but with no principal: the router's authorizer must still decide.
+    let smuggled = Request::connect(ConnectionId::new("c1="))
+        .with_authorizer(json!({"integrationLatency": 12, "roles": "operator"}));
+    let reply = router.handle(smuggled).await.expect("handled");
+    assert_eq!(reply.status, 401, "no key: refused despite a context");
+    // A principal set by the gateway's authorizer step is trusted (not re-run).
+    let authorized = Request::connect(ConnectionId::new("c2="))
+        .with_authorizer(json!({"principalId": "ada", "roles": "client"}));
+    assert_eq!(
+        router.handle(authorized).await.expect("handled").status,
+        200
+    );
+}
+
+#[test]
+fn a_malformed_key_list_never_echoes_a_key() {
+    for list in [
+        "k-secret-0123456789",
+        "ada=k-ops=operator,k-secret-0123456789",
+        "=k-secret-0123456789",
+    ] {
+        let error = ApiKeyAuthorizer::new()
+            .parse(list, &["client"])
+            .expect_err(list)
+            .to_string();
+        assert!(
+            !error.contains("k-secret"),
+            "the error shows the key: {error}"
+        );
+        assert!(!error.contains("k-ops"), "the error shows a key: {error}");
+    }
+}
+
+#[test]
+fn the_same_key_twice_is_refused_not_resolved_to_the_first() {
+    let error = ApiKeyAuthorizer::new()
+        .parse("ada=k-shared-1,bob=k-shared-1", &["client"])
+        .expect_err("a duplicate key")
+        .to_string();
+    assert!(error.contains("ada") && error.contains("bob"), "{error}");
+    assert!(!error.contains("k-shared"), "never the key: {error}");
+    assert!(ApiKeyAuthorizer::new()
+        .parse("ada=k-1", &["client"])
+        .and_then(|keys| keys.parse("bob=k-1", &["device"]))
+        .is_err());
+}
+
+#[test]
+fn a_role_cannot_turn_into_another_role_through_the_flat_context() {
+    // An API key role holding a space (it would read back as "guest" and "operator").
+    let error = ApiKeyAuthorizer::new()
+        .parse("ada=k-1=guest operator", &["client"])
+        .expect_err("a role with a space")
+        .to_string();
+    assert!(error.contains("ada") && !error.contains("k-1"), "{error}");
+    assert!(ApiKeyAuthorizer::new()
+        .key("k-1", "ada", ["viewer,operator"])
+        .is_err());
+    // A JWT whose roles array holds a comma: refused, not read as two roles.
+    let mut claims = claims();
+    claims["roles"] = json!(["viewer,operator"]);
+    assert_eq!(
+        hs_authorizer().decide(&with_query(&hs256(&claims))),
+        Authorization::Deny(401)
+    );
+    // The documented string form is still split on commas and spaces.
+    claims["roles"] = json!("viewer operator");
+    let Authorization::Allow(context) = hs_authorizer().decide(&with_query(&hs256(&claims))) else {
+        panic!("the string form is allowed")
+    };
+    let principal = Principal::from_context(&context).expect("principal");
+    assert_eq!(principal.roles, ["viewer", "operator"]);
+    // A principal built by hand: the role is left out rather than split.
+    let context = Principal::new("ada", ["viewer,operator", "guest user", "client"]).context();
+    assert_eq!(context["roles"], "client");
+}
+
+#[test]
+fn an_rs256_authorizer_refuses_tokens_for_another_audience_unless_told_otherwise() {
+    let authorizer = JwtAuthorizer::rs256_pem(PUBLIC_PEM, "wsgw-chat").expect("public key");
+    let mut for_another_app = claims();
+    for_another_app["aud"] = json!("some-other-application");
+    let token = rs256_with(&for_another_app, PRIVATE_PEM);
+    assert_eq!(
+        authorizer.decide(&with_query(&token)),
+        Authorization::Deny(403),
+        "a token the key's issuer minted for another application"
+    );
+    let mut without_aud = claims();
+    without_aud.as_object_mut().expect("object").remove("aud");
+    assert_eq!(
+        authorizer.decide(&with_query(&rs256_with(&without_aud, PRIVATE_PEM))),
+        Authorization::Deny(401)
+    );
+    // The explicit opt-out.
+    let any = JwtAuthorizer::rs256_pem_any_audience(PUBLIC_PEM).expect("public key");
+    assert!(matches!(
+        any.decide(&with_query(&token)),
+        Authorization::Allow(_)
+    ));
+}
+
+#[test]
+fn an_hs256_secret_shorter_than_32_bytes_is_refused() {
+    for short in [&b""[..], b"s3cret", b"0123456789abcdef0123456789abcde"] {
+        match JwtAuthorizer::hs256(short) {
+            Err(AuthError::SecretTooShort { bytes, min }) => {
+                assert_eq!((bytes, min), (short.len(), 32));
+            }
+            other => panic!("{} bytes: {other:?}", short.len()),
+        }
+    }
+    let error = JwtAuthorizer::hs256(b"s3cret")
+        .expect_err("short")
+        .to_string();
+    assert!(error.contains("32") && !error.contains("s3cret"), "{error}");
+    assert!(JwtAuthorizer::hs256(b"0123456789abcdef0123456789abcdef").is_ok());
+}
+
+#[test]
+fn api_keys_of_any_length_match_only_themselves() {
+    // Keys are compared as digests: a prefix, an extension, a key of another length or
+    // the same length with one byte changed are all just wrong keys.
+    let long_key = "k-".to_owned() + &"x".repeat(200);
+    let keys = ApiKeyAuthorizer::new()
+        .key("k-1", "short", ["client"])
+        .and_then(|keys| keys.key(long_key.as_str(), "long", ["client"]))
+        .expect("keys");
+    assert_eq!(
+        keys.principal_for("k-1").map(|p| p.id.as_str()),
+        Some("short")
+    );
+    assert_eq!(
+        keys.principal_for(&long_key).map(|p| p.id.as_str()),
+        Some("long")
+    );
+    let near_misses = [
+        "k-".to_owned(),
+        "k-11".to_owned(),
+        "k-2".to_owned(),
+        long_key[..long_key.len() - 1].to_owned(),
+        long_key.clone() + "x",
+        long_key.replacen('x', "y", 1),
+    ];
+    for wrong in near_misses {
+        assert!(keys.principal_for(&wrong).is_none(), "{wrong}");
+    }
 }

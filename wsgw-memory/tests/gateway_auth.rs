@@ -29,7 +29,8 @@ type Seen = mpsc::UnboundedSender<(EventType, String, Option<Principal>)>;
 fn keys() -> ApiKeyAuthorizer {
     ApiKeyAuthorizer::new()
         .key("k-ada-1", "ada", ["operator"])
-        .key("k-bob-2", "bob", ["viewer"])
+        .and_then(|keys| keys.key("k-bob-2", "bob", ["viewer"]))
+        .expect("two distinct keys")
 }
 
 /// Denies with 403 a valid key without the `operator` role, on top of the key check.

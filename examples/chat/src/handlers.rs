@@ -131,22 +131,30 @@ fn signed_in_name(request: &Request) -> Option<&str> {
 
 /// `$connect`: stores the connection in its session's group and in [`ALL_GROUP`],
 /// writes its session record and logs the event. A bad `session_id` or `name` refuses
-/// the handshake with 400. With a token, the name is the token's (see
+/// the handshake with 400. With a token, the session is the token's principal (another
+/// `session_id` is refused with 403) and the name is the token's (see
 /// [`signed_in_name`]).
 pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<Reply> {
     let state = ctx.state();
     let config = state.config();
     let id = request.connection_id.clone();
     let connected_at = request.connected_at.unwrap_or(request.request_time);
-    let checked =
-        protocol::session_from_query(request.query_param("session_id"), id.as_str(), config)
-            .and_then(|session_id| {
-                protocol::check_name(
-                    signed_in_name(&request).or(request.query_param("name")),
-                    config,
-                )
-                .map(|name| (session_id, name))
-            });
+    // With auth on, the session is the principal's: nobody connects into another's.
+    let session_id = match wsgw_core::auth::Principal::of(&request) {
+        Some(principal) => {
+            protocol::session_of_principal(request.query_param("session_id"), &principal.id, config)
+        }
+        None => {
+            protocol::session_from_query(request.query_param("session_id"), id.as_str(), config)
+        }
+    };
+    let checked = session_id.and_then(|session_id| {
+        protocol::check_name(
+            signed_in_name(&request).or(request.query_param("name")),
+            config,
+        )
+        .map(|name| (session_id, name))
+    });
     let (session_id, name) = match checked {
         Ok(checked) => checked,
         Err(error) => {
@@ -164,7 +172,13 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<Reply> {
                     },
                 )
                 .await;
-            return Ok(Reply::status(400));
+            // Another principal's session is forbidden; anything else is bad input.
+            let status = if error.code == ErrorCode::SessionMismatch {
+                403
+            } else {
+                400
+            };
+            return Ok(Reply::status(status));
         }
     };
 

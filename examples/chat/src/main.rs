@@ -15,7 +15,6 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chat::{ChatConfig, ChatState, JwtSettings};
 use clap::{Parser, Subcommand};
@@ -27,7 +26,7 @@ use wsgw_memory::gateway::{Assets, LocalGateway};
 use wsgw_memory::{MemoryHistory, MemorySink, MemoryStore};
 
 /// Environment variable: days to keep messages, session records and events (Lambda and
-/// local runs; unset keeps them).
+/// local runs; unset: 30 days, 0: keep them).
 const RETENTION_ENV: &str = "CHAT_RETENTION_DAYS";
 
 /// Run the chat locally: the web page at http://ADDR/, the WebSocket API at ws://ADDR.
@@ -69,9 +68,9 @@ struct Args {
     )]
     history_table: String,
 
-    /// Days to keep messages, session records and events (default: keep them).
-    #[arg(long, env = RETENTION_ENV, value_name = "DAYS", global = true)]
-    retention_days: Option<u32>,
+    /// Days to keep messages, session records and events; 0 keeps them until deleted.
+    #[arg(long, env = RETENTION_ENV, value_name = "DAYS", global = true, default_value_t = chat::DEFAULT_RETENTION_DAYS)]
+    retention_days: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,9 +90,8 @@ fn init_logs(default: &str) {
         .init();
 }
 
-fn config(retention_days: Option<u32>) -> ChatConfig {
-    ChatConfig::default()
-        .retention(retention_days.map(|days| Duration::from_secs(u64::from(days) * 24 * 60 * 60)))
+fn config(retention_days: u32) -> ChatConfig {
+    ChatConfig::default().retention_days(retention_days)
 }
 
 #[tokio::main]
@@ -126,12 +124,11 @@ async fn main() -> ExitCode {
 /// each event.
 async fn run_lambda() -> Result<(), String> {
     let retention_days = match std::env::var(RETENTION_ENV) {
-        Ok(days) if !days.trim().is_empty() => Some(
-            days.trim()
-                .parse::<u32>()
-                .map_err(|_| format!("{RETENTION_ENV}={days:?} is not a number of days"))?,
-        ),
-        _ => None,
+        Ok(days) if !days.trim().is_empty() => days
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| format!("{RETENTION_ENV}={days:?} is not a number of days"))?,
+        _ => chat::DEFAULT_RETENTION_DAYS,
     };
     let store = wsgw_aws::dynamo::DynamoStoreBuilder::from_env()
         .build()
@@ -155,8 +152,8 @@ async fn run_lambda() -> Result<(), String> {
 /// `WSGW_JWT_PUBLIC_KEY_FILE`, with `WSGW_JWT_AUDIENCE` / `WSGW_JWT_ISSUER`); `None`
 /// leaves the chat open.
 fn jwt_authorizer() -> Result<Option<wsgw_core::auth::JwtAuthorizer>, String> {
-    JwtSettings::from_env()?
-        .authorizer()
+    JwtSettings::from_env()
+        .and_then(|settings| settings.authorizer())
         .map_err(|error| error.to_string())
 }
 
@@ -241,7 +238,7 @@ async fn run_local(args: Args) -> Result<(), String> {
     );
     if auth {
         println!(
-            "auth is on: clients present a JWT (?token=, Authorization: Bearer, or the subprotocols wsgw.bearer, TOKEN); the page opens as http://{shown}/?token=JWT"
+            "auth is on: clients present a JWT (the subprotocols wsgw.bearer, TOKEN; Authorization: Bearer; or ?token=); on the page, paste it into the Token field"
         );
     }
     running

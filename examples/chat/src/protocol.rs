@@ -25,9 +25,9 @@ pub const ACTIONS: [&str; 3] = [SENDMESSAGE, HISTORY, HEARTBEAT];
 pub struct ChatMessage {
     /// Unique id: epoch milliseconds, `-`, 16 random hex digits (sorts by time).
     pub message_id: String,
-    /// The sender's connection id.
-    pub from: String,
-    /// The sender's session id.
+    /// The sender's session id (with auth on, the sender's principal). The sender's
+    /// connection id is not sent: it is the gateway's handle on that client, for no
+    /// other client to use.
     pub session_id: String,
     /// The sender's display name, `null` when it gave none.
     pub name: Option<String>,
@@ -101,6 +101,8 @@ pub enum ErrorCode {
     InvalidSessionId,
     /// The `name` query parameter of the connect URL is not valid.
     InvalidName,
+    /// With auth on, the `session_id` of the connect URL is not the token's principal.
+    SessionMismatch,
 }
 
 impl ErrorCode {
@@ -117,6 +119,7 @@ impl ErrorCode {
             ErrorCode::InvalidLimit => "invalid_limit",
             ErrorCode::InvalidSessionId => "invalid_session_id",
             ErrorCode::InvalidName => "invalid_name",
+            ErrorCode::SessionMismatch => "session_mismatch",
         }
     }
 }
@@ -250,8 +253,42 @@ pub fn check_name(name: Option<&str>, config: &ChatConfig) -> Result<Option<Stri
     Ok(Some(name.to_owned()))
 }
 
-/// The session of a connecting client: the `session_id` query parameter, or the
-/// connection id when it is absent or empty.
+/// The session of a client that signed in as `principal`: the principal itself. A
+/// `session_id` naming anything else is [`ErrorCode::SessionMismatch`]; a principal that
+/// is not a valid session id is [`ErrorCode::InvalidSessionId`].
+///
+/// ```
+/// use chat::protocol::{session_of_principal, ErrorCode};
+/// use chat::ChatConfig;
+///
+/// let config = ChatConfig::default();
+/// assert_eq!(session_of_principal(None, "u-ada", &config).unwrap(), "u-ada");
+/// assert_eq!(session_of_principal(Some("u-ada"), "u-ada", &config).unwrap(), "u-ada");
+/// let taken = session_of_principal(Some("u-ada"), "u-mallory", &config).unwrap_err();
+/// assert_eq!(taken.code, ErrorCode::SessionMismatch);
+/// ```
+pub fn session_of_principal(
+    session_id: Option<&str>,
+    principal: &str,
+    config: &ChatConfig,
+) -> Result<String, InputError> {
+    if let Err(problem) = check_session_id(principal, config) {
+        return Err(InputError::new(
+            ErrorCode::InvalidSessionId,
+            format!("the token's subject cannot be a session: {problem}"),
+        ));
+    }
+    match session_id.filter(|id| !id.is_empty()) {
+        Some(id) if id != principal => Err(InputError::new(
+            ErrorCode::SessionMismatch,
+            "`session_id` must be the token's subject (or left out): a session belongs to its principal",
+        )),
+        _ => Ok(principal.to_owned()),
+    }
+}
+
+/// The session of a connecting client without auth: the `session_id` query parameter,
+/// or the connection id when it is absent or empty.
 pub fn session_from_query(
     session_id: Option<&str>,
     connection_id: &str,

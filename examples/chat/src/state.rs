@@ -9,6 +9,9 @@ use wsgw_core::{HistoryRecord, HistoryStore, Result};
 
 use crate::ids::{new_message_id, rfc3339};
 
+/// How long messages, session records and events are kept by default: 30 days.
+pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+
 /// History partition of the session records (one per connection).
 pub const SESSIONS_PARTITION: &str = "sessions";
 /// History partition of the chat messages.
@@ -35,8 +38,9 @@ pub struct ChatConfig {
     /// Most stored messages one `history` request reads while skipping messages
     /// addressed to other sessions: 2000. Keeps every request's cost bounded.
     pub history_scan_limit: usize,
-    /// How long messages, session records and events are kept; `None` (the default)
-    /// keeps them until deleted. On DynamoDB this becomes the items' TTL.
+    /// How long messages, session records and events are kept:
+    /// [`DEFAULT_RETENTION_DAYS`] (30 days) by default; `None` keeps them until deleted.
+    /// On DynamoDB this becomes the items' TTL.
     pub retention: Option<Duration>,
 }
 
@@ -50,9 +54,13 @@ impl Default for ChatConfig {
             default_history: 50,
             max_history: 200,
             history_scan_limit: 2000,
-            retention: None,
+            retention: Some(days(DEFAULT_RETENTION_DAYS)),
         }
     }
+}
+
+fn days(days: u32) -> Duration {
+    Duration::from_secs(u64::from(days) * 24 * 60 * 60)
 }
 
 impl ChatConfig {
@@ -60,6 +68,21 @@ impl ChatConfig {
     pub fn retention(mut self, retention: Option<Duration>) -> Self {
         self.retention = retention;
         self
+    }
+
+    /// Sets the retention in days, as `--retention-days` and `CHAT_RETENTION_DAYS` give
+    /// it: `0` keeps records until deleted.
+    ///
+    /// ```
+    /// use chat::ChatConfig;
+    ///
+    /// let week = ChatConfig::default().retention_days(7);
+    /// assert_eq!(week.retention.map(|r| r.as_secs()), Some(7 * 86_400));
+    /// assert_eq!(ChatConfig::default().retention_days(0).retention, None);
+    /// assert_eq!(ChatConfig::default().retention.map(|r| r.as_secs()), Some(30 * 86_400));
+    /// ```
+    pub fn retention_days(self, retention_days: u32) -> Self {
+        self.retention((retention_days > 0).then(|| days(retention_days)))
     }
 
     /// Sets the largest chat message in bytes.
@@ -304,11 +327,10 @@ impl StoredMessage {
         }
     }
 
-    /// The message as clients receive it.
+    /// The message as clients receive it (without the sender's connection id).
     pub fn to_chat_message(&self) -> crate::ChatMessage {
         crate::ChatMessage {
             message_id: self.message_id.clone(),
-            from: self.connection_id.clone(),
             session_id: self.session_id.clone(),
             name: self.name.clone(),
             message: self.message.clone(),

@@ -119,15 +119,13 @@ async fn a_valid_token_chats_under_the_tokens_name_through_query_or_subprotocol(
     let ws = gateway.ws_url();
     // A script: ?token=, and a ?name= that the token overrides.
     let (mut by_query, _) = tokio_tungstenite::connect_async(format!(
-        "{ws}/?session_id=s1&name=Mallory&token={}",
+        "{ws}/?session_id=u-ada&name=Mallory&token={}",
         ada()
     ))
     .await
     .expect("allowed");
     // The page: subprotocols "wsgw.bearer", TOKEN.
-    let mut request = format!("{ws}/?session_id=s2")
-        .into_client_request()
-        .expect("request");
+    let mut request = format!("{ws}/").into_client_request().expect("request");
     request.headers_mut().insert(
         "sec-websocket-protocol",
         format!("wsgw.bearer, {}", ada()).parse().expect("header"),
@@ -190,13 +188,266 @@ async fn the_binary_requires_a_token_when_wsgw_jwt_secret_is_set() {
     let second = lines.next().expect("a second line").expect("text");
     assert!(second.starts_with("auth is on"), "{second:?}");
     assert_eq!(refused(format!("{ws}/?session_id=s1")).await, 401);
-    let (mut client, _) =
-        tokio_tungstenite::connect_async(format!("{ws}/?session_id=s1&token={}", ada()))
-            .await
-            .expect("allowed with a token");
+    let (mut client, _) = tokio_tungstenite::connect_async(format!("{ws}/?token={}", ada()))
+        .await
+        .expect("allowed with a token");
     client
         .send(Message::text(r#"{"action":"heartbeat"}"#))
         .await
         .expect("sent");
     assert_eq!(next_json(&mut client).await["type"], "heartbeat");
+}
+
+// --- The attacks of issue 20 ---------------------------------------------------------
+
+/// Every stored connection (at most 100: the tests hold a few).
+async fn stored(store: &MemoryStore) -> Vec<wsgw_core::Connection> {
+    use wsgw_core::{ConnectionStore, PageRequest};
+    store
+        .list_all(PageRequest::first(100))
+        .await
+        .expect("lists")
+        .items
+}
+
+fn token_of(sub: &str, name: &str) -> String {
+    token(json!({"sub": sub, "name": name, "aud": "wsgw-chat", "exp": now() + 600}))
+}
+
+async fn send_json(client: &mut Client, value: Value) {
+    client
+        .send(Message::text(value.to_string()))
+        .await
+        .expect("sent");
+}
+
+/// Messages until one of type `kind` arrives; returns it.
+async fn next_of_type(client: &mut Client, kind: &str) -> Value {
+    loop {
+        let message = next_json(client).await;
+        if message["type"] == kind {
+            return message;
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_auth_a_client_cannot_receive_read_or_send_as_another_principals_session() {
+    let (gateway, _store) = start().await;
+    let ws = gateway.ws_url();
+    let (mut ada, _) =
+        tokio_tungstenite::connect_async(format!("{ws}/?token={}", token_of("u-ada", "Ada")))
+            .await
+            .expect("ada connects");
+    let (mut bob, _) =
+        tokio_tungstenite::connect_async(format!("{ws}/?token={}", token_of("u-bob", "Bob")))
+            .await
+            .expect("bob connects");
+    // Ada writes to everyone: everyone learns the session her messages come from.
+    send_json(
+        &mut ada,
+        json!({"action": "sendmessage", "message": "hello all"}),
+    )
+    .await;
+    let public = next_of_type(&mut bob, "message").await;
+    let ada_session = public["session_id"].as_str().expect("a session").to_owned();
+    // Bob writes to Ada alone.
+    send_json(
+        &mut bob,
+        json!({"action": "sendmessage", "message": "for ada only", "session_ids": [ada_session]}),
+    )
+    .await;
+    assert_eq!(next_of_type(&mut bob, "sent").await["delivered"], 1);
+
+    // Mallory, with her own valid token, asks for Ada's session: refused.
+    let mallory = token_of("u-mallory", "Mallory");
+    assert_eq!(
+        refused(format!("{ws}/?session_id={ada_session}&token={mallory}")).await,
+        403,
+        "another principal's session"
+    );
+    // As herself she reads no private message of Ada's, and what she sends is hers.
+    let (mut mallory, _) = tokio_tungstenite::connect_async(format!("{ws}/?token={mallory}"))
+        .await
+        .expect("mallory connects as herself");
+    send_json(&mut mallory, json!({"action": "history"})).await;
+    let history = next_of_type(&mut mallory, "history").await;
+    let texts: Vec<&str> = history["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["message"].as_str())
+        .collect();
+    assert_eq!(texts, ["hello all"], "nothing private of Ada's");
+    send_json(
+        &mut mallory,
+        json!({"action": "sendmessage", "message": "it is me, ada"}),
+    )
+    .await;
+    let spoof = next_of_type(&mut ada, "message").await;
+    let spoof = if spoof["message"] == "hello all" || spoof["message"] == "for ada only" {
+        loop {
+            let next = next_of_type(&mut ada, "message").await;
+            if next["message"] == "it is me, ada" {
+                break next;
+            }
+        }
+    } else {
+        spoof
+    };
+    assert_eq!(spoof["session_id"], "u-mallory");
+    assert_eq!(spoof["name"], "Mallory");
+}
+
+#[tokio::test]
+async fn with_auth_the_session_is_the_tokens_subject_and_naming_it_is_allowed() {
+    let (gateway, store) = start().await;
+    let ws = gateway.ws_url();
+    let (_ada, _) = tokio_tungstenite::connect_async(format!(
+        "{ws}/?session_id=u-ada&token={}",
+        token_of("u-ada", "Ada")
+    ))
+    .await
+    .expect("her own session by name");
+    let (_tab, _) =
+        tokio_tungstenite::connect_async(format!("{ws}/?token={}", token_of("u-ada", "Ada")))
+            .await
+            .expect("her own session by default");
+    let sessions: Vec<String> = stored(&store)
+        .await
+        .iter()
+        .filter_map(|c| c.attributes.get("session_id")?.as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        sessions,
+        ["u-ada", "u-ada"],
+        "both tabs in the subject's session"
+    );
+}
+
+#[tokio::test]
+async fn public_messages_carry_no_connection_id() {
+    let (gateway, store) = start().await;
+    let ws = gateway.ws_url();
+    let (mut ada, _) =
+        tokio_tungstenite::connect_async(format!("{ws}/?token={}", token_of("u-ada", "Ada")))
+            .await
+            .expect("ada connects");
+    let (mut bob, _) =
+        tokio_tungstenite::connect_async(format!("{ws}/?token={}", token_of("u-bob", "Bob")))
+            .await
+            .expect("bob connects");
+    send_json(&mut ada, json!({"action": "sendmessage", "message": "hi"})).await;
+    let public = next_of_type(&mut bob, "message").await;
+    send_json(&mut bob, json!({"action": "history"})).await;
+    let history = next_of_type(&mut bob, "history").await;
+    let connection_ids: Vec<String> = stored(&store)
+        .await
+        .iter()
+        .map(|c| c.id.as_str().to_owned())
+        .collect();
+    for seen in [public.to_string(), history.to_string()] {
+        for id in &connection_ids {
+            assert!(!seen.contains(id.as_str()), "{id} leaks in {seen}");
+        }
+    }
+    assert!(public.get("from").is_none(), "{public}");
+}
+
+/// What the binary did with this environment: its exit status if it stopped by itself
+/// (`None`: it started serving and was stopped), its first stdout line, its stderr.
+fn chat_binary_with(env: &[(&str, &str)]) -> (Option<std::process::ExitStatus>, String, String) {
+    use std::io::Read;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chat"));
+    command
+        .args(["--listen", "127.0.0.1:0"])
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env_remove("WSGW_DYNAMODB_ENDPOINT")
+        .env_remove("WSGW_LISTEN")
+        .env_remove("WSGW_JWT_SECRET")
+        .env_remove("WSGW_JWT_PUBLIC_KEY_FILE")
+        .env_remove("WSGW_JWT_AUDIENCE")
+        .env_remove("WSGW_JWT_ISSUER")
+        .env_remove("WSGW_JWT_ANY_AUDIENCE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("the chat binary starts");
+    let stdout = child.stdout.take().expect("stdout");
+    // The first line says it serves; end of output says it stopped.
+    let (lines, first) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let line = BufReader::new(stdout).lines().next().and_then(Result::ok);
+        let _ = lines.send(line);
+    });
+    let first = first.recv_timeout(WAIT).ok().flatten();
+    let status = match first {
+        Some(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            None
+        }
+        None => {
+            let deadline = std::time::Instant::now() + WAIT;
+            loop {
+                if let Some(status) = child.try_wait().expect("waits") {
+                    break Some(status);
+                }
+                if std::time::Instant::now() > deadline {
+                    let _ = child.kill();
+                    panic!("the binary neither served nor stopped within {WAIT:?}");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    (status, first.unwrap_or_default(), stderr)
+}
+
+#[test]
+fn the_binary_refuses_to_start_with_a_short_jwt_secret() {
+    let (status, _, stderr) = chat_binary_with(&[("WSGW_JWT_SECRET", "s3cret")]);
+    assert!(status.is_some_and(|s| !s.success()), "it started: {stderr}");
+    assert!(
+        stderr.contains("WSGW_JWT_SECRET") && stderr.contains("32"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret"), "never the secret: {stderr}");
+}
+
+#[test]
+fn the_binary_refuses_an_rs256_key_without_an_audience_unless_told_any_is_fine() {
+    let dir = std::env::temp_dir().join(format!("chat-rs256-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let pem = dir.join("public.pem");
+    std::fs::write(
+        &pem,
+        include_bytes!("../../../wsgw-core/tests/keys/test-rsa-public.pem"),
+    )
+    .expect("writes the key");
+    let pem = pem.to_str().expect("utf-8 path");
+    let (status, _, stderr) = chat_binary_with(&[("WSGW_JWT_PUBLIC_KEY_FILE", pem)]);
+    assert!(status.is_some_and(|s| !s.success()), "it started: {stderr}");
+    assert!(
+        stderr.contains("WSGW_JWT_AUDIENCE") && stderr.contains("WSGW_JWT_ANY_AUDIENCE"),
+        "{stderr}"
+    );
+    // With the explicit opt-out, or an audience, it serves.
+    for opt_in in [
+        ("WSGW_JWT_ANY_AUDIENCE", "true"),
+        ("WSGW_JWT_AUDIENCE", "wsgw-chat"),
+    ] {
+        let (status, first, stderr) =
+            chat_binary_with(&[("WSGW_JWT_PUBLIC_KEY_FILE", pem), opt_in]);
+        assert!(status.is_none(), "{opt_in:?}: {stderr}");
+        assert!(first.starts_with("chat on memory"), "{first}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

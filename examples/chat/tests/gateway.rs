@@ -406,3 +406,29 @@ async fn the_page_is_served_at_the_root() {
         .expect("GET /index.html");
     assert_eq!(same.status(), 200);
 }
+
+#[tokio::test]
+async fn by_default_messages_sessions_and_events_expire_after_30_days() {
+    use chat::MESSAGES_PARTITION;
+    let chat = Chat::start().await;
+    let mut ada = chat.join("s1", "ada").await;
+    send(
+        &mut ada,
+        json!({"action": "sendmessage", "message": "not forever"}),
+    )
+    .await;
+    assert_eq!(next_json(&mut ada).await["message"], "not forever");
+    for partition in [SESSIONS_PARTITION, MESSAGES_PARTITION, EVENTS_PARTITION] {
+        let records = chat
+            .history
+            .query(HistoryQuery::new(partition))
+            .await
+            .expect("readable")
+            .items;
+        assert!(!records.is_empty(), "{partition}");
+        for record in records {
+            let kept = record.expires_at.expect("an expiry by default") - record.time;
+            assert_eq!(kept.num_days(), 30, "{partition}: {kept}");
+        }
+    }
+}

@@ -142,7 +142,7 @@ fn the_shipped_events_in_order_are_a_whole_conversation() {
     assert_eq!(posts(&outs[1]), vec![]);
 
     let hi = json!({
-        "type": "message", "from": ADA, "session_id": "s1", "name": "ada",
+        "type": "message", "session_id": "s1", "name": "ada",
         "message": "hi everyone", "timestamp": "2026-11-22T09:21:01.223Z"
     });
     let mut everyone = posts(&outs[2]);
@@ -155,7 +155,7 @@ fn the_shipped_events_in_order_are_a_whole_conversation() {
     assert_eq!(outs[2]["metrics"][0]["Route"], "sendmessage");
 
     let to_bob = json!({
-        "type": "message", "from": ADA, "session_id": "s1", "name": "ada",
+        "type": "message", "session_id": "s1", "name": "ada",
         "message": "hi bob", "timestamp": "2026-11-22T09:21:03.423Z", "session_ids": ["s2"]
     });
     assert_eq!(
