@@ -193,7 +193,17 @@ impl TokenSource {
     }
 }
 
-fn strip_bearer(value: &str) -> &str {
+/// A header value without its `Bearer ` scheme (any case), trimmed: the token of an
+/// `Authorization: Bearer <token>` header. A value without the scheme is returned as is.
+///
+/// ```
+/// use wsgw_core::auth::strip_bearer;
+///
+/// assert_eq!(strip_bearer("Bearer abc.def"), "abc.def");
+/// assert_eq!(strip_bearer("bearer  k-1 "), "k-1");
+/// assert_eq!(strip_bearer("k-1"), "k-1");
+/// ```
+pub fn strip_bearer(value: &str) -> &str {
     let value = value.trim();
     match value.get(..7) {
         Some(scheme) if scheme.eq_ignore_ascii_case("bearer ") => value[7..].trim(),

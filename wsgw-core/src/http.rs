@@ -69,6 +69,30 @@ impl HttpRequest {
     pub fn query_param(&self, name: &str) -> Option<&str> {
         self.query.get(name).map(String::as_str)
     }
+
+    /// A header (names are looked up in lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    /// The token of an `Authorization: Bearer <token>` header, if there is a non-empty
+    /// one: how a REST route reads the same keys the `$connect` authorizer takes (never
+    /// from the query string, which access logs keep).
+    ///
+    /// ```
+    /// use wsgw_core::HttpRequest;
+    ///
+    /// let request = HttpRequest::new("GET", "/devices").with_header("Authorization", "Bearer k-1");
+    /// assert_eq!(request.bearer_token(), Some("k-1"));
+    /// assert_eq!(HttpRequest::new("GET", "/devices").bearer_token(), None);
+    /// ```
+    pub fn bearer_token(&self) -> Option<&str> {
+        self.header("authorization")
+            .map(crate::auth::strip_bearer)
+            .filter(|token| !token.is_empty())
+    }
 }
 
 /// An HTTP response from a REST route.

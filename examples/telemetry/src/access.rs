@@ -1,4 +1,4 @@
-//! Who may connect and what they may do, when keys are configured.
+//! Who may connect and what they may do.
 //!
 //! Auth is off unless device or dashboard keys are set (`--device-keys` /
 //! `TELEMETRY_DEVICE_KEYS`, `--dashboard-keys` / `TELEMETRY_DASHBOARD_KEYS`). With keys:
@@ -12,7 +12,17 @@
 //! - a dashboard key (`ada=KEY`, or `ada=KEY=operator` for an operator) opens only
 //!   `role=client` (403 otherwise); only operators send a device's `sample_interval_ms`
 //!   (`ControlCmd` with `device_id`), others get a `wrong_role` error; any dashboard may
-//!   set its own push interval.
+//!   set its own push interval;
+//! - the REST API (`/history`, `/devices`) wants a dashboard key as
+//!   `Authorization: Bearer KEY` (401 without one, 403 for a device key), and answers
+//!   CORS requests only from the configured origins ([`CorsOrigins`]).
+//!
+//! Without keys, a fleet secret (`--device-secret` / `TELEMETRY_DEVICE_SECRET`,
+//! [`DeviceSecret`]) still keeps impostors out of the devices' side: each device
+//! presents its own token, derived from the secret and its device id, so a token opens
+//! only its own device id. Dashboards and the REST API stay open then, but nobody may
+//! change a device's sample interval (there is no operator to ask). Keys and a fleet
+//! secret are not combined: with keys, give each device a key.
 //!
 //! ```
 //! let keys = telemetry::access::authorizer(Some("esp32-01=k-dev-1"), Some("ada=k-ops=operator"))?
@@ -23,7 +33,10 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::fmt;
 
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
 use wsgw_core::auth::{ApiKeyAuthorizer, AuthError};
 
 /// Environment variable: device keys, `device_id=KEY` separated by commas.
@@ -31,6 +44,15 @@ pub const DEVICE_KEYS_ENV: &str = "TELEMETRY_DEVICE_KEYS";
 /// Environment variable: dashboard keys, `name=KEY` or `name=KEY=operator`, separated by
 /// commas.
 pub const DASHBOARD_KEYS_ENV: &str = "TELEMETRY_DASHBOARD_KEYS";
+/// Environment variable: the fleet secret devices' tokens are derived from
+/// ([`DeviceSecret`]).
+pub const DEVICE_SECRET_ENV: &str = "TELEMETRY_DEVICE_SECRET";
+/// Environment variable of 0.1: one token shared by every device. Refused now (see
+/// [`AccessError::SharedDeviceToken`]).
+pub const SHARED_DEVICE_TOKEN_ENV: &str = "TELEMETRY_DEVICE_TOKEN";
+/// Environment variable: the origins allowed to call the REST API from a browser
+/// ([`CorsOrigins`]).
+pub const CORS_ORIGIN_ENV: &str = "TELEMETRY_CORS_ORIGIN";
 
 /// The role of every device key.
 pub const DEVICE_ROLE: &str = "device";
@@ -38,6 +60,35 @@ pub const DEVICE_ROLE: &str = "device";
 pub const CLIENT_ROLE: &str = "client";
 /// The role that may change a device's sample interval.
 pub const OPERATOR_ROLE: &str = "operator";
+
+/// The shortest fleet secret accepted: 32 bytes, the HMAC-SHA256 key size.
+pub const MIN_DEVICE_SECRET_BYTES: usize = 32;
+
+/// Why the access settings cannot be used; every message names what to fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccessError {
+    /// A key list is refused.
+    #[error(transparent)]
+    Keys(#[from] AuthError),
+    /// The fleet secret is too short.
+    #[error("{var}: the device secret needs at least {min} bytes, this one has {bytes}: use a long random secret (for example `openssl rand -base64 48`)", var = DEVICE_SECRET_ENV)]
+    SecretTooShort {
+        /// Its length in bytes.
+        bytes: usize,
+        /// [`MIN_DEVICE_SECRET_BYTES`].
+        min: usize,
+    },
+    /// Keys and a fleet secret at once.
+    #[error("{secret} cannot be combined with {devices} or {dashboards}: with keys, give each device a key", secret = DEVICE_SECRET_ENV, devices = DEVICE_KEYS_ENV, dashboards = DASHBOARD_KEYS_ENV)]
+    KeysAndSecret,
+    /// The 0.1 setting, one token for every device.
+    #[error("{old} is no longer read: one token shared by every device let any holder send as any device id. Set {new} to a random secret of 32+ bytes instead and give each device its own token, `telemetry device-token <device id>` (the firmware's DEVICE_TOKEN), or give each device a key ({keys})", old = SHARED_DEVICE_TOKEN_ENV, new = DEVICE_SECRET_ENV, keys = DEVICE_KEYS_ENV)]
+    SharedDeviceToken,
+    /// An allowed origin that is not one.
+    #[error("{var}: {0}", var = CORS_ORIGIN_ENV)]
+    Cors(String),
+}
 
 /// The `$connect` authorizer for these key lists; `None` (auth off) when both are unset
 /// or empty.
@@ -62,4 +113,138 @@ pub fn device_tokens(device_keys: &str) -> BTreeMap<String, String> {
             (!id.is_empty() && !key.is_empty()).then(|| (id.to_owned(), key.to_owned()))
         })
         .collect()
+}
+
+/// The fleet secret each device's own token is derived from:
+/// `token = hex(HMAC-SHA256(secret, device_id))`, 64 lower-case hex digits (the scheme
+/// of Azure IoT DPS group enrollments). A device holds only its token, so a device that
+/// leaks it exposes only its own device id; the server holds only the secret and checks
+/// a token in constant time.
+///
+/// ```
+/// use telemetry::access::DeviceSecret;
+///
+/// let secret = DeviceSecret::new("fleet-secret-0123456789abcdef-0123456789")?;
+/// let token = secret.token_for("esp32-01");
+/// assert_eq!(token.len(), 64);
+/// assert!(secret.verify("esp32-01", &token));
+/// assert!(!secret.verify("esp32-02", &token), "bound to its device id");
+/// assert!(DeviceSecret::new("s3cret").is_err(), "too short");
+/// # Ok::<(), telemetry::access::AccessError>(())
+/// ```
+#[derive(Clone)]
+pub struct DeviceSecret(Vec<u8>);
+
+impl fmt::Debug for DeviceSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DeviceSecret(<hidden>)")
+    }
+}
+
+impl DeviceSecret {
+    /// A secret of at least [`MIN_DEVICE_SECRET_BYTES`].
+    pub fn new(secret: impl AsRef<[u8]>) -> Result<Self, AccessError> {
+        let secret = secret.as_ref();
+        if secret.len() < MIN_DEVICE_SECRET_BYTES {
+            return Err(AccessError::SecretTooShort {
+                bytes: secret.len(),
+                min: MIN_DEVICE_SECRET_BYTES,
+            });
+        }
+        Ok(DeviceSecret(secret.to_vec()))
+    }
+
+    fn mac(&self, device_id: &str) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(device_id.as_bytes());
+        mac
+    }
+
+    /// The token of `device_id`.
+    pub fn token_for(&self, device_id: &str) -> String {
+        let code = self.mac(device_id).finalize().into_bytes();
+        code.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    /// Whether `presented` is `device_id`'s token, compared in constant time.
+    pub fn verify(&self, device_id: &str, presented: &str) -> bool {
+        let Some(code) = decode_hex(presented) else {
+            return false;
+        };
+        self.mac(device_id).verify_slice(&code).is_ok()
+    }
+}
+
+/// Lower- or upper-case hex to bytes; `None` for anything else (an odd length, another
+/// character).
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
+        .collect()
+}
+
+/// The origins a browser may call the REST API from (`Access-Control-Allow-Origin`).
+///
+/// Unset, it is [`CorsOrigins::Any`] without keys (the data is public then) and no
+/// origin at all with keys (the dashboard served by the same origin needs none). Set, it
+/// is `*` or a comma-separated list of origins (`https://dash.example.com`); a request's
+/// `Origin` is echoed back when listed, and nothing is sent otherwise.
+///
+/// ```
+/// use telemetry::access::CorsOrigins;
+///
+/// let only = CorsOrigins::parse("https://dash.example, http://localhost:5173")?;
+/// assert_eq!(only.allow(Some("https://dash.example")), Some("https://dash.example"));
+/// assert_eq!(only.allow(Some("https://evil.example")), None);
+/// assert_eq!(CorsOrigins::parse("*")?.allow(Some("https://evil.example")), Some("*"));
+/// assert!(CorsOrigins::parse("https://dash.example/path").is_err());
+/// # Ok::<(), telemetry::access::AccessError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// `*`: any website.
+    Any,
+    /// Only these origins (none when empty).
+    Only(Vec<String>),
+}
+
+impl CorsOrigins {
+    /// `*`, or origins (`scheme://host[:port]`) separated by commas.
+    pub fn parse(list: &str) -> Result<Self, AccessError> {
+        if list.trim() == "*" {
+            return Ok(CorsOrigins::Any);
+        }
+        let mut origins = Vec::new();
+        for origin in list.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            let valid = origin.split_once("://").is_some_and(|(scheme, host)| {
+                matches!(scheme, "http" | "https")
+                    && !host.is_empty()
+                    && !host.contains(['/', '?', '#', ' '])
+            });
+            if !valid {
+                return Err(AccessError::Cors(format!(
+                    "{origin:?} is not an origin: write scheme://host[:port], such as https://dash.example.com, or *"
+                )));
+            }
+            origins.push(origin.to_owned());
+        }
+        Ok(CorsOrigins::Only(origins))
+    }
+
+    /// The `Access-Control-Allow-Origin` to answer a request from `origin` with.
+    pub fn allow<'a>(&'a self, origin: Option<&'a str>) -> Option<&'a str> {
+        match self {
+            CorsOrigins::Any => Some("*"),
+            CorsOrigins::Only(origins) => {
+                let origin = origin?;
+                origins.iter().any(|o| o == origin).then_some(origin)
+            }
+        }
+    }
 }

@@ -5,6 +5,12 @@
 //! its interval has passed, a conditional update moves "last sent" from the value read to
 //! now, and only the invocation whose update succeeds sends. Two invocations handling
 //! readings at once can therefore never both push to the same dashboard in one interval.
+//!
+//! The same update keeps the record bounded: it drops the "last sent" times of devices
+//! that have been quiet for their interval plus [`STALE_AFTER_MS`] (those would be due
+//! anyway), and beyond [`Telemetry::max_tracked_devices`] the least recently pushed
+//! ones. A device id that sends once, or thousands of them minted by a client, cannot
+//! grow a dashboard's record without bound.
 
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
@@ -18,6 +24,11 @@ use crate::Telemetry;
 
 /// Dashboards checked at once per reading.
 const CONCURRENCY: usize = 32;
+
+/// A "last sent" time older than the dashboard's interval plus this is dropped by the
+/// next push to the dashboard: 1 minute. Devices reporting more often than that keep
+/// their entry (so a push never races the removal of its own entry).
+pub const STALE_AFTER_MS: i64 = 60_000;
 
 /// Every dashboard following `device_id`: those following every device and those
 /// following this one.
@@ -100,7 +111,16 @@ async fn push_if_due(
             return Ok(Outcome::NotDue);
         }
     }
-    let update = AttributeUpdate::new().set(sent_key.clone(), now_ms);
+    let mut update = AttributeUpdate::new().set(sent_key.clone(), now_ms);
+    for stale in entries_to_drop(
+        &connection.attributes,
+        &sent_key,
+        now_ms,
+        interval_ms,
+        ctx.state().max_tracked_devices(),
+    ) {
+        update = update.remove(stale);
+    }
     let update = match last_sent {
         Some(value) => update.expect_value(sent_key, value),
         None => update.expect_absent(sent_key),
@@ -118,5 +138,70 @@ async fn push_if_due(
             Ok(Outcome::Pruned)
         }
         Err(error) => Err(error),
+    }
+}
+
+/// The `sent:` entries of a dashboard's attributes to drop while setting `keep`: those
+/// stale at `now_ms` (older than `interval_ms` + [`STALE_AFTER_MS`], or not a time), then
+/// the least recently pushed until at most `max` remain with `keep`.
+fn entries_to_drop(
+    attributes: &wsgw_core::Attributes,
+    keep: &str,
+    now_ms: i64,
+    interval_ms: i64,
+    max: usize,
+) -> Vec<String> {
+    let stale_before = now_ms
+        .saturating_sub(interval_ms)
+        .saturating_sub(STALE_AFTER_MS);
+    let mut drop = Vec::new();
+    let mut fresh: Vec<(i64, &String)> = Vec::new();
+    for (name, value) in attributes {
+        if !name.starts_with(keys::SENT_PREFIX) || name == keep {
+            continue;
+        }
+        match value.as_i64() {
+            Some(sent_ms) if sent_ms > stale_before => fresh.push((sent_ms, name)),
+            _ => drop.push(name.clone()),
+        }
+    }
+    // `keep` takes one place.
+    let over = (fresh.len() + 1).saturating_sub(max.max(1));
+    if over > 0 {
+        fresh.sort_unstable();
+        drop.extend(fresh[..over].iter().map(|(_, name)| (*name).clone()));
+    }
+    drop
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn stale_and_excess_entries_are_dropped_and_the_kept_one_never() {
+        let attributes: wsgw_core::Attributes = serde_json::from_value(json!({
+            "role": "client",
+            "interval_ms": 1000,
+            "sent:quiet": 1_000,
+            "sent:garbage": "x",
+            "sent:a": 100_000,
+            "sent:b": 100_500,
+            "sent:c": 100_900,
+            "sent:keep": 10,
+        }))
+        .expect("attributes");
+        let mut dropped = entries_to_drop(&attributes, "sent:keep", 101_000, 1000, 3);
+        dropped.sort();
+        // Stale: quiet (older than 101 000 - 1 000 - 60 000) and garbage; then a, the
+        // oldest of a, b and c, so that b, c and keep make 3.
+        assert_eq!(dropped, ["sent:a", "sent:garbage", "sent:quiet"]);
+        assert!(
+            entries_to_drop(&attributes, "sent:keep", 101_000, 1000, 100)
+                .iter()
+                .all(|name| name != "sent:a")
+        );
     }
 }

@@ -10,7 +10,7 @@
 //!
 //! | who | connects with | sends | receives |
 //! | --- | --- | --- | --- |
-//! | device | `?role=device&device_id=esp32-01` (`&token=…` when a device token or device keys are set, see [`access`]) | `RealTimeDataUpdate`, `ControlAck` | `{"type":"control","sample_interval_ms":N}`, `error` |
+//! | device | `?role=device&device_id=esp32-01` (`&token=…` when a device secret or device keys are set, see [`access`]) | `RealTimeDataUpdate`, `ControlAck` | `{"type":"control","sample_interval_ms":N}`, `error` |
 //! | dashboard | `?role=client`, or `?role=client&device_id=esp32-01` to follow one device | `ControlCmd` | `interval`, `reading`, `control_ack`, `error` |
 //!
 //! - A reading is checked (the device id is the one the device connected with, ≤ 32
@@ -36,7 +36,11 @@
 //!   `{"device_id":…,"items":[…oldest first…],"next":"TOKEN"|null}`; limit 1–1000
 //!   (default 100); bad parameters → 400 with `{"error":"bad_request","message":…}`.
 //! - `GET /devices` → `{"devices":[{"device_id","connected_at_ms","sample_interval_ms"}]}`.
-//! - Every answer carries CORS headers; `OPTIONS` answers the preflight.
+//! - With keys, both want a dashboard key as `Authorization: Bearer KEY`: 401
+//!   `{"error":"unauthorized",…}` without one, 403 `{"error":"forbidden",…}` for a
+//!   device key.
+//! - CORS headers name the allowed origins ([`access::CorsOrigins`]); `OPTIONS` answers
+//!   the preflight.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -82,7 +86,9 @@ use wsgw_memory::gateway::Assets;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use rest::{DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT};
-pub use state::{Telemetry, DEFAULT_HISTORY_TTL_DAYS, MAX_CLOCK_SKEW_MS};
+pub use state::{
+    Telemetry, DEFAULT_HISTORY_TTL_DAYS, DEFAULT_MAX_TRACKED_DEVICES, MAX_CLOCK_SKEW_MS,
+};
 pub use telemetry_protocol as protocol;
 pub use ws::parse_update;
 

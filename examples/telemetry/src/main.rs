@@ -10,6 +10,8 @@
 //!   `WSGW_HISTORY_TABLE`) and the API Gateway Management API.
 //! - `--simulate N` also runs N simulated devices in the same process;
 //!   `telemetry simulate --devices 3 --url ws://…` runs them against any running API.
+//! - `telemetry device-token esp32-01` prints the token a device presents when
+//!   `TELEMETRY_DEVICE_SECRET` is set (the firmware's `DEVICE_TOKEN`).
 //! - `telemetry invoke --event events/connect-device.json --event …`: API Gateway
 //!   WebSocket and REST events through the function as Lambda would run them, in order,
 //!   on the in-memory backend (or `--dynamodb-endpoint`), printing each response and
@@ -20,7 +22,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
-use telemetry::access::{self, DASHBOARD_KEYS_ENV, DEVICE_KEYS_ENV};
+use telemetry::access::{
+    self, AccessError, CorsOrigins, DeviceSecret, CORS_ORIGIN_ENV, DASHBOARD_KEYS_ENV,
+    DEVICE_KEYS_ENV, DEVICE_SECRET_ENV, SHARED_DEVICE_TOKEN_ENV,
+};
 use telemetry::{Telemetry, DEFAULT_HISTORY_TTL_DAYS};
 use telemetry_simulator::{run_devices, Simulator, SimulatorConfig};
 use tracing_subscriber::EnvFilter;
@@ -32,10 +37,6 @@ use wsgw_memory::{MemoryHistory, MemorySink, MemoryStore};
 
 /// Environment variable: days to keep readings (Lambda and local runs).
 const HISTORY_TTL_ENV: &str = "TELEMETRY_HISTORY_TTL_DAYS";
-/// Environment variable: the token devices must connect with (unset: none).
-const DEVICE_TOKEN_ENV: &str = "TELEMETRY_DEVICE_TOKEN";
-/// Environment variable: the CORS origin of the REST answers (default `*`).
-const CORS_ORIGIN_ENV: &str = "TELEMETRY_CORS_ORIGIN";
 
 /// The ESP32 telemetry system: live readings, per-dashboard push intervals, device
 /// control, REST history and a dashboard.
@@ -57,6 +58,19 @@ enum Command {
     /// --dynamodb-endpoint), and print each response and every message it posted, as
     /// JSON.
     Invoke(Invoke),
+    /// Print the token a device presents when the device secret is set: the firmware's
+    /// DEVICE_TOKEN, bound to this device id.
+    DeviceToken(DeviceTokenArgs),
+}
+
+/// `device-token`: one device's token.
+#[derive(Debug, Args)]
+struct DeviceTokenArgs {
+    /// The device id the token opens.
+    device_id: String,
+    /// The fleet secret (32+ bytes).
+    #[arg(long, env = DEVICE_SECRET_ENV, value_name = "SECRET", hide_env_values = true)]
+    device_secret: String,
 }
 
 /// `invoke`: the events, and the backend they run against.
@@ -83,11 +97,12 @@ struct Simulate {
     /// Sample interval until a control message changes it, in milliseconds.
     #[arg(long, default_value_t = 1_000)]
     sample_interval_ms: u32,
-    /// The device token, when the API requires one.
-    #[arg(long, env = DEVICE_TOKEN_ENV, value_name = "TOKEN")]
-    device_token: Option<String>,
+    /// The fleet secret, when the API has one: each device presents its own token
+    /// derived from it.
+    #[arg(long, env = DEVICE_SECRET_ENV, value_name = "SECRET", hide_env_values = true)]
+    device_secret: Option<String>,
     /// Per-device keys, `sim-01=KEY,sim-02=KEY`: each device presents its own.
-    #[arg(long, env = DEVICE_KEYS_ENV, value_name = "ID=KEY,…")]
+    #[arg(long, env = DEVICE_KEYS_ENV, value_name = "ID=KEY,…", hide_env_values = true)]
     device_keys: Option<String>,
 }
 
@@ -132,23 +147,26 @@ struct Backend {
     #[arg(long, env = HISTORY_TTL_ENV, value_name = "DAYS", default_value_t = DEFAULT_HISTORY_TTL_DAYS)]
     history_ttl_days: u32,
 
-    /// Devices must connect with &token=TOKEN.
-    #[arg(long, env = DEVICE_TOKEN_ENV, value_name = "TOKEN")]
-    device_token: Option<String>,
+    /// Without keys: the fleet secret (32+ bytes) each device's own token is derived
+    /// from (`telemetry device-token ID`); devices without theirs are refused.
+    #[arg(long, env = DEVICE_SECRET_ENV, value_name = "SECRET", hide_env_values = true)]
+    device_secret: Option<String>,
 
     /// Turns auth on: device keys, `esp32-01=KEY,esp32-02=KEY`; a device presents its
     /// own (`?token=KEY`) and may only send for its own device_id.
-    #[arg(long, env = DEVICE_KEYS_ENV, value_name = "ID=KEY,…")]
+    #[arg(long, env = DEVICE_KEYS_ENV, value_name = "ID=KEY,…", hide_env_values = true)]
     device_keys: Option<String>,
 
     /// Turns auth on: dashboard keys, `NAME=KEY` or `NAME=KEY=operator` (only operators
-    /// change a device's sample interval); the page takes its key as `?key=KEY`.
-    #[arg(long, env = DASHBOARD_KEYS_ENV, value_name = "NAME=KEY[=operator],…")]
+    /// change a device's sample interval); the page asks for its key, and the REST API
+    /// wants one as `Authorization: Bearer KEY`.
+    #[arg(long, env = DASHBOARD_KEYS_ENV, value_name = "NAME=KEY[=operator],…", hide_env_values = true)]
     dashboard_keys: Option<String>,
 
-    /// Access-Control-Allow-Origin of the REST answers.
-    #[arg(long, env = CORS_ORIGIN_ENV, value_name = "ORIGIN", default_value = "*")]
-    cors_origin: String,
+    /// Origins whose pages may call the REST API (Access-Control-Allow-Origin), comma
+    /// separated, or `*`; default: `*` without keys, none with keys.
+    #[arg(long, env = CORS_ORIGIN_ENV, value_name = "ORIGIN,…")]
+    cors_origin: Option<String>,
 }
 
 #[tokio::main]
@@ -182,6 +200,7 @@ async fn main() -> ExitCode {
     let outcome = match cli.command {
         Some(Command::Invoke(invoke)) => return run_invoke(invoke).await,
         Some(Command::Simulate(simulate)) => run_simulator(simulate).await,
+        Some(Command::DeviceToken(args)) => print_device_token(&args),
         None => run_local(cli.serve).await,
     };
     match outcome {
@@ -208,19 +227,15 @@ fn env_days(name: &str) -> Result<u32, String> {
 /// Lambda mode: DynamoDB tables from the environment, the Management API endpoint from
 /// each event.
 async fn run_lambda() -> Result<(), String> {
-    let mut state_config = Config {
-        history_ttl_days: env_days(HISTORY_TTL_ENV)?,
-        device_token: std::env::var(DEVICE_TOKEN_ENV).ok(),
-        keys: access::authorizer(
-            std::env::var(DEVICE_KEYS_ENV).ok().as_deref(),
-            std::env::var(DASHBOARD_KEYS_ENV).ok().as_deref(),
-        )
-        .map_err(|error| error.to_string())?,
-        cors_origin: std::env::var(CORS_ORIGIN_ENV).unwrap_or_else(|_| "*".to_owned()),
-    };
-    if state_config.cors_origin.trim().is_empty() {
-        state_config.cors_origin = "*".to_owned();
-    }
+    let env = |name: &str| std::env::var(name).ok();
+    let state_config = Config::new(
+        env_days(HISTORY_TTL_ENV)?,
+        env(DEVICE_SECRET_ENV).as_deref(),
+        env(DEVICE_KEYS_ENV).as_deref(),
+        env(DASHBOARD_KEYS_ENV).as_deref(),
+        env(CORS_ORIGIN_ENV).as_deref(),
+    )
+    .map_err(|error| error.to_string())?;
     let store = DynamoStoreBuilder::from_env()
         .build()
         .await
@@ -238,23 +253,55 @@ async fn run_lambda() -> Result<(), String> {
     .map_err(|error| error.to_string())
 }
 
+/// The checked settings of a run.
 struct Config {
     history_ttl_days: u32,
-    device_token: Option<String>,
+    device_secret: Option<DeviceSecret>,
     keys: Option<wsgw_core::auth::ApiKeyAuthorizer>,
-    cors_origin: String,
+    cors_origins: Option<CorsOrigins>,
+}
+
+/// A setting's value, unless it is unset or blank.
+fn given(value: Option<&str>) -> Option<&str> {
+    value.filter(|value| !value.trim().is_empty())
 }
 
 impl Config {
+    /// Checks the settings: the 0.1 shared token is refused, a device secret must be
+    /// long and not combined with keys, origins must be origins.
+    fn new(
+        history_ttl_days: u32,
+        device_secret: Option<&str>,
+        device_keys: Option<&str>,
+        dashboard_keys: Option<&str>,
+        cors_origin: Option<&str>,
+    ) -> Result<Config, AccessError> {
+        if given(std::env::var(SHARED_DEVICE_TOKEN_ENV).ok().as_deref()).is_some() {
+            return Err(AccessError::SharedDeviceToken);
+        }
+        let keys = access::authorizer(device_keys, dashboard_keys)?;
+        let device_secret = given(device_secret).map(DeviceSecret::new).transpose()?;
+        if device_secret.is_some() && keys.is_some() {
+            return Err(AccessError::KeysAndSecret);
+        }
+        Ok(Config {
+            history_ttl_days,
+            device_secret,
+            keys,
+            cors_origins: given(cors_origin).map(CorsOrigins::parse).transpose()?,
+        })
+    }
+
     fn state(self, history: Arc<dyn HistoryStore>) -> Telemetry {
-        let mut state = Telemetry::new(history)
-            .with_history_ttl_days(self.history_ttl_days)
-            .with_cors_origin(self.cors_origin);
+        let mut state = Telemetry::new(history).with_history_ttl_days(self.history_ttl_days);
         if let Some(keys) = self.keys {
             state = state.with_keys(keys);
         }
-        match self.device_token {
-            Some(token) => state.with_device_token(token),
+        if let Some(origins) = self.cors_origins {
+            state = state.with_cors_origins(origins);
+        }
+        match self.device_secret {
+            Some(secret) => state.with_device_secret(secret),
             None => state,
         }
     }
@@ -262,14 +309,41 @@ impl Config {
 
 impl Backend {
     fn config(&self) -> Result<Config, String> {
-        Ok(Config {
-            history_ttl_days: self.history_ttl_days,
-            device_token: self.device_token.clone(),
-            keys: access::authorizer(self.device_keys.as_deref(), self.dashboard_keys.as_deref())
-                .map_err(|error| error.to_string())?,
-            cors_origin: self.cors_origin.clone(),
-        })
+        Config::new(
+            self.history_ttl_days,
+            self.device_secret.as_deref(),
+            self.device_keys.as_deref(),
+            self.dashboard_keys.as_deref(),
+            self.cors_origin.as_deref(),
+        )
+        .map_err(|error| error.to_string())
     }
+}
+
+/// What simulated devices present: their keys, or their tokens derived from the secret.
+fn simulator_tokens(
+    config: &SimulatorConfig,
+    device_secret: Option<&str>,
+    device_keys: Option<&str>,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let mut tokens = access::device_tokens(device_keys.unwrap_or(""));
+    if let Some(secret) = given(device_secret) {
+        let secret = DeviceSecret::new(secret).map_err(|error| error.to_string())?;
+        for index in 0..config.devices {
+            let id = config.device_id(index);
+            tokens.insert(id.clone(), secret.token_for(&id));
+        }
+    }
+    Ok(tokens)
+}
+
+/// `telemetry device-token ID`: prints the device's token.
+fn print_device_token(args: &DeviceTokenArgs) -> Result<(), String> {
+    telemetry::protocol::validate_device_id(&args.device_id)
+        .map_err(|error| format!("{:?}: {error}", args.device_id))?;
+    let secret = DeviceSecret::new(&args.device_secret).map_err(|error| error.to_string())?;
+    println!("{}", secret.token_for(&args.device_id));
+    Ok(())
 }
 
 /// The backends of a local run: memory, or DynamoDB at an endpoint.
@@ -348,13 +422,16 @@ async fn run_local(serve: Serve) -> Result<(), String> {
     );
     if auth {
         println!(
-            "auth is on: devices connect with ?token=KEY, the dashboard opens as http://{addr}/?key=KEY"
+            "auth is on: devices connect with ?token=KEY; open http://{addr}/ and enter a dashboard key (the REST API wants it as Authorization: Bearer KEY)"
         );
     }
     let simulator = if serve.simulate > 0 {
         let mut config = SimulatorConfig::new(running.ws_url(), serve.simulate);
-        config.token = serve.backend.device_token.clone();
-        config.tokens = access::device_tokens(serve.backend.device_keys.as_deref().unwrap_or(""));
+        config.tokens = simulator_tokens(
+            &config,
+            serve.backend.device_secret.as_deref(),
+            serve.backend.device_keys.as_deref(),
+        )?;
         let simulator = Simulator::start(config).map_err(|error| error.to_string())?;
         tracing::info!(devices = serve.simulate, "simulated devices started");
         Some(simulator)
@@ -373,8 +450,11 @@ async fn run_simulator(simulate: Simulate) -> Result<(), String> {
     let mut config = SimulatorConfig::new(simulate.url.clone(), simulate.devices);
     config.id_prefix = simulate.prefix;
     config.sample_interval_ms = simulate.sample_interval_ms;
-    config.token = simulate.device_token;
-    config.tokens = access::device_tokens(simulate.device_keys.as_deref().unwrap_or(""));
+    config.tokens = simulator_tokens(
+        &config,
+        simulate.device_secret.as_deref(),
+        simulate.device_keys.as_deref(),
+    )?;
     println!(
         "simulating {} devices against {} — Ctrl-C stops",
         simulate.devices, simulate.url

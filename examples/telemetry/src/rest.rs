@@ -1,5 +1,7 @@
 //! The REST routes: `GET /history` (`sendHistoricalDataRestAPI`), `GET /devices`, and
-//! their CORS preflights.
+//! their CORS preflights. With keys, both GETs want a dashboard key
+//! (`Authorization: Bearer KEY`), on the LocalGateway and deployed alike: the function
+//! checks it itself.
 
 use chrono::DateTime;
 use serde_json::{json, Value};
@@ -8,6 +10,7 @@ use wsgw_core::{
     Context, Error, HistoryQuery, HttpRequest, HttpResponse, Order, PageToken, Result,
 };
 
+use crate::access::CLIENT_ROLE;
 use crate::keys;
 use crate::Telemetry;
 
@@ -20,10 +23,14 @@ const HISTORY_PARAMS: [&str; 5] = ["device_id", "from_ms", "to_ms", "limit", "ne
 
 type Ctx = Context<Telemetry>;
 
-/// Adds the CORS headers every REST answer carries.
-fn cors(ctx: &Ctx, response: HttpResponse) -> HttpResponse {
+/// Adds the CORS headers every REST answer carries: the request's origin when it is
+/// allowed ([`CorsOrigins`](crate::access::CorsOrigins)), nothing naming another.
+fn cors(ctx: &Ctx, request: &HttpRequest, response: HttpResponse) -> HttpResponse {
+    let response = match ctx.state().cors_origins().allow(request.header("origin")) {
+        Some(origin) => response.with_header("access-control-allow-origin", origin),
+        None => response,
+    };
     response
-        .with_header("access-control-allow-origin", ctx.state().cors_origin())
         .with_header("access-control-allow-methods", "GET, OPTIONS")
         .with_header(
             "access-control-allow-headers",
@@ -34,39 +41,84 @@ fn cors(ctx: &Ctx, response: HttpResponse) -> HttpResponse {
         .with_header("cache-control", "no-store")
 }
 
-fn bad_request(ctx: &Ctx, message: impl Into<String>) -> HttpResponse {
-    let body = json!({ "error": "bad_request", "message": message.into() });
+/// A JSON error answer, `{"error": code, "message": …}`, with CORS headers.
+fn error(
+    ctx: &Ctx,
+    request: &HttpRequest,
+    status: u16,
+    code: &str,
+    message: impl Into<String>,
+) -> HttpResponse {
+    let body = json!({ "error": code, "message": message.into() });
     cors(
         ctx,
-        HttpResponse::status(400)
+        request,
+        HttpResponse::status(status)
             .with_header("content-type", "application/json")
             .with_body(body.to_string()),
     )
 }
 
-/// A backend failure, answered with CORS headers so the browser shows the status.
-fn server_error(ctx: &Ctx, path: &str, error: &Error) -> HttpResponse {
-    let (status, message) = if error.is_throttled() {
-        (503, "the history store is busy; retry shortly")
-    } else {
-        (500, "internal server error")
-    };
-    tracing::error!(path, %error, "REST request failed");
-    let body = json!({ "error": "server_error", "message": message });
-    let response = HttpResponse::status(status)
-        .with_header("content-type", "application/json")
-        .with_body(body.to_string());
-    let response = if status == 503 {
-        response.with_header("retry-after", "1")
-    } else {
-        response
-    };
-    cors(ctx, response)
+/// With keys, the refusal of a request without a dashboard key (401, with
+/// `WWW-Authenticate: Bearer`) or with a key that is not a dashboard's (403). Keys are
+/// read from the `Authorization` header only, never from the URL.
+fn refuse_without_dashboard_key(ctx: &Ctx, request: &HttpRequest) -> Option<HttpResponse> {
+    let keys = ctx.state().keys()?;
+    let principal = request
+        .bearer_token()
+        .and_then(|key| keys.principal_for(key));
+    match principal {
+        Some(principal) if principal.has_role(CLIENT_ROLE) => None,
+        Some(principal) => {
+            tracing::info!(path = %request.path, principal = %principal.id, "REST refused: not a dashboard key");
+            Some(error(
+                ctx,
+                request,
+                403,
+                "forbidden",
+                "this key does not open the REST API: use a dashboard key",
+            ))
+        }
+        None => {
+            tracing::info!(path = %request.path, "REST refused: no or unknown key");
+            Some(
+                error(
+                    ctx,
+                    request,
+                    401,
+                    "unauthorized",
+                    "a dashboard key is required, as the header Authorization: Bearer KEY",
+                )
+                .with_header("www-authenticate", "Bearer"),
+            )
+        }
+    }
 }
 
-/// `OPTIONS` on a REST path: the CORS preflight.
-pub(crate) async fn preflight(ctx: Ctx, _request: HttpRequest) -> Result<HttpResponse> {
-    Ok(cors(&ctx, HttpResponse::status(204)))
+fn bad_request(ctx: &Ctx, request: &HttpRequest, message: impl Into<String>) -> HttpResponse {
+    error(ctx, request, 400, "bad_request", message)
+}
+
+/// A backend failure, answered with CORS headers so the browser shows the status.
+fn server_error(ctx: &Ctx, request: &HttpRequest, failure: &Error) -> HttpResponse {
+    tracing::error!(path = %request.path, error = %failure, "REST request failed");
+    if failure.is_throttled() {
+        error(
+            ctx,
+            request,
+            503,
+            "server_error",
+            "the history store is busy; retry shortly",
+        )
+        .with_header("retry-after", "1")
+    } else {
+        error(ctx, request, 500, "server_error", "internal server error")
+    }
+}
+
+/// `OPTIONS` on a REST path: the CORS preflight (browsers send it without credentials).
+pub(crate) async fn preflight(ctx: Ctx, request: HttpRequest) -> Result<HttpResponse> {
+    Ok(cors(&ctx, &request, HttpResponse::status(204)))
 }
 
 /// The validated parameters of a `/history` request.
@@ -151,19 +203,23 @@ fn parse_history(request: &HttpRequest) -> std::result::Result<HistoryParams, St
 /// readings, oldest first. `from_ms` and `to_ms` are inclusive; `limit` is 1–1000
 /// (default 100); `next` continues after the page that returned it.
 pub(crate) async fn history(ctx: Ctx, request: HttpRequest) -> Result<HttpResponse> {
+    if let Some(refusal) = refuse_without_dashboard_key(&ctx, &request) {
+        return Ok(refusal);
+    }
     let params = match parse_history(&request) {
         Ok(params) => params,
-        Err(message) => return Ok(bad_request(&ctx, message)),
+        Err(message) => return Ok(bad_request(&ctx, &request, message)),
     };
     let page = match ctx.state().history().query(params.query).await {
         Ok(page) => page,
         Err(Error::InvalidToken { message }) => {
             return Ok(bad_request(
                 &ctx,
+                &request,
                 format!("next is not a token this API issued: {message}"),
             ))
         }
-        Err(error) => return Ok(server_error(&ctx, &request.path, &error)),
+        Err(failure) => return Ok(server_error(&ctx, &request, &failure)),
     };
     let items: Vec<Value> = page.items.into_iter().map(|record| record.data).collect();
     let body = json!({
@@ -171,15 +227,19 @@ pub(crate) async fn history(ctx: Ctx, request: HttpRequest) -> Result<HttpRespon
         "items": items,
         "next": page.next.map(|token| token.0),
     });
-    Ok(cors(&ctx, HttpResponse::json(&body)?))
+    Ok(cors(&ctx, &request, HttpResponse::json(&body)?))
 }
 
 /// `GET /devices`: the devices connected now, with the sample interval each last
 /// acknowledged.
 pub(crate) async fn devices(ctx: Ctx, request: HttpRequest) -> Result<HttpResponse> {
+    if let Some(refusal) = refuse_without_dashboard_key(&ctx, &request) {
+        return Ok(refusal);
+    }
     if let Some(name) = request.query.keys().next() {
         return Ok(bad_request(
             &ctx,
+            &request,
             format!("unknown parameter {name}; /devices takes none"),
         ));
     }
@@ -216,8 +276,9 @@ pub(crate) async fn devices(ctx: Ctx, request: HttpRequest) -> Result<HttpRespon
     match listed {
         Ok(devices) => Ok(cors(
             &ctx,
+            &request,
             HttpResponse::json(&json!({ "devices": devices }))?,
         )),
-        Err(error) => Ok(server_error(&ctx, &request.path, &error)),
+        Err(failure) => Ok(server_error(&ctx, &request, &failure)),
     }
 }

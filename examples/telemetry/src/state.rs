@@ -7,10 +7,17 @@ use chrono::Duration;
 use wsgw_core::auth::ApiKeyAuthorizer;
 use wsgw_core::HistoryStore;
 
+use crate::access::{CorsOrigins, DeviceSecret};
 use crate::clock::{Clock, SystemClock};
 
 /// How long readings are kept unless configured otherwise: 30 days.
 pub const DEFAULT_HISTORY_TTL_DAYS: u32 = 30;
+
+/// How many devices a dashboard's record tracks "last pushed" times for by default
+/// (`sent:<device id>` attributes): 256. Beyond that the least recently pushed are
+/// dropped (those devices may then be pushed once more within an interval), so device
+/// ids minted by the thousand cannot grow a record toward DynamoDB's 400 KB item limit.
+pub const DEFAULT_MAX_TRACKED_DEVICES: usize = 256;
 
 /// How far ahead of the server's clock a device's `ts_ms` may be before the server's
 /// receive time is used instead: 5 minutes.
@@ -23,31 +30,36 @@ pub const MAX_CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
 /// use telemetry::Telemetry;
 /// use wsgw_memory::MemoryHistory;
 ///
+/// let secret = telemetry::access::DeviceSecret::new("fleet-secret-0123456789abcdef-0123456789")?;
 /// let state = Telemetry::new(Arc::new(MemoryHistory::new()))
 ///     .with_history_ttl_days(7)
-///     .with_device_token("s3cret");
+///     .with_device_secret(secret);
 /// assert_eq!(state.history_ttl().num_days(), 7);
+/// # Ok::<(), telemetry::access::AccessError>(())
 /// ```
 #[derive(Clone)]
 pub struct Telemetry {
     history: Arc<dyn HistoryStore>,
     clock: Arc<dyn Clock>,
     history_ttl: Duration,
-    device_token: Option<String>,
+    device_secret: Option<DeviceSecret>,
     keys: Option<ApiKeyAuthorizer>,
-    cors_origin: String,
+    cors_origins: Option<CorsOrigins>,
+    max_tracked_devices: usize,
 }
 
 impl Telemetry {
-    /// Readings go to `history`; system clock, 30-day TTL, no device token, CORS `*`.
+    /// Readings go to `history`; system clock, 30-day TTL, no device secret, no keys,
+    /// the default CORS origins (see [`CorsOrigins`]).
     pub fn new(history: Arc<dyn HistoryStore>) -> Self {
         Telemetry {
             history,
             clock: Arc::new(SystemClock),
             history_ttl: Duration::days(DEFAULT_HISTORY_TTL_DAYS.into()),
-            device_token: None,
+            device_secret: None,
             keys: None,
-            cors_origin: "*".to_owned(),
+            cors_origins: None,
+            max_tracked_devices: DEFAULT_MAX_TRACKED_DEVICES,
         }
     }
 
@@ -63,11 +75,23 @@ impl Telemetry {
         self
     }
 
-    /// Devices must connect with `&token=<token>`; others are refused with 401.
-    pub fn with_device_token(mut self, token: impl Into<String>) -> Self {
-        let token = token.into();
-        self.device_token = (!token.is_empty()).then_some(token);
+    /// Devices must connect with their own token derived from this secret
+    /// ([`DeviceSecret::token_for`]); others are refused with 401.
+    pub fn with_device_secret(mut self, secret: DeviceSecret) -> Self {
+        self.device_secret = Some(secret);
         self
+    }
+
+    /// Tracks "last pushed" times for at most `devices` devices per dashboard record
+    /// (at least 1; default [`DEFAULT_MAX_TRACKED_DEVICES`]).
+    pub fn with_max_tracked_devices(mut self, devices: usize) -> Self {
+        self.max_tracked_devices = devices.max(1);
+        self
+    }
+
+    /// The most devices a dashboard's record tracks.
+    pub fn max_tracked_devices(&self) -> usize {
+        self.max_tracked_devices
     }
 
     /// Turns auth on: every client presents one of these keys on `$connect`, and the
@@ -87,10 +111,28 @@ impl Telemetry {
         self.keys.is_some()
     }
 
-    /// The `Access-Control-Allow-Origin` of the REST answers (default `*`).
-    pub fn with_cors_origin(mut self, origin: impl Into<String>) -> Self {
-        self.cors_origin = origin.into();
+    /// Whether devices prove who they are (keys or a device secret): then only an
+    /// operator's key changes a device's sample interval.
+    pub fn devices_protected(&self) -> bool {
+        self.keys.is_some() || self.device_secret.is_some()
+    }
+
+    /// The origins whose pages may call the REST API.
+    pub fn with_cors_origins(mut self, origins: CorsOrigins) -> Self {
+        self.cors_origins = Some(origins);
         self
+    }
+
+    /// The origins whose pages may call the REST API: as set, else any without keys and
+    /// none with keys.
+    pub fn cors_origins(&self) -> &CorsOrigins {
+        static ANY: CorsOrigins = CorsOrigins::Any;
+        static NONE: CorsOrigins = CorsOrigins::Only(Vec::new());
+        match (&self.cors_origins, self.auth_required()) {
+            (Some(origins), _) => origins,
+            (None, false) => &ANY,
+            (None, true) => &NONE,
+        }
     }
 
     /// Where readings are stored.
@@ -108,14 +150,9 @@ impl Telemetry {
         self.history_ttl
     }
 
-    /// The token devices must present, if any.
-    pub fn device_token(&self) -> Option<&str> {
-        self.device_token.as_deref()
-    }
-
-    /// The CORS origin of the REST answers.
-    pub fn cors_origin(&self) -> &str {
-        &self.cors_origin
+    /// The secret devices' tokens are derived from, if set.
+    pub fn device_secret(&self) -> Option<&DeviceSecret> {
+        self.device_secret.as_ref()
     }
 }
 
@@ -123,9 +160,13 @@ impl fmt::Debug for Telemetry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Telemetry")
             .field("history_ttl_days", &self.history_ttl.num_days())
-            .field("device_token", &self.device_token.as_ref().map(|_| "<set>"))
+            .field(
+                "device_secret",
+                &self.device_secret.as_ref().map(|_| "<set>"),
+            )
             .field("keys", &self.keys.as_ref().map(ApiKeyAuthorizer::len))
-            .field("cors_origin", &self.cors_origin)
+            .field("cors_origins", &self.cors_origins())
+            .field("max_tracked_devices", &self.max_tracked_devices)
             .finish_non_exhaustive()
     }
 }

@@ -13,7 +13,7 @@ use wsgw_core::{
     Request, Result,
 };
 
-use wsgw_core::auth::Principal;
+use wsgw_core::auth::{find_token, Principal, TokenSource};
 
 use crate::access::{CLIENT_ROLE, DEVICE_ROLE, OPERATOR_ROLE};
 use crate::fanout::{followers, push_reading};
@@ -23,7 +23,8 @@ use crate::state::{Telemetry, MAX_CLOCK_SKEW_MS};
 type Ctx = Context<Telemetry>;
 
 /// `$connect`: `?role=device&device_id=…[&token=…]` or `?role=client[&device_id=…]`.
-/// Anything else is refused with 400 (401 for a wrong device token).
+/// Anything else is refused with 400 (401 for a device without its own token when a
+/// device secret is set).
 pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<Reply> {
     let now = ctx.state().clock().now();
     let device_id = request.query_param("device_id");
@@ -45,9 +46,12 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<Reply> {
                     "a device connects with ?role=device&device_id=<id>",
                 ));
             };
-            if let Some(expected) = ctx.state().device_token() {
-                if request.query_param("token") != Some(expected) {
-                    tracing::warn!(connection_id = %request.connection_id, device_id, "device refused: wrong or missing token");
+            if let Some(secret) = ctx.state().device_secret() {
+                // The token from any source (`?token=`, the bearer header, the
+                // subprotocol), checked against this device id's own token.
+                let presented = find_token(&TokenSource::defaults(), &request);
+                if !presented.is_some_and(|token| secret.verify(device_id, &token)) {
+                    tracing::warn!(connection_id = %request.connection_id, device_id, "device refused: no token, or not this device's");
                     return Ok(refuse(401, "wrong or missing device token"));
                 }
             }
@@ -417,13 +421,17 @@ pub(crate) async fn on_control_cmd(ctx: Ctx, request: Request) -> Result<Reply> 
             device_id,
             sample_interval_ms,
         } => {
-            if ctx.state().auth_required()
+            // Devices that prove who they are take commands from operators only; with a
+            // device secret and no keys there is nobody to prove to be one.
+            if ctx.state().devices_protected()
                 && !Principal::of(&request).is_some_and(|p| p.has_role(OPERATOR_ROLE))
             {
-                let reply = ErrorReply::new(
-                    ErrorCode::WrongRole,
-                    "only operators change a device's sample_interval_ms",
-                );
+                let detail = if ctx.state().auth_required() {
+                    "only operators change a device's sample_interval_ms"
+                } else {
+                    "only operators change a device's sample_interval_ms, and without dashboard keys there are none: run with device and dashboard keys (an operator's is NAME=KEY=operator)"
+                };
+                let reply = ErrorReply::new(ErrorCode::WrongRole, detail);
                 return answer(&ctx, caller, &reply).await;
             }
             let devices = keys::all_members(&ctx, &keys::device_group(&device_id)).await?;

@@ -209,6 +209,7 @@ async fn the_binary_turns_auth_on_from_the_environment_and_its_simulator_gets_in
         .env_remove("AWS_LAMBDA_RUNTIME_API")
         .env_remove("WSGW_DYNAMODB_ENDPOINT")
         .env_remove("TELEMETRY_DEVICE_TOKEN")
+        .env_remove("TELEMETRY_DEVICE_SECRET")
         .env("TELEMETRY_DEVICE_KEYS", "sim-01=k-sim-01")
         .env("TELEMETRY_DASHBOARD_KEYS", "ada=k-ops-ada=operator")
         .stdout(Stdio::piped())
@@ -409,4 +410,177 @@ async fn with_keys_routes_without_a_principal_refuse_rather_than_trust() {
         1,
         "the device was told nothing more"
     );
+}
+
+// --- The attacks of issue 20 ---------------------------------------------------------
+
+/// A REST GET with these headers: the status, the body as JSON and the CORS origin.
+async fn rest(url: &str, headers: &[(&str, &str)]) -> (u16, serde_json::Value, Option<String>) {
+    let client = reqwest::Client::new();
+    let mut request = client.get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("an HTTP answer");
+    let status = response.status().as_u16();
+    let origin = response
+        .headers()
+        .get("access-control-allow-origin")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let text = response.text().await.expect("a body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        origin,
+    )
+}
+
+#[tokio::test]
+async fn with_keys_the_rest_history_and_devices_refuse_whoever_has_no_dashboard_key() {
+    let (gateway, ws, _store) = start().await;
+    let http = ws.replacen("ws://", "http://", 1);
+    // A device files a reading, so there is something to steal.
+    let mut device = connect(&ws, "role=device&device_id=esp32-01&token=k-dev-01").await;
+    let mut watcher = dashboard(&ws, "k-view-bob").await;
+    send(
+        &mut device,
+        &reading("esp32-01", 1, chrono::Utc::now().timestamp_millis()),
+    )
+    .await;
+    assert_eq!(next_json(&mut watcher).await["type"], "reading");
+
+    let history = format!("{http}/history?device_id=esp32-01");
+    let devices = format!("{http}/devices");
+    let evil = ("origin", "https://evil.example");
+    for url in [&history, &devices] {
+        // Anyone, from any website.
+        let (status, body, origin) = rest(url, &[evil]).await;
+        assert_eq!(status, 401, "{url}: {body}");
+        assert_eq!(body["error"], "unauthorized", "{body}");
+        assert!(body["message"].is_string(), "{body}");
+        assert_eq!(origin, None, "{url}: no CORS grant to another site");
+        // A wrong key, a key in the URL (keys never travel in URLs), a device's key.
+        assert_eq!(
+            rest(url, &[("authorization", "Bearer k-view-bo")]).await.0,
+            401
+        );
+        let in_url = if url.contains('?') {
+            format!("{url}&token=k-view-bob")
+        } else {
+            format!("{url}?token=k-view-bob")
+        };
+        assert_ne!(rest(&in_url, &[]).await.0, 200, "{in_url}");
+        let (status, body, _) = rest(url, &[("authorization", "Bearer k-dev-01")]).await;
+        assert_eq!(status, 403, "a device key reads no history: {body}");
+        assert_eq!(body["error"], "forbidden", "{body}");
+        // A dashboard's key.
+        let (status, body, _) = rest(url, &[("authorization", "Bearer k-view-bob")]).await;
+        assert_eq!(status, 200, "{url}: {body}");
+    }
+    let (_, body, _) = rest(&history, &[("authorization", "Bearer k-view-bob")]).await;
+    assert_eq!(body["items"][0]["seq"], 1);
+    drop(gateway);
+}
+
+#[tokio::test]
+async fn with_keys_cors_names_only_the_configured_origins() {
+    let keys = telemetry::access::authorizer(Some(DEVICE_KEYS), Some(DASHBOARD_KEYS))
+        .expect("key lists")
+        .expect("auth on");
+    let sockets = Arc::new(MemorySink::new());
+    let state = Telemetry::new(Arc::new(MemoryHistory::new()))
+        .with_keys(keys)
+        .with_cors_origins(
+            telemetry::access::CorsOrigins::parse("https://dash.example").expect("an origin"),
+        );
+    let router = telemetry::router(Arc::new(MemoryStore::new()), sockets.clone(), state);
+    let running = LocalGateway::new(router, sockets)
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("binds");
+    let url = format!(
+        "{}/devices",
+        running.ws_url().replacen("ws://", "http://", 1)
+    );
+    let key = ("authorization", "Bearer k-view-bob");
+    let (status, _, origin) = rest(&url, &[key, ("origin", "https://dash.example")]).await;
+    assert_eq!(
+        (status, origin.as_deref()),
+        (200, Some("https://dash.example"))
+    );
+    let (_, _, origin) = rest(&url, &[key, ("origin", "https://evil.example")]).await;
+    assert_eq!(origin, None);
+}
+
+const DEVICE_SECRET: &str = "fleet-secret-0123456789abcdef-0123456789";
+
+async fn start_with_device_secret() -> (RunningGateway, String) {
+    let sockets = Arc::new(MemorySink::new());
+    let secret = telemetry::access::DeviceSecret::new(DEVICE_SECRET).expect("a long secret");
+    let state = Telemetry::new(Arc::new(MemoryHistory::new())).with_device_secret(secret);
+    let router = telemetry::router(Arc::new(MemoryStore::new()), sockets.clone(), state);
+    let running = LocalGateway::new(router, sockets)
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("binds");
+    let ws = running.ws_url();
+    (running, ws)
+}
+
+#[tokio::test]
+async fn with_only_a_device_secret_no_anonymous_dashboard_controls_devices() {
+    let (_gateway, ws) = start_with_device_secret().await;
+    let token = telemetry::access::DeviceSecret::new(DEVICE_SECRET)
+        .expect("a long secret")
+        .token_for("esp32-01");
+    let mut device = connect(
+        &ws,
+        &format!("role=device&device_id=esp32-01&token={token}"),
+    )
+    .await;
+    let mut anyone = connect(&ws, "role=client").await;
+    send(
+        &mut anyone,
+        &json!({"action": "ControlCmd", "device_id": "esp32-01", "sample_interval_ms": 250}),
+    )
+    .await;
+    let answer = next_json(&mut anyone).await;
+    assert_eq!(answer["code"], "wrong_role", "{answer}");
+    assert!(
+        drain(&mut device, Duration::from_millis(300))
+            .await
+            .is_empty(),
+        "the device was told nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_device_token_opens_only_its_own_device_id() {
+    let (_gateway, ws) = start_with_device_secret().await;
+    let token = telemetry::access::DeviceSecret::new(DEVICE_SECRET)
+        .expect("a long secret")
+        .token_for("esp32-01");
+    let _own = connect(
+        &ws,
+        &format!("role=device&device_id=esp32-01&token={token}"),
+    )
+    .await;
+    // The same token for another device, the fleet secret itself, a near miss: 401.
+    for (id, presented) in [
+        ("esp32-02", token.clone()),
+        ("esp32-01", DEVICE_SECRET.to_owned()),
+        ("esp32-01", token[..token.len() - 1].to_owned()),
+        ("esp32-01", String::new()),
+    ] {
+        assert_eq!(
+            refused(
+                &ws,
+                &format!("role=device&device_id={id}&token={presented}")
+            )
+            .await,
+            401,
+            "{id} with {presented:?}"
+        );
+    }
 }

@@ -29,8 +29,10 @@ fn start(args: &[&str]) -> (Running, String) {
         .env_remove("AWS_LAMBDA_RUNTIME_API")
         .env_remove("WSGW_DYNAMODB_ENDPOINT")
         .env_remove("TELEMETRY_DEVICE_TOKEN")
+        .env_remove("TELEMETRY_DEVICE_SECRET")
         .env_remove("TELEMETRY_DEVICE_KEYS")
         .env_remove("TELEMETRY_DASHBOARD_KEYS")
+        .env_remove("TELEMETRY_CORS_ORIGIN")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -89,18 +91,101 @@ async fn binary_serves_devices_dashboards_history_and_the_page_and_stops_on_sigt
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
 }
 
+const FLEET_SECRET: &str = "fleet-secret-0123456789abcdef-0123456789";
+
+/// `telemetry device-token ID` with the fleet secret in the environment.
+fn device_token(device_id: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_telemetry"))
+        .args(["device-token", device_id])
+        .env("TELEMETRY_DEVICE_SECRET", FLEET_SECRET)
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout)
+        .expect("text")
+        .trim()
+        .to_owned()
+}
+
 #[tokio::test]
-async fn with_a_device_token_only_devices_presenting_it_connect() {
-    let (_running, ws) = start(&["--device-token", "s3cret"]);
-    let refused = tokio_tungstenite::connect_async(format!("{ws}/?role=device&device_id=d1")).await;
-    match refused {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            assert_eq!(response.status().as_u16(), 401)
+async fn with_a_device_secret_only_devices_presenting_their_own_token_connect() {
+    let (_running, ws) = start(&["--device-secret", FLEET_SECRET]);
+    let token = device_token("d1");
+    assert_eq!(token.len(), 64, "{token}");
+    for query in [
+        "role=device&device_id=d1".to_owned(),
+        format!("role=device&device_id=d2&token={token}"),
+        format!("role=device&device_id=d1&token={FLEET_SECRET}"),
+    ] {
+        match tokio_tungstenite::connect_async(format!("{ws}/?{query}")).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status().as_u16(), 401, "{query}")
+            }
+            other => panic!("{query}: expected HTTP 401, got {:?}", other.map(|_| ())),
         }
-        other => panic!("expected HTTP 401, got {other:?}"),
     }
-    connect(&ws, "role=device&device_id=d1&token=s3cret").await;
+    connect(&ws, &format!("role=device&device_id=d1&token={token}")).await;
     connect(&ws, "role=client").await;
+}
+
+/// The binary's exit status and stderr with this argument list and environment.
+fn refused_start(args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_telemetry"));
+    command
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env_remove("TELEMETRY_DEVICE_TOKEN")
+        .env_remove("TELEMETRY_DEVICE_SECRET")
+        .env_remove("TELEMETRY_DEVICE_KEYS")
+        .env_remove("TELEMETRY_DASHBOARD_KEYS")
+        .env_remove("TELEMETRY_CORS_ORIGIN")
+        .stdin(Stdio::null());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    // Each of these refuses before listening, so the process ends by itself.
+    let output = command.output().expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "it started: {stderr}");
+    stderr
+}
+
+#[test]
+fn settings_that_would_weaken_device_auth_refuse_to_start_with_a_clear_message() {
+    // The 0.1 shared token: any holder could send as any device id.
+    let stderr = refused_start(&[], &[("TELEMETRY_DEVICE_TOKEN", "s3cret")]);
+    assert!(
+        stderr.contains("TELEMETRY_DEVICE_TOKEN") && stderr.contains("TELEMETRY_DEVICE_SECRET"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+    // A short fleet secret.
+    let stderr = refused_start(&["--device-secret", "s3cret"], &[]);
+    assert!(
+        stderr.contains("TELEMETRY_DEVICE_SECRET") && stderr.contains("32"),
+        "{stderr}"
+    );
+    // A fleet secret with keys.
+    let stderr = refused_start(
+        &[
+            "--device-secret",
+            FLEET_SECRET,
+            "--dashboard-keys",
+            "ada=k-1",
+        ],
+        &[],
+    );
+    assert!(stderr.contains("cannot be combined"), "{stderr}");
+    // A key given twice, and a CORS origin that is not one.
+    let stderr = refused_start(&["--device-keys", "a=k-1,b=k-1"], &[]);
+    assert!(
+        stderr.contains("same API key") && !stderr.contains("k-1"),
+        "{stderr}"
+    );
+    let stderr = refused_start(&["--cors-origin", "dash.example/x"], &[]);
+    assert!(stderr.contains("TELEMETRY_CORS_ORIGIN"), "{stderr}");
 }
 
 /// Readings from each of `devices` arrive at a dashboard within the wait.
@@ -163,6 +248,7 @@ async fn the_simulate_command_drives_devices_against_a_running_api() {
             ])
             .env_remove("AWS_LAMBDA_RUNTIME_API")
             .env_remove("TELEMETRY_DEVICE_TOKEN")
+            .env_remove("TELEMETRY_DEVICE_SECRET")
             .env_remove("TELEMETRY_DEVICE_KEYS")
             .env_remove("TELEMETRY_DASHBOARD_KEYS")
             .stdout(Stdio::piped())

@@ -175,3 +175,75 @@ async fn a_device_with_a_bad_query_is_refused_at_the_handshake() {
     }
     gateway.shutdown().await.unwrap();
 }
+
+/// The `sent:<device>` attributes of every dashboard record in `store`, and the
+/// largest record's attributes as JSON bytes.
+async fn sent_entries(store: &MemoryStore) -> (Vec<usize>, usize) {
+    use wsgw_core::{ConnectionStore, PageRequest};
+    let mut counts = Vec::new();
+    let mut largest = 0;
+    let page = store
+        .list_all(PageRequest::first(1000))
+        .await
+        .expect("lists");
+    for connection in page.items {
+        if connection.attributes.get("role").and_then(|r| r.as_str()) != Some("client") {
+            continue;
+        }
+        counts.push(
+            connection
+                .attributes
+                .keys()
+                .filter(|k| k.starts_with(telemetry::keys::SENT_PREFIX))
+                .count(),
+        );
+        let bytes = serde_json::to_vec(&connection.attributes)
+            .expect("JSON")
+            .len();
+        largest = largest.max(bytes);
+    }
+    (counts, largest)
+}
+
+#[tokio::test]
+async fn minted_device_ids_cannot_grow_a_dashboards_record() {
+    // Without keys anyone may connect as any device id: 600 ids, each sending once.
+    const MINTED: usize = 600;
+    let store = Arc::new(MemoryStore::new());
+    let sockets = Arc::new(MemorySink::new());
+    let state = Telemetry::new(Arc::new(MemoryHistory::new()));
+    let router = telemetry::router(store.clone(), sockets.clone(), state);
+    let gateway = LocalGateway::new(router, sockets)
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("binds");
+    let ws = gateway.ws_url();
+    let mut watcher = connect(&ws, "role=client").await;
+    let now = chrono::Utc::now().timestamp_millis();
+    for batch in (0..MINTED).collect::<Vec<_>>().chunks(25) {
+        let minting = batch.iter().map(|i| {
+            let ws = ws.clone();
+            async move {
+                let id = format!("minted-{i:04}");
+                let mut socket = device(&ws, &id).await;
+                send(&mut socket, &reading(&id, 1, now)).await;
+                socket
+            }
+        });
+        let sockets = futures::future::join_all(minting).await;
+        // Each first reading of a device is due: the watcher gets all of them.
+        for _ in batch {
+            assert_eq!(next_json(&mut watcher).await["type"], "reading");
+        }
+        drop(sockets);
+    }
+    let (counts, largest) = sent_entries(&store).await;
+    assert_eq!(counts.len(), 1);
+    assert!(
+        counts[0] <= telemetry::DEFAULT_MAX_TRACKED_DEVICES,
+        "{} sent: entries after {MINTED} minted ids",
+        counts[0]
+    );
+    // Bounded bytes, far from DynamoDB's 400 KB item limit whatever is minted.
+    assert!(largest < 32 * 1024, "{largest} bytes");
+}
