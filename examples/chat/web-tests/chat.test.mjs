@@ -35,7 +35,7 @@ function startChat(extraEnv = {}) {
   }
   const env = { ...process.env, RUST_LOG: "warn" };
   for (const name of ["AWS_LAMBDA_RUNTIME_API", "WSGW_DYNAMODB_ENDPOINT", "WSGW_LISTEN", "CHAT_RETENTION_DAYS",
-    "WSGW_JWT_SECRET", "WSGW_JWT_PUBLIC_KEY_FILE", "WSGW_JWT_AUDIENCE", "WSGW_JWT_ISSUER"]) {
+    "WSGW_JWT_SECRET", "WSGW_JWT_PUBLIC_KEY_FILE", "WSGW_JWT_AUDIENCE", "WSGW_JWT_ANY_AUDIENCE", "WSGW_JWT_ISSUER"]) {
     delete env[name];
   }
   Object.assign(env, extraEnv);
@@ -184,8 +184,16 @@ function jwt(secret, claims) {
   return `${unsigned}.${createHmac("sha256", secret).update(unsigned).digest("base64url")}`;
 }
 
-test("with WSGW_JWT_SECRET the page connects with ?token= and chats under the token's name", async (t) => {
-  const secret = "page-test-secret-0123456789";
+/** Every URL the page requests (pages, scripts, fetches) or opens a WebSocket to. */
+function recordUrls(page) {
+  const urls = [];
+  page.on("request", (request) => urls.push(request.url()));
+  page.on("websocket", (socket) => urls.push(socket.url()));
+  return urls;
+}
+
+test("with WSGW_JWT_SECRET the page offers the token from its Token field and chats under the token's name", async (t) => {
+  const secret = "page-test-secret-0123456789abcdef-0123456789";
   const chat = await startChat({ WSGW_JWT_SECRET: secret });
   t.after(() => chat.stop());
 
@@ -199,15 +207,55 @@ test("with WSGW_JWT_SECRET the page connects with ?token= and chats under the to
     "no token, no connection",
   );
 
-  // The token in the page's URL, offered by the browser as the subprotocols
-  // "wsgw.bearer", TOKEN (and as ?token=).
+  // The token typed into the page, offered by the browser as the subprotocols
+  // "wsgw.bearer", TOKEN; the session is the token's subject.
   const token = jwt(secret, { sub: "u-ada", name: "Ada L", exp: Math.floor(Date.now() / 1000) + 600 });
-  const ada = await openPage(`${chat.url}?token=${token}`, t);
-  await join(ada, "mallory", "s-ada");
+  const ada = await openPage(chat.url, t);
+  await ada.fill("#token", token);
+  await join(ada, "mallory", "s-someone-else");
+  assert.equal(await ada.inputValue("#session"), "u-ada");
   await say(ada, "signed in");
   await seen(ada, "signed in");
   assert.equal(await message(ada, "signed in").locator(".who").textContent(), "Ada L");
+  assert.equal(await message(ada, "signed in").locator(".session").textContent(), "u-ada");
   assert.deepEqual(ada.errors, []);
+});
+
+test("the page never puts its token in a URL, nor reads one from its own address", async (t) => {
+  const secret = "page-test-secret-0123456789abcdef-0123456789";
+  const chat = await startChat({ WSGW_JWT_SECRET: secret });
+  t.after(() => chat.stop());
+  const token = jwt(secret, { sub: "u-ada", exp: Math.floor(Date.now() / 1000) + 600 });
+
+  // An old link with the token in the page's address: not used, and dropped from it.
+  const context = await browser.newContext();
+  t.after(() => context.close());
+  const page = await context.newPage();
+  page.errors = [];
+  page.on("pageerror", (error) => page.errors.push(error.message));
+  const urls = recordUrls(page);
+  await page.goto(`${chat.url}?token=${token}`);
+  await page.locator("#messages li.system.error", { hasText: "not used" }).waitFor({ timeout: WAIT });
+  assert.ok(!page.url().includes(token), `the address still holds the token: ${page.url()}`);
+  assert.equal(await page.inputValue("#token"), "");
+  await page.click("#connect");
+  await page.waitForTimeout(1500);
+  assert.ok(!(await page.textContent("#status")).startsWith("connected"), "the address's token was used");
+
+  // Typed in: connects, and no URL the page requested ever holds it.
+  await page.fill("#token", token);
+  await page.click("#connect");
+  await waitForStatus(page, "connected");
+  await page.reload();
+  await waitForStatus(page, "connected"); // kept for the tab: the reload reconnects
+  const opened = urls.filter((url) => url.startsWith("ws://"));
+  assert.ok(opened.length >= 2, `WebSocket URLs: ${opened}`);
+  const leaks = urls.filter((url, index) => index > 0 && url.includes(token));
+  assert.deepEqual(leaks, [], "requested with the token in the URL");
+  // Kept for this tab only, never in localStorage.
+  const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }));
+  assert.ok(!stored.includes(token), stored);
+  assert.deepEqual(page.errors, []);
 });
 
 test("a message to a session reaches only that session", async (t) => {

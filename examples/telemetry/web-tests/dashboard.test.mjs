@@ -36,7 +36,8 @@ function startTelemetry(extraArgs = []) {
     throw new Error(`no telemetry binary at ${binary}: run \`cargo build -p telemetry\` or set TELEMETRY_BIN`);
   }
   const env = { ...process.env, RUST_LOG: "warn" };
-  for (const name of ["AWS_LAMBDA_RUNTIME_API", "WSGW_DYNAMODB_ENDPOINT", "WSGW_LISTEN", "TELEMETRY_DEVICE_TOKEN", "TELEMETRY_DEVICE_KEYS", "TELEMETRY_DASHBOARD_KEYS"]) {
+  for (const name of ["AWS_LAMBDA_RUNTIME_API", "WSGW_DYNAMODB_ENDPOINT", "WSGW_LISTEN", "TELEMETRY_DEVICE_TOKEN",
+    "TELEMETRY_DEVICE_SECRET", "TELEMETRY_DEVICE_KEYS", "TELEMETRY_DASHBOARD_KEYS", "TELEMETRY_CORS_ORIGIN"]) {
     delete env[name];
   }
   const child = spawn(binary, ["--listen", "127.0.0.1:0", ...extraArgs], { env, stdio: ["ignore", "pipe", "pipe"] });
@@ -264,7 +265,34 @@ test("with --simulate 2 the dashboard charts both simulated devices live", async
   assert.deepEqual(page.errors, []);
 });
 
-test("with keys the page connects with ?key= and only an operator controls devices", async (t) => {
+/** Every URL the page requests or opens a WebSocket to, and the REST requests' headers. */
+function recordRequests(page) {
+  const seen = { urls: [], rest: [] };
+  page.on("request", (request) => {
+    seen.urls.push(request.url());
+    const path = new URL(request.url()).pathname;
+    if (path === "/devices" || path === "/history") seen.rest.push(request);
+  });
+  page.on("websocket", (socket) => seen.urls.push(socket.url()));
+  return seen;
+}
+
+/** Opens the dashboard, types `key` into it, and waits until it is live. */
+async function openWithKey(url, key, t) {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  t.after(() => context.close());
+  const page = await context.newPage();
+  page.errors = [];
+  page.on("pageerror", (error) => page.errors.push(error.message));
+  page.seen = recordRequests(page);
+  await page.goto(url);
+  await page.fill("#key", key);
+  await page.click("#key-form button");
+  await page.waitForFunction(() => window.telemetryDashboard?.connected === true, null, { timeout: WAIT });
+  return page;
+}
+
+test("with keys the page asks for its key and only an operator controls devices", async (t) => {
   const server = await startTelemetry([
     "--simulate", "1",
     "--device-keys", "sim-01=k-sim-01",
@@ -272,16 +300,17 @@ test("with keys the page connects with ?key= and only an operator controls devic
   ]);
   t.after(() => server.stop());
 
-  // Without a key the handshake is refused: the page never goes live.
+  // Without a key the handshake and the REST API are refused: the page never goes live
+  // and says it needs a key.
   const context = await browser.newContext();
   t.after(() => context.close());
   const anonymous = await context.newPage();
   await anonymous.goto(server.http);
-  await anonymous.waitForTimeout(1000);
+  await anonymous.locator("#error", { hasText: "dashboard key" }).waitFor({ timeout: WAIT });
   assert.equal(await anonymous.evaluate(() => window.telemetryDashboard?.connected === true), false);
 
   // The operator's key, offered by the browser as the subprotocols "wsgw.bearer", KEY.
-  const operator = await openDashboard(`${server.http}/?key=k-ops-ada`, t);
+  const operator = await openWithKey(server.http, "k-ops-ada", t);
   await operator.waitForFunction(
     () => window.telemetryDashboard.livePoints("sim-01", "temperature_c") >= 2,
     null,
@@ -293,7 +322,7 @@ test("with keys the page connects with ?key= and only an operator controls devic
   await operator.locator("#control-state", { hasText: "sim-01 samples every 0.5 s" }).waitFor({ timeout: WAIT });
 
   // A viewer's key sees the data but may not change a device's sample interval.
-  const viewer = await openDashboard(`${server.http}/?key=k-view-bob`, t);
+  const viewer = await openWithKey(server.http, "k-view-bob", t);
   await viewer.waitForFunction(
     () => window.telemetryDashboard.livePoints("sim-01", "temperature_c") >= 1,
     null,
@@ -305,6 +334,42 @@ test("with keys the page connects with ?key= and only an operator controls devic
   await viewer.locator("#error", { hasText: "wrong_role" }).waitFor({ timeout: WAIT });
   assert.deepEqual(operator.errors, []);
   assert.deepEqual(viewer.errors, []);
+});
+
+test("with keys the page sends its key in headers, never in a URL, and never reads one from its address", async (t) => {
+  const server = await startTelemetry([
+    "--device-keys", "sim-01=k-sim-01",
+    "--dashboard-keys", "bob=k-view-bob-0123",
+  ]);
+  t.after(() => server.stop());
+  const key = "k-view-bob-0123";
+
+  // An old link with ?key=: not used, and dropped from the address.
+  const context = await browser.newContext();
+  t.after(() => context.close());
+  const old = await context.newPage();
+  const oldSeen = recordRequests(old);
+  await old.goto(`${server.http}/?key=${key}`);
+  await old.locator("#key-state", { hasText: "not used" }).waitFor({ timeout: WAIT });
+  assert.ok(!old.url().includes(key), old.url());
+  await old.waitForTimeout(1000);
+  assert.equal(await old.evaluate(() => window.telemetryDashboard.connected), false, "the address's key was used");
+  assert.deepEqual(oldSeen.urls.slice(1).filter((url) => url.includes(key)), []);
+
+  // Typed in: live, the REST API answered, and the key only ever in headers.
+  const page = await openWithKey(server.http, key, t);
+  await page.waitForFunction(() => document.getElementById("known-devices").options.length >= 0, null, { timeout: WAIT });
+  await page.fill("#history-device", "sim-01");
+  await page.click("#history-form button");
+  await page.locator("#history-state", { hasText: "no readings of sim-01" }).waitFor({ timeout: WAIT });
+  await page.reload();
+  await page.waitForFunction(() => window.telemetryDashboard?.connected === true, null, { timeout: WAIT });
+  assert.deepEqual(page.seen.urls.filter((url) => url.includes(key)), [], "a URL held the key");
+  const authorized = page.seen.rest.filter((request) => request.headers().authorization === `Bearer ${key}`);
+  assert.ok(authorized.length >= 2, `REST requests with the key: ${authorized.length} of ${page.seen.rest.length}`);
+  const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }));
+  assert.ok(!stored.includes(key), stored);
+  assert.deepEqual(page.errors, []);
 });
 
 async function waitForHistory(http, deviceId, want) {

@@ -6,6 +6,12 @@
 //   ws=wss://ID.execute-api.REGION.amazonaws.com/STAGE   the WebSocket API
 //   api=https://ID.execute-api.REGION.amazonaws.com/STAGE the REST API
 //   device=esp32-01                                        follow one device only
+//
+// With keys on, the dashboard key is typed into the page and kept for this tab only
+// (sessionStorage). It never goes into a URL: the WebSocket gets it as the subprotocols
+// "wsgw.bearer", KEY and the REST API as Authorization: Bearer KEY, neither of which
+// access logs, proxy logs or browser history record. A ?key= in the page's own address
+// (an old link) is dropped from it unread.
 "use strict";
 
 (() => {
@@ -14,10 +20,22 @@
   const WS_BASE = params.get("ws") || (sameOrigin ? `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/` : "");
   const API_BASE = (params.get("api") || (sameOrigin ? location.origin : "")).replace(/\/+$/, "");
   const FOLLOW = params.get("device");
-  // With auth on (dashboard keys set): ?key=KEY, offered as the subprotocols
-  // "wsgw.bearer", KEY (a page cannot set headers on a WebSocket) and as ?token=KEY, so
-  // the page works whichever identity source (TokenLocation) the deployed authorizer has.
-  const KEY = params.get("key");
+  const KEY_STORE = "telemetry.key";
+  const keyStore = {
+    get: () => { try { return sessionStorage.getItem(KEY_STORE) || ""; } catch (_) { return ""; } },
+    set: (value) => {
+      try {
+        if (value) sessionStorage.setItem(KEY_STORE, value); else sessionStorage.removeItem(KEY_STORE);
+      } catch (_) { /* private mode */ }
+    },
+  };
+  let key = keyStore.get();
+  const droppedFromAddress = ["key", "token"].filter((name) => params.has(name));
+  if (droppedFromAddress.length) {
+    const address = new URL(location.href);
+    for (const name of droppedFromAddress) address.searchParams.delete(name);
+    history.replaceState(history.state, "", address);
+  }
   const LIVE_POINTS = 300;
   const HISTORY_PAGE = 1000;
   const HISTORY_MAX_PAGES = 50;
@@ -25,7 +43,8 @@
 
   const $ = (id) => document.getElementById(id);
   const ui = {
-    status: $("status"), interval: $("interval"), intervalState: $("interval-state"),
+    status: $("status"), keyForm: $("key-form"), key: $("key"), keyState: $("key-state"),
+    interval: $("interval"), intervalState: $("interval-state"),
     control: $("control"), controlDevice: $("control-device"), controlMs: $("control-ms"),
     controlState: $("control-state"), error: $("error"), live: $("live"), liveEmpty: $("live-empty"),
     historyForm: $("history-form"), historyDevice: $("history-device"), historyFrom: $("history-from"),
@@ -230,9 +249,12 @@
   async function getJson(path, query) {
     const url = new URL(`${API_BASE}${path}`);
     for (const [k, v] of Object.entries(query || {})) if (v !== undefined && v !== null && v !== "") url.searchParams.set(k, v);
-    const response = await fetch(url, { headers: { accept: "application/json" } });
+    const headers = { accept: "application/json" };
+    if (key) headers.authorization = `Bearer ${key}`;
+    const response = await fetch(url, { headers });
     let body = null;
     try { body = await response.json(); } catch (_) { /* not JSON */ }
+    if (response.status === 401) throw new Error("a dashboard key is required: enter it above");
     if (!response.ok) throw new Error((body && body.message) || `${path} answered HTTP ${response.status}`);
     return body;
   }
@@ -341,25 +363,48 @@
     }
     const url = new URL(WS_BASE);
     url.searchParams.set("role", "client");
+    url.searchParams.delete("token");
     if (FOLLOW) url.searchParams.set("device_id", FOLLOW);
-    if (KEY) url.searchParams.set("token", KEY);
     setStatus("connecting…", false);
-    socket = KEY ? new WebSocket(url, ["wsgw.bearer", KEY]) : new WebSocket(url);
-    socket.addEventListener("open", () => {
+    const ws = key ? new WebSocket(url, ["wsgw.bearer", key]) : new WebSocket(url);
+    socket = ws;
+    ws.addEventListener("open", () => {
+      if (socket !== ws) return;
+      ws.opened = true;
       connected = true;
       retry = 0;
       setStatus("live", true);
       showError("");
       send({ action: "ControlCmd", interval_ms: Number(ui.interval.value) });
     });
-    socket.addEventListener("message", onMessage);
-    socket.addEventListener("close", () => {
+    ws.addEventListener("message", onMessage);
+    ws.addEventListener("close", () => {
+      if (socket !== ws) return;
       connected = false;
+      if (!ws.opened && !key) showError("The gateway refused the connection: enter a dashboard key above.");
       const delay = Math.min(30_000, 500 * 2 ** retry) * (0.5 + Math.random() / 2);
       retry++;
       setStatus(`reconnecting in ${Math.ceil(delay / 1000)} s`, false);
-      setTimeout(connect, delay);
+      reconnectTimer = setTimeout(connect, delay);
     });
+  }
+
+  let reconnectTimer = null;
+
+  /** Starts over with the key just entered: a new WebSocket, the device list again. */
+  function useKey(newKey) {
+    key = newKey;
+    keyStore.set(key);
+    ui.keyState.textContent = key ? "key in use for this tab" : "";
+    clearTimeout(reconnectTimer);
+    const old = socket;
+    socket = null;
+    connected = false;
+    if (old) old.close();
+    retry = 0;
+    showError("");
+    connect();
+    loadDevices();
   }
 
   // ------------------------------------------------------------------ wiring
@@ -379,6 +424,12 @@
     }
   });
 
+  ui.keyForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    useKey(ui.key.value.trim());
+  });
+  ui.key.value = key;
+
   ui.historyForm.addEventListener("submit", loadHistory);
   ui.historyFrom.value = toLocalInput(Date.now() - 3600_000);
   window.addEventListener("resize", () => {
@@ -393,6 +444,9 @@
     historyPoints: (metric) => historyCharts.get(metric)?.points.length ?? 0,
   };
 
+  if (droppedFromAddress.length) {
+    ui.keyState.textContent = "a key in the page's address is not used (addresses are kept in history and logs): enter it here";
+  }
   connect();
   loadDevices();
 })();
