@@ -2,9 +2,10 @@
 //!
 //! `cargo xtask lint-templates` ([`lint_templates`]) makes the virtualenv `.venv/` (the
 //! one moto uses, see [`moto::ensure_installed`]) hold [`CFN_LINT_REQUIREMENT`], finds the
-//! templates ([`templates`]) and runs cfn-lint on all of them at once. Any error or
-//! warning fails it, with cfn-lint's exit code; [`lint_step`] is how `cargo xtask test`
-//! runs it.
+//! templates ([`templates`]) and runs cfn-lint on all of them at once, with the project's
+//! own rules ([`POLICY_RULES_DIR`]: throttled stages, hidden and long secrets, finite
+//! retention, tokens out of URLs) appended. Any error or warning fails it, with
+//! cfn-lint's exit code; [`lint_step`] is how `cargo xtask test` runs it.
 
 use std::fmt;
 use std::fs;
@@ -25,6 +26,10 @@ const CFN_LINT_CHECK: &str = "import importlib.metadata as m, cfnlint, sys; \
 /// Every template here is linted besides the `template.yaml` files: the patterns the
 /// examples copy.
 pub const TEMPLATE_DIR: &str = "wsgw-aws/templates";
+
+/// The project's cfn-lint rules (Python, `E9xxx`), relative to the workspace root:
+/// appended to cfn-lint's own with `--append-rules`.
+pub const POLICY_RULES_DIR: &str = "xtask/cfn-lint-rules";
 
 /// The step of `cargo xtask test`.
 pub fn lint_step() -> Step {
@@ -143,10 +148,13 @@ pub fn lint_templates(root: &Path) -> Result<(), LintError> {
         return Err(LintError::NoTemplates);
     }
     let mut command = Command::new(cfn_lint_program(root));
-    command.arg("--").args(&templates).current_dir(root);
+    command
+        .args(["--append-rules", POLICY_RULES_DIR, "--"])
+        .args(&templates)
+        .current_dir(root);
     let line: Vec<String> = templates.iter().map(|t| t.display().to_string()).collect();
     eprintln!(
-        "xtask: $ {} -- {}",
+        "xtask: $ {} --append-rules {POLICY_RULES_DIR} -- {}",
         relative(root, &cfn_lint_program(root)).display(),
         line.join(" ")
     );
@@ -212,6 +220,20 @@ mod tests {
 
         assert!(found.contains(&PathBuf::from("examples/echo/template.yaml")));
         assert!(found.contains(&PathBuf::from("wsgw-aws/templates/stateful-websocket.yaml")));
+    }
+
+    #[test]
+    fn the_policy_rules_are_there_to_append() {
+        let rules = crate::workspace_root()
+            .join(POLICY_RULES_DIR)
+            .join("wsgw_policy.py");
+        let text = fs::read_to_string(&rules).expect("the rules file");
+        for id in ["E9001", "E9002", "E9003", "E9004"] {
+            assert!(
+                text.contains(&format!("id = \"{id}\"")),
+                "{id} in {rules:?}"
+            );
+        }
     }
 
     #[cfg(unix)]

@@ -237,3 +237,61 @@ fn a_malformed_rest_event_is_refused_naming_the_field_with_exit_status_2() {
         "{stderr}"
     );
 }
+
+/// The REST event of `events/history.json` as a file in a scratch directory, with an
+/// `Authorization` header when `key` is given.
+fn history_event(name: &str, key: Option<&str>) -> PathBuf {
+    let text = std::fs::read_to_string(events_dir().join("history.json")).expect("the event");
+    let mut event: Value = serde_json::from_str(&text).expect("JSON");
+    if let Some(key) = key {
+        event["headers"]["Authorization"] = json!(format!("Bearer {key}"));
+        event["multiValueHeaders"]["Authorization"] = json!([format!("Bearer {key}")]);
+    }
+    let dir = std::env::temp_dir().join(format!("telemetry-invoke-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    let path = dir.join(name);
+    std::fs::write(&path, event.to_string()).expect("writes the event");
+    path
+}
+
+#[test]
+fn deployed_with_keys_the_functions_rest_handler_wants_a_dashboard_key() {
+    let anonymous = history_event("anonymous.json", None);
+    let viewer = history_event("viewer.json", Some("k-view-bob"));
+    let device = history_event("device.json", Some("k-dev-01"));
+    let output = telemetry(&[
+        "invoke",
+        "--device-keys",
+        "esp32-01=k-dev-01",
+        "--dashboard-keys",
+        "bob=k-view-bob",
+        "--event",
+        anonymous.to_str().expect("utf-8"),
+        "--event",
+        viewer.to_str().expect("utf-8"),
+        "--event",
+        device.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let outputs: Vec<Value> = serde_json::Deserializer::from_slice(&output.stdout)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .expect("JSON objects");
+    let status = |out: &Value| out["response"]["statusCode"].as_u64();
+    assert_eq!(status(&outputs[0]), Some(401), "{}", outputs[0]);
+    let refusal: Value = serde_json::from_str(outputs[0]["response"]["body"].as_str().unwrap())
+        .expect("a JSON body");
+    assert_eq!(refusal["error"], "unauthorized");
+    assert_eq!(
+        outputs[0]["response"]["headers"].get("access-control-allow-origin"),
+        None,
+        "no CORS grant to an unlisted origin with keys on"
+    );
+    assert_eq!(status(&outputs[1]), Some(200), "{}", outputs[1]);
+    assert_eq!(status(&outputs[2]), Some(403), "{}", outputs[2]);
+    let _ = std::fs::remove_dir_all(anonymous.parent().expect("the scratch directory"));
+}
