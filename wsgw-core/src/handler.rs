@@ -262,7 +262,9 @@ where
 #[derive(Debug, Clone, PartialEq)]
 pub enum Authorization {
     /// Let the client in; the context (principal, roles, claims) is handed to every later
-    /// route in [`Request::authorizer`].
+    /// route in [`Request::authorizer`]. Give it a `principalId`
+    /// ([`Principal::context`](crate::auth::Principal::context)), as API Gateway does: a
+    /// `$connect` whose context carries no principal runs the router's authorizer again.
     Allow(serde_json::Value),
     /// Refuse the handshake with this HTTP status (401 or 403).
     Deny(u16),

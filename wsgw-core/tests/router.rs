@@ -171,12 +171,16 @@ async fn authorizer_denial_skips_connect_and_allow_hands_the_context_to_connect(
         .await
         .unwrap();
     assert_eq!(body(&allowed), r#"{"principal":"ada"}"#);
-    // A gateway that ran the authorizer itself passes the context in; it is not re-run.
-    let pre_authorized = Request::connect(id()).with_authorizer(json!({"principal": "grace"}));
+    // A gateway that ran the authorizer itself passes the context, with its principal,
+    // in; it is not re-run.
+    let pre_authorized = Request::connect(id()).with_authorizer(json!({"principalId": "grace"}));
     assert_eq!(
         body(&router.handle(pre_authorized).await.unwrap()),
-        r#"{"principal":"grace"}"#
+        r#"{"principalId":"grace"}"#
     );
+    // A context without a principal does not stand for an authorizer's decision.
+    let unvouched = Request::connect(id()).with_authorizer(json!({"principal": "grace"}));
+    assert_eq!(router.handle(unvouched).await.unwrap().status, 401);
 }
 
 #[tokio::test]
