@@ -20,8 +20,21 @@ RETENTION_SUFFIXES = ("RetentionDays", "TtlDays")
 THIRTY_TWO_OR_MORE = ".{32,}"
 
 
-def _parameters(cfn):
-    return (cfn.template.get("Parameters") or {}).items()
+class ParameterRule(CloudFormationLintRule):
+    """A rule on each parameter: `problems(name, parameter)` lists what is wrong."""
+
+    source_url = "https://github.com/wsgw-rs/wsgw/blob/main/RELIABILITY.md#threat-model"
+    tags = ["wsgw", "parameters"]
+
+    def problems(self, name, parameter):
+        raise NotImplementedError
+
+    def match(self, cfn):
+        return [
+            RuleMatch(["Parameters", name], problem)
+            for name, parameter in (cfn.template.get("Parameters") or {}).items()
+            for problem in self.problems(name, parameter)
+        ]
 
 
 class StageThrottling(CloudFormationLintRule):
@@ -46,76 +59,52 @@ class StageThrottling(CloudFormationLintRule):
         return matches
 
 
-class SecretParameters(CloudFormationLintRule):
+class SecretParameters(ParameterRule):
     id = "E9002"
     shortdesc = "Secret parameters are hidden and long enough"
     description = "Parameters ending in Secret/Keys/Token are NoEcho; *Secret ones are empty or 32+ characters"
-    source_url = "https://github.com/wsgw-rs/wsgw/blob/main/RELIABILITY.md#threat-model"
-    tags = ["wsgw", "parameters"]
 
-    def match(self, cfn):
-        matches = []
-        for name, parameter in _parameters(cfn):
-            if not name.endswith(SECRET_SUFFIXES):
-                continue
-            if str(parameter.get("NoEcho", "false")).lower() != "true":
-                matches.append(
-                    RuleMatch(["Parameters", name], f"Parameter {name} holds a secret: set NoEcho: true")
+    def problems(self, name, parameter):
+        if not name.endswith(SECRET_SUFFIXES):
+            return []
+        found = []
+        if str(parameter.get("NoEcho", "false")).lower() != "true":
+            found.append(f"Parameter {name} holds a secret: set NoEcho: true")
+        if name.endswith("Secret"):
+            pattern = str(parameter.get("AllowedPattern", ""))
+            min_length = int(parameter.get("MinLength", 0) or 0)
+            if THIRTY_TWO_OR_MORE not in pattern and min_length < 32:
+                found.append(
+                    f"Parameter {name} accepts secrets shorter than 32 characters: add AllowedPattern ^(|.{{32,}})$ (or MinLength: 32)"
                 )
-            if name.endswith("Secret"):
-                pattern = str(parameter.get("AllowedPattern", ""))
-                min_length = int(parameter.get("MinLength", 0) or 0)
-                if THIRTY_TWO_OR_MORE not in pattern and min_length < 32:
-                    matches.append(
-                        RuleMatch(
-                            ["Parameters", name],
-                            f"Parameter {name} accepts secrets shorter than 32 characters: add AllowedPattern ^(|.{{32,}})$ (or MinLength: 32)",
-                        )
-                    )
-        return matches
+        return found
 
 
-class FiniteRetention(CloudFormationLintRule):
+class FiniteRetention(ParameterRule):
     id = "E9003"
     shortdesc = "History is not kept forever by default"
     description = "Parameters ending in RetentionDays or TtlDays default to a number above 0"
-    source_url = "https://github.com/wsgw-rs/wsgw/blob/main/RELIABILITY.md#threat-model"
-    tags = ["wsgw", "parameters"]
 
-    def match(self, cfn):
-        matches = []
-        for name, parameter in _parameters(cfn):
-            if not name.endswith(RETENTION_SUFFIXES):
-                continue
-            try:
-                days = float(str(parameter.get("Default", "")))
-            except ValueError:
-                days = 0
-            if days <= 0:
-                matches.append(
-                    RuleMatch(
-                        ["Parameters", name],
-                        f"Parameter {name} keeps records forever by default: give it a Default number of days above 0",
-                    )
-                )
-        return matches
+    def problems(self, name, parameter):
+        if not name.endswith(RETENTION_SUFFIXES):
+            return []
+        try:
+            days = float(str(parameter.get("Default", "")))
+        except ValueError:
+            days = 0
+        if days > 0:
+            return []
+        return [f"Parameter {name} keeps records forever by default: give it a Default number of days above 0"]
 
 
-class TokensOutOfUrls(CloudFormationLintRule):
+class TokensOutOfUrls(ParameterRule):
     id = "E9004"
     shortdesc = "Tokens stay out of URLs by default"
     description = "A TokenLocation parameter does not default to query"
-    source_url = "https://github.com/wsgw-rs/wsgw/blob/main/RELIABILITY.md#threat-model"
-    tags = ["wsgw", "parameters"]
 
-    def match(self, cfn):
-        matches = []
-        for name, parameter in _parameters(cfn):
-            if name == "TokenLocation" and str(parameter.get("Default", "")) == "query":
-                matches.append(
-                    RuleMatch(
-                        ["Parameters", name],
-                        "TokenLocation defaults to query: tokens in URLs land in access logs and browser history; default to subprotocol (or any)",
-                    )
-                )
-        return matches
+    def problems(self, name, parameter):
+        if name == "TokenLocation" and str(parameter.get("Default", "")) == "query":
+            return [
+                "TokenLocation defaults to query: tokens in URLs land in access logs and browser history; default to subprotocol (or any)"
+            ]
+        return []

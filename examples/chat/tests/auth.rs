@@ -214,6 +214,15 @@ fn token_of(sub: &str, name: &str) -> String {
     token(json!({"sub": sub, "name": name, "aud": "wsgw-chat", "exp": now() + 600}))
 }
 
+/// A client signed in as `sub` (with the token on the query string, as a script may).
+async fn signed_in(ws: &str, sub: &str, name: &str) -> Client {
+    let (client, _) =
+        tokio_tungstenite::connect_async(format!("{ws}/?token={}", token_of(sub, name)))
+            .await
+            .unwrap_or_else(|error| panic!("{sub} connects: {error}"));
+    client
+}
+
 async fn send_json(client: &mut Client, value: Value) {
     client
         .send(Message::text(value.to_string()))
@@ -235,14 +244,8 @@ async fn next_of_type(client: &mut Client, kind: &str) -> Value {
 async fn with_auth_a_client_cannot_receive_read_or_send_as_another_principals_session() {
     let (gateway, _store) = start().await;
     let ws = gateway.ws_url();
-    let (mut ada, _) =
-        tokio_tungstenite::connect_async(format!("{ws}/?token={}", token_of("u-ada", "Ada")))
-            .await
-            .expect("ada connects");
-    let (mut bob, _) =
-        tokio_tungstenite::connect_async(format!("{ws}/?token={}", token_of("u-bob", "Bob")))
-            .await
-            .expect("bob connects");
+    let mut ada = signed_in(&ws, "u-ada", "Ada").await;
+    let mut bob = signed_in(&ws, "u-bob", "Bob").await;
     // Ada writes to everyone: everyone learns the session her messages come from.
     send_json(
         &mut ada,
@@ -309,10 +312,7 @@ async fn with_auth_the_session_is_the_tokens_subject_and_naming_it_is_allowed() 
     ))
     .await
     .expect("her own session by name");
-    let (_tab, _) =
-        tokio_tungstenite::connect_async(format!("{ws}/?token={}", token_of("u-ada", "Ada")))
-            .await
-            .expect("her own session by default");
+    let _tab = signed_in(&ws, "u-ada", "Ada").await;
     let sessions: Vec<String> = stored(&store)
         .await
         .iter()
@@ -329,14 +329,8 @@ async fn with_auth_the_session_is_the_tokens_subject_and_naming_it_is_allowed() 
 async fn public_messages_carry_no_connection_id() {
     let (gateway, store) = start().await;
     let ws = gateway.ws_url();
-    let (mut ada, _) =
-        tokio_tungstenite::connect_async(format!("{ws}/?token={}", token_of("u-ada", "Ada")))
-            .await
-            .expect("ada connects");
-    let (mut bob, _) =
-        tokio_tungstenite::connect_async(format!("{ws}/?token={}", token_of("u-bob", "Bob")))
-            .await
-            .expect("bob connects");
+    let mut ada = signed_in(&ws, "u-ada", "Ada").await;
+    let mut bob = signed_in(&ws, "u-bob", "Bob").await;
     send_json(&mut ada, json!({"action": "sendmessage", "message": "hi"})).await;
     let public = next_of_type(&mut bob, "message").await;
     send_json(&mut bob, json!({"action": "history"})).await;

@@ -27,7 +27,13 @@ fn telemetry(args: &[&str]) -> Output {
 }
 
 fn invoke(files: &[&str]) -> Vec<Value> {
+    invoke_with(&[], files)
+}
+
+/// `telemetry invoke` with these settings on these events: one answer per event.
+fn invoke_with(settings: &[&str], files: &[&str]) -> Vec<Value> {
     let mut args = vec!["invoke", "--metrics"];
+    args.extend(settings);
     for file in files {
         args.extend(["--event", file]);
     }
@@ -259,28 +265,19 @@ fn deployed_with_keys_the_functions_rest_handler_wants_a_dashboard_key() {
     let anonymous = history_event("anonymous.json", None);
     let viewer = history_event("viewer.json", Some("k-view-bob"));
     let device = history_event("device.json", Some("k-dev-01"));
-    let output = telemetry(&[
-        "invoke",
-        "--device-keys",
-        "esp32-01=k-dev-01",
-        "--dashboard-keys",
-        "bob=k-view-bob",
-        "--event",
-        anonymous.to_str().expect("utf-8"),
-        "--event",
-        viewer.to_str().expect("utf-8"),
-        "--event",
-        device.to_str().expect("utf-8"),
-    ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let outputs = invoke_with(
+        &[
+            "--device-keys",
+            "esp32-01=k-dev-01",
+            "--dashboard-keys",
+            "bob=k-view-bob",
+        ],
+        &[
+            anonymous.to_str().expect("utf-8"),
+            viewer.to_str().expect("utf-8"),
+            device.to_str().expect("utf-8"),
+        ],
     );
-    let outputs: Vec<Value> = serde_json::Deserializer::from_slice(&output.stdout)
-        .into_iter::<Value>()
-        .collect::<Result<_, _>>()
-        .expect("JSON objects");
     let status = |out: &Value| out["response"]["statusCode"].as_u64();
     assert_eq!(status(&outputs[0]), Some(401), "{}", outputs[0]);
     let refusal: Value = serde_json::from_str(outputs[0]["response"]["body"].as_str().unwrap())
