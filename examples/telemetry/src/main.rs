@@ -408,6 +408,7 @@ async fn run_local(serve: Serve) -> Result<(), String> {
     let (store, history, where_kept) = local_backends(&serve.backend).await?;
     let state = serve.backend.config()?.state(history);
     let auth = state.auth_required();
+    let device_secret = state.device_secret().is_some();
     let sockets = Arc::new(MemorySink::new());
     let router = telemetry::router(store, sockets.clone(), state);
     let running = LocalGateway::new(router, sockets)
@@ -423,6 +424,10 @@ async fn run_local(serve: Serve) -> Result<(), String> {
     if auth {
         println!(
             "auth is on: devices connect with ?token=KEY; open http://{addr}/ and enter a dashboard key (the REST API wants it as Authorization: Bearer KEY)"
+        );
+    } else if device_secret {
+        println!(
+            "devices present their own token (telemetry device-token ID); dashboards and the REST API are open, and nobody changes a device's sample interval"
         );
     }
     let simulator = if serve.simulate > 0 {
