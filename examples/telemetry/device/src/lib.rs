@@ -60,18 +60,32 @@
 #![warn(missing_docs)]
 
 mod backoff;
+mod boot;
+mod clock;
 mod config;
 mod device;
 mod endpoint;
+mod heap;
 pub mod http;
+mod recovery;
 mod rng;
+mod sensor;
+pub mod settings;
+mod store;
 
 pub use backoff::{Backoff, BackoffConfig};
+pub use boot::{reset_reason, RestartCause, RestartNote};
+pub use clock::{ClockRejected, TimeSource, WallClock, MAX_DISAGREEMENT_MS};
 pub use config::{Config, ConfigError, API_GATEWAY_IDLE_TIMEOUT_MS, API_GATEWAY_MAX_CONNECTION_MS};
 pub use device::{
     Action, CloseReason, Device, FrameKind, Incoming, Link, Outgoing, Sample, SampleError, Stats,
     MAX_SAMPLE_METRICS, RESEND_CAPACITY,
 };
 pub use endpoint::{Endpoint, UrlError, MAX_HOST_LEN, MAX_TARGET_LEN};
+pub use heap::largest_allocatable;
+pub use recovery::{TlsFailure, TlsFailures, TlsVerdict, WatchdogError, WatchdogPlan};
 pub use rng::SplitMix64;
+pub use sensor::{round2, sample_metrics, ClimateReading, SampleInputs, SensorSchedule};
+pub use settings::{Command, IntervalPersistence, SettingError, SettingKey, Settings};
+pub use store::{LoadReport, SettingsStore, StoreError, ITEM_BUFFER_LEN};
 pub use telemetry_protocol;
