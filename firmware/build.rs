@@ -48,7 +48,11 @@ fn main() {
     for (variable, key, fallback) in DEFAULTS {
         println!("cargo:rerun-if-env-changed={variable}");
         let value = env::var(variable).unwrap_or_default();
-        let value = if value.is_empty() { fallback } else { value.as_str() };
+        let value = if value.is_empty() {
+            fallback
+        } else {
+            value.as_str()
+        };
         if value.is_empty() {
             if key.is_required() {
                 unset.push(variable);
@@ -84,7 +88,10 @@ fn main() {
     // scripts the flags in effect, so the script is added here only when they lack it.
     println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
     let rustflags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
-    if !rustflags.split('\u{1f}').any(|flag| flag.contains("-Tlinkall.x")) {
+    if !rustflags
+        .split('\u{1f}')
+        .any(|flag| flag.contains("-Tlinkall.x"))
+    {
         println!("cargo:rustc-link-arg=-Tlinkall.x");
     }
     println!("cargo:rerun-if-changed=build.rs");

@@ -58,12 +58,13 @@ pub async fn console_task(
     let mut usb_buf = [0u8; 64];
     let mut uart_buf = [0u8; 64];
     loop {
-        let (line, input) = match select(usb.read(&mut usb_buf), uart.read_async(&mut uart_buf)).await {
-            Either::First(Ok(n)) => (&mut usb_line, &usb_buf[..n]),
-            Either::Second(Ok(n)) => (&mut uart_line, &uart_buf[..n]),
-            // A framing error or a detached USB host: nothing to read this time.
-            Either::First(Err(_)) | Either::Second(Err(_)) => continue,
-        };
+        let (line, input) =
+            match select(usb.read(&mut usb_buf), uart.read_async(&mut uart_buf)).await {
+                Either::First(Ok(n)) => (&mut usb_line, &usb_buf[..n]),
+                Either::Second(Ok(n)) => (&mut uart_line, &uart_buf[..n]),
+                // A framing error or a detached USB host: nothing to read this time.
+                Either::First(Err(_)) | Either::Second(Err(_)) => continue,
+            };
         for &byte in input {
             let Some(finished) = line.push(byte) else {
                 continue;

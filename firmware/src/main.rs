@@ -58,9 +58,9 @@ use mbedtls_rs::{
 use static_cell::StaticCell;
 use telemetry_device::settings::Connection;
 use telemetry_device::{
-    sample_metrics, Action, Backoff, BackoffConfig, Config, Device, FrameKind,
-    Incoming, IntervalPersistence, RestartCause, RestartNote, SettingKey, Settings, SplitMix64,
-    TimeSource, TlsFailure, TlsFailures, TlsVerdict, WatchdogPlan,
+    sample_metrics, Action, Backoff, BackoffConfig, Config, Device, FrameKind, Incoming,
+    IntervalPersistence, RestartCause, RestartNote, SettingKey, Settings, SplitMix64, TimeSource,
+    TlsFailure, TlsFailures, TlsVerdict, WatchdogPlan,
 };
 use telemetry_protocol::MAX_MESSAGE_LEN;
 
@@ -78,7 +78,10 @@ const DEFAULTS: [(SettingKey, &str); 8] = [
     (SettingKey::Token, env!("FW_DEFAULT_DEVICE_TOKEN")),
     (SettingKey::I2cSda, env!("FW_DEFAULT_I2C_SDA")),
     (SettingKey::I2cScl, env!("FW_DEFAULT_I2C_SCL")),
-    (SettingKey::SampleIntervalMs, env!("FW_DEFAULT_SAMPLE_INTERVAL_MS")),
+    (
+        SettingKey::SampleIntervalMs,
+        env!("FW_DEFAULT_SAMPLE_INTERVAL_MS"),
+    ),
 ];
 
 /// When the firmware was built (Unix seconds): the wall clock's floor.
@@ -276,7 +279,11 @@ async fn main(spawner: Spawner) -> ! {
         "device {}, gateway {}{}",
         connection.device_id,
         settings.value(SettingKey::Url).unwrap_or(""),
-        if connection.token.is_some() { " (with token)" } else { "" }
+        if connection.token.is_some() {
+            " (with token)"
+        } else {
+            ""
+        }
     );
 
     let wifi = match WifiController::new(peripherals.WIFI, Default::default()) {
@@ -710,7 +717,9 @@ impl App {
     /// when the failures call for it.
     fn tls_failed<E: core::fmt::Debug>(&mut self, error: &ConnectError<E>) {
         let kind = match error {
-            ConnectError::Tls(SessionError::MbedTls(code)) if tls::is_out_of_memory(code.code()) => {
+            ConnectError::Tls(SessionError::MbedTls(code))
+                if tls::is_out_of_memory(code.code()) =>
+            {
                 TlsFailure::OutOfMemory
             }
             _ => TlsFailure::Handshake,

@@ -40,7 +40,8 @@ impl NtpTimestampGenerator for Uptime {
 /// answers, or `None`.
 pub async fn query(stack: Stack<'static>) -> Option<(u64, u64)> {
     for server in SERVERS {
-        let Ok(Ok(addresses)) = with_timeout(TIMEOUT, stack.dns_query(server, DnsQueryType::A)).await
+        let Ok(Ok(addresses)) =
+            with_timeout(TIMEOUT, stack.dns_query(server, DnsQueryType::A)).await
         else {
             debug!("SNTP: cannot resolve {server}");
             continue;
