@@ -91,8 +91,9 @@ const BUILD_UNIX_S: &str = env!("FW_BUILD_UNIX_S");
 static AMAZON_ROOTS_PEM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/amazon_roots.pem"));
 
 /// The RTC watchdog resets the chip after 60 s without a feed; the main loop wakes at
-/// least every 5 s to feed it. The longest step it awaits without feeding is a
-/// connection attempt (20 s) or a send held up by TCP (30 s socket timeout).
+/// least every 5 s to feed it. The longest step it awaits without feeding is a send
+/// held up by TCP (30 s socket timeout) or a connection attempt (20 s), after an SNTP
+/// query of at most 12 s that ends with a feed.
 const WATCHDOG: WatchdogPlan = WatchdogPlan {
     timeout_ms: 60_000,
     feed_every_ms: 5_000,
@@ -472,13 +473,22 @@ impl App {
         self.interval.written(now, value);
     }
 
-    /// Asks SNTP when the clock has no SNTP time yet (or it is six hours old).
+    /// Asks SNTP when the clock has no SNTP time yet (or it is six hours old),
+    /// sampling meanwhile.
     async fn sync_clock(&mut self) {
         let now = now_ms();
         if now < self.next_sntp_ms {
             return;
         }
-        match sntp::query(self.stack).await {
+        let answer = sampling_while(
+            self.device,
+            &mut self.sensors,
+            self.out,
+            sntp::query(self.stack),
+        )
+        .await;
+        self.rtc.rwdt.feed();
+        match answer {
             Some((uptime, unix_ms)) => match self.device.on_sntp(uptime, unix_ms) {
                 Ok(()) => {
                     info!("clock set by SNTP");
@@ -510,7 +520,9 @@ impl App {
             return;
         }
         let endpoint = self.connection.endpoint;
-        if endpoint.tls && self.device.clock().source() != TimeSource::Sntp {
+        if endpoint.tls
+            && (self.device.clock().source() != TimeSource::Sntp || now_ms() >= self.next_sntp_ms)
+        {
             self.sync_clock().await;
         }
         let timeout = Duration::from_millis(self.device.config().connect_timeout_ms.into());
