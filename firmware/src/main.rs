@@ -163,20 +163,21 @@ fn custom_halt() -> ! {
     restart(RestartCause::Panic)
 }
 
-/// A TCP socket mbedTLS can split into read and write halves.
-struct Tcp<'a>(TcpSocket<'a>);
+/// A TCP socket mbedTLS can split into read and write halves. It borrows the socket,
+/// so the socket outlives a session that failed to start and can still be aborted.
+struct Tcp<'s, 'a>(&'s mut TcpSocket<'a>);
 
-impl ErrorType for Tcp<'_> {
+impl ErrorType for Tcp<'_, '_> {
     type Error = embassy_net::tcp::Error;
 }
 
-impl Read for Tcp<'_> {
+impl Read for Tcp<'_, '_> {
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
         self.0.read(buf).await
     }
 }
 
-impl Write for Tcp<'_> {
+impl Write for Tcp<'_, '_> {
     async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
         self.0.write(buf).await
     }
@@ -186,7 +187,7 @@ impl Write for Tcp<'_> {
     }
 }
 
-impl mbedtls_rs::Split for Tcp<'_> {
+impl mbedtls_rs::Split for Tcp<'_, '_> {
     type Read<'b>
         = TcpReader<'b>
     where
@@ -582,8 +583,13 @@ impl App {
         let _ = origin.push_str(&host);
 
         if endpoint.tls {
-            self.serve_tls(socket, started, deadline, &host, &origin, &target)
+            let started_tls = self
+                .serve_tls(&mut socket, started, deadline, &host, &origin, &target)
                 .await;
+            if !started_tls {
+                socket.abort();
+                let _ = with_timeout(Duration::from_secs(1), socket.flush()).await;
+            }
         } else {
             let ws = &mut *self.ws;
             let result = {
@@ -597,17 +603,7 @@ impl App {
                 match sampling_while(self.device, &mut self.sensors, self.out, handshake).await {
                     Ok(server_time) => {
                         connected(self.device, started, server_time, false);
-                        Ok(serve(
-                            self.device,
-                            &mut self.sensors,
-                            &mut self.rtc,
-                            self.ws,
-                            self.out,
-                            stack,
-                            reader,
-                            writer,
-                        )
-                        .await)
+                        Ok(self.serve(reader, writer).await)
                     }
                     Err(error) => Err(error),
                 }
@@ -630,22 +626,27 @@ impl App {
         }
     }
 
+    /// TLS, the WebSocket handshake and serving, over the connected `socket`; ends
+    /// the connection itself, except when the TLS session could not even be created
+    /// (returns `false`: the caller aborts the socket).
     async fn serve_tls(
         &mut self,
-        socket: TcpSocket<'_>,
+        socket: &mut TcpSocket<'_>,
         started: u64,
         deadline: Instant,
         host: &str,
         origin: &str,
         target: &str,
-    ) {
+    ) -> bool {
         let now = now_ms();
         tls::set_certificate_time(now, self.device.clock().certificate_time_ms(now));
         let mut server_name: heapless::Vec<u8, 256> = heapless::Vec::new();
         let _ = server_name.extend_from_slice(self.connection.endpoint.host.as_bytes());
         let _ = server_name.push(0);
         let Ok(server_name) = CStr::from_bytes_with_nul(&server_name) else {
-            return;
+            // Unreachable: a parsed host has no NUL byte.
+            self.device.on_connect_failed(now_ms());
+            return false;
         };
         let config = SessionConfig::Client(ClientSessionConfig {
             ca_chain: Some(self.roots.clone()),
@@ -655,13 +656,13 @@ impl App {
         let mut session = match Session::new(self.tls.reference(), Tcp(socket), &config) {
             Ok(session) => session,
             Err(error) => {
-                // Only an allocation failure gets here; the socket went down with it.
+                // Only an allocation failure gets here, before TLS sent anything; the
+                // caller aborts the socket.
                 self.tls_failed(&ConnectError::<Infallible>::Tls(error));
-                return;
+                return false;
             }
         };
         let ws = &mut *self.ws;
-        let stack = self.stack;
         let result = {
             let handshake = async {
                 let (mut reader, mut writer) = session.split().await.map_err(ConnectError::Tls)?;
@@ -676,17 +677,7 @@ impl App {
                 Ok((reader, writer, server_time)) => {
                     self.tls_failures.on_established();
                     connected(self.device, started, server_time, true);
-                    Ok(serve(
-                        self.device,
-                        &mut self.sensors,
-                        &mut self.rtc,
-                        self.ws,
-                        self.out,
-                        stack,
-                        reader,
-                        writer,
-                    )
-                    .await)
+                    Ok(self.serve(reader, writer).await)
                 }
                 Err(error) => Err(error),
             }
@@ -723,6 +714,17 @@ impl App {
                 }
             }
         }
+        true
+    }
+
+    /// Serves an open connection until it ends (see [`serve_connection`]).
+    async fn serve<R, W>(&mut self, reader: R, writer: W) -> Ended
+    where
+        R: Read,
+        W: Write<Error = R::Error>,
+        R::Error: core::fmt::Debug,
+    {
+        serve_connection(self, reader, writer).await
     }
 
     /// A TLS attempt failed after TCP connected: counts it and restarts the device
@@ -783,22 +785,22 @@ fn connect_failed<E: core::fmt::Debug>(
 }
 
 /// Serves an open connection until it ends; the device is told how it ended.
-#[allow(clippy::too_many_arguments)]
-async fn serve<R, W>(
-    device: &mut Device<OFFLINE_BUFFER>,
-    sensors: &mut Sensors,
-    rtc: &mut Rtc<'static>,
-    ws: &mut WsClient,
-    out: &mut [u8; MAX_MESSAGE_LEN],
-    stack: Stack<'static>,
-    mut reader: R,
-    mut writer: W,
-) -> Ended
+async fn serve_connection<R, W>(app: &mut App, mut reader: R, mut writer: W) -> Ended
 where
     R: Read,
     W: Write<Error = R::Error>,
     R::Error: core::fmt::Debug,
 {
+    let App {
+        device,
+        sensors,
+        rtc,
+        ws,
+        out,
+        stack,
+        ..
+    } = app;
+    let (device, ws, out, stack) = (&mut **device, &mut **ws, &mut **out, *stack);
     loop {
         rtc.rwdt.feed();
         let now = now_ms();

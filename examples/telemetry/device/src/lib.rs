@@ -27,7 +27,24 @@
 //!   last connect ([`http::server_time_ms`]); `ts_ms` is `0` until then, and the cloud
 //!   stamps those on receipt;
 //! - **messages** built with `telemetry-protocol`, the one definition of the wire
-//!   format shared with the cloud.
+//!   format shared with the cloud, the first reading after a boot carrying the
+//!   reset reason ([`Config::reset_reason`]);
+//! - **network waits**: no Wi-Fi or DHCP yet is not a failure
+//!   ([`Device::on_network_unavailable`]).
+//!
+//! Beside the state machine, the firmware's policies, host-tested here so that only
+//! hardware glue stays in `firmware/`:
+//!
+//! - [`WallClock`]: SNTP, the server's `Date`, the build time as floor — the time
+//!   readings and certificate checks use;
+//! - [`settings`] and [`SettingsStore`]: build-time defaults, settings stored in flash
+//!   (sequential-storage), the serial console's commands;
+//! - [`reset_reason`] and [`RestartNote`]: why the device restarted;
+//! - [`TlsFailures`] and [`WatchdogPlan`]: when to restart, how often to feed the
+//!   watchdog;
+//! - [`largest_allocatable`]: a heap's largest free block, probed;
+//! - [`sample_metrics`] and [`SensorSchedule`]: an external sensor with the chip as
+//!   fallback.
 //!
 //! ```
 //! use telemetry_device::{Action, Config, Device, FrameKind};

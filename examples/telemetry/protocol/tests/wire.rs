@@ -75,26 +75,9 @@ fn negative_fractional_and_exponent_numbers_decode() {
     );
 }
 
-#[test]
-fn a_full_update_with_the_longest_names_fits_in_max_message_len() {
-    let device_id = "d".repeat(MAX_DEVICE_ID_LEN);
-    let mut update = RealTimeDataUpdate::new(&device_id, u32::MAX, u64::MAX).unwrap();
-    for i in 0..MAX_METRICS {
-        let name = format!("{i:0>width$}", width = MAX_METRIC_NAME_LEN);
-        update
-            .push_reading(&name, -1.234_567_890_123_456_7e-300)
-            .unwrap();
-    }
-    let json = encode_to_string(&update);
-    assert!(json.len() <= MAX_MESSAGE_LEN, "{} bytes", json.len());
-    assert_eq!(
-        decode::<RealTimeDataUpdate>(json.as_bytes()).unwrap(),
-        update
-    );
-}
-
-#[test]
-fn a_full_update_with_the_longest_reset_reason_still_fits_in_max_message_len() {
+/// The largest update the protocol allows: the longest device id, 32 metrics with the
+/// longest names and the longest number text.
+fn largest_update() -> RealTimeDataUpdate {
     let device_id = "d".repeat(MAX_DEVICE_ID_LEN);
     let mut update = RealTimeDataUpdate::new(&device_id, u32::MAX, u64::MAX).unwrap();
     for i in 0..MAX_METRICS {
@@ -104,14 +87,29 @@ fn a_full_update_with_the_longest_reset_reason_still_fits_in_max_message_len() {
             .unwrap();
     }
     update
-        .set_reset_reason(&"r".repeat(MAX_RESET_REASON_LEN))
-        .unwrap();
-    let json = encode_to_string(&update);
+}
+
+fn assert_fits_and_round_trips(update: &RealTimeDataUpdate) {
+    let json = encode_to_string(update);
     assert!(json.len() <= MAX_MESSAGE_LEN, "{} bytes", json.len());
     assert_eq!(
-        decode::<RealTimeDataUpdate>(json.as_bytes()).unwrap(),
+        &decode::<RealTimeDataUpdate>(json.as_bytes()).unwrap(),
         update
     );
+}
+
+#[test]
+fn a_full_update_with_the_longest_names_fits_in_max_message_len() {
+    assert_fits_and_round_trips(&largest_update());
+}
+
+#[test]
+fn a_full_update_with_the_longest_reset_reason_still_fits_in_max_message_len() {
+    let mut update = largest_update();
+    update
+        .set_reset_reason(&"r".repeat(MAX_RESET_REASON_LEN))
+        .unwrap();
+    assert_fits_and_round_trips(&update);
 }
 
 #[test]
