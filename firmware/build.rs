@@ -1,9 +1,13 @@
-//! Build-time configuration and the embedded root certificates.
+//! Build-time defaults, the build time and the embedded root certificates.
 //!
-//! - `WIFI_SSID`, `WIFI_PASSWORD`, `WSGW_URL`, `DEVICE_ID` and optional `DEVICE_TOKEN`
-//!   are read from the environment (safe dummies when unset, so CI builds) and checked
-//!   here, with the same code the device uses, so a bad URL or id fails the build
-//!   instead of the device.
+//! - `WIFI_SSID`, `WIFI_PASSWORD`, `WSGW_URL`, `DEVICE_ID`, `DEVICE_TOKEN`, `I2C_SDA`,
+//!   `I2C_SCL` and `SAMPLE_INTERVAL_MS` are optional defaults for the settings a
+//!   device can also be given on its serial console (stored in flash, which wins).
+//!   Each one set is checked here with the device's own rules, so a bad value fails
+//!   the build instead of the device. Unset ones stay unset: a device without an SSID,
+//!   URL or device id says so on the console and does not connect.
+//! - The build time (`SOURCE_DATE_EPOCH` when set, for reproducible builds) is the
+//!   floor of the device's wall clock: no certificate check uses an earlier time.
 //! - Amazon Root CA 1–4 and Starfield Services Root Certificate Authority – G2 (the
 //!   roots API Gateway's certificates chain to) are taken from Mozilla's root store as
 //!   shipped by the `webpki-root-certs` crate and written as a PEM bundle into
@@ -14,7 +18,9 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::PathBuf;
 
-use telemetry_device::{Config, Endpoint};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use telemetry_device::SettingKey;
 
 /// The roots API Gateway's (and most of AWS's) server certificates chain to.
 const ROOTS: [&str; 5] = [
@@ -25,51 +31,54 @@ const ROOTS: [&str; 5] = [
     "Starfield Services Root Certificate Authority - G2",
 ];
 
-fn setting(name: &str, dummy: &str) -> String {
-    println!("cargo:rerun-if-env-changed={name}");
-    match env::var(name) {
-        Ok(value) if !value.is_empty() => value,
-        _ => {
-            if !dummy.is_empty() {
-                println!(
-                    "cargo:warning={name} is not set: building with the placeholder {dummy:?}"
-                );
-            }
-            dummy.to_owned()
-        }
-    }
-}
+/// Build-time variable → setting it is the default of → value when unset.
+const DEFAULTS: [(&str, SettingKey, &str); 8] = [
+    ("WIFI_SSID", SettingKey::WifiSsid, ""),
+    ("WIFI_PASSWORD", SettingKey::WifiPassword, ""),
+    ("WSGW_URL", SettingKey::Url, ""),
+    ("DEVICE_ID", SettingKey::DeviceId, ""),
+    ("DEVICE_TOKEN", SettingKey::Token, ""),
+    ("I2C_SDA", SettingKey::I2cSda, "4"),
+    ("I2C_SCL", SettingKey::I2cScl, "5"),
+    ("SAMPLE_INTERVAL_MS", SettingKey::SampleIntervalMs, ""),
+];
 
 fn main() {
-    let ssid = setting("WIFI_SSID", "wsgw-demo");
-    let password = setting("WIFI_PASSWORD", "");
-    let url = setting("WSGW_URL", "ws://192.168.1.10:8080");
-    let device_id = setting("DEVICE_ID", "esp32-c3-01");
-    println!("cargo:rerun-if-env-changed=DEVICE_TOKEN");
-    let token = env::var("DEVICE_TOKEN").unwrap_or_default();
-
-    if ssid.len() > 32 {
-        panic!("WIFI_SSID is {} bytes; Wi-Fi allows at most 32", ssid.len());
+    let mut unset = Vec::new();
+    for (variable, key, fallback) in DEFAULTS {
+        println!("cargo:rerun-if-env-changed={variable}");
+        let value = env::var(variable).unwrap_or_default();
+        let value = if value.is_empty() {
+            fallback
+        } else {
+            value.as_str()
+        };
+        if value.is_empty() {
+            if key.is_required() {
+                unset.push(variable);
+            }
+        } else if let Err(error) = key.validate(value) {
+            panic!("{variable}: {error}");
+        }
+        println!("cargo:rustc-env=FW_DEFAULT_{variable}={value}");
     }
-    if password.len() > 64 || (!password.is_empty() && password.len() < 8) {
-        panic!("WIFI_PASSWORD must be empty (open network) or 8-64 bytes");
+    if !unset.is_empty() {
+        println!(
+            "cargo:warning={} not set: the device needs them from its serial console (see README.md, Provisioning)",
+            unset.join(", ")
+        );
     }
-    let endpoint = Endpoint::parse(&url).unwrap_or_else(|e| panic!("WSGW_URL {url:?}: {e}"));
-    Config::new(&device_id).unwrap_or_else(|e| panic!("DEVICE_ID {device_id:?}: {e}"));
-    let token = (!token.is_empty()).then_some(token.as_str());
-    endpoint
-        .device_target(&device_id, token)
-        .unwrap_or_else(|e| panic!("WSGW_URL with DEVICE_ID and DEVICE_TOKEN: {e}"));
-
-    for (name, value) in [
-        ("FW_WIFI_SSID", ssid.as_str()),
-        ("FW_WIFI_PASSWORD", password.as_str()),
-        ("FW_WSGW_URL", url.as_str()),
-        ("FW_DEVICE_ID", device_id.as_str()),
-        ("FW_DEVICE_TOKEN", token.unwrap_or("")),
-    ] {
-        println!("cargo:rustc-env={name}={value}");
-    }
+    println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
+    let build_s = env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        });
+    println!("cargo:rustc-env=FW_BUILD_UNIX_S={build_s}");
 
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     fs::write(out.join("amazon_roots.pem"), amazon_roots_pem()).expect("writes the PEM bundle");
@@ -79,7 +88,10 @@ fn main() {
     // scripts the flags in effect, so the script is added here only when they lack it.
     println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
     let rustflags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
-    if !rustflags.split('\u{1f}').any(|flag| flag.contains("-Tlinkall.x")) {
+    if !rustflags
+        .split('\u{1f}')
+        .any(|flag| flag.contains("-Tlinkall.x"))
+    {
         println!("cargo:rustc-link-arg=-Tlinkall.x");
     }
     println!("cargo:rerun-if-changed=build.rs");

@@ -25,8 +25,22 @@ pub const OVERRIDING_VARIABLES: [&str; 5] = [
     "CARGO_BUILD_TARGET",
 ];
 
-/// Adds the target when missing, installs `pkg-config` and `libudev-dev` with apt-get
-/// when missing (espflash links libudev), and installs espflash once.
+/// Debian packages the firmware build needs: `pkg-config` and `libudev-dev` for
+/// espflash (it links libudev); `clang`, `libclang-dev`, `cmake` and `ninja-build` for
+/// mbedtls-rs-sys, which compiles mbedTLS from source for the firmware's feature set
+/// (`hook-wall-clock`, only the client suites it needs, a 4 KiB outgoing buffer)
+/// instead of linking its prebuilt all-suites library.
+pub const APT_PACKAGES: [&str; 6] = [
+    "pkg-config",
+    "libudev-dev",
+    "clang",
+    "libclang-dev",
+    "cmake",
+    "ninja-build",
+];
+
+/// Adds the target when missing, installs [`APT_PACKAGES`] with apt-get when missing,
+/// and installs espflash once.
 pub const SETUP: &str = r#"set -eu
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 if rustup target list --installed | grep -qx riscv32imc-unknown-none-elf; then
@@ -35,7 +49,7 @@ else
   rustup target add riscv32imc-unknown-none-elf
 fi
 missing=""
-for package in pkg-config libudev-dev; do
+for package in pkg-config libudev-dev clang libclang-dev cmake ninja-build; do
   dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"
 done
 if [ -n "$missing" ]; then
@@ -77,7 +91,7 @@ pub fn firmware_steps(root: &Path) -> Vec<Step> {
     let dir = root.join(FIRMWARE_DIR);
     vec![
         Step::run(
-            "firmware toolchain: riscv32imc target, pkg-config and libudev-dev, espflash (installed once)",
+            "firmware toolchain: riscv32imc target, apt packages (libudev for espflash; clang, cmake, ninja for mbedTLS), espflash (installed once)",
             Cmd::new("sh").args(["-c", SETUP]).current_dir(&dir),
         ),
         // The `cargo` on PATH (rustup's proxy) honours firmware/rust-toolchain.toml, unless
@@ -134,6 +148,16 @@ mod tests {
         let build = steps[1].cmd().to_string();
         for name in OVERRIDING_VARIABLES {
             assert!(build.contains(&format!("-u {name} ")), "{build}");
+        }
+    }
+
+    #[test]
+    fn the_setup_installs_every_apt_package_the_build_needs() {
+        for package in APT_PACKAGES {
+            assert!(
+                SETUP.contains(&format!(" {package}")),
+                "{package} is not installed by SETUP"
+            );
         }
     }
 

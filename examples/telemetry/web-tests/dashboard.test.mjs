@@ -132,29 +132,48 @@ async function startDevice(wsUrl, deviceId, t) {
     { wsUrl, deviceId },
   );
   return {
-    async send(count, everyMs) {
+    /** Sends `count` readings `everyMs` apart; the first carries `resetReason` if given. */
+    async send(count, everyMs, resetReason) {
       await page.evaluate(
-        async ({ deviceId, count, everyMs }) => {
+        async ({ deviceId, count, everyMs, resetReason }) => {
           for (let i = 0; i < count; i++) {
             const seq = window.device.seq++;
-            window.device.socket.send(JSON.stringify({
+            const update = {
               action: "RealTimeDataUpdate", device_id: deviceId, seq, ts_ms: Date.now(),
               readings: {
                 temperature_c: 22 + Math.sin(seq / 3) * 1.5,
                 humidity_pct: 40 + Math.cos(seq / 5) * 4,
                 rssi_dbm: -60 - (seq % 7),
               },
-            }));
+            };
+            if (i === 0 && resetReason) update.reset_reason = resetReason;
+            window.device.socket.send(JSON.stringify(update));
             await new Promise((r) => setTimeout(r, everyMs));
           }
         },
-        { deviceId, count, everyMs },
+        { deviceId, count, everyMs, resetReason: resetReason || null },
       );
     },
     controls: () => page.evaluate(() => window.device.controls),
     errors: () => page.evaluate(() => window.device.errors),
   };
 }
+
+test("a device's restart and its reason show on its card", async (t) => {
+  const server = await startTelemetry();
+  t.after(() => server.stop());
+  const page = await openDashboard(server.http, t);
+  await page.locator("#interval-state", { hasText: "every 1 s" }).waitFor({ timeout: WAIT });
+  const device = await startDevice(server.ws, "esp32-reboot", t);
+  await device.send(1, 0, "watchdog");
+  const meta = page.locator('article.device[data-device="esp32-reboot"] .device-meta');
+  await meta.filter({ hasText: "(watchdog)" }).waitFor({ timeout: WAIT });
+  assert.match(await meta.textContent(), /^seq 0 · .* · restarted .* \(watchdog\)$/);
+  // Later readings (no reason) keep the last restart on show.
+  await device.send(3, 1100);
+  await meta.filter({ hasText: "seq 3" }).waitFor({ timeout: WAIT });
+  assert.match(await meta.textContent(), /restarted .* \(watchdog\)$/);
+});
 
 async function livePoints(page, device, metric) {
   return page.evaluate(([d, m]) => window.telemetryDashboard.livePoints(d, m), [device, metric]);

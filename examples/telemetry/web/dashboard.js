@@ -213,7 +213,7 @@
     const card = document.getElementById("device-card").content.firstElementChild.cloneNode(true);
     card.dataset.device = id;
     card.querySelector(".device-id").textContent = id;
-    device = { card, meta: card.querySelector(".device-meta"), chartsEl: card.querySelector(".charts"), charts: new Map(), lastSeq: null, lastTs: null };
+    device = { card, meta: card.querySelector(".device-meta"), chartsEl: card.querySelector(".charts"), charts: new Map(), lastSeq: null, lastTs: null, restart: null };
     const cards = [...ui.live.children];
     const before = cards.find((c) => c.dataset.device > id);
     ui.live.insertBefore(card, before || null);
@@ -237,11 +237,16 @@
     for (const [metric, value] of Object.entries(reading.readings || {})) {
       if (typeof value === "number" && Number.isFinite(value)) chartFor(device, metric).add(reading.ts_ms, value, redraw);
     }
+    // The first reading after a device restarted says why (reset_reason).
+    if (typeof reading.reset_reason === "string" && (!device.restart || reading.ts_ms >= device.restart.ts)) {
+      device.restart = { reason: reading.reset_reason, ts: reading.ts_ms };
+    }
     if (device.lastTs === null || reading.ts_ms >= device.lastTs) {
       device.lastSeq = reading.seq;
       device.lastTs = reading.ts_ms;
-      device.meta.textContent = `seq ${reading.seq} · ${formatTime(reading.ts_ms, false)}`;
     }
+    const restarted = device.restart ? ` · restarted ${formatTime(device.restart.ts, false)} (${device.restart.reason})` : "";
+    device.meta.textContent = `seq ${device.lastSeq} · ${formatTime(device.lastTs, false)}${restarted}`;
   }
 
   // ------------------------------------------------------------------ REST

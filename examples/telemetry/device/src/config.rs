@@ -3,7 +3,8 @@
 use core::fmt;
 
 use telemetry_protocol::{
-    validate_device_id, validate_sample_interval, DeviceId, DEFAULT_SAMPLE_INTERVAL_MS,
+    validate_device_id, validate_reset_reason, validate_sample_interval, DeviceId, ResetReason,
+    DEFAULT_SAMPLE_INTERVAL_MS,
 };
 
 use crate::backoff::BackoffConfig;
@@ -49,6 +50,16 @@ pub struct Config {
     /// Seed of the jitter generator: the firmware passes a hardware random number,
     /// tests a constant.
     pub seed: u64,
+    /// How long to wait before trying again when the network is not up yet (no
+    /// Wi-Fi or DHCP lease). Default 1 s. Such waits are not failures: the backoff
+    /// does not grow.
+    pub network_poll_ms: u32,
+    /// Why the device started ([`crate::reset_reason`]): sent with the first reading
+    /// (again if that reading had to be resent). `None`: not reported.
+    pub reset_reason: Option<ResetReason>,
+    /// Unix time (ms) the firmware was built: the wall clock never goes below it
+    /// ([`crate::WallClock`]). Default 0.
+    pub build_time_ms: u64,
 }
 
 /// Why a configuration was refused.
@@ -62,6 +73,8 @@ pub enum ConfigError {
     HeartbeatInterval,
     /// The maximum connection age is zero or beyond API Gateway's 2-hour limit.
     MaxConnectionAge,
+    /// Not a protocol reset reason (1–32 of `[a-z0-9_]`).
+    ResetReason,
     /// A zero buffer limit: every offline reading would be lost.
     BufferLimit,
 }
@@ -78,6 +91,7 @@ impl fmt::Display for ConfigError {
                 "the maximum connection age must be above 0 and at most 2 hours"
             }
             ConfigError::BufferLimit => "the offline buffer limit must be at least 1",
+            ConfigError::ResetReason => "the reset reason must be 1-32 characters of a-z 0-9 _",
         })
     }
 }
@@ -101,6 +115,9 @@ impl Config {
             resend_window_ms: 2_000,
             connect_timeout_ms: 20_000,
             seed: 0x5EED_0FDE_C1CE,
+            network_poll_ms: 1_000,
+            reset_reason: None,
+            build_time_ms: 0,
         })
     }
 
@@ -158,6 +175,27 @@ impl Config {
         self
     }
 
+    /// Sets the wait while the network is not up.
+    pub fn with_network_poll_ms(mut self, ms: u32) -> Self {
+        self.network_poll_ms = ms;
+        self
+    }
+
+    /// Reports `reason` with the first reading (checked by [`validate`](Self::validate)).
+    pub fn with_reset_reason(mut self, reason: &str) -> Self {
+        let mut text = ResetReason::new();
+        // Too long: left empty, which validate refuses.
+        let _ = text.push_str(reason);
+        self.reset_reason = Some(text);
+        self
+    }
+
+    /// Sets the build time (Unix ms), the wall clock's floor.
+    pub fn with_build_time_ms(mut self, ms: u64) -> Self {
+        self.build_time_ms = ms;
+        self
+    }
+
     /// Checks every setting.
     pub fn validate(&self) -> Result<(), ConfigError> {
         validate_device_id(&self.device_id).map_err(|_| ConfigError::DeviceId)?;
@@ -175,6 +213,9 @@ impl Config {
         }
         if self.buffer_limit == Some(0) {
             return Err(ConfigError::BufferLimit);
+        }
+        if let Some(reason) = &self.reset_reason {
+            validate_reset_reason(reason).map_err(|_| ConfigError::ResetReason)?;
         }
         Ok(())
     }
@@ -218,6 +259,14 @@ mod tests {
                 ConfigError::MaxConnectionAge,
             ),
             (ok.clone().with_buffer_limit(0), ConfigError::BufferLimit),
+            (
+                ok.clone().with_reset_reason("Panic!"),
+                ConfigError::ResetReason,
+            ),
+            (
+                ok.clone().with_reset_reason(&"r".repeat(40)),
+                ConfigError::ResetReason,
+            ),
         ];
         for (config, error) in cases {
             assert_eq!(config.validate(), Err(error));

@@ -9,6 +9,7 @@ use telemetry_protocol::{
 };
 
 use crate::backoff::Backoff;
+use crate::clock::{ClockRejected, WallClock};
 use crate::config::{Config, ConfigError};
 use crate::rng::SplitMix64;
 
@@ -211,6 +212,9 @@ pub struct Stats {
     pub cloud_errors: u32,
     /// Frames that were not protocol messages.
     pub malformed_frames: u32,
+    /// Connection attempts put off because the network was not up yet (no Wi-Fi or
+    /// no DHCP lease): not failures, no backoff.
+    pub network_waits: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,7 +254,9 @@ pub struct Device<const N: usize> {
     in_flight: Option<FrameKind>,
     pending_ack: Option<u32>,
     next_backlog_at: u64,
-    clock_offset_ms: Option<i64>,
+    clock: WallClock,
+    reset_reason_pending: bool,
+    reset_reason_seq: Option<u32>,
     stats: Stats,
 }
 
@@ -277,7 +283,9 @@ impl<const N: usize> Device<N> {
             in_flight: None,
             pending_ack: None,
             next_backlog_at: now_ms,
-            clock_offset_ms: None,
+            clock: WallClock::new(config.build_time_ms),
+            reset_reason_pending: config.reset_reason.is_some(),
+            reset_reason_seq: None,
             stats: Stats::default(),
             config,
         })
@@ -328,10 +336,21 @@ impl<const N: usize> Device<N> {
         self.next_seq
     }
 
-    /// Unix time in milliseconds at device uptime `now_ms`, once a connection told the
-    /// device the time.
+    /// Unix time in milliseconds at device uptime `now_ms`, once SNTP or a
+    /// connection's `Date` told the device the time.
     pub fn unix_time_ms(&self, now_ms: u64) -> Option<u64> {
-        unix_ms(self.clock_offset_ms, now_ms)
+        self.clock.now_ms(now_ms)
+    }
+
+    /// The wall clock (for certificate checks: [`WallClock::certificate_time_ms`]).
+    pub fn clock(&self) -> &WallClock {
+        &self.clock
+    }
+
+    /// An SNTP server said it is `unix_ms` at uptime `now_ms`; see
+    /// [`WallClock::on_sntp`] for when that is not believed.
+    pub fn on_sntp(&mut self, now_ms: u64, unix_ms: u64) -> Result<(), ClockRejected> {
+        self.clock.on_sntp(now_ms, unix_ms)
     }
 
     /// The next thing to do at `now_ms`. Frames to send are written into `out`, which
@@ -401,11 +420,11 @@ impl<const N: usize> Device<N> {
             self.pending_ack = None;
         }
         while now_ms >= self.next_backlog_at {
-            let offset = self.clock_offset_ms;
+            let clock = self.clock;
             match self.buffer.front_mut() {
                 None => break,
                 Some(front) if front.ts_ms == 0 => {
-                    front.ts_ms = unix_ms(offset, front.taken_at_ms).unwrap_or(0);
+                    front.ts_ms = clock.now_ms(front.taken_at_ms).unwrap_or(0);
                 }
                 Some(_) => {}
             }
@@ -451,6 +470,11 @@ impl<const N: usize> Device<N> {
             RealTimeDataUpdate::new(&self.config.device_id, sample.seq, sample.ts_ms).ok()?;
         for (name, value) in &sample.readings {
             update.push_reading(name, *value).ok()?;
+        }
+        if self.reset_reason_pending {
+            if let Some(reason) = &self.config.reset_reason {
+                update.set_reset_reason(reason).ok()?;
+            }
         }
         encode(&update, out).ok()
     }
@@ -506,9 +530,26 @@ impl<const N: usize> Device<N> {
         self.in_flight = None;
         self.next_backlog_at = now_ms;
         if let Some(server_ms) = server_time_ms {
-            self.clock_offset_ms = Some(server_ms as i64 - now_ms as i64);
+            // A Date before the build is a broken server clock: keep what we have.
+            let _ = self.clock.on_server_date(now_ms, server_ms);
         }
         self.stats.connects += 1;
+    }
+
+    /// The connection attempt could not start because the network is not up yet (no
+    /// Wi-Fi or no DHCP lease) at `now_ms`. Not a failure: no backoff, nothing
+    /// counted but [`Stats::network_waits`]; the next attempt is due after
+    /// [`Config::network_poll_ms`].
+    pub fn on_network_unavailable(&mut self, now_ms: u64) {
+        if self.link != LinkState::Connecting {
+            return;
+        }
+        self.stats.connect_attempts = self.stats.connect_attempts.saturating_sub(1);
+        self.stats.network_waits += 1;
+        self.in_flight = None;
+        self.link = LinkState::Offline {
+            retry_at: now_ms + u64::from(self.config.network_poll_ms),
+        };
     }
 
     /// The connection attempt failed (no Wi-Fi, DNS, TCP, TLS, handshake refused or
@@ -564,6 +605,11 @@ impl<const N: usize> Device<N> {
     pub fn on_sent(&mut self, now_ms: u64) {
         match self.in_flight.take() {
             Some(FrameKind::Reading { seq, .. }) => {
+                if self.reset_reason_pending {
+                    // The reason went out with this reading.
+                    self.reset_reason_pending = false;
+                    self.reset_reason_seq = Some(seq);
+                }
                 if self.buffer.front().map(|s| s.seq) == Some(seq) {
                     if let Some(sample) = self.buffer.pop_front() {
                         self.remember_sent(now_ms, sample);
@@ -635,8 +681,13 @@ impl<const N: usize> Device<N> {
             if sent_at + window < now_ms || self.buffer.len() >= self.buffer_limit {
                 break;
             }
+            let seq = sample.seq;
             if self.buffer.push_front(sample).is_err() {
                 break;
+            }
+            if self.reset_reason_seq == Some(seq) {
+                // The reading that carried the reset reason may be lost: send it again.
+                self.reset_reason_pending = true;
             }
             self.stats.readings_resent += 1;
         }
@@ -658,10 +709,6 @@ impl<const N: usize> Device<N> {
             *last_activity = (*last_activity).max(now_ms);
         }
     }
-}
-
-fn unix_ms(offset_ms: Option<i64>, uptime_ms: u64) -> Option<u64> {
-    offset_ms.map(|offset| (uptime_ms as i64).saturating_add(offset).max(0) as u64)
 }
 
 fn check_sample(

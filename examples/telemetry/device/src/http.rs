@@ -81,6 +81,58 @@ pub fn server_time_ms(response_head: &str) -> Option<u64> {
         .map(|ms| ms + 500)
 }
 
+/// A UTC calendar time, what C's `struct tm` holds (the firmware hands it to mbedTLS
+/// for certificate date checks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CivilTime {
+    /// The year, e.g. 2024.
+    pub year: u32,
+    /// 1–12.
+    pub month: u32,
+    /// 1–31.
+    pub day: u32,
+    /// 0–23.
+    pub hour: u32,
+    /// 0–59.
+    pub minute: u32,
+    /// 0–59.
+    pub second: u32,
+    /// Days since Sunday, 0–6.
+    pub weekday: u32,
+    /// Days since 1 January, 0–365.
+    pub yearday: u32,
+}
+
+/// The UTC calendar time of Unix time `unix_ms` (the inverse of
+/// [`parse_http_date`], to the second).
+pub fn civil_from_unix_ms(unix_ms: u64) -> CivilTime {
+    let seconds = unix_ms / 1_000;
+    let days = seconds / 86_400;
+    let of_day = seconds % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = (year_of_era + era * 400 + i64::from(month <= 2)) as u32;
+    CivilTime {
+        year,
+        month,
+        day,
+        hour: (of_day / 3_600) as u32,
+        minute: (of_day % 3_600 / 60) as u32,
+        second: (of_day % 60) as u32,
+        // 1970-01-01 was a Thursday.
+        weekday: ((days + 4) % 7) as u32,
+        yearday: (days - days_from_civil(year, 1, 1)) as u32,
+    }
+}
+
 fn number(s: &str, digits: usize) -> Option<u32> {
     if s.len() != digits || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -187,6 +239,65 @@ mod tests {
             "Wed, 31 Dec 1969 23:59:59 GMT",
         ] {
             assert_eq!(parse_http_date(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn unix_time_becomes_the_calendar_time_mbedtls_checks_certificates_against() {
+        assert_eq!(
+            civil_from_unix_ms(0),
+            CivilTime {
+                year: 1970,
+                month: 1,
+                day: 1,
+                hour: 0,
+                minute: 0,
+                second: 0,
+                weekday: 4,
+                yearday: 0
+            }
+        );
+        assert_eq!(
+            civil_from_unix_ms(1_709_208_000_999),
+            CivilTime {
+                year: 2024,
+                month: 2,
+                day: 29,
+                hour: 12,
+                minute: 0,
+                second: 0,
+                weekday: 4,
+                yearday: 59
+            }
+        );
+        let end_of_2100 = civil_from_unix_ms(4_133_980_799_000);
+        assert_eq!(
+            (end_of_2100.year, end_of_2100.month, end_of_2100.day),
+            (2100, 12, 31)
+        );
+        assert_eq!((end_of_2100.weekday, end_of_2100.yearday), (5, 364));
+    }
+
+    #[test]
+    fn calendar_time_and_http_dates_agree_for_every_day_of_two_centuries() {
+        const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        for day in 0..(200 * 365) {
+            let ms = day * 86_400_000 + 45_296_000; // 12:34:56
+            let t = civil_from_unix_ms(ms);
+            let date = format!(
+                "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+                DAYS[t.weekday as usize],
+                t.day,
+                MONTHS[t.month as usize - 1],
+                t.year,
+                t.hour,
+                t.minute,
+                t.second
+            );
+            assert_eq!(parse_http_date(&date), Some(ms), "{date}");
         }
     }
 

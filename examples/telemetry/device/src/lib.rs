@@ -27,7 +27,24 @@
 //!   last connect ([`http::server_time_ms`]); `ts_ms` is `0` until then, and the cloud
 //!   stamps those on receipt;
 //! - **messages** built with `telemetry-protocol`, the one definition of the wire
-//!   format shared with the cloud.
+//!   format shared with the cloud, the first reading after a boot carrying the
+//!   reset reason ([`Config::reset_reason`]);
+//! - **network waits**: no Wi-Fi or DHCP yet is not a failure
+//!   ([`Device::on_network_unavailable`]).
+//!
+//! Beside the state machine, the firmware's policies, host-tested here so that only
+//! hardware glue stays in `firmware/`:
+//!
+//! - [`WallClock`]: SNTP, the server's `Date`, the build time as floor — the time
+//!   readings and certificate checks use;
+//! - [`settings`] and [`SettingsStore`]: build-time defaults, settings stored in flash
+//!   (sequential-storage), the serial console's commands;
+//! - [`reset_reason`] and [`RestartNote`]: why the device restarted;
+//! - [`TlsFailures`] and [`WatchdogPlan`]: when to restart, how often to feed the
+//!   watchdog;
+//! - [`largest_allocatable`]: a heap's largest free block, probed;
+//! - [`sample_metrics`] and [`SensorSchedule`]: an external sensor with the chip as
+//!   fallback.
 //!
 //! ```
 //! use telemetry_device::{Action, Config, Device, FrameKind};
@@ -60,18 +77,32 @@
 #![warn(missing_docs)]
 
 mod backoff;
+mod boot;
+mod clock;
 mod config;
 mod device;
 mod endpoint;
+mod heap;
 pub mod http;
+mod recovery;
 mod rng;
+mod sensor;
+pub mod settings;
+mod store;
 
 pub use backoff::{Backoff, BackoffConfig};
+pub use boot::{reset_reason, RestartCause, RestartNote};
+pub use clock::{ClockRejected, TimeSource, WallClock, MAX_DISAGREEMENT_MS};
 pub use config::{Config, ConfigError, API_GATEWAY_IDLE_TIMEOUT_MS, API_GATEWAY_MAX_CONNECTION_MS};
 pub use device::{
     Action, CloseReason, Device, FrameKind, Incoming, Link, Outgoing, Sample, SampleError, Stats,
     MAX_SAMPLE_METRICS, RESEND_CAPACITY,
 };
 pub use endpoint::{Endpoint, UrlError, MAX_HOST_LEN, MAX_TARGET_LEN};
+pub use heap::largest_allocatable;
+pub use recovery::{TlsFailure, TlsFailures, TlsVerdict, WatchdogError, WatchdogPlan};
 pub use rng::SplitMix64;
+pub use sensor::{round2, sample_metrics, ClimateReading, SampleInputs, SensorSchedule};
+pub use settings::{Command, IntervalPersistence, SettingError, SettingKey, Settings};
+pub use store::{LoadReport, SettingsStore, StoreError, ITEM_BUFFER_LEN};
 pub use telemetry_protocol;

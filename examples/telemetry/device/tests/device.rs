@@ -791,3 +791,160 @@ fn resends_never_push_unsent_readings_out_of_a_full_buffer() {
     let stats = bench.device.stats();
     assert_eq!((stats.buffered, stats.readings_dropped), (3, 1));
 }
+
+/// Polls until the device waits, answering `Connect` with `connect`.
+fn settle(d: &mut Device<16>, now: u64, connect: &mut impl FnMut(&mut Device<16>)) -> u64 {
+    let mut out = [0u8; MAX_MESSAGE_LEN];
+    for _ in 0..100 {
+        match d.poll(now, &mut out) {
+            Action::Sample => {
+                d.on_sample(now, &[("t", 1.0)]).unwrap();
+            }
+            Action::Connect => connect(d),
+            Action::Wait { until_ms } => return until_ms,
+            other => panic!("{other:?} while offline"),
+        }
+    }
+    panic!("never waits")
+}
+
+#[test]
+fn waiting_for_wi_fi_and_dhcp_is_not_a_failure_and_does_not_grow_the_backoff() {
+    let mut d = device(config().with_network_poll_ms(1_000));
+    // Five minutes before the access point and DHCP answer: an attempt each second.
+    let mut now = 0;
+    let mut attempts = 0;
+    while now < 300_000 {
+        let next = settle(&mut d, now, &mut |d| {
+            attempts += 1;
+            d.on_network_unavailable(now);
+        });
+        assert!(next - now <= 1_000, "polled again within a second at {now}");
+        now = next;
+    }
+    assert!(attempts >= 299, "{attempts}");
+    let stats = d.stats();
+    assert_eq!(stats.connect_failures, 0);
+    assert_eq!(stats.connect_attempts, 0);
+    assert_eq!(stats.network_waits, attempts);
+    // The network is up: the next attempt comes at once and a failure then backs off
+    // from the initial delay, not from minutes of "failures".
+    let mut connected_at = None;
+    settle(&mut d, now, &mut |d| {
+        connected_at = Some(now);
+        d.on_connect_failed(now);
+    });
+    assert!(connected_at.is_some());
+    let Link::Offline { retry_at_ms } = d.link() else {
+        panic!("{:?}", d.link())
+    };
+    assert!(
+        retry_at_ms - now <= 1_000,
+        "first real failure waits the initial backoff, not {} ms",
+        retry_at_ms - now
+    );
+    assert_eq!(d.stats().connect_failures, 1);
+}
+
+#[test]
+fn network_unavailable_is_ignored_unless_connecting() {
+    let mut d = device(config());
+    d.on_network_unavailable(0);
+    assert_eq!(d.stats().network_waits, 0);
+    assert_eq!(d.link(), Link::Offline { retry_at_ms: 0 });
+}
+
+#[test]
+fn a_control_received_while_closing_for_renewal_is_applied_and_acknowledged_after_the_reconnect() {
+    let mut bench = Bench::new(device(
+        config()
+            .with_sample_interval_ms(60_000)
+            .with_max_connection_age_ms(600_000),
+    ));
+    bench.run_until(1_000);
+    assert!(bench.online);
+    let mut out = [0u8; MAX_MESSAGE_LEN];
+    // The renewal deadline passes: the device asks to close.
+    let renew_at = (590_000..=600_000)
+        .step_by(1_000)
+        .find(|t| matches!(bench.device.poll(*t, &mut out), Action::Close(_)))
+        .expect("a renewal within the connection age");
+    assert_eq!(bench.device.link(), Link::Closing);
+    // While the close handshake runs, the dashboard's control arrives.
+    assert_eq!(
+        bench.device.on_text(
+            renew_at + 10,
+            br#"{"type":"control","sample_interval_ms":5000}"#
+        ),
+        Incoming::ControlApplied {
+            sample_interval_ms: 5_000
+        }
+    );
+    assert_eq!(bench.device.sample_interval_ms(), 5_000);
+    bench.online = false;
+    bench.device.on_disconnected(renew_at + 20);
+    bench.take_sent();
+    bench.now = renew_at + 20;
+    bench.run_until(renew_at + 1_000);
+    assert!(bench.online, "renewed at once");
+    let sent = bench.take_sent();
+    assert!(
+        sent.iter()
+            .any(|s| matches!(s, Sent::Ack(ack) if ack.sample_interval_ms == 5_000)),
+        "{sent:?}"
+    );
+}
+
+#[test]
+fn the_first_reading_after_boot_carries_the_reset_reason_and_later_ones_do_not() {
+    let mut bench = Bench::new(device(config().with_reset_reason("watchdog")));
+    bench.run_until(3_000);
+    let readings = bench.readings();
+    assert!(readings.len() >= 3);
+    assert_eq!(readings[0].reset_reason.as_deref(), Some("watchdog"));
+    assert!(readings[1..].iter().all(|r| r.reset_reason.is_none()));
+}
+
+#[test]
+fn a_reset_reason_whose_reading_may_have_been_lost_is_sent_again() {
+    let mut bench = Bench::new(device(
+        config()
+            .with_reset_reason("panic")
+            .with_resend_window_ms(2_000),
+    ));
+    bench.run_until(0);
+    assert_eq!(bench.readings()[0].reset_reason.as_deref(), Some("panic"));
+    // The connection drops right after: the reading is resent, with the reason.
+    bench.drop_connection(500);
+    bench.take_sent();
+    bench.run_until(5_000);
+    let again = bench.readings();
+    assert_eq!(again[0].seq, 0);
+    assert_eq!(again[0].reset_reason.as_deref(), Some("panic"));
+    assert!(again[1..].iter().all(|r| r.reset_reason.is_none()));
+}
+
+#[test]
+fn without_a_reset_reason_no_reading_carries_one() {
+    let mut bench = Bench::new(device(config()));
+    bench.run_until(2_000);
+    assert!(bench.readings().iter().all(|r| r.reset_reason.is_none()));
+}
+
+#[test]
+fn sntp_stamps_readings_before_any_connection_and_a_time_before_the_build_is_refused() {
+    let build = T0 - 86_400_000;
+    let mut d = device(config().with_build_time_ms(build));
+    let mut out = [0u8; MAX_MESSAGE_LEN];
+    assert_eq!(d.unix_time_ms(0), None);
+    assert_eq!(d.clock().certificate_time_ms(0), build);
+    assert!(d.on_sntp(1_000, 0).is_err(), "an unset NTP server's 1970");
+    d.on_sntp(1_000, T0).unwrap();
+    assert_eq!(d.poll(1_000, &mut out), Action::Sample);
+    d.on_sample(1_000, &[("t", 1.0)]).unwrap();
+    assert_eq!(d.buffered().next().unwrap().ts_ms, T0);
+    assert_eq!(d.clock().certificate_time_ms(2_000), T0 + 1_000);
+    // The connection's Date agrees within the tolerance: SNTP stays in charge.
+    d.on_connected(3_000, Some(T0 + 2_400));
+    assert_eq!(d.clock().source(), telemetry_device::TimeSource::Sntp);
+}

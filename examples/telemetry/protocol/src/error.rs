@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     MetricName, DEFAULT_CLIENT_INTERVAL_MS, MAX_DEVICE_ID_LEN, MAX_METRICS, MAX_METRIC_NAME_LEN,
+    MAX_RESET_REASON_LEN,
 };
 
 /// The machine-readable `code` of an [`ErrorReply`](crate::ErrorReply).
@@ -107,6 +108,13 @@ pub enum ProtocolError {
     InvalidControl,
     /// The output buffer cannot hold the encoded message.
     BufferTooSmall,
+    /// See [`validate_reset_reason`](crate::validate_reset_reason).
+    InvalidResetReason,
+    /// Arrays and objects nested deeper than the decoder accepts.
+    TooDeep {
+        /// [`MAX_NESTING_DEPTH`](crate::MAX_NESTING_DEPTH).
+        limit: usize,
+    },
     /// The bytes are not JSON of the expected shape.
     Decode(serde_json_core::de::Error),
 }
@@ -123,6 +131,9 @@ impl ProtocolError {
             ProtocolError::NonFiniteReading { .. } => ErrorCode::NonFiniteReading,
             ProtocolError::InvalidControl => ErrorCode::InvalidControl,
             ProtocolError::BufferTooSmall => ErrorCode::Internal,
+            ProtocolError::InvalidResetReason | ProtocolError::TooDeep { .. } => {
+                ErrorCode::InvalidMessage
+            }
             ProtocolError::Decode(_) => ErrorCode::InvalidMessage,
         }
     }
@@ -158,6 +169,13 @@ impl fmt::Display for ProtocolError {
                 "ControlCmd takes either interval_ms, or device_id and sample_interval_ms",
             ),
             ProtocolError::BufferTooSmall => f.write_str("the output buffer is too small"),
+            ProtocolError::InvalidResetReason => write!(
+                f,
+                "reset_reason must be 1-{MAX_RESET_REASON_LEN} characters of a-z 0-9 _"
+            ),
+            ProtocolError::TooDeep { limit } => {
+                write!(f, "arrays and objects nest deeper than {limit} levels")
+            }
             ProtocolError::Decode(e) => write!(f, "malformed message: {e}"),
         }
     }

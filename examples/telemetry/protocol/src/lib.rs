@@ -77,6 +77,13 @@ pub const MAX_DEVICE_ID_LEN: usize = 64;
 pub const MAX_ERROR_MESSAGE_LEN: usize = 200;
 /// A buffer this large holds any message of this protocol, encoded.
 pub const MAX_MESSAGE_LEN: usize = 2_560;
+/// Longest reset reason, in bytes (`[a-z0-9_]`, not empty).
+pub const MAX_RESET_REASON_LEN: usize = 32;
+/// Deepest nesting of arrays and objects [`decode`] accepts. Every message of
+/// this protocol nests at most 2 deep (`{"readings":{…}}`); the limit leaves room
+/// for unknown fields of newer senders while keeping the decoder's recursion (and
+/// so the stack a device needs) bounded.
+pub const MAX_NESTING_DEPTH: usize = 16;
 
 /// A device id: 1–[`MAX_DEVICE_ID_LEN`] bytes of `[A-Za-z0-9_.:-]`.
 pub type DeviceId = heapless::String<MAX_DEVICE_ID_LEN>;
@@ -84,6 +91,9 @@ pub type DeviceId = heapless::String<MAX_DEVICE_ID_LEN>;
 pub type MetricName = heapless::String<MAX_METRIC_NAME_LEN>;
 /// Metric name → value, at most [`MAX_METRICS`] entries, in insertion order.
 pub type Readings = heapless::LinearMap<MetricName, f64, MAX_METRICS>;
+/// Why a device restarted: 1–[`MAX_RESET_REASON_LEN`] bytes of `[a-z0-9_]`, such as
+/// `power_on`, `watchdog` or `panic` (see [`RealTimeDataUpdate::reset_reason`]).
+pub type ResetReason = heapless::String<MAX_RESET_REASON_LEN>;
 
 /// Checks a dashboard push interval against
 /// [`MIN_CLIENT_INTERVAL_MS`]..=[`MAX_CLIENT_INTERVAL_MS`].
@@ -130,6 +140,55 @@ pub fn validate_device_id(device_id: &str) -> Result<(), ProtocolError> {
         return Err(ProtocolError::InvalidDeviceId);
     }
     Ok(())
+}
+
+/// Checks a reset reason: not empty, at most [`MAX_RESET_REASON_LEN`] bytes, only
+/// `[a-z0-9_]`. The set of reasons is open: a cloud shows the ones it does not know
+/// as they are.
+pub fn validate_reset_reason(reason: &str) -> Result<(), ProtocolError> {
+    if reason.is_empty()
+        || reason.len() > MAX_RESET_REASON_LEN
+        || !reason
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(ProtocolError::InvalidResetReason);
+    }
+    Ok(())
+}
+
+/// How deep arrays and objects nest in `json` (`0` for a scalar, `1` for `{}`),
+/// counting only brackets outside strings. It stops counting once past `limit`
+/// and returns `limit + 1`, so the scan is one pass whatever the input.
+pub fn nesting_depth(json: &[u8], limit: usize) -> usize {
+    let mut depth = 0usize;
+    let mut deepest = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in json {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                if deepest > limit {
+                    return limit + 1;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Checks a metric name: not empty, at most [`MAX_METRIC_NAME_LEN`] bytes,
@@ -182,7 +241,16 @@ pub fn encode<T: serde::Serialize>(message: &T, buf: &mut [u8]) -> Result<usize,
 /// Decodes one JSON message (unknown fields are ignored, string escapes are
 /// resolved). This only checks the shape; call the message's `validate` for
 /// the rules the types cannot express.
+///
+/// JSON nested deeper than [`MAX_NESTING_DEPTH`] is refused before decoding:
+/// serde-json-core skips unknown fields recursively, so a small frame of nested
+/// arrays would otherwise take one stack frame per level.
 pub fn decode<T: serde::de::DeserializeOwned>(json: &[u8]) -> Result<T, ProtocolError> {
+    if nesting_depth(json, MAX_NESTING_DEPTH) > MAX_NESTING_DEPTH {
+        return Err(ProtocolError::TooDeep {
+            limit: MAX_NESTING_DEPTH,
+        });
+    }
     let mut unescape = [0u8; MAX_ERROR_MESSAGE_LEN];
     serde_json_core::from_slice_escaped(json, &mut unescape)
         .map(|(message, _)| message)

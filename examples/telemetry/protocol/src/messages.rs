@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     bounded, decode, tags, validate_client_interval, validate_device_id, validate_metric_name,
-    validate_readings, validate_sample_interval, DeviceId, ErrorCode, MetricName, ProtocolError,
-    Readings, MAX_ERROR_MESSAGE_LEN, MAX_METRICS,
+    validate_readings, validate_reset_reason, validate_sample_interval, DeviceId, ErrorCode,
+    MetricName, ProtocolError, Readings, ResetReason, MAX_ERROR_MESSAGE_LEN, MAX_METRICS,
 };
 
 /// Device → cloud: one sample of every metric the device measures.
@@ -26,6 +26,10 @@ pub struct RealTimeDataUpdate {
     pub ts_ms: u64,
     /// Metric name → value.
     pub readings: Readings,
+    /// Why the device last restarted (`power_on`, `watchdog`, `panic`, …): sent with
+    /// the first reading after a boot, absent otherwise (and from older devices).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_reason: Option<ResetReason>,
 }
 
 impl RealTimeDataUpdate {
@@ -38,7 +42,16 @@ impl RealTimeDataUpdate {
             seq,
             ts_ms,
             readings: Readings::new(),
+            reset_reason: None,
         })
+    }
+
+    /// Marks this update as the first after a restart, for `reason`; refuses a
+    /// reason that is not 1–32 characters of `[a-z0-9_]`.
+    pub fn set_reset_reason(&mut self, reason: &str) -> Result<(), ProtocolError> {
+        validate_reset_reason(reason)?;
+        self.reset_reason = Some(bounded(reason, ProtocolError::InvalidResetReason)?);
+        Ok(())
     }
 
     /// Adds (or replaces) one metric; refuses bad names, non-finite values
@@ -66,9 +79,12 @@ impl RealTimeDataUpdate {
     }
 
     /// Everything the types cannot express: the device id's characters,
-    /// metric names, finite values.
+    /// metric names, finite values, the reset reason's characters.
     pub fn validate(&self) -> Result<(), ProtocolError> {
         validate_device_id(&self.device_id)?;
+        if let Some(reason) = &self.reset_reason {
+            validate_reset_reason(reason)?;
+        }
         validate_readings(&self.readings)
     }
 }
@@ -275,6 +291,9 @@ pub struct Reading {
     pub ts_ms: u64,
     /// Metric name → value.
     pub readings: Readings,
+    /// The device's reset reason, on its first reading after a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_reason: Option<ResetReason>,
 }
 
 impl Reading {
@@ -286,6 +305,7 @@ impl Reading {
             seq: update.seq,
             ts_ms,
             readings: update.readings.clone(),
+            reset_reason: update.reset_reason.clone(),
         }
     }
 }

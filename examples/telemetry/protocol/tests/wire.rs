@@ -75,8 +75,9 @@ fn negative_fractional_and_exponent_numbers_decode() {
     );
 }
 
-#[test]
-fn a_full_update_with_the_longest_names_fits_in_max_message_len() {
+/// The largest update the protocol allows: the longest device id, 32 metrics with the
+/// longest names and the longest number text.
+fn largest_update() -> RealTimeDataUpdate {
     let device_id = "d".repeat(MAX_DEVICE_ID_LEN);
     let mut update = RealTimeDataUpdate::new(&device_id, u32::MAX, u64::MAX).unwrap();
     for i in 0..MAX_METRICS {
@@ -85,11 +86,158 @@ fn a_full_update_with_the_longest_names_fits_in_max_message_len() {
             .push_reading(&name, -1.234_567_890_123_456_7e-300)
             .unwrap();
     }
-    let json = encode_to_string(&update);
+    update
+}
+
+fn assert_fits_and_round_trips(update: &RealTimeDataUpdate) {
+    let json = encode_to_string(update);
     assert!(json.len() <= MAX_MESSAGE_LEN, "{} bytes", json.len());
     assert_eq!(
-        decode::<RealTimeDataUpdate>(json.as_bytes()).unwrap(),
+        &decode::<RealTimeDataUpdate>(json.as_bytes()).unwrap(),
         update
+    );
+}
+
+#[test]
+fn a_full_update_with_the_longest_names_fits_in_max_message_len() {
+    assert_fits_and_round_trips(&largest_update());
+}
+
+#[test]
+fn a_full_update_with_the_longest_reset_reason_still_fits_in_max_message_len() {
+    let mut update = largest_update();
+    update
+        .set_reset_reason(&"r".repeat(MAX_RESET_REASON_LEN))
+        .unwrap();
+    assert_fits_and_round_trips(&update);
+}
+
+#[test]
+fn the_first_update_after_a_boot_carries_its_reset_reason_and_the_dashboard_sees_it() {
+    let mut update = sample_update();
+    update.set_reset_reason("watchdog").unwrap();
+    let json: serde_json::Value = serde_json::from_str(&encode_to_string(&update)).unwrap();
+    assert_eq!(json["reset_reason"], "watchdog");
+    let back: RealTimeDataUpdate = decode(encode_to_string(&update).as_bytes()).unwrap();
+    back.validate().unwrap();
+    assert_eq!(back.reset_reason.as_deref(), Some("watchdog"));
+    assert_eq!(
+        serde_json::to_value(Reading::from_update(&back, 42)).unwrap()["reset_reason"],
+        "watchdog"
+    );
+}
+
+#[test]
+fn updates_without_a_reset_reason_keep_their_old_shape_both_ways() {
+    // An older device's message (no field) still decodes, on both decoders...
+    let old = r#"{"action":"RealTimeDataUpdate","device_id":"esp32-01","seq":17,"ts_ms":1732230000000,"readings":{"temperature_c":23.5,"humidity_pct":41.0}}"#;
+    let core: RealTimeDataUpdate = decode(old.as_bytes()).unwrap();
+    let host: RealTimeDataUpdate = serde_json::from_str(old).unwrap();
+    assert_eq!(core, host);
+    assert_eq!(core.reset_reason, None);
+    // ...and an update without one encodes exactly as before (no null field).
+    assert_eq!(encode_to_string(&core), old);
+    assert!(!serde_json::to_string(&Reading::from_update(&core, 1))
+        .unwrap()
+        .contains("reset_reason"));
+}
+
+#[test]
+fn reset_reasons_are_short_lowercase_words() {
+    for good in [
+        "power_on",
+        "watchdog",
+        "panic",
+        "tls_failures",
+        "brownout",
+        "x1",
+    ] {
+        validate_reset_reason(good).unwrap();
+    }
+    for bad in [
+        "",
+        "Watchdog",
+        "a b",
+        "<script>",
+        "ünï",
+        &"r".repeat(MAX_RESET_REASON_LEN + 1),
+    ] {
+        assert_eq!(
+            validate_reset_reason(bad),
+            Err(ProtocolError::InvalidResetReason),
+            "{bad:?}"
+        );
+    }
+    let mut update = sample_update();
+    assert_eq!(
+        update.set_reset_reason("Not Valid"),
+        Err(ProtocolError::InvalidResetReason)
+    );
+    let forged = r#"{"action":"RealTimeDataUpdate","device_id":"d","seq":0,"ts_ms":0,"readings":{"t":1},"reset_reason":"<b>x</b>"}"#;
+    let update: RealTimeDataUpdate = serde_json::from_str(forged).unwrap();
+    assert_eq!(update.validate(), Err(ProtocolError::InvalidResetReason));
+    assert_eq!(
+        ProtocolError::InvalidResetReason.code(),
+        ErrorCode::InvalidMessage
+    );
+}
+
+#[test]
+fn deeply_nested_frames_are_refused_before_decoding() {
+    // 2 KB of nested arrays in an unknown field: what the device's decoder would
+    // otherwise recurse into, one stack frame per level.
+    let levels = 1_000;
+    let frame = format!(
+        r#"{{"type":"control","x":{}{},"sample_interval_ms":2000}}"#,
+        "[".repeat(levels),
+        "]".repeat(levels)
+    );
+    assert_eq!(
+        CloudToDevice::decode(frame.as_bytes()),
+        Err(ProtocolError::TooDeep {
+            limit: MAX_NESTING_DEPTH
+        })
+    );
+    // Far deeper than any stack could take: refused in one pass, no recursion.
+    let huge = "[".repeat(1_000_000);
+    assert!(matches!(
+        decode::<Control>(huge.as_bytes()),
+        Err(ProtocolError::TooDeep { .. })
+    ));
+    assert_eq!(
+        ProtocolError::TooDeep { limit: 16 }.code(),
+        ErrorCode::InvalidMessage
+    );
+}
+
+#[test]
+fn nesting_up_to_the_limit_is_accepted_and_brackets_in_strings_do_not_count() {
+    let nested = |levels: usize| {
+        format!(
+            r#"{{"type":"control","x":{}{},"sample_interval_ms":2000}}"#,
+            "[".repeat(levels),
+            "]".repeat(levels)
+        )
+    };
+    let control = CloudToDevice::Control(Control::new(2000).unwrap());
+    // The message object is one level: MAX_NESTING_DEPTH - 1 more fit.
+    assert_eq!(
+        CloudToDevice::decode(nested(MAX_NESTING_DEPTH - 1).as_bytes()),
+        Ok(control.clone())
+    );
+    assert!(CloudToDevice::decode(nested(MAX_NESTING_DEPTH).as_bytes()).is_err());
+    let strings = format!(
+        r#"{{"type":"control","note":"{}\"{}","sample_interval_ms":2000}}"#,
+        "[".repeat(40),
+        "{".repeat(40)
+    );
+    assert_eq!(CloudToDevice::decode(strings.as_bytes()), Ok(control));
+    assert_eq!(nesting_depth(br#"{"a":[1,{"b":[]}]}"#, 16), 4);
+    assert_eq!(nesting_depth(b"42", 16), 0);
+    assert_eq!(
+        nesting_depth(b"[[[[", 2),
+        3,
+        "stops counting past the limit"
     );
 }
 

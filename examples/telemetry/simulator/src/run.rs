@@ -171,7 +171,12 @@ pub(crate) async fn device(
             Action::Close(reason) => {
                 if let Some(ws) = socket.take() {
                     tracing::info!(device_id = id, ?reason, "renewing the connection");
-                    close(ws, "renewing").await;
+                    // A control arriving while the close handshake runs is applied (and
+                    // acknowledged on the next connection), not discarded.
+                    close(ws, "renewing", |text| {
+                        device.on_text(uptime.now(), text.as_bytes());
+                    })
+                    .await;
                 }
                 device.on_disconnected(uptime.now());
             }
@@ -240,21 +245,26 @@ pub(crate) async fn device(
     }
 
     if let Some(ws) = socket.take() {
-        close(ws, "shutting down").await;
+        close(ws, "shutting down", |_| {}).await;
     }
     publish(&report, &device, false);
     tracing::info!(device_id = id, stats = ?device.stats(), "stopped");
 }
 
-/// Sends a close frame (1000) and waits briefly for the gateway's answer.
-async fn close(mut ws: Socket, reason: &'static str) {
+/// Sends a close frame (1000) and waits briefly for the gateway's answer, handing
+/// any text message that arrives meanwhile to `on_text`.
+async fn close(mut ws: Socket, reason: &'static str, mut on_text: impl FnMut(&str)) {
     let frame = CloseFrame {
         code: CloseCode::Normal,
         reason: reason.into(),
     };
     if ws.close(Some(frame)).await.is_ok() {
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
-            while let Some(Ok(_)) = ws.next().await {}
+            while let Some(Ok(message)) = ws.next().await {
+                if let Message::Text(text) = message {
+                    on_text(text.as_str());
+                }
+            }
         })
         .await;
     }
