@@ -31,7 +31,7 @@ fn router(
                 .await?;
             Ok(Reply::ok())
         })
-        .route("whisper", |ctx: Context, request: Request| async move {
+        .two_way_route("whisper", |ctx: Context, request: Request| async move {
             let to: Value = request.json()?;
             let to = wsgw_core::ConnectionId::new(to["to"].as_str().unwrap_or_default());
             ctx.sink()

@@ -167,7 +167,7 @@ fn app() -> LambdaApp {
     let mut sink = MockMessageSink::new();
     sink.expect_send().returning(|_, _| Ok(()));
     let router = Router::new(Arc::new(MockConnectionStore::new()), Arc::new(sink))
-        .route(
+        .two_way_route(
             "sendmessage",
             |_ctx: Context, request: Request| async move {
                 Reply::json(&json!({"echo": request.json::<Value>()?["message"]}))

@@ -31,7 +31,7 @@ async fn whoami(_ctx: Context, request: Request) -> wsgw_core::Result<Reply> {
 }
 
 async fn gateway() -> RunningGateway {
-    LocalGateway::build(|store, sink| Router::new(store, sink).route("whoami", whoami))
+    LocalGateway::build(|store, sink| Router::new(store, sink).two_way_route("whoami", whoami))
         .limits(Limits::default().max_message_bytes(LIMIT))
         .bind("127.0.0.1:0".parse().unwrap())
         .await
@@ -150,7 +150,7 @@ async fn handlers_broadcast_through_the_sdk_sink_into_the_same_gateway() {
             ctx.store().delete(&request.connection_id).await?;
             Ok(Reply::ok())
         })
-        .route("shout", |ctx: Context, request: Request| async move {
+        .two_way_route("shout", |ctx: Context, request: Request| async move {
             let report = ctx
                 .broadcast_to_group("all", request.body.as_ref().unwrap())
                 .await?;

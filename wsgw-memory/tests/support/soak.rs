@@ -262,7 +262,7 @@ pub fn soak_router(
             }
             Ok(Reply::ok())
         })
-        .route("fin", |_ctx: Context<Arc<SoakState>>, _request: Request| async move {
+        .two_way_route("fin", |_ctx: Context<Arc<SoakState>>, _request: Request| async move {
             Reply::json(&json!({ "type": "fin" }))
         })
         .on_disconnect(|ctx: Context<Arc<SoakState>>, request: Request| async move {
