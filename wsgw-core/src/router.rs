@@ -317,6 +317,11 @@ impl<S> fmt::Debug for Router<S> {
 }
 
 impl<S> Router<S> {
+    /// The route selection expression in use.
+    pub fn selection(&self) -> &RouteSelection {
+        &self.inner.selection
+    }
+
     /// The registered route keys, sorted.
     pub fn route_keys(&self) -> Vec<&str> {
         let mut keys: Vec<&str> = self.inner.routes.keys().map(String::as_str).collect();
@@ -595,11 +600,6 @@ impl<S: Send + Sync + 'static> Router<S> {
     /// The context handlers receive.
     pub fn context(&self) -> &Context<S> {
         &self.inner.context
-    }
-
-    /// The route selection expression in use.
-    pub fn selection(&self) -> &RouteSelection {
-        &self.inner.selection
     }
 
     /// The route key a message body selects: the evaluated expression when a route with
