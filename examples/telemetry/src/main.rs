@@ -27,7 +27,7 @@ use tracing_subscriber::EnvFilter;
 use wsgw_aws::dynamo::{DynamoHistoryBuilder, DynamoStoreBuilder};
 use wsgw_aws::invoke::{InvokeArgs, Invoker};
 use wsgw_core::{ConnectionStore, HistoryStore};
-use wsgw_memory::gateway::LocalGateway;
+use wsgw_memory::gateway::{LocalGateway, ManagementArgs};
 use wsgw_memory::{MemoryHistory, MemorySink, MemoryStore};
 
 /// Environment variable: days to keep readings (Lambda and local runs).
@@ -103,6 +103,9 @@ struct Serve {
     /// dashboard shows live data at once.
     #[arg(long, value_name = "N", default_value_t = 0)]
     simulate: usize,
+
+    #[command(flatten)]
+    management: ManagementArgs,
 
     #[command(flatten)]
     backend: Backend,
@@ -338,6 +341,7 @@ async fn run_local(serve: Serve) -> Result<(), String> {
     let router = telemetry::router(store, sockets.clone(), state);
     let running = LocalGateway::new(router, sockets)
         .assets(telemetry::dashboard())
+        .management_access(serve.management.access())
         .bind(serve.listen)
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", serve.listen))?;
@@ -346,6 +350,9 @@ async fn run_local(serve: Serve) -> Result<(), String> {
         "telemetry listening on {} — dashboard http://{addr}/, history http://{addr}/history?device_id=ID; data kept {where_kept}; Ctrl-C stops",
         running.ws_url()
     );
+    if let Some(notice) = running.exposure_notice() {
+        println!("{notice}");
+    }
     if auth {
         println!(
             "auth is on: devices connect with ?token=KEY, the dashboard opens as http://{addr}/?key=KEY"

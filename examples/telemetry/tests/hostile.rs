@@ -119,13 +119,25 @@ async fn bad_device_messages_are_refused_and_a_device_cannot_speak_for_another()
         (r#"{"action":"ControlCmd","interval_ms":1000}"#.into(), "wrong_role"),
     ];
     expect_errors(&mut device, &cases).await;
-    device
+    // A binary frame, even a valid reading: API Gateway closes that connection with 1003.
+    let mut binary = connect(&ws, "role=client").await;
+    binary
         .send(Message::binary(
             update("esp32-a", r#"{"t":1}"#).into_bytes(),
         ))
         .await
         .expect("sent");
-    assert_eq!(next_json(&mut device).await["code"], "invalid_message");
+    let close = loop {
+        match tokio::time::timeout(WAIT, binary.next())
+            .await
+            .expect("closed in time")
+        {
+            Some(Ok(Message::Close(Some(frame)))) => break u16::from(frame.code),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(close, 1003);
 
     assert_silent(&mut follower).await;
     assert_silent(&mut other_follower).await;

@@ -385,9 +385,11 @@ impl Resource {
         let condition = match body.remove("Condition") {
             None => None,
             Some(TemplateValue::String(name)) => Some(name),
-            Some(other) => return Err(format!(
+            Some(other) => {
+                return Err(format!(
                 "resource `{logical_id}` has a Condition that is not a condition's name: {other}"
-            )),
+            ))
+            }
         };
         Ok(Resource {
             logical_id,
