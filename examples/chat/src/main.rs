@@ -240,10 +240,13 @@ async fn run_local(args: Args) -> Result<(), String> {
     } else {
         addr
     };
+    let notice = running.exposure_notice();
+    // Ctrl-C and SIGTERM are obeyed from here on, before the address is out.
+    let stopped = running.run_until_signal();
     println!(
         "chat on {backend}: open http://{shown}/ in a browser, or connect WebSocket clients to ws://{shown} (Ctrl-C stops)"
     );
-    if let Some(notice) = running.exposure_notice() {
+    if let Some(notice) = notice {
         println!("{notice}");
     }
     if auth {
@@ -251,8 +254,5 @@ async fn run_local(args: Args) -> Result<(), String> {
             "auth is on: clients present a JWT (?token=, Authorization: Bearer, or the subprotocols wsgw.bearer, TOKEN); the page opens as http://{shown}/?token=JWT"
         );
     }
-    running
-        .run_until_signal()
-        .await
-        .map_err(|error| error.to_string())
+    stopped.await.map_err(|error| error.to_string())
 }

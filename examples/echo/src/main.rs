@@ -78,15 +78,20 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!(
-        "echo listening on {} — connect any WebSocket client and send {{\"action\":\"whoami\"}} or {{\"action\":\"message\",\"message\":\"hi\"}}; metrics at http://{}/metrics; Ctrl-C stops",
+    let (url, addr, notice) = (
         running.ws_url(),
-        running.local_addr()
+        running.local_addr(),
+        running.exposure_notice(),
     );
-    if let Some(notice) = running.exposure_notice() {
+    // Ctrl-C and SIGTERM are obeyed from here on, before the address is out.
+    let stopped = running.run_until_signal();
+    println!(
+        "echo listening on {url} — connect any WebSocket client and send {{\"action\":\"whoami\"}} or {{\"action\":\"message\",\"message\":\"hi\"}}; metrics at http://{addr}/metrics; Ctrl-C stops"
+    );
+    if let Some(notice) = notice {
         println!("{notice}");
     }
-    match running.run_until_signal().await {
+    match stopped.await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("echo: {error}");

@@ -345,12 +345,17 @@ async fn run_local(serve: Serve) -> Result<(), String> {
         .bind(serve.listen)
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", serve.listen))?;
-    let addr = running.local_addr();
-    println!(
-        "telemetry listening on {} — dashboard http://{addr}/, history http://{addr}/history?device_id=ID; data kept {where_kept}; Ctrl-C stops",
-        running.ws_url()
+    let (addr, ws_url, notice) = (
+        running.local_addr(),
+        running.ws_url(),
+        running.exposure_notice(),
     );
-    if let Some(notice) = running.exposure_notice() {
+    // Ctrl-C and SIGTERM are obeyed from here on, before the address is out.
+    let stopped = running.run_until_signal();
+    println!(
+        "telemetry listening on {ws_url} — dashboard http://{addr}/, history http://{addr}/history?device_id=ID; data kept {where_kept}; Ctrl-C stops"
+    );
+    if let Some(notice) = notice {
         println!("{notice}");
     }
     if auth {
@@ -359,7 +364,7 @@ async fn run_local(serve: Serve) -> Result<(), String> {
         );
     }
     let simulator = if serve.simulate > 0 {
-        let mut config = SimulatorConfig::new(running.ws_url(), serve.simulate);
+        let mut config = SimulatorConfig::new(ws_url, serve.simulate);
         config.token = serve.backend.device_token.clone();
         config.tokens = access::device_tokens(serve.backend.device_keys.as_deref().unwrap_or(""));
         let simulator = Simulator::start(config).map_err(|error| error.to_string())?;
@@ -368,7 +373,7 @@ async fn run_local(serve: Serve) -> Result<(), String> {
     } else {
         None
     };
-    let outcome = running.run_until_signal().await;
+    let outcome = stopped.await;
     if let Some(simulator) = simulator {
         simulator.shutdown().await;
     }

@@ -53,6 +53,7 @@ mod metrics;
 mod rest;
 mod sigv4;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -205,8 +206,11 @@ struct Shared<S> {
 ///     })
 /// });
 /// let running = gateway.bind("127.0.0.1:8080".parse().unwrap()).await?;
-/// println!("listening on {}", running.stage_url());
-/// running.run_until_signal().await
+/// let url = running.stage_url();
+/// // Ctrl-C and SIGTERM are obeyed from here on, before the address is out.
+/// let stopped = running.run_until_signal();
+/// println!("listening on {url}");
+/// stopped.await
 /// # }
 /// ```
 pub struct LocalGateway<S = ()> {
@@ -501,37 +505,58 @@ impl RunningGateway {
     }
 
     /// Serves until Ctrl-C or SIGTERM, then shuts down gracefully.
-    pub async fn run_until_signal(self) -> std::io::Result<()> {
-        shutdown_signal().await;
-        tracing::info!("shutting down: closing every connection with 1001");
-        self.shutdown().await
+    ///
+    /// The signals are listened for from this call on, not from the first poll of the
+    /// future: call it before printing the address, so a supervisor that stops the
+    /// binary as soon as it printed is obeyed (a SIGTERM in between would otherwise kill
+    /// the process without closing any connection). Must be called inside a tokio
+    /// runtime.
+    pub fn run_until_signal(self) -> impl Future<Output = std::io::Result<()>> + Send {
+        let signal = shutdown_signal();
+        async move {
+            signal.await;
+            tracing::info!("shutting down: closing every connection with 1001");
+            self.shutdown().await
+        }
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Ctrl-C or SIGTERM, listened for from this call on (the handlers are installed now,
+/// not when the future is first polled).
+#[cfg(unix)]
+fn shutdown_signal() -> impl Future<Output = ()> + Send {
+    use tokio::signal::unix::{signal, SignalKind};
+    let listen = |kind: SignalKind, name: &'static str| {
+        let stream = signal(kind)
+            .inspect_err(|error| tracing::warn!(%error, "cannot listen for {name}"))
+            .ok();
+        async move {
+            match stream {
+                Some(mut stream) => {
+                    stream.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+    };
+    let interrupt = listen(SignalKind::interrupt(), "Ctrl-C");
+    let terminate = listen(SignalKind::terminate(), "SIGTERM");
+    async move {
+        tokio::select! {
+            () = interrupt => {},
+            () = terminate => {},
+        }
+    }
+}
+
+/// Ctrl-C (the only signal there is elsewhere).
+#[cfg(not(unix))]
+fn shutdown_signal() -> impl Future<Output = ()> + Send {
+    async {
         if let Err(error) = tokio::signal::ctrl_c().await {
             tracing::warn!(%error, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
 }
 
