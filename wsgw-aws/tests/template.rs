@@ -397,3 +397,25 @@ fn malformed_templates_are_refused_naming_the_file_and_the_place() {
         "{error:?}"
     );
 }
+
+/// `check_router`: the drift test of a system in one call, from the file.
+#[test]
+fn check_router_reads_the_file_and_names_it_and_the_route_in_a_drift() {
+    let path = workspace().join("examples/echo/template.yaml");
+    let echo_like = router()
+        .on_connect(ok)
+        .on_disconnect(ok)
+        .on_default(ok)
+        .route("message", ok)
+        .route("whoami", ok);
+    assert!(wsgw_aws::template::check_router(&path, &echo_like).is_ok());
+    let error =
+        wsgw_aws::template::check_router(&path, &echo_like.clone().route("ping", ok)).unwrap_err();
+    assert!(matches!(error, TemplateError::Drift(_)), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("examples/echo/template.yaml"), "{message}");
+    assert!(message.contains("route `ping`"), "{message}");
+    let missing =
+        wsgw_aws::template::check_router("no/such/template.yaml", &echo_like).unwrap_err();
+    assert!(matches!(missing, TemplateError::Read { .. }), "{missing:?}");
+}

@@ -127,17 +127,7 @@ async fn bad_device_messages_are_refused_and_a_device_cannot_speak_for_another()
         ))
         .await
         .expect("sent");
-    let close = loop {
-        match tokio::time::timeout(WAIT, binary.next())
-            .await
-            .expect("closed in time")
-        {
-            Some(Ok(Message::Close(Some(frame)))) => break u16::from(frame.code),
-            Some(Ok(_)) => continue,
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    };
-    assert_eq!(close, 1003);
+    assert_eq!(close_code(&mut binary).await, 1003);
 
     assert_silent(&mut follower).await;
     assert_silent(&mut other_follower).await;

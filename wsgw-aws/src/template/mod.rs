@@ -47,15 +47,16 @@
 //! ```
 //!
 //! Use it in a test of your own system, one per template, so adding a route in code
-//! without adding it to the template fails the build's tests:
+//! without adding it to the template fails the build's tests ([`check_router`] reads the
+//! file and checks its one WebSocket API):
 //!
 //! ```no_run
 //! # fn router() -> wsgw_core::Router { unimplemented!() }
 //! #[test]
 //! fn the_template_declares_exactly_the_routers_routes() {
-//!     let template = wsgw_aws::template::Template::from_path("template.yaml").unwrap();
-//!     if let Err(drift) = template.websocket_api().unwrap().check_router(&router()) {
-//!         panic!("{drift}");
+//!     let template = concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml");
+//!     if let Err(error) = wsgw_aws::template::check_router(template, &router()) {
+//!         panic!("{error}");
 //!     }
 //! }
 //! ```
@@ -65,6 +66,8 @@ mod websocket;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+
+use wsgw_core::Router;
 
 pub use value::{Intrinsic, TemplateValue};
 pub use websocket::{ApiRoute, Drift, DriftError, WebSocketApi};
@@ -138,6 +141,18 @@ pub enum TemplateError {
         /// The logical id asked for.
         logical_id: String,
     },
+    /// [`check_router`]: the router and the template differ.
+    #[error(transparent)]
+    Drift(#[from] DriftError),
+}
+
+/// Reads the template at `path` and checks `router` against its one WebSocket API
+/// ([`WebSocketApi::check_router`]): a system's drift test in one call. The error names
+/// the file and, for a drift, every route that differs.
+pub fn check_router<S>(path: impl AsRef<Path>, router: &Router<S>) -> Result<(), TemplateError> {
+    let template = Template::from_path(path)?;
+    template.websocket_api()?.check_router(router)?;
+    Ok(())
 }
 
 /// One resource of the template.

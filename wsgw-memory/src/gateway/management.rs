@@ -81,7 +81,7 @@ pub(super) async fn unstaged<S: Send + Sync + 'static>(
 /// `/{stage}/@connections/{id}`, as deployed; another stage is 403, as on AWS.
 pub(super) async fn staged<S: Send + Sync + 'static>(
     State(shared): State<Arc<Shared<S>>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    peer: ConnectInfo<SocketAddr>,
     Path((stage, id)): Path<(String, String)>,
     method: Method,
     uri: Uri,
@@ -95,14 +95,7 @@ pub(super) async fn staged<S: Send + Sync + 'static>(
             "Forbidden".to_owned(),
         );
     }
-    let call = Call {
-        peer,
-        method,
-        uri,
-        headers,
-        body,
-    };
-    respond(&shared, ConnectionId::from(id), call).await
+    unstaged(State(shared), peer, Path(id), method, uri, headers, body).await
 }
 
 async fn respond<S: Send + Sync + 'static>(
