@@ -225,11 +225,19 @@ async fn gateway_413_maps_to_payload_too_large() {
 #[tokio::test]
 async fn handlers_broadcast_through_the_sdk_sink_into_the_same_gateway() {
     // The deployed topology on a laptop: handlers post through the Management API
-    // (SigV4-signed HTTP) back into the gateway, which delivers to the sockets.
+    // (SigV4-signed HTTP) back into the gateway, which delivers to the sockets. The
+    // gateway checks every signature, as AWS does, and the in-process sink signs with
+    // the same key pair the gateway knows.
+    let credentials = ManagementCredentials::generate();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}/local", listener.local_addr().unwrap());
-    let sdk_sink: Arc<dyn MessageSink> =
-        Arc::new(ApiGatewaySink::new(local_sdk_config()).with_endpoint(endpoint));
+    let sdk_sink: Arc<dyn MessageSink> = Arc::new(
+        ApiGatewaySink::new(signing_with(
+            credentials.access_key_id(),
+            credentials.secret_access_key(),
+        ))
+        .with_endpoint(endpoint),
+    );
     let store = Arc::new(MemoryStore::new());
     let router = Router::new(store.clone(), sdk_sink)
         .on_connect(|ctx: Context, request: Request| async move {
@@ -251,6 +259,7 @@ async fn handlers_broadcast_through_the_sdk_sink_into_the_same_gateway() {
             )
         });
     let gateway = LocalGateway::new(router, Arc::new(MemorySink::new()))
+        .management_access(ManagementAccess::new(credentials).trust_loopback(false))
         .serve_on(listener)
         .unwrap();
     let (mut a, _) = tokio_tungstenite::connect_async(gateway.ws_url())

@@ -418,8 +418,10 @@ impl<S: Send + Sync + 'static> LocalGateway<S> {
             api_id: shared.api_id.clone(),
             access: shared.access.clone(),
         };
-        if let Some(notice) = running.exposure_notice() {
-            tracing::warn!("{notice}");
+        match running.exposure_notice() {
+            Some(notice) if !access::is_loopback(local_addr.ip()) => tracing::warn!("{notice}"),
+            Some(notice) => tracing::info!("{notice}"),
+            None => {}
         }
         Ok(running)
     }
@@ -482,12 +484,14 @@ impl RunningGateway {
     }
 
     /// What is reachable from other machines, when the gateway listens beyond loopback
-    /// (`--listen 0.0.0.0:8080` for devices on the LAN); `None` on loopback. Binaries
-    /// print it at start (the gateway also logs it as a warning).
+    /// (`--listen 0.0.0.0:8080` for devices on the LAN), and how `@connections` must be
+    /// signed, whenever some caller must sign; `None` on loopback with unsigned
+    /// loopback calls let in. Binaries print it at start (the gateway also logs it as a
+    /// warning).
     ///
     /// It names the WebSocket stage, the open plain-HTTP paths (metrics, static files,
-    /// REST routes) and how `@connections` must be signed: the access key id, and the
-    /// secret when it was generated at start (a given one is not repeated).
+    /// REST routes) and the signing key: the access key id, and the secret when it was
+    /// generated at start (a given one is not repeated).
     pub fn exposure_notice(&self) -> Option<String> {
         exposure_notice(self.local_addr, &self.stage, &self.access)
     }
@@ -565,7 +569,8 @@ type UpgradeResult =
 
 /// The notice of [`RunningGateway::exposure_notice`].
 fn exposure_notice(addr: SocketAddr, stage: &str, access: &ManagementAccess) -> Option<String> {
-    if access::is_loopback(addr.ip()) {
+    let beyond_loopback = !access::is_loopback(addr.ip());
+    if !beyond_loopback && access.trusts_loopback() {
         return None;
     }
     let credentials = access.credentials();
@@ -582,8 +587,16 @@ fn exposure_notice(addr: SocketAddr, stage: &str, access: &ManagementAccess) -> 
     } else {
         ""
     };
+    let reachable = if beyond_loopback {
+        format!(
+            "listening on {addr}, reachable from other machines: anyone who can reach it may open WebSocket connections (ws://HOST:{port}/{stage}), read the metrics and static files, and call the REST routes; ",
+            port = addr.port()
+        )
+    } else {
+        String::new()
+    };
     Some(format!(
-        "listening on {addr}, reachable from other machines: anyone who can reach it may open WebSocket connections (ws://HOST:{port}/{stage}), read the metrics and static files, and call the REST routes; @connections (POST/GET/DELETE http://HOST:{port}/{stage}/@connections/ID) must be signed with AWS Signature Version 4 (service execute-api, any region) with access key id {id} and {secret}{loopback}",
+        "{reachable}@connections (POST/GET/DELETE http://HOST:{port}/{stage}/@connections/ID) must be signed with AWS Signature Version 4 (service execute-api, any region) with access key id {id} and {secret}{loopback}",
         port = addr.port(),
         id = credentials.access_key_id(),
     ))
@@ -674,7 +687,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn loopback_listeners_expose_nothing() {
+    fn loopback_listeners_letting_loopback_in_unsigned_print_nothing() {
         let access = ManagementAccess::default();
         for addr in ["127.0.0.1:8080", "[::1]:8080", "127.0.0.2:9000"] {
             assert_eq!(
@@ -704,6 +717,15 @@ mod tests {
         ] {
             assert!(notice.contains(expected), "{expected:?} in {notice}");
         }
+
+        let strict_loopback = ManagementAccess::default().trust_loopback(false);
+        let notice = exposure_notice("127.0.0.1:8080".parse().unwrap(), "local", &strict_loopback)
+            .expect("loopback callers must sign: they need the key");
+        assert!(notice.contains(strict_loopback.credentials().secret_access_key()));
+        assert!(
+            !notice.contains("reachable from other machines"),
+            "{notice}"
+        );
 
         let given = ManagementAccess::new(ManagementCredentials::new("AKIDGIVEN", "not-printed"))
             .trust_loopback(false);
