@@ -510,7 +510,10 @@ ApiGatewayProxyResponse>, \"posted\": [{\"connection_id\", \"data\", \"json\"}..
 \"rejected\": [...], \"disconnected\": [...]}. Several --event run in order against the \
 same backend, so a CONNECT event then a MESSAGE event behaves as on AWS. A post the \
 Management API would refuse (to a client still inside $connect, to a closed connection, \
-over 128 KB) is listed in \"rejected\" and fails in the handler as it would on AWS.
+over 128 KB) is listed in \"rejected\" and fails in the handler as it would on AWS. \
+What API Gateway itself would send the calling connection of a MESSAGE event (a two-way \
+route's reply, or its Internal server error frame when the handler failed) is in \
+\"sent_to_caller\"; a one-way route's reply body is dropped, as deployed.
 
 Exit status: 0 when every event was handled, 1 when a handler failed (its output \
 has \"error\"), 2 when an event file cannot be read or is not an API Gateway event.")]
