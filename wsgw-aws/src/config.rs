@@ -69,9 +69,25 @@ pub fn local_credentials() -> Credentials {
 /// A configuration with dummy credentials and region `us-east-1`, for tests against
 /// local endpoints; nothing is read from the environment.
 pub fn local_sdk_config() -> SdkConfig {
+    local_sdk_config_signing_with(local_credentials())
+}
+
+/// [`local_sdk_config`] signing with `credentials`: for an
+/// [`ApiGatewaySink`](crate::ApiGatewaySink) or any Management API client calling a
+/// LocalGateway that checks signatures, with the key pair it knows
+/// (`RunningGateway::management_access().credentials()` in `wsgw-memory`).
+///
+/// ```
+/// use wsgw_aws::config::local_sdk_config_signing_with;
+/// use aws_sdk_apigatewaymanagement::config::Credentials;
+///
+/// let config = local_sdk_config_signing_with(Credentials::new("AKIDLOCAL", "secret", None, None, "local-gateway"));
+/// assert_eq!(config.region().map(|r| r.as_ref()), Some("us-east-1"));
+/// ```
+pub fn local_sdk_config_signing_with(credentials: Credentials) -> SdkConfig {
     SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(LOCAL_REGION))
-        .credentials_provider(SharedCredentialsProvider::new(local_credentials()))
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
         .build()
 }

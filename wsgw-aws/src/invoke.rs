@@ -36,8 +36,8 @@ use base64::Engine;
 use chrono::Utc;
 use serde_json::{json, Map, Value};
 use wsgw_core::{
-    ConnectionId, ConnectionInfo, ConnectionStore, Error, EventType, MessageSink, Payload, Result,
-    Router,
+    ConnectionId, ConnectionInfo, ConnectionStore, Error, EventType, GatewayError, MessageSink,
+    Payload, Result, Router,
 };
 
 use crate::lambda::{decode_event, ApiGatewayEvent, EventError, LambdaApp};
@@ -253,6 +253,10 @@ pub struct InvokeOutcome {
     pub response: std::result::Result<ApiGatewayProxyResponse, Error>,
     /// What the handlers did through the Management API.
     pub activity: SinkActivity,
+    /// What API Gateway itself sends the calling connection for a MESSAGE event: a
+    /// two-way route's reply body (a one-way route's was dropped, as deployed), or its
+    /// `Internal server error` frame when the handler failed; `None` otherwise.
+    pub sent_to_caller: Option<Posted>,
     /// The CloudWatch EMF documents this invocation writes in Lambda.
     pub metrics: Vec<Value>,
 }
@@ -286,6 +290,8 @@ struct Report<'a> {
     response: Option<&'a ApiGatewayProxyResponse>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sent_to_caller: Option<Value>,
     posted: Vec<Value>,
     rejected: Vec<Value>,
     disconnected: &'a [ConnectionId],
@@ -322,6 +328,10 @@ impl InvokeOutcome {
             event,
             response: self.response.as_ref().ok(),
             error: self.response.as_ref().err().map(ToString::to_string),
+            sent_to_caller: self
+                .sent_to_caller
+                .as_ref()
+                .map(|sent| Value::Object(payload_json(&sent.connection_id, &sent.payload))),
             posted: self
                 .activity
                 .posted
@@ -345,7 +355,9 @@ impl InvokeOutcome {
     }
 
     /// The JSON `invoke` prints: `response` (the `ApiGatewayProxyResponse`, or `null`
-    /// and an `error` when the handler failed), `posted` (`connection_id`, `data`, and
+    /// and an `error` when the handler failed), `sent_to_caller` when API Gateway would
+    /// send the caller something itself (a two-way reply, the `Internal server error`
+    /// frame), `posted` (`connection_id`, `data`, and
     /// `json` when the data parses as JSON, or `is_base64_encoded` for binary data),
     /// `rejected` (the same with the Management API's `error` and a `detail`),
     /// `disconnected`, and `metrics` when asked for.
@@ -363,6 +375,22 @@ impl InvokeOutcome {
             serde_json::to_string_pretty(&report)
         };
         text.unwrap_or_else(|error| format!("{{\"error\":\"cannot print the outcome: {error}\"}}"))
+    }
+}
+
+/// The body of a proxy response, as API Gateway sends it on a two-way route.
+fn reply_body(response: &ApiGatewayProxyResponse) -> Option<Payload> {
+    use aws_lambda_events::encodings::Body;
+    let text = match response.body.as_ref()? {
+        Body::Text(text) => text.clone(),
+        Body::Binary(bytes) => return Some(Payload::binary(bytes.clone())),
+        Body::Empty => return None,
+        _ => return None,
+    };
+    if response.is_base64_encoded {
+        STANDARD.decode(text.as_bytes()).ok().map(Payload::binary)
+    } else {
+        Some(Payload::text(text))
     }
 }
 
@@ -407,6 +435,12 @@ impl<S: Send + Sync + 'static> Invoker<S> {
     /// field; a handler error is in the outcome's `response`.
     pub async fn invoke(&self, raw: Value) -> std::result::Result<InvokeOutcome, EventError> {
         let event = decode_event(raw)?;
+        let message = match &event {
+            ApiGatewayEvent::WebSocket(request) if request.event_type == EventType::Message => {
+                Some((request.connection_id.clone(), request.request_id.clone()))
+            }
+            _ => None,
+        };
         let websocket = match &event {
             ApiGatewayEvent::WebSocket(request) => Some((
                 request.event_type,
@@ -430,9 +464,20 @@ impl<S: Send + Sync + 'static> Invoker<S> {
                 .is_ok_and(|response| (200..300).contains(&response.status_code));
             self.sink.end(event_type, &id, accepted, info);
         }
+        let sent_to_caller = message.and_then(|(connection_id, request_id)| {
+            let payload = match &handled.response {
+                Ok(response) => reply_body(response)?,
+                Err(_) => GatewayError::InternalServerError.frame(&connection_id, &request_id),
+            };
+            Some(Posted {
+                connection_id,
+                payload,
+            })
+        });
         Ok(InvokeOutcome {
             response: handled.response,
             activity: self.sink.take(),
+            sent_to_caller,
             metrics: handled.metrics,
         })
     }
@@ -465,7 +510,10 @@ ApiGatewayProxyResponse>, \"posted\": [{\"connection_id\", \"data\", \"json\"}..
 \"rejected\": [...], \"disconnected\": [...]}. Several --event run in order against the \
 same backend, so a CONNECT event then a MESSAGE event behaves as on AWS. A post the \
 Management API would refuse (to a client still inside $connect, to a closed connection, \
-over 128 KB) is listed in \"rejected\" and fails in the handler as it would on AWS.
+over 128 KB) is listed in \"rejected\" and fails in the handler as it would on AWS. \
+What API Gateway itself would send the calling connection of a MESSAGE event (a two-way \
+route's reply, or its Internal server error frame when the handler failed) is in \
+\"sent_to_caller\"; a one-way route's reply body is dropped, as deployed.
 
 Exit status: 0 when every event was handled, 1 when a handler failed (its output \
 has \"error\"), 2 when an event file cannot be read or is not an API Gateway event.")]

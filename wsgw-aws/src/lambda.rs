@@ -183,6 +183,11 @@ pub fn decode_websocket_event(raw: Value) -> Result<Request, EventError> {
     }
     request.connected_at = millis(context.connected_at);
     request.message_id = context.message_id;
+    request.request_id = context.request_id.unwrap_or_default();
+    request.api_id = context.apiid.unwrap_or_default();
+    if let Some(direction) = context.message_direction {
+        request.message_direction = direction;
+    }
     request.source_ip = context.identity.source_ip;
     request.user_agent = context
         .identity
@@ -245,8 +250,10 @@ fn proxy_response(
 }
 
 /// The proxy response for a route's [`Reply`]: its status, headers (on `$connect`,
-/// `Sec-WebSocket-Protocol`) and, for two-way routes, the body API Gateway sends back to
-/// the caller.
+/// `Sec-WebSocket-Protocol`) and the body, which API Gateway sends back to the caller on
+/// a route with a route response. [`Router::handle`] has already dropped the body of a
+/// route that is not two-way, so a one-way route's response carries none, as it would
+/// be dropped deployed.
 pub fn encode_reply(reply: &Reply) -> ApiGatewayProxyResponse {
     proxy_response(reply.status, &reply.headers, reply.body.as_ref())
 }
@@ -258,6 +265,8 @@ pub fn encode_http_response(response: &HttpResponse) -> ApiGatewayProxyResponse 
 
 /// A decoded API Gateway event: what [`LambdaApp`] hands to the router.
 #[derive(Debug, Clone, PartialEq)]
+// One per invocation, decoded and moved once: boxing the request would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum ApiGatewayEvent {
     /// A WebSocket API event (`requestContext.eventType` is set).
     WebSocket(Request),
@@ -304,8 +313,9 @@ pub struct Handled {
 /// #[tokio::main]
 /// async fn main() -> Result<(), lambda_runtime::Error> {
 ///     let sink = Arc::new(ApiGatewaySink::from_env().await);
+///     // Two-way: the template's `ping` route has a route response.
 ///     let router = Router::new(store().await, sink.clone())
-///         .route("ping", |_ctx: Context, _req: Request| async { Ok(Reply::with_body("pong")) });
+///         .two_way_route("ping", |_ctx: Context, _req: Request| async { Ok(Reply::with_body("pong")) });
 ///     LambdaApp::new(router).with_sink(sink).run().await
 /// }
 /// ```

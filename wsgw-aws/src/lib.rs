@@ -6,6 +6,9 @@
 //! ([`metrics`]), and [`invoke`]: one API Gateway event run locally, as
 //! `sam local invoke` does, without Docker or credentials. The router's `$connect`
 //! authorizer also runs deployed as a Lambda REQUEST authorizer ([`authorizer`]).
+//! With the `template` feature, [`template`](crate::template) reads the SAM template and
+//! checks a router against its WebSocket API (routes, route responses, selection
+//! expression).
 //!
 #![warn(missing_docs)]
 
@@ -16,6 +19,8 @@ pub mod invoke;
 pub mod lambda;
 pub mod metrics;
 mod sink;
+#[cfg(feature = "template")]
+pub mod template;
 
 pub use dynamo::{DynamoHistory, DynamoHistoryBuilder, DynamoStore, DynamoStoreBuilder};
 pub use sink::{ApiGatewaySink, MANAGEMENT_ENDPOINT_ENV, MAX_PAYLOAD_BYTES};

@@ -31,7 +31,7 @@ fn router(
                 .await?;
             Ok(Reply::ok())
         })
-        .route("whisper", |ctx: Context, request: Request| async move {
+        .two_way_route("whisper", |ctx: Context, request: Request| async move {
             let to: Value = request.json()?;
             let to = wsgw_core::ConnectionId::new(to["to"].as_str().unwrap_or_default());
             ctx.sink()
@@ -58,6 +58,9 @@ fn router(
         .route("fail", |_ctx: Context, _request: Request| async move {
             Err::<Reply, _>(Error::handler("the database is down"))
         })
+        .route("loud", |_ctx: Context, _request: Request| async move {
+            Ok(Reply::with_body("one-way: dropped, as on AWS"))
+        })
 }
 
 fn event(event_type: &str, route: &str, id: &str, body: Option<Value>) -> Value {
@@ -66,7 +69,7 @@ fn event(event_type: &str, route: &str, id: &str, body: Option<Value>) -> Value 
             "routeKey": route, "eventType": event_type, "connectionId": id,
             "stage": "production", "domainName": "abc.execute-api.eu-west-1.amazonaws.com",
             "connectedAt": 1795336800000i64, "requestTimeEpoch": 1795336801234i64,
-            "identity": {"sourceIp": "203.0.113.10"}, "apiId": "abc", "requestId": "r"
+            "identity": {"sourceIp": "203.0.113.10"}, "apiId": "abc", "requestId": "Bq8PZH5ejoEFuNw="
         },
         "isBase64Encoded": false
     });
@@ -164,6 +167,11 @@ async fn any_other_connection_id_is_accepted_binary_data_is_base64_and_replies_a
     assert_eq!(out["response"]["statusCode"], 200);
     assert_eq!(out["response"]["body"], "whispered");
     assert_eq!(
+        out["sent_to_caller"],
+        json!({"connection_id": "a=", "data": "whispered"}),
+        "a two-way route's reply goes to the caller"
+    );
+    assert_eq!(
         out["posted"],
         json!([{"connection_id": "someone-else=", "data": "/wA=", "is_base64_encoded": true}])
     );
@@ -210,6 +218,26 @@ async fn a_failing_handler_gives_an_error_and_no_response_and_its_metrics_count_
     assert_eq!(out["response"], Value::Null);
     assert_eq!(out["error"], "handler error: the database is down");
     assert_eq!(out["metrics"][0]["HandlerErrors"], 1);
+    assert_eq!(
+        out["sent_to_caller"]["data"],
+        r#"{"message": "Internal server error", "connectionId":"a=", "requestId":"Bq8PZH5ejoEFuNw="}"#,
+        "what API Gateway sends the caller of a failed integration"
+    );
+}
+
+/// AWS: without a route response, the integration's response body is dropped; the
+/// proxy response carries none and nothing is sent to the caller.
+#[tokio::test]
+async fn a_one_way_routes_reply_body_is_dropped_and_nothing_is_sent_to_the_caller() {
+    let invoker = invoker();
+    let out = run(
+        &invoker,
+        event("MESSAGE", "loud", "a=", Some(json!({"action": "loud"}))),
+    )
+    .await;
+    assert_eq!(out["response"]["statusCode"], 200);
+    assert_eq!(out["response"].get("body"), None, "{out}");
+    assert_eq!(out.get("sent_to_caller"), None, "{out}");
 }
 
 #[tokio::test]

@@ -23,6 +23,9 @@ fn connect_fixture_decodes_query_headers_identity_and_authorizer_context() {
     assert_eq!(request.route_key, "$connect");
     assert_eq!(request.connection_id.as_str(), "TWegAcC4EowCHnA=");
     assert_eq!(request.stage, "testStage");
+    assert_eq!(request.api_id, "gy415nuibc");
+    assert_eq!(request.request_id, "deef4878-7910-11e6-8f14-25afc3e9ae33");
+    assert_eq!(request.message_direction, "IN");
     assert_eq!(
         request.domain_name,
         "*.execute-api.eu-central-1.amazonaws.com"
@@ -70,6 +73,9 @@ fn documented_message_event_decodes_body_route_and_message_id() {
     assert_eq!(request.event_type, EventType::Message);
     assert_eq!(request.route_key, "sendmessage");
     assert_eq!(request.message_id.as_deref(), Some("GXLKJfX4FiACG1w="));
+    assert_eq!(request.request_id, "GXLKJHy7FiAF1VA=");
+    assert_eq!(request.api_id, "abc123");
+    assert_eq!(request.message_direction, "IN");
     assert_eq!(
         request.text(),
         Some(r#"{"action":"sendmessage","message":"hello"}"#)
@@ -167,7 +173,7 @@ fn app() -> LambdaApp {
     let mut sink = MockMessageSink::new();
     sink.expect_send().returning(|_, _| Ok(()));
     let router = Router::new(Arc::new(MockConnectionStore::new()), Arc::new(sink))
-        .route(
+        .two_way_route(
             "sendmessage",
             |_ctx: Context, request: Request| async move {
                 Reply::json(&json!({"echo": request.json::<Value>()?["message"]}))

@@ -6,20 +6,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_sdk_apigatewaymanagement::config::Credentials;
+use aws_sdk_apigatewaymanagement::error::ProvideErrorMetadata;
+use aws_sdk_apigatewaymanagement::primitives::Blob;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use wsgw_aws::config::local_sdk_config;
+use wsgw_aws::config::{local_sdk_config, local_sdk_config_signing_with};
 use wsgw_aws::ApiGatewaySink;
 use wsgw_core::conformance::{self, SinkProbe};
 use wsgw_core::{
     Connection, ConnectionId, ConnectionStore, Context, Error, MessageSink, Payload, Reply,
     Request, Router,
 };
-use wsgw_memory::gateway::{Limits, LocalGateway, RunningGateway};
+use wsgw_memory::gateway::{
+    Limits, LocalGateway, ManagementAccess, ManagementCredentials, RunningGateway,
+};
 use wsgw_memory::{MemorySink, MemoryStore};
 
 type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -31,7 +36,7 @@ async fn whoami(_ctx: Context, request: Request) -> wsgw_core::Result<Reply> {
 }
 
 async fn gateway() -> RunningGateway {
-    LocalGateway::build(|store, sink| Router::new(store, sink).route("whoami", whoami))
+    LocalGateway::build(|store, sink| Router::new(store, sink).two_way_route("whoami", whoami))
         .limits(Limits::default().max_message_bytes(LIMIT))
         .bind("127.0.0.1:0".parse().unwrap())
         .await
@@ -116,6 +121,93 @@ async fn sdk_sink_passes_the_sink_suite_against_the_local_gateway() {
     gateway.shutdown().await.unwrap();
 }
 
+/// A gateway that checks every `@connections` signature, loopback included: what a
+/// caller on the LAN meets (the loopback exemption is the only thing turned off).
+async fn strict_gateway(credentials: ManagementCredentials) -> RunningGateway {
+    LocalGateway::build(|store, sink| Router::new(store, sink).two_way_route("whoami", whoami))
+        .limits(Limits::default().max_message_bytes(LIMIT))
+        .management_access(ManagementAccess::new(credentials).trust_loopback(false))
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("bind loopback")
+}
+
+fn signing_with(access_key_id: &str, secret: &str) -> aws_config::SdkConfig {
+    local_sdk_config_signing_with(Credentials::new(access_key_id, secret, None, None, "test"))
+}
+
+/// AWS: every `@connections` call is SigV4-signed and checked. The real SDK client,
+/// signing with the key pair the gateway knows, passes the whole sink suite.
+#[tokio::test]
+async fn the_sdk_signing_with_the_gateways_key_passes_the_sink_suite_when_every_call_is_checked() {
+    let gateway = strict_gateway(ManagementCredentials::generate()).await;
+    let credentials = gateway.management_access().credentials().clone();
+    let sink = ApiGatewaySink::new(signing_with(
+        credentials.access_key_id(),
+        credentials.secret_access_key(),
+    ))
+    .with_endpoint(gateway.management_endpoint())
+    .with_max_payload(LIMIT);
+    let probe = WebSocketProbe::new(&gateway);
+    conformance::message_sink_suite(&sink, &probe, LIMIT).await;
+    gateway.shutdown().await.unwrap();
+}
+
+/// AWS: a wrong secret is `InvalidSignatureException`, an unknown key
+/// `UnrecognizedClientException`, both HTTP 403; nothing is delivered or closed.
+#[tokio::test]
+async fn the_sdk_signing_with_another_secret_or_key_is_refused_403_and_nothing_happens() {
+    let gateway =
+        strict_gateway(ManagementCredentials::new("AKIDLOCALGATEWAY", "the-secret")).await;
+    let probe = WebSocketProbe::new(&gateway);
+    let id = probe.open().await;
+    for (access_key_id, secret, expected) in [
+        ("AKIDLOCALGATEWAY", "a-guess", "InvalidSignatureException"),
+        (
+            "AKIDSOMEONEELSE",
+            "the-secret",
+            "UnrecognizedClientException",
+        ),
+    ] {
+        let config = aws_sdk_apigatewaymanagement::config::Builder::from(&signing_with(
+            access_key_id,
+            secret,
+        ))
+        .endpoint_url(gateway.management_endpoint())
+        .build();
+        let client = aws_sdk_apigatewaymanagement::Client::from_conf(config);
+        let error = client
+            .post_to_connection()
+            .connection_id(id.as_str())
+            .data(Blob::new("forged command"))
+            .send()
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            error.raw_response().map(|raw| raw.status().as_u16()),
+            Some(403),
+            "{error:?}"
+        );
+        assert_eq!(error.code(), Some(expected), "{error:?}");
+        let deleted = client
+            .delete_connection()
+            .connection_id(id.as_str())
+            .send()
+            .await;
+        assert!(deleted.is_err(), "DELETE refused too");
+    }
+    assert_eq!(
+        probe.next_message(&id, Duration::from_millis(300)).await,
+        None,
+        "nothing was delivered"
+    );
+    assert!(
+        !probe.closed(&id, Duration::from_millis(100)).await,
+        "the connection is still open"
+    );
+    gateway.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn gateway_413_maps_to_payload_too_large() {
     let gateway = gateway().await;
@@ -133,11 +225,19 @@ async fn gateway_413_maps_to_payload_too_large() {
 #[tokio::test]
 async fn handlers_broadcast_through_the_sdk_sink_into_the_same_gateway() {
     // The deployed topology on a laptop: handlers post through the Management API
-    // (SigV4-signed HTTP) back into the gateway, which delivers to the sockets.
+    // (SigV4-signed HTTP) back into the gateway, which delivers to the sockets. The
+    // gateway checks every signature, as AWS does, and the in-process sink signs with
+    // the same key pair the gateway knows.
+    let credentials = ManagementCredentials::generate();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}/local", listener.local_addr().unwrap());
-    let sdk_sink: Arc<dyn MessageSink> =
-        Arc::new(ApiGatewaySink::new(local_sdk_config()).with_endpoint(endpoint));
+    let sdk_sink: Arc<dyn MessageSink> = Arc::new(
+        ApiGatewaySink::new(signing_with(
+            credentials.access_key_id(),
+            credentials.secret_access_key(),
+        ))
+        .with_endpoint(endpoint),
+    );
     let store = Arc::new(MemoryStore::new());
     let router = Router::new(store.clone(), sdk_sink)
         .on_connect(|ctx: Context, request: Request| async move {
@@ -150,7 +250,7 @@ async fn handlers_broadcast_through_the_sdk_sink_into_the_same_gateway() {
             ctx.store().delete(&request.connection_id).await?;
             Ok(Reply::ok())
         })
-        .route("shout", |ctx: Context, request: Request| async move {
+        .two_way_route("shout", |ctx: Context, request: Request| async move {
             let report = ctx
                 .broadcast_to_group("all", request.body.as_ref().unwrap())
                 .await?;
@@ -159,6 +259,7 @@ async fn handlers_broadcast_through_the_sdk_sink_into_the_same_gateway() {
             )
         });
     let gateway = LocalGateway::new(router, Arc::new(MemorySink::new()))
+        .management_access(ManagementAccess::new(credentials).trust_loopback(false))
         .serve_on(listener)
         .unwrap();
     let (mut a, _) = tokio_tungstenite::connect_async(gateway.ws_url())

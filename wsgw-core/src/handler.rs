@@ -229,6 +229,7 @@ impl<S: Send + Sync + 'static> Context<S> {
 /// ```
 /// use wsgw_core::{Context, Reply, Request, Result, RouteHandler};
 ///
+/// // Its body reaches the caller when registered with `Router::two_way_route`.
 /// async fn pong(_ctx: Context, _request: Request) -> Result<Reply> {
 ///     Ok(Reply::with_body("pong"))
 /// }

@@ -27,7 +27,10 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<()> {
 //! let (store, sink) = backends(); // MemoryStore/MemorySink or DynamoStore/ApiGatewaySink
-//! let router = Router::new(store, sink).route("message", echo);
+//! // Two-way: the reply body goes back to the caller (deployed, the template's route needs
+//! // a route response). A route registered with `.route(…)` is one-way, as on API
+//! // Gateway: its handler answers through `ctx.sink()` and a reply body is dropped.
+//! let router = Router::new(store, sink).two_way_route("message", echo);
 //!
 //! let request = Request::message(ConnectionId::new("abc="), r#"{"action":"message","message":"hi"}"#);
 //! let reply = router.handle(request).await?;
@@ -48,6 +51,7 @@
 pub mod auth;
 mod broadcast;
 mod error;
+mod gateway_error;
 mod handler;
 mod history;
 mod http;
@@ -63,11 +67,13 @@ pub mod conformance;
 
 pub use broadcast::{broadcast, broadcast_to_group, BroadcastOptions, BroadcastReport};
 pub use error::{BoxError, Error, Result};
+pub use gateway_error::GatewayError;
 pub use handler::{Authorization, Authorizer, Context, RouteHandler};
 pub use history::{HistoryQuery, HistoryRecord, HistoryStore, Order};
 pub use http::{HttpHandler, HttpRequest, HttpResponse};
 pub use request::{
     collect_headers, DisconnectInfo, EventType, Reply, Request, CONNECT, DEFAULT, DISCONNECT,
+    MESSAGE_DIRECTION_IN,
 };
 pub use router::{RouteSelection, Router};
 pub use sink::{ConnectionInfo, MessageSink};

@@ -21,7 +21,7 @@
 //! #     (Arc::new(MockConnectionStore::new()), Arc::new(MockMessageSink::new()));
 //! let counters = Arc::new(Counters::new());
 //! let router = Router::new(store, sink)
-//!     .route("ping", |_ctx: Context, _req: Request| async { Ok(Reply::with_body("pong")) })
+//!     .two_way_route("ping", |_ctx: Context, _req: Request| async { Ok(Reply::with_body("pong")) })
 //!     .observe(counters.clone());
 //!
 //! router.handle(Request::message(ConnectionId::new("a="), r#"{"action":"ping"}"#)).await?;

@@ -52,6 +52,9 @@ pub fn collect_headers<'a>(
     map
 }
 
+/// The only `requestContext.messageDirection` API Gateway sends: `IN`.
+pub const MESSAGE_DIRECTION_IN: &str = "IN";
+
 /// Route key of the `$connect` route.
 pub const CONNECT: &str = "$connect";
 /// Route key of the `$disconnect` route.
@@ -88,8 +91,21 @@ pub struct Request {
     pub headers: BTreeMap<String, String>,
     /// The API stage (`production`, `dev`, `local` ...).
     pub stage: String,
-    /// The API's domain name, used to reach the Management API.
+    /// The API's domain name, used to reach the Management API
+    /// (`{api_id}.execute-api.{region}.amazonaws.com`, or a custom domain; never with a
+    /// port).
     pub domain_name: String,
+    /// The WebSocket API's id (`requestContext.apiId`, ten lower-case letters and digits
+    /// such as `abcdef1234`).
+    pub api_id: String,
+    /// API Gateway's id of this event (`requestContext.requestId`, shaped like a
+    /// connection id: `Bq8PZH5ejoEFuNw=`): the `requestId` of the error frames API Gateway
+    /// sends the caller, and what to quote when reading its logs. Empty when the gateway
+    /// gave none.
+    pub request_id: String,
+    /// `requestContext.messageDirection`: always `IN` (events flow from client to
+    /// backend).
+    pub message_direction: String,
     /// When the gateway received the event.
     pub request_time: DateTime<Utc>,
     /// When the connection was opened.
@@ -117,6 +133,9 @@ impl Request {
             headers: BTreeMap::new(),
             stage: String::new(),
             domain_name: String::new(),
+            api_id: String::new(),
+            request_id: String::new(),
+            message_direction: MESSAGE_DIRECTION_IN.to_owned(),
             request_time: Utc::now(),
             connected_at: None,
             message_id: None,
@@ -176,6 +195,18 @@ impl Request {
     ) -> Self {
         self.domain_name = domain_name.into();
         self.stage = stage.into();
+        self
+    }
+
+    /// Sets the API id (`requestContext.apiId`).
+    pub fn with_api_id(mut self, api_id: impl Into<String>) -> Self {
+        self.api_id = api_id.into();
+        self
+    }
+
+    /// Sets the request id (`requestContext.requestId`).
+    pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
+        self.request_id = request_id.into();
         self
     }
 
@@ -241,6 +272,12 @@ impl Request {
 ///
 /// For `$connect`, a status outside 200–299 rejects the handshake with that status.
 ///
+/// A body reaches the caller only from a route registered with
+/// [`Router::two_way_route`](crate::Router::two_way_route) (deployed: a route with a
+/// route response). On a route registered with [`Router::route`](crate::Router::route)
+/// API Gateway drops it, and so does the router, with a warning saying how to make the
+/// route two-way; one-way routes answer through [`Context::sink`](crate::Context::sink).
+///
 /// ```
 /// use wsgw_core::Reply;
 ///
@@ -253,7 +290,8 @@ impl Request {
 pub struct Reply {
     /// HTTP-like status code.
     pub status: u16,
-    /// Sent back to the caller when present.
+    /// Sent back to the caller on a two-way route; dropped on a one-way route, as API
+    /// Gateway drops it.
     pub body: Option<Payload>,
     /// Response headers, names in lower case. On `$connect`, `sec-websocket-protocol`
     /// picks the subprotocol the handshake echoes back (it must be one the client offered).
@@ -275,7 +313,7 @@ impl Reply {
         }
     }
 
-    /// 200 with a body sent back to the caller.
+    /// 200 with a body sent back to the caller (on a two-way route).
     pub fn with_body(body: impl Into<Payload>) -> Self {
         Reply {
             body: Some(body.into()),
@@ -283,7 +321,7 @@ impl Reply {
         }
     }
 
-    /// 200 with `value` as JSON sent back to the caller.
+    /// 200 with `value` as JSON sent back to the caller (on a two-way route).
     pub fn json<T: Serialize + ?Sized>(value: &T) -> crate::Result<Self> {
         Ok(Reply::with_body(Payload::json(value)?))
     }

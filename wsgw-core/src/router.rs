@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,7 +14,9 @@ use crate::handler::{Authorization, Authorizer, Context, RouteHandler};
 use crate::http::{HttpHandler, HttpRequest, HttpResponse, PathPattern};
 use crate::metrics::{Counter, Metrics};
 use crate::request::{CONNECT, DEFAULT, DISCONNECT};
-use crate::{ConnectionStore, Error, EventType, MessageSink, Payload, Reply, Request, Result};
+use crate::{
+    ConnectionStore, Error, EventType, GatewayError, MessageSink, Payload, Reply, Request, Result,
+};
 
 /// A route selection expression such as `$request.body.action` or
 /// `$request.body.meta.kind`: a JSON path into the message body.
@@ -167,6 +170,26 @@ impl fmt::Display for RouteSelection {
 
 type SharedHandler<S> = Arc<dyn RouteHandler<S>>;
 
+/// A registered WebSocket route.
+struct Route<S> {
+    handler: SharedHandler<S>,
+    /// Registered with [`Router::two_way_route`]: the reply body goes back to the caller.
+    two_way: bool,
+    /// Whether a dropped reply body of this one-way route was warned about already: once
+    /// per registration, then at debug level, so a busy route does not flood the log.
+    warned_dropped_body: Arc<AtomicBool>,
+}
+
+impl<S> Clone for Route<S> {
+    fn clone(&self) -> Self {
+        Route {
+            handler: Arc::clone(&self.handler),
+            two_way: self.two_way,
+            warned_dropped_body: Arc::clone(&self.warned_dropped_body),
+        }
+    }
+}
+
 struct HttpRoute<S> {
     method: String,
     pattern: PathPattern,
@@ -198,7 +221,7 @@ const UNMATCHED_HTTP: &str = "(unmatched)";
 type RouteMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
 
 struct Routes<S> {
-    routes: RouteMap<SharedHandler<S>>,
+    routes: RouteMap<Route<S>>,
     http_routes: Vec<HttpRoute<S>>,
     selection: RouteSelection,
     authorizer: Option<Arc<dyn Authorizer<S>>>,
@@ -232,8 +255,13 @@ impl<S> Routes<S> {
 ///
 /// `$connect`, `$disconnect` and `$default` are routes like any other; messages are routed
 /// by the [`RouteSelection`] (default `$request.body.action`); a message that selects no
-/// registered route goes to `$default`, and without `$default` the caller gets an error
-/// reply while the connection stays open.
+/// registered route goes to `$default`, and without `$default` the caller gets API
+/// Gateway's `Forbidden` frame ([`GatewayError::Forbidden`]) while the connection stays
+/// open.
+///
+/// Routes are one-way, as on API Gateway, unless registered with
+/// [`two_way_route`](Self::two_way_route): only a two-way route's reply body goes back to
+/// the caller. A one-way route answers through [`Context::sink`].
 ///
 /// Cheap to clone, and its futures are `Send`, so it fits `lambda_runtime` and
 /// `tokio::spawn`.
@@ -247,13 +275,21 @@ impl<S> Routes<S> {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<()> {
 /// let (store, sink) = backends();
+/// let pong = |_ctx: Context, _req: Request| async { Ok(Reply::with_body("pong")) };
 /// let router = Router::new(store, sink)
-///     .route("ping", |_ctx: Context, _req: Request| async { Ok(Reply::with_body("pong")) });
+///     .two_way_route("ping", pong)
+///     // One-way: API Gateway drops its reply body, and so does the router.
+///     .route("ping-one-way", pong);
 ///
 /// let reply = router
 ///     .handle(Request::message(ConnectionId::new("abc="), r#"{"action":"ping"}"#))
 ///     .await?;
 /// assert_eq!(reply.body, Some(Payload::text("pong")));
+///
+/// let reply = router
+///     .handle(Request::message(ConnectionId::new("abc="), r#"{"action":"ping-one-way"}"#))
+///     .await?;
+/// assert_eq!(reply.body, None);
 /// # Ok(())
 /// # }
 /// ```
@@ -271,13 +307,49 @@ impl<S> Clone for Router<S> {
 
 impl<S> fmt::Debug for Router<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut keys: Vec<&String> = self.inner.routes.keys().collect();
-        keys.sort();
         f.debug_struct("Router")
-            .field("routes", &keys)
+            .field("routes", &self.route_keys())
+            .field("two_way_routes", &self.two_way_routes())
             .field("selection", &self.inner.selection.expression)
             .field("authorizer", &self.inner.authorizer.is_some())
             .finish()
+    }
+}
+
+impl<S> Router<S> {
+    /// The route selection expression in use.
+    pub fn selection(&self) -> &RouteSelection {
+        &self.inner.selection
+    }
+
+    /// The registered route keys, sorted.
+    pub fn route_keys(&self) -> Vec<&str> {
+        let mut keys: Vec<&str> = self.inner.routes.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    /// The keys of the routes registered with [`two_way_route`](Self::two_way_route),
+    /// sorted: the routes whose template routes need a route response.
+    pub fn two_way_routes(&self) -> Vec<&str> {
+        let mut keys: Vec<&str> = self
+            .inner
+            .routes
+            .iter()
+            .filter(|(_, route)| route.two_way)
+            .map(|(key, _)| key.as_str())
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    /// Whether `route_key` is a two-way route (registered with
+    /// [`two_way_route`](Self::two_way_route)).
+    pub fn is_two_way(&self, route_key: &str) -> bool {
+        self.inner
+            .routes
+            .get(route_key)
+            .is_some_and(|route| route.two_way)
     }
 }
 
@@ -327,13 +399,53 @@ impl<S: Send + Sync + 'static> Router<S> {
         }
     }
 
-    /// Registers a handler for a route key (a custom key, or `$connect`, `$disconnect`,
-    /// `$default`). Registering a key again replaces its handler.
+    /// Registers a handler for a one-way route (a custom key, or `$connect`,
+    /// `$disconnect`, `$default`), as API Gateway routes are by default: the handler
+    /// answers through [`Context::sink`], and a body in its [`Reply`] is dropped (with a
+    /// warning naming the route and how to make it two-way). Registering a key again
+    /// replaces its handler.
     pub fn route(self, route_key: impl Into<String>, handler: impl RouteHandler<S>) -> Self {
-        let route_key = route_key.into();
-        let handler: SharedHandler<S> = Arc::new(handler);
+        self.register(route_key.into(), Arc::new(handler), false)
+    }
+
+    /// Registers a handler for a two-way route: the body of its [`Reply`] goes back to the
+    /// caller, as API Gateway sends the integration's response on a route that has a
+    /// route response. Deployed, the template's route needs
+    /// `RouteResponseSelectionExpression: $default` and an `AWS::ApiGatewayV2::RouteResponse`
+    /// with `RouteResponseKey: $default` (`wsgw_aws::template` checks the template against
+    /// the router). Registering a key again replaces its handler.
+    ///
+    /// Only messages are answered this way: `$connect` and `$disconnect` never send a
+    /// body to the client, whichever way they are registered.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use wsgw_core::*;
+    /// # let (store, sink): (Arc<dyn ConnectionStore>, Arc<dyn MessageSink>) =
+    /// #     (Arc::new(MockConnectionStore::new()), Arc::new(MockMessageSink::new()));
+    /// async fn whoami(_ctx: Context, request: Request) -> Result<Reply> {
+    ///     Reply::json(&serde_json::json!({ "connection_id": request.connection_id }))
+    /// }
+    ///
+    /// let router = Router::new(store, sink).two_way_route("whoami", whoami);
+    /// assert_eq!(router.two_way_routes(), ["whoami"]);
+    /// ```
+    pub fn two_way_route(
+        self,
+        route_key: impl Into<String>,
+        handler: impl RouteHandler<S>,
+    ) -> Self {
+        self.register(route_key.into(), Arc::new(handler), true)
+    }
+
+    fn register(self, route_key: String, handler: SharedHandler<S>, two_way: bool) -> Self {
+        let route = Route {
+            handler,
+            two_way,
+            warned_dropped_body: Arc::new(AtomicBool::new(false)),
+        };
         self.edit(|routes| {
-            routes.routes.insert(route_key, handler);
+            routes.routes.insert(route_key, route);
         })
     }
 
@@ -490,18 +602,6 @@ impl<S: Send + Sync + 'static> Router<S> {
         &self.inner.context
     }
 
-    /// The route selection expression in use.
-    pub fn selection(&self) -> &RouteSelection {
-        &self.inner.selection
-    }
-
-    /// The registered route keys, sorted.
-    pub fn route_keys(&self) -> Vec<&str> {
-        let mut keys: Vec<&str> = self.inner.routes.keys().map(String::as_str).collect();
-        keys.sort_unstable();
-        keys
-    }
-
     /// The route key a message body selects: the evaluated expression when a route with
     /// that key exists, otherwise `$default` (as API Gateway does).
     ///
@@ -560,13 +660,18 @@ impl<S: Send + Sync + 'static> Router<S> {
     ///   principal (set by the gateway's own authorizer step: the LocalGateway's, or API
     ///   Gateway's Lambda authorizer), then `$connect`; no handler means 200. A context
     ///   without a principal does not skip the authorizer.
-    /// - MESSAGE: selects the route when `request.route_key` is empty, then runs it; with no
-    ///   matching route and no `$default`, replies 403 with a JSON error body naming the
-    ///   route key, which the gateway sends to the caller.
+    /// - MESSAGE: selects the route when `request.route_key` is empty, then runs it. The
+    ///   reply's body is kept only on a two-way route (see
+    ///   [`two_way_route`](Self::two_way_route)): on a one-way route it is dropped, as API
+    ///   Gateway drops it, with a warning the first time. With no matching route and no
+    ///   `$default`, replies 403 with API Gateway's `Forbidden` frame
+    ///   ([`GatewayError::Forbidden`], quoting `request.request_id`) as the body, which the
+    ///   gateway sends to the caller.
     /// - DISCONNECT: runs `$disconnect`; no handler means 200.
     ///
     /// A handler's `Err` is returned as is: the gateway turns it into API Gateway's
-    /// "Internal server error" (or a 500 handshake refusal on `$connect`).
+    /// "Internal server error" frame ([`GatewayError::InternalServerError`]), or on
+    /// `$connect` a 502 handshake refusal.
     ///
     /// Reported to the metrics observers: [`Counter::Connects`] (and
     /// [`Counter::ConnectsRefused`] for a refusal), [`Counter::Disconnects`] or
@@ -664,27 +769,37 @@ impl<S: Send + Sync + 'static> Router<S> {
     /// Runs the handler of `route`, the message route `dispatch` resolved (`$default`
     /// for a message that selects no registered one).
     async fn message(&self, context: &Context<S>, route: &str, request: Request) -> Result<Reply> {
-        match self.inner.routes.get(route) {
-            Some(handler) => handler.call(context.clone(), request).await,
-            None => {
-                let selected = self.inner.selection.select(request.body.as_ref());
-                Reply::json(&serde_json::json!({
-                    "message": "Forbidden",
-                    "error": "no_route",
-                    "detail": format!(
-                        "no route matches {} and no $default route is set",
-                        selected.map_or_else(|| "this message".to_owned(), |key| format!("`{key}`"))
-                    ),
-                    "connectionId": request.connection_id.as_str(),
-                }))
-                .map(|reply| reply.with_status(403))
+        let Some(registered) = self.inner.routes.get(route) else {
+            let selected = self.inner.selection.select(request.body.as_ref());
+            tracing::warn!(
+                connection_id = %request.connection_id,
+                selected = selected.as_deref().unwrap_or(""),
+                "no route matches the message and no $default route is set: the caller gets API Gateway's Forbidden"
+            );
+            let frame = GatewayError::Forbidden.frame(&request.connection_id, &request.request_id);
+            return Ok(Reply::with_body(frame).with_status(403));
+        };
+        let mut reply = registered.handler.call(context.clone(), request).await?;
+        if !registered.two_way && reply.body.is_some() {
+            reply.body = None;
+            if registered.warned_dropped_body.swap(true, Ordering::Relaxed) {
+                tracing::debug!(route, "reply body of a one-way route dropped");
+            } else {
+                tracing::warn!(
+                    route,
+                    "route `{route}` is one-way, so its reply body is dropped, as API Gateway drops it: \
+                     register it with Router::two_way_route(\"{route}\", ...) and give the template's route a route \
+                     response (RouteResponseSelectionExpression: $default and an AWS::ApiGatewayV2::RouteResponse) \
+                     to send the body back to the caller, or send it with ctx.sink()"
+                );
             }
         }
+        Ok(reply)
     }
 
     async fn run_optional(&self, context: &Context<S>, request: Request) -> Result<Reply> {
         match self.inner.routes.get(&request.route_key) {
-            Some(handler) => handler.call(context.clone(), request).await,
+            Some(route) => route.handler.call(context.clone(), request).await,
             None => Ok(Reply::ok()),
         }
     }

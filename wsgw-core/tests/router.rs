@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use serde_json::json;
 use wsgw_core::{
-    Authorization, ConnectionId, Context, Error, EventType, MockConnectionStore, MockMessageSink,
-    Payload, Reply, Request, RouteSelection, Router,
+    Authorization, ConnectionId, Context, Error, EventType, GatewayError, MockConnectionStore,
+    MockMessageSink, Payload, Reply, Request, RouteSelection, Router, DEFAULT,
 };
 
 fn router() -> Router {
@@ -19,6 +19,7 @@ fn id() -> ConnectionId {
     ConnectionId::new("abc=")
 }
 
+/// Answers with the route key it ran for (registered two-way, so the body is kept).
 async fn route_name(_ctx: Context, request: Request) -> wsgw_core::Result<Reply> {
     Ok(Reply::with_body(request.route_key))
 }
@@ -30,8 +31,8 @@ fn body(reply: &Reply) -> &str {
 #[tokio::test]
 async fn messages_go_to_the_route_named_by_the_action_field() {
     let router = router()
-        .route("sendmessage", route_name)
-        .on_default(route_name);
+        .two_way_route("sendmessage", route_name)
+        .two_way_route(DEFAULT, route_name);
     let reply = router
         .handle(Request::message(id(), r#"{"action":"sendmessage"}"#))
         .await
@@ -42,8 +43,8 @@ async fn messages_go_to_the_route_named_by_the_action_field() {
 #[tokio::test]
 async fn unmatched_non_json_and_binary_messages_go_to_default() {
     let router = router()
-        .route("sendmessage", route_name)
-        .on_default(route_name);
+        .two_way_route("sendmessage", route_name)
+        .two_way_route(DEFAULT, route_name);
     for message in [
         Payload::text(r#"{"action":"other"}"#),
         Payload::text(r#"{"no_action":1}"#),
@@ -63,9 +64,9 @@ async fn unmatched_non_json_and_binary_messages_go_to_default() {
 async fn nested_selection_expressions_and_non_string_values_compare_as_strings() {
     let router = router()
         .route_selection(RouteSelection::parse("$request.body.meta.kind").unwrap())
-        .route("42", route_name)
-        .route("true", route_name)
-        .on_default(route_name);
+        .two_way_route("42", route_name)
+        .two_way_route("true", route_name)
+        .two_way_route(DEFAULT, route_name);
     let reply = router
         .handle(Request::message(id(), r#"{"meta":{"kind":42}}"#))
         .await
@@ -96,23 +97,72 @@ async fn invalid_selection_expressions_are_rejected_with_a_reason() {
     }
 }
 
+/// AWS: a message that selects no route, with no `$default` route, gets
+/// `{"message": "Forbidden", "connectionId":"…", "requestId":"…"}` and the connection
+/// stays open.
 #[tokio::test]
-async fn without_default_an_unmatched_message_gets_a_403_error_reply() {
-    let router = router().route("ping", route_name);
+async fn without_default_an_unmatched_message_gets_api_gateways_forbidden_frame() {
+    let router = router().two_way_route("ping", route_name);
     let reply = router
-        .handle(Request::message(id(), r#"{"action":"pong"}"#))
+        .handle(Request::message(id(), r#"{"action":"pong"}"#).with_request_id("Bq8PZH5ejoEFuNw="))
         .await
         .unwrap();
     assert_eq!(reply.status, 403);
-    let error: serde_json::Value = serde_json::from_str(body(&reply)).unwrap();
-    assert_eq!(error["message"], "Forbidden");
-    assert_eq!(error["connectionId"], "abc=");
-    assert!(error["detail"].as_str().unwrap().contains("`pong`"));
+    assert_eq!(
+        body(&reply),
+        r#"{"message": "Forbidden", "connectionId":"abc=", "requestId":"Bq8PZH5ejoEFuNw="}"#
+    );
+    assert_eq!(
+        reply.body,
+        Some(GatewayError::Forbidden.frame(&id(), "Bq8PZH5ejoEFuNw="))
+    );
+}
+
+/// AWS: a route without a route response is one-way; the integration's response body is
+/// dropped and nothing reaches the caller.
+#[tokio::test]
+async fn one_way_routes_drop_the_reply_body_as_api_gateway_does_without_a_route_response() {
+    let router = router()
+        .route("ping", route_name)
+        .route(DEFAULT, route_name);
+    for message in [r#"{"action":"ping"}"#, r#"{"action":"other"}"#] {
+        let reply = router
+            .handle(Request::message(id(), message))
+            .await
+            .unwrap();
+        assert_eq!((reply.status, reply.body), (200, None), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn two_way_routes_are_declared_at_registration_and_listed() {
+    let router = router()
+        .route("one", route_name)
+        .two_way_route("two", route_name)
+        .two_way_route(DEFAULT, route_name);
+    assert_eq!(router.two_way_routes(), vec![DEFAULT, "two"]);
+    assert!(router.is_two_way("two") && !router.is_two_way("one"));
+    assert!(!router.is_two_way("unknown"));
+    let reply = router
+        .handle(Request::message(id(), r#"{"action":"two"}"#))
+        .await
+        .unwrap();
+    assert_eq!(body(&reply), "two");
+    // Registering a key again replaces it, its kind included.
+    let router = router.route("two", route_name);
+    assert_eq!(router.two_way_routes(), vec![DEFAULT]);
+    let reply = router
+        .handle(Request::message(id(), r#"{"action":"two"}"#))
+        .await
+        .unwrap();
+    assert_eq!(reply.body, None);
 }
 
 #[tokio::test]
 async fn a_route_key_set_by_the_gateway_wins_over_selection() {
-    let router = router().route("a", route_name).route("b", route_name);
+    let router = router()
+        .two_way_route("a", route_name)
+        .two_way_route("b", route_name);
     let request = Request::message(id(), r#"{"action":"a"}"#).with_route_key("b");
     assert_eq!(body(&router.handle(request).await.unwrap()), "b");
 }
@@ -192,7 +242,7 @@ async fn typed_state_reaches_handlers_and_clones_share_routes() {
             Arc::new(MockMessageSink::new()),
             Greeting("hello"),
         )
-        .route(
+        .two_way_route(
             "greet",
             |ctx: Context<Greeting>, _request: Request| async move {
                 Ok(Reply::with_body(ctx.state().0))

@@ -6,27 +6,25 @@ use std::sync::Arc;
 use chrono::Utc;
 use serde_json::Value;
 use wsgw_core::{
-    Authorization, ConnectionId, ConnectionStore, Error, MessageSink, Payload, Reply, Request,
-    Router,
+    Authorization, ConnectionId, ConnectionStore, Error, GatewayError, MessageSink, Payload, Reply,
+    Request, Router,
 };
 
-use crate::ids::{new_connection_id, random_id};
+use crate::ids::{new_api_id, new_connection_id, random_id};
 use crate::{MemorySink, MemoryStore};
 
 /// Stage name the harness and the local gateway report.
 pub const LOCAL_STAGE: &str = "local";
 
-/// The message API Gateway sends a caller when the integration failed.
-pub fn internal_error_message(connection_id: &ConnectionId, request_id: &str) -> Payload {
-    Payload::text(
-        serde_json::json!({
-            "message": "Internal server error",
-            "connectionId": connection_id.as_str(),
-            "requestId": request_id,
-        })
-        .to_string(),
-    )
-}
+/// The domain name the harness reports (`requestContext.domainName`).
+const HARNESS_DOMAIN: &str = "localhost";
+
+/// The close code API Gateway closes a connection with when its client sends a binary
+/// frame: 1003 (unsupported data).
+pub(crate) const UNSUPPORTED_DATA: u16 = 1003;
+
+/// The close reason sent with [`UNSUPPORTED_DATA`].
+pub(crate) const BINARY_FRAME_REASON: &str = "Binary frames are not supported";
 
 /// Why [`Harness::connect`] did not open a connection.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +38,8 @@ pub enum ConnectError {
         /// The `$connect` reply, when a handler produced one.
         reply: Option<Reply>,
     },
-    /// The authorizer or `$connect` handler failed (the client would see HTTP 500).
+    /// The authorizer or `$connect` handler failed (the client would see HTTP 500 for a
+    /// failed authorizer, 502 for a failed `$connect` integration, as on AWS).
     #[error("$connect failed: {0}")]
     Failed(#[source] Error),
 }
@@ -89,8 +88,11 @@ impl ConnectOptions {
 /// Runs a [`Router`] on [`MemoryStore`] and [`MemorySink`] and simulates its clients the
 /// way API Gateway treats them: the authorizer and `$connect` decide the handshake, the
 /// connection is reachable only afterwards, messages are routed by the selection
-/// expression, two-way replies reach the caller, `$disconnect` runs on close, also when
-/// a handler closes a connection through the sink.
+/// expression, only two-way routes' reply bodies reach the caller, a failed handler's
+/// caller gets API Gateway's `Internal server error` frame, a binary frame closes the
+/// connection with 1003, `$disconnect` runs on close, also when a handler closes a
+/// connection through the sink. Each event carries a request id and the harness's API id
+/// in API Gateway's formats.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -99,7 +101,7 @@ impl ConnectOptions {
 /// use wsgw_memory::Harness;
 ///
 /// let harness = Harness::new(|store, sink| {
-///     Router::new(store, sink).route("whoami", |_ctx: Context, request: Request| async move {
+///     Router::new(store, sink).two_way_route("whoami", |_ctx: Context, request: Request| async move {
 ///         Reply::json(&serde_json::json!({ "connection_id": request.connection_id }))
 ///     })
 /// });
@@ -113,6 +115,7 @@ pub struct Harness<S = ()> {
     router: Router<S>,
     store: Arc<MemoryStore>,
     sink: Arc<MemorySink>,
+    api_id: Arc<str>,
 }
 
 impl<S> Clone for Harness<S> {
@@ -121,6 +124,7 @@ impl<S> Clone for Harness<S> {
             router: self.router.clone(),
             store: Arc::clone(&self.store),
             sink: Arc::clone(&self.sink),
+            api_id: Arc::clone(&self.api_id),
         }
     }
 }
@@ -145,7 +149,22 @@ impl<S: Send + Sync + 'static> Harness<S> {
             router,
             store,
             sink,
+            api_id: Arc::from(new_api_id()),
         }
+    }
+
+    /// The API id every event reports (`requestContext.apiId`), made up per harness.
+    pub fn api_id(&self) -> &str {
+        &self.api_id
+    }
+
+    /// A request as API Gateway would send it for this harness: endpoint, API id and a
+    /// fresh request id.
+    fn event(&self, request: Request) -> Request {
+        request
+            .with_endpoint(HARNESS_DOMAIN, LOCAL_STAGE)
+            .with_api_id(&*self.api_id)
+            .with_request_id(random_id())
     }
 
     /// The store handlers write to.
@@ -176,8 +195,8 @@ impl<S: Send + Sync + 'static> Harness<S> {
         let id = new_connection_id();
         let connected_at = Utc::now();
         let source_ip = options.source_ip.unwrap_or_else(|| "127.0.0.1".to_owned());
-        let mut request = Request::connect(id.clone())
-            .with_endpoint("localhost", LOCAL_STAGE)
+        let mut request = self
+            .event(Request::connect(id.clone()))
             .with_source_ip(source_ip.clone())
             .with_connected_at(connected_at);
         request.query = options.query;
@@ -222,7 +241,7 @@ impl<S: Send + Sync + 'static> Harness<S> {
     /// Runs `$disconnect` for every connection a handler closed through the sink.
     async fn settle_server_closes(&self) -> wsgw_core::Result<()> {
         for id in self.sink.take_closed_by_server() {
-            let request = Request::disconnect(id, 1000, "").with_endpoint("localhost", LOCAL_STAGE);
+            let request = self.event(Request::disconnect(id, 1000, ""));
             self.router.handle(request).await?;
         }
         Ok(())
@@ -245,9 +264,17 @@ impl<S: Send + Sync + 'static> TestClient<S> {
         &self.id
     }
 
-    /// Sends a message (text or binary) as the client; returns the route's reply. Its
-    /// body, if any, is delivered to this client as on a two-way route. A handler error
-    /// is returned, and the client receives API Gateway's "Internal server error".
+    /// Sends a message as the client, as API Gateway treats it; returns the route's
+    /// reply.
+    ///
+    /// - A text message is routed. The reply's body is delivered to this client only
+    ///   from a two-way route (the router drops it on a one-way route). A handler error
+    ///   is returned, and the client receives API Gateway's `Internal server error`
+    ///   frame ([`GatewayError::InternalServerError`]).
+    /// - A binary message is refused as API Gateway refuses binary frames: the
+    ///   connection is closed with 1003, `$disconnect` runs with that code, and
+    ///   [`Error::InvalidInput`] is returned; no handler sees the message. Send binary
+    ///   data as base64 in a text message instead.
     pub async fn send(&self, body: impl Into<Payload>) -> wsgw_core::Result<Reply> {
         let harness = &self.harness;
         if !harness.sink.is_open(&self.id) {
@@ -255,14 +282,22 @@ impl<S: Send + Sync + 'static> TestClient<S> {
                 connection_id: self.id.clone(),
             });
         }
+        let body = body.into();
+        if !body.is_text() {
+            if harness.sink.close_recorded(&self.id) {
+                self.run_disconnect(UNSUPPORTED_DATA, BINARY_FRAME_REASON)
+                    .await?;
+            }
+            return Err(Error::invalid_input(format!(
+                "API Gateway does not accept binary frames from clients: connection {} was closed with {UNSUPPORTED_DATA} ({BINARY_FRAME_REASON}); send binary data as base64 in a text message",
+                self.id
+            )));
+        }
         harness.sink.touch(&self.id);
-        let message_id = random_id();
-        let mut request = Request::message(self.id.clone(), body)
-            .with_endpoint("localhost", LOCAL_STAGE)
-            .with_source_ip(self.source_ip.clone())
-            .with_connected_at(self.connected_at)
-            .with_message_id(message_id.clone())
-            .with_authorizer(self.authorizer.clone());
+        let mut request = self
+            .event(Request::message(self.id.clone(), body))
+            .with_message_id(random_id());
+        let request_id = request.request_id.clone();
         if let Some(user_agent) = &self.user_agent {
             request = request.with_user_agent(user_agent.clone());
         }
@@ -274,13 +309,27 @@ impl<S: Send + Sync + 'static> TestClient<S> {
                 }
             }
             Err(_) => {
-                harness
-                    .sink
-                    .record(&self.id, internal_error_message(&self.id, &message_id));
+                let frame = GatewayError::InternalServerError.frame(&self.id, &request_id);
+                harness.sink.record(&self.id, frame);
             }
         }
         harness.settle_server_closes().await?;
         outcome
+    }
+
+    /// An event of this connection: the harness's endpoint, API id and a fresh request
+    /// id, and what `$connect` learned about the client.
+    fn event(&self, request: Request) -> Request {
+        self.harness
+            .event(request)
+            .with_source_ip(self.source_ip.clone())
+            .with_connected_at(self.connected_at)
+            .with_authorizer(self.authorizer.clone())
+    }
+
+    async fn run_disconnect(&self, status_code: u16, reason: &str) -> wsgw_core::Result<Reply> {
+        let request = self.event(Request::disconnect(self.id.clone(), status_code, reason));
+        self.harness.router.handle(request).await
     }
 
     /// Sends `value` as a JSON text message.
@@ -312,15 +361,16 @@ impl<S: Send + Sync + 'static> TestClient<S> {
     }
 
     /// Closes the connection from the client side with a close code and reason; runs
-    /// `$disconnect` and returns its reply.
+    /// `$disconnect` and returns its reply. A connection the server closed already (a
+    /// handler through the sink, a binary frame) had its `$disconnect` then: it does not
+    /// run twice, and the reply is a plain 200.
     pub async fn disconnect_with(self, status_code: u16, reason: &str) -> wsgw_core::Result<Reply> {
+        let was_open = self.harness.sink.is_open(&self.id);
         self.harness.sink.remove(&self.id);
-        let request = Request::disconnect(self.id.clone(), status_code, reason)
-            .with_endpoint("localhost", LOCAL_STAGE)
-            .with_connected_at(self.connected_at)
-            .with_source_ip(self.source_ip.clone())
-            .with_authorizer(self.authorizer.clone());
-        self.harness.router.handle(request).await
+        if !was_open {
+            return Ok(Reply::ok());
+        }
+        self.run_disconnect(status_code, reason).await
     }
 
     /// Closes the connection normally (1000).

@@ -46,6 +46,24 @@ pub fn random_id() -> String {
     URL_SAFE.encode(bytes)
 }
 
+/// An API id shaped like API Gateway's (`requestContext.apiId`): ten lower-case letters
+/// and digits.
+///
+/// ```
+/// let id = wsgw_memory::new_api_id();
+/// assert_eq!(id.len(), 10);
+/// assert!(id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+/// ```
+pub fn new_api_id() -> String {
+    const ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut bytes = [0u8; 10];
+    IDS.with(|ids| ids.borrow_mut().fill_bytes(&mut bytes));
+    bytes
+        .iter()
+        .map(|byte| char::from(ALPHABET[usize::from(*byte) % ALPHABET.len()]))
+        .collect()
+}
+
 /// A fresh connection id.
 pub fn new_connection_id() -> ConnectionId {
     ConnectionId::from(random_id())

@@ -39,10 +39,8 @@ mod store;
 mod token;
 
 pub use faults::{Fault, FaultySink, InjectedFault, FAULTY_BACKEND};
-pub use harness::{
-    internal_error_message, ConnectError, ConnectOptions, Harness, TestClient, LOCAL_STAGE,
-};
+pub use harness::{ConnectError, ConnectOptions, Harness, TestClient, LOCAL_STAGE};
 pub use history::MemoryHistory;
-pub use ids::{new_connection_id, random_id};
+pub use ids::{new_api_id, new_connection_id, random_id};
 pub use sink::{Activity, MemorySink, Outbox, DEFAULT_OUTBOX_CAPACITY, MAX_PAYLOAD_BYTES};
 pub use store::MemoryStore;

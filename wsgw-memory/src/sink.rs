@@ -245,6 +245,19 @@ impl MemorySink {
         }
     }
 
+    /// Marks a recorded connection closed, as the gateway closes it (a refused binary
+    /// frame); what was recorded for it stays readable, and no `$disconnect` is queued
+    /// (whoever closes it runs that). Returns whether it was open.
+    pub fn close_recorded(&self, id: &ConnectionId) -> bool {
+        match self.lock().get_mut(id) {
+            Some(endpoint) if endpoint.open => {
+                endpoint.open = false;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Recorded connections closed through [`MessageSink::disconnect`] since the last
     /// call, so the harness can run their `$disconnect`. (Live connections are closed by
     /// their socket task, which runs `$disconnect` itself.)

@@ -94,7 +94,7 @@ fn blasting_router(
                 .push((request.connection_id.clone(), code));
             Ok(Reply::ok())
         })
-        .route(
+        .two_way_route(
             "blast",
             |ctx: Context<Arc<Seen>>, request: Request| async move {
                 let body: Value = request.json()?;
@@ -323,13 +323,13 @@ async fn broadcast_through_a_faulty_sink_reaches_every_live_socket_once_and_prun
                 .push((request.connection_id.clone(), code));
             Ok(Reply::ok())
         })
-        .route(
+        .two_way_route(
             "whoami",
             |_ctx: Context<Arc<Fanout>>, request: Request| async move {
                 Reply::json(&json!({ "id": request.connection_id }))
             },
         )
-        .route(
+        .two_way_route(
             "shout",
             |ctx: Context<Arc<Fanout>>, request: Request| async move {
                 let ctx = ctx.with_broadcast_options(

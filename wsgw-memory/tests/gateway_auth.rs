@@ -90,7 +90,7 @@ async fn start(
             ctx.store().delete(&request.connection_id).await?;
             seen(ctx, request).await
         })
-        .route(
+        .two_way_route(
             "whoami",
             |ctx: Context<Seen>, request: Request| async move {
                 seen(ctx, request.clone()).await?;

@@ -48,7 +48,7 @@ fn room_router(
                 .await?;
             Ok(Reply::ok())
         })
-        .route("whoami", |_ctx: Context, request: Request| async move {
+        .two_way_route("whoami", |_ctx: Context, request: Request| async move {
             Reply::json(&json!({ "connection_id": request.connection_id }))
         })
         .route("fail", |_ctx: Context, _request: Request| async move {

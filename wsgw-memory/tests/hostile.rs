@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use wsgw_core::{Context, Payload, Reply, Request, Router};
+use wsgw_core::{Context, Payload, Reply, Request, Router, DEFAULT};
 use wsgw_memory::gateway::{Assets, LocalGateway, RunningGateway};
 
 type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -33,15 +33,15 @@ fn router(
     sink: std::sync::Arc<dyn wsgw_core::MessageSink>,
 ) -> Router {
     Router::new(store, sink)
-        .route("echo", |_ctx: Context, request: Request| async move {
+        .two_way_route("echo", |_ctx: Context, request: Request| async move {
             Ok(Reply::with_body(
                 request.body.unwrap_or_else(|| Payload::text("")),
             ))
         })
-        .route("whoami", |_ctx: Context, request: Request| async move {
+        .two_way_route("whoami", |_ctx: Context, request: Request| async move {
             Reply::json(&json!({ "connection_id": request.connection_id }))
         })
-        .on_default(|_ctx: Context, request: Request| async move {
+        .two_way_route(DEFAULT, |_ctx: Context, request: Request| async move {
             let body = request.body.as_ref();
             Reply::json(&json!({
                 "route": "$default",
@@ -242,30 +242,22 @@ async fn a_message_of_128_kb_plus_one_in_small_frames_closes_with_1009_and_128_k
     gateway.assert_unaffected().await;
 }
 
+/// AWS ("Binary media types for WebSocket APIs"): binary frames from clients are
+/// rejected and the connection closed with 1003, whatever they hold.
 #[tokio::test]
-async fn binary_frames_go_to_default_and_the_connection_stays_open() {
-    let mut gateway = Gateway::start().await;
-    let mut client = gateway.client().await;
-    // Binary that even spells a valid action: API Gateway routes binary to $default.
-    client
-        .send(Message::binary(br#"{"action":"echo"}"#.to_vec()))
-        .await
-        .unwrap();
-    assert_eq!(
-        next_json(&mut client).await,
-        json!({"route": "$default", "binary": true, "bytes": 17})
-    );
-    client
-        .send(Message::binary(vec![0xff, 0xfe, 0x00]))
-        .await
-        .unwrap();
-    assert_eq!(next_json(&mut client).await["binary"], true);
-    client
-        .send(Message::text(r#"{"action":"echo"}"#))
-        .await
-        .unwrap();
-    assert_eq!(next_text(&mut client).await, r#"{"action":"echo"}"#);
-    gateway.assert_unaffected().await;
+async fn binary_frames_close_the_connection_with_1003_and_bystanders_are_unaffected() {
+    for frame in [
+        // Binary that even spells a valid action.
+        br#"{"action":"echo"}"#.to_vec(),
+        vec![0xff, 0xfe, 0x00],
+        Vec::new(),
+    ] {
+        let mut gateway = Gateway::start().await;
+        let mut client = gateway.client().await;
+        client.send(Message::binary(frame.clone())).await.unwrap();
+        assert_eq!(close_code(&mut client).await, 1003, "{frame:?}");
+        gateway.assert_unaffected().await;
+    }
 }
 
 #[tokio::test]
@@ -536,7 +528,11 @@ async fn control_frames_and_empty_messages_are_harmless() {
         next_json(&mut client).await,
         json!({"route": "$default", "binary": false, "bytes": 0})
     );
-    client.send(Message::binary(Vec::new())).await.unwrap();
+    client
+        .send(Message::Pong(vec![2u8; 10].into()))
+        .await
+        .unwrap();
+    client.send(Message::text("")).await.unwrap();
     assert_eq!(next_json(&mut client).await["route"], "$default");
     gateway.assert_unaffected().await;
 }

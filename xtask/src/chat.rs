@@ -42,10 +42,19 @@ pub fn target_dir(root: &Path) -> PathBuf {
     }
 }
 
+/// The debug binary `cargo build -p NAME` makes, in [`target_dir`].
+pub fn debug_binary(root: &Path, name: &str) -> PathBuf {
+    let file = if cfg!(windows) {
+        format!("{name}.exe")
+    } else {
+        name.to_owned()
+    };
+    target_dir(root).join("debug").join(file)
+}
+
 /// The debug `chat` binary that `cargo build -p chat` makes.
 pub fn chat_binary(root: &Path) -> PathBuf {
-    let name = if cfg!(windows) { "chat.exe" } else { "chat" };
-    target_dir(root).join("debug").join(name)
+    debug_binary(root, "chat")
 }
 
 /// Runs after moto's server started (it needs `WSGW_DYNAMODB_ENDPOINT`): the chat in

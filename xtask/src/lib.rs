@@ -8,11 +8,14 @@
 //!   the chat's and the telemetry's DynamoDB tests against moto's server ([`moto`]),
 //!   which it installs, starts and stops, the chat page and the telemetry dashboard in
 //!   headless Chromium ([`chat`], [`telemetry`]), every command of the README's "Poke it
-//!   by hand" walkthrough ([`walkthrough`]), and the ESP32-C3 firmware built and turned
+//!   by hand" walkthrough ([`walkthrough`]), Python's `websockets` and boto3 checking
+//!   that the example binaries behave as API Gateway does ([`parity`]), and the ESP32-C3
+//!   firmware built and turned
 //!   into a flashable image ([`firmware`]), and every `cargo fuzz` target for a bounded
 //!   time ([`fuzz`]).
 //! - `cargo xtask ci`: formatting, clippy, then the test steps ([`ci_steps`]).
 //! - `cargo xtask setup-moto`: only install moto into `.venv/` ([`moto::ensure_moto`]).
+//! - `cargo xtask setup-parity`: only install the pinned Python clients of [`parity`].
 //! - `cargo xtask lint-templates`: cfn-lint on every SAM template ([`cfn_lint`]), the last
 //!   step of `cargo xtask test`.
 //! - `cargo xtask firmware`: only the firmware's steps ([`firmware::firmware_steps`]).
@@ -26,6 +29,7 @@ pub mod chat;
 pub mod firmware;
 pub mod fuzz;
 pub mod moto;
+pub mod parity;
 pub mod report;
 pub mod step;
 pub mod telemetry;
@@ -83,6 +87,7 @@ pub fn test_steps_on(moto_port: u16) -> Vec<Step> {
     steps.push(cfn_lint::lint_step());
     steps.extend(chat::web_steps(&workspace_root()));
     steps.extend(walkthrough::walkthrough_steps(&workspace_root()));
+    steps.extend(parity::parity_steps(&workspace_root()));
     steps.extend(telemetry::web_steps(&workspace_root()));
     steps.extend(firmware::firmware_steps(&workspace_root()));
     steps.extend(fuzz::fuzz_steps(&workspace_root()));
@@ -130,6 +135,11 @@ mod tests {
     #[test]
     fn test_runs_all_targets_doctests_and_each_feature_set_separately() {
         let steps: Vec<Vec<String>> = test_steps_on(4567).iter().map(cargo_args).collect();
+        let root = workspace_root();
+        let parity_args: Vec<String> = std::iter::once(root.join(parity::SCRIPT))
+            .chain(["echo", "chat", "telemetry"].map(|example| chat::debug_binary(&root, example)))
+            .map(|path| path.to_string_lossy().into_owned())
+            .collect();
 
         assert_eq!(
             steps,
@@ -179,6 +189,9 @@ mod tests {
                     "--",
                     "--ignored"
                 ],
+                vec!["xtask", "setup-parity"],
+                vec!["build", "-p", "echo", "-p", "chat", "-p", "telemetry"],
+                parity_args.iter().map(String::as_str).collect(),
                 vec!["ci", "--no-audit", "--no-fund"],
                 vec!["build", "-p", "telemetry"],
                 vec!["--test", "dashboard.test.mjs"],

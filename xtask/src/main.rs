@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use xtask::{bench, cfn_lint, ci_steps, firmware, moto, test_steps, workspace_root, Pipeline};
+use xtask::{
+    bench, cfn_lint, ci_steps, firmware, moto, parity, test_steps, workspace_root, Pipeline,
+};
 
 /// The project's tasks.
 #[derive(Debug, Parser)]
@@ -28,6 +30,8 @@ enum Task {
     Ci,
     /// Install moto's DynamoDB server into the virtualenv `.venv/` (reused when present).
     SetupMoto,
+    /// Install the pinned Python clients of the local-vs-deployed check into `.venv/`.
+    SetupParity,
     /// Run cfn-lint (installed into `.venv/` when missing) on every SAM template.
     LintTemplates,
     /// Build the ESP32-C3 firmware and its flashable image (installs espflash once).
@@ -53,6 +57,15 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("xtask setup-moto: error: {error}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Task::SetupParity => {
+            return match parity::ensure_clients(&workspace_root()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("xtask setup-parity: error: {error}");
                     ExitCode::FAILURE
                 }
             };

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::chat::{target_dir, CHROMIUM};
+use crate::chat::{debug_binary, CHROMIUM};
 use crate::step::{Cmd, Step};
 
 /// The Node test package of the dashboard, relative to the workspace root.
@@ -15,12 +15,7 @@ pub const WEB_TESTS_DIR: &str = "examples/telemetry/web-tests";
 
 /// The debug `telemetry` binary that `cargo build -p telemetry` makes.
 pub fn telemetry_binary(root: &Path) -> PathBuf {
-    let name = if cfg!(windows) {
-        "telemetry.exe"
-    } else {
-        "telemetry"
-    };
-    target_dir(root).join("debug").join(name)
+    debug_binary(root, "telemetry")
 }
 
 /// Runs after moto's server started (it needs `WSGW_DYNAMODB_ENDPOINT`): history and

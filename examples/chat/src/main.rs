@@ -22,7 +22,7 @@ use tracing_subscriber::EnvFilter;
 use wsgw_aws::dynamo::{DynamoHistory, DynamoStore};
 use wsgw_aws::invoke::{InvokeArgs, Invoker};
 use wsgw_core::{ConnectionStore, HistoryStore};
-use wsgw_memory::gateway::{Assets, LocalGateway};
+use wsgw_memory::gateway::{Assets, LocalGateway, ManagementArgs};
 use wsgw_memory::{MemoryHistory, MemorySink, MemoryStore};
 
 /// Environment variable: days to keep messages, session records and events (Lambda and
@@ -39,6 +39,9 @@ struct Args {
     /// Address to listen on (loopback by default; port 0 picks a free port).
     #[arg(long, env = "WSGW_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+
+    #[command(flatten)]
+    management: ManagementArgs,
 
     /// Keep connections and history in DynamoDB at this endpoint (for example a local
     /// emulator, http://127.0.0.1:8000) instead of in memory.
@@ -223,6 +226,7 @@ async fn run_local(args: Args) -> Result<(), String> {
     let router = chat::router_with_auth(store, sockets.clone(), state, authorizer);
     let running = LocalGateway::new(router, sockets)
         .assets(Assets::new().file("/index.html", chat::INDEX_HTML))
+        .management_access(args.management.access())
         .bind(args.listen)
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", args.listen))?;
@@ -233,16 +237,19 @@ async fn run_local(args: Args) -> Result<(), String> {
     } else {
         addr
     };
+    let notice = running.exposure_notice();
+    // Ctrl-C and SIGTERM are obeyed from here on, before the address is out.
+    let stopped = running.run_until_signal();
     println!(
         "chat on {backend}: open http://{shown}/ in a browser, or connect WebSocket clients to ws://{shown} (Ctrl-C stops)"
     );
+    if let Some(notice) = notice {
+        println!("{notice}");
+    }
     if auth {
         println!(
             "auth is on: clients present a JWT (the subprotocols wsgw.bearer, TOKEN; Authorization: Bearer; or ?token=); on the page, paste it into the Token field"
         );
     }
-    running
-        .run_until_signal()
-        .await
-        .map_err(|error| error.to_string())
+    stopped.await.map_err(|error| error.to_string())
 }

@@ -224,9 +224,7 @@ async fn heartbeat_and_bad_input_are_answered_and_the_connection_stays_open() {
     assert_eq!(next_json(&mut ada).await["error"], "empty_message");
     send(&mut ada, json!({"action": "history", "limit": 500})).await;
     assert_eq!(next_json(&mut ada).await["error"], "invalid_limit");
-    ada.send(Message::binary(vec![1u8, 2, 3]))
-        .await
-        .expect("sent");
+    ada.send(Message::text("not JSON")).await.expect("sent");
     let unknown = next_json(&mut ada).await;
     assert_eq!(unknown["error"], "unknown_action");
     assert_eq!(

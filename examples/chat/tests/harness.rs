@@ -992,7 +992,7 @@ async fn an_unknown_action_lists_the_available_ones() {
 }
 
 #[tokio::test]
-async fn messages_without_an_action_non_json_and_binary_frames_go_to_default() {
+async fn messages_without_an_action_and_non_json_go_to_default() {
     let harness = harness();
     let ada = join(&harness, "s1", "ada").await;
 
@@ -1000,16 +1000,31 @@ async fn messages_without_an_action_non_json_and_binary_frames_go_to_default() {
     send(&ada, json!({"action": 7})).await;
     ada.send(Payload::text("not json")).await.unwrap();
     ada.send(Payload::text("[1,2]")).await.unwrap();
-    ada.send(Payload::binary(vec![0u8, 159, 146, 150]))
-        .await
-        .unwrap();
 
     let answers = ada.received_json();
-    assert_eq!(answers.len(), 5, "{answers:?}");
+    assert_eq!(answers.len(), 4, "{answers:?}");
     for answer in &answers {
         assert_unknown_action(answer);
     }
     assert!(ada.is_open());
+}
+
+/// AWS: a binary frame closes the connection with 1003; no route runs, and the
+/// `$disconnect` that runs completes the session record as for any close.
+#[tokio::test]
+async fn a_binary_frame_closes_the_connection_with_1003() {
+    let harness = harness();
+    let ada = join(&harness, "s1", "ada").await;
+    let bob = join(&harness, "s2", "bob").await;
+
+    ada.send(Payload::binary(vec![0u8, 159, 146, 150]))
+        .await
+        .expect_err("API Gateway refuses binary frames");
+
+    assert!(!ada.is_open());
+    assert_eq!(ada.received_json(), Vec::<Value>::new());
+    send(&bob, json!({"action": "heartbeat"})).await;
+    assert_eq!(bob.received_json(), vec![json!({"type": "heartbeat"})]);
 }
 
 #[tokio::test]

@@ -14,7 +14,8 @@
 //! | `{"action":"message","message":<any JSON>}` | `{"type":"message","message":<the same JSON, unchanged>}`                 |
 //! | `{"action":"message"}` (no `message`)       | `{"type":"error","error":"missing_field","field":"message"}`              |
 //! | `{"action":"whoami"}`                       | `{"type":"whoami","connection_id":"<the caller's connection id>"}`        |
-//! | anything else: another action, no action, malformed JSON, a binary frame | `{"type":"error","error":"unknown_action","available":["message","whoami"]}` |
+//! | anything else: another action, no action, malformed JSON | `{"type":"error","error":"unknown_action","available":["message","whoami"]}` |
+//! | a binary frame | nothing: the connection is closed with 1003, as API Gateway does |
 //!
 //! `$connect` and `$disconnect` only log (connection id, source ip; close code and
 //! reason on disconnect) and accept. If the caller is already gone when its answer is
@@ -175,7 +176,8 @@ async fn on_whoami(ctx: Context, request: Request) -> Result<Reply> {
     answer_caller(&ctx, &request.connection_id, &answer).await
 }
 
-/// `$default`: unknown actions, malformed JSON and binary frames.
+/// `$default`: unknown actions and malformed JSON (and binary bodies, which only reach a
+/// router directly: API Gateway closes a connection that sends a binary frame).
 async fn on_default(ctx: Context, request: Request) -> Result<Reply> {
     let answer = json!({ "type": "error", "error": "unknown_action", "available": ACTIONS });
     answer_caller(&ctx, &request.connection_id, &answer).await

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 use wsgw_aws::invoke::{InvokeArgs, Invoker};
-use wsgw_memory::gateway::LocalGateway;
+use wsgw_memory::gateway::{LocalGateway, ManagementArgs};
 use wsgw_memory::MemoryStore;
 
 /// Run the echo/whoami WebSocket API locally.
@@ -28,6 +28,9 @@ struct Args {
     /// Address to listen on (loopback by default; port 0 picks a free port).
     #[arg(long, env = "WSGW_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+
+    #[command(flatten)]
+    management: ManagementArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,19 +70,28 @@ async fn main() -> ExitCode {
         };
     }
     init_logs("info");
-    let running = match LocalGateway::build(echo::router).bind(args.listen).await {
+    let gateway = LocalGateway::build(echo::router).management_access(args.management.access());
+    let running = match gateway.bind(args.listen).await {
         Ok(running) => running,
         Err(error) => {
             eprintln!("echo: cannot listen on {}: {error}", args.listen);
             return ExitCode::FAILURE;
         }
     };
-    println!(
-        "echo listening on {} — connect any WebSocket client and send {{\"action\":\"whoami\"}} or {{\"action\":\"message\",\"message\":\"hi\"}}; metrics at http://{}/metrics; Ctrl-C stops",
+    let (url, addr, notice) = (
         running.ws_url(),
-        running.local_addr()
+        running.local_addr(),
+        running.exposure_notice(),
     );
-    match running.run_until_signal().await {
+    // Ctrl-C and SIGTERM are obeyed from here on, before the address is out.
+    let stopped = running.run_until_signal();
+    println!(
+        "echo listening on {url} — connect any WebSocket client and send {{\"action\":\"whoami\"}} or {{\"action\":\"message\",\"message\":\"hi\"}}; metrics at http://{addr}/metrics; Ctrl-C stops"
+    );
+    if let Some(notice) = notice {
+        println!("{notice}");
+    }
+    match stopped.await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("echo: {error}");

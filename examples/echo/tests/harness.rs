@@ -200,17 +200,21 @@ async fn malformed_json_answers_unknown_action_error() {
     assert_eq!(client.received_json(), vec![unknown_action()]);
 }
 
+/// AWS: a binary frame from a client is rejected and the connection closed with 1003;
+/// no route runs.
 #[tokio::test]
-async fn binary_frame_answers_unknown_action_error() {
+async fn a_binary_frame_closes_the_connection_with_1003_and_runs_no_route() {
     let harness = harness();
     let client = connected(&harness).await;
 
-    client
+    let error = client
         .send(Payload::binary(br#"{"action":"whoami"}"#.to_vec()))
         .await
-        .expect("binary frames go to $default, which succeeds");
+        .expect_err("API Gateway refuses binary frames");
 
-    assert_eq!(client.received_json(), vec![unknown_action()]);
+    assert!(error.to_string().contains("1003"), "{error}");
+    assert!(!client.is_open());
+    assert_eq!(client.received_json(), Vec::<serde_json::Value>::new());
 }
 
 #[tokio::test]

@@ -32,7 +32,7 @@ use tracing_subscriber::EnvFilter;
 use wsgw_aws::dynamo::{DynamoHistoryBuilder, DynamoStoreBuilder};
 use wsgw_aws::invoke::{InvokeArgs, Invoker};
 use wsgw_core::{ConnectionStore, HistoryStore};
-use wsgw_memory::gateway::LocalGateway;
+use wsgw_memory::gateway::{LocalGateway, ManagementArgs};
 use wsgw_memory::{MemoryHistory, MemorySink, MemoryStore};
 
 /// Environment variable: days to keep readings (Lambda and local runs).
@@ -118,6 +118,9 @@ struct Serve {
     /// dashboard shows live data at once.
     #[arg(long, value_name = "N", default_value_t = 0)]
     simulate: usize,
+
+    #[command(flatten)]
+    management: ManagementArgs,
 
     #[command(flatten)]
     backend: Backend,
@@ -413,14 +416,23 @@ async fn run_local(serve: Serve) -> Result<(), String> {
     let router = telemetry::router(store, sockets.clone(), state);
     let running = LocalGateway::new(router, sockets)
         .assets(telemetry::dashboard())
+        .management_access(serve.management.access())
         .bind(serve.listen)
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", serve.listen))?;
-    let addr = running.local_addr();
-    println!(
-        "telemetry listening on {} — dashboard http://{addr}/, history http://{addr}/history?device_id=ID; data kept {where_kept}; Ctrl-C stops",
-        running.ws_url()
+    let (addr, ws_url, notice) = (
+        running.local_addr(),
+        running.ws_url(),
+        running.exposure_notice(),
     );
+    // Ctrl-C and SIGTERM are obeyed from here on, before the address is out.
+    let stopped = running.run_until_signal();
+    println!(
+        "telemetry listening on {ws_url} — dashboard http://{addr}/, history http://{addr}/history?device_id=ID; data kept {where_kept}; Ctrl-C stops"
+    );
+    if let Some(notice) = notice {
+        println!("{notice}");
+    }
     if auth {
         println!(
             "auth is on: devices connect with ?token=KEY; open http://{addr}/ and enter a dashboard key (the REST API wants it as Authorization: Bearer KEY)"
@@ -431,7 +443,7 @@ async fn run_local(serve: Serve) -> Result<(), String> {
         );
     }
     let simulator = if serve.simulate > 0 {
-        let mut config = SimulatorConfig::new(running.ws_url(), serve.simulate);
+        let mut config = SimulatorConfig::new(ws_url, serve.simulate);
         config.tokens = simulator_tokens(
             &config,
             serve.backend.device_secret.as_deref(),
@@ -443,7 +455,7 @@ async fn run_local(serve: Serve) -> Result<(), String> {
     } else {
         None
     };
-    let outcome = running.run_until_signal().await;
+    let outcome = stopped.await;
     if let Some(simulator) = simulator {
         simulator.shutdown().await;
     }

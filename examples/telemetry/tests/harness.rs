@@ -482,11 +482,6 @@ async fn default_route_names_the_problem_and_keeps_the_connection() {
     assert!(got[0]["message"].as_str().unwrap().contains("\"reboot\""));
     dashboard.send(Payload::text("not json")).await.unwrap();
     assert_eq!(error_code(&dashboard.received_json()), "invalid_message");
-    dashboard
-        .send(Payload::binary(vec![1, 2, 3]))
-        .await
-        .unwrap();
-    assert_eq!(error_code(&dashboard.received_json()), "invalid_message");
     dashboard.send_json(&json!({"hello": 1})).await.unwrap();
     assert_eq!(error_code(&dashboard.received_json()), "unknown_action");
     dashboard
@@ -495,6 +490,19 @@ async fn default_route_names_the_problem_and_keeps_the_connection() {
         .unwrap();
     assert_eq!(error_code(&dashboard.received_json()), "invalid_control");
     assert!(dashboard.is_open());
+}
+
+/// AWS: a binary frame closes the connection with 1003 and no route runs.
+#[tokio::test]
+async fn a_binary_frame_closes_the_connection_with_1003() {
+    let w = world();
+    let dashboard = w.dashboard().await;
+    dashboard
+        .send(Payload::binary(vec![1, 2, 3]))
+        .await
+        .expect_err("API Gateway refuses binary frames");
+    assert!(!dashboard.is_open());
+    assert!(dashboard.received_json().is_empty());
 }
 
 #[tokio::test]

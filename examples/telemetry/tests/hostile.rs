@@ -119,13 +119,15 @@ async fn bad_device_messages_are_refused_and_a_device_cannot_speak_for_another()
         (r#"{"action":"ControlCmd","interval_ms":1000}"#.into(), "wrong_role"),
     ];
     expect_errors(&mut device, &cases).await;
-    device
+    // A binary frame, even a valid reading: API Gateway closes that connection with 1003.
+    let mut binary = connect(&ws, "role=client").await;
+    binary
         .send(Message::binary(
             update("esp32-a", r#"{"t":1}"#).into_bytes(),
         ))
         .await
         .expect("sent");
-    assert_eq!(next_json(&mut device).await["code"], "invalid_message");
+    assert_eq!(close_code(&mut binary).await, 1003);
 
     assert_silent(&mut follower).await;
     assert_silent(&mut other_follower).await;

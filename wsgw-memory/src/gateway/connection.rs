@@ -1,6 +1,6 @@
 //! One WebSocket connection: the `$connect` handshake, then the socket loop.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
@@ -15,19 +15,21 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use futures::stream::FuturesUnordered;
 use futures::task::AtomicWaker;
 use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite;
 use wsgw_core::metrics::{Counter, Metrics};
 use wsgw_core::{
-    Authorization, ConnectionId, ConnectionInfo, MessageSink, Payload, Reply, Request, CONNECT,
-    DISCONNECT,
+    Authorization, ConnectionId, ConnectionInfo, GatewayError, MessageSink, Payload, Reply,
+    Request, CONNECT, DISCONNECT,
 };
 
 use super::Shared;
+use crate::harness::{BINARY_FRAME_REASON, UNSUPPORTED_DATA};
 use crate::ids::{new_connection_id, random_id};
-use crate::{internal_error_message, Outbox};
+use crate::Outbox;
 
 /// Close code for a message or frame over the limits.
 const MESSAGE_TOO_BIG: u16 = 1009;
@@ -55,13 +57,18 @@ struct Session {
     user_agent: Option<String>,
     stage: String,
     domain_name: String,
+    api_id: String,
     authorizer: serde_json::Value,
 }
 
 impl Session {
+    /// An event of this connection as API Gateway sends it: endpoint, API id, a fresh
+    /// request id, and what `$connect` learned.
     fn request(&self, request: Request) -> Request {
         let mut request = request
             .with_endpoint(self.domain_name.clone(), self.stage.clone())
+            .with_api_id(self.api_id.clone())
+            .with_request_id(random_id())
             .with_source_ip(self.source_ip.clone())
             .with_connected_at(self.connected_at)
             .with_authorizer(self.authorizer.clone());
@@ -86,11 +93,38 @@ fn refuse(status: u16) -> Response {
         .into_response()
 }
 
+/// The handshake answer to a `$connect` integration that failed, as API Gateway answers
+/// it: 502 for an error or a panic (a failed Lambda invocation), 504 past the
+/// integration timeout.
+fn refuse_failed_connect<T, E>(outcome: &Guarded<T, E>) -> Response {
+    let (status, message) = match outcome {
+        Err(_) => (StatusCode::GATEWAY_TIMEOUT, "Endpoint request timed out"),
+        _ => (StatusCode::BAD_GATEWAY, "Internal server error"),
+    };
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        serde_json::json!({ "message": message }).to_string(),
+    )
+        .into_response()
+}
+
+/// `requestContext.domainName`: the `Host` the client asked for, without the port, as
+/// API Gateway's `{api}.execute-api.{region}.amazonaws.com` has none.
+fn domain_name(host: Option<&String>) -> String {
+    let Some(host) = host else {
+        return "localhost".to_owned();
+    };
+    match host.parse::<axum::http::uri::Authority>() {
+        Ok(authority) => authority.host().to_owned(),
+        Err(_) => host.clone(),
+    }
+}
+
 /// Runs the authorizer and `$connect`; accepts the upgrade only on a 2xx reply.
 pub(super) async fn handshake<S: Send + Sync + 'static>(
     shared: Arc<Shared<S>>,
     peer: SocketAddr,
-    stage: String,
     uri: Uri,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
@@ -105,11 +139,9 @@ pub(super) async fn handshake<S: Send + Sync + 'static>(
         connected_at: Utc::now(),
         source_ip: peer.ip().to_string(),
         user_agent: headers.get("user-agent").cloned(),
-        stage,
-        domain_name: headers
-            .get("host")
-            .cloned()
-            .unwrap_or_else(|| "localhost".to_owned()),
+        stage: shared.stage.clone(),
+        domain_name: domain_name(headers.get("host")),
+        api_id: shared.api_id.clone(),
         authorizer: serde_json::Value::Null,
     };
     let mut request = session.request(Request::connect(session.id.clone()));
@@ -168,7 +200,7 @@ pub(super) async fn handshake<S: Send + Sync + 'static>(
                 CONNECT,
                 started,
             );
-            return refuse(500);
+            return refuse_failed_connect(&outcome);
         }
     };
     tracing::info!(connection_id = %session.id, source_ip = %session.source_ip, latency_ms, "$connect");
@@ -409,16 +441,51 @@ impl Socket {
     }
 }
 
-/// Polls the message being routed, if any.
-fn poll_routing(routing: &mut Option<Routing>, cx: &mut std::task::Context<'_>) -> Poll<()> {
-    match routing {
-        Some(future) => future.as_mut().poll(cx),
-        None => Poll::Pending,
-    }
-}
-
 /// One message on its way through the router.
 type Routing = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The messages of a connection being routed, concurrently, as API Gateway invokes the
+/// integration once per message with nothing serialising them. The set is made at the
+/// first message, so an idle connection does not carry it.
+#[derive(Default)]
+struct InFlight {
+    routing: Option<FuturesUnordered<Routing>>,
+}
+
+impl InFlight {
+    fn len(&self) -> usize {
+        self.routing.as_ref().map_or(0, FuturesUnordered::len)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn push(&mut self, routing: Routing) {
+        self.routing
+            .get_or_insert_with(FuturesUnordered::new)
+            .push(routing);
+    }
+
+    /// Ready when one of the messages finished.
+    fn poll_finished(&mut self, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        match self
+            .routing
+            .as_mut()
+            .map(|routing| routing.poll_next_unpin(cx))
+        {
+            Some(Poll::Ready(Some(()))) => Poll::Ready(()),
+            _ => Poll::Pending,
+        }
+    }
+
+    /// Waits for every message still being routed.
+    async fn finish(self) {
+        if let Some(mut routing) = self.routing {
+            while routing.next().await.is_some() {}
+        }
+    }
+}
 
 /// How the loop ended: the `$disconnect` code and reason, and the close frame to send
 /// (none when the client closed, vanished, or stopped reading).
@@ -439,9 +506,12 @@ fn going_away(blocked: bool) -> Ending {
     (GOING_AWAY, "Going away".to_owned(), frame)
 }
 
-/// The socket loop: writes the outbox, reads messages and routes them one at a time in
-/// arrival order (so replies keep that order), enforces the idle timeout and maximum
-/// duration, and closes on shutdown or `DELETE`.
+/// The socket loop: writes the outbox, reads messages and routes each as it arrives,
+/// several at once (replies and error frames go out as each finishes, in any order, as
+/// on AWS), closes on a binary frame with 1003, enforces the idle timeout and maximum
+/// duration, and closes on shutdown or `DELETE`. With
+/// [`Limits::max_concurrent_messages`](super::Limits::max_concurrent_messages) messages
+/// in flight it stops reading until one finishes.
 async fn serve<S: Send + Sync + 'static>(
     shared: Arc<Shared<S>>,
     socket: WebSocket,
@@ -456,9 +526,7 @@ async fn serve<S: Send + Sync + 'static>(
         activity,
     } = outbox;
     let mut socket = Socket::new(socket, messages);
-    // Messages read and waiting for the one being routed; reading pauses when it is full.
-    let mut waiting: VecDeque<Payload> = VecDeque::new();
-    let mut routing: Option<Routing> = None;
+    let mut in_flight = InFlight::default();
     // One timer for the idle timeout and the maximum duration, re-armed only when it
     // fires, from the last activity: resetting it on every message would cost a
     // timer-wheel update each time.
@@ -469,20 +537,11 @@ async fn serve<S: Send + Sync + 'static>(
     tokio::pin!(timer, shutdown);
 
     let (code, reason, we_close): Ending = loop {
-        if routing.is_none() {
-            if let Some(body) = waiting.pop_front() {
-                routing = Some(Box::pin(route_message(
-                    shared.clone(),
-                    session.clone(),
-                    body,
-                )));
-            }
-        }
-        let read = waiting.len() < limits.outbox_capacity;
-        // In this order: the closing signals, then the message being routed, then the
-        // socket, which writes the route's reply in the same pass. Nothing starves: the
-        // signals are cheap and rarely ready, routing drains `waiting`, and tokio's
-        // cooperative budget ends a flood of reads.
+        let read = in_flight.len() < limits.max_concurrent_messages;
+        // In this order: the closing signals, then the messages being routed, then the
+        // socket, which writes their replies in the same pass. Nothing starves: the
+        // signals are cheap and rarely ready, and tokio's cooperative budget ends a
+        // flood of reads or of finished messages.
         let ended = tokio::select! {
             biased;
             _ = &mut deleted => Some((NORMAL, String::new(), (!socket.blocked).then(|| close_message(NORMAL, "")))),
@@ -497,16 +556,19 @@ async fn serve<S: Send + Sync + 'static>(
                 }
             }
             () = &mut shutdown => Some(going_away(socket.blocked)),
-            () = std::future::poll_fn(|cx| poll_routing(&mut routing, cx)), if routing.is_some() => {
-                routing = None;
-                None
-            }
+            () = std::future::poll_fn(|cx| in_flight.poll_finished(cx)), if !in_flight.is_empty() => None,
             event = std::future::poll_fn(|cx| socket.poll_event(cx, read)) => match event {
                 SocketEvent::WriteFailed => Some((ABNORMAL, String::new(), None)),
                 SocketEvent::Received(received) => {
-                    let payload = match received {
+                    let body = match received {
                         Some(Ok(Message::Text(text))) => Payload::text_from_bytes(Bytes::from(text)).ok(),
-                        Some(Ok(Message::Binary(data))) => Some(Payload::binary(data)),
+                        // API Gateway does not take binary frames from clients: it closes
+                        // the connection with 1003 ("Binary media types for WebSocket
+                        // APIs" in its developer guide).
+                        Some(Ok(Message::Binary(_))) => {
+                            tracing::info!(connection_id = %session.id, "closing: binary frame (API Gateway closes with 1003)");
+                            break (UNSUPPORTED_DATA, BINARY_FRAME_REASON.to_owned(), Some(close_message(UNSUPPORTED_DATA, BINARY_FRAME_REASON)));
+                        }
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
                         Some(Ok(Message::Close(frame))) => {
                             break match frame {
@@ -530,7 +592,12 @@ async fn serve<S: Send + Sync + 'static>(
                     };
                     last_activity = tokio::time::Instant::now();
                     activity.touch();
-                    waiting.extend(payload);
+                    if let Some(body) = body {
+                        // Boxed: the task of an idle connection keeps room for its
+                        // largest state, and a router's futures inline would make that
+                        // several KB.
+                        in_flight.push(Box::pin(route_message(shared.clone(), session.clone(), body)));
+                    }
                     None
                 }
             },
@@ -557,36 +624,29 @@ async fn serve<S: Send + Sync + 'static>(
             }
         }
     };
-    // Messages still queued are answered while the connection is already gone, as on AWS
-    // where in-flight invocations outlive the socket.
-    let finishing = async {
-        if let Some(routing) = routing {
-            routing.await;
-        }
-        for body in waiting {
-            Box::pin(route_message(shared.clone(), session.clone(), body)).await;
-        }
-    };
-    tokio::join!(closing, finishing);
-    // Boxed, like every route above: the task of an idle connection keeps room for its
-    // largest state, and a router's futures inline would make that several KB.
+    // Messages still being routed finish while the connection is already gone, as on
+    // AWS where in-flight invocations outlive the socket.
+    tokio::join!(closing, in_flight.finish());
     Box::pin(run_disconnect(&shared, &session, code, &reason)).await;
 }
 
-/// Routes one message and sends the route's reply, if any, to the caller.
+/// Routes one message and sends the caller what API Gateway would: a two-way route's
+/// reply body (the router has dropped a one-way route's), the `Forbidden` frame when no
+/// route matched, `Internal server error` for a failed handler, `Endpoint request timed
+/// out` past the integration timeout.
 async fn route_message<S: Send + Sync + 'static>(
     shared: Arc<Shared<S>>,
     session: Arc<Session>,
     body: Payload,
 ) {
     let started = Instant::now();
-    let message_id = random_id();
     let route_key = shared.router.select_route(Some(&body));
     let request = session.request(
         Request::message(session.id.clone(), body)
             .with_route_key(route_key.clone())
-            .with_message_id(message_id.clone()),
+            .with_message_id(random_id()),
     );
+    let request_id = request.request_id.clone();
     let outcome = tokio::time::timeout(
         shared.limits.handler_timeout,
         AssertUnwindSafe(shared.router.handle(request)).catch_unwind(),
@@ -607,18 +667,11 @@ async fn route_message<S: Send + Sync + 'static>(
         }
         Err(_) => {
             tracing::error!(connection_id = %session.id, route = %route_key, latency_ms, "route timed out");
-            Some(Payload::text(
-                serde_json::json!({
-                    "message": "Endpoint request timed out",
-                    "connectionId": session.id.as_str(),
-                    "requestId": message_id,
-                })
-                .to_string(),
-            ))
+            Some(GatewayError::EndpointRequestTimedOut.frame(&session.id, &request_id))
         }
         outcome => {
             tracing::error!(connection_id = %session.id, route = %route_key, failure = %describe_failure(&outcome), latency_ms, "route failed");
-            Some(internal_error_message(&session.id, &message_id))
+            Some(GatewayError::InternalServerError.frame(&session.id, &request_id))
         }
     };
     if let Some(answer) = answer {

@@ -1,16 +1,28 @@
 //! The Management API (`@connections`), answering exactly as API Gateway does so AWS SDK
-//! clients map the errors to their own types.
+//! clients map the errors to their own types, and checking who calls it as API Gateway
+//! does (see [`ManagementAccess`](super::ManagementAccess)).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderName, Method, StatusCode};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, HeaderName, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use chrono::SecondsFormat;
 use wsgw_core::{ConnectionId, Error, MessageSink, Payload};
 
-use super::Shared;
+use super::{sigv4, Shared};
+
+/// One `@connections` call.
+struct Call {
+    peer: SocketAddr,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+}
 
 fn aws_error(status: StatusCode, error_type: &'static str, message: String) -> Response {
     (
@@ -45,35 +57,82 @@ fn error_response(error: Error) -> Response {
     }
 }
 
-pub(super) async fn default_stage<S: Send + Sync + 'static>(
+/// `/@connections/{id}`: the stage left out, a deliberate difference from AWS for short
+/// `curl` commands.
+pub(super) async fn unstaged<S: Send + Sync + 'static>(
     State(shared): State<Arc<Shared<S>>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
     method: Method,
+    uri: Uri,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    respond(&shared, ConnectionId::from(id), method, body).await
+    let call = Call {
+        peer,
+        method,
+        uri,
+        headers,
+        body,
+    };
+    respond(&shared, ConnectionId::from(id), call).await
 }
 
+/// `/{stage}/@connections/{id}`, as deployed; another stage is 403, as on AWS.
 pub(super) async fn staged<S: Send + Sync + 'static>(
     State(shared): State<Arc<Shared<S>>>,
-    Path((_stage, id)): Path<(String, String)>,
+    peer: ConnectInfo<SocketAddr>,
+    Path((stage, id)): Path<(String, String)>,
     method: Method,
+    uri: Uri,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    respond(&shared, ConnectionId::from(id), method, body).await
+    if stage != shared.stage {
+        return aws_error(
+            StatusCode::FORBIDDEN,
+            "ForbiddenException",
+            "Forbidden".to_owned(),
+        );
+    }
+    unstaged(State(shared), peer, Path(id), method, uri, headers, body).await
 }
 
 async fn respond<S: Send + Sync + 'static>(
     shared: &Shared<S>,
     id: ConnectionId,
-    method: Method,
-    body: Bytes,
+    call: Call,
 ) -> Response {
-    let response = act(shared, id, method, body).await;
+    let response = match authorize(shared, &call) {
+        Ok(()) => act(shared, id, call.method, call.body).await,
+        Err(refusal) => {
+            tracing::warn!(peer = %call.peer, path = call.uri.path(), error_type = refusal.error_type, message = %refusal.message, "@connections call refused");
+            aws_error(StatusCode::FORBIDDEN, refusal.error_type, refusal.message)
+        }
+    };
     if !shared.management_latency.is_zero() {
         tokio::time::sleep(shared.management_latency).await;
     }
     response
+}
+
+/// Lets the call in when it is signed with the gateway's credentials, or comes from
+/// loopback while that is trusted; otherwise API Gateway's 403.
+fn authorize<S>(shared: &Shared<S>, call: &Call) -> Result<(), sigv4::Refusal> {
+    let access = &shared.access;
+    // Trusted loopback is not checked at all, signed or not: local tools and tests sign
+    // with whatever credentials they hold.
+    if access.exempts(&call.peer) {
+        return Ok(());
+    }
+    sigv4::verify(
+        access.credentials(),
+        &call.method,
+        &call.uri,
+        &call.headers,
+        &call.body,
+        SystemTime::now(),
+    )
 }
 
 async fn act<S: Send + Sync + 'static>(

@@ -1,24 +1,59 @@
 //! `LocalGateway`: API Gateway WebSocket APIs on a laptop (feature `gateway`).
 //!
 //! A real WebSocket server on tokio and axum that runs a [`Router`] in process with API
-//! Gateway's semantics: `$connect` decides the handshake, messages are routed by the
-//! selection expression, two-way replies reach the caller, `$disconnect` runs after every
-//! close with the real close code, API Gateway's limits are enforced, and the Management
-//! API (`POST`/`GET`/`DELETE /@connections/{id}`) answers on the same port exactly as
-//! AWS does, so the real `aws-sdk-apigatewaymanagement` client works against it.
+//! Gateway's semantics, so handlers that work here work deployed:
+//!
+//! - **Stage.** Clients connect to `ws://ADDR/{stage}` (default stage `local`, see
+//!   [`LocalGateway::stage`]); an upgrade on any other `/{name}` is refused at the
+//!   handshake with 403, as API Gateway refuses an unknown stage. *Deliberate
+//!   difference:* `ws://ADDR/` is accepted too, as the stage, so laptop commands stay
+//!   short.
+//! - **`$connect`** decides the handshake: a non-2xx reply refuses it with that status;
+//!   a failing handler with 502, one past the integration timeout with 504, as API
+//!   Gateway answers a failed integration; a failing authorizer with 500.
+//! - **Messages** are routed by the selection expression, each in its own task of work:
+//!   the messages of one connection are handled concurrently and may finish out of
+//!   order, as each is its own invocation on AWS. Only two-way routes
+//!   ([`Router::two_way_route`]) send their reply body back; a message with no route and
+//!   no `$default` gets API Gateway's `Forbidden` frame, a failed handler `Internal
+//!   server error`, one past the integration timeout `Endpoint request timed out`
+//!   ([`wsgw_core::GatewayError`]), each with the event's `requestId`, and the
+//!   connection stays open. *Resource bound:* at most
+//!   [`Limits::max_concurrent_messages`] messages of a connection are handled at once;
+//!   beyond that the gateway stops reading that socket until one finishes (nothing is
+//!   dropped; TCP holds the rest). `Limits::default().max_concurrent_messages(1)`
+//!   handles them one after another in arrival order, which AWS does **not** do: for
+//!   tests that want determinism only.
+//! - **Binary frames** from a client close the connection with 1003, as API Gateway
+//!   rejects them (send base64 in a text frame instead).
+//! - **`$disconnect`** runs after every close with the real close code.
+//! - **Limits** (message and frame size, idle timeout, maximum duration, integration
+//!   timeout) are API Gateway's, each configurable ([`Limits`]).
+//! - **Request context**: `requestId` (per event), `apiId` (per gateway, ten lower-case
+//!   letters and digits), `messageDirection` `IN`, `messageId`, `stage`, and
+//!   `domainName` without the port, in API Gateway's formats.
+//! - **Management API** (`POST`/`GET`/`DELETE /{stage}/@connections/{id}`) answers on
+//!   the same port exactly as AWS does, so the real `aws-sdk-apigatewaymanagement`
+//!   client works against it, and checks SigV4 signatures as AWS does
+//!   ([`ManagementAccess`]). *Deliberate differences:* unsigned calls from loopback are
+//!   let in (for `curl`; [`ManagementAccess::trust_loopback`] turns that off), and
+//!   `/@connections/{id}` without the stage works too.
 //!
 //! `GET /metrics` answers with the router's counters (connects, disconnects, messages by
 //! route, broadcast deliveries, Gone prunes, throttles, handler errors, a handler latency
 //! histogram, open connections) in Prometheus's text format; see
 //! [`LocalGateway::metrics_path`].
 
+mod access;
 mod assets;
 mod connection;
 mod lambda_emulator;
 mod management;
 mod metrics;
 mod rest;
+mod sigv4;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,10 +70,14 @@ use tokio_util::task::TaskTracker;
 use wsgw_core::metrics::{Counters, MetricsSnapshot};
 use wsgw_core::{ConnectionStore, MessageSink, Router};
 
+#[cfg(feature = "cli")]
+pub use access::ManagementArgs;
+pub use access::{ManagementAccess, ManagementCredentials};
 pub use assets::Assets;
 pub use lambda_emulator::{Invocation, LambdaRuntimeEmulator, ManagementCall, ManagementRecorder};
 pub use metrics::{render as render_prometheus, PROMETHEUS_CONTENT_TYPE};
 
+use crate::ids::new_api_id;
 use crate::{MemorySink, MemoryStore, DEFAULT_OUTBOX_CAPACITY, LOCAL_STAGE, MAX_PAYLOAD_BYTES};
 
 /// Re-export of the axum version the gateway is built on, for [`LocalGateway::http_routes`].
@@ -63,6 +102,12 @@ pub struct Limits {
     pub handler_timeout: Duration,
     /// Messages queued per connection before `@connections` posts answer 429.
     pub outbox_capacity: usize,
+    /// Messages of one connection handled at once: 64. API Gateway sets no such limit
+    /// (each message is its own invocation); the gateway keeps one so a flooding client
+    /// cannot hold unbounded memory: at the limit it stops reading that socket until a
+    /// message finishes, and nothing is dropped. `1` handles each connection's messages
+    /// one after another in arrival order, which API Gateway does not do (tests only).
+    pub max_concurrent_messages: usize,
 }
 
 impl Default for Limits {
@@ -74,6 +119,7 @@ impl Default for Limits {
             max_connection_duration: Duration::from_secs(2 * 60 * 60),
             handler_timeout: Duration::from_secs(29),
             outbox_capacity: DEFAULT_OUTBOX_CAPACITY,
+            max_concurrent_messages: DEFAULT_MAX_CONCURRENT_MESSAGES,
         }
     }
 }
@@ -114,7 +160,17 @@ impl Limits {
         self.outbox_capacity = capacity.max(1);
         self
     }
+
+    /// Sets how many messages of one connection are handled at once (at least 1; 1 is
+    /// the ordered mode, not API Gateway's behaviour).
+    pub fn max_concurrent_messages(mut self, messages: usize) -> Self {
+        self.max_concurrent_messages = messages.max(1);
+        self
+    }
 }
+
+/// [`Limits::max_concurrent_messages`] unless set.
+pub const DEFAULT_MAX_CONCURRENT_MESSAGES: usize = 64;
 
 /// Where [`LocalGateway`] serves its metrics unless told otherwise.
 pub const DEFAULT_METRICS_PATH: &str = "/metrics";
@@ -126,7 +182,9 @@ struct Shared<S> {
     assets: Assets,
     counters: Arc<Counters>,
     metrics_path: Option<String>,
-    default_stage: String,
+    stage: String,
+    api_id: String,
+    access: ManagementAccess,
     management_latency: Duration,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -141,13 +199,18 @@ struct Shared<S> {
 /// use wsgw_memory::gateway::LocalGateway;
 ///
 /// let gateway = LocalGateway::build(|store, sink| {
-///     Router::new(store, sink).route("ping", |_ctx: Context, _req: Request| async {
+///     // Two-way: "pong" goes back to the caller (deployed, the route needs a route
+///     // response in the template).
+///     Router::new(store, sink).two_way_route("ping", |_ctx: Context, _req: Request| async {
 ///         Ok(Reply::with_body("pong"))
 ///     })
 /// });
 /// let running = gateway.bind("127.0.0.1:8080".parse().unwrap()).await?;
-/// println!("listening on {}", running.ws_url());
-/// running.run_until_signal().await
+/// let url = running.stage_url();
+/// // Ctrl-C and SIGTERM are obeyed from here on, before the address is out.
+/// let stopped = running.run_until_signal();
+/// println!("listening on {url}");
+/// stopped.await
 /// # }
 /// ```
 pub struct LocalGateway<S = ()> {
@@ -158,7 +221,9 @@ pub struct LocalGateway<S = ()> {
     http: Option<axum::Router>,
     counters: Arc<Counters>,
     metrics_path: Option<String>,
-    default_stage: String,
+    stage: String,
+    api_id: String,
+    access: ManagementAccess,
     management_latency: Duration,
 }
 
@@ -190,15 +255,17 @@ impl<S: Send + Sync + 'static> LocalGateway<S> {
             http: None,
             counters,
             metrics_path: Some(DEFAULT_METRICS_PATH.to_owned()),
-            default_stage: LOCAL_STAGE.to_owned(),
+            stage: LOCAL_STAGE.to_owned(),
+            api_id: new_api_id(),
+            access: ManagementAccess::default(),
             management_latency: Duration::ZERO,
         }
     }
 
     /// Where `GET` answers with the metrics in Prometheus's text format (default
     /// [`DEFAULT_METRICS_PATH`]); `None` turns the endpoint off. A REST route of the
-    /// router on the same path wins; a WebSocket upgrade there still opens a connection
-    /// on that stage.
+    /// router on the same path wins; a WebSocket upgrade there is refused like any path
+    /// that is not the stage.
     pub fn metrics_path(mut self, path: Option<&str>) -> Self {
         self.metrics_path = path.map(str::to_owned);
         self
@@ -230,10 +297,42 @@ impl<S: Send + Sync + 'static> LocalGateway<S> {
         self
     }
 
-    /// The stage reported for connections on `ws://HOST/` (default `local`).
-    pub fn default_stage(mut self, stage: impl Into<String>) -> Self {
-        self.default_stage = stage.into();
+    /// The API's one stage (default `local`): clients connect to `ws://HOST/{stage}`
+    /// (or `ws://HOST/`, a deliberate difference from AWS), the Management API answers at
+    /// `/{stage}/@connections/{id}`, and every request reports it. Upgrades on any other
+    /// path are refused with 403, as API Gateway refuses an unknown stage.
+    pub fn stage(mut self, stage: impl Into<String>) -> Self {
+        self.stage = stage.into();
         self
+    }
+
+    /// The API id every request reports (`requestContext.apiId`; default: made up at
+    /// start, ten lower-case letters and digits as on AWS).
+    pub fn api_id(mut self, api_id: impl Into<String>) -> Self {
+        self.api_id = api_id.into();
+        self
+    }
+
+    /// Who may call `@connections` (default: [`ManagementAccess::default`], generated
+    /// credentials and unsigned calls from loopback let in).
+    ///
+    /// ```
+    /// use wsgw_core::Router;
+    /// use wsgw_memory::gateway::{LocalGateway, ManagementAccess, ManagementCredentials};
+    ///
+    /// let access = ManagementAccess::new(ManagementCredentials::new("AKIDLOCAL", "secret"))
+    ///     .trust_loopback(false);
+    /// let gateway = LocalGateway::build(Router::new).management_access(access);
+    /// assert_eq!(gateway.access().credentials().access_key_id(), "AKIDLOCAL");
+    /// ```
+    pub fn management_access(mut self, access: ManagementAccess) -> Self {
+        self.access = access;
+        self
+    }
+
+    /// Who may call `@connections`.
+    pub fn access(&self) -> &ManagementAccess {
+        &self.access
     }
 
     /// Answers every Management API (`@connections`) request only this long after it
@@ -279,13 +378,15 @@ impl<S: Send + Sync + 'static> LocalGateway<S> {
             assets: self.assets,
             counters: self.counters.clone(),
             metrics_path: self.metrics_path,
-            default_stage: self.default_stage,
+            stage: self.stage,
+            api_id: self.api_id,
+            access: self.access,
             management_latency: self.management_latency,
             shutdown: shutdown.clone(),
             tracker: tracker.clone(),
         });
         let gateway_routes = axum::Router::new()
-            .route("/@connections/{id}", any(management::default_stage))
+            .route("/@connections/{id}", any(management::unstaged))
             .route("/{stage}/@connections/{id}", any(management::staged))
             // Other methods on `/` and `/{name}` are REST routes (a CORS preflight on
             // `/history`, a POST on `/devices`), not stages.
@@ -306,15 +407,23 @@ impl<S: Send + Sync + 'static> LocalGateway<S> {
             .with_graceful_shutdown(async move { serve_shutdown.cancelled().await })
             .await
         });
-        tracing::info!(%local_addr, "local gateway listening");
-        Ok(RunningGateway {
+        tracing::info!(%local_addr, stage = %shared.stage, api_id = %shared.api_id, "local gateway listening");
+        let running = RunningGateway {
             local_addr,
             shutdown,
             tracker,
             server,
             counters: self.counters,
-            default_stage: shared.default_stage.clone(),
-        })
+            stage: shared.stage.clone(),
+            api_id: shared.api_id.clone(),
+            access: shared.access.clone(),
+        };
+        match running.exposure_notice() {
+            Some(notice) if !access::is_loopback(local_addr.ip()) => tracing::warn!("{notice}"),
+            Some(notice) => tracing::info!("{notice}"),
+            None => {}
+        }
+        Ok(running)
     }
 }
 
@@ -326,7 +435,9 @@ pub struct RunningGateway {
     tracker: TaskTracker,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     counters: Arc<Counters>,
-    default_stage: String,
+    stage: String,
+    api_id: String,
+    access: ManagementAccess,
 }
 
 impl RunningGateway {
@@ -340,14 +451,49 @@ impl RunningGateway {
         self.local_addr
     }
 
-    /// `ws://ADDR` for clients.
+    /// `ws://ADDR` for clients: the stage without naming it, a deliberate difference
+    /// from AWS (see [`stage_url`](Self::stage_url)).
     pub fn ws_url(&self) -> String {
         format!("ws://{}", self.local_addr)
     }
 
+    /// `ws://ADDR/STAGE`, the URL clients use deployed (`wss://{domain}/{stage}`).
+    pub fn stage_url(&self) -> String {
+        format!("ws://{}/{}", self.local_addr, self.stage)
+    }
+
     /// `http://ADDR/STAGE`, the endpoint to give a Management API client.
     pub fn management_endpoint(&self) -> String {
-        format!("http://{}/{}", self.local_addr, self.default_stage)
+        format!("http://{}/{}", self.local_addr, self.stage)
+    }
+
+    /// The API's stage.
+    pub fn stage(&self) -> &str {
+        &self.stage
+    }
+
+    /// The API id requests report.
+    pub fn api_id(&self) -> &str {
+        &self.api_id
+    }
+
+    /// Who may call `@connections`: the credentials an in-process or external
+    /// Management API client signs with.
+    pub fn management_access(&self) -> &ManagementAccess {
+        &self.access
+    }
+
+    /// What is reachable from other machines, when the gateway listens beyond loopback
+    /// (`--listen 0.0.0.0:8080` for devices on the LAN), and how `@connections` must be
+    /// signed, whenever some caller must sign; `None` on loopback with unsigned
+    /// loopback calls let in. Binaries print it at start (the gateway also logs it as a
+    /// warning).
+    ///
+    /// It names the WebSocket stage, the open plain-HTTP paths (metrics, static files,
+    /// REST routes) and the signing key: the access key id, and the secret when it was
+    /// generated at start (a given one is not repeated).
+    pub fn exposure_notice(&self) -> Option<String> {
+        exposure_notice(self.local_addr, &self.stage, &self.access)
     }
 
     /// Closes every socket with 1001 "Going away", runs `$disconnect` for each, and
@@ -363,42 +509,109 @@ impl RunningGateway {
     }
 
     /// Serves until Ctrl-C or SIGTERM, then shuts down gracefully.
-    pub async fn run_until_signal(self) -> std::io::Result<()> {
-        shutdown_signal().await;
-        tracing::info!("shutting down: closing every connection with 1001");
-        self.shutdown().await
+    ///
+    /// The signals are listened for from this call on, not from the first poll of the
+    /// future: call it before printing the address, so a supervisor that stops the
+    /// binary as soon as it printed is obeyed (a SIGTERM in between would otherwise kill
+    /// the process without closing any connection). Must be called inside a tokio
+    /// runtime.
+    pub fn run_until_signal(self) -> impl Future<Output = std::io::Result<()>> + Send {
+        let signal = shutdown_signal();
+        async move {
+            signal.await;
+            tracing::info!("shutting down: closing every connection with 1001");
+            self.shutdown().await
+        }
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Ctrl-C or SIGTERM, listened for from this call on (the handlers are installed now,
+/// not when the future is first polled).
+#[cfg(unix)]
+fn shutdown_signal() -> impl Future<Output = ()> + Send {
+    use tokio::signal::unix::{signal, SignalKind};
+    let listen = |kind: SignalKind, name: &'static str| {
+        let stream = signal(kind)
+            .inspect_err(|error| tracing::warn!(%error, "cannot listen for {name}"))
+            .ok();
+        async move {
+            match stream {
+                Some(mut stream) => {
+                    stream.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+    };
+    let interrupt = listen(SignalKind::interrupt(), "Ctrl-C");
+    let terminate = listen(SignalKind::terminate(), "SIGTERM");
+    async move {
+        tokio::select! {
+            () = interrupt => {},
+            () = terminate => {},
+        }
+    }
+}
+
+/// Ctrl-C (the only signal there is elsewhere).
+#[cfg(not(unix))]
+fn shutdown_signal() -> impl Future<Output = ()> + Send {
+    async {
         if let Err(error) = tokio::signal::ctrl_c().await {
             tracing::warn!(%error, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
 }
 
 type UpgradeResult =
     Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>;
+
+/// The notice of [`RunningGateway::exposure_notice`].
+fn exposure_notice(addr: SocketAddr, stage: &str, access: &ManagementAccess) -> Option<String> {
+    let beyond_loopback = !access::is_loopback(addr.ip());
+    if !beyond_loopback && access.trusts_loopback() {
+        return None;
+    }
+    let credentials = access.credentials();
+    let secret = if credentials.is_generated() {
+        format!(
+            "secret access key {} (generated at start; give your own with --access-key-id/--secret-access-key or WSGW_LOCAL_ACCESS_KEY_ID/WSGW_LOCAL_SECRET_ACCESS_KEY)",
+            credentials.secret_access_key()
+        )
+    } else {
+        "the secret access key you gave".to_owned()
+    };
+    let loopback = if access.trusts_loopback() {
+        "; unsigned calls are accepted from this machine (loopback) only"
+    } else {
+        ""
+    };
+    let reachable = if beyond_loopback {
+        format!(
+            "listening on {addr}, reachable from other machines: anyone who can reach it may open WebSocket connections (ws://HOST:{port}/{stage}), read the metrics and static files, and call the REST routes; ",
+            port = addr.port()
+        )
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "{reachable}@connections (POST/GET/DELETE http://HOST:{port}/{stage}/@connections/ID) must be signed with AWS Signature Version 4 (service execute-api, any region) with access key id {id} and {secret}{loopback}",
+        port = addr.port(),
+        id = credentials.access_key_id(),
+    ))
+}
+
+/// The answer to a WebSocket upgrade on a path that is not the stage, as API Gateway
+/// answers an unknown stage.
+fn unknown_stage() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        r#"{"message":"Forbidden"}"#,
+    )
+        .into_response()
+}
 
 async fn upgrade_root<S: Send + Sync + 'static>(
     State(shared): State<Arc<Shared<S>>>,
@@ -407,8 +620,11 @@ async fn upgrade_root<S: Send + Sync + 'static>(
     headers: HeaderMap,
     upgrade: UpgradeResult,
 ) -> Response {
-    let stage = shared.default_stage.clone();
-    route_get(shared, peer, stage, uri, headers, upgrade).await
+    match upgrade {
+        Ok(upgrade) => connection::handshake(shared, peer, uri, headers, upgrade).await,
+        // A plain GET of `/` is a REST route or a file.
+        Err(_) => serve_plain(&shared, Method::GET, &uri, &headers, Bytes::new()).await,
+    }
 }
 
 async fn upgrade_staged<S: Send + Sync + 'static>(
@@ -419,20 +635,15 @@ async fn upgrade_staged<S: Send + Sync + 'static>(
     headers: HeaderMap,
     upgrade: UpgradeResult,
 ) -> Response {
-    route_get(shared, peer, stage, uri, headers, upgrade).await
-}
-
-async fn route_get<S: Send + Sync + 'static>(
-    shared: Arc<Shared<S>>,
-    peer: SocketAddr,
-    stage: String,
-    uri: Uri,
-    headers: HeaderMap,
-    upgrade: UpgradeResult,
-) -> Response {
     match upgrade {
-        Ok(upgrade) => connection::handshake(shared, peer, stage, uri, headers, upgrade).await,
-        // A plain GET of `/` or `/{name}` is a REST route or a file, not a stage.
+        Ok(upgrade) if stage == shared.stage => {
+            connection::handshake(shared, peer, uri, headers, upgrade).await
+        }
+        Ok(_) => {
+            tracing::info!(path = uri.path(), stage = %shared.stage, "upgrade refused: not the stage");
+            unknown_stage()
+        }
+        // A plain GET of `/{name}` is a REST route or a file, not a stage.
         Err(_) => serve_plain(&shared, Method::GET, &uri, &headers, Bytes::new()).await,
     }
 }
@@ -468,5 +679,60 @@ async fn serve_plain<S: Send + Sync + 'static>(
         shared.assets.respond(uri.path())
     } else {
         (StatusCode::NOT_FOUND, "no such route\n").into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_listeners_letting_loopback_in_unsigned_print_nothing() {
+        let access = ManagementAccess::default();
+        for addr in ["127.0.0.1:8080", "[::1]:8080", "127.0.0.2:9000"] {
+            assert_eq!(
+                exposure_notice(addr.parse().unwrap(), "local", &access),
+                None
+            );
+        }
+    }
+
+    #[test]
+    fn listening_beyond_loopback_names_the_stage_the_open_paths_and_the_signing_key() {
+        let access = ManagementAccess::default();
+        let generated = access.credentials().clone();
+        let notice = exposure_notice("0.0.0.0:8080".parse().unwrap(), "local", &access)
+            .expect("0.0.0.0 is reachable from other machines");
+        for expected in [
+            "0.0.0.0:8080",
+            "ws://HOST:8080/local",
+            "metrics",
+            "REST routes",
+            "@connections",
+            "Signature Version 4",
+            "execute-api",
+            generated.access_key_id(),
+            generated.secret_access_key(),
+            "loopback",
+        ] {
+            assert!(notice.contains(expected), "{expected:?} in {notice}");
+        }
+
+        let strict_loopback = ManagementAccess::default().trust_loopback(false);
+        let notice = exposure_notice("127.0.0.1:8080".parse().unwrap(), "local", &strict_loopback)
+            .expect("loopback callers must sign: they need the key");
+        assert!(notice.contains(strict_loopback.credentials().secret_access_key()));
+        assert!(
+            !notice.contains("reachable from other machines"),
+            "{notice}"
+        );
+
+        let given = ManagementAccess::new(ManagementCredentials::new("AKIDGIVEN", "not-printed"))
+            .trust_loopback(false);
+        let notice = exposure_notice("192.168.1.20:8080".parse().unwrap(), "dev", &given)
+            .expect("a LAN address is reachable");
+        assert!(notice.contains("AKIDGIVEN") && notice.contains("/dev"));
+        assert!(!notice.contains("not-printed"), "{notice}");
+        assert!(!notice.contains("unsigned"), "{notice}");
     }
 }

@@ -22,7 +22,7 @@
 // Each test binary including this uses part of it.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -109,7 +109,10 @@ pub struct SoakReport {
     pub duplicates: usize,
     /// Deliveries expected and never received (must be 0).
     pub lost: usize,
-    /// Deliveries out of order for their sender (must be 0).
+    /// Deliveries that overtook an earlier message of the same sender. Allowed: as on
+    /// AWS, where each message is its own invocation, a sender's messages are handled
+    /// concurrently, so broadcasts of messages sent back to back may arrive in either
+    /// order.
     pub out_of_order: usize,
     /// `$disconnect` events by close code.
     pub disconnect_codes: BTreeMap<u16, usize>,
@@ -262,7 +265,7 @@ pub fn soak_router(
             }
             Ok(Reply::ok())
         })
-        .route("fin", |_ctx: Context<Arc<SoakState>>, _request: Request| async move {
+        .two_way_route("fin", |_ctx: Context<Arc<SoakState>>, _request: Request| async move {
             Reply::json(&json!({ "type": "fin" }))
         })
         .on_disconnect(|ctx: Context<Arc<SoakState>>, request: Request| async move {
@@ -371,22 +374,21 @@ async fn next_json(client: &mut Client, who: &str) -> Value {
     }
 }
 
-/// Records a `say` message into `next_seq` (the next sequence number expected per
-/// sender), counting duplicates and reordering.
-fn record(message: &Value, next_seq: &mut BTreeMap<String, usize>, tally: &mut Tally) {
+/// Records a `say` message into `seen` (the sequence numbers received per sender),
+/// counting duplicates, and deliveries that overtook an earlier message of their sender.
+fn record(message: &Value, seen: &mut BTreeMap<String, BTreeSet<usize>>, tally: &mut Tally) {
     let (Some(from), Some(seq)) = (message["from"].as_str(), message["seq"].as_u64()) else {
         panic!("not a soak message: {message}");
     };
     let (from, seq) = (from.to_owned(), seq as usize);
-    let next = next_seq.entry(from).or_default();
-    if seq == *next {
-        *next += 1;
-        tally.delivered += 1;
-    } else if seq < *next {
+    let seen = seen.entry(from).or_default();
+    if !seen.insert(seq) {
         tally.duplicates += 1;
-    } else {
+        return;
+    }
+    tally.delivered += 1;
+    if seen.last().is_some_and(|latest| *latest > seq) {
         tally.out_of_order += 1;
-        *next = seq + 1;
     }
 }
 
@@ -426,7 +428,7 @@ async fn run_client(
 
     let from = format!("w{wave}c{index}");
     let mut tally = Tally::default();
-    let mut next_seq: BTreeMap<String, usize> = BTreeMap::new();
+    let mut seen: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
     let expected = roommates * messages;
     let mut received = 0;
     for seq in 0..messages {
@@ -438,7 +440,7 @@ async fn run_client(
     }
     while received < expected {
         let message = next_json(&mut client, &who).await;
-        record(&message, &mut next_seq, &mut tally);
+        record(&message, &mut seen, &mut tally);
         received += 1;
     }
     // Every roommate has everything: whatever arrives before `fin`'s answer is extra.
@@ -452,9 +454,9 @@ async fn run_client(
         if message["type"] == "fin" {
             break;
         }
-        record(&message, &mut next_seq, &mut tally);
+        record(&message, &mut seen, &mut tally);
     }
-    // Each roommate's messages arrived 0, 1, …: anything short of that is lost.
+    // Each roommate's messages arrived once each: anything short of that is lost.
     tally.lost = expected.saturating_sub(tally.delivered);
     let _slot = connect_slots.acquire().await.expect("semaphore open");
     leave(client, Leave::for_client(index)).await;
@@ -590,7 +592,6 @@ pub async fn run_soak(store: Arc<dyn ConnectionStore>, config: &SoakConfig) -> S
     let expected = report.connections * config.messages * config.room.min(config.clients);
     assert_eq!(report.duplicates, 0, "{report}");
     assert_eq!(report.lost, 0, "{report}");
-    assert_eq!(report.out_of_order, 0, "{report}");
     assert!(report.delivered > 0 && report.delivered <= expected);
     assert_eq!(
         state.handler_errors.load(Ordering::SeqCst),

@@ -172,3 +172,17 @@ pub async fn history_paginates_over_every_reading_once_ascending(
     assert_eq!(status, 400);
     let _ = socket.close(None).await;
 }
+
+/// Reads until the server's close frame: its code.
+pub async fn close_code(socket: &mut Socket) -> u16 {
+    loop {
+        match tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("closed in time")
+        {
+            Some(Ok(Message::Close(Some(frame)))) => return u16::from(frame.code),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
