@@ -62,7 +62,7 @@ pub async fn bare() -> Result<()> {
 /// The LocalGateway with the echo example's router (its handlers answer through the
 /// gateway's own sink), its `@connections` answering `management_latency` late.
 pub async fn gateway(management_latency: std::time::Duration) -> Result<()> {
-    let running = LocalGateway::build(echo::router)
+    let running = LocalGateway::new(echo::router())
         .management_latency(management_latency)
         .bind("127.0.0.1:0".parse().map_err(|_| "address")?)
         .await

@@ -17,14 +17,16 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
+use tokio::sync::OnceCell;
 use wsgw_core::metrics::Metrics;
 use wsgw_core::{
-    ConnectionId, ConnectionStore, DisconnectInfo, EventType, HttpRequest, HttpResponse,
-    MessageSink, Payload, Reply, Request, Router,
+    Backends, ConnectionId, ConnectionStore, DisconnectInfo, EventType, HistoryStore, HttpRequest,
+    HttpResponse, MessageSink, NotConfigured, Payload, Reply, Request, Router,
 };
 
+use crate::dynamo::{CONNECTIONS_TABLE_ENV, HISTORY_TABLE_ENV};
 use crate::metrics::{Emf, InvocationInfo, InvocationMetrics};
-use crate::ApiGatewaySink;
+use crate::ManagementApi;
 
 /// Environment variable the Lambda service sets in every function.
 pub const RUNTIME_API_ENV: &str = "AWS_LAMBDA_RUNTIME_API";
@@ -301,22 +303,25 @@ pub struct Handled {
     pub metrics: Vec<Value>,
 }
 
-/// A router packaged as a Lambda function handler.
+/// A router packaged as a Lambda function handler, with the backends it is served on.
+///
+/// Each request is handled with the app's store and history and a sink bound to the
+/// request's own Management API endpoint (`https://{domainName}/{stage}`, or a fixed
+/// one: see [`ManagementApi`]), so two stages or domains served by one function post to
+/// their own endpoints.
 ///
 /// ```no_run
 /// use std::sync::Arc;
 /// use wsgw_aws::lambda::LambdaApp;
-/// use wsgw_aws::ApiGatewaySink;
-/// use wsgw_core::{Context, Reply, Request, Router};
+/// use wsgw_aws::DynamoStore;
+/// use wsgw_core::{Context, Request, Router};
 ///
-/// # async fn store() -> Arc<dyn wsgw_core::ConnectionStore> { unimplemented!() }
 /// #[tokio::main]
-/// async fn main() -> Result<(), lambda_runtime::Error> {
-///     let sink = Arc::new(ApiGatewaySink::from_env().await);
+/// async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 ///     // Two-way: the template's `ping` route has a route response.
-///     let router = Router::new(store().await, sink.clone())
-///         .two_way_route("ping", |_ctx: Context, _req: Request| async { Ok(Reply::with_body("pong")) });
-///     LambdaApp::new(router).with_sink(sink).run().await
+///     let router = Router::new().two_way_route("ping", |_ctx: Context, _req: Request| async { Ok("pong") });
+///     let store = DynamoStore::builder().with_table("connections").build().await?;
+///     LambdaApp::new(router).with_store(Arc::new(store)).run().await
 /// }
 /// ```
 ///
@@ -325,42 +330,131 @@ pub struct Handled {
 /// environment variables, or set with [`with_metrics`](Self::with_metrics).
 pub struct LambdaApp<S = ()> {
     router: Router<S>,
-    sink: Option<Arc<ApiGatewaySink>>,
+    backends: Backends,
+    sinks: Sinks,
     metrics: Option<Arc<Emf>>,
+}
+
+/// Where each request's sink comes from.
+#[derive(Clone)]
+enum Sinks {
+    /// The Management API at the request's endpoint (loaded from the environment on
+    /// first use unless given).
+    Management(Arc<OnceCell<ManagementApi>>),
+    /// The backends' sink, for every request (`invoke`'s recording sink).
+    Fixed,
 }
 
 impl<S> Clone for LambdaApp<S> {
     fn clone(&self) -> Self {
         LambdaApp {
             router: self.router.clone(),
-            sink: self.sink.clone(),
+            backends: self.backends.clone(),
+            sinks: self.sinks.clone(),
             metrics: self.metrics.clone(),
         }
     }
 }
 
 impl<S: Send + Sync + 'static> LambdaApp<S> {
-    /// Wraps a router. Metrics follow [`Emf::from_env`]: on inside Lambda unless
-    /// `WSGW_METRICS=off`; an invalid configuration is logged and turns them off (use
-    /// [`with_metrics`](Self::with_metrics) with `Emf::from_env()?` to fail instead, as
-    /// [`run_with_store`] does).
+    /// Wraps a router. It has no store and no history until given
+    /// ([`with_store`](Self::with_store), [`with_history`](Self::with_history), or
+    /// [`from_env`](Self::from_env)): a handler using them gets an error naming what to
+    /// configure. Each request's sink is the Management API at the request's endpoint
+    /// ([`ManagementApi::from_env`] on first use). Metrics follow [`Emf::from_env`]: on
+    /// inside Lambda unless `WSGW_METRICS=off`; an invalid configuration is logged and
+    /// turns them off (use [`with_metrics`](Self::with_metrics) with `Emf::from_env()?`
+    /// to fail instead, as [`from_env`](Self::from_env) does).
     pub fn new(router: Router<S>) -> Self {
         let metrics = Emf::from_env().unwrap_or_else(|error| {
             tracing::error!(%error, "metrics are off: invalid configuration");
             None
         });
+        let store = NotConfigured::new(
+            "connection store",
+            format!("set {CONNECTIONS_TABLE_ENV} (or give one with LambdaApp::with_store)"),
+        );
+        let history = NotConfigured::new(
+            "history store",
+            format!("set {HISTORY_TABLE_ENV} (or give one with LambdaApp::with_history)"),
+        );
+        let unbound = NotConfigured::new("sink", "each request's sink is bound to its endpoint");
         LambdaApp {
             router,
-            sink: None,
+            backends: Backends::new(Arc::new(store), Arc::new(unbound))
+                .with_history(Arc::new(history)),
+            sinks: Sinks::Management(Arc::new(OnceCell::new())),
             metrics: metrics.map(Arc::new),
         }
     }
 
-    /// The router's sink: pointed at each event's `https://{domainName}/{stage}` before
-    /// the handler runs (unless it has a fixed endpoint).
-    pub fn with_sink(mut self, sink: Arc<ApiGatewaySink>) -> Self {
-        self.sink = Some(sink);
+    /// The usual deployed function: a [`DynamoStore`](crate::DynamoStore) when
+    /// `WSGW_CONNECTIONS_TABLE` is set, a [`DynamoHistory`](crate::DynamoHistory) when
+    /// `WSGW_HISTORY_TABLE` is (each unset one is not configured, see
+    /// [`new`](Self::new)), the Management API from the environment, and metrics from
+    /// the environment, an invalid configuration being an error.
+    pub async fn from_env(router: Router<S>) -> Result<Self, wsgw_core::BoxError> {
+        let metrics = Emf::from_env()?;
+        let mut app = LambdaApp::new(router)
+            .with_management(ManagementApi::from_env().await)
+            .with_metrics(metrics);
+        if crate::config::non_empty_env(CONNECTIONS_TABLE_ENV).is_some() {
+            let store = crate::DynamoStoreBuilder::from_env().build().await?;
+            let client = store.client().clone();
+            app = app.with_store(Arc::new(store));
+            if crate::config::non_empty_env(HISTORY_TABLE_ENV).is_some() {
+                let history = crate::DynamoHistoryBuilder::from_env()
+                    .with_client(client)
+                    .build()
+                    .await?;
+                app = app.with_history(Arc::new(history));
+            }
+        } else if crate::config::non_empty_env(HISTORY_TABLE_ENV).is_some() {
+            let history = crate::DynamoHistoryBuilder::from_env().build().await?;
+            app = app.with_history(Arc::new(history));
+        }
+        Ok(app)
+    }
+
+    /// Keeps connections in `store`.
+    pub fn with_store(mut self, store: Arc<dyn ConnectionStore>) -> Self {
+        self.backends = self.backends.with_store(store);
         self
+    }
+
+    /// Keeps history in `history`.
+    pub fn with_history(mut self, history: Arc<dyn HistoryStore>) -> Self {
+        self.backends = self.backends.with_history(history);
+        self
+    }
+
+    /// Takes each request's sink from `api` (at the request's endpoint, or `api`'s
+    /// fixed one).
+    pub fn with_management(mut self, api: ManagementApi) -> Self {
+        self.sinks = Sinks::Management(Arc::new(OnceCell::new_with(Some(api))));
+        self
+    }
+
+    /// Sends every request's messages through `sink` instead of the Management API
+    /// (`invoke` records them this way).
+    pub fn with_sink(mut self, sink: Arc<dyn MessageSink>) -> Self {
+        self.backends = self.backends.with_sink(sink);
+        self.sinks = Sinks::Fixed;
+        self
+    }
+
+    /// The backends of a request for `domain_name` and `stage`: the app's store and
+    /// history, and the sink bound to that endpoint.
+    async fn backends_for(&self, domain_name: &str, stage: &str) -> Backends {
+        match &self.sinks {
+            Sinks::Fixed => self.backends.clone(),
+            Sinks::Management(api) => {
+                let api = api.get_or_init(ManagementApi::from_env).await;
+                self.backends
+                    .clone()
+                    .with_sink(api.sink_for_request(domain_name, stage))
+            }
+        }
     }
 
     /// Writes each invocation's metrics with `metrics`, or none with `None`.
@@ -413,9 +507,9 @@ impl<S: Send + Sync + 'static> LambdaApp<S> {
         }
         let response = match event {
             ApiGatewayEvent::WebSocket(request) => {
-                if let Some(sink) = &self.sink {
-                    sink.use_event_endpoint(&request.domain_name, &request.stage);
-                }
+                let backends = self
+                    .backends_for(&request.domain_name, &request.stage)
+                    .await;
                 info.event_type = format!("{:?}", request.event_type).to_ascii_uppercase();
                 info.stage = Some(request.stage.clone());
                 info.properties
@@ -428,9 +522,11 @@ impl<S: Send + Sync + 'static> LambdaApp<S> {
                 let (connection_id, route_key) =
                     (request.connection_id.clone(), request.route_key.clone());
                 let outcome = if self.metrics.is_some() {
-                    self.router.handle_observed(request, observer).await
+                    self.router
+                        .handle_observed(&backends, request, observer)
+                        .await
                 } else {
-                    self.router.handle(request).await
+                    self.router.handle(&backends, request).await
                 };
                 let latency_ms = started.elapsed().as_secs_f64() * 1e3;
                 match outcome {
@@ -447,10 +543,15 @@ impl<S: Send + Sync + 'static> LambdaApp<S> {
             ApiGatewayEvent::Rest(request) => {
                 info.event_type = "REST".to_owned();
                 let path = request.path.clone();
+                // A REST event's domain is the REST API's: only a fixed endpoint reaches
+                // the WebSocket API's connections.
+                let backends = self.backends_for("", "").await;
                 let outcome = if self.metrics.is_some() {
-                    self.router.handle_http_observed(request, observer).await
+                    self.router
+                        .handle_http_observed(&backends, request, observer)
+                        .await
                 } else {
-                    self.router.handle_http(request).await
+                    self.router.handle_http(&backends, request).await
                 };
                 match outcome {
                     Ok(response) => Ok(encode_http_response(&response)),
@@ -495,7 +596,8 @@ impl<S: Send + Sync + 'static> LambdaApp<S> {
         authorizer_only: bool,
     ) -> Result<Value, lambda_runtime::Error> {
         if crate::authorizer::is_authorizer_event(&raw) {
-            return crate::authorizer::handle_authorizer_event(&self.router, raw).await;
+            let backends = self.backends_for("", "").await;
+            return crate::authorizer::handle_authorizer_event(&self.router, &backends, raw).await;
         }
         if authorizer_only {
             return Err(Box::new(crate::authorizer::AuthorizerError::Malformed(
@@ -505,27 +607,4 @@ impl<S: Send + Sync + 'static> LambdaApp<S> {
         let response = self.handle_request(raw, request_id).await?;
         Ok(serde_json::to_value(response)?)
     }
-}
-
-/// The usual `main` of a deployed function: JSON-capable logs for CloudWatch, an
-/// [`ApiGatewaySink`] from the environment, the router built over `store`, metrics from
-/// the environment (an invalid configuration fails the function's start), then the
-/// runtime loop.
-pub async fn run_with_store<S, F>(
-    store: Arc<dyn ConnectionStore>,
-    build: F,
-) -> Result<(), lambda_runtime::Error>
-where
-    S: Send + Sync + 'static,
-    F: FnOnce(Arc<dyn ConnectionStore>, Arc<dyn MessageSink>) -> Router<S>,
-{
-    lambda_runtime::tracing::init_default_subscriber();
-    let metrics = Emf::from_env()?;
-    let sink = Arc::new(ApiGatewaySink::from_env().await);
-    let router = build(store, sink.clone());
-    LambdaApp::new(router)
-        .with_sink(sink)
-        .with_metrics(metrics)
-        .run()
-        .await
 }

@@ -8,7 +8,9 @@
 //! authorizer also runs deployed as a Lambda REQUEST authorizer ([`authorizer`]).
 //! With the `template` feature, [`template`](crate::template) reads the SAM template and
 //! checks a router against its WebSocket API (routes, route responses, selection
-//! expression).
+//! expression). With the `runner` feature, `runner::run(router)` is a system's whole
+//! `main`: Lambda when `AWS_LAMBDA_RUNTIME_API` is set, the LocalGateway otherwise,
+//! `invoke --event` when asked.
 //!
 #![warn(missing_docs)]
 
@@ -18,10 +20,12 @@ pub mod dynamo;
 pub mod invoke;
 pub mod lambda;
 pub mod metrics;
+#[cfg(feature = "runner")]
+pub mod runner;
 mod sink;
 #[cfg(feature = "template")]
 pub mod template;
 
 pub use dynamo::{DynamoHistory, DynamoHistoryBuilder, DynamoStore, DynamoStoreBuilder};
-pub use sink::{ApiGatewaySink, MANAGEMENT_ENDPOINT_ENV, MAX_PAYLOAD_BYTES};
+pub use sink::{ApiGatewaySink, ManagementApi, MANAGEMENT_ENDPOINT_ENV, MAX_PAYLOAD_BYTES};
 pub use wsgw_core as core;

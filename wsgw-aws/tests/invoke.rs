@@ -10,11 +10,8 @@ use wsgw_aws::metrics::check_emf_line;
 use wsgw_core::{Connection, Context, Error, Payload, Reply, Request, Router};
 use wsgw_memory::MemoryStore;
 
-fn router(
-    store: Arc<dyn wsgw_core::ConnectionStore>,
-    sink: Arc<dyn wsgw_core::MessageSink>,
-) -> Router {
-    Router::new(store, sink)
+fn router() -> Router {
+    Router::new()
         .on_connect(|ctx: Context, request: Request| async move {
             ctx.store()
                 .put(Connection::new(request.connection_id.clone()).with_group("all"))
@@ -27,7 +24,8 @@ fn router(
             Ok(Reply::ok())
         })
         .route("say", |ctx: Context, _request: Request| async move {
-            ctx.broadcast_to_group("all", &Payload::text(r#"{"type":"said"}"#))
+            ctx.broadcast_payload(Payload::text(r#"{"type":"said"}"#))
+                .to_group("all")
                 .await?;
             Ok(Reply::ok())
         })
@@ -80,7 +78,7 @@ fn event(event_type: &str, route: &str, id: &str, body: Option<Value>) -> Value 
 }
 
 fn invoker() -> Invoker {
-    Invoker::new("test-fn", Arc::new(MemoryStore::new()), router)
+    Invoker::new("test-fn", router()).with_store(Arc::new(MemoryStore::new()))
 }
 
 async fn run(invoker: &Invoker, event: Value) -> Value {

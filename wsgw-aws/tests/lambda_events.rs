@@ -172,7 +172,7 @@ fn a_malformed_event_names_the_field_that_is_wrong() {
 fn app() -> LambdaApp {
     let mut sink = MockMessageSink::new();
     sink.expect_send().returning(|_, _| Ok(()));
-    let router = Router::new(Arc::new(MockConnectionStore::new()), Arc::new(sink))
+    let router = Router::new()
         .two_way_route(
             "sendmessage",
             |_ctx: Context, request: Request| async move {
@@ -197,6 +197,8 @@ fn app() -> LambdaApp {
             },
         );
     LambdaApp::new(router)
+        .with_store(Arc::new(MockConnectionStore::new()))
+        .with_sink(Arc::new(sink))
 }
 
 #[tokio::test]

@@ -122,8 +122,8 @@ fn domain_name(host: Option<&String>) -> String {
 }
 
 /// Runs the authorizer and `$connect`; accepts the upgrade only on a 2xx reply.
-pub(super) async fn handshake<S: Send + Sync + 'static>(
-    shared: Arc<Shared<S>>,
+pub(super) async fn handshake(
+    shared: Arc<Shared>,
     peer: SocketAddr,
     uri: Uri,
     headers: HeaderMap,
@@ -153,7 +153,7 @@ pub(super) async fn handshake<S: Send + Sync + 'static>(
     let limits = &shared.limits;
     let authorization = tokio::time::timeout(
         limits.handler_timeout,
-        AssertUnwindSafe(shared.router.authorize(&request)).catch_unwind(),
+        AssertUnwindSafe(shared.integration.authorize(&request)).catch_unwind(),
     )
     .await;
     let authorizer = match authorization {
@@ -165,7 +165,7 @@ pub(super) async fn handshake<S: Send + Sync + 'static>(
         outcome => {
             tracing::error!(connection_id = %session.id, failure = %describe_failure(&outcome), "authorizer failed");
             report_abort(
-                shared.router.observer(),
+                shared.integration.observer(),
                 &outcome,
                 Counter::Connects,
                 CONNECT,
@@ -181,7 +181,7 @@ pub(super) async fn handshake<S: Send + Sync + 'static>(
     let request = request.with_authorizer(session.authorizer.clone());
     let outcome = tokio::time::timeout(
         limits.handler_timeout,
-        AssertUnwindSafe(shared.router.handle(request)).catch_unwind(),
+        AssertUnwindSafe(shared.integration.connect(request)).catch_unwind(),
     )
     .await;
     let latency_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -194,7 +194,7 @@ pub(super) async fn handshake<S: Send + Sync + 'static>(
         outcome => {
             tracing::error!(connection_id = %session.id, failure = %describe_failure(&outcome), latency_ms, "$connect failed");
             report_abort(
-                shared.router.observer(),
+                shared.integration.observer(),
                 &outcome,
                 Counter::Connects,
                 CONNECT,
@@ -512,12 +512,7 @@ fn going_away(blocked: bool) -> Ending {
 /// duration, and closes on shutdown or `DELETE`. With
 /// [`Limits::max_concurrent_messages`](super::Limits::max_concurrent_messages) messages
 /// in flight it stops reading until one finishes.
-async fn serve<S: Send + Sync + 'static>(
-    shared: Arc<Shared<S>>,
-    socket: WebSocket,
-    session: Session,
-    outbox: Outbox,
-) {
+async fn serve(shared: Arc<Shared>, socket: WebSocket, session: Session, outbox: Outbox) {
     let session = Arc::new(session);
     let limits = shared.limits.clone();
     let Outbox {
@@ -634,13 +629,9 @@ async fn serve<S: Send + Sync + 'static>(
 /// reply body (the router has dropped a one-way route's), the `Forbidden` frame when no
 /// route matched, `Internal server error` for a failed handler, `Endpoint request timed
 /// out` past the integration timeout.
-async fn route_message<S: Send + Sync + 'static>(
-    shared: Arc<Shared<S>>,
-    session: Arc<Session>,
-    body: Payload,
-) {
+async fn route_message(shared: Arc<Shared>, session: Arc<Session>, body: Payload) {
     let started = Instant::now();
-    let route_key = shared.router.select_route(Some(&body));
+    let route_key = shared.integration.select_route(&body);
     let request = session.request(
         Request::message(session.id.clone(), body)
             .with_route_key(route_key.clone())
@@ -649,12 +640,12 @@ async fn route_message<S: Send + Sync + 'static>(
     let request_id = request.request_id.clone();
     let outcome = tokio::time::timeout(
         shared.limits.handler_timeout,
-        AssertUnwindSafe(shared.router.handle(request)).catch_unwind(),
+        AssertUnwindSafe(shared.integration.message(request)).catch_unwind(),
     )
     .await;
     let latency_ms = started.elapsed().as_secs_f64() * 1e3;
     report_abort(
-        shared.router.observer(),
+        shared.integration.observer(),
         &outcome,
         Counter::Messages,
         &route_key,
@@ -681,17 +672,12 @@ async fn route_message<S: Send + Sync + 'static>(
     }
 }
 
-async fn run_disconnect<S: Send + Sync + 'static>(
-    shared: &Shared<S>,
-    session: &Session,
-    code: u16,
-    reason: &str,
-) {
+async fn run_disconnect(shared: &Shared, session: &Session, code: u16, reason: &str) {
     let started = Instant::now();
     let request = session.request(Request::disconnect(session.id.clone(), code, reason));
     let outcome = tokio::time::timeout(
         shared.limits.handler_timeout,
-        AssertUnwindSafe(shared.router.handle(request)).catch_unwind(),
+        AssertUnwindSafe(shared.integration.disconnect(request)).catch_unwind(),
     )
     .await;
     let latency_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -702,7 +688,7 @@ async fn run_disconnect<S: Send + Sync + 'static>(
         outcome => {
             tracing::error!(connection_id = %session.id, code, failure = %describe_failure(&outcome), latency_ms, "$disconnect failed");
             report_abort(
-                shared.router.observer(),
+                shared.integration.observer(),
                 &outcome,
                 Counter::Disconnects,
                 DISCONNECT,

@@ -47,6 +47,7 @@
 mod access;
 mod assets;
 mod connection;
+mod integration;
 mod lambda_emulator;
 mod management;
 mod metrics;
@@ -68,17 +69,20 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wsgw_core::metrics::{Counters, MetricsSnapshot};
-use wsgw_core::{ConnectionStore, MessageSink, Router};
+use wsgw_core::{Backends, ConnectionStore, HistoryStore, Router};
 
 #[cfg(feature = "cli")]
 pub use access::ManagementArgs;
 pub use access::{ManagementAccess, ManagementCredentials};
 pub use assets::Assets;
+pub use integration::{Integration, RouterIntegration};
 pub use lambda_emulator::{Invocation, LambdaRuntimeEmulator, ManagementCall, ManagementRecorder};
 pub use metrics::{render as render_prometheus, PROMETHEUS_CONTENT_TYPE};
 
 use crate::ids::new_api_id;
-use crate::{MemorySink, MemoryStore, DEFAULT_OUTBOX_CAPACITY, LOCAL_STAGE, MAX_PAYLOAD_BYTES};
+use crate::{
+    MemoryHistory, MemorySink, MemoryStore, DEFAULT_OUTBOX_CAPACITY, LOCAL_STAGE, MAX_PAYLOAD_BYTES,
+};
 
 /// Re-export of the axum version the gateway is built on, for [`LocalGateway::http_routes`].
 pub use axum;
@@ -175,8 +179,8 @@ pub const DEFAULT_MAX_CONCURRENT_MESSAGES: usize = 64;
 /// Where [`LocalGateway`] serves its metrics unless told otherwise.
 pub const DEFAULT_METRICS_PATH: &str = "/metrics";
 
-struct Shared<S> {
-    router: Router<S>,
+struct Shared {
+    integration: Arc<dyn Integration>,
     sockets: Arc<MemorySink>,
     limits: Limits,
     assets: Assets,
@@ -192,20 +196,21 @@ struct Shared<S> {
 
 /// A local stand-in for an API Gateway WebSocket API; see the [module docs](self).
 ///
+/// It serves a [`Router`] on its own backends: its sockets' [`MemorySink`] as the sink
+/// (what handlers send reaches the sockets), and a [`MemoryStore`] and [`MemoryHistory`]
+/// unless given others ([`with_store`](Self::with_store),
+/// [`with_history`](Self::with_history): DynamoDB at a local endpoint, say).
+///
 /// ```no_run
 /// # #[tokio::main]
 /// # async fn main() -> std::io::Result<()> {
-/// use wsgw_core::{Context, Reply, Request, Router};
+/// use wsgw_core::{Context, Request, Router};
 /// use wsgw_memory::gateway::LocalGateway;
 ///
-/// let gateway = LocalGateway::build(|store, sink| {
-///     // Two-way: "pong" goes back to the caller (deployed, the route needs a route
-///     // response in the template).
-///     Router::new(store, sink).two_way_route("ping", |_ctx: Context, _req: Request| async {
-///         Ok(Reply::with_body("pong"))
-///     })
-/// });
-/// let running = gateway.bind("127.0.0.1:8080".parse().unwrap()).await?;
+/// // Two-way: "pong" goes back to the caller (deployed, the route needs a route
+/// // response in the template).
+/// let router = Router::new().two_way_route("ping", |_ctx: Context, _req: Request| async { Ok("pong") });
+/// let running = LocalGateway::new(router).bind("127.0.0.1:8080".parse().unwrap()).await?;
 /// let url = running.stage_url();
 /// // Ctrl-C and SIGTERM are obeyed from here on, before the address is out.
 /// let stopped = running.run_until_signal();
@@ -213,9 +218,11 @@ struct Shared<S> {
 /// stopped.await
 /// # }
 /// ```
-pub struct LocalGateway<S = ()> {
-    router: Router<S>,
+pub struct LocalGateway {
+    integration: Pending,
     sockets: Arc<MemorySink>,
+    store: Arc<dyn ConnectionStore>,
+    history: Arc<dyn HistoryStore>,
     limits: Limits,
     assets: Assets,
     http: Option<axum::Router>,
@@ -227,29 +234,58 @@ pub struct LocalGateway<S = ()> {
     management_latency: Duration,
 }
 
-impl<S: Send + Sync + 'static> LocalGateway<S> {
-    /// A gateway over a fresh [`MemoryStore`], with handlers sending through the gateway's
-    /// own sink (deliveries go straight to the sockets).
-    pub fn build(
-        build: impl FnOnce(Arc<dyn ConnectionStore>, Arc<dyn MessageSink>) -> Router<S>,
-    ) -> Self {
-        let sockets = Arc::new(MemorySink::new());
-        let router = build(Arc::new(MemoryStore::new()), sockets.clone());
-        LocalGateway::new(router, sockets)
-    }
+/// The integration a gateway will run once it knows its backends.
+enum Pending {
+    /// A router, served on the gateway's backends when it starts.
+    Router(Box<dyn FnOnce(Backends) -> Arc<dyn Integration> + Send>),
+    /// An integration given whole.
+    Ready(Arc<dyn Integration>),
+}
 
-    /// A gateway running `router` and delivering to sockets through `sockets`.
-    ///
-    /// The router may use `sockets` as its sink, or any other sink, such as
-    /// `wsgw_aws::ApiGatewaySink` pointed at this gateway's own `@connections` endpoint.
+impl std::fmt::Debug for LocalGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalGateway")
+            .field("stage", &self.stage)
+            .field("api_id", &self.api_id)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalGateway {
+    /// A gateway serving `router`: handlers send through the gateway's own sink
+    /// (deliveries go straight to the sockets), and keep connections in a fresh
+    /// [`MemoryStore`] and history in a fresh [`MemoryHistory`] unless given others.
     ///
     /// The gateway adds a [`Counters`] observer to the router (see
     /// [`Router::observe`]): that is what `GET /metrics` shows.
-    pub fn new(router: Router<S>, sockets: Arc<MemorySink>) -> Self {
+    pub fn new<S: Send + Sync + 'static>(router: Router<S>) -> Self {
         let counters = Arc::new(Counters::new());
+        let router = router.observe(counters.clone());
+        let integrate = move |backends: Backends| -> Arc<dyn Integration> {
+            Arc::new(RouterIntegration::new(router, backends))
+        };
+        LocalGateway::with_pending(Pending::Router(Box::new(integrate)), counters)
+    }
+
+    /// A gateway running another [`Integration`] than an in-process router (see the
+    /// trait for when): it brings its own backends, so the store and history set here
+    /// are not used. What its handlers send must reach the gateway's sockets: through
+    /// the gateway's `@connections` endpoint, or in process through the sink given with
+    /// [`with_sockets`](Self::with_sockets).
+    pub fn for_integration(integration: impl Integration) -> Self {
+        LocalGateway::with_pending(
+            Pending::Ready(Arc::new(integration)),
+            Arc::new(Counters::new()),
+        )
+    }
+
+    fn with_pending(integration: Pending, counters: Arc<Counters>) -> Self {
         LocalGateway {
-            router: router.observe(counters.clone()),
-            sockets,
+            integration,
+            sockets: Arc::new(MemorySink::new()),
+            store: Arc::new(MemoryStore::new()),
+            history: Arc::new(MemoryHistory::new()),
             limits: Limits::default(),
             assets: Assets::new(),
             http: None,
@@ -260,6 +296,26 @@ impl<S: Send + Sync + 'static> LocalGateway<S> {
             access: ManagementAccess::default(),
             management_latency: Duration::ZERO,
         }
+    }
+
+    /// Keeps connections in `store` (DynamoDB at a local endpoint, say) instead of a
+    /// fresh [`MemoryStore`].
+    pub fn with_store(mut self, store: Arc<dyn ConnectionStore>) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// Delivers to the sockets through `sockets` (default: a fresh [`MemorySink`]), which
+    /// is also the handlers' sink of a router ([`new`](Self::new)).
+    pub fn with_sockets(mut self, sockets: Arc<MemorySink>) -> Self {
+        self.sockets = sockets;
+        self
+    }
+
+    /// Keeps history in `history` instead of a fresh [`MemoryHistory`].
+    pub fn with_history(mut self, history: Arc<dyn HistoryStore>) -> Self {
+        self.history = history;
+        self
     }
 
     /// Where `GET` answers with the metrics in Prometheus's text format (default
@@ -322,7 +378,7 @@ impl<S: Send + Sync + 'static> LocalGateway<S> {
     ///
     /// let access = ManagementAccess::new(ManagementCredentials::new("AKIDLOCAL", "secret"))
     ///     .trust_loopback(false);
-    /// let gateway = LocalGateway::build(Router::new).management_access(access);
+    /// let gateway = LocalGateway::new(Router::new()).management_access(access);
     /// assert_eq!(gateway.access().credentials().access_key_id(), "AKIDLOCAL");
     /// ```
     pub fn management_access(mut self, access: ManagementAccess) -> Self {
@@ -346,7 +402,7 @@ impl<S: Send + Sync + 'static> LocalGateway<S> {
     /// use wsgw_core::Router;
     /// use wsgw_memory::gateway::LocalGateway;
     ///
-    /// let gateway = LocalGateway::build(Router::new)
+    /// let gateway = LocalGateway::new(Router::new())
     ///     .management_latency(Duration::from_millis(5));
     /// # drop(gateway);
     /// ```
@@ -355,7 +411,7 @@ impl<S: Send + Sync + 'static> LocalGateway<S> {
         self
     }
 
-    /// The sink that delivers to this gateway's sockets.
+    /// The sink that delivers to this gateway's sockets: the handlers' sink.
     pub fn sockets(&self) -> Arc<MemorySink> {
         self.sockets.clone()
     }
@@ -371,8 +427,14 @@ impl<S: Send + Sync + 'static> LocalGateway<S> {
         let local_addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let integration = match self.integration {
+            Pending::Router(integrate) => integrate(
+                Backends::new(self.store, self.sockets.clone()).with_history(self.history),
+            ),
+            Pending::Ready(integration) => integration,
+        };
         let shared = Arc::new(Shared {
-            router: self.router,
+            integration,
             sockets: self.sockets,
             limits: self.limits,
             assets: self.assets,
@@ -613,8 +675,8 @@ fn unknown_stage() -> Response {
         .into_response()
 }
 
-async fn upgrade_root<S: Send + Sync + 'static>(
-    State(shared): State<Arc<Shared<S>>>,
+async fn upgrade_root(
+    State(shared): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     uri: Uri,
     headers: HeaderMap,
@@ -627,8 +689,8 @@ async fn upgrade_root<S: Send + Sync + 'static>(
     }
 }
 
-async fn upgrade_staged<S: Send + Sync + 'static>(
-    State(shared): State<Arc<Shared<S>>>,
+async fn upgrade_staged(
+    State(shared): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(stage): Path<String>,
     uri: Uri,
@@ -648,8 +710,8 @@ async fn upgrade_staged<S: Send + Sync + 'static>(
     }
 }
 
-async fn fallback<S: Send + Sync + 'static>(
-    State(shared): State<Arc<Shared<S>>>,
+async fn fallback(
+    State(shared): State<Arc<Shared>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -659,14 +721,14 @@ async fn fallback<S: Send + Sync + 'static>(
 }
 
 /// Plain HTTP: the router's REST routes first, then the metrics, then static assets.
-async fn serve_plain<S: Send + Sync + 'static>(
-    shared: &Shared<S>,
+async fn serve_plain(
+    shared: &Shared,
     method: Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
-    if shared.router.has_http_route(uri.path()) {
+    if shared.integration.has_http_route(uri.path()) {
         return rest::respond(shared, method, uri, headers, body).await;
     }
     if shared.metrics_path.as_deref() == Some(uri.path()) && method == Method::GET {
