@@ -26,9 +26,11 @@ enum Task {
     Test,
     /// What CI runs: `cargo fmt --check`, clippy with warnings denied, then every test.
     Ci,
-    /// Install moto's DynamoDB server into the virtualenv `.venv/` (reused when present).
+    /// Install the pinned Python tools (xtask/requirements.txt: moto, cfn-lint, the SAM CLI,
+    /// cargo-lambda, zig) into the virtualenv `.venv/` (reused when up to date).
     SetupMoto,
-    /// Run cfn-lint (installed into `.venv/` when missing) on every SAM template.
+    /// Run cfn-lint and `sam validate --lint` (installed into `.venv/` when missing) on every
+    /// SAM template.
     LintTemplates,
     /// Build the ESP32-C3 firmware and its flashable image (installs espflash once).
     Firmware,

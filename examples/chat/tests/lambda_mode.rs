@@ -8,12 +8,17 @@
 #![cfg(feature = "integration")]
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use wsgw_aws::dynamo::{local, DynamoHistory, DynamoStore, DYNAMODB_ENDPOINT_ENV};
 use wsgw_core::{ConnectionId, ConnectionStore, HistoryQuery, HistoryStore, PageRequest};
+use wsgw_memory::gateway::lambda_function::{
+    arm64_bootstrap_beside, assert_same_exchanges, qemu_aarch64, replay_normalised, shipped_events,
+    LambdaFunction,
+};
 use wsgw_memory::gateway::{Invocation, LambdaRuntimeEmulator, ManagementRecorder};
 
 use chat::{SessionRecord, ALL_GROUP, EVENTS_PARTITION, MESSAGES_PARTITION, SESSIONS_PARTITION};
@@ -22,15 +27,6 @@ const WAIT: Duration = Duration::from_secs(30);
 const ADA: &str = "ADAconnAAAAAAA=";
 const BOB: &str = "BOBconnAAAAAAA=";
 const CYD: &str = "CYDconnAAAAAAA=";
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn endpoint() -> String {
     local::endpoint_from_env().unwrap_or_else(|missing| panic!("{missing}"))
@@ -121,24 +117,30 @@ async fn partition(history: &DynamoHistory, name: &str) -> Vec<Value> {
         .collect()
 }
 
-#[tokio::test]
-async fn chat_runs_as_a_lambda_on_dynamodb_and_api_gateway() {
-    let (store, history) = tables().await;
-    let runtime = LambdaRuntimeEmulator::start().await.expect("runtime API");
-    let management = ManagementRecorder::start().await.expect("@connections");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_chat"));
+/// `command` (the chat binary, or its arm64 build under qemu) configured as the
+/// template configures the function, on the tables `store` and `history`, quiet.
+fn on_tables(mut command: Command, store: &DynamoStore, history: &DynamoHistory) -> Command {
     command
-        .envs(runtime.function_env())
-        .env("WSGW_MANAGEMENT_ENDPOINT", management.endpoint())
         .env(DYNAMODB_ENDPOINT_ENV, endpoint())
         .env("WSGW_CONNECTIONS_TABLE", store.table())
         .env("WSGW_HISTORY_TABLE", history.table())
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_PROFILE")
         .env_remove("CHAT_RETENTION_DAYS")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let _function = Running(command.spawn().expect("chat starts"));
+    command
+}
+
+#[tokio::test]
+async fn chat_runs_as_a_lambda_on_dynamodb_and_api_gateway() {
+    let (store, history) = tables().await;
+    let function = LambdaFunction::start(on_tables(
+        Command::new(env!("CARGO_BIN_EXE_chat")),
+        &store,
+        &history,
+    ))
+    .await
+    .expect("chat starts");
+    let (runtime, management) = (function.runtime(), function.management());
 
     // $connect: three clients, two named sessions and one defaulting to its connection id.
     let ada = connect(ADA, json!({"session_id": "s1", "name": "ada"}));
@@ -286,4 +288,50 @@ async fn chat_runs_as_a_lambda_on_dynamodb_and_api_gateway() {
             "{kind}: {kinds:?}"
         );
     }
+}
+
+#[tokio::test]
+#[ignore = "needs qemu-aarch64 and the arm64 bootstrap: cargo xtask test installs, builds and runs it"]
+async fn the_arm64_bootstrap_under_qemu_answers_the_shipped_events_as_this_build_does() {
+    let events = shipped_events(&Path::new(env!("CARGO_MANIFEST_DIR")).join("events"))
+        .unwrap_or_else(|error| panic!("{error}"));
+    let host = Path::new(env!("CARGO_BIN_EXE_chat"));
+    let arm64 = qemu_aarch64(&arm64_bootstrap_beside(host, "chat"))
+        .unwrap_or_else(|missing| panic!("{missing}"));
+    // Ids and clocks made while handling, different in every run; everything else must
+    // be equal.
+    let normalised = [
+        "message_id",
+        "timestamp",
+        "connected_at",
+        "last_active_at",
+        "expires_at",
+    ];
+
+    // Each build on tables of its own, empty as a new stack's.
+    let (store, history) = tables().await;
+    let expected = replay_normalised(
+        on_tables(Command::new(host), &store, &history),
+        &events,
+        &normalised,
+        WAIT,
+    )
+    .await
+    .unwrap_or_else(|error| panic!("{error}"));
+    let (store, history) = tables().await;
+    let actual = replay_normalised(
+        on_tables(arm64, &store, &history),
+        &events,
+        &normalised,
+        WAIT,
+    )
+    .await
+    .unwrap_or_else(|error| panic!("{error}"));
+
+    assert_same_exchanges(&expected, &actual, "chat's arm64 bootstrap");
+    let posts: usize = expected
+        .iter()
+        .map(|exchange| exchange["calls"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert!(posts >= 2, "the events make chat post: {expected:#?}");
 }

@@ -8,26 +8,22 @@
 #![cfg(feature = "integration")]
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use wsgw_aws::dynamo::{local, DynamoHistory, DynamoStore, DYNAMODB_ENDPOINT_ENV};
 use wsgw_core::{ConnectionId, ConnectionStore};
+use wsgw_memory::gateway::lambda_function::{
+    arm64_bootstrap_beside, assert_same_exchanges, qemu_aarch64, replay_normalised, shipped_events,
+    LambdaFunction,
+};
 use wsgw_memory::gateway::{Invocation, LambdaRuntimeEmulator, ManagementRecorder};
 
 const WAIT: Duration = Duration::from_secs(30);
 const DEVICE: &str = "DEVICEconnAAAA=";
 const DASHBOARD: &str = "DASHconnAAAAAA=";
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn endpoint() -> String {
     local::endpoint_from_env().unwrap_or_else(|missing| panic!("{missing}"))
@@ -158,26 +154,32 @@ fn header<'a>(response: &'a Value, name: &str) -> Option<&'a str> {
         .and_then(|(_, value)| value.as_str())
 }
 
-#[tokio::test]
-async fn telemetry_runs_as_a_lambda_for_websocket_routes_and_rest_history() {
-    let (store, history) = tables().await;
-    let runtime = LambdaRuntimeEmulator::start().await.expect("runtime API");
-    let management = ManagementRecorder::start().await.expect("@connections");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_telemetry"));
+/// `command` (the telemetry binary, or its arm64 build under qemu) configured as the
+/// template configures the function, on the tables `store` and `history`, quiet.
+fn on_tables(mut command: Command, store: &DynamoStore, history: &DynamoHistory) -> Command {
     command
-        .envs(runtime.function_env())
-        .env("WSGW_MANAGEMENT_ENDPOINT", management.endpoint())
         .env(DYNAMODB_ENDPOINT_ENV, endpoint())
         .env("WSGW_CONNECTIONS_TABLE", store.table())
         .env("WSGW_HISTORY_TABLE", history.table())
         .env("TELEMETRY_HISTORY_TTL_DAYS", "7")
         .env("TELEMETRY_DEVICE_TOKEN", "")
         .env("TELEMETRY_CORS_ORIGIN", "https://dashboard.example")
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_PROFILE")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let _function = Running(command.spawn().expect("telemetry starts"));
+    command
+}
+
+#[tokio::test]
+async fn telemetry_runs_as_a_lambda_for_websocket_routes_and_rest_history() {
+    let (store, history) = tables().await;
+    let function = LambdaFunction::start(on_tables(
+        Command::new(env!("CARGO_BIN_EXE_telemetry")),
+        &store,
+        &history,
+    ))
+    .await
+    .expect("telemetry starts");
+    let (runtime, management) = (function.runtime(), function.management());
 
     // $connect: a device and a dashboard; a device without an id is refused.
     let device = connect(DEVICE, json!({"role": "device", "device_id": "esp32-01"}));
@@ -312,4 +314,44 @@ async fn telemetry_runs_as_a_lambda_for_websocket_routes_and_rest_history() {
             .expect("readable"),
         None
     );
+}
+
+#[tokio::test]
+#[ignore = "needs qemu-aarch64 and the arm64 bootstrap: cargo xtask test installs, builds and runs it"]
+async fn the_arm64_bootstrap_under_qemu_answers_the_shipped_events_as_this_build_does() {
+    let events = shipped_events(&Path::new(env!("CARGO_MANIFEST_DIR")).join("events"))
+        .unwrap_or_else(|error| panic!("{error}"));
+    let host = Path::new(env!("CARGO_BIN_EXE_telemetry"));
+    let arm64 = qemu_aarch64(&arm64_bootstrap_beside(host, "telemetry"))
+        .unwrap_or_else(|missing| panic!("{missing}"));
+    // Ids and clocks made while handling, different in every run; everything else must
+    // be equal.
+    let normalised = ["timestamp", "connected_at", "last_active_at", "expires_at"];
+
+    // Each build on tables of its own, empty as a new stack's.
+    let (store, history) = tables().await;
+    let expected = replay_normalised(
+        on_tables(Command::new(host), &store, &history),
+        &events,
+        &normalised,
+        WAIT,
+    )
+    .await
+    .unwrap_or_else(|error| panic!("{error}"));
+    let (store, history) = tables().await;
+    let actual = replay_normalised(
+        on_tables(arm64, &store, &history),
+        &events,
+        &normalised,
+        WAIT,
+    )
+    .await
+    .unwrap_or_else(|error| panic!("{error}"));
+
+    assert_same_exchanges(&expected, &actual, "telemetry's arm64 bootstrap");
+    let posts: usize = expected
+        .iter()
+        .map(|exchange| exchange["calls"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert!(posts >= 2, "the events make telemetry post: {expected:#?}");
 }

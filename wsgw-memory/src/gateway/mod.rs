@@ -15,6 +15,7 @@
 mod assets;
 mod connection;
 mod lambda_emulator;
+pub mod lambda_function;
 mod management;
 mod metrics;
 mod rest;
