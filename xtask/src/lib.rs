@@ -18,6 +18,8 @@
 //! - `cargo xtask lint-templates`: cfn-lint on every SAM template ([`cfn_lint`]), the last
 //!   step of `cargo xtask test`.
 //! - `cargo xtask firmware`: only the firmware's steps ([`firmware::firmware_steps`]).
+//! - `cargo xtask release-profiles [NAME...]`: the release-profile settings tried for the
+//!   Lambda functions, built and measured side by side ([`release_profiles`]).
 //! - `cargo xtask bench [--quick]`: the benchmarks side by side with the peers
 //!   ([`bench::bench_steps`]); `--quick` is the smoke run that ends `cargo xtask test`.
 #![warn(missing_docs)]
@@ -30,6 +32,7 @@ pub mod fuzz;
 pub mod lambda;
 pub mod moto;
 pub mod python;
+pub mod release_profiles;
 pub mod report;
 pub mod step;
 pub mod telemetry;

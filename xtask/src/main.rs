@@ -3,7 +3,10 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use xtask::{bench, cfn_lint, ci_steps, firmware, moto, test_steps, workspace_root, Pipeline};
+use xtask::{
+    bench, cfn_lint, ci_steps, firmware, moto, release_profiles, test_steps, workspace_root,
+    Pipeline,
+};
 
 /// The project's tasks.
 #[derive(Debug, Parser)]
@@ -34,6 +37,18 @@ enum Task {
     LintTemplates,
     /// Build the ESP32-C3 firmware and its flashable image (installs espflash once).
     Firmware,
+    /// The release-profile settings tried for Lambda, each built from scratch: echo's arm64
+    /// bootstrap size (stripped, zipped) and x86-64 cold start; prints a Markdown table.
+    ReleaseProfiles {
+        /// Only these candidates (by name); all when none are given.
+        names: Vec<String>,
+        /// Rounds of cold starts (three per candidate each, candidates in turns).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Candidates measured on x86-64 only (no arm64 build).
+        #[arg(long)]
+        x86_only: Vec<String>,
+    },
     /// Benchmarks side by side with serverless-offline, boto3, the Node SDK and a bare
     /// echo server; writes BENCHMARKS.md and bench/fanout.svg.
     Bench {
@@ -55,6 +70,19 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("xtask setup-moto: error: {error}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Task::ReleaseProfiles {
+            names,
+            rounds,
+            x86_only,
+        } => {
+            return match release_profiles::compare(&workspace_root(), &names, &x86_only, rounds) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("xtask release-profiles: error: {error}");
                     ExitCode::FAILURE
                 }
             };
