@@ -718,8 +718,8 @@ fn the_readmes_deploy_to_aws_runs_up_to_sam_deploy_and_leaves_the_arm64_bootstra
     // What sam deploy would upload: the arm64 bootstrap, byte for byte the one
     // `cargo xtask test` checked (glibc, size) and ran under qemu.
     let built = root.join(".aws-sam/build/Function/bootstrap");
-    let bootstrap = std::fs::read(&built)
-        .unwrap_or_else(|error| panic!("{}: {error}", built.display()));
+    let bootstrap =
+        std::fs::read(&built).unwrap_or_else(|error| panic!("{}: {error}", built.display()));
     assert_eq!(&bootstrap[..4], b"\x7fELF", "an ELF binary");
     assert_eq!(
         u16::from_le_bytes([bootstrap[18], bootstrap[19]]),
@@ -731,9 +731,12 @@ fn the_readmes_deploy_to_aws_runs_up_to_sam_deploy_and_leaves_the_arm64_bootstra
         .nth(2)
         .expect("the target directory")
         .join("lambda/chat/bootstrap");
-    let checked = std::fs::read(&target)
-        .unwrap_or_else(|error| panic!("{}: {error}", target.display()));
-    assert!(bootstrap == checked, "sam build deploys the binary the tests checked");
+    let checked =
+        std::fs::read(&target).unwrap_or_else(|error| panic!("{}: {error}", target.display()));
+    assert!(
+        bootstrap == checked,
+        "sam build deploys the binary the tests checked"
+    );
     let template = std::fs::read_to_string(root.join(".aws-sam/build/template.yaml"))
         .expect("sam build writes the template sam deploy uses");
     assert!(template.contains("CodeUri: Function"), "{template}");

@@ -187,6 +187,50 @@ pub fn assert_same_exchanges(expected: &[Value], actual: &[Value], what: &str) {
     );
 }
 
+/// The arm64 `bootstrap` of `binary` (beside `host`, its x86-64 build: see
+/// [`arm64_bootstrap_beside`]) under `qemu-aarch64` must answer the events of
+/// `events_dir` ([`shipped_events`]) exactly as `host` does, but for the fields named in
+/// `normalised`. Each build is run with the command `configure` makes of it (awaited per
+/// run, so each can get resources of its own, such as new tables). Panics saying what is
+/// missing (qemu, the bootstrap) or which event differs; and unless the events made the
+/// function post at least `min_posts` times, since a comparison of nothing proves nothing.
+pub async fn assert_arm64_answers_as_host<F, Fut>(
+    host: &Path,
+    binary: &str,
+    events_dir: &Path,
+    normalised: &[&str],
+    min_posts: usize,
+    mut configure: F,
+) where
+    F: FnMut(Command) -> Fut,
+    Fut: std::future::Future<Output = Command>,
+{
+    const WAIT: Duration = Duration::from_secs(30);
+    let events = shipped_events(events_dir).unwrap_or_else(|error| panic!("{error}"));
+    let arm64 = qemu_aarch64(&arm64_bootstrap_beside(host, binary))
+        .unwrap_or_else(|missing| panic!("{missing}"));
+    let expected = replay_normalised(
+        configure(Command::new(host)).await,
+        &events,
+        normalised,
+        WAIT,
+    )
+    .await
+    .unwrap_or_else(|error| panic!("{error}"));
+    let actual = replay_normalised(configure(arm64).await, &events, normalised, WAIT)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_same_exchanges(&expected, &actual, &format!("{binary}'s arm64 bootstrap"));
+    let posts: usize = expected
+        .iter()
+        .map(|exchange| exchange["calls"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert!(
+        posts >= min_posts,
+        "the events made {binary} post {posts} times, fewer than {min_posts}: {expected:#?}"
+    );
+}
+
 /// Replaces, anywhere in `value` (JSON text inside strings included), the value of every
 /// object key named in `keys` with `"<normalised>"`: for ids and clocks that differ from
 /// run to run. Every other field is left as it is.
