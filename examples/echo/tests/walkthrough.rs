@@ -706,7 +706,12 @@ fn the_readmes_deploy_to_aws_runs_up_to_sam_deploy_and_leaves_the_arm64_bootstra
     let _ = std::fs::remove_dir_all(root.join(".aws-sam"));
 
     // One shell, as a reader's terminal: the virtualenv activated holds for what follows.
-    let script = format!("set -eux\n{}\n", local.join("\n"));
+    // Each command is shown as it is typed, then run as written.
+    let mut script = String::from("set -eu\n");
+    for command in &local {
+        let shown = format!("$ {command}").replace('\'', "'\\''");
+        script.push_str(&format!("printf '%s\\n' '{shown}'\n{command}\n"));
+    }
     let status = Command::new("bash")
         .args(["-c", &script])
         .current_dir(&root)

@@ -322,7 +322,13 @@ async fn the_arm64_bootstrap_under_qemu_answers_the_shipped_events_as_this_build
         Path::new(env!("CARGO_BIN_EXE_telemetry")),
         "telemetry",
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("events"),
-        &["timestamp", "connected_at", "last_active_at", "expires_at"],
+        &[
+            "ts_ms",
+            "timestamp",
+            "connected_at",
+            "last_active_at",
+            "expires_at",
+        ],
         2,
         |command| async {
             let (store, history) = tables().await;
