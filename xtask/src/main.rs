@@ -48,6 +48,9 @@ enum Task {
         /// Candidates measured on x86-64 only (no arm64 build).
         #[arg(long)]
         x86_only: Vec<String>,
+        /// Candidates measured on arm64 only (no x86-64 build, no cold start).
+        #[arg(long)]
+        arm64_only: Vec<String>,
     },
     /// Benchmarks side by side with serverless-offline, boto3, the Node SDK and a bare
     /// echo server; writes BENCHMARKS.md and bench/fanout.svg.
@@ -78,8 +81,15 @@ fn main() -> ExitCode {
             names,
             rounds,
             x86_only,
+            arm64_only,
         } => {
-            return match release_profiles::compare(&workspace_root(), &names, &x86_only, rounds) {
+            return match release_profiles::compare(
+                &workspace_root(),
+                &names,
+                &x86_only,
+                &arm64_only,
+                rounds,
+            ) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("xtask release-profiles: error: {error}");

@@ -3,9 +3,10 @@
 //! directory (`target/release-profiles/<name>`), with the settings given as
 //! `CARGO_PROFILE_RELEASE_*` variables over the workspace's `[profile.release]`:
 //! the echo example's arm64 `bootstrap` (cargo-lambda, as `sam build` builds it), whose
-//! size stripped and zipped is read with [`lambda::inspect`], and its x86-64 release
-//! build, whose cold start `wsgw-bench cold-start` measures under the Runtime API
-//! emulator, the candidates taking turns. Prints the Markdown table of BENCHMARKS.md.
+//! size stripped and zipped is read with [`lambda::inspect`], and the x86-64 release
+//! build `cargo xtask bench` makes (`-p wsgw-bench -p echo`, timed), whose echo's cold
+//! start `wsgw-bench cold-start` measures under the Runtime API emulator, the
+//! candidates taking turns. Prints the Markdown table of BENCHMARKS.md.
 
 use std::path::Path;
 use std::process::Command;
@@ -112,39 +113,30 @@ fn median(values: &mut [f64]) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// Builds and measures the candidates named in `only` (all when empty), the arm64
-/// bootstrap left out for those in `x86_only`; prints the table.
+/// Builds and measures the candidates named in `only` (all when empty): the arm64
+/// bootstrap left out for those in `x86_only`, the x86-64 build and its cold start for
+/// those in `arm64_only`; prints the table.
 pub fn compare(
     root: &Path,
     only: &[String],
     x86_only: &[String],
+    arm64_only: &[String],
     rounds: usize,
 ) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let listed =
+        |names: &[String], candidate: &Candidate| names.iter().any(|name| name == candidate.name);
     let chosen: Vec<&Candidate> = CANDIDATES
         .iter()
-        .filter(|candidate| only.is_empty() || only.iter().any(|name| name == candidate.name))
+        .filter(|candidate| only.is_empty() || listed(only, candidate))
         .collect();
-    // The harness, built once with the first candidate's (cheapest) settings.
-    let harness = &CANDIDATES[0];
-    let mut build = harness.command(root, &cargo);
-    // What `cargo xtask bench` builds, so its time is the bench's build with these settings.
-    build.args(["build", "--release", "-p", "wsgw-bench", "-p", "echo"]);
-    let secs = run(build)?;
-    eprintln!(
-        "xtask: the bench's release build (-p wsgw-bench -p echo) with {}'s settings: {secs:.0} s",
-        harness.name
-    );
-    let bench = target_dir(root)
-        .join("release-profiles")
-        .join(harness.name)
-        .join("release/wsgw-bench");
     let mut rows = Vec::new();
+    let mut bench = None;
     for candidate in &chosen {
         let dir = target_dir(root)
             .join("release-profiles")
             .join(candidate.name);
-        let arm64 = if x86_only.iter().any(|name| name == candidate.name) {
+        let arm64 = if listed(x86_only, candidate) {
             None
         } else {
             let mut arm64 = candidate.command(root, &cargo);
@@ -155,21 +147,32 @@ pub fn compare(
                     .map_err(|error| error.to_string())?,
             )
         };
-        let mut x86 = candidate.command(root, &cargo);
-        x86.args(["build", "--release", "-p", "echo"]);
-        run(x86)?;
-        rows.push((candidate, arm64, Vec::new()));
+        let x86 = if listed(arm64_only, candidate) {
+            None
+        } else {
+            // What `cargo xtask bench` builds: its time is the bench's build with these
+            // settings, and the cold start is its echo's.
+            let mut x86 = candidate.command(root, &cargo);
+            x86.args(["build", "--release", "-p", "wsgw-bench", "-p", "echo"]);
+            let secs = run(x86)?;
+            eprintln!(
+                "xtask: {}: the bench's release build took {secs:.0} s",
+                candidate.name
+            );
+            bench.get_or_insert_with(|| dir.join("release/wsgw-bench"));
+            Some(dir.join("release/echo"))
+        };
+        rows.push((candidate, arm64, x86, Vec::new()));
     }
     // Cold starts in turns, so a busy neighbour slows every candidate alike.
     for _ in 0..rounds {
-        for (candidate, _, colds) in &mut rows {
-            let echo = target_dir(root)
-                .join("release-profiles")
-                .join(candidate.name)
-                .join("release/echo");
-            let output = Command::new(&bench)
+        for (_, _, x86, colds) in &mut rows {
+            let (Some(echo), Some(bench)) = (x86.as_ref(), bench.as_ref()) else {
+                continue;
+            };
+            let output = Command::new(bench)
                 .args(["cold-start", "--runs", "3", "--bin"])
-                .arg(&echo)
+                .arg(echo)
                 .output()
                 .map_err(|error| format!("cannot run {}: {error}", bench.display()))?;
             let text = String::from_utf8_lossy(&output.stdout);
@@ -186,19 +189,23 @@ pub fn compare(
         "| setting | opt-level | lto | codegen-units | panic | arm64 bootstrap (stripped) | zipped | x86-64 cold start, median (ms) |"
     );
     println!("|---|---|---|---|---|---:|---:|---:|");
-    for (candidate, arm64, mut colds) in rows {
+    for (candidate, arm64, _, mut colds) in rows {
         let (size, zipped) = match arm64 {
             Some(bootstrap) => (mebibytes(bootstrap.size), mebibytes(bootstrap.zipped)),
             None => ("not built".to_owned(), String::new()),
         };
         println!(
-            "| {} | {} | {} | {} | {} | {size} | {zipped} | {:.1} |",
+            "| {} | {} | {} | {} | {} | {size} | {zipped} | {} |",
             candidate.name,
             candidate.opt_level,
             candidate.lto,
             candidate.codegen_units,
             candidate.panic,
-            median(&mut colds),
+            if colds.is_empty() {
+                "not built".to_owned()
+            } else {
+                format!("{:.1}", median(&mut colds))
+            },
         );
     }
     Ok(())
