@@ -215,13 +215,13 @@ pub async fn authorize_event<S: Send + Sync + 'static>(
 pub async fn handle_authorizer_event<S: Send + Sync + 'static>(
     router: &Router<S>,
     raw: Value,
-) -> Result<Value, lambda_runtime::Error> {
+) -> Result<Value, crate::lambda::InvocationError> {
     match authorize_event(router, raw).await {
         Ok(AuthorizerOutcome::Policy(policy)) => Ok(policy),
-        Ok(AuthorizerOutcome::Unauthorized) => Err(Box::new(Unauthorized)),
+        Ok(AuthorizerOutcome::Unauthorized) => Err(Unauthorized.into()),
         Err(error) => {
             tracing::error!(%error, "authorizer event failed");
-            Err(Box::new(error))
+            Err(error.into())
         }
     }
 }

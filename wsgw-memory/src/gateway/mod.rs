@@ -48,6 +48,7 @@ mod access;
 mod assets;
 mod connection;
 mod lambda_emulator;
+pub mod lambda_function;
 mod management;
 mod metrics;
 mod rest;
