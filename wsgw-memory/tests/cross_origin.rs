@@ -8,22 +8,17 @@
 //! browser sends for them; `examples/echo/web-tests` makes the same attacks from a page
 //! in headless Chromium.
 
-use std::sync::Arc;
-use std::time::Duration;
+#[path = "support/clients.rs"]
+mod clients;
 
-use futures::{SinkExt, StreamExt};
+use std::sync::Arc;
+
+use clients::{next_text, whoami, Client, WAIT};
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wsgw_core::{ConnectionStore, Context, MessageSink, Reply, Request, Router};
 use wsgw_memory::gateway::{LocalGateway, ManagementAccess, RunningGateway};
-
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-const WAIT: Duration = Duration::from_secs(5);
 
 /// Where `$connect` reports the `Origin` header it saw.
 struct Origins(mpsc::UnboundedSender<Option<String>>);
@@ -78,15 +73,7 @@ impl Fixture {
         let (mut client, _) = tokio_tungstenite::connect_async(self.gateway.stage_url())
             .await
             .expect("handshake");
-        client
-            .send(Message::text(r#"{"action":"whoami"}"#))
-            .await
-            .expect("send");
-        let id = serde_json::from_str::<Value>(&next_text(&mut client).await).expect("JSON")
-            ["connection_id"]
-            .as_str()
-            .expect("id")
-            .to_owned();
+        let id = whoami(&mut client).await;
         (client, id)
     }
 
@@ -106,21 +93,6 @@ impl Fixture {
             "marker",
             "the refused calls delivered nothing"
         );
-    }
-}
-
-async fn next_text(client: &mut Client) -> String {
-    loop {
-        match tokio::time::timeout(WAIT, client.next())
-            .await
-            .expect("a message within 5 s")
-            .expect("socket open")
-            .expect("valid frame")
-        {
-            Message::Text(text) => return text.as_str().to_owned(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("expected text, got {other:?}"),
-        }
     }
 }
 
@@ -373,9 +345,5 @@ async fn pages_on_any_origin_still_open_websocket_connections_as_on_api_gateway(
         Some(Some("https://elsewhere.example".to_owned())),
         "$connect sees the page's origin, to refuse it if it wants"
     );
-    client
-        .send(Message::text(r#"{"action":"whoami"}"#))
-        .await
-        .expect("send");
-    assert!(next_text(&mut client).await.contains("connection_id"));
+    assert!(!whoami(&mut client).await.is_empty());
 }

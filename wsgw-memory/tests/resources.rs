@@ -7,6 +7,8 @@
 //! What the gateway holds is read through [`RunningGateway::resources`] (the gauges
 //! `GET /metrics` shows) and, for the whole process, its resident set size.
 
+#[path = "support/clients.rs"]
+mod clients;
 #[path = "support/soak.rs"]
 mod soak;
 
@@ -15,19 +17,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::{SinkExt, StreamExt};
+use clients::{next_text, whoami, Client, WAIT};
+use futures::SinkExt;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wsgw_core::{ConnectionStore, Context, MessageSink, Payload, Reply, Request, Router};
 use wsgw_memory::gateway::{Limits, LocalGateway, ResourceUsage, RunningGateway};
 
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-const WAIT: Duration = Duration::from_secs(10);
 const KIB: usize = 1024;
 
 /// What the handlers count, and the gate `slow` waits at.
@@ -129,20 +128,6 @@ impl Fixture {
             }
             assert!(Instant::now() < deadline, "{what}: still {resources:?}");
             tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-async fn next_text(client: &mut Client) -> String {
-    loop {
-        match tokio::time::timeout(WAIT, client.next())
-            .await
-            .expect("a message within 10 s")
-            .expect("socket open")
-            .expect("valid frame")
-        {
-            Message::Text(text) => return text.as_str().to_owned(),
-            _ => continue,
         }
     }
 }
@@ -440,16 +425,6 @@ async fn posts_to_a_client_that_stopped_reading_answer_429_once_its_outbox_bytes
         })
         .await;
     drop(stalled);
-}
-
-/// The connection id of a tungstenite client.
-async fn whoami(client: &mut Client) -> String {
-    client
-        .send(Message::text(r#"{"action":"whoami"}"#))
-        .await
-        .expect("send");
-    let answer: Value = serde_json::from_str(&next_text(client).await).expect("JSON");
-    answer["connection_id"].as_str().expect("id").to_owned()
 }
 
 /// One unfragmented frame from the gateway (unmasked), read by hand: its payload.

@@ -8,35 +8,20 @@
 
 use std::path::Path;
 
-use crate::chat::{debug_binary, CHROMIUM};
-use crate::step::{Cmd, Step};
+use crate::chat::page_test_steps;
+use crate::step::Step;
 
 /// The Node test package of the attack pages, relative to the workspace root.
 pub const WEB_TESTS_DIR: &str = "examples/echo/web-tests";
 
-/// `npm ci`, the echo binary, then `node --test` with the binary and the browser passed
-/// by environment (the browser is installed by [`crate::chat::web_steps`], which runs
-/// first).
+/// The attack pages' test ([`crate::chat::page_test_steps`]; the browser is installed
+/// by [`crate::chat::web_steps`], which runs first).
 pub fn web_steps(root: &Path) -> Vec<Step> {
-    let web_tests = root.join(WEB_TESTS_DIR);
-    vec![
-        Step::run(
-            format!("npm ci in {WEB_TESTS_DIR} (playwright-core, pinned)"),
-            Cmd::new("npm")
-                .args(["ci", "--no-audit", "--no-fund"])
-                .current_dir(&web_tests),
-        ),
-        Step::run(
-            "the echo binary the attack pages run against",
-            Cmd::cargo().args(["build", "-p", "echo"]),
-        ),
-        Step::run(
-            "web pages against @connections and /metrics in headless Chromium: a no-cors POST from another site, DNS rebinding (node --test)",
-            Cmd::new("node")
-                .args(["--test", "attacks.test.mjs"])
-                .env("ECHO_BIN", debug_binary(root, "echo"))
-                .env("CHROMIUM", CHROMIUM)
-                .current_dir(&web_tests),
-        ),
-    ]
+    page_test_steps(
+        root,
+        WEB_TESTS_DIR,
+        "echo",
+        "attacks.test.mjs",
+        "web pages against @connections and /metrics (a no-cors POST from another site, DNS rebinding)",
+    )
 }

@@ -21,64 +21,14 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import http from "node:http";
-import path from "node:path";
 import { chromium } from "playwright-core";
-
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const WAIT = 15_000;
-
-function echoBinary() {
-  if (process.env.ECHO_BIN) return path.resolve(process.env.ECHO_BIN);
-  const metadata = JSON.parse(
-    execFileSync("cargo", ["metadata", "--format-version", "1", "--no-deps"], { encoding: "utf8" }),
-  );
-  return path.join(metadata.target_directory, "debug", "echo");
-}
+import { CHROMIUM, CHROMIUM_ARGS, WAIT, startBinary } from "../../web-support/binary.mjs";
 
 /** Starts the echo binary on a free loopback port; resolves with its port and a stop(). */
-function startEcho() {
-  const binary = echoBinary();
-  if (!existsSync(binary)) {
-    throw new Error(`no echo binary at ${binary}: run \`cargo build -p echo\` or set ECHO_BIN`);
-  }
-  const env = { ...process.env, RUST_LOG: "warn" };
-  for (const name of Object.keys(env)) {
-    if (name.startsWith("WSGW_") || name === "AWS_LAMBDA_RUNTIME_API") delete env[name];
-  }
-  const child = spawn(binary, ["--listen", "127.0.0.1:0"], { env, stdio: ["ignore", "pipe", "pipe"] });
-  let stderr = "";
-  child.stderr.on("data", (chunk) => { stderr += chunk; });
-  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
-  return new Promise((resolve, reject) => {
-    let stdout = "";
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`echo printed no address within ${WAIT} ms; stderr: ${stderr}`));
-    }, WAIT);
-    child.on("error", (error) => { clearTimeout(timer); reject(error); });
-    child.stdout.on("data", (chunk) => {
-      stdout += chunk;
-      if (!stdout.includes("\n")) return;
-      clearTimeout(timer);
-      const line = stdout.split("\n")[0];
-      const match = line.match(/ws:\/\/127\.0\.0\.1:(\d+)/);
-      if (!match) {
-        child.kill("SIGKILL");
-        reject(new Error(`no ws://127.0.0.1:PORT in ${JSON.stringify(line)}`));
-        return;
-      }
-      resolve({
-        port: Number(match[1]),
-        stop: async () => {
-          if (child.exitCode === null) child.kill("SIGTERM");
-          return exited;
-        },
-      });
-    });
-  });
+async function startEcho() {
+  const echo = await startBinary({ name: "echo", variable: "ECHO_BIN", prefix: "ws://127.0.0.1:" });
+  return { port: Number(new URL(echo.address).port), stop: echo.stop };
 }
 
 /** Opens a WebSocket to the gateway, learns its id (whoami) and keeps every later text. */
@@ -174,11 +124,7 @@ before(async () => {
   attackerPort = attacker.address().port;
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      "--host-resolver-rules=MAP attacker.test 127.0.0.1, MAP rebind.test 127.0.0.1",
-    ],
+    args: [...CHROMIUM_ARGS, "--host-resolver-rules=MAP attacker.test 127.0.0.1, MAP rebind.test 127.0.0.1"],
   });
 });
 

@@ -332,9 +332,11 @@ struct Usage {
 
 impl Usage {
     fn new(limits: &Limits, sockets: Arc<MemorySink>) -> Self {
+        // The field may have been set directly, past what a semaphore holds.
+        let max_connections = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
         Usage {
-            connection_slots: Arc::new(Semaphore::new(limits.max_connections)),
-            max_connections: limits.max_connections,
+            connection_slots: Arc::new(Semaphore::new(max_connections)),
+            max_connections,
             http_connections: Arc::new(AtomicUsize::new(0)),
             inbound_bytes: AtomicUsize::new(0),
             sockets,
