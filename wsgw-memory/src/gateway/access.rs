@@ -473,7 +473,7 @@ pub struct ManagementArgs {
     pub allowed_hosts: Vec<AllowedHost>,
 
     /// A web origin whose pages may call `@connections` and read the metrics from a
-    /// browser (pages of other origins are refused): https://grafana.example:3000.
+    /// browser (pages of other origins are refused): `https://grafana.example:3000`.
     /// Repeat the flag or separate with commas.
     #[arg(
         long = "allowed-origin",

@@ -549,6 +549,15 @@ impl InFlight {
     }
 }
 
+impl Drop for InFlight {
+    /// Messages dropped unfinished (the task ended early) give their bytes back too.
+    fn drop(&mut self) {
+        self.total
+            .inbound_bytes
+            .fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
 /// How the loop ended: the `$disconnect` code and reason, and the close frame to send
 /// (none when the client closed, vanished, or stopped reading).
 type Ending = (u16, String, Option<Message>);
