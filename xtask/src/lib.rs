@@ -7,7 +7,8 @@
 //! - `cargo xtask test`: every test of the project ([`test_steps`]), including wsgw-aws's
 //!   the chat's and the telemetry's DynamoDB tests against moto's server ([`moto`]),
 //!   which it installs, starts and stops, the chat page and the telemetry dashboard in
-//!   headless Chromium ([`chat`], [`telemetry`]), every command of the README's "Poke it
+//!   headless Chromium ([`chat`], [`telemetry`]), web pages attacking the LocalGateway's
+//!   `@connections` in headless Chromium ([`echo`]), every command of the README's "Poke it
 //!   by hand" walkthrough ([`walkthrough`]), Python's `websockets` and boto3 checking
 //!   that the example binaries behave as API Gateway does ([`parity`]), the ESP32-C3 firmware built and turned
 //!   into a flashable image ([`firmware`]), every `cargo fuzz` target for a bounded
@@ -28,6 +29,7 @@
 pub mod bench;
 pub mod cfn_lint;
 pub mod chat;
+pub mod echo;
 pub mod firmware;
 pub mod fuzz;
 pub mod lambda;
@@ -94,6 +96,7 @@ pub fn test_steps_on(moto_port: u16) -> Vec<Step> {
     steps.extend(chat::web_steps(&workspace_root()));
     steps.extend(walkthrough::walkthrough_steps(&workspace_root()));
     steps.extend(parity::parity_steps(&workspace_root()));
+    steps.extend(echo::web_steps(&workspace_root()));
     steps.extend(telemetry::web_steps(&workspace_root()));
     steps.extend(firmware::firmware_steps(&workspace_root()));
     steps.extend(fuzz::fuzz_steps(&workspace_root()));
@@ -251,6 +254,9 @@ mod tests {
                 ],
                 vec!["build", "-p", "echo", "-p", "chat", "-p", "telemetry"],
                 parity_args.iter().map(String::as_str).collect(),
+                vec!["ci", "--no-audit", "--no-fund"],
+                vec!["build", "-p", "echo"],
+                vec!["--test", "attacks.test.mjs"],
                 vec!["ci", "--no-audit", "--no-fund"],
                 vec!["build", "-p", "telemetry"],
                 vec!["--test", "dashboard.test.mjs"],

@@ -39,7 +39,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wsgw_core::{
     Connection, ConnectionStore, Context, PageRequest, Payload, Reply, Request, Router,
 };
-use wsgw_memory::gateway::{LocalGateway, RunningGateway};
+use wsgw_memory::gateway::{Limits, LocalGateway, RunningGateway};
 use wsgw_memory::MemorySink;
 
 /// A WebSocket client over plain TCP.
@@ -342,7 +342,9 @@ pub async fn soak_gateway(store: Arc<dyn ConnectionStore>) -> (RunningGateway, A
     let sockets = Arc::new(MemorySink::new());
     let state = Arc::new(SoakState::new());
     let router = soak_router(store, sockets.clone(), state.clone());
+    // Waves of thousands of clients (WSGW_SOAK_CLIENTS) are the point: no connection cap.
     let gateway = LocalGateway::new(router, sockets)
+        .limits(Limits::default().max_connections(usize::MAX))
         .bind("127.0.0.1:0".parse().expect("an address"))
         .await
         .expect("bind loopback");
