@@ -218,13 +218,13 @@ pub async fn handle_authorizer_event<S: Send + Sync + 'static>(
     router: &Router<S>,
     backends: &Backends,
     raw: Value,
-) -> Result<Value, lambda_runtime::Error> {
+) -> Result<Value, crate::lambda::InvocationError> {
     match authorize_event(router, backends, raw).await {
         Ok(AuthorizerOutcome::Policy(policy)) => Ok(policy),
-        Ok(AuthorizerOutcome::Unauthorized) => Err(Box::new(Unauthorized)),
+        Ok(AuthorizerOutcome::Unauthorized) => Err(Unauthorized.into()),
         Err(error) => {
             tracing::error!(%error, "authorizer event failed");
-            Err(Box::new(error))
+            Err(error.into())
         }
     }
 }

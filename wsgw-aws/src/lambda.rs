@@ -5,6 +5,7 @@
 //! is used as is.
 
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::{
@@ -15,10 +16,11 @@ use aws_lambda_events::http::{HeaderMap, HeaderName, HeaderValue};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use lambda_runtime::{service_fn, LambdaEvent};
+use futures::FutureExt;
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
 use tokio::sync::OnceCell;
-use wsgw_core::metrics::Metrics;
+use wsgw_core::metrics::{Counter, Metrics};
 use wsgw_core::{
     Backends, ConnectionId, ConnectionStore, DisconnectInfo, EventType, HistoryStore, HttpRequest,
     HttpResponse, MessageSink, NotConfigured, Payload, Reply, Request, Router,
@@ -265,6 +267,118 @@ pub fn encode_http_response(response: &HttpResponse) -> ApiGatewayProxyResponse 
     proxy_response(response.status, &response.headers, response.body.as_ref())
 }
 
+/// A route handler panicked. The release profile unwinds (`panic = "unwind"`), so the
+/// glue catches the panic: the invocation fails with `errorType` `wsgw::Panic` (API
+/// Gateway answers the caller "Internal server error", as the LocalGateway does) and the
+/// function instance keeps serving the next invocations.
+#[derive(Debug, thiserror::Error)]
+#[error("the handler panicked: {message}")]
+pub struct HandlerPanicked {
+    /// The panic's message (`"Box<dyn Any>"` when it was not a string).
+    pub message: String,
+}
+
+impl HandlerPanicked {
+    fn from_payload(payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|message| (*message).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "Box<dyn Any>".to_owned());
+        HandlerPanicked { message }
+    }
+}
+
+/// Why an invocation failed. Lambda reports it as the invocation's error, in CloudWatch
+/// and to API Gateway (which answers the caller "Internal server error"), with
+/// [`error_type`](Self::error_type) as `errorType` and the message as `errorMessage`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvocationError {
+    /// The event is not one API Gateway sends.
+    #[error(transparent)]
+    Event(#[from] EventError),
+    /// A route handler returned an error, or panicked ([`HandlerPanicked`] inside
+    /// [`wsgw_core::Error::Handler`]).
+    #[error(transparent)]
+    Route(#[from] wsgw_core::Error),
+    /// A REQUEST authorizer event could not be answered.
+    #[error(transparent)]
+    Authorizer(#[from] crate::authorizer::AuthorizerError),
+    /// The authorizer refused the token: the message is exactly `Unauthorized`, which
+    /// makes API Gateway answer 401.
+    #[error(transparent)]
+    Unauthorized(#[from] crate::authorizer::Unauthorized),
+    /// The response could not be written as JSON.
+    #[error("cannot write the response as JSON: {0}")]
+    Response(#[source] serde_json::Error),
+}
+
+/// The `errorType` of a wsgw error: `wsgw::` and the error's kind.
+fn error_kind(error: &wsgw_core::Error) -> &'static str {
+    use wsgw_core::Error;
+    match error {
+        Error::Gone { .. } => "wsgw::Gone",
+        Error::Throttled { .. } => "wsgw::Throttled",
+        Error::Timeout { .. } => "wsgw::Timeout",
+        Error::PayloadTooLarge { .. } => "wsgw::PayloadTooLarge",
+        Error::NotFound { .. } => "wsgw::NotFound",
+        Error::Precondition { .. } => "wsgw::Precondition",
+        Error::InvalidInput { .. } => "wsgw::InvalidInput",
+        Error::InvalidToken { .. } => "wsgw::InvalidToken",
+        Error::Backend { .. } => "wsgw::Backend",
+        Error::Handler(source) if source.downcast_ref::<HandlerPanicked>().is_some() => {
+            "wsgw::Panic"
+        }
+        Error::Handler(_) => "wsgw::Handler",
+        Error::Json(_) => "wsgw::Json",
+        // The router answers a rejection itself; one reaching Lambda came from elsewhere.
+        Error::Rejected(_) => "wsgw::Rejected",
+        _ => "wsgw::Error",
+    }
+}
+
+impl InvocationError {
+    /// The invocation's `errorType`: `wsgw::InvalidEvent` for an event API Gateway would
+    /// not send; for a route's error its kind, `wsgw::Gone`, `wsgw::Throttled`,
+    /// `wsgw::Timeout`, `wsgw::PayloadTooLarge`, `wsgw::NotFound`, `wsgw::Precondition`,
+    /// `wsgw::InvalidInput`, `wsgw::InvalidToken`, `wsgw::Backend`, `wsgw::Json` (a
+    /// server-side serialisation failure), `wsgw::Handler` (an application error) or
+    /// `wsgw::Panic`; `wsgw::Unauthorized` for a refused
+    /// token; `wsgw::Internal` when the response could not be written.
+    ///
+    /// ```
+    /// use wsgw_aws::lambda::InvocationError;
+    /// use wsgw_core::{ConnectionId, Error};
+    ///
+    /// let gone = InvocationError::from(Error::Gone { connection_id: ConnectionId::new("abc=") });
+    /// assert_eq!(gone.error_type(), "wsgw::Gone");
+    /// assert_eq!(gone.to_string(), "connection abc= is gone");
+    /// ```
+    pub fn error_type(&self) -> &'static str {
+        use crate::authorizer::AuthorizerError;
+        match self {
+            InvocationError::Event(_)
+            | InvocationError::Authorizer(
+                AuthorizerError::Malformed(_) | AuthorizerError::Event(_),
+            ) => "wsgw::InvalidEvent",
+            InvocationError::Route(error)
+            | InvocationError::Authorizer(AuthorizerError::Failed(error)) => error_kind(error),
+            InvocationError::Unauthorized(_) => "wsgw::Unauthorized",
+            _ => "wsgw::Internal",
+        }
+    }
+}
+
+impl From<InvocationError> for Diagnostic {
+    fn from(error: InvocationError) -> Self {
+        Diagnostic {
+            error_type: error.error_type().to_owned(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
 /// A decoded API Gateway event: what [`LambdaApp`] hands to the router.
 #[derive(Debug, Clone, PartialEq)]
 // One per invocation, decoded and moved once: boxing the request would buy nothing.
@@ -471,11 +585,9 @@ impl<S: Send + Sync + 'static> LambdaApp<S> {
     /// Handles one raw Lambda event: a WebSocket event goes to [`Router::handle`], a REST
     /// proxy event to [`Router::handle_http`]. A handler error is returned as the
     /// invocation's error, so API Gateway answers the client as it does for any failed
-    /// integration. The invocation's metrics line is written before returning.
-    pub async fn handle(
-        &self,
-        raw: Value,
-    ) -> Result<ApiGatewayProxyResponse, lambda_runtime::Error> {
+    /// integration; so is a handler's panic ([`HandlerPanicked`]). The invocation's
+    /// metrics line is written before returning.
+    pub async fn handle(&self, raw: Value) -> Result<ApiGatewayProxyResponse, InvocationError> {
         self.handle_request(raw, None).await
     }
 
@@ -483,7 +595,7 @@ impl<S: Send + Sync + 'static> LambdaApp<S> {
         &self,
         raw: Value,
         request_id: Option<&str>,
-    ) -> Result<ApiGatewayProxyResponse, lambda_runtime::Error> {
+    ) -> Result<ApiGatewayProxyResponse, InvocationError> {
         let handled = self.handle_event(decode_event(raw)?, request_id).await;
         if let Some(emf) = &self.metrics {
             if let Err(error) = emf.write(&handled.metrics) {
@@ -521,13 +633,32 @@ impl<S: Send + Sync + 'static> LambdaApp<S> {
                 let started = std::time::Instant::now();
                 let (connection_id, route_key) =
                     (request.connection_id.clone(), request.route_key.clone());
-                let outcome = if self.metrics.is_some() {
-                    self.router
-                        .handle_observed(&backends, request, observer)
-                        .await
-                } else {
-                    self.router.handle(&backends, request).await
+                let counter = match request.event_type {
+                    wsgw_core::EventType::Connect => Counter::Connects,
+                    wsgw_core::EventType::Disconnect => Counter::Disconnects,
+                    wsgw_core::EventType::Message => Counter::Messages,
                 };
+                let handling = async {
+                    if self.metrics.is_some() {
+                        self.router
+                            .handle_observed(&backends, request, observer.clone())
+                            .await
+                    } else {
+                        self.router.handle(&backends, request).await
+                    }
+                };
+                let outcome = AssertUnwindSafe(handling)
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|payload| {
+                        // The router could not count what it did not finish.
+                        observer.count(counter, &route_key, 1);
+                        observer.count(Counter::HandlerErrors, &route_key, 1);
+                        observer.latency(&route_key, started.elapsed());
+                        Err(wsgw_core::Error::handler(HandlerPanicked::from_payload(
+                            &*payload,
+                        )))
+                    });
                 let latency_ms = started.elapsed().as_secs_f64() * 1e3;
                 match outcome {
                     Ok(reply) => {
@@ -546,13 +677,28 @@ impl<S: Send + Sync + 'static> LambdaApp<S> {
                 // A REST event's domain is the REST API's: only a fixed endpoint reaches
                 // the WebSocket API's connections.
                 let backends = self.backends_for("", "").await;
-                let outcome = if self.metrics.is_some() {
-                    self.router
-                        .handle_http_observed(&backends, request, observer)
-                        .await
-                } else {
-                    self.router.handle_http(&backends, request).await
+                let started = std::time::Instant::now();
+                let route = format!("{} {path}", request.method);
+                let handling = async {
+                    if self.metrics.is_some() {
+                        self.router
+                            .handle_http_observed(&backends, request, observer.clone())
+                            .await
+                    } else {
+                        self.router.handle_http(&backends, request).await
+                    }
                 };
+                let outcome = AssertUnwindSafe(handling)
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|payload| {
+                        observer.count(Counter::HttpRequests, &route, 1);
+                        observer.count(Counter::HandlerErrors, &route, 1);
+                        observer.latency(&route, started.elapsed());
+                        Err(wsgw_core::Error::handler(HandlerPanicked::from_payload(
+                            &*payload,
+                        )))
+                    });
                 match outcome {
                     Ok(response) => Ok(encode_http_response(&response)),
                     Err(error) => {
@@ -594,17 +740,18 @@ impl<S: Send + Sync + 'static> LambdaApp<S> {
         raw: Value,
         request_id: Option<&str>,
         authorizer_only: bool,
-    ) -> Result<Value, lambda_runtime::Error> {
+    ) -> Result<Value, InvocationError> {
         if crate::authorizer::is_authorizer_event(&raw) {
             let backends = self.backends_for("", "").await;
             return crate::authorizer::handle_authorizer_event(&self.router, &backends, raw).await;
         }
         if authorizer_only {
-            return Err(Box::new(crate::authorizer::AuthorizerError::Malformed(
+            return Err(crate::authorizer::AuthorizerError::Malformed(
                 "this function runs with WSGW_LAMBDA_ROLE=authorizer and answers REQUEST authorizer events only".to_owned(),
-            )));
+            )
+            .into());
         }
         let response = self.handle_request(raw, request_id).await?;
-        Ok(serde_json::to_value(response)?)
+        serde_json::to_value(response).map_err(InvocationError::Response)
     }
 }

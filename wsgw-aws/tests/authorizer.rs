@@ -147,6 +147,7 @@ async fn a_wrong_or_missing_key_fails_with_unauthorized_for_a_401() {
         .await
         .expect_err("fails");
     assert_eq!(error.to_string(), "Unauthorized");
+    assert_eq!(error.error_type(), "wsgw::Unauthorized");
 
     let mut missing = event("authorizer-request.json");
     missing["queryStringParameters"]

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use aws_lambda_events::encodings::Body;
 use serde_json::{json, Value};
-use wsgw_aws::lambda::{decode_rest_event, decode_websocket_event, EventError, LambdaApp};
+use wsgw_aws::lambda::{
+    decode_rest_event, decode_websocket_event, EventError, InvocationError, LambdaApp,
+};
 use wsgw_core::{
     Context, Error, EventType, HttpRequest, HttpResponse, MockConnectionStore, MockMessageSink,
     Payload, Reply, Request, Router,
@@ -249,11 +251,16 @@ async fn handler_errors_become_invocation_errors() {
     event["requestContext"]["routeKey"] = json!("fails");
     let error = app().handle(event).await.unwrap_err();
     assert!(error.to_string().contains("table unavailable"), "{error}");
+    assert_eq!(error.error_type(), "wsgw::Backend");
 }
 
 #[tokio::test]
 async fn unrecognised_events_are_refused_with_a_reason() {
     let error = app().handle(json!({"Records": []})).await.unwrap_err();
-    assert!(error.downcast_ref::<EventError>().is_some(), "{error}");
+    assert!(
+        matches!(error, InvocationError::Event(EventError::Unrecognised)),
+        "{error}"
+    );
+    assert_eq!(error.error_type(), "wsgw::InvalidEvent");
     assert!(error.to_string().contains("not an API Gateway"), "{error}");
 }

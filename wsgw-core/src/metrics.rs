@@ -50,7 +50,8 @@ pub enum Counter {
     /// `$connect` events, accepted or not.
     Connects,
     /// `$connect` events that refused the handshake: a denying authorizer, a non-2xx
-    /// reply, or a failing handler.
+    /// reply, a failing handler, or (on the LocalGateway) the connection limit reached
+    /// before any handler ran.
     ConnectsRefused,
     /// `$disconnect` events.
     Disconnects,

@@ -48,5 +48,8 @@ pub use faults::{Fault, FaultySink, InjectedFault, FAULTY_BACKEND};
 pub use harness::{ConnectError, ConnectOptions, Harness, TestClient, LOCAL_STAGE};
 pub use history::MemoryHistory;
 pub use ids::{new_api_id, new_connection_id, random_id};
-pub use sink::{Activity, MemorySink, Outbox, DEFAULT_OUTBOX_CAPACITY, MAX_PAYLOAD_BYTES};
+pub use sink::{
+    Activity, MemorySink, Outbox, OutboxLimits, OutboxMessages, DEFAULT_OUTBOX_BYTES,
+    DEFAULT_OUTBOX_CAPACITY, MAX_PAYLOAD_BYTES,
+};
 pub use store::MemoryStore;

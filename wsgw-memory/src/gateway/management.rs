@@ -112,10 +112,12 @@ async fn respond(shared: &Shared, id: ConnectionId, call: Call) -> Response {
     response
 }
 
-/// Lets the call in when it is signed with the gateway's credentials, or comes from
-/// loopback while that is trusted; otherwise API Gateway's 403.
+/// Lets the call in when it names the gateway as its `Host`, comes from no web page of
+/// another origin, and is signed with the gateway's credentials or comes from loopback
+/// while that is trusted; otherwise API Gateway's 403.
 fn authorize(shared: &Shared, call: &Call) -> Result<(), sigv4::Refusal> {
     let access = &shared.access;
+    access.check_origin(shared.local_addr, &call.headers)?;
     // Trusted loopback is not checked at all, signed or not: local tools and tests sign
     // with whatever credentials they hold.
     if access.exempts(&call.peer) {

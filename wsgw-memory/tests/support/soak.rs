@@ -39,7 +39,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wsgw_core::{
     Connection, ConnectionStore, Context, PageRequest, Payload, Reply, Request, Router,
 };
-use wsgw_memory::gateway::{LocalGateway, RunningGateway};
+use wsgw_memory::gateway::{Limits, LocalGateway, RunningGateway};
 
 /// A WebSocket client over plain TCP.
 pub type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -336,8 +336,10 @@ pub async fn leave(mut client: Client, how: Leave) {
 /// A gateway over `store`, and the state its handlers record into.
 pub async fn soak_gateway(store: Arc<dyn ConnectionStore>) -> (RunningGateway, Arc<SoakState>) {
     let state = Arc::new(SoakState::new());
+    // Waves of thousands of clients (WSGW_SOAK_CLIENTS) are the point: no connection cap.
     let gateway = LocalGateway::new(soak_router(state.clone()))
         .with_store(store)
+        .limits(Limits::default().max_connections(usize::MAX))
         .bind("127.0.0.1:0".parse().expect("an address"))
         .await
         .expect("bind loopback");
