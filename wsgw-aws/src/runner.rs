@@ -79,6 +79,22 @@ use crate::invoke::{InvokeArgs, Invoker};
 use crate::lambda::{is_lambda, LambdaApp};
 
 /// The standard command line of a wsgw system: serve locally, or a [`Command`].
+/// Flatten it into a system's own clap parser.
+///
+/// ```
+/// use clap::Parser;
+/// use wsgw_aws::runner::{Args, Command};
+///
+/// #[derive(Parser)]
+/// struct Cli {
+///     #[command(flatten)]
+///     wsgw: Args,
+/// }
+///
+/// let cli = Cli::parse_from(["rooms", "--listen", "127.0.0.1:0", "invoke", "--event", "connect.json"]);
+/// assert_eq!(cli.wsgw.serve.listen.port(), 0);
+/// assert!(matches!(cli.wsgw.command, Some(Command::Invoke(_))));
+/// ```
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// What to do instead of serving.
@@ -514,7 +530,13 @@ fn program_name() -> String {
 }
 
 /// Local logs on stderr, `RUST_LOG` or `default_filter` (`info`, `warn`). Keeps a
-/// subscriber the application installed already.
+/// subscriber the application installed already ([`Runner::run`] calls it; call it
+/// yourself before [`Runner::start_local`]).
+///
+/// ```
+/// wsgw_aws::runner::init_logs("info");
+/// wsgw_aws::runner::init_logs("warn"); // a second call keeps the first: no panic
+/// ```
 pub fn init_logs(default_filter: &str) {
     let filter = subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| subscriber::EnvFilter::new(default_filter));

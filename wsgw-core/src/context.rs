@@ -21,6 +21,24 @@ use crate::{
 /// Made by the router for each request from the [`Backends`] the request is served
 /// with; [`Router::context`](crate::Router::context) makes one for work outside a
 /// handler. Cheap to clone (a few `Arc`s).
+///
+/// ```
+/// use wsgw_core::{Connection, ConnectionStoreExt, Context, Request, Result};
+///
+/// /// `$connect`: remember the caller's name, answer nothing yet (a client inside
+/// /// `$connect` cannot be reached).
+/// async fn hello(ctx: Context<&'static str>, request: Request) -> Result<()> {
+///     let name = request.query_param("name").unwrap_or(ctx.state());
+///     ctx.store().put(Connection::from_request(&request).with_attribute("name", name)).await
+/// }
+///
+/// /// `whoami`: the caller's name, from the store, to the caller.
+/// async fn whoami(ctx: Context<&'static str>, request: Request) -> Result<()> {
+///     let name: Option<String> = ctx.store().attribute(&request.connection_id, "name").await?;
+///     ctx.reply(&serde_json::json!({ "name": name })).await
+/// }
+/// # let _ = wsgw_core::Router::with_state("anonymous").on_connect(hello).route("whoami", whoami);
+/// ```
 pub struct Context<S = ()> {
     backends: Backends,
     /// The sink handlers use: the backends' sink, counting throttled sends when there
@@ -212,6 +230,10 @@ impl<S> Context<S> {
             )));
         };
         match self.send_json(caller, value).await {
+            Err(error) if error.is_gone() && self.route() == Some(crate::CONNECT) => {
+                tracing::warn!(connection_id = %caller, "an answer from $connect is dropped: the client is not connected until $connect returns (on AWS too); answer it from a later route");
+                Ok(())
+            }
             Err(error) if error.is_gone() => {
                 tracing::debug!(connection_id = %caller, "caller left before its answer was sent");
                 Ok(())

@@ -26,6 +26,29 @@ use wsgw_core::{
 /// Failures follow API Gateway: an `Err` (or a panic, or a call past
 /// [`Limits::handler_timeout`](super::Limits::handler_timeout)) is an integration
 /// failure, which the gateway answers with API Gateway's frames and statuses.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> wsgw_core::Result<()> {
+/// use std::sync::Arc;
+/// use wsgw_core::{Backends, ConnectionId, Context, Payload, Request, Router};
+/// use wsgw_memory::gateway::{Integration, RouterIntegration};
+/// use wsgw_memory::{MemorySink, MemoryStore};
+///
+/// let router = Router::new().two_way_route("ping", |_ctx: Context, _req: Request| async { Ok("pong") });
+/// let backends = Backends::new(Arc::new(MemoryStore::new()), Arc::new(MemorySink::new()));
+/// let integration = RouterIntegration::new(router, backends);
+///
+/// // What the gateway does with a message: select its route, then invoke it.
+/// let body = Payload::text(r#"{"action":"ping"}"#);
+/// let route = integration.select_route(&body);
+/// let reply = integration
+///     .message(Request::message(ConnectionId::new("a="), body).with_route_key(route))
+///     .await?;
+/// assert_eq!(reply.body, Some(Payload::text("pong")));
+/// # Ok(())
+/// # }
+/// ```
 #[async_trait]
 pub trait Integration: Send + Sync + 'static {
     /// The route key a message body selects (`$default` when no route matches).
