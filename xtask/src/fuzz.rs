@@ -6,15 +6,15 @@
 //! its nightly, instrumented build never touches (or waits on) the main `target/`. A
 //! fresh machine gets the nightly toolchain (`--profile minimal`) and cargo-fuzz
 //! (`cargo install cargo-fuzz --locked`) from the setup step, only when missing.
-//! What a run found stays in `wsgw-core/fuzz/artifacts/<target>/`; the corpus it grew
-//! in `wsgw-core/fuzz/corpus/<target>/` (both ignored by git) seeds the next run.
+//! What a run found stays in `fuzz/artifacts/<target>/`; the corpus it grew
+//! in `fuzz/corpus/<target>/` (both ignored by git) seeds the next run.
 
 use std::path::Path;
 
 use crate::step::{Cmd, Step};
 
 /// The fuzz crate, relative to the workspace root.
-pub const FUZZ_DIR: &str = "wsgw-core/fuzz";
+pub const FUZZ_DIR: &str = "fuzz";
 
 /// The fuzz targets, in the order they run.
 pub const TARGETS: [&str; 4] = [
@@ -65,7 +65,7 @@ for target in lambda_event route_selection chat_protocol telemetry_protocol; do
   mkdir -p "corpus/$target"
   seeds="seeds/$target"
   if [ "$target" = lambda_event ]; then
-    seeds="$seeds ../../examples/echo/events ../../examples/chat/events ../../examples/telemetry/events"
+    seeds="$seeds ../examples/echo/events ../examples/chat/events ../examples/telemetry/events"
   fi
   log="target/fuzz-$target.log"
   # shellcheck disable=SC2086 # $seeds is a list of directories
@@ -77,13 +77,13 @@ for target in lambda_event route_selection chat_protocol telemetry_protocol; do
   else
     tail -n 60 "$log"
     echo "fuzz $target FAILED: the input is in $(pwd)/artifacts/$target/; reproduce with"
-    echo "  cd wsgw-core/fuzz && cargo +nightly fuzz run --sanitizer none $target artifacts/$target/<file>"
+    echo "  cd fuzz && cargo +nightly fuzz run --sanitizer none $target artifacts/$target/<file>"
     exit 1
   fi
 done
 "#;
 
-/// The setup step, then the run step, in `root/wsgw-core/fuzz`.
+/// The setup step, then the run step, in `root/fuzz`.
 pub fn fuzz_steps(root: &Path) -> Vec<Step> {
     let dir = root.join(FUZZ_DIR);
     vec![
@@ -133,5 +133,31 @@ mod tests {
             );
         }
         assert!(RUN.contains(&format!("WSGW_FUZZ_SECONDS:-{SECONDS_PER_TARGET}")));
+    }
+
+    /// The fuzz crate sits at the top level (its targets span crates) and every crate it
+    /// depends on by path is a package of this workspace, found where it says.
+    #[test]
+    fn the_fuzz_crate_is_top_level_and_its_path_dependencies_resolve() {
+        let root = crate::workspace_root();
+        assert_eq!(FUZZ_DIR, "fuzz");
+        let manifest = std::fs::read_to_string(root.join(FUZZ_DIR).join("Cargo.toml"))
+            .expect("the fuzz crate's manifest");
+        let paths: Vec<&str> = manifest
+            .lines()
+            .filter_map(|line| line.split_once("path = \"../"))
+            .filter_map(|(_, rest)| rest.split_once('"'))
+            .map(|(path, _)| path)
+            .collect();
+        assert!(
+            !paths.is_empty(),
+            "the fuzz crate depends on what it fuzzes"
+        );
+        for path in paths {
+            assert!(
+                root.join(path).join("Cargo.toml").is_file(),
+                "the fuzz crate's dependency ../{path} is a crate of this workspace"
+            );
+        }
     }
 }

@@ -225,7 +225,7 @@ pub(crate) fn reading_time(ts_ms: u64, now: DateTime<Utc>) -> DateTime<Utc> {
 
 /// Parses a device update, naming the problem in terms of the protocol's rules: what
 /// `RealTimeDataUpdate` runs on a text frame before it checks who sent it (public for the
-/// fuzz target in `wsgw-core/fuzz`).
+/// fuzz target in `fuzz/`).
 pub fn parse_update(text: &str) -> std::result::Result<RealTimeDataUpdate, Box<ErrorReply>> {
     let value: Value = serde_json::from_str(text)
         .map_err(|e| refusal(ErrorCode::InvalidMessage, &format!("not JSON: {e}")))?;
