@@ -42,6 +42,8 @@ mod history;
 mod ids;
 mod sink;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod token;
 
 pub use faults::{Fault, FaultySink, InjectedFault, FAULTY_BACKEND};

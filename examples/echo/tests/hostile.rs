@@ -4,66 +4,19 @@
 //! does), invalid UTF-8 and oversized frames and messages. Each gets its documented
 //! answer, and a bystander connected all along is still answered.
 
-use std::time::Duration;
-
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wsgw_memory::gateway::{LocalGateway, RunningGateway};
-
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-const WAIT: Duration = Duration::from_secs(10);
+use wsgw_memory::testing::ws::{ask, close_code, connect, next_text, Client};
 
 async fn start() -> RunningGateway {
     LocalGateway::new(echo::router())
         .bind("127.0.0.1:0".parse().expect("address"))
         .await
         .expect("binds loopback")
-}
-
-async fn connect(gateway: &RunningGateway) -> Client {
-    tokio_tungstenite::connect_async(gateway.ws_url())
-        .await
-        .expect("handshake")
-        .0
-}
-
-async fn next_text(client: &mut Client) -> String {
-    loop {
-        let message = tokio::time::timeout(WAIT, client.next())
-            .await
-            .expect("an answer in time")
-            .expect("socket open")
-            .expect("valid frame");
-        match message {
-            Message::Text(text) => return text.as_str().to_owned(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("expected text, got {other:?}"),
-        }
-    }
-}
-
-async fn ask(client: &mut Client, body: impl Into<String>) -> Value {
-    client.send(Message::text(body.into())).await.expect("sent");
-    serde_json::from_str(&next_text(client).await).expect("JSON answer")
-}
-
-async fn close_code(client: &mut Client) -> u16 {
-    loop {
-        match tokio::time::timeout(WAIT, client.next())
-            .await
-            .expect("closed in time")
-        {
-            Some(Ok(Message::Close(Some(frame)))) => return u16::from(frame.code),
-            Some(Ok(_)) => continue,
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    }
 }
 
 /// The bystander still gets its echo.
@@ -81,9 +34,9 @@ fn unknown_action() -> Value {
 #[tokio::test]
 async fn malformed_wrong_typed_and_unknown_input_gets_its_error_and_nobody_else_notices() {
     let gateway = start().await;
-    let mut bystander = connect(&gateway).await;
+    let mut bystander = connect(&gateway.ws_url()).await;
     assert_served(&mut bystander).await;
-    let mut client = connect(&gateway).await;
+    let mut client = connect(&gateway.ws_url()).await;
     let missing = json!({"type": "error", "error": "missing_field", "field": "message"});
     let cases: Vec<(String, Value)> = vec![
         // Malformed JSON.
@@ -135,7 +88,7 @@ async fn malformed_wrong_typed_and_unknown_input_gets_its_error_and_nobody_else_
         ),
     ];
     for (body, expected) in cases {
-        let answer = ask(&mut client, body.clone()).await;
+        let answer = ask(&mut client, &body).await;
         if expected.is_null() {
             assert_eq!(answer["type"], "whoami", "{body}");
             assert_ne!(answer["connection_id"], "someone-else", "{body}");
@@ -150,8 +103,8 @@ async fn malformed_wrong_typed_and_unknown_input_gets_its_error_and_nobody_else_
 #[tokio::test]
 async fn huge_numbers_are_echoed_exactly_as_sent() {
     let gateway = start().await;
-    let mut bystander = connect(&gateway).await;
-    let mut client = connect(&gateway).await;
+    let mut bystander = connect(&gateway.ws_url()).await;
+    let mut client = connect(&gateway.ws_url()).await;
     for number in [
         "1e400",
         "-1e400",
@@ -209,8 +162,8 @@ async fn huge_numbers_are_echoed_exactly_as_sent() {
 #[tokio::test]
 async fn deep_nesting_binary_frames_and_invalid_utf8_are_handled() {
     let gateway = start().await;
-    let mut bystander = connect(&gateway).await;
-    let mut client = connect(&gateway).await;
+    let mut bystander = connect(&gateway.ws_url()).await;
+    let mut client = connect(&gateway.ws_url()).await;
     // 30,000 levels is 60 KB: two frames under 32 KB each.
     let deep = format!(
         r#"{{"action":"message","message":{}0{}}}"#,
@@ -283,7 +236,7 @@ async fn deep_nesting_binary_frames_and_invalid_utf8_are_handled() {
 
     // Binary frames, even ones spelling a valid action: closed with 1003, as API Gateway
     // rejects binary frames from clients.
-    let mut client = connect(&gateway).await;
+    let mut client = connect(&gateway.ws_url()).await;
     client
         .send(Message::binary(
             br#"{"action":"message","message":"hi"}"#.to_vec(),
@@ -298,14 +251,14 @@ async fn deep_nesting_binary_frames_and_invalid_utf8_are_handled() {
 #[tokio::test]
 async fn oversized_frames_and_messages_close_with_1009() {
     let gateway = start().await;
-    let mut bystander = connect(&gateway).await;
+    let mut bystander = connect(&gateway.ws_url()).await;
 
-    let mut frame = connect(&gateway).await;
+    let mut frame = connect(&gateway.ws_url()).await;
     let body = json!({"action": "message", "message": "f".repeat(32 * 1024)}).to_string();
     frame.send(Message::text(body)).await.expect("sent");
     assert_eq!(close_code(&mut frame).await, 1009);
 
-    let mut message = connect(&gateway).await;
+    let mut message = connect(&gateway.ws_url()).await;
     let body = json!({"action": "message", "message": "m".repeat(128 * 1024)}).to_string();
     let chunks: Vec<&[u8]> = body.as_bytes().chunks(16 * 1024).collect();
     for (index, chunk) in chunks.iter().enumerate() {

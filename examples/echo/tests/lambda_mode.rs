@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use wsgw_memory::gateway::lambda_function::{assert_arm64_answers_as_host, LambdaFunction};
 use wsgw_memory::gateway::Invocation;
+use wsgw_memory::testing::events;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -19,34 +20,9 @@ fn quiet(mut command: Command) -> Command {
     command
 }
 
+/// An event on the test's one connection.
 fn event(event_type: &str, route_key: &str, body: Option<&str>) -> Value {
-    let mut event = json!({
-        "requestContext": {
-            "routeKey": route_key,
-            "eventType": event_type,
-            "messageDirection": "IN",
-            "stage": "production",
-            "connectedAt": 1795336800000i64,
-            "requestTimeEpoch": 1795336801234i64,
-            "identity": { "sourceIp": "203.0.113.10" },
-            "requestId": "req-1",
-            "domainName": "abc123.execute-api.eu-west-1.amazonaws.com",
-            "connectionId": "GXLKAfX1FiACHqQ=",
-            "apiId": "abc123"
-        },
-        "isBase64Encoded": false
-    });
-    if event_type == "MESSAGE" {
-        event["requestContext"]["messageId"] = json!("msg-1");
-    }
-    if event_type == "DISCONNECT" {
-        event["requestContext"]["disconnectStatusCode"] = json!(1001);
-        event["requestContext"]["disconnectReason"] = json!("Going away");
-    }
-    if let Some(body) = body {
-        event["body"] = json!(body);
-    }
-    event
+    events::websocket(event_type, route_key, "GXLKAfX1FiACHqQ=", body)
 }
 
 fn status(invocation: Option<Invocation>) -> i64 {

@@ -13,13 +13,14 @@
 //! installed by `npm ci` there, or named by `WSCAT`), `curl` and `script`: `cargo xtask
 //! test` installs what is missing and runs this test; plain `cargo test` skips it.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use wsgw_memory::testing::{ChildProcess, ServerProcess};
 
 /// The port the README's commands use.
 const README_PORT: &str = "8080";
@@ -253,7 +254,8 @@ impl Screen {
 
 /// wscat in a pseudo-terminal: what it shows, and a keyboard.
 struct Terminal {
-    child: Child,
+    /// Held so that `script` is killed when the terminal is dropped.
+    _process: ChildProcess,
     keyboard: ChildStdin,
     screen: Arc<Mutex<Screen>>,
 }
@@ -262,17 +264,18 @@ impl Terminal {
     fn open(command: &str) -> Terminal {
         // `script` gives wscat a terminal, as a person's shell does; wide enough that
         // nothing wraps.
-        let mut child = Command::new("script")
-            .args([
-                "-qfec",
-                &format!("stty cols 250 rows 50; exec {command}"),
-                "/dev/null",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("`script` (util-linux) runs");
+        let mut child = ChildProcess::spawn(
+            Command::new("script")
+                .args([
+                    "-qfec",
+                    &format!("stty cols 250 rows 50; exec {command}"),
+                    "/dev/null",
+                ])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        )
+        .expect("`script` (util-linux) runs");
         let keyboard = child.stdin.take().expect("stdin piped");
         let mut output = child.stdout.take().expect("stdout piped");
         let screen = Arc::new(Mutex::new(Screen::default()));
@@ -295,7 +298,7 @@ impl Terminal {
             }
         });
         Terminal {
-            child,
+            _process: child,
             keyboard,
             screen,
         }
@@ -329,23 +332,6 @@ impl Terminal {
     }
 }
 
-impl Drop for Terminal {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Kills the server if the test fails before Ctrl-C.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn wscat_program() -> PathBuf {
     let program = std::env::var_os("WSCAT")
         .map(PathBuf::from)
@@ -366,7 +352,8 @@ struct Run {
     port: Option<u16>,
     example_id: String,
     id: Option<String>,
-    server: Option<Server>,
+    /// Killed if the test fails before Ctrl-C.
+    server: Option<ServerProcess>,
     terminal: Option<Terminal>,
     /// Every line typed or shown so far in the session, README ids.
     session: Vec<String>,
@@ -425,24 +412,19 @@ fn run_command(run: &mut Run, command: &str) {
         );
         run.ran.push("install wscat");
     } else if command == "cargo run -p echo" {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_echo"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_echo"));
+        command
             .env("WSGW_LISTEN", "127.0.0.1:0")
-            .env_remove("AWS_LAMBDA_RUNTIME_API")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the echo binary starts");
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .expect("a first line");
+            .env_remove("AWS_LAMBDA_RUNTIME_API");
+        let server = ServerProcess::start(command);
+        let first = server.first_line().to_owned();
         let port = first
             .split_whitespace()
             .find_map(|word| word.strip_prefix("ws://127.0.0.1:"))
             .and_then(|port| port.parse().ok())
             .unwrap_or_else(|| panic!("no ws:// address in {first:?}"));
         run.port = Some(port);
-        run.server = Some(Server(child));
+        run.server = Some(server);
         run_output(run, first.trim_end().to_owned());
         run.ran.push("start echo");
     } else if let Some(url) = command.strip_prefix("wscat -c ") {
@@ -610,13 +592,13 @@ fn every_command_of_the_readme_walkthrough_runs_and_prints_what_the_readme_shows
 
     // Ctrl-C stops the server cleanly.
     let mut server = run.server.take().expect("the walkthrough starts echo");
-    let pid = server.0.id().to_string();
+    let pid = server.id().to_string();
     assert!(Command::new("kill")
         .args(["-INT", &pid])
         .status()
         .unwrap()
         .success());
-    let status = server.0.wait().expect("echo exits");
+    let status = server.wait().expect("echo exits");
     assert!(status.success(), "Ctrl-C exits 0, got {status}");
 
     // What the issue asks a newcomer to see is all there.

@@ -1,0 +1,171 @@
+//! Processes a test starts: killed and reaped when the test ends, whatever its outcome.
+
+use std::io::{BufRead, BufReader};
+use std::ops::{Deref, DerefMut};
+use std::process::{Child, Command, ExitStatus, Stdio};
+
+/// A child process that is killed and reaped when dropped, so a failing test leaves no
+/// process behind.
+///
+/// ```
+/// use std::process::Command;
+/// use wsgw_memory::testing::ChildProcess;
+///
+/// let mut sleeper = ChildProcess::spawn(Command::new("sleep").arg("60")).expect("sleep runs");
+/// assert!(sleeper.try_wait().expect("a status").is_none());
+/// drop(sleeper); // killed and reaped here
+/// ```
+#[derive(Debug)]
+pub struct ChildProcess(Child);
+
+impl ChildProcess {
+    /// Starts `command`.
+    pub fn spawn(command: &mut Command) -> std::io::Result<Self> {
+        command.spawn().map(ChildProcess)
+    }
+
+    /// Sends SIGTERM, as a supervisor stopping a service does, without waiting.
+    pub fn send_sigterm(&self) -> std::io::Result<()> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()?;
+        if sent.success() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!(
+                "kill -TERM {} failed: {sent}",
+                self.0.id()
+            )))
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    ///
+    /// ```
+    /// use std::process::Command;
+    /// use wsgw_memory::testing::ChildProcess;
+    ///
+    /// let sleeper = ChildProcess::spawn(Command::new("sleep").arg("60")).expect("sleep runs");
+    /// let status = sleeper.terminate().expect("stops");
+    /// assert!(!status.success(), "sleep does not handle SIGTERM");
+    /// ```
+    pub fn terminate(mut self) -> std::io::Result<ExitStatus> {
+        self.send_sigterm()?;
+        self.0.wait()
+    }
+}
+
+impl Deref for ChildProcess {
+    type Target = Child;
+
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl DerefMut for ChildProcess {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A server binary started on a free port, which prints where it listens on its first
+/// line of standard output (as the wsgw runner does: `listening on ws://… (page: http://…)`).
+///
+/// Its standard error is discarded; the rest of its standard output is not read.
+///
+/// ```
+/// use std::process::Command;
+/// use wsgw_memory::testing::ServerProcess;
+///
+/// let mut command = Command::new("sh");
+/// command.args(["-c", "echo 'listening on ws://127.0.0.1:9 (page: http://127.0.0.1:9/)'; sleep 60"]);
+/// let server = ServerProcess::start(command);
+/// assert_eq!(server.url("ws://"), "ws://127.0.0.1:9");
+/// assert_eq!(server.url("http://"), "http://127.0.0.1:9/");
+/// ```
+#[derive(Debug)]
+pub struct ServerProcess {
+    process: ChildProcess,
+    first_line: String,
+}
+
+impl ServerProcess {
+    /// Starts `command` with its standard output piped and reads its first line.
+    ///
+    /// # Panics
+    /// When the command does not start or prints no line.
+    pub fn start(mut command: Command) -> Self {
+        command.stdout(Stdio::piped()).stderr(Stdio::null());
+        let mut process = ChildProcess::spawn(&mut command)
+            .unwrap_or_else(|error| panic!("{:?} starts: {error}", command.get_program()));
+        let stdout = process.stdout.take().expect("stdout is piped");
+        let mut first_line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut first_line)
+            .expect("the server prints a first line");
+        ServerProcess {
+            process,
+            first_line,
+        }
+    }
+
+    /// The first line the server printed.
+    pub fn first_line(&self) -> &str {
+        &self.first_line
+    }
+
+    /// The first address in the first line that starts with `prefix` (`"ws://"`,
+    /// `"http://"`); see [`url_in`].
+    ///
+    /// # Panics
+    /// When the line has none.
+    pub fn url(&self, prefix: &str) -> String {
+        url_in(&self.first_line, prefix)
+    }
+
+    /// Sends SIGTERM and waits for the exit; see [`ChildProcess::terminate`].
+    pub fn terminate(self) -> std::io::Result<ExitStatus> {
+        self.process.terminate()
+    }
+}
+
+impl Deref for ServerProcess {
+    type Target = ChildProcess;
+
+    fn deref(&self) -> &ChildProcess {
+        &self.process
+    }
+}
+
+impl DerefMut for ServerProcess {
+    fn deref_mut(&mut self) -> &mut ChildProcess {
+        &mut self.process
+    }
+}
+
+/// The first word of `line` that starts with `prefix`, a word ending at whitespace, `)`
+/// or `;`.
+///
+/// ```
+/// use wsgw_memory::testing::url_in;
+///
+/// let line = "listening on ws://127.0.0.1:4000 (page: http://127.0.0.1:4000/)";
+/// assert_eq!(url_in(line, "http://"), "http://127.0.0.1:4000/");
+/// ```
+///
+/// # Panics
+/// When there is none.
+pub fn url_in(line: &str, prefix: &str) -> String {
+    line.split(|c: char| c.is_whitespace() || c == ')' || c == ';')
+        .find(|word| word.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix} address in {line:?}"))
+        .to_owned()
+}
