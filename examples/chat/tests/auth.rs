@@ -7,24 +7,20 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::tungstenite::Message;
 use wsgw_memory::gateway::{LocalGateway, RunningGateway};
+use wsgw_memory::testing::ws::{next_json, refused, send_json, Client, WAIT};
+use wsgw_memory::testing::ServerProcess;
 use wsgw_memory::MemoryStore;
 
 use chat::ChatState;
 use wsgw_core::auth::JwtSettings;
 
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
 const SECRET: &str = "chat-test-secret-0123456789abcdef";
-const WAIT: Duration = Duration::from_secs(10);
-
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -65,34 +61,14 @@ async fn start() -> (RunningGateway, Arc<MemoryStore>) {
     (running, store)
 }
 
-async fn refused(url: String) -> u16 {
-    match tokio_tungstenite::connect_async(url).await {
-        Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
-        other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
-    }
-}
-
-async fn next_json(client: &mut Client) -> Value {
-    loop {
-        let message = tokio::time::timeout(WAIT, client.next())
-            .await
-            .expect("a message in time")
-            .expect("open")
-            .expect("a frame");
-        if let Message::Text(text) = message {
-            return serde_json::from_str(&text).expect("JSON");
-        }
-    }
-}
-
 #[tokio::test]
 async fn without_a_valid_token_the_chat_refuses_and_stores_nothing() {
     let (gateway, store) = start().await;
     let ws = gateway.ws_url();
-    assert_eq!(refused(format!("{ws}/?session_id=s1")).await, 401);
+    assert_eq!(refused(&format!("{ws}/?session_id=s1")).await, 401);
     let expired = token(json!({"sub": "u-ada", "aud": "wsgw-chat", "exp": now() - 600}));
     assert_eq!(
-        refused(format!("{ws}/?session_id=s1&token={expired}")).await,
+        refused(&format!("{ws}/?session_id=s1&token={expired}")).await,
         401
     );
     let forged = jsonwebtoken::encode(
@@ -102,12 +78,12 @@ async fn without_a_valid_token_the_chat_refuses_and_stores_nothing() {
     )
     .expect("signs");
     assert_eq!(
-        refused(format!("{ws}/?session_id=s1&token={forged}")).await,
+        refused(&format!("{ws}/?session_id=s1&token={forged}")).await,
         401
     );
     let other_api = token(json!({"sub": "u-ada", "aud": "another-api", "exp": now() + 600}));
     assert_eq!(
-        refused(format!("{ws}/?session_id=s1&token={other_api}")).await,
+        refused(&format!("{ws}/?session_id=s1&token={other_api}")).await,
         403
     );
     assert!(store.is_empty(), "no refused client left a record");
@@ -156,7 +132,8 @@ async fn a_valid_token_chats_under_the_tokens_name_through_query_or_subprotocol(
 
 #[tokio::test]
 async fn the_binary_requires_a_token_when_wsgw_jwt_secret_is_set() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chat"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chat"));
+    command
         .args(["--listen", "127.0.0.1:0"])
         .env_remove("AWS_LAMBDA_RUNTIME_API")
         .env_remove("WSGW_DYNAMODB_ENDPOINT")
@@ -164,30 +141,12 @@ async fn the_binary_requires_a_token_when_wsgw_jwt_secret_is_set() {
         .env_remove("WSGW_JWT_PUBLIC_KEY_FILE")
         .env_remove("WSGW_JWT_ISSUER")
         .env("WSGW_JWT_SECRET", SECRET)
-        .env("WSGW_JWT_AUDIENCE", "wsgw-chat")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the chat binary starts");
-    let stdout = child.stdout.take().expect("stdout");
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _running = Kill(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().expect("a line").expect("text");
-    let ws = first
-        .split(|c: char| c.is_whitespace() || c == ')')
-        .find(|word| word.starts_with("ws://"))
-        .unwrap_or_else(|| panic!("no ws:// in {first:?}"))
-        .to_owned();
-    let second = lines.next().expect("a second line").expect("text");
+        .env("WSGW_JWT_AUDIENCE", "wsgw-chat");
+    let mut running = ServerProcess::start(command);
+    let ws = running.url("ws://");
+    let second = running.next_line().expect("a second line");
     assert!(second.starts_with("auth is on"), "{second:?}");
-    assert_eq!(refused(format!("{ws}/?session_id=s1")).await, 401);
+    assert_eq!(refused(&format!("{ws}/?session_id=s1")).await, 401);
     let (mut client, _) = tokio_tungstenite::connect_async(format!("{ws}/?token={}", ada()))
         .await
         .expect("allowed with a token");
@@ -223,13 +182,6 @@ async fn signed_in(ws: &str, sub: &str, name: &str) -> Client {
     client
 }
 
-async fn send_json(client: &mut Client, value: Value) {
-    client
-        .send(Message::text(value.to_string()))
-        .await
-        .expect("sent");
-}
-
 /// Messages until one of type `kind` arrives; returns it.
 async fn next_of_type(client: &mut Client, kind: &str) -> Value {
     loop {
@@ -249,7 +201,7 @@ async fn with_auth_a_client_cannot_receive_read_or_send_as_another_principals_se
     // Ada writes to everyone: everyone learns the session her messages come from.
     send_json(
         &mut ada,
-        json!({"action": "sendmessage", "message": "hello all"}),
+        &json!({"action": "sendmessage", "message": "hello all"}),
     )
     .await;
     let public = next_of_type(&mut bob, "message").await;
@@ -257,7 +209,7 @@ async fn with_auth_a_client_cannot_receive_read_or_send_as_another_principals_se
     // Bob writes to Ada alone.
     send_json(
         &mut bob,
-        json!({"action": "sendmessage", "message": "for ada only", "session_ids": [ada_session]}),
+        &json!({"action": "sendmessage", "message": "for ada only", "session_ids": [ada_session]}),
     )
     .await;
     assert_eq!(next_of_type(&mut bob, "sent").await["delivered"], 1);
@@ -265,7 +217,7 @@ async fn with_auth_a_client_cannot_receive_read_or_send_as_another_principals_se
     // Mallory, with her own valid token, asks for Ada's session: refused.
     let mallory = token_of("u-mallory", "Mallory");
     assert_eq!(
-        refused(format!("{ws}/?session_id={ada_session}&token={mallory}")).await,
+        refused(&format!("{ws}/?session_id={ada_session}&token={mallory}")).await,
         403,
         "another principal's session"
     );
@@ -273,7 +225,7 @@ async fn with_auth_a_client_cannot_receive_read_or_send_as_another_principals_se
     let (mut mallory, _) = tokio_tungstenite::connect_async(format!("{ws}/?token={mallory}"))
         .await
         .expect("mallory connects as herself");
-    send_json(&mut mallory, json!({"action": "history"})).await;
+    send_json(&mut mallory, &json!({"action": "history"})).await;
     let history = next_of_type(&mut mallory, "history").await;
     let texts: Vec<&str> = history["messages"]
         .as_array()
@@ -284,7 +236,7 @@ async fn with_auth_a_client_cannot_receive_read_or_send_as_another_principals_se
     assert_eq!(texts, ["hello all"], "nothing private of Ada's");
     send_json(
         &mut mallory,
-        json!({"action": "sendmessage", "message": "it is me, ada"}),
+        &json!({"action": "sendmessage", "message": "it is me, ada"}),
     )
     .await;
     let spoof = next_of_type(&mut ada, "message").await;
@@ -331,9 +283,9 @@ async fn public_messages_carry_no_connection_id() {
     let ws = gateway.ws_url();
     let mut ada = signed_in(&ws, "u-ada", "Ada").await;
     let mut bob = signed_in(&ws, "u-bob", "Bob").await;
-    send_json(&mut ada, json!({"action": "sendmessage", "message": "hi"})).await;
+    send_json(&mut ada, &json!({"action": "sendmessage", "message": "hi"})).await;
     let public = next_of_type(&mut bob, "message").await;
-    send_json(&mut bob, json!({"action": "history"})).await;
+    send_json(&mut bob, &json!({"action": "history"})).await;
     let history = next_of_type(&mut bob, "history").await;
     let connection_ids: Vec<String> = stored(&store)
         .await

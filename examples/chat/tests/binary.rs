@@ -1,27 +1,11 @@
 //! The `chat` binary as a user runs it: `cargo run -p chat`, the page and real WebSocket
 //! clients, then SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-use futures::{SinkExt, StreamExt};
-use serde_json::{json, Value};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// Kills the child if the test fails before it stops it.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use serde_json::json;
+use wsgw_memory::testing::ws::{close_code, next_json, send_json};
+use wsgw_memory::testing::ServerProcess;
 
 /// A command for the chat binary with none of the environment that would change its
 /// mode (Lambda, DynamoDB) or address.
@@ -44,42 +28,12 @@ fn chat_command() -> Command {
 
 /// Starts the binary on a free port; returns it with its first line's `http://` and
 /// `ws://` addresses.
-fn start_chat() -> (Running, String, String) {
-    let mut child = chat_command()
-        .args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the chat binary starts");
-    let stdout = child.stdout.take().expect("stdout piped");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("a first line");
-    let find = |prefix: &str| {
-        line.split(|c: char| c.is_whitespace() || c == ')' || c == ';')
-            .find(|word| word.starts_with(prefix))
-            .unwrap_or_else(|| panic!("no {prefix} address in {line:?}"))
-            .to_owned()
-    };
-    let (page, ws) = (find("http://"), find("ws://"));
-    (Running(child), page, ws)
-}
-
-async fn next_json(client: &mut Client) -> Value {
-    let message = tokio::time::timeout(Duration::from_secs(10), client.next())
-        .await
-        .expect("an answer within 10 s")
-        .expect("open")
-        .expect("a frame");
-    serde_json::from_str(message.to_text().expect("text")).expect("JSON")
-}
-
-async fn send(client: &mut Client, body: Value) {
-    client
-        .send(Message::text(body.to_string()))
-        .await
-        .expect("sent");
+fn start_chat() -> (ServerProcess, String, String) {
+    let mut command = chat_command();
+    command.args(["--listen", "127.0.0.1:0"]);
+    let server = ServerProcess::start(command);
+    let (page, ws) = (server.url("http://"), server.url("ws://"));
+    (server, page, ws)
 }
 
 #[tokio::test]
@@ -104,37 +58,26 @@ async fn binary_prints_the_page_and_ws_addresses_serves_the_chat_and_stops_clean
             .await
             .expect("bob connects");
 
-    send(
+    send_json(
         &mut ada,
-        json!({"action": "sendmessage", "message": "hi bob", "session_ids": ["s2"]}),
+        &json!({"action": "sendmessage", "message": "hi bob", "session_ids": ["s2"]}),
     )
     .await;
     assert_eq!(next_json(&mut ada).await["type"], "sent");
     let received = next_json(&mut bob).await;
     assert_eq!(received["message"], "hi bob");
     assert_eq!(received["name"], "ada");
-    send(&mut bob, json!({"action": "history"})).await;
+    send_json(&mut bob, &json!({"action": "history"})).await;
     let history = next_json(&mut bob).await;
     assert_eq!(history["messages"][0]["message"], "hi bob");
-    send(&mut bob, json!({"action": "heartbeat"})).await;
+    send_json(&mut bob, &json!({"action": "heartbeat"})).await;
     assert_eq!(next_json(&mut bob).await, json!({"type": "heartbeat"}));
 
-    let pid = running.0.id().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
-    assert!(killed.success());
+    running.send_sigterm().expect("kill runs");
     for client in [&mut ada, &mut bob] {
-        let closed = tokio::time::timeout(Duration::from_secs(10), client.next())
-            .await
-            .expect("closed within 10 s");
-        match closed {
-            Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 1001),
-            other => panic!("expected a 1001 close frame, got {other:?}"),
-        }
+        assert_eq!(close_code(client).await, 1001);
     }
-    let status = running.0.wait().expect("exits");
+    let status = running.wait().expect("exits");
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
 }
 

@@ -5,52 +5,25 @@
 //! `WSGW_DYNAMODB_ENDPOINT` (`cargo xtask test` starts moto's and runs this).
 #![cfg(feature = "integration")]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wsgw_aws::dynamo::local::unique_name as unique;
 use wsgw_aws::dynamo::{local, DynamoHistory, DYNAMODB_ENDPOINT_ENV};
 use wsgw_core::{HistoryQuery, HistoryStore};
+use wsgw_memory::testing::ws::{next_json, send_json};
+use wsgw_memory::testing::ServerProcess;
 
 use chat::{SessionRecord, SESSIONS_PARTITION};
-
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Running {
-    fn stop(mut self) {
-        let pid = self.0.id().to_string();
-        let killed = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill runs");
-        assert!(killed.success());
-        let status = self.0.wait().expect("exits");
-        assert!(status.success(), "graceful shutdown exits 0, got {status}");
-    }
-}
 
 fn endpoint() -> String {
     local::endpoint_from_env().unwrap_or_else(|missing| panic!("{missing}"))
 }
 
 /// Starts the binary on DynamoDB; returns it, its first line and its `ws://` address.
-fn start(connections: &str, history: &str) -> (Running, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chat"))
+fn start(connections: &str, history: &str) -> (ServerProcess, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chat"));
+    command
         .args([
             "--listen",
             "127.0.0.1:0",
@@ -66,38 +39,10 @@ fn start(connections: &str, history: &str) -> (Running, String, String) {
         .env_remove("AWS_LAMBDA_RUNTIME_API")
         .env_remove(DYNAMODB_ENDPOINT_ENV)
         .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_PROFILE")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the chat binary starts");
-    let stdout = child.stdout.take().expect("stdout piped");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("a first line");
-    let url = line
-        .split_whitespace()
-        .find(|word| word.starts_with("ws://"))
-        .unwrap_or_else(|| panic!("no ws:// address in {line:?}"))
-        .to_owned();
-    (Running(child), line, url)
-}
-
-async fn next_json(client: &mut Client) -> Value {
-    let message = tokio::time::timeout(Duration::from_secs(10), client.next())
-        .await
-        .expect("an answer within 10 s")
-        .expect("open")
-        .expect("a frame");
-    serde_json::from_str(message.to_text().expect("text")).expect("JSON")
-}
-
-async fn send(client: &mut Client, body: Value) {
-    client
-        .send(Message::text(body.to_string()))
-        .await
-        .expect("sent");
+        .env_remove("AWS_PROFILE");
+    let server = ServerProcess::start(command);
+    let (line, url) = (server.first_line().to_owned(), server.url("ws://"));
+    (server, line, url)
 }
 
 #[tokio::test]
@@ -113,26 +58,26 @@ async fn on_a_dynamodb_endpoint_the_chat_creates_its_tables_and_keeps_history_ac
     let (mut bob, _) = tokio_tungstenite::connect_async(format!("{url}/?session_id=s2&name=bob"))
         .await
         .expect("bob connects");
-    send(
+    send_json(
         &mut ada,
-        json!({"action": "sendmessage", "message": "before the restart"}),
+        &json!({"action": "sendmessage", "message": "before the restart"}),
     )
     .await;
     assert_eq!(next_json(&mut ada).await["message"], "before the restart");
     assert_eq!(next_json(&mut bob).await["message"], "before the restart");
-    first.stop();
+    first.assert_graceful_stop();
 
     let (_second, _, url) = start(&connections, &history_table);
     let (mut cyd, _) = tokio_tungstenite::connect_async(format!("{url}/?session_id=s3"))
         .await
         .expect("cyd connects");
-    send(&mut cyd, json!({"action": "history"})).await;
+    send_json(&mut cyd, &json!({"action": "history"})).await;
     let history = next_json(&mut cyd).await;
     assert_eq!(history["messages"][0]["message"], "before the restart");
     assert_eq!(history["messages"][0]["name"], "ada");
-    send(
+    send_json(
         &mut cyd,
-        json!({"action": "sendmessage", "message": "after"}),
+        &json!({"action": "sendmessage", "message": "after"}),
     )
     .await;
     assert_eq!(next_json(&mut cyd).await["message"], "after");

@@ -6,20 +6,15 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wsgw_core::{Connection, ConnectionId, ConnectionStore, HistoryQuery, HistoryStore};
 use wsgw_memory::gateway::{Assets, LocalGateway, RunningGateway};
+use wsgw_memory::testing::ws::{assert_silent, next_json, send_json, Client, WAIT};
 use wsgw_memory::{MemoryHistory, MemoryStore};
 
 use chat::{ChatState, SessionRecord, ALL_GROUP, EVENTS_PARTITION, SESSIONS_PARTITION};
-
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-const WAIT: Duration = Duration::from_secs(10);
 
 struct Chat {
     running: RunningGateway,
@@ -88,36 +83,6 @@ impl Chat {
     }
 }
 
-async fn send(client: &mut Client, body: Value) {
-    client
-        .send(Message::text(body.to_string()))
-        .await
-        .expect("sent");
-}
-
-async fn next_json(client: &mut Client) -> Value {
-    loop {
-        let message = tokio::time::timeout(WAIT, client.next())
-            .await
-            .expect("a message in time")
-            .expect("the connection is open")
-            .expect("a frame");
-        match message {
-            Message::Text(text) => return serde_json::from_str(&text).expect("JSON"),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("expected a text message, got {other:?}"),
-        }
-    }
-}
-
-/// Asserts nothing arrives for a short while.
-async fn assert_silent(client: &mut Client) {
-    if let Ok(Some(message)) = tokio::time::timeout(Duration::from_millis(300), client.next()).await
-    {
-        panic!("expected nothing, got {message:?}");
-    }
-}
-
 #[tokio::test]
 async fn three_clients_a_broadcast_reaches_everyone_the_sender_included() {
     let chat = Chat::start().await;
@@ -125,9 +90,9 @@ async fn three_clients_a_broadcast_reaches_everyone_the_sender_included() {
     let mut bob = chat.join("s2", "bob").await;
     let mut cyd = chat.join("s3", "cyd").await;
 
-    send(
+    send_json(
         &mut ada,
-        json!({"action": "sendmessage", "message": "hello all"}),
+        &json!({"action": "sendmessage", "message": "hello all"}),
     )
     .await;
 
@@ -154,9 +119,9 @@ async fn three_clients_a_message_to_a_session_reaches_only_its_connections() {
     let mut bob_again = chat.join("s2", "bob").await;
     let mut cyd = chat.join("s3", "cyd").await;
 
-    send(
+    send_json(
         &mut ada,
-        json!({"action": "sendmessage", "message": "for s2", "session_ids": ["s2"]}),
+        &json!({"action": "sendmessage", "message": "for s2", "session_ids": ["s2"]}),
     )
     .await;
 
@@ -178,21 +143,21 @@ async fn a_client_that_joins_later_reads_the_history() {
     let chat = Chat::start().await;
     let mut ada = chat.join("s1", "ada").await;
     for text in ["one", "two", "three"] {
-        send(&mut ada, json!({"action": "sendmessage", "message": text})).await;
+        send_json(&mut ada, &json!({"action": "sendmessage", "message": text})).await;
         next_json(&mut ada).await;
     }
-    send(
+    send_json(
         &mut ada,
-        json!({"action": "sendmessage", "message": "secret", "session_ids": ["s1"]}),
+        &json!({"action": "sendmessage", "message": "secret", "session_ids": ["s1"]}),
     )
     .await;
     next_json(&mut ada).await;
     next_json(&mut ada).await;
 
     let mut cyd = chat.join("s3", "cyd").await;
-    send(&mut cyd, json!({"action": "history", "limit": 2})).await;
+    send_json(&mut cyd, &json!({"action": "history", "limit": 2})).await;
     let two = next_json(&mut cyd).await;
-    send(&mut cyd, json!({"action": "history"})).await;
+    send_json(&mut cyd, &json!({"action": "history"})).await;
     let all = next_json(&mut cyd).await;
 
     let texts = |answer: &Value| -> Vec<Value> {
@@ -214,11 +179,11 @@ async fn heartbeat_and_bad_input_are_answered_and_the_connection_stays_open() {
     let mut ada = chat.join("s1", "ada").await;
     let mut bob = chat.join("s2", "bob").await;
 
-    send(&mut ada, json!({"action": "heartbeat"})).await;
+    send_json(&mut ada, &json!({"action": "heartbeat"})).await;
     assert_eq!(next_json(&mut ada).await, json!({"type": "heartbeat"}));
-    send(&mut ada, json!({"action": "sendmessage", "message": ""})).await;
+    send_json(&mut ada, &json!({"action": "sendmessage", "message": ""})).await;
     assert_eq!(next_json(&mut ada).await["error"], "empty_message");
-    send(&mut ada, json!({"action": "history", "limit": 500})).await;
+    send_json(&mut ada, &json!({"action": "history", "limit": 500})).await;
     assert_eq!(next_json(&mut ada).await["error"], "invalid_limit");
     ada.send(Message::text("not JSON")).await.expect("sent");
     let unknown = next_json(&mut ada).await;
@@ -228,9 +193,9 @@ async fn heartbeat_and_bad_input_are_answered_and_the_connection_stays_open() {
         json!(["sendmessage", "history", "heartbeat"])
     );
 
-    send(
+    send_json(
         &mut ada,
-        json!({"action": "sendmessage", "message": "still here"}),
+        &json!({"action": "sendmessage", "message": "still here"}),
     )
     .await;
     assert_eq!(next_json(&mut ada).await["message"], "still here");
@@ -273,9 +238,9 @@ async fn closing_and_dropping_connections_completes_their_session_records() {
     assert_eq!(by_session("s3").disconnected_at, None, "cyd is still here");
 
     // The leavers are out of the store: a broadcast reaches cyd alone.
-    send(
+    send_json(
         &mut cyd,
-        json!({"action": "sendmessage", "message": "alone?"}),
+        &json!({"action": "sendmessage", "message": "alone?"}),
     )
     .await;
     assert_eq!(next_json(&mut cyd).await["message"], "alone?");
@@ -304,9 +269,9 @@ async fn a_stale_connection_is_pruned_by_a_broadcast_and_the_rest_still_delivere
         .await
         .expect("stored");
 
-    send(
+    send_json(
         &mut ada,
-        json!({"action": "sendmessage", "message": "to s2", "session_ids": ["s2"]}),
+        &json!({"action": "sendmessage", "message": "to s2", "session_ids": ["s2"]}),
     )
     .await;
     let ack = next_json(&mut ada).await;
@@ -318,9 +283,9 @@ async fn a_stale_connection_is_pruned_by_a_broadcast_and_the_rest_still_delivere
         .put(Connection::new(stale.clone()).with_group(ALL_GROUP))
         .await
         .expect("stored");
-    send(
+    send_json(
         &mut cyd,
-        json!({"action": "sendmessage", "message": "to all"}),
+        &json!({"action": "sendmessage", "message": "to all"}),
     )
     .await;
     for client in [&mut ada, &mut bob, &mut cyd] {
@@ -406,9 +371,9 @@ async fn by_default_messages_sessions_and_events_expire_after_30_days() {
     use chat::MESSAGES_PARTITION;
     let chat = Chat::start().await;
     let mut ada = chat.join("s1", "ada").await;
-    send(
+    send_json(
         &mut ada,
-        json!({"action": "sendmessage", "message": "not forever"}),
+        &json!({"action": "sendmessage", "message": "not forever"}),
     )
     .await;
     assert_eq!(next_json(&mut ada).await["message"], "not forever");

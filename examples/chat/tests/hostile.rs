@@ -4,24 +4,18 @@
 //! the sender's next valid message still reaches everyone once.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wsgw_core::{HistoryQuery, HistoryStore};
 use wsgw_memory::gateway::{LocalGateway, RunningGateway};
+use wsgw_memory::testing::ws::{ask, assert_silent, next_json, Client, WAIT};
 use wsgw_memory::MemoryHistory;
 
 use chat::{ChatState, MESSAGES_PARTITION};
-
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-const WAIT: Duration = Duration::from_secs(10);
 
 struct Chat {
     running: RunningGateway,
@@ -55,36 +49,6 @@ impl Chat {
             .into_iter()
             .map(|record| record.data)
             .collect()
-    }
-}
-
-async fn next_json(client: &mut Client) -> Value {
-    loop {
-        let message = tokio::time::timeout(WAIT, client.next())
-            .await
-            .expect("an answer in time")
-            .expect("socket open")
-            .expect("valid frame");
-        match message {
-            Message::Text(text) => return serde_json::from_str(&text).expect("JSON"),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("expected text, got {other:?}"),
-        }
-    }
-}
-
-async fn ask(client: &mut Client, body: &str) -> Value {
-    client
-        .send(Message::text(body.to_owned()))
-        .await
-        .expect("sent");
-    next_json(client).await
-}
-
-async fn assert_silent(client: &mut Client) {
-    if let Ok(Some(message)) = tokio::time::timeout(Duration::from_millis(300), client.next()).await
-    {
-        panic!("expected nothing, got {message:?}");
     }
 }
 

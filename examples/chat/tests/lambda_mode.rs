@@ -17,6 +17,7 @@ use wsgw_aws::dynamo::{local, DynamoHistory, DynamoStore, DYNAMODB_ENDPOINT_ENV}
 use wsgw_core::{ConnectionId, ConnectionStore, HistoryQuery, HistoryStore, PageRequest};
 use wsgw_memory::gateway::lambda_function::{assert_arm64_answers_as_host, LambdaFunction};
 use wsgw_memory::gateway::{Invocation, LambdaRuntimeEmulator, ManagementRecorder};
+use wsgw_memory::testing::events::{connect, connected_at_millis, disconnect, message, websocket};
 
 use chat::{SessionRecord, ALL_GROUP, EVENTS_PARTITION, MESSAGES_PARTITION, SESSIONS_PARTITION};
 
@@ -34,53 +35,6 @@ async fn tables() -> (DynamoStore, DynamoHistory) {
     local::unique_tables(&endpoint(), "chat")
         .await
         .expect("the tables are created")
-}
-
-/// When every test connection opened: five minutes before the test started.
-fn connected_at_millis() -> i64 {
-    static AT: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
-    *AT.get_or_init(|| chrono::Utc::now().timestamp_millis() - 300_000)
-}
-
-fn event(event_type: &str, route_key: &str, connection_id: &str, body: Option<Value>) -> Value {
-    let mut event = json!({
-        "requestContext": {
-            "routeKey": route_key,
-            "eventType": event_type,
-            "messageDirection": "IN",
-            "stage": "production",
-            "connectedAt": connected_at_millis(),
-            "requestTimeEpoch": chrono::Utc::now().timestamp_millis(),
-            "identity": { "sourceIp": "203.0.113.10" },
-            "requestId": "req-1",
-            "domainName": "abc123.execute-api.eu-west-1.amazonaws.com",
-            "connectionId": connection_id,
-            "apiId": "abc123"
-        },
-        "isBase64Encoded": false
-    });
-    if event_type == "MESSAGE" {
-        event["requestContext"]["messageId"] = json!(format!("msg-{route_key}"));
-    }
-    if event_type == "DISCONNECT" {
-        event["requestContext"]["disconnectStatusCode"] = json!(1001);
-        event["requestContext"]["disconnectReason"] = json!("Going away");
-    }
-    if let Some(body) = body {
-        event["body"] = json!(body.to_string());
-    }
-    event
-}
-
-fn connect(connection_id: &str, query: Value) -> Value {
-    let mut event = event("CONNECT", "$connect", connection_id, None);
-    event["queryStringParameters"] = query;
-    event
-}
-
-fn message(connection_id: &str, body: Value) -> Value {
-    let route = body["action"].as_str().unwrap_or("$default").to_owned();
-    event("MESSAGE", &route, connection_id, Some(body))
 }
 
 async fn invoke(runtime: &LambdaRuntimeEmulator, event: Value) -> i64 {
@@ -163,7 +117,7 @@ async fn chat_runs_as_a_lambda_on_dynamodb_and_api_gateway() {
     assert_eq!(everyone.items.len(), 3);
 
     // A message to everyone: posted to each connection, the sender included.
-    let hello = message(ADA, json!({"action": "sendmessage", "message": "hello"}));
+    let hello = message(ADA, &json!({"action": "sendmessage", "message": "hello"}));
     assert_eq!(invoke(runtime, hello).await, 200);
     let calls = posted(management);
     assert_eq!(calls.len(), 3, "{calls:?}");
@@ -179,7 +133,7 @@ async fn chat_runs_as_a_lambda_on_dynamodb_and_api_gateway() {
     // To a session: its connection gets the message, the sender the ack.
     let private = message(
         ADA,
-        json!({"action": "sendmessage", "message": "psst", "session_ids": ["s2"]}),
+        &json!({"action": "sendmessage", "message": "psst", "session_ids": ["s2"]}),
     );
     assert_eq!(invoke(runtime, private).await, 200);
     let calls = posted(management);
@@ -191,15 +145,20 @@ async fn chat_runs_as_a_lambda_on_dynamodb_and_api_gateway() {
     );
 
     // History, heartbeat, bad input and unknown actions are answered to the caller.
-    let ask = message(CYD, json!({"action": "history", "limit": 10}));
+    let ask = message(CYD, &json!({"action": "history", "limit": 10}));
     assert_eq!(invoke(runtime, ask).await, 200);
     assert_eq!(
-        invoke(runtime, message(CYD, json!({"action": "heartbeat"}))).await,
+        invoke(runtime, message(CYD, &json!({"action": "heartbeat"}))).await,
         200
     );
-    let empty = message(CYD, json!({"action": "sendmessage", "message": ""}));
+    let empty = message(CYD, &json!({"action": "sendmessage", "message": ""}));
     assert_eq!(invoke(runtime, empty).await, 200);
-    let unknown = event("MESSAGE", "$default", CYD, Some(json!({"action": "dance"})));
+    let unknown = websocket(
+        "MESSAGE",
+        "$default",
+        CYD,
+        Some(&json!({"action": "dance"}).to_string()),
+    );
     assert_eq!(invoke(runtime, unknown).await, 200);
     let calls = posted(management);
     let answers = &calls[CYD];
@@ -219,7 +178,7 @@ async fn chat_runs_as_a_lambda_on_dynamodb_and_api_gateway() {
     management.mark_gone(CYD);
     let again = message(
         BOB,
-        json!({"action": "sendmessage", "message": "still there?"}),
+        &json!({"action": "sendmessage", "message": "still there?"}),
     );
     assert_eq!(invoke(runtime, again).await, 200);
     assert_eq!(
@@ -231,7 +190,7 @@ async fn chat_runs_as_a_lambda_on_dynamodb_and_api_gateway() {
     assert_eq!(calls[BOB][0]["message"], "still there?");
 
     // $disconnect: removed, session record completed.
-    let leave = event("DISCONNECT", "$disconnect", BOB, None);
+    let leave = disconnect(BOB);
     assert_eq!(invoke(runtime, leave).await, 200);
     assert_eq!(
         store.get(&ConnectionId::new(BOB)).await.expect("readable"),

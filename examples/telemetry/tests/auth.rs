@@ -12,9 +12,10 @@ use common::*;
 use serde_json::json;
 use telemetry::Telemetry;
 use telemetry_simulator::{Simulator, SimulatorConfig};
-use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use wsgw_memory::gateway::{LocalGateway, RunningGateway};
+use wsgw_memory::testing::ws::refused;
+use wsgw_memory::testing::{ChildProcess, ServerProcess};
 use wsgw_memory::{MemoryHistory, MemorySink, MemoryStore};
 
 const DEVICE_KEYS: &str = "esp32-01=k-dev-01,esp32-02=k-dev-02,sim-01=k-sim-01";
@@ -37,13 +38,6 @@ async fn start() -> (RunningGateway, String, Arc<MemoryStore>) {
         .expect("binds");
     let ws = running.ws_url();
     (running, ws, store)
-}
-
-async fn refused(ws: &str, query: &str) -> u16 {
-    match tokio_tungstenite::connect_async(format!("{ws}/?{query}")).await {
-        Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
-        other => panic!("{query}: expected a refusal, got {:?}", other.map(|_| ())),
-    }
 }
 
 /// A dashboard presenting its key as the page does: subprotocols `wsgw.bearer`, KEY.
@@ -72,22 +66,37 @@ async fn dashboard(ws: &str, key: &str) -> Socket {
 async fn without_a_valid_key_or_with_someone_elses_nobody_gets_in_and_nothing_is_stored() {
     let (_gateway, ws, store) = start().await;
     // No key, a wrong key: 401.
-    assert_eq!(refused(&ws, "role=device&device_id=esp32-01").await, 401);
     assert_eq!(
-        refused(&ws, "role=device&device_id=esp32-01&token=k-dev-0").await,
+        refused(&format!("{ws}/?role=device&device_id=esp32-01")).await,
         401
     );
-    assert_eq!(refused(&ws, "role=client").await, 401);
-    assert_eq!(refused(&ws, "role=client&token=k-ops-ad").await, 401);
+    assert_eq!(
+        refused(&format!(
+            "{ws}/?role=device&device_id=esp32-01&token=k-dev-0"
+        ))
+        .await,
+        401
+    );
+    assert_eq!(refused(&format!("{ws}/?role=client")).await, 401);
+    assert_eq!(
+        refused(&format!("{ws}/?role=client&token=k-ops-ad")).await,
+        401
+    );
     // A valid key for something it does not grant: 403.
     assert_eq!(
-        refused(&ws, "role=device&device_id=esp32-02&token=k-dev-01").await,
+        refused(&format!(
+            "{ws}/?role=device&device_id=esp32-02&token=k-dev-01"
+        ))
+        .await,
         403,
         "a device key opens only its own device"
     );
-    assert_eq!(refused(&ws, "role=client&token=k-dev-01").await, 403);
     assert_eq!(
-        refused(&ws, "role=device&device_id=ada&token=k-ops-ada").await,
+        refused(&format!("{ws}/?role=client&token=k-dev-01")).await,
+        403
+    );
+    assert_eq!(
+        refused(&format!("{ws}/?role=device&device_id=ada&token=k-ops-ada")).await,
         403
     );
     assert!(store.is_empty(), "no refused client left a record");
@@ -191,47 +200,29 @@ async fn simulated_devices_present_their_own_keys() {
     assert_eq!(sim02.stats.readings_sent, 0);
 }
 
-/// Kills the child if the test fails before it is dropped.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn the_binary_turns_auth_on_from_the_environment_and_its_simulator_gets_in() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Command;
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_telemetry"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_telemetry"));
+    command
         .args(["--listen", "127.0.0.1:0", "--simulate", "1"])
         .env_remove("AWS_LAMBDA_RUNTIME_API")
         .env_remove("WSGW_DYNAMODB_ENDPOINT")
         .env_remove("TELEMETRY_DEVICE_TOKEN")
         .env_remove("TELEMETRY_DEVICE_SECRET")
         .env("TELEMETRY_DEVICE_KEYS", "sim-01=k-sim-01")
-        .env("TELEMETRY_DASHBOARD_KEYS", "ada=k-ops-ada=operator")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the telemetry binary starts");
-    let stdout = child.stdout.take().expect("stdout piped");
-    let running = Running(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().expect("a line").expect("text");
-    let ws = first
-        .split_whitespace()
-        .find(|word| word.starts_with("ws://"))
-        .unwrap_or_else(|| panic!("no ws:// address in {first:?}"))
-        .to_owned();
-    let second = lines.next().expect("a second line").expect("text");
+        .env("TELEMETRY_DASHBOARD_KEYS", "ada=k-ops-ada=operator");
+    let mut running = ServerProcess::start(command);
+    let ws = running.url("ws://");
+    let second = running.next_line().expect("a second line");
     assert!(second.starts_with("auth is on"), "{second:?}");
 
-    assert_eq!(refused(&ws, "role=client").await, 401);
-    assert_eq!(refused(&ws, "role=device&device_id=sim-01").await, 401);
+    assert_eq!(refused(&format!("{ws}/?role=client")).await, 401);
+    assert_eq!(
+        refused(&format!("{ws}/?role=device&device_id=sim-01")).await,
+        401
+    );
     let mut operator = dashboard(&ws, "k-ops-ada").await;
     let got = drain(&mut operator, Duration::from_secs(3)).await;
     assert!(
@@ -274,7 +265,7 @@ async fn the_binary_in_authorizer_role_answers_api_gateway_with_policies() {
         .env_remove("AWS_PROFILE")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let _function = Running(command.spawn().expect("telemetry starts"));
+    let _function = ChildProcess::spawn(&mut command).expect("telemetry starts");
     let wait = Duration::from_secs(20);
 
     let allowed = runtime
@@ -583,10 +574,9 @@ async fn a_device_token_opens_only_its_own_device_id() {
         ("esp32-01", String::new()),
     ] {
         assert_eq!(
-            refused(
-                &ws,
-                &format!("role=device&device_id={id}&token={presented}")
-            )
+            refused(&format!(
+                "{ws}/?role=device&device_id={id}&token={presented}"
+            ))
             .await,
             401,
             "{id} with {presented:?}"

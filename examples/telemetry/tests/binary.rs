@@ -3,27 +3,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::io::Read;
+use std::process::{Command, Stdio};
 
 use common::*;
-use futures::StreamExt;
 use serde_json::json;
-use tokio_tungstenite::tungstenite::Message;
+use wsgw_memory::testing::{ChildProcess, ServerProcess};
 
-/// Kills the child if the test fails before it stops it.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(args: &[&str]) -> (Running, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_telemetry"))
+fn start(args: &[&str]) -> (ServerProcess, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_telemetry"));
+    command
         .args(["--listen", "127.0.0.1:0"])
         .args(args)
         .env_remove("AWS_LAMBDA_RUNTIME_API")
@@ -32,26 +21,14 @@ fn start(args: &[&str]) -> (Running, String) {
         .env_remove("TELEMETRY_DEVICE_SECRET")
         .env_remove("TELEMETRY_DEVICE_KEYS")
         .env_remove("TELEMETRY_DASHBOARD_KEYS")
-        .env_remove("TELEMETRY_CORS_ORIGIN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the telemetry binary starts");
-    let stdout = child.stdout.take().expect("stdout piped");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("a first line");
-    let url = line
-        .split_whitespace()
-        .find(|word| word.starts_with("ws://"))
-        .unwrap_or_else(|| panic!("no ws:// address in {line:?}"))
-        .to_owned();
+        .env_remove("TELEMETRY_CORS_ORIGIN");
+    let server = ServerProcess::start(command);
+    let (line, url) = (server.first_line(), server.url("ws://"));
     assert!(
         line.contains("http://"),
         "the line names the dashboard: {line:?}"
     );
-    (Running(child), url)
+    (server, url)
 }
 
 #[tokio::test]
@@ -74,20 +51,9 @@ async fn binary_serves_devices_dashboards_history_and_the_page_and_stops_on_sigt
     let page = reqwest::get(format!("{http}/")).await.unwrap();
     assert_eq!(page.status().as_u16(), 200);
 
-    let pid = running.0.id().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
-    assert!(killed.success());
-    let closed = tokio::time::timeout(Duration::from_secs(10), dashboard.next())
-        .await
-        .expect("closed within 10 s");
-    match closed {
-        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 1001),
-        other => panic!("expected a 1001 close frame, got {other:?}"),
-    }
-    let status = running.0.wait().expect("exits");
+    running.send_sigterm().expect("kill runs");
+    assert_eq!(close_code(&mut dashboard).await, 1001);
+    let status = running.wait().expect("exits");
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
 }
 
@@ -225,17 +191,14 @@ async fn with_simulate_n_the_dashboard_shows_n_live_devices_at_once() {
             break;
         }
     }
-    Command::new("kill")
-        .args(["-TERM", &running.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(running.0.wait().unwrap().success());
+    running.send_sigterm().expect("kill runs");
+    assert!(running.wait().expect("exits").success());
 }
 
 #[tokio::test]
 async fn the_simulate_command_drives_devices_against_a_running_api() {
     let (_server, ws) = start(&[]);
-    let mut simulator = Running(
+    let mut simulator = ChildProcess::spawn(
         Command::new(env!("CARGO_BIN_EXE_telemetry"))
             .args([
                 "simulate",
@@ -252,19 +215,18 @@ async fn the_simulate_command_drives_devices_against_a_running_api() {
             .env_remove("TELEMETRY_DEVICE_KEYS")
             .env_remove("TELEMETRY_DASHBOARD_KEYS")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the simulator starts"),
-    );
+            .stderr(Stdio::null()),
+    )
+    .expect("the simulator starts");
     dashboard_sees(&ws, &["cli-01"]).await;
-    Command::new("kill")
-        .args(["-TERM", &simulator.0.id().to_string()])
-        .status()
-        .unwrap();
-    let output = std::mem::replace(&mut simulator.0, Command::new("true").spawn().unwrap())
-        .wait_with_output()
-        .unwrap();
-    assert!(output.status.success());
-    let printed = String::from_utf8_lossy(&output.stdout);
+    simulator.send_sigterm().expect("kill runs");
+    let mut printed = String::new();
+    simulator
+        .stdout
+        .take()
+        .expect("stdout piped")
+        .read_to_string(&mut printed)
+        .expect("the simulator's output");
+    assert!(simulator.wait().expect("exits").success());
     assert!(printed.contains("cli-01: "), "{printed}");
 }

@@ -8,8 +8,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
@@ -20,6 +19,7 @@ use wsgw_aws::dynamo::local::unique_name as unique;
 use wsgw_aws::dynamo::{local, DynamoHistory, DynamoStore, DYNAMODB_ENDPOINT_ENV};
 use wsgw_core::{Backends, ConnectionId, Request, Router};
 use wsgw_memory::gateway::{LocalGateway, RunningGateway};
+use wsgw_memory::testing::ServerProcess;
 use wsgw_memory::MemorySink;
 
 fn endpoint() -> String {
@@ -120,28 +120,9 @@ async fn concurrent_invocations_push_once_per_interval_with_dynamodb_conditional
     assert!(sink.take_sent(&device).is_empty(), "no error replies");
 }
 
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Running {
-    fn stop(mut self) {
-        Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status()
-            .expect("kill runs");
-        let status = self.0.wait().expect("exits");
-        assert!(status.success(), "graceful shutdown exits 0, got {status}");
-    }
-}
-
-fn start_binary(connections: &str, history: &str) -> (Running, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_telemetry"))
+fn start_binary(connections: &str, history: &str) -> (ServerProcess, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_telemetry"));
+    command
         .args([
             "--listen",
             "127.0.0.1:0",
@@ -156,22 +137,15 @@ fn start_binary(connections: &str, history: &str) -> (Running, String) {
         ])
         .env_remove("AWS_LAMBDA_RUNTIME_API")
         .env_remove(DYNAMODB_ENDPOINT_ENV)
-        .env_remove("TELEMETRY_DEVICE_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the telemetry binary starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout piped"))
-        .read_line(&mut line)
-        .expect("a first line");
-    assert!(line.contains("in DynamoDB"), "{line:?}");
-    let ws = line
-        .split_whitespace()
-        .find(|word| word.starts_with("ws://"))
-        .unwrap_or_else(|| panic!("no ws:// address in {line:?}"))
-        .to_owned();
-    (Running(child), ws)
+        .env_remove("TELEMETRY_DEVICE_TOKEN");
+    let server = ServerProcess::start(command);
+    assert!(
+        server.first_line().contains("in DynamoDB"),
+        "{:?}",
+        server.first_line()
+    );
+    let ws = server.url("ws://");
+    (server, ws)
 }
 
 #[tokio::test]
@@ -191,7 +165,7 @@ async fn the_binary_on_dynamodb_keeps_history_across_a_restart() {
     assert_eq!(next_json(&mut dashboard).await["seq"], 0);
     drop(device);
     drop(dashboard);
-    running.stop();
+    running.assert_graceful_stop();
 
     let (running, ws) = start_binary(&connections, &history);
     let http = ws.replace("ws://", "http://");
@@ -205,7 +179,7 @@ async fn the_binary_on_dynamodb_keeps_history_across_a_restart() {
         json!({"devices": []}),
         "the device left before the restart"
     );
-    running.stop();
+    running.assert_graceful_stop();
 }
 
 /// `telemetry invoke` with the DynamoDB flags, environment emptied (no credentials).

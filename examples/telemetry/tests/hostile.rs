@@ -7,16 +7,16 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::*;
-use futures::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use futures::SinkExt;
+use serde_json::json;
 use telemetry::Telemetry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use wsgw_memory::gateway::{LocalGateway, RunningGateway};
+use wsgw_memory::testing::ws::{ask, assert_silent};
 use wsgw_memory::MemorySink;
 
 async fn start() -> (RunningGateway, String, String) {
@@ -32,21 +32,6 @@ async fn start() -> (RunningGateway, String, String) {
     let ws = running.ws_url();
     let http = format!("http://{}", running.local_addr());
     (running, ws, http)
-}
-
-async fn ask(socket: &mut Socket, body: &str) -> Value {
-    socket
-        .send(Message::text(body.to_owned()))
-        .await
-        .expect("sent");
-    next_json(socket).await
-}
-
-async fn assert_silent(socket: &mut Socket) {
-    if let Ok(Some(message)) = tokio::time::timeout(Duration::from_millis(300), socket.next()).await
-    {
-        panic!("expected nothing, got {message:?}");
-    }
 }
 
 /// Sends each body and checks the error code of the answer.

@@ -228,7 +228,9 @@ fn a_malformed_rest_event_is_refused_naming_the_field_with_exit_status_2() {
     let mut event: Value =
         serde_json::from_slice(&std::fs::read(events_dir().join("history.json")).unwrap()).unwrap();
     event["queryStringParameters"]["limit"] = json!(10);
-    let dir = std::env::temp_dir().join(format!("telemetry-invoke-{}", std::process::id()));
+    // Its own directory: another test removes the one `history_event` writes to.
+    let dir =
+        std::env::temp_dir().join(format!("telemetry-invoke-malformed-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("history-number.json");
     std::fs::write(&bad, event.to_string()).unwrap();
@@ -242,6 +244,7 @@ fn a_malformed_rest_event_is_refused_naming_the_field_with_exit_status_2() {
         stderr.contains("malformed API Gateway REST proxy event: field `queryStringParameters"),
         "{stderr}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The REST event of `events/history.json` as a file in a scratch directory, with an

@@ -17,6 +17,7 @@ use wsgw_aws::dynamo::{local, DynamoHistory, DynamoStore, DYNAMODB_ENDPOINT_ENV}
 use wsgw_core::{ConnectionId, ConnectionStore};
 use wsgw_memory::gateway::lambda_function::{assert_arm64_answers_as_host, LambdaFunction};
 use wsgw_memory::gateway::{Invocation, LambdaRuntimeEmulator, ManagementRecorder};
+use wsgw_memory::testing::events::{connect, disconnect, message, rest};
 
 const WAIT: Duration = Duration::from_secs(30);
 const DEVICE: &str = "DEVICEconnAAAA=";
@@ -31,90 +32,6 @@ async fn tables() -> (DynamoStore, DynamoHistory) {
     local::unique_tables(&endpoint(), "telemetry")
         .await
         .expect("the tables are created")
-}
-
-fn websocket_event(
-    event_type: &str,
-    route_key: &str,
-    connection_id: &str,
-    body: Option<Value>,
-) -> Value {
-    let now = chrono::Utc::now().timestamp_millis();
-    let mut event = json!({
-        "requestContext": {
-            "routeKey": route_key,
-            "eventType": event_type,
-            "messageDirection": "IN",
-            "stage": "production",
-            "connectedAt": now - 60_000,
-            "requestTimeEpoch": now,
-            "identity": { "sourceIp": "203.0.113.10" },
-            "requestId": "req-1",
-            "domainName": "abc123.execute-api.eu-west-1.amazonaws.com",
-            "connectionId": connection_id,
-            "apiId": "abc123"
-        },
-        "isBase64Encoded": false
-    });
-    if event_type == "MESSAGE" {
-        event["requestContext"]["messageId"] = json!(format!("msg-{now}"));
-    }
-    if event_type == "DISCONNECT" {
-        event["requestContext"]["disconnectStatusCode"] = json!(1001);
-        event["requestContext"]["disconnectReason"] = json!("Going away");
-    }
-    if let Some(body) = body {
-        event["body"] = json!(body.to_string());
-    }
-    event
-}
-
-fn connect(connection_id: &str, query: Value) -> Value {
-    let mut event = websocket_event("CONNECT", "$connect", connection_id, None);
-    event["queryStringParameters"] = query;
-    event
-}
-
-fn message(connection_id: &str, body: Value) -> Value {
-    let route = body["action"].as_str().unwrap_or("$default").to_owned();
-    websocket_event("MESSAGE", &route, connection_id, Some(body))
-}
-
-/// An API Gateway REST proxy event (Lambda proxy integration) for the history API.
-fn rest_event(method: &str, path: &str, query: Value) -> Value {
-    let multi: serde_json::Map<String, Value> = query
-        .as_object()
-        .map(|q| q.iter().map(|(k, v)| (k.clone(), json!([v]))).collect())
-        .unwrap_or_default();
-    json!({
-        "resource": path,
-        "path": path,
-        "httpMethod": method,
-        "headers": {"Accept": "application/json", "Origin": "https://dashboard.example"},
-        "multiValueHeaders": {"Accept": ["application/json"], "Origin": ["https://dashboard.example"]},
-        "queryStringParameters": if multi.is_empty() { Value::Null } else { query },
-        "multiValueQueryStringParameters": if multi.is_empty() { Value::Null } else { Value::Object(multi) },
-        "pathParameters": null,
-        "stageVariables": null,
-        "requestContext": {
-            "accountId": "123456789012",
-            "resourceId": "abc123",
-            "path": format!("/production{path}"),
-            "stage": "production",
-            "domainName": "rest123.execute-api.eu-west-1.amazonaws.com",
-            "domainPrefix": "rest123",
-            "requestId": "rest-req-1",
-            "protocol": "HTTP/1.1",
-            "identity": {"sourceIp": "203.0.113.20"},
-            "resourcePath": path,
-            "httpMethod": method,
-            "requestTime": "22/Nov/2026:00:00:00 +0000",
-            "requestTimeEpoch": 1795305600000i64,
-            "apiId": "rest123"
-        },
-        "body": null,
-        "isBase64Encoded": false
-    })
 }
 
 async fn response(runtime: &LambdaRuntimeEmulator, event: Value) -> Value {
@@ -199,14 +116,14 @@ async fn telemetry_runs_as_a_lambda_for_websocket_routes_and_rest_history() {
     // The dashboard's interval, then a reading pushed to it.
     let interval = message(
         DASHBOARD,
-        json!({"action": "ControlCmd", "interval_ms": 2000}),
+        &json!({"action": "ControlCmd", "interval_ms": 2000}),
     );
     assert_eq!(invoke(runtime, interval).await, 200);
     let now = chrono::Utc::now().timestamp_millis();
     for seq in 0..3 {
         let reading = message(
             DEVICE,
-            json!({"action": "RealTimeDataUpdate", "device_id": "esp32-01", "seq": seq,
+            &json!({"action": "RealTimeDataUpdate", "device_id": "esp32-01", "seq": seq,
                    "ts_ms": now - 10 + seq, "readings": {"temperature_c": 21.5, "uptime_s": seq}}),
         );
         assert_eq!(invoke(runtime, reading).await, 200);
@@ -228,7 +145,7 @@ async fn telemetry_runs_as_a_lambda_for_websocket_routes_and_rest_history() {
     // Control to the device, its ack to the dashboard.
     let control = message(
         DASHBOARD,
-        json!({"action": "ControlCmd", "device_id": "esp32-01", "sample_interval_ms": 5000}),
+        &json!({"action": "ControlCmd", "device_id": "esp32-01", "sample_interval_ms": 5000}),
     );
     assert_eq!(invoke(runtime, control).await, 200);
     assert_eq!(
@@ -237,7 +154,7 @@ async fn telemetry_runs_as_a_lambda_for_websocket_routes_and_rest_history() {
     );
     let ack = message(
         DEVICE,
-        json!({"action": "ControlAck", "device_id": "esp32-01", "sample_interval_ms": 5000}),
+        &json!({"action": "ControlAck", "device_id": "esp32-01", "sample_interval_ms": 5000}),
     );
     assert_eq!(invoke(runtime, ack).await, 200);
     assert_eq!(
@@ -248,7 +165,7 @@ async fn telemetry_runs_as_a_lambda_for_websocket_routes_and_rest_history() {
     // The REST history API: two pages, CORS on every answer, 400s, the preflight.
     let first = response(
         runtime,
-        rest_event(
+        rest(
             "GET",
             "/history",
             json!({"device_id": "esp32-01", "limit": "2"}),
@@ -266,7 +183,7 @@ async fn telemetry_runs_as_a_lambda_for_websocket_routes_and_rest_history() {
     let next = body["next"].as_str().expect("a next token").to_owned();
     let second = response(
         runtime,
-        rest_event(
+        rest(
             "GET",
             "/history",
             json!({"device_id": "esp32-01", "limit": "2", "next": next}),
@@ -281,28 +198,24 @@ async fn telemetry_runs_as_a_lambda_for_websocket_routes_and_rest_history() {
     );
     assert_eq!(body["next"], Value::Null);
 
-    let bad = response(
-        runtime,
-        rest_event("GET", "/history", json!({"limit": "2"})),
-    )
-    .await;
+    let bad = response(runtime, rest("GET", "/history", json!({"limit": "2"}))).await;
     assert_eq!(bad["statusCode"], 400);
     assert_eq!(
         header(&bad, "access-control-allow-origin"),
         Some("https://dashboard.example")
     );
-    let preflight = response(runtime, rest_event("OPTIONS", "/history", json!({}))).await;
+    let preflight = response(runtime, rest("OPTIONS", "/history", json!({}))).await;
     assert_eq!(preflight["statusCode"], 204);
     assert!(header(&preflight, "access-control-allow-methods")
         .unwrap()
         .contains("GET"));
-    let devices = response(runtime, rest_event("GET", "/devices", json!({}))).await;
+    let devices = response(runtime, rest("GET", "/devices", json!({}))).await;
     let body: Value = serde_json::from_str(devices["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["devices"][0]["device_id"], "esp32-01");
     assert_eq!(body["devices"][0]["sample_interval_ms"], 5000);
 
     // $disconnect forgets the device.
-    let leave = websocket_event("DISCONNECT", "$disconnect", DEVICE, None);
+    let leave = disconnect(DEVICE);
     assert_eq!(invoke(runtime, leave).await, 200);
     assert_eq!(
         store

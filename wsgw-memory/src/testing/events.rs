@@ -36,9 +36,10 @@ fn now_millis() -> i64 {
         .map_or(0, |since| since.as_millis() as i64)
 }
 
-/// When the connections of these events connected: five minutes before the first event
-/// was built, the same for every event of a test binary.
-fn connected_at_millis() -> i64 {
+/// When the connections of these events connected (`connectedAt`, milliseconds since
+/// the epoch): five minutes before the first event was built, the same for every event of
+/// a test binary.
+pub fn connected_at_millis() -> i64 {
     static AT: OnceLock<i64> = OnceLock::new();
     *AT.get_or_init(|| now_millis() - 300_000)
 }

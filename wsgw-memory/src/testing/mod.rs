@@ -7,7 +7,7 @@
 //! - [`events`]: API Gateway events (WebSocket `$connect`/message/`$disconnect`, REST
 //!   proxy) shaped as AWS sends them to a Lambda function.
 //! - [`ws`]: a real WebSocket client's reads and writes with a deadline (`next_json`,
-//!   `next_text`, `send_json`, `assert_silent`, `drain`).
+//!   `next_text`, `send_json`, `ask`, `assert_silent`, `drain`, `close_code`, `refused`).
 //! - The Lambda Runtime API emulator ([`LambdaRuntimeEmulator`]) and a function binary run
 //!   against it ([`LambdaFunction`]), re-exported from [`crate::gateway`] where they live.
 //!

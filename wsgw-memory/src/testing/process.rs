@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::ops::{Deref, DerefMut};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 
 /// A child process that is killed and reaped when dropped, so a failing test leaves no
 /// process behind.
@@ -53,6 +53,17 @@ impl ChildProcess {
         self.send_sigterm()?;
         self.0.wait()
     }
+
+    /// Stops the process with SIGTERM and checks that it shut down gracefully.
+    ///
+    /// # Panics
+    /// When the signal cannot be sent or the process does not exit with status 0.
+    pub fn assert_graceful_stop(self) {
+        let status = self
+            .terminate()
+            .expect("SIGTERM is sent and the process reaped");
+        assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    }
 }
 
 impl Deref for ChildProcess {
@@ -79,7 +90,9 @@ impl Drop for ChildProcess {
 /// A server binary started on a free port, which prints where it listens on its first
 /// line of standard output (as the wsgw runner does: `listening on ws://… (page: http://…)`).
 ///
-/// Its standard error is discarded; the rest of its standard output is not read.
+/// Its standard error is discarded; the rest of its standard output is read by
+/// [`next_line`](Self::next_line), or not at all (the pipe stays open while the server
+/// runs, so what it prints later never fails).
 ///
 /// ```
 /// use std::process::Command;
@@ -95,6 +108,7 @@ impl Drop for ChildProcess {
 pub struct ServerProcess {
     process: ChildProcess,
     first_line: String,
+    stdout: BufReader<ChildStdout>,
 }
 
 impl ServerProcess {
@@ -107,19 +121,31 @@ impl ServerProcess {
         let mut process = ChildProcess::spawn(&mut command)
             .unwrap_or_else(|error| panic!("{:?} starts: {error}", command.get_program()));
         let stdout = process.stdout.take().expect("stdout is piped");
+        let mut stdout = BufReader::new(stdout);
         let mut first_line = String::new();
-        BufReader::new(stdout)
+        stdout
             .read_line(&mut first_line)
             .expect("the server prints a first line");
         ServerProcess {
             process,
             first_line,
+            stdout,
         }
     }
 
     /// The first line the server printed.
     pub fn first_line(&self) -> &str {
         &self.first_line
+    }
+
+    /// The next line the server prints (without its line ending), `None` at the end of
+    /// its output. Blocks until a line is complete.
+    pub fn next_line(&mut self) -> Option<String> {
+        let mut line = String::new();
+        match self.stdout.read_line(&mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(line.trim_end_matches(['\r', '\n']).to_owned()),
+        }
     }
 
     /// The first address in the first line that starts with `prefix` (`"ws://"`,
@@ -134,6 +160,14 @@ impl ServerProcess {
     /// Sends SIGTERM and waits for the exit; see [`ChildProcess::terminate`].
     pub fn terminate(self) -> std::io::Result<ExitStatus> {
         self.process.terminate()
+    }
+
+    /// See [`ChildProcess::assert_graceful_stop`].
+    ///
+    /// # Panics
+    /// When the server does not exit with status 0 on SIGTERM.
+    pub fn assert_graceful_stop(self) {
+        self.process.assert_graceful_stop();
     }
 }
 

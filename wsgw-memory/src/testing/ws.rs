@@ -21,7 +21,7 @@
 //! let mut client = ws::connect(&gateway.ws_url()).await;
 //! ws::send_json(&mut client, &json!({ "action": "echo", "n": 1 })).await;
 //! assert_eq!(ws::next_json(&mut client).await["n"], 1);
-//! ws::assert_silent(&mut client, Duration::from_millis(50)).await;
+//! ws::assert_silent_for(&mut client, Duration::from_millis(50)).await;
 //! gateway.shutdown().await.expect("stops");
 //! # }
 //! ```
@@ -118,11 +118,23 @@ pub async fn drain(client: &mut Client, window: Duration) -> Vec<Value> {
     got
 }
 
+/// How long [`assert_silent`] listens: long enough for a loopback gateway to deliver
+/// what a route sent, short enough to use it often.
+pub const QUIET: Duration = Duration::from_millis(300);
+
+/// Asserts that nothing but pings and pongs arrives within [`QUIET`].
+///
+/// # Panics
+/// When a message arrives, naming it.
+pub async fn assert_silent(client: &mut Client) {
+    assert_silent_for(client, QUIET).await;
+}
+
 /// Asserts that nothing but pings and pongs arrives within `window`.
 ///
 /// # Panics
 /// When a message arrives, naming it.
-pub async fn assert_silent(client: &mut Client, window: Duration) {
+pub async fn assert_silent_for(client: &mut Client, window: Duration) {
     let deadline = tokio::time::Instant::now() + window;
     loop {
         match tokio::time::timeout_at(deadline, client.next()).await {

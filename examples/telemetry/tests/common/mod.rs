@@ -4,15 +4,12 @@
 
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-pub const WAIT: Duration = Duration::from_secs(10);
+// Each test binary uses part of these.
+#[allow(unused_imports)]
+pub use wsgw_memory::testing::ws::{
+    close_code, drain, next_json, send_json as send, Client as Socket, WAIT,
+};
 
 pub async fn connect(ws_url: &str, query: &str) -> Socket {
     let (socket, _) = tokio_tungstenite::connect_async(format!("{ws_url}/?{query}"))
@@ -23,39 +20,6 @@ pub async fn connect(ws_url: &str, query: &str) -> Socket {
 
 pub async fn device(ws_url: &str, device_id: &str) -> Socket {
     connect(ws_url, &format!("role=device&device_id={device_id}")).await
-}
-
-pub async fn send(socket: &mut Socket, value: &Value) {
-    socket
-        .send(Message::text(value.to_string()))
-        .await
-        .expect("send");
-}
-
-/// The next JSON text message, skipping pings.
-pub async fn next_json(socket: &mut Socket) -> Value {
-    loop {
-        let message = tokio::time::timeout(WAIT, socket.next())
-            .await
-            .expect("a message in time")
-            .expect("open")
-            .expect("frame");
-        if let Message::Text(text) = message {
-            return serde_json::from_str(&text).expect("JSON");
-        }
-    }
-}
-
-/// Every JSON message that arrives within `window`.
-pub async fn drain(socket: &mut Socket, window: Duration) -> Vec<Value> {
-    let mut got = Vec::new();
-    let deadline = tokio::time::Instant::now() + window;
-    while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, socket.next()).await {
-        if let Message::Text(text) = message {
-            got.push(serde_json::from_str(&text).expect("JSON"));
-        }
-    }
-    got
 }
 
 pub fn reading(device_id: &str, seq: u64, ts_ms: i64) -> Value {
@@ -171,18 +135,4 @@ pub async fn history_paginates_over_every_reading_once_ascending(
     .await;
     assert_eq!(status, 400);
     let _ = socket.close(None).await;
-}
-
-/// Reads until the server's close frame: its code.
-pub async fn close_code(socket: &mut Socket) -> u16 {
-    loop {
-        match tokio::time::timeout(WAIT, socket.next())
-            .await
-            .expect("closed in time")
-        {
-            Some(Ok(Message::Close(Some(frame)))) => return u16::from(frame.code),
-            Some(Ok(_)) => continue,
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    }
 }
