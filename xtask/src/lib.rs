@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod budgets;
 pub mod cfn_lint;
 pub mod chat;
 pub mod echo;
