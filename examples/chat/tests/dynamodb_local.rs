@@ -12,7 +12,7 @@ use wsgw_aws::dynamo::local::unique_name as unique;
 use wsgw_aws::dynamo::{local, DynamoHistory, DYNAMODB_ENDPOINT_ENV};
 use wsgw_core::{HistoryQuery, HistoryStore};
 use wsgw_memory::testing::ws::{next_json, send_json};
-use wsgw_memory::testing::ServerProcess;
+use wsgw_memory::testing::{successful_json, ServerProcess};
 
 use chat::{SessionRecord, SESSIONS_PARTITION};
 
@@ -122,16 +122,7 @@ fn invoke_on_dynamodb(connections: &str, history: &str, events: &[&str]) -> Vec<
     for event in events {
         command.args(["--event", event]);
     }
-    let output = command.output().expect("chat invoke runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::Deserializer::from_slice(&output.stdout)
-        .into_iter::<Value>()
-        .collect::<Result<_, _>>()
-        .expect("JSON objects")
+    successful_json(&command.output().expect("chat invoke runs"))
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 
 use serde_json::{json, Value};
 use wsgw_aws::metrics::check_emf_line;
+use wsgw_memory::testing::successful_json;
 
 const ADA: &str = "Bq8N1dUyjoECJ3A=";
 const BOB: &str = "Bq8N7cKkjoECFtQ=";
@@ -23,19 +24,6 @@ fn chat(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("the chat binary runs")
-}
-
-fn printed(output: &Output) -> Vec<Value> {
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8(output.stdout.clone()).expect("UTF-8");
-    serde_json::Deserializer::from_str(&stdout)
-        .into_iter::<Value>()
-        .collect::<Result<_, _>>()
-        .unwrap_or_else(|error| panic!("stdout is JSON objects ({error}): {stdout}"))
 }
 
 /// `(recipient, message)` for each post, the random message id and the response checked
@@ -65,7 +53,7 @@ fn invoke(files: &[&str]) -> Vec<Value> {
         args.push("--event");
         args.push(file);
     }
-    let outputs = printed(&chat(&args));
+    let outputs = successful_json(&chat(&args));
     assert_eq!(outputs.len(), files.len(), "one object per event");
     for out in &outputs {
         for document in out["metrics"].as_array().unwrap() {

@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 
 use serde_json::{json, Value};
 use wsgw_aws::metrics::check_emf_line;
+use wsgw_memory::testing::printed_json;
 
 const CONNECTION: &str = "Bq8N1dUyjoECJ3A=";
 
@@ -22,15 +23,6 @@ fn echo(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("the echo binary runs")
-}
-
-/// The JSON objects printed on stdout, in order.
-fn printed(output: &Output) -> Vec<Value> {
-    let stdout = String::from_utf8(output.stdout.clone()).expect("UTF-8");
-    serde_json::Deserializer::from_str(&stdout)
-        .into_iter::<Value>()
-        .collect::<Result<_, _>>()
-        .unwrap_or_else(|error| panic!("stdout is JSON objects ({error}): {stdout}"))
 }
 
 /// What each shipped event makes the function post to its caller, and the counter its
@@ -93,7 +85,7 @@ fn every_shipped_event_gives_its_response_posts_and_metrics_line() {
             "{name}: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let printed = printed(&output);
+        let printed = printed_json(&output);
         assert_eq!(printed.len(), 1, "{name}: one object per event");
         let out = &printed[0];
         assert_eq!(out["event"], path);
@@ -148,7 +140,7 @@ fn several_events_run_in_order_one_object_each() {
     assert!(output.status.success());
     let stdout = String::from_utf8(output.stdout.clone()).unwrap();
     assert_eq!(stdout.lines().count(), 3, "--compact: one line each");
-    let events: Vec<Value> = printed(&output)
+    let events: Vec<Value> = printed_json(&output)
         .iter()
         .map(|out| out["event"].clone())
         .collect();
@@ -176,7 +168,10 @@ fn an_event_on_stdin_is_read_with_a_dash() {
     child.stdin.take().unwrap().write_all(&event).unwrap();
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success());
-    assert_eq!(printed(&output)[0]["posted"][0]["json"]["type"], "whoami");
+    assert_eq!(
+        printed_json(&output)[0]["posted"][0]["json"]["type"],
+        "whoami"
+    );
 }
 
 fn temp_file(name: &str, contents: &str) -> PathBuf {

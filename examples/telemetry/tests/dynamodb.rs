@@ -19,7 +19,7 @@ use wsgw_aws::dynamo::local::unique_name as unique;
 use wsgw_aws::dynamo::{local, DynamoHistory, DynamoStore, DYNAMODB_ENDPOINT_ENV};
 use wsgw_core::{Backends, ConnectionId, Request, Router};
 use wsgw_memory::gateway::{LocalGateway, RunningGateway};
-use wsgw_memory::testing::ServerProcess;
+use wsgw_memory::testing::{successful_json, ServerProcess};
 use wsgw_memory::MemorySink;
 
 fn endpoint() -> String {
@@ -198,16 +198,7 @@ fn invoke_on_dynamodb(connections: &str, history: &str, events: &[&str]) -> Vec<
     for event in events {
         command.args(["--event", event]);
     }
-    let output = command.output().expect("telemetry invoke runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::Deserializer::from_slice(&output.stdout)
-        .into_iter::<serde_json::Value>()
-        .collect::<Result<_, _>>()
-        .expect("JSON objects")
+    successful_json(&command.output().expect("telemetry invoke runs"))
 }
 
 #[test]

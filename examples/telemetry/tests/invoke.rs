@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 
 use serde_json::{json, Value};
 use wsgw_aws::metrics::check_emf_line;
+use wsgw_memory::testing::successful_json;
 
 const DEVICE: &str = "Bq9A2fKpjoECH1Q=";
 const DASHBOARD: &str = "Bq9A4XdXjoECF3g=";
@@ -38,15 +39,7 @@ fn invoke_with(settings: &[&str], files: &[&str]) -> Vec<Value> {
         args.extend(["--event", file]);
     }
     let output = telemetry(&args);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let outputs: Vec<Value> = serde_json::Deserializer::from_slice(&output.stdout)
-        .into_iter::<Value>()
-        .collect::<Result<_, _>>()
-        .expect("JSON objects");
+    let outputs = successful_json(&output);
     assert_eq!(outputs.len(), files.len(), "one object per event");
     for out in &outputs {
         for document in out["metrics"].as_array().unwrap() {

@@ -3,7 +3,7 @@
 //!
 //! - [`ChildProcess`] and [`ServerProcess`]: a binary started by a test is killed and
 //!   reaped when the test ends, passed or failed; a server's printed addresses are read
-//!   from its first line.
+//!   from its first line; [`printed_json`] reads what a run (`invoke`) printed.
 //! - [`events`]: API Gateway events (WebSocket `$connect`/message/`$disconnect`, REST
 //!   proxy) shaped as AWS sends them to a Lambda function.
 //! - [`ws`]: a real WebSocket client's reads and writes with a deadline (`next_json`,
@@ -52,4 +52,4 @@ pub mod ws;
 
 pub use crate::gateway::lambda_function::{assert_arm64_answers_as_host, LambdaFunction};
 pub use crate::gateway::{Invocation, LambdaRuntimeEmulator, ManagementCall, ManagementRecorder};
-pub use process::{url_in, ChildProcess, ServerProcess};
+pub use process::{printed_json, successful_json, url_in, ChildProcess, ServerProcess};

@@ -2,7 +2,9 @@
 
 use std::io::{BufRead, BufReader};
 use std::ops::{Deref, DerefMut};
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
+
+use serde_json::Value;
 
 /// A child process that is killed and reaped when dropped, so a failing test leaves no
 /// process behind.
@@ -202,4 +204,41 @@ pub fn url_in(line: &str, prefix: &str) -> String {
         .find(|word| word.starts_with(prefix))
         .unwrap_or_else(|| panic!("no {prefix} address in {line:?}"))
         .to_owned()
+}
+
+/// The JSON values a process printed on standard output, in order (`invoke` prints one
+/// object per event, pretty or not).
+///
+/// ```
+/// use std::process::Command;
+/// use serde_json::json;
+/// use wsgw_memory::testing::printed_json;
+///
+/// let output = Command::new("printf").arg("{\"a\":1}\n{\n  \"b\": 2\n}\n").output().expect("runs");
+/// assert_eq!(printed_json(&output), [json!({"a": 1}), json!({"b": 2})]);
+/// ```
+///
+/// # Panics
+/// When standard output is not UTF-8 or not a sequence of JSON values, naming what it was.
+pub fn printed_json(output: &Output) -> Vec<Value> {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::Deserializer::from_str(&stdout)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|error| panic!("stdout is JSON values ({error}): {stdout}"))
+}
+
+/// [`printed_json`] of a process that must have succeeded.
+///
+/// # Panics
+/// When the process did not exit with status 0 (showing its standard error), or as
+/// [`printed_json`].
+pub fn successful_json(output: &Output) -> Vec<Value> {
+    assert!(
+        output.status.success(),
+        "{}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    printed_json(output)
 }
