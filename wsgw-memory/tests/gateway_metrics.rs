@@ -4,20 +4,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wsgw_core::{
     Connection, ConnectionId, Context, Error, HttpRequest, HttpResponse, Payload, Reply, Request,
     Router,
 };
 use wsgw_memory::gateway::{Limits, LocalGateway, RunningGateway, PROMETHEUS_CONTENT_TYPE};
-
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-const WAIT: Duration = Duration::from_secs(5);
+use wsgw_memory::testing::ws::{next_text, Client, WAIT};
 
 /// A room: everyone who connects joins it; `say` broadcasts to it, plus one connection
 /// that never existed (so one Gone prune per broadcast).
@@ -82,21 +77,6 @@ async fn send(client: &mut Client, body: Value) {
         .send(Message::text(body.to_string()))
         .await
         .expect("send");
-}
-
-async fn next_text(client: &mut Client) -> String {
-    loop {
-        match tokio::time::timeout(WAIT, client.next())
-            .await
-            .expect("a message within 5 s")
-            .expect("open")
-            .expect("frame")
-        {
-            Message::Text(text) => return text.as_str().to_owned(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("expected text, got {other:?}"),
-        }
-    }
 }
 
 async fn get(url: &str) -> (u16, String, String) {

@@ -8,22 +8,19 @@
 //! connected all along still gets its replies, and that the gateway still accepts new
 //! connections.
 
-use std::time::Duration;
-
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wsgw_core::{Context, Payload, Reply, Request, Router, DEFAULT};
 use wsgw_memory::gateway::{Assets, LocalGateway, RunningGateway};
+use wsgw_memory::testing::ws::{
+    close_code, connect, next_json, next_message, next_text, Client, WAIT,
+};
 
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-const WAIT: Duration = Duration::from_secs(10);
 const KB: usize = 1024;
 
 /// `echo` answers the body back (two-way); `whoami` the connection id; `$default` says
@@ -88,53 +85,6 @@ impl Gateway {
 
     fn addr(&self) -> std::net::SocketAddr {
         self.running.local_addr()
-    }
-}
-
-async fn connect(ws_url: &str) -> Client {
-    let (client, _) = tokio_tungstenite::connect_async(ws_url)
-        .await
-        .expect("handshake");
-    client
-}
-
-async fn next_message(client: &mut Client) -> Message {
-    loop {
-        let message = tokio::time::timeout(WAIT, client.next())
-            .await
-            .expect("a message in time")
-            .expect("socket open")
-            .expect("valid frame");
-        if !matches!(message, Message::Ping(_) | Message::Pong(_)) {
-            return message;
-        }
-    }
-}
-
-async fn next_text(client: &mut Client) -> String {
-    match next_message(client).await {
-        Message::Text(text) => text.as_str().to_owned(),
-        other => panic!("expected text, got {other:?}"),
-    }
-}
-
-async fn next_json(client: &mut Client) -> Value {
-    serde_json::from_str(&next_text(client).await).expect("JSON")
-}
-
-/// Reads until the server's close frame: its code.
-async fn close_code(client: &mut Client) -> u16 {
-    loop {
-        match tokio::time::timeout(WAIT, client.next())
-            .await
-            .expect("closed in time")
-        {
-            Some(Ok(Message::Close(Some(frame)))) => return u16::from(frame.code),
-            Some(Ok(Message::Close(None))) => return 1005,
-            Some(Ok(_)) => continue,
-            Some(Err(error)) => panic!("socket error before a close frame: {error}"),
-            None => panic!("socket ended without a close frame"),
-        }
     }
 }
 

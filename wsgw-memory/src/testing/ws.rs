@@ -145,7 +145,8 @@ pub async fn assert_silent_for(client: &mut Client, window: Duration) {
     }
 }
 
-/// Reads until the server's close frame and returns its code (other messages skipped).
+/// Reads until the server's close frame and returns its code (1005 for a close frame
+/// without one; other messages skipped).
 ///
 /// # Panics
 /// When no close frame arrives within [`WAIT`] or the socket ends without one.
@@ -156,6 +157,8 @@ pub async fn close_code(client: &mut Client) -> u16 {
             .unwrap_or_else(|_| panic!("closed within {WAIT:?}"))
         {
             Some(Ok(Message::Close(Some(frame)))) => return u16::from(frame.code),
+            // RFC 6455, 7.1.5: a close frame without a code reads as 1005.
+            Some(Ok(Message::Close(None))) => return 1005,
             Some(Ok(_)) => continue,
             other => panic!("expected a close frame, got {other:?}"),
         }
