@@ -751,6 +751,10 @@ impl<S: Send + Sync + 'static> Router<S> {
     /// [`Counter::ConnectsRefused`] for a refusal), [`Counter::Disconnects`] or
     /// [`Counter::Messages`] under the route whose handler ran, the handler's latency,
     /// and [`Counter::HandlerErrors`] for an `Err` that is not a rejection.
+    ///
+    /// Logged (`tracing`, level INFO): an accepted `$connect` as "connected" and every
+    /// `$disconnect` as "disconnected", with the connection id and source IP (and the
+    /// close code and reason), so a system's handlers need not log its lifecycle.
     pub async fn handle(&self, backends: &Backends, request: Request) -> Result<Reply> {
         self.dispatch(backends, request, None).await
     }
@@ -797,10 +801,20 @@ impl<S: Send + Sync + 'static> Router<S> {
         let outcome = match request.event_type {
             EventType::Connect => {
                 request.route_key = CONNECT.to_owned();
-                self.connect(&context, request).await
+                let (id, source_ip) = (request.connection_id.clone(), request.source_ip.clone());
+                let outcome = self.connect(&context, request).await;
+                if matches!(&outcome, Ok(reply) if !reply.is_rejection()) {
+                    tracing::info!(
+                        connection_id = %id,
+                        source_ip = source_ip.as_deref().unwrap_or("unknown"),
+                        "connected"
+                    );
+                }
+                outcome
             }
             EventType::Disconnect => {
                 request.route_key = DISCONNECT.to_owned();
+                log_disconnect(&request);
                 self.run_optional(&context, request).await
             }
             EventType::Message => self.message(&context, route, request).await,
@@ -920,4 +934,19 @@ async fn reject<S>(context: &Context<S>, route: &str, rejection: &Rejection) -> 
         },
         None => Ok(Reply::status(rejection.status())),
     }
+}
+
+/// The lifecycle line every system logs: who left, with the close code and reason.
+fn log_disconnect(request: &Request) {
+    let (status_code, reason) = match &request.disconnect {
+        Some(info) => (Some(info.status_code), info.reason.as_str()),
+        None => (None, ""),
+    };
+    tracing::info!(
+        connection_id = %request.connection_id,
+        source_ip = request.source_ip.as_deref().unwrap_or("unknown"),
+        status_code,
+        reason,
+        "disconnected"
+    );
 }

@@ -216,7 +216,7 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<()> {
             },
         )
         .await;
-    tracing::info!(connection_id = %id, %session_id, source_ip = request.source_ip.as_deref().unwrap_or("unknown"), "connected");
+    tracing::info!(connection_id = %id, %session_id, "joined the session");
     Ok(())
 }
 
@@ -322,7 +322,7 @@ pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<()> {
         session_id = session_id.as_deref().unwrap_or("unknown"),
         close_code,
         duration_seconds,
-        "disconnected"
+        "left the session"
     );
     removed.map(drop)
 }

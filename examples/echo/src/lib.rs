@@ -17,8 +17,8 @@
 //! | anything else: another action, no action, malformed JSON | `{"type":"error","error":"unknown_action","available":["message","whoami"]}` |
 //! | a binary frame | nothing: the connection is closed with 1003, as API Gateway does |
 //!
-//! `$connect` and `$disconnect` only log (connection id, source ip; close code and
-//! reason on disconnect) and accept. If the caller is already gone when its answer is
+//! `$connect` and `$disconnect` accept; the router logs them (connection id, source ip;
+//! close code and reason on disconnect). If the caller is already gone when its answer is
 //! sent, the answer is dropped and the route still succeeds; any other send failure
 //! (throttling, a payload that is too large, a backend error) is returned as the route's
 //! error. The two error answers are client rejections ([`wsgw_core::Rejection`]): the
@@ -72,36 +72,15 @@ pub const ACTIONS: [&str; 2] = [MESSAGE, WHOAMI];
 pub fn router() -> Router {
     Router::new()
         .route_selection(RouteSelection::default())
-        .on_connect(on_connect)
-        .on_disconnect(on_disconnect)
+        .on_connect(accept)
+        .on_disconnect(accept)
         .route(MESSAGE, on_message)
         .route(WHOAMI, on_whoami)
         .on_default(on_default)
 }
 
-/// `$connect`: logs who connected and accepts.
-async fn on_connect(_ctx: Context, request: Request) -> Result<()> {
-    tracing::info!(
-        connection_id = %request.connection_id,
-        source_ip = request.source_ip.as_deref().unwrap_or("unknown"),
-        "connected"
-    );
-    Ok(())
-}
-
-/// `$disconnect`: logs who left, with close code and reason.
-async fn on_disconnect(_ctx: Context, request: Request) -> Result<()> {
-    let (status_code, reason) = match &request.disconnect {
-        Some(info) => (Some(info.status_code), info.reason.as_str()),
-        None => (None, ""),
-    };
-    tracing::info!(
-        connection_id = %request.connection_id,
-        source_ip = request.source_ip.as_deref().unwrap_or("unknown"),
-        status_code,
-        reason,
-        "disconnected"
-    );
+/// `$connect` and `$disconnect`: accept (the router logs both, with the caller).
+async fn accept(_ctx: Context, _request: Request) -> Result<()> {
     Ok(())
 }
 

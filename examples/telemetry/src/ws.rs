@@ -84,7 +84,7 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<()> {
         connection_id = %request.connection_id,
         role = connection.attributes[keys::ROLE].as_str().unwrap_or(""),
         device_id = device_id.unwrap_or(""),
-        "connected"
+        "registered"
     );
     ctx.store().put(connection).await
 }
@@ -154,8 +154,7 @@ pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<()> {
     tracing::info!(
         connection_id = %request.connection_id,
         device_id,
-        status_code = request.disconnect.as_ref().map(|d| d.status_code),
-        "disconnected"
+        "unregistered"
     );
     Ok(())
 }
