@@ -58,7 +58,7 @@ struct State {
 
 /// A [`MessageSink`] that makes a fraction of sends fail with `Gone`, `Throttled` or a
 /// timeout before they reach the wrapped sink, for testing what handlers and
-/// [`broadcast`](wsgw_core::broadcast) do under faults.
+/// [`ctx.broadcast`](wsgw_core::Context::broadcast) do under faults.
 ///
 /// Faults are drawn from a seeded generator, per connection and per call: the `n`-th
 /// call for a connection gets the same fault in every run with the same seed, whatever
