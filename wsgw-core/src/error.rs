@@ -36,7 +36,7 @@ pub enum Error {
 
     /// The backend did not answer in time (an SDK operation or attempt timeout). Nothing
     /// is known about whether the call took effect: a send that timed out may still
-    /// arrive, so retrying it (as [`broadcast`](crate::broadcast) does) may deliver it
+    /// arrive, so retrying it (as [`ctx.broadcast`](crate::Context::broadcast) does) may deliver it
     /// twice.
     #[error("timed out calling {backend}: {message}")]
     Timeout {
@@ -105,7 +105,7 @@ pub enum Error {
     /// The client's request is refused: the router answers the client with the
     /// rejection (an error frame on a WebSocket route, a 4xx on a REST route, a refused
     /// handshake on `$connect`), and the invocation does not fail. What `?` on
-    /// [`Request::json`](crate::Request::json) and any other [`Rejection`] gives.
+    /// [`Request::json`](crate::Request::json) and any other [`Rejection`](crate::Rejection) gives.
     #[error("request rejected: {0}")]
     Rejected(crate::Rejection),
 
