@@ -8,14 +8,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::Message;
 use wsgw_aws::lambda::LambdaApp;
 use wsgw_aws::ManagementApi;
 use wsgw_core::{Context, Payload, Reply, Request, Router};
 use wsgw_memory::gateway::{Invocation, LambdaRuntimeEmulator, LocalGateway, ManagementRecorder};
+use wsgw_memory::testing::events;
+use wsgw_memory::testing::ws::{next_text, send_json, Client};
 use wsgw_memory::MemoryStore;
+
+/// A message event of the test's one connection, selecting `route`.
+fn message(route: &str) -> Value {
+    events::message("GXLKAfX1FiACHqQ=", &json!({ "action": route }))
+}
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -46,24 +51,8 @@ fn router() -> Router {
         .route("ping", ping)
 }
 
-type Client =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 async fn send(client: &mut Client, action: &str) {
-    client
-        .send(Message::text(json!({ "action": action }).to_string()))
-        .await
-        .expect("sends");
-}
-
-async fn next_text(client: &mut Client) -> String {
-    loop {
-        match tokio::time::timeout(WAIT, client.next()).await {
-            Ok(Some(Ok(Message::Text(text)))) => return text.to_string(),
-            Ok(Some(Ok(_))) => continue,
-            other => panic!("expected a text frame, got {other:?}"),
-        }
-    }
+    send_json(client, &json!({ "action": action })).await;
 }
 
 #[tokio::test]
@@ -97,27 +86,6 @@ async fn locally_a_panic_answers_internal_server_error_and_other_work_goes_on() 
         "the connection stays open"
     );
     gateway.shutdown().await.expect("stops");
-}
-
-fn message(route: &str) -> Value {
-    json!({
-        "requestContext": {
-            "routeKey": route,
-            "eventType": "MESSAGE",
-            "messageId": format!("msg-{route}"),
-            "messageDirection": "IN",
-            "stage": "production",
-            "connectedAt": 1795336800000i64,
-            "requestTimeEpoch": 1795336801234i64,
-            "identity": { "sourceIp": "203.0.113.10" },
-            "requestId": format!("req-{route}"),
-            "domainName": "abc123.execute-api.eu-west-1.amazonaws.com",
-            "connectionId": "GXLKAfX1FiACHqQ=",
-            "apiId": "abc123"
-        },
-        "body": json!({ "action": route }).to_string(),
-        "isBase64Encoded": false
-    })
 }
 
 /// The Lambda runtime loop itself (`LambdaApp::run`, what the runner ends in), in
