@@ -5,20 +5,17 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wsgw_core::{
     Authorization, Context, Error, EventType, HttpRequest, HttpResponse, Payload, Reply, Request,
     Router, DEFAULT,
 };
 use wsgw_memory::gateway::{Assets, Limits, LocalGateway, ManagementAccess, RunningGateway};
-
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use wsgw_memory::testing::ws::{close_frame, next_json, next_text, send_json, Client};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -200,52 +197,8 @@ impl Fixture {
     }
 }
 
-async fn next_text(client: &mut Client) -> String {
-    loop {
-        let message = tokio::time::timeout(WAIT, client.next())
-            .await
-            .expect("a message within 5 s")
-            .expect("socket open")
-            .expect("valid frame");
-        match message {
-            Message::Text(text) => return text.as_str().to_owned(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("expected text, got {other:?}"),
-        }
-    }
-}
-
-async fn next_json(client: &mut Client) -> Value {
-    serde_json::from_str(&next_text(client).await).expect("JSON message")
-}
-
-/// Reads until the server's close frame and returns its code and reason.
-async fn close_code(client: &mut Client) -> (u16, String) {
-    loop {
-        match tokio::time::timeout(WAIT, client.next())
-            .await
-            .expect("close within 5 s")
-        {
-            Some(Ok(Message::Close(Some(frame)))) => {
-                return (u16::from(frame.code), frame.reason.as_str().to_owned())
-            }
-            Some(Ok(Message::Close(None))) => return (1005, String::new()),
-            Some(Ok(_)) => continue,
-            Some(Err(error)) => panic!("socket error before close: {error}"),
-            None => panic!("socket ended without a close frame"),
-        }
-    }
-}
-
-async fn send_json(client: &mut Client, value: Value) {
-    client
-        .send(Message::text(value.to_string()))
-        .await
-        .expect("send");
-}
-
 async fn whoami(client: &mut Client) -> String {
-    send_json(client, json!({"action": "whoami"})).await;
+    send_json(client, &json!({"action": "whoami"})).await;
     next_json(client).await["connection_id"]
         .as_str()
         .expect("id")
@@ -289,7 +242,7 @@ async fn connect_passes_query_headers_source_ip_and_aws_request_context() {
     assert_eq!(connect.source_ip.as_deref(), Some("127.0.0.1"));
     assert!(connect.connected_at.is_some());
     assert_eq!(whoami(&mut client).await, connect.connection_id.as_str());
-    send_json(&mut client, json!({"action": "echo"})).await;
+    send_json(&mut client, &json!({"action": "echo"})).await;
     next_json(&mut client).await;
     let message = fixture.next_event(EventType::Message).await;
     assert_eq!(message.api_id, connect.api_id);
@@ -416,7 +369,7 @@ async fn authorizer_denial_refuses_the_handshake_and_allow_context_reaches_every
         connect.authorizer,
         Some(json!({"principal": "ada", "roles": ["operator"]}))
     );
-    send_json(&mut client, json!({"action": "echo"})).await;
+    send_json(&mut client, &json!({"action": "echo"})).await;
     next_text(&mut client).await;
     let message = events.recv().await.unwrap();
     assert_eq!(
@@ -449,7 +402,7 @@ async fn chosen_subprotocol_is_echoed_in_the_handshake() {
 async fn messages_route_by_action_with_two_way_replies_and_default_fallback() {
     let mut fixture = start(test_limits()).await;
     let mut client = fixture.connect("/").await;
-    send_json(&mut client, json!({"action": "echo", "n": 1})).await;
+    send_json(&mut client, &json!({"action": "echo", "n": 1})).await;
     assert_eq!(
         next_json(&mut client).await,
         json!({"action": "echo", "n": 1})
@@ -458,7 +411,7 @@ async fn messages_route_by_action_with_two_way_replies_and_default_fallback() {
     assert_eq!(routed.route_key, "echo");
     assert!(routed.message_id.is_some());
 
-    send_json(&mut client, json!({"action": "nope"})).await;
+    send_json(&mut client, &json!({"action": "nope"})).await;
     assert_eq!(
         next_json(&mut client).await,
         json!({"route": "$default", "binary": false})
@@ -469,7 +422,7 @@ async fn messages_route_by_action_with_two_way_replies_and_default_fallback() {
         json!({"route": "$default", "binary": false})
     );
 
-    send_json(&mut client, json!({"action": "push"})).await;
+    send_json(&mut client, &json!({"action": "push"})).await;
     assert_eq!(next_json(&mut client).await, json!({"pushed": true}));
 }
 
@@ -479,12 +432,12 @@ async fn messages_route_by_action_with_two_way_replies_and_default_fallback() {
 async fn a_one_way_routes_reply_body_is_dropped_as_on_api_gateway() {
     let mut fixture = start(test_limits()).await;
     let mut client = fixture.connect("/local").await;
-    send_json(&mut client, json!({"action": "one_way"})).await;
+    send_json(&mut client, &json!({"action": "one_way"})).await;
     assert_eq!(
         fixture.next_event(EventType::Message).await.route_key,
         "one_way"
     );
-    send_json(&mut client, json!({"action": "echo", "after": "one_way"})).await;
+    send_json(&mut client, &json!({"action": "echo", "after": "one_way"})).await;
     assert_eq!(
         next_json(&mut client).await,
         json!({"action": "echo", "after": "one_way"}),
@@ -503,7 +456,7 @@ async fn a_binary_frame_closes_the_connection_with_1003_and_bystanders_keep_work
     let id = whoami(&mut client).await;
     client.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
     assert_eq!(
-        close_code(&mut client).await,
+        close_frame(&mut client).await,
         (1003, "Binary frames are not supported".to_owned())
     );
     let disconnect = fixture.next_event(EventType::Disconnect).await;
@@ -511,7 +464,7 @@ async fn a_binary_frame_closes_the_connection_with_1003_and_bystanders_keep_work
     assert_eq!(disconnect.disconnect.map(|d| d.status_code), Some(1003));
     // No route saw the binary message.
     assert!(fixture.events.try_recv().is_err());
-    send_json(&mut bystander, json!({"action": "echo", "still": "here"})).await;
+    send_json(&mut bystander, &json!({"action": "echo", "still": "here"})).await;
     assert_eq!(
         next_json(&mut bystander).await,
         json!({"action": "echo", "still": "here"})
@@ -533,7 +486,7 @@ async fn without_default_route_the_client_gets_aws_forbidden_frame_and_stays_con
     let (mut client, _) = tokio_tungstenite::connect_async(gateway.stage_url())
         .await
         .unwrap();
-    send_json(&mut client, json!({"action": "missing"})).await;
+    send_json(&mut client, &json!({"action": "missing"})).await;
     let frame = next_text(&mut client).await;
     let error: Value = serde_json::from_str(&frame).unwrap();
     assert_eq!(
@@ -550,7 +503,7 @@ async fn without_default_route_the_client_gets_aws_forbidden_frame_and_stays_con
         ),
         "byte for byte as API Gateway writes it"
     );
-    send_json(&mut client, json!({"action": "ping"})).await;
+    send_json(&mut client, &json!({"action": "ping"})).await;
     assert_eq!(next_text(&mut client).await, "pong", "connection kept");
     gateway.shutdown().await.unwrap();
 }
@@ -563,7 +516,7 @@ async fn handler_errors_and_panics_answer_internal_server_error_and_keep_the_con
     let mut client = fixture.connect("/").await;
     let id = whoami(&mut client).await;
     for route in ["fail", "panic"] {
-        send_json(&mut client, json!({"action": route})).await;
+        send_json(&mut client, &json!({"action": route})).await;
         let frame = next_text(&mut client).await;
         let error: Value = serde_json::from_str(&frame).unwrap();
         let request_id = error["requestId"].as_str().expect("a requestId");
@@ -575,7 +528,7 @@ async fn handler_errors_and_panics_answer_internal_server_error_and_keep_the_con
             "{route}"
         );
     }
-    send_json(&mut client, json!({"action": "echo"})).await;
+    send_json(&mut client, &json!({"action": "echo"})).await;
     assert_eq!(next_json(&mut client).await, json!({"action": "echo"}));
 }
 
@@ -586,7 +539,7 @@ async fn slow_handlers_time_out_like_the_integration_timeout() {
     let fixture = start(test_limits()).await;
     let mut client = fixture.connect("/").await;
     let id = whoami(&mut client).await;
-    send_json(&mut client, json!({"action": "slow"})).await;
+    send_json(&mut client, &json!({"action": "slow"})).await;
     let frame = next_text(&mut client).await;
     let error: Value = serde_json::from_str(&frame).unwrap();
     assert_eq!(error["message"], "Endpoint request timed out");
@@ -600,8 +553,8 @@ async fn messages_of_one_connection_are_handled_concurrently_a_slow_first_does_n
 ) {
     let fixture = start(test_limits()).await;
     let mut client = fixture.connect("/local").await;
-    send_json(&mut client, json!({"action": "nap"})).await;
-    send_json(&mut client, json!({"action": "echo", "n": 2})).await;
+    send_json(&mut client, &json!({"action": "nap"})).await;
+    send_json(&mut client, &json!({"action": "echo", "n": 2})).await;
     assert_eq!(
         next_json(&mut client).await,
         json!({"action": "echo", "n": 2}),
@@ -615,8 +568,8 @@ async fn messages_of_one_connection_are_handled_concurrently_a_slow_first_does_n
 async fn the_opt_in_ordered_mode_handles_one_message_at_a_time_in_arrival_order() {
     let fixture = start(test_limits().max_concurrent_messages(1)).await;
     let mut client = fixture.connect("/local").await;
-    send_json(&mut client, json!({"action": "nap"})).await;
-    send_json(&mut client, json!({"action": "echo", "n": 2})).await;
+    send_json(&mut client, &json!({"action": "nap"})).await;
+    send_json(&mut client, &json!({"action": "echo", "n": 2})).await;
     assert_eq!(next_text(&mut client).await, "napped");
     assert_eq!(
         next_json(&mut client).await,
@@ -661,7 +614,7 @@ async fn frame_over_the_frame_limit_closes_with_1009() {
     let mut fixture = start(test_limits()).await;
     let mut client = fixture.connect("/").await;
     client.send(Message::text("x".repeat(1025))).await.unwrap();
-    assert_eq!(close_code(&mut client).await.0, 1009);
+    assert_eq!(close_frame(&mut client).await.0, 1009);
     assert_eq!(
         fixture
             .next_event(EventType::Disconnect)
@@ -697,7 +650,7 @@ async fn message_over_the_message_limit_closes_with_1009_even_in_small_frames() 
             .await
             .unwrap();
     }
-    assert_eq!(close_code(&mut client).await.0, 1009);
+    assert_eq!(close_frame(&mut client).await.0, 1009);
     assert_eq!(
         fixture
             .next_event(EventType::Disconnect)
@@ -748,7 +701,7 @@ async fn idle_connections_close_with_1001() {
     let mut fixture = start(test_limits().idle_timeout(Duration::from_millis(300))).await;
     let mut client = fixture.connect("/").await;
     assert_eq!(
-        close_code(&mut client).await,
+        close_frame(&mut client).await,
         (1001, "Going away".to_owned())
     );
     assert_eq!(
@@ -768,7 +721,7 @@ async fn activity_keeps_a_connection_open_past_the_idle_timeout() {
     let mut client = fixture.connect("/").await;
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        send_json(&mut client, json!({"action": "echo"})).await;
+        send_json(&mut client, &json!({"action": "echo"})).await;
         assert_eq!(next_json(&mut client).await, json!({"action": "echo"}));
     }
 }
@@ -905,7 +858,7 @@ async fn management_calls_on_another_stage_are_403_forbidden() {
         );
         assert_eq!(answer.body, r#"{"message":"Forbidden"}"#);
     }
-    send_json(&mut client, json!({"action": "echo"})).await;
+    send_json(&mut client, &json!({"action": "echo"})).await;
     assert_eq!(
         next_json(&mut client).await,
         json!({"action": "echo"}),
@@ -944,7 +897,7 @@ async fn without_the_loopback_exemption_unsigned_management_calls_are_refused_as
         );
         assert_eq!(answer.body, r#"{"message":"Missing Authentication Token"}"#);
     }
-    send_json(&mut client, json!({"action": "echo"})).await;
+    send_json(&mut client, &json!({"action": "echo"})).await;
     assert_eq!(
         next_json(&mut client).await,
         json!({"action": "echo"}),
@@ -1056,7 +1009,7 @@ async fn management_delete_closes_the_socket_and_runs_disconnect() {
         )
         .await;
     assert_eq!(deleted.status, 204);
-    assert_eq!(close_code(&mut client).await.0, 1000);
+    assert_eq!(close_frame(&mut client).await.0, 1000);
     let event = fixture.next_event(EventType::Disconnect).await;
     assert_eq!(event.connection_id.as_str(), id);
     let again = http_client()
@@ -1075,9 +1028,9 @@ async fn posts_pings_and_later_messages_are_served_while_a_slow_message_is_route
     let mut client = fixture.connect("/").await;
     let id = whoami(&mut client).await;
     // `slow` answers after 3 s; the two echoes do not wait for it.
-    send_json(&mut client, json!({"action": "slow"})).await;
-    send_json(&mut client, json!({"action": "echo", "n": 1})).await;
-    send_json(&mut client, json!({"action": "echo", "n": 2})).await;
+    send_json(&mut client, &json!({"action": "slow"})).await;
+    send_json(&mut client, &json!({"action": "echo", "n": 1})).await;
+    send_json(&mut client, &json!({"action": "echo", "n": 2})).await;
     let posted = http_client()
         .request(
             "POST",
@@ -1124,8 +1077,8 @@ async fn posts_pings_and_later_messages_are_served_while_a_slow_message_is_route
 async fn handler_disconnect_through_the_sink_closes_the_socket() {
     let mut fixture = start(test_limits()).await;
     let mut client = fixture.connect("/").await;
-    send_json(&mut client, json!({"action": "close_me"})).await;
-    assert_eq!(close_code(&mut client).await.0, 1000);
+    send_json(&mut client, &json!({"action": "close_me"})).await;
+    assert_eq!(close_frame(&mut client).await.0, 1000);
     fixture.next_event(EventType::Disconnect).await;
 }
 
@@ -1232,8 +1185,8 @@ async fn shutdown_closes_every_socket_with_1001_and_runs_each_disconnect() {
         mut events,
     } = fixture;
     let stopping = tokio::spawn(gateway.shutdown());
-    assert_eq!(close_code(&mut first).await.0, 1001);
-    assert_eq!(close_code(&mut second).await.0, 1001);
+    assert_eq!(close_frame(&mut first).await.0, 1001);
+    assert_eq!(close_frame(&mut second).await.0, 1001);
     stopping.await.unwrap().expect("clean shutdown");
     let mut disconnects = 0;
     while let Ok(event) = events.try_recv() {

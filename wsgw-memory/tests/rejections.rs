@@ -5,13 +5,13 @@
 #[path = "support/clients.rs"]
 mod clients;
 
-use clients::{next_text, Client};
-use futures::SinkExt;
+use clients::next_text;
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::tungstenite;
 use wsgw_core::metrics::Counter;
 use wsgw_core::{Context, HttpRequest, HttpResponse, Json, Rejection, Request, Router};
 use wsgw_memory::gateway::{LocalGateway, RunningGateway};
+use wsgw_memory::testing::ws::send_json;
 
 #[derive(serde::Deserialize)]
 struct Say {
@@ -52,13 +52,6 @@ async fn start() -> RunningGateway {
         .expect("binds loopback")
 }
 
-async fn send(client: &mut Client, body: Value) {
-    client
-        .send(Message::text(body.to_string()))
-        .await
-        .expect("sends");
-}
-
 #[tokio::test]
 async fn a_rejection_reaches_the_client_as_its_error_frame_and_the_connection_stays_open() {
     let gateway = start().await;
@@ -67,13 +60,13 @@ async fn a_rejection_reaches_the_client_as_its_error_frame_and_the_connection_st
             .await
             .expect("connects");
 
-    send(&mut client, json!({"action": "say", "text": 7})).await;
+    send_json(&mut client, &json!({"action": "say", "text": 7})).await;
     let frame: Value = serde_json::from_str(&next_text(&mut client).await).expect("JSON");
     assert_eq!(frame["type"], "error");
     assert_eq!(frame["error"], "invalid_type");
     assert_eq!(frame["field"], "text");
 
-    send(&mut client, json!({"action": "ping"})).await;
+    send_json(&mut client, &json!({"action": "ping"})).await;
     assert_eq!(next_text(&mut client).await, r#"{"type":"pong"}"#);
     let metrics = gateway.metrics();
     assert_eq!(metrics.get(Counter::Messages, "say"), 1);

@@ -149,16 +149,26 @@ pub async fn assert_silent_for(client: &mut Client, window: Duration) {
 /// without one; other messages skipped).
 ///
 /// # Panics
-/// When no close frame arrives within [`WAIT`] or the socket ends without one.
+/// As [`close_frame`].
 pub async fn close_code(client: &mut Client) -> u16 {
+    close_frame(client).await.0
+}
+
+/// Reads until the server's close frame and returns its code and reason (1005 and no
+/// reason for a close frame without a code, RFC 6455 7.1.5; other messages skipped).
+///
+/// # Panics
+/// When no close frame arrives within [`WAIT`] or the socket ends or fails without one.
+pub async fn close_frame(client: &mut Client) -> (u16, String) {
     loop {
         match tokio::time::timeout(WAIT, client.next())
             .await
             .unwrap_or_else(|_| panic!("closed within {WAIT:?}"))
         {
-            Some(Ok(Message::Close(Some(frame)))) => return u16::from(frame.code),
-            // RFC 6455, 7.1.5: a close frame without a code reads as 1005.
-            Some(Ok(Message::Close(None))) => return 1005,
+            Some(Ok(Message::Close(Some(frame)))) => {
+                return (u16::from(frame.code), frame.reason.as_str().to_owned())
+            }
+            Some(Ok(Message::Close(None))) => return (1005, String::new()),
             Some(Ok(_)) => continue,
             other => panic!("expected a close frame, got {other:?}"),
         }
