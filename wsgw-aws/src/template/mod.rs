@@ -61,6 +61,8 @@
 //! }
 //! ```
 
+mod eval;
+mod stack;
 mod value;
 mod websocket;
 
@@ -69,6 +71,11 @@ use std::path::Path;
 
 use wsgw_core::Router;
 
+pub use eval::{StackSettings, LOCAL_ACCOUNT_ID};
+pub use stack::{
+    CargoBuild, IdentitySource, Stack, StackApi, StackAuthorizer, StackFunction, StackRoute,
+    StackStage, StackTable,
+};
 pub use value::{Intrinsic, TemplateValue};
 pub use websocket::{ApiRoute, Drift, DriftError, WebSocketApi};
 
@@ -141,6 +148,21 @@ pub enum TemplateError {
         /// The logical id asked for.
         logical_id: String,
     },
+    /// [`Template::resolve`]: a value of the template cannot be resolved or is not what
+    /// it must be; the message names the resource (or section) and the property.
+    #[error("{template}: {resource}{}: {problem}", if property.is_empty() { String::new() } else { format!(", property {property}") })]
+    Invalid {
+        /// The template's file name.
+        template: String,
+        /// The resource's logical id, or the section (`Parameters`, `Conditions`,
+        /// `Rules`).
+        resource: String,
+        /// The property's path (`Environment.Variables.TABLE`, `Target`); empty for the
+        /// resource itself.
+        property: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// [`check_router`]: the router and the template differ.
     #[error(transparent)]
     Drift(#[from] DriftError),
@@ -196,6 +218,9 @@ pub struct Template {
     conditions: BTreeMap<String, TemplateValue>,
     mappings: BTreeMap<String, TemplateValue>,
     outputs: BTreeMap<String, TemplateValue>,
+    globals: BTreeMap<String, TemplateValue>,
+    /// Every other top-level section (`Rules`, `Transform`, `Metadata` …), as written.
+    other_sections: BTreeMap<String, TemplateValue>,
 }
 
 impl Template {
@@ -267,6 +292,8 @@ impl Template {
             conditions: section(&mut top, "Conditions").map_err(not_a_template)?,
             mappings: section(&mut top, "Mappings").map_err(not_a_template)?,
             outputs: section(&mut top, "Outputs").map_err(not_a_template)?,
+            globals: section(&mut top, "Globals").map_err(not_a_template)?,
+            other_sections: top,
             resources,
             name,
         })
@@ -316,6 +343,17 @@ impl Template {
     /// `Outputs`.
     pub fn outputs(&self) -> &BTreeMap<String, TemplateValue> {
         &self.outputs
+    }
+
+    /// SAM's `Globals` (`Function`, `Api` …), each as written.
+    pub fn globals(&self) -> &BTreeMap<String, TemplateValue> {
+        &self.globals
+    }
+
+    /// Another top-level section (`Rules`, `Transform`, `Description`, `Metadata` …), as
+    /// written.
+    pub fn section(&self, name: &str) -> Option<&TemplateValue> {
+        self.other_sections.get(name)
     }
 
     /// Every WebSocket API of the template (`AWS::ApiGatewayV2::Api` with `ProtocolType:
