@@ -40,7 +40,7 @@ mod tables;
 mod token;
 
 pub use crate::config::MAX_ATTEMPTS;
-pub use config::{CONNECTIONS_TABLE_ENV, DYNAMODB_ENDPOINT_ENV, HISTORY_TABLE_ENV};
+pub use config::{local_client, CONNECTIONS_TABLE_ENV, DYNAMODB_ENDPOINT_ENV, HISTORY_TABLE_ENV};
 pub use history::{DynamoHistory, DynamoHistoryBuilder};
 pub use schema::DEFAULT_CONNECTION_TTL;
 pub use store::{DynamoStore, DynamoStoreBuilder};

@@ -74,7 +74,9 @@ use wsgw_core::{ConnectionStore, MessageSink, Router};
 pub use access::ManagementArgs;
 pub use access::{ManagementAccess, ManagementCredentials};
 pub use assets::Assets;
-pub use lambda_emulator::{Invocation, LambdaRuntimeEmulator, ManagementCall, ManagementRecorder};
+pub use lambda_emulator::{
+    Invocation, LambdaRuntimeEmulator, ManagementCall, ManagementRecorder, RuntimeSettings,
+};
 pub use metrics::{render as render_prometheus, PROMETHEUS_CONTENT_TYPE};
 
 use crate::ids::new_api_id;
