@@ -586,9 +586,9 @@ fn websocket_request_context(request: &Request) -> serde_json::Map<String, Value
         Value::String(request.message_direction.clone()),
     );
     put("stage", Value::String(request.stage.clone()));
-    if let Some(connected_at) = request.connected_at {
-        put("connectedAt", Value::from(connected_at.timestamp_millis()));
-    }
+    // API Gateway always sends it; a request without one is its connection's first.
+    let connected_at = request.connected_at.unwrap_or(request.request_time);
+    put("connectedAt", Value::from(connected_at.timestamp_millis()));
     put(
         "requestTimeEpoch",
         Value::from(request.request_time.timestamp_millis()),
@@ -619,7 +619,8 @@ fn websocket_request_context(request: &Request) -> serde_json::Map<String, Value
 /// upgrade's headers and query string (single- and multi-valued), `MESSAGE` with the
 /// body (`isBase64Encoded` for binary), `DISCONNECT` with `disconnectStatusCode` and
 /// `disconnectReason`; `requestContext` with `routeKey`, `eventType`, `connectionId`,
-/// `connectedAt`, `requestTimeEpoch`, `requestTime`, `messageId` (MESSAGE), `identity`,
+/// `connectedAt` (the request time when the request has none), `requestTimeEpoch`,
+/// `requestTime`, `messageId` (MESSAGE), `identity`,
 /// `domainName`, `stage`, `apiId`, `requestId`, `messageDirection` and the authorizer's
 /// context. [`decode_websocket_event`] reads it back into the same request.
 ///

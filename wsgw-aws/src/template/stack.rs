@@ -218,6 +218,16 @@ pub struct CargoBuild {
     pub binary: Option<String>,
 }
 
+impl CargoBuild {
+    /// `cargo build --bin BINARY` in `manifest_dir` (the package's one binary for `None`).
+    pub fn new(manifest_dir: impl Into<PathBuf>, binary: Option<String>) -> Self {
+        CargoBuild {
+            manifest_dir: manifest_dir.into(),
+            binary,
+        }
+    }
+}
+
 /// A Lambda function of the stack.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
