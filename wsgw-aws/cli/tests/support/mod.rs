@@ -37,3 +37,29 @@ pub async fn plain_echo() -> PathBuf {
         .await
         .clone()
 }
+
+/// A directory of its own under the system's temporary directory, emptied first.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wsgw-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
+/// A crate that does not compile, in a workspace of its own: `broken`'s `main` returns
+/// a string where it declares `()`.
+pub fn broken_crate(dir: &Path) -> PathBuf {
+    let root = dir.join("broken");
+    std::fs::create_dir_all(root.join("src")).expect("the crate's directory");
+    std::fs::write(
+        root.join("Cargo.toml"),
+        "[package]\nname = \"broken\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n[workspace]\n",
+    )
+    .expect("its manifest");
+    std::fs::write(
+        root.join("src/main.rs"),
+        "fn main() {\n    \"not a unit\"\n}\n",
+    )
+    .expect("its source");
+    root
+}
