@@ -168,15 +168,14 @@ fn venv_python(venv: &Path) -> PathBuf {
     }
 }
 
-/// Makes the virtualenv hold [`MOTO_REQUIREMENTS`] and returns its Python. A marker
-/// written after a complete install makes later runs start at once.
+/// Makes the virtualenv hold [`MOTO_REQUIREMENTS`] and returns its Python. The install
+/// goes into a directory of its own, renamed into place when complete, so a failed or
+/// interrupted install leaves nothing half-made and two first runs at once do not mix
+/// their files (the second to finish uses the first's).
 pub async fn ensure_installed(cache: &Path) -> Result<PathBuf, DynamoError> {
     let venv = moto_venv(cache);
     let python = venv_python(&venv);
-    let marker = venv.join("wsgw-installed.txt");
-    if python.exists()
-        && std::fs::read_to_string(&marker).is_ok_and(|text| text == MOTO_REQUIREMENTS)
-    {
+    if python.exists() {
         return Ok(python);
     }
     let fail = |problem: String| DynamoError::Install {
@@ -189,34 +188,40 @@ pub async fn ensure_installed(cache: &Path) -> Result<PathBuf, DynamoError> {
     );
     std::fs::create_dir_all(cache)
         .map_err(|error| fail(format!("cannot create {}: {error}", cache.display())))?;
-    if !python.exists() {
-        let base = std::env::var(PYTHON_ENV).unwrap_or_else(|_| "python3".to_owned());
-        run(Command::new(&base).args(["-m", "venv"]).arg(&venv))
-            .await
-            .map_err(|problem| fail(format!("`{base} -m venv` failed ({problem}): install Python 3 with venv (Debian: apt-get install python3-venv), or set {PYTHON_ENV}")))?;
+    let staging = cache.join(format!(
+        ".{}-installing-{}",
+        venv.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&staging);
+    let installed = install(&staging).await;
+    if let Err(problem) = installed {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(fail(problem));
     }
-    let requirements = venv.join("requirements.txt");
+    if let Err(error) = std::fs::rename(&staging, &venv) {
+        let _ = std::fs::remove_dir_all(&staging);
+        if !python.exists() {
+            return Err(fail(format!("cannot move the install into place: {error}")));
+        }
+    }
+    Ok(python)
+}
+
+/// A virtualenv at `dir` with [`MOTO_REQUIREMENTS`] installed.
+async fn install(dir: &Path) -> Result<(), String> {
+    let base = std::env::var(PYTHON_ENV).unwrap_or_else(|_| "python3".to_owned());
+    run(Command::new(&base).args(["-m", "venv"]).arg(dir))
+        .await
+        .map_err(|problem| format!("`{base} -m venv` failed ({problem}): install Python 3 with venv (Debian: apt-get install python3-venv), or set {PYTHON_ENV}"))?;
+    let requirements = dir.join("requirements.txt");
     std::fs::write(&requirements, MOTO_REQUIREMENTS)
-        .map_err(|error| fail(format!("cannot write {}: {error}", requirements.display())))?;
-    run(Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--quiet",
-            "-r",
-        ])
+        .map_err(|error| format!("cannot write {}: {error}", requirements.display()))?;
+    run(Command::new(venv_python(dir))
+        .args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet", "-r"])
         .arg(&requirements))
     .await
-    .map_err(|problem| {
-        fail(format!(
-            "pip install failed ({problem}); is PyPI reachable?"
-        ))
-    })?;
-    std::fs::write(&marker, MOTO_REQUIREMENTS)
-        .map_err(|error| fail(format!("cannot write {}: {error}", marker.display())))?;
-    Ok(python)
+    .map_err(|problem| format!("pip install failed ({problem}); is PyPI reachable?"))
 }
 
 async fn run(command: &mut Command) -> Result<(), String> {
