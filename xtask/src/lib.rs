@@ -6,7 +6,8 @@
 //!
 //! - `cargo xtask test`: every test of the project ([`test_steps`]), including wsgw-aws's
 //!   the chat's and the telemetry's DynamoDB tests against moto's server ([`moto`]),
-//!   which it installs, starts and stops, the chat page and the telemetry dashboard in
+//!   which it installs, starts and stops, `wsgw local`'s tables and its own moto
+//!   ([`wsgw_local`]), the chat page and the telemetry dashboard in
 //!   headless Chromium ([`chat`], [`telemetry`]), every command of the README's "Poke it
 //!   by hand" walkthrough ([`walkthrough`]), Python's `websockets` and boto3 checking
 //!   that the example binaries behave as API Gateway does ([`parity`]), and the ESP32-C3
@@ -34,6 +35,7 @@ pub mod report;
 pub mod step;
 pub mod telemetry;
 pub mod walkthrough;
+pub mod wsgw_local;
 
 use std::io;
 use std::path::PathBuf;
@@ -84,6 +86,7 @@ pub fn test_steps_on(moto_port: u16) -> Vec<Step> {
     steps.extend(moto::dynamodb_steps(&workspace_root(), moto_port));
     steps.push(chat::dynamodb_step());
     steps.push(telemetry::dynamodb_step());
+    steps.push(wsgw_local::dynamodb_step(&workspace_root()));
     steps.push(cfn_lint::lint_step());
     steps.extend(chat::web_steps(&workspace_root()));
     steps.extend(walkthrough::walkthrough_steps(&workspace_root()));
@@ -172,6 +175,15 @@ mod tests {
                     "dynamodb",
                     "--test",
                     "lambda_mode"
+                ],
+                vec![
+                    "test",
+                    "-p",
+                    "wsgw",
+                    "--features",
+                    "integration",
+                    "--test",
+                    "dynamodb"
                 ],
                 vec!["xtask", "lint-templates"],
                 vec!["-c", chat::INSTALL_BROWSER],

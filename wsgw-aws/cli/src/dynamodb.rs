@@ -190,7 +190,9 @@ pub async fn ensure_installed(cache: &Path) -> Result<PathBuf, DynamoError> {
         .map_err(|error| fail(format!("cannot create {}: {error}", cache.display())))?;
     let staging = cache.join(format!(
         ".{}-installing-{}",
-        venv.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default(),
+        venv.file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&staging);
@@ -218,7 +220,14 @@ async fn install(dir: &Path) -> Result<(), String> {
     std::fs::write(&requirements, MOTO_REQUIREMENTS)
         .map_err(|error| format!("cannot write {}: {error}", requirements.display()))?;
     run(Command::new(venv_python(dir))
-        .args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet", "-r"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--quiet",
+            "-r",
+        ])
         .arg(&requirements))
     .await
     .map_err(|problem| format!("pip install failed ({problem}); is PyPI reachable?"))

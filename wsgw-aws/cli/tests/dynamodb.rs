@@ -38,40 +38,93 @@ fn cache() -> PathBuf {
 
 async fn assert_wsgw_table(endpoint: &str, name: &str, group_index: bool) {
     let client = local_client(endpoint, None).await;
-    let table = client.describe_table().table_name(name).send().await.unwrap().table.unwrap();
-    let keys: Vec<(&str, &KeyType)> = table.key_schema().iter().map(|key| (key.attribute_name(), key.key_type())).collect();
-    assert_eq!(keys, [("pk", &KeyType::Hash), ("sk", &KeyType::Range)], "{name}");
+    let table = client
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let keys: Vec<(&str, &KeyType)> = table
+        .key_schema()
+        .iter()
+        .map(|key| (key.attribute_name(), key.key_type()))
+        .collect();
+    assert_eq!(
+        keys,
+        [("pk", &KeyType::Hash), ("sk", &KeyType::Range)],
+        "{name}"
+    );
     let indexes = table.global_secondary_indexes();
     if group_index {
         assert_eq!(indexes.len(), 1, "{name}");
         assert_eq!(indexes[0].index_name(), Some("by-group"));
-        let keys: Vec<&str> = indexes[0].key_schema().iter().map(|key| key.attribute_name()).collect();
+        let keys: Vec<&str> = indexes[0]
+            .key_schema()
+            .iter()
+            .map(|key| key.attribute_name())
+            .collect();
         assert_eq!(keys, ["gpk", "gsk"]);
-        assert_eq!(indexes[0].projection().and_then(|p| p.projection_type()), Some(&ProjectionType::KeysOnly));
+        assert_eq!(
+            indexes[0].projection().and_then(|p| p.projection_type()),
+            Some(&ProjectionType::KeysOnly)
+        );
     } else {
         assert!(indexes.is_empty(), "{name}");
     }
-    let ttl = client.describe_time_to_live().table_name(name).send().await.unwrap();
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(name)
+        .send()
+        .await
+        .unwrap();
     let ttl = ttl.time_to_live_description().unwrap();
     assert_eq!(ttl.attribute_name(), Some("ttl"), "{name}");
-    assert_eq!(ttl.time_to_live_status(), Some(&TimeToLiveStatus::Enabled), "{name}");
+    assert_eq!(
+        ttl.time_to_live_status(),
+        Some(&TimeToLiveStatus::Enabled),
+        "{name}"
+    );
 }
 
 #[tokio::test]
 async fn the_chat_and_telemetry_tables_are_created_as_their_templates_declare_and_then_reused() {
     let endpoint = endpoint();
-    for template in ["examples/chat/template.yaml", "examples/telemetry/template.yaml"] {
+    for template in [
+        "examples/chat/template.yaml",
+        "examples/telemetry/template.yaml",
+    ] {
         let stack = stack(template, &unique_name("stack"));
 
-        let created = create_tables(&stack, &endpoint).await.unwrap_or_else(|error| panic!("{error}"));
+        let created = create_tables(&stack, &endpoint)
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
 
         assert_eq!(created.len(), 2, "{template}");
-        assert!(created.iter().all(|table| table.outcome == TableOutcome::Created), "{created:?}");
-        let name = |logical: &str| created.iter().find(|t| t.logical_id == logical).unwrap().name.clone();
+        assert!(
+            created
+                .iter()
+                .all(|table| table.outcome == TableOutcome::Created),
+            "{created:?}"
+        );
+        let name = |logical: &str| {
+            created
+                .iter()
+                .find(|t| t.logical_id == logical)
+                .unwrap()
+                .name
+                .clone()
+        };
         assert_wsgw_table(&endpoint, &name("ConnectionsTable"), true).await;
         assert_wsgw_table(&endpoint, &name("HistoryTable"), false).await;
         let again = create_tables(&stack, &endpoint).await.unwrap();
-        assert!(again.iter().all(|table| table.outcome == TableOutcome::Reused), "{again:?}");
+        assert!(
+            again
+                .iter()
+                .all(|table| table.outcome == TableOutcome::Reused),
+            "{again:?}"
+        );
     }
 }
 
@@ -79,36 +132,73 @@ async fn the_chat_and_telemetry_tables_are_created_as_their_templates_declare_an
 async fn a_table_that_exists_with_another_key_is_refused_naming_it() {
     let endpoint = endpoint();
     let stack = stack("examples/chat/template.yaml", &unique_name("clash"));
-    let history = &stack.tables.iter().find(|t| t.logical_id == "HistoryTable").unwrap().spec;
+    let history = &stack
+        .tables
+        .iter()
+        .find(|t| t.logical_id == "HistoryTable")
+        .unwrap()
+        .spec;
     let client = local_client(&endpoint, None).await;
-    ensure_table(&client, &TableSpec::new(history.name.clone(), KeySpec::new("id", None))).await.unwrap();
+    ensure_table(
+        &client,
+        &TableSpec::new(history.name.clone(), KeySpec::new("id", None)),
+    )
+    .await
+    .unwrap();
 
-    let error = create_tables(&stack, &endpoint).await.unwrap_err().to_string();
+    let error = create_tables(&stack, &endpoint)
+        .await
+        .unwrap_err()
+        .to_string();
 
     assert!(error.starts_with("table HistoryTable at http"), "{error}");
-    assert!(error.contains(&format!("table {} exists with key id but the template declares pk + sk", history.name)), "{error}");
+    assert!(
+        error.contains(&format!(
+            "table {} exists with key id but the template declares pk + sk",
+            history.name
+        )),
+        "{error}"
+    );
 }
 
 #[tokio::test]
 async fn moto_is_installed_into_the_cache_and_served_on_loopback_until_stopped() {
-    let server = MotoServer::start(&cache()).await.unwrap_or_else(|error| panic!("{error}"));
+    let server = MotoServer::start(&cache())
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
     let endpoint = server.endpoint().to_owned();
     assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
 
     let client = local_client(&endpoint, None).await;
-    ensure_table(&client, &TableSpec::wsgw_table("probe", true)).await.unwrap();
-    assert_eq!(client.list_tables().send().await.unwrap().table_names(), ["probe"]);
+    ensure_table(&client, &TableSpec::wsgw_table("probe", true))
+        .await
+        .unwrap();
+    assert_eq!(
+        client.list_tables().send().await.unwrap().table_names(),
+        ["probe"]
+    );
     server.stop().await;
 
     let addr = endpoint.trim_start_matches("http://");
-    assert!(std::net::TcpStream::connect(addr).is_err(), "moto's server is stopped");
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "moto's server is stopped"
+    );
 }
 
 #[test]
 fn wsgw_local_without_an_endpoint_starts_moto_creates_the_tables_and_stops_it() {
     let stack_name = unique_name("local");
     let output = Command::new(env!("CARGO_BIN_EXE_wsgw"))
-        .args(["local", "--template", "examples/chat/template.yaml", "--listen", "127.0.0.1:0", "--stack-name", &stack_name])
+        .args([
+            "local",
+            "--template",
+            "examples/chat/template.yaml",
+            "--listen",
+            "127.0.0.1:0",
+            "--stack-name",
+            &stack_name,
+        ])
         .current_dir(support::workspace())
         .env(CACHE_DIR_ENV, cache())
         .output()
@@ -122,13 +212,37 @@ fn wsgw_local_without_an_endpoint_starts_moto_creates_the_tables_and_stops_it() 
         .find_map(|line| line.strip_prefix("wsgw: moto 5.2.6's DynamoDB server started at "))
         .unwrap_or_else(|| panic!("moto is announced: {stderr}"));
     let endpoint = announced.trim_end_matches(" (stopped on exit)");
-    assert!(stdout.contains(&format!("DynamoDB at {endpoint}, moto started for this run")), "{stdout}");
-    assert!(stdout.contains(&format!("ConnectionsTable = {stack_name}-ConnectionsTable (Created)")), "{stdout}");
-    assert!(stdout.contains(&format!("HistoryTable = {stack_name}-HistoryTable (Created)")), "{stdout}");
-    assert!(stdout.contains("$connect, $default, $disconnect, heartbeat, history, sendmessage"), "{stdout}");
-    assert!(stderr.contains("cold start"), "the chat function started in Lambda mode: {stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "DynamoDB at {endpoint}, moto started for this run"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "ConnectionsTable = {stack_name}-ConnectionsTable (Created)"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "HistoryTable = {stack_name}-HistoryTable (Created)"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("$connect, $default, $disconnect, heartbeat, history, sendmessage"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("cold start"),
+        "the chat function started in Lambda mode: {stderr}"
+    );
     let addr = endpoint.trim_start_matches("http://");
-    assert!(std::net::TcpStream::connect(addr).is_err(), "moto's server is stopped on exit");
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "moto's server is stopped on exit"
+    );
 }
 
 #[test]
@@ -136,8 +250,19 @@ fn wsgw_local_reuses_the_tables_at_a_given_endpoint() {
     let stack_name = unique_name("given");
     let run = || {
         Command::new(env!("CARGO_BIN_EXE_wsgw"))
-            .args(["local", "--template", "examples/telemetry/template.yaml", "--listen", "127.0.0.1:0"])
-            .args(["--stack-name", &stack_name, "--dynamodb-endpoint", &endpoint()])
+            .args([
+                "local",
+                "--template",
+                "examples/telemetry/template.yaml",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args([
+                "--stack-name",
+                &stack_name,
+                "--dynamodb-endpoint",
+                &endpoint(),
+            ])
             .args(["--parameter-overrides", "DeviceKeys=esp32-01=k1"])
             .current_dir(support::workspace())
             .output()
@@ -147,9 +272,28 @@ fn wsgw_local_reuses_the_tables_at_a_given_endpoint() {
     let first = run();
     let second = run();
 
-    let (first, second) = (String::from_utf8_lossy(&first.stdout), String::from_utf8_lossy(&second.stdout));
-    assert!(first.contains(&format!("ConnectionsTable = {stack_name}-ConnectionsTable (Created)")), "{first}");
-    assert!(second.contains(&format!("ConnectionsTable = {stack_name}-ConnectionsTable (Reused)")), "{second}");
-    assert!(second.contains("AuthorizerFunction:"), "keys turn the authorizer on: {second}");
-    assert!(second.contains("authorizer Authorizer (no identity source)"), "{second}");
+    let (first, second) = (
+        String::from_utf8_lossy(&first.stdout),
+        String::from_utf8_lossy(&second.stdout),
+    );
+    assert!(
+        first.contains(&format!(
+            "ConnectionsTable = {stack_name}-ConnectionsTable (Created)"
+        )),
+        "{first}"
+    );
+    assert!(
+        second.contains(&format!(
+            "ConnectionsTable = {stack_name}-ConnectionsTable (Reused)"
+        )),
+        "{second}"
+    );
+    assert!(
+        second.contains("AuthorizerFunction:"),
+        "keys turn the authorizer on: {second}"
+    );
+    assert!(
+        second.contains("authorizer Authorizer (no identity source)"),
+        "{second}"
+    );
 }
