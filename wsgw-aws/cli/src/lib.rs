@@ -12,6 +12,7 @@
 //!   Lambda's ([`FunctionPool::invoke`](pool::FunctionPool::invoke));
 //! - [`dynamodb`]: the tables created at an endpoint, moto's server started when none is
 //!   given;
+//! - [`watch`]: a function rebuilt and its instances replaced when its sources change;
 //! - [`local`]: all of it made ready from the command line's options ([`LocalRun`]).
 //!
 //! The events the functions get are API Gateway's, encoded by
@@ -44,5 +45,6 @@ pub mod build;
 pub mod dynamodb;
 pub mod local;
 pub mod pool;
+pub mod watch;
 
 pub use local::{LocalArgs, LocalError, LocalRun};

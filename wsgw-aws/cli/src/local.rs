@@ -12,6 +12,7 @@ use wsgw_aws::template::{Stack, StackSettings, Template, TemplateError};
 use crate::build::{BuildError, Builder};
 use crate::dynamodb::{self, DynamoError, MotoServer, ReadyTable};
 use crate::pool::{FunctionPool, InvokeError, PoolFunction, PoolSettings, DEFAULT_MAX_INSTANCES};
+use crate::watch::Watcher;
 
 /// `wsgw local`'s options.
 #[derive(Debug, Clone, clap::Args)]
@@ -173,6 +174,8 @@ pub struct LocalRun {
     pub executables: BTreeMap<String, PathBuf>,
     /// The functions' instances.
     pub pool: FunctionPool,
+    /// How the functions were built (for rebuilds).
+    pub builder: Builder,
 }
 
 impl LocalRun {
@@ -271,6 +274,7 @@ impl LocalRun {
             tables,
             executables,
             pool,
+            builder,
         })
     }
 
@@ -362,6 +366,18 @@ impl LocalRun {
             }
         }
         out
+    }
+
+    /// A [`Watcher`] of the built functions' sources (`--watch`): run it next to the
+    /// gateway.
+    pub fn watcher(&self) -> Watcher {
+        let builds = self
+            .stack
+            .functions
+            .values()
+            .filter_map(|function| Some((function.logical_id.clone(), function.build.clone()?)))
+            .collect();
+        Watcher::new(self.builder.clone(), builds, &self.executables)
     }
 
     /// Stops the functions' instances and moto's server.
