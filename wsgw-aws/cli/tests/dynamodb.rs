@@ -297,3 +297,92 @@ fn wsgw_local_reuses_the_tables_at_a_given_endpoint() {
         "{second}"
     );
 }
+
+#[tokio::test]
+async fn the_chat_function_runs_in_lambda_mode_on_the_tables_its_template_names() {
+    use wsgw::build::Builder;
+    use wsgw::pool::{FunctionPool, PoolFunction, PoolSettings};
+    use wsgw_aws::lambda::{decode_proxy_response, encode_websocket_event};
+    use wsgw_core::{Payload, Request};
+    use wsgw_memory::gateway::ManagementRecorder;
+
+    let endpoint = endpoint();
+    let stack = stack("examples/chat/template.yaml", &unique_name("lambda"));
+    create_tables(&stack, &endpoint).await.unwrap();
+    let executables = Builder::default()
+        .build_stack(&stack)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    let recorder = ManagementRecorder::start().await.unwrap();
+    let pool = FunctionPool::new(
+        stack.functions.values().map(|function| {
+            PoolFunction::from_stack(
+                function,
+                &stack,
+                executables.get(&function.logical_id).cloned(),
+            )
+        }),
+        PoolSettings::default()
+            .with_dynamodb_endpoint(endpoint.clone())
+            .with_management_endpoint(recorder.endpoint()),
+    );
+    let mut connect = Request::connect("c-1=".into()).with_endpoint("127.0.0.1", "production");
+    connect
+        .query
+        .insert("session_id".to_owned(), "s1".to_owned());
+    connect.query.insert("name".to_owned(), "Ada".to_owned());
+    connect.source_ip = Some("127.0.0.1".to_owned());
+    let say = Request::message(
+        "c-1=".into(),
+        Payload::text(r#"{"action":"sendmessage","message":"hi"}"#),
+    )
+    .with_route_key("sendmessage")
+    .with_endpoint("127.0.0.1", "production");
+
+    let connected = pool
+        .invoke("Function", encode_websocket_event(&connect))
+        .await
+        .unwrap();
+    let said = pool
+        .invoke("Function", encode_websocket_event(&say))
+        .await
+        .unwrap();
+
+    assert_eq!(decode_proxy_response(connected).unwrap().status, 200);
+    assert_eq!(decode_proxy_response(said).unwrap().status, 200);
+    let posted: Vec<String> = recorder
+        .take_calls()
+        .iter()
+        .map(|call| String::from_utf8_lossy(&call.body).into_owned())
+        .collect();
+    assert!(
+        posted.iter().any(|body| body.contains("\"hi\"")),
+        "the message is broadcast: {posted:?}"
+    );
+    let connections = &stack
+        .tables
+        .iter()
+        .find(|t| t.logical_id == "ConnectionsTable")
+        .unwrap()
+        .spec
+        .name;
+    let item = local_client(&endpoint, None)
+        .await
+        .get_item()
+        .table_name(connections)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("conn#c-1=".to_owned()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("conn".to_owned()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        item.item().is_some(),
+        "the connection is stored in {connections}, the table !Ref ConnectionsTable names"
+    );
+}
