@@ -8,7 +8,8 @@
 //! authorizer also runs deployed as a Lambda REQUEST authorizer ([`authorizer`]).
 //! With the `template` feature, [`template`](crate::template) reads the SAM template and
 //! checks a router against its WebSocket API (routes, route responses, selection
-//! expression).
+//! expression), and resolves it for a local stack (`wsgw local`:
+//! [`Template::resolve`](crate::template::Template::resolve)).
 //!
 #![warn(missing_docs)]
 

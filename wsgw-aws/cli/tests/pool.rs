@@ -317,3 +317,45 @@ async fn the_echo_example_runs_from_its_template_with_the_templates_settings() {
     );
     assert_eq!(pool.instances_started("EchoFunction"), 1);
 }
+
+#[tokio::test]
+async fn an_instance_that_exits_or_never_asks_for_an_event_fails_to_start_with_the_reason() {
+    let exits = PoolFunction::new("Exits", "/bin/true");
+    let mut settings = PoolSettings::default();
+    settings.init_timeout = Duration::from_millis(500);
+    let script = support::scratch_dir("hangs").join("bootstrap");
+    std::fs::write(&script, "#!/bin/sh\nexec sleep 30\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let hangs = PoolFunction::new("Hangs", &script);
+    let missing = PoolFunction::new("Missing", "/nonexistent/bootstrap");
+    let pool = FunctionPool::new([exits, hangs, missing], settings);
+
+    let exited = pool
+        .invoke("Exits", json!({}))
+        .await
+        .unwrap_err()
+        .to_string();
+    let hung = pool
+        .invoke("Hangs", json!({}))
+        .await
+        .unwrap_err()
+        .to_string();
+    let absent = pool
+        .invoke("Missing", json!({}))
+        .await
+        .unwrap_err()
+        .to_string();
+
+    assert_eq!(
+        exited,
+        "function Exits: its process exited (exit status: 0)"
+    );
+    assert!(
+        hung.contains("did not ask for an event within 500ms of starting"),
+        "{hung}"
+    );
+    assert!(
+        absent.starts_with("function Missing: cannot start /nonexistent/bootstrap: "),
+        "{absent}"
+    );
+}

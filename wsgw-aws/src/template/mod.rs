@@ -46,6 +46,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! [`Template::resolve`] evaluates the template for one local stack ([`Stack`]): the
+//! parameters (defaults and overrides), conditions and intrinsic functions, with the
+//! WebSocket APIs, the functions their routes and authorizers reach, and the tables; it
+//! is what `wsgw local` runs.
+//!
 //! Use it in a test of your own system, one per template, so adding a route in code
 //! without adding it to the template fails the build's tests ([`check_router`] reads the
 //! file and checks its one WebSocket API):
