@@ -29,6 +29,9 @@ fn stack(template: &str, stack_name: &str) -> Stack {
         .unwrap()
 }
 
+/// Held by the tests that install moto, so the first install is not made twice at once.
+static INSTALL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Where the tests install moto: the workspace's target directory, kept between runs.
 fn cache() -> PathBuf {
     std::env::var_os(CACHE_DIR_ENV)
@@ -189,6 +192,7 @@ async fn moto_is_installed_into_the_cache_and_served_on_loopback_until_stopped()
 #[test]
 fn wsgw_local_without_an_endpoint_starts_moto_creates_the_tables_and_stops_it() {
     let stack_name = unique_name("local");
+    let _installing = INSTALL.blocking_lock();
     let output = Command::new(env!("CARGO_BIN_EXE_wsgw"))
         .args([
             "local",
