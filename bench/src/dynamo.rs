@@ -13,7 +13,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use wsgw_aws::dynamo::schema;
-use wsgw_core::{broadcast_to_group, BroadcastOptions, ConnectionId, ConnectionStore, Payload};
+use wsgw_core::{Backends, BroadcastOptions, ConnectionId, ConnectionStore, Payload, Router};
 use wsgw_memory::MemorySink;
 
 use crate::report::Results;
@@ -203,7 +203,7 @@ async fn batch_write(client: &Client, table: &str, items: Vec<Item>) -> Result<u
 /// Fills a table with `total` connections, `room` of them in the room (with
 /// `BatchWriteItem`: `DynamoStore::put` writes each connection in a transaction, which
 /// moto runs in time growing with the table), then counts the requests of one
-/// `broadcast_to_group` to the room.
+/// broadcast to the room (`ctx.broadcast(…).to_group(room)`).
 pub async fn run(args: &RunArgs, endpoint: &str, results: &mut Results) -> Result<()> {
     let (total, room) = if args.quick {
         (1_000, 100)
@@ -256,21 +256,21 @@ pub async fn run(args: &RunArgs, endpoint: &str, results: &mut Results) -> Resul
         .build()
         .await
         .map_err(|e| e.to_string())?;
-    let sink = MemorySink::new();
+    let sink = Arc::new(MemorySink::new());
     for i in (0..total).step_by(every) {
         sink.open(&ConnectionId::new(id_of(i)), None, None);
     }
+    let backends = Backends::new(Arc::new(store), sink);
     let options = BroadcastOptions::default();
+    let ctx = Router::new()
+        .broadcast_options(options.clone())
+        .context(&backends);
     let started = Instant::now();
-    let report = broadcast_to_group(
-        &store,
-        &sink,
-        ROOM,
-        &Payload::text("{\"type\":\"broadcast\"}"),
-        &options,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let report = ctx
+        .broadcast_payload(Payload::text("{\"type\":\"broadcast\"}"))
+        .to_group(ROOM)
+        .await
+        .map_err(|e| e.to_string())?;
     let elapsed = started.elapsed();
     if report.delivered.len() != room {
         return Err(format!(

@@ -13,7 +13,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use tokio::io::AsyncBufReadExt;
 use tokio::process::Command;
 use tokio::sync::mpsc;
-use wsgw_core::{broadcast, BroadcastOptions, ConnectionId, MessageSink, Payload};
+use wsgw_core::{Backends, BroadcastOptions, ConnectionId, MessageSink, Payload, Router};
 
 use crate::client::{self, Socket};
 use crate::peers::{self, Guard};
@@ -47,34 +47,31 @@ pub async fn send(endpoint: &str, ids: &Path, concurrency: Option<usize>) -> Res
             .map(ConnectionId::new)
             .collect(),
     );
-    let sink: Arc<dyn MessageSink> = Arc::new(
-        wsgw_aws::ApiGatewaySink::new(wsgw_aws::config::local_sdk_config()).with_endpoint(endpoint),
-    );
-    let store = Arc::new(wsgw_memory::MemoryStore::new());
+    let sink: Arc<dyn MessageSink> = Arc::new(wsgw_aws::ApiGatewaySink::new(
+        &wsgw_aws::config::local_sdk_config(),
+        endpoint,
+    ));
+    let backends = Backends::new(Arc::new(wsgw_memory::MemoryStore::new()), sink);
     let mut options = BroadcastOptions::default();
     if let Some(concurrency) = concurrency {
         options = options.concurrency(concurrency);
     }
+    // What a handler broadcasts with: a router's context on the sender's backends.
+    let ctx = Router::new().broadcast_options(options).context(&backends);
     println!("READY");
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let started = Instant::now();
         let payload = Payload::text(line.trim().to_owned());
         // On a runtime worker, as a handler runs, not on the thread blocking on `main`.
-        let (store, sink, ids, options) =
-            (store.clone(), sink.clone(), ids.clone(), options.clone());
-        let report = tokio::spawn(async move {
-            broadcast(
-                store.as_ref(),
-                sink.as_ref(),
-                ids.iter().cloned(),
-                &payload,
-                &options,
+        let (ctx, ids) = (ctx.clone(), ids.clone());
+        let report =
+            tokio::spawn(
+                async move { ctx.broadcast_payload(payload).to(ids.iter().cloned()).await },
             )
             .await
-        })
-        .await
-        .map_err(|e| format!("the broadcast task failed: {e}"))?;
+            .map_err(|e| format!("the broadcast task failed: {e}"))?
+            .map_err(|e| format!("the broadcast failed: {e}"))?;
         if !report.failed.is_empty() {
             eprintln!("wsgw fanout-send: {} failed", report.failed.len());
         }

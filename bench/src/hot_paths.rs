@@ -5,13 +5,14 @@
 //! of the bench serves every benchmark) and `cargo bench -p wsgw-bench --bench hot_paths`.
 //! Inputs are built here, so the `expect`s below are on the benchmark's own data.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion};
 use serde_json::json;
 use wsgw_core::{
-    broadcast, BroadcastOptions, Connection, ConnectionId, ConnectionInfo, ConnectionStore,
-    MessageSink, PageRequest, Payload, RouteSelection,
+    Backends, Connection, ConnectionId, ConnectionInfo, ConnectionStore, PageRequest, Payload,
+    RouteSelection, Router,
 };
 use wsgw_memory::{MemorySink, MemoryStore};
 
@@ -97,8 +98,9 @@ fn memory_store(c: &mut Criterion) {
 
 fn broadcast_memory(c: &mut Criterion) {
     let rt = runtime();
-    let sink = MemorySink::new();
-    let store = MemoryStore::new();
+    let sink = Arc::new(MemorySink::new());
+    let backends = Backends::new(Arc::new(MemoryStore::new()), sink.clone());
+    let ctx = Router::new().context(&backends);
     let ids: Vec<ConnectionId> = (0..10_000)
         .map(|i| ConnectionId::new(format!("conn-{i}=")))
         .collect();
@@ -107,7 +109,6 @@ fn broadcast_memory(c: &mut Criterion) {
         .map(|id| sink.attach(id, ConnectionInfo::new(chrono::Utc::now(), None, None), 4))
         .collect();
     let payload = Payload::text(r#"{"type":"broadcast","message":"hello, everyone"}"#);
-    let options = BroadcastOptions::default();
     let mut group = c.benchmark_group("broadcast");
     group.sample_size(20);
     group.bench_function("memory sink, 10,000 connections", |b| {
@@ -115,13 +116,13 @@ fn broadcast_memory(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iterations {
                 let started = Instant::now();
-                let report = rt.block_on(broadcast(
-                    &store,
-                    &sink as &dyn MessageSink,
-                    ids.iter().cloned(),
-                    &payload,
-                    &options,
-                ));
+                let report = rt
+                    .block_on(
+                        ctx.broadcast_payload(payload.clone())
+                            .to(ids.iter().cloned())
+                            .send(),
+                    )
+                    .expect("no group to list");
                 total += started.elapsed();
                 assert_eq!(report.delivered.len(), ids.len());
                 for outbox in &mut outboxes {

@@ -196,6 +196,18 @@ fn binary_sizes(args: &RunArgs) -> Option<(u64, u64)> {
     Some((size, stripped_size))
 }
 
+/// `runs` cold starts of the function binary `bin`, one after another; prints the
+/// median in ms (the `wsgw-bench cold-start` of the release-profile comparison).
+pub async fn cold_starts(bin: &std::path::Path, runs: usize) -> Result<()> {
+    let mut colds = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
+        let (_started, cold) = cold_start(WSGW, Command::new(bin)).await?;
+        colds.push(cold.as_secs_f64() * 1e3);
+    }
+    println!("{:.1}", median(&mut colds));
+    Ok(())
+}
+
 /// Runs the Lambda mode benchmark for the three runtimes: cold starts taken in turns
 /// (the median is reported), then events one after another to the last one started.
 pub async fn run(args: &RunArgs, results: &mut Results) -> Result<()> {

@@ -51,6 +51,16 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// Cold starts of one function binary (the echo example's build of a release profile)
+    /// under the Runtime API emulator, in turns; prints the median in ms.
+    ColdStart {
+        /// The function binary (run in Lambda mode).
+        #[arg(long)]
+        bin: PathBuf,
+        /// How many cold starts (the median is printed).
+        #[arg(long, default_value_t = 15)]
+        runs: usize,
+    },
     /// wsgw's fan-out: `ApiGatewaySink` + `broadcast` to the ids in a file, on "go".
     FanoutSend {
         /// The `@connections` endpoint (`http://127.0.0.1:PORT/STAGE`).
@@ -143,6 +153,7 @@ fn main() -> ExitCode {
             Command::Run(args) => report::run(args).await,
             Command::HotPaths { .. } => Ok(()),
             Command::ServeBare => serve::bare().await,
+            Command::ColdStart { bin, runs } => lambda::cold_starts(&bin, runs).await,
             Command::ServeGateway {
                 management_latency_ms,
             } => serve::gateway(std::time::Duration::from_millis(management_latency_ms)).await,

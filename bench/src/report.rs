@@ -406,7 +406,7 @@ fn markdown(args: &RunArgs, results: &Results, table: &str, ratios: &str, secs: 
          through the gateway's `@connections` HTTP API. The time runs from \"go\" until the \
          last client received the message (messages/s = N divided by that); the sender's own \
          time is what the sender measured around its loop. wsgw: `ApiGatewaySink` + \
-         `broadcast` (default `BroadcastOptions`: 64 in flight). Python: boto3 \
+         `ctx.broadcast(…).to(ids)` (`wsgw_core::Context`, default `BroadcastOptions`: 64 in flight). Python: boto3 \
          `post_to_connection` in a sequential loop (the seeds' style, without their table \
          scan). CPU ms: user + system time each process used during a round (from \
          `/proc/PID/stat`, 10 ms ticks): the gateway, the sender, and the benchmark process \
@@ -428,14 +428,14 @@ fn markdown(args: &RunArgs, results: &Results, table: &str, ratios: &str, secs: 
          (boto3 / AWS SDK v3 client made at init) under a minimal Runtime API client loop.\n\
          - **DynamoDB**: a DynamoStore table at moto's server holding that many connections \
          (written beforehand with `BatchWriteItem`, in the store's own item format), a tenth of \
-         them members of one room; one `broadcast_to_group` to the room over a memory sink, \
+         them members of one room; one `ctx.broadcast(…).to_group(room)` (`wsgw_core::Context`) over a memory sink, \
          with every request the store makes counted by its `X-Amz-Target` at a loopback \
          proxy in front of moto.\n\
          - **In-process hot paths**: criterion (`bench/src/hot_paths.rs`, run first as \
          `wsgw-bench hot-paths`; also `cargo bench -p wsgw-bench --bench hot_paths`): median time per iteration and the 95% \
          confidence interval of that median. Route selection on a JSON body, an API \
          Gateway WebSocket event decoded from its JSON text, MemoryStore operations on a \
-         store of 10,000 connections, and one `broadcast` to 10,000 connections over the \
+         store of 10,000 connections, and one `ctx.broadcast(…).to(ids)` to 10,000 connections over the \
          memory sink (the whole broadcast per iteration).\n\n\
          {findings}",
         command = args.command_line,

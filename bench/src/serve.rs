@@ -6,7 +6,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
-use wsgw_memory::gateway::LocalGateway;
+use wsgw_memory::gateway::{Limits, LocalGateway};
 
 use crate::Result;
 
@@ -60,10 +60,12 @@ pub async fn bare() -> Result<()> {
 }
 
 /// The LocalGateway with the echo example's router (its handlers answer through the
-/// gateway's own sink), its `@connections` answering `management_latency` late.
+/// gateway's own sink), its `@connections` answering `management_latency` late, and no
+/// cap on connections (the memory benchmark holds 10,000; the default cap is 1,000).
 pub async fn gateway(management_latency: std::time::Duration) -> Result<()> {
-    let running = LocalGateway::build(echo::router)
+    let running = LocalGateway::new(echo::router())
         .management_latency(management_latency)
+        .limits(Limits::default().max_connections(usize::MAX))
         .bind("127.0.0.1:0".parse().map_err(|_| "address")?)
         .await
         .map_err(|e| e.to_string())?;

@@ -23,10 +23,11 @@
 //! use std::sync::Arc;
 //! use serde_json::json;
 //! use wsgw_core::auth::ApiKeyAuthorizer;
-//! use wsgw_core::{MockConnectionStore, MockMessageSink, Router};
+//! use wsgw_core::{Backends, MockConnectionStore, MockMessageSink, Router};
 //! use wsgw_aws::authorizer::{authorize_event, AuthorizerOutcome};
 //!
-//! let router = Router::new(Arc::new(MockConnectionStore::new()), Arc::new(MockMessageSink::new()))
+//! let backends = Backends::new(Arc::new(MockConnectionStore::new()), Arc::new(MockMessageSink::new()));
+//! let router = Router::new()
 //!     .authorizer(ApiKeyAuthorizer::new().key("k-1", "esp32-01", ["device"]).expect("a key"));
 //! let event = json!({
 //!     "type": "REQUEST",
@@ -36,7 +37,7 @@
 //!         "connectedAt": 1795315260000_i64, "requestTimeEpoch": 1795315260120_i64, "stage": "prod",
 //!         "domainName": "abc123.execute-api.eu-west-1.amazonaws.com", "identity": {"sourceIp": "203.0.113.7"}}
 //! });
-//! let AuthorizerOutcome::Policy(policy) = authorize_event(&router, event).await.unwrap() else {
+//! let AuthorizerOutcome::Policy(policy) = authorize_event(&router, &backends, event).await.unwrap() else {
 //!     panic!("not allowed")
 //! };
 //! assert_eq!(policy["principalId"], "esp32-01");
@@ -47,7 +48,7 @@
 
 use serde_json::{json, Map, Value};
 use wsgw_core::auth::PRINCIPAL_KEY;
-use wsgw_core::{Authorization, EventType, Request, Router};
+use wsgw_core::{Authorization, Backends, EventType, Request, Router};
 
 use crate::lambda::{decode_websocket_event, EventError};
 
@@ -180,12 +181,13 @@ pub fn policy(principal_id: &str, effect: &str, method_arn: &str, context: &Valu
 /// answer (see the [module docs](self)).
 pub async fn authorize_event<S: Send + Sync + 'static>(
     router: &Router<S>,
+    backends: &Backends,
     raw: Value,
 ) -> Result<AuthorizerOutcome, AuthorizerError> {
     let event = decode_authorizer_event(raw)?;
     let connection_id = event.request.connection_id.clone();
     let decision = router
-        .authorize(&event.request)
+        .authorize(backends, &event.request)
         .await
         .map_err(AuthorizerError::Failed)?;
     Ok(match decision {
@@ -214,14 +216,15 @@ pub async fn authorize_event<S: Send + Sync + 'static>(
 /// message makes API Gateway answer 401 (or 500 for a failure).
 pub async fn handle_authorizer_event<S: Send + Sync + 'static>(
     router: &Router<S>,
+    backends: &Backends,
     raw: Value,
-) -> Result<Value, lambda_runtime::Error> {
-    match authorize_event(router, raw).await {
+) -> Result<Value, crate::lambda::InvocationError> {
+    match authorize_event(router, backends, raw).await {
         Ok(AuthorizerOutcome::Policy(policy)) => Ok(policy),
-        Ok(AuthorizerOutcome::Unauthorized) => Err(Box::new(Unauthorized)),
+        Ok(AuthorizerOutcome::Unauthorized) => Err(Unauthorized.into()),
         Err(error) => {
             tracing::error!(%error, "authorizer event failed");
-            Err(Box::new(error))
+            Err(error.into())
         }
     }
 }

@@ -18,10 +18,9 @@
 //! # async fn main_() -> std::process::ExitCode {
 //! use std::sync::Arc;
 //! use wsgw_aws::invoke::{self, InvokeArgs, Invoker};
-//! # fn router(store: Arc<dyn wsgw_core::ConnectionStore>, sink: Arc<dyn wsgw_core::MessageSink>) -> wsgw_core::Router { wsgw_core::Router::new(store, sink) }
 //! # let store: Arc<dyn wsgw_core::ConnectionStore> = unimplemented!();
 //! # let args: InvokeArgs = unimplemented!();
-//! let invoker = Invoker::new("echo", store, router);
+//! let invoker = Invoker::new("echo", wsgw_core::Router::new()).with_store(store);
 //! invoke::run("echo", &invoker, &args).await
 //! # }
 //! ```
@@ -36,8 +35,8 @@ use base64::Engine;
 use chrono::Utc;
 use serde_json::{json, Map, Value};
 use wsgw_core::{
-    ConnectionId, ConnectionInfo, ConnectionStore, Error, EventType, GatewayError, MessageSink,
-    Payload, Result, Router,
+    ConnectionId, ConnectionInfo, ConnectionStore, Error, EventType, GatewayError, HistoryStore,
+    MessageSink, Payload, Result, Router,
 };
 
 use crate::lambda::{decode_event, ApiGatewayEvent, EventError, LambdaApp};
@@ -395,24 +394,43 @@ fn reply_body(response: &ApiGatewayProxyResponse) -> Option<Payload> {
 }
 
 /// Runs events through a router as Lambda mode would, on a recording sink.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use serde_json::json;
+/// use wsgw_aws::invoke::Invoker;
+/// use wsgw_core::{Context, Request, Router};
+///
+/// let router = Router::new().route("hello", |ctx: Context, _req: Request| async move {
+///     ctx.reply(&json!({"type": "hello"})).await
+/// });
+/// let invoker = Invoker::new("hello", router);
+/// let event = json!({
+///     "requestContext": {"eventType": "MESSAGE", "routeKey": "hello", "connectionId": "c1=",
+///         "requestId": "r1=", "stage": "prod", "domainName": "abc.execute-api.eu-west-1.amazonaws.com",
+///         "connectedAt": 1795336800000_i64, "requestTimeEpoch": 1795336801234_i64,
+///         "identity": {"sourceIp": "203.0.113.10"}},
+///     "body": "{\"action\":\"hello\"}", "isBase64Encoded": false
+/// });
+/// let outcome = invoker.invoke(event).await.expect("an API Gateway event");
+/// assert_eq!(outcome.activity.posted[0].payload.as_text(), Some(r#"{"type":"hello"}"#));
+/// # }
+/// ```
 pub struct Invoker<S = ()> {
     app: LambdaApp<S>,
     sink: Arc<RecordingSink>,
 }
 
 impl<S: Send + Sync + 'static> Invoker<S> {
-    /// The router built over `store` and a [`RecordingSink`]. Metrics documents follow
-    /// the environment's configuration (`WSGW_METRICS_NAMESPACE`,
-    /// `WSGW_METRICS_DIMENSIONS`, whatever `WSGW_METRICS` says) with `function_name` as
-    /// `FunctionName` unless `AWS_LAMBDA_FUNCTION_NAME` is set; an invalid configuration
-    /// falls back to the defaults with a warning.
-    pub fn new(
-        function_name: &str,
-        store: Arc<dyn ConnectionStore>,
-        build: impl FnOnce(Arc<dyn ConnectionStore>, Arc<dyn MessageSink>) -> Router<S>,
-    ) -> Self {
+    /// `router` served on a [`RecordingSink`], with no store and no history until given
+    /// ([`with_store`](Self::with_store), [`with_history`](Self::with_history)).
+    /// Metrics documents follow the environment's configuration
+    /// (`WSGW_METRICS_NAMESPACE`, `WSGW_METRICS_DIMENSIONS`, whatever `WSGW_METRICS`
+    /// says) with `function_name` as `FunctionName` unless `AWS_LAMBDA_FUNCTION_NAME` is
+    /// set; an invalid configuration falls back to the defaults with a warning.
+    pub fn new(function_name: &str, router: Router<S>) -> Self {
         let sink = Arc::new(RecordingSink::new());
-        let router = build(store, sink.clone());
         let mut emf = Emf::configured().unwrap_or_else(|error| {
             tracing::warn!(%error, "metrics configuration ignored");
             Emf::new()
@@ -421,9 +439,24 @@ impl<S: Send + Sync + 'static> Invoker<S> {
             emf = emf.function_name(function_name);
         }
         Invoker {
-            app: LambdaApp::new(router).with_metrics(Some(emf.writer(std::io::sink()))),
+            app: LambdaApp::new(router)
+                .with_sink(sink.clone())
+                .with_metrics(Some(emf.writer(std::io::sink()))),
             sink,
         }
+    }
+
+    /// Keeps connections in `store` (in memory, or DynamoDB at a local endpoint), shared
+    /// by the events run in order.
+    pub fn with_store(mut self, store: Arc<dyn ConnectionStore>) -> Self {
+        self.app = self.app.with_store(store);
+        self
+    }
+
+    /// Keeps history in `history`.
+    pub fn with_history(mut self, history: Arc<dyn HistoryStore>) -> Self {
+        self.app = self.app.with_history(history);
+        self
     }
 
     /// The sink the handlers post to.

@@ -5,6 +5,7 @@
 //! is used as is.
 
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::{
@@ -15,16 +16,19 @@ use aws_lambda_events::http::{HeaderMap, HeaderName, HeaderValue};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use lambda_runtime::{service_fn, LambdaEvent};
+use futures::FutureExt;
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
-use wsgw_core::metrics::Metrics;
+use tokio::sync::OnceCell;
+use wsgw_core::metrics::{Counter, Metrics};
 use wsgw_core::{
-    ConnectionId, ConnectionStore, DisconnectInfo, EventType, HttpRequest, HttpResponse,
-    MessageSink, Payload, Reply, Request, Router,
+    Backends, ConnectionId, ConnectionStore, DisconnectInfo, EventType, HistoryStore, HttpRequest,
+    HttpResponse, MessageSink, NotConfigured, Payload, Reply, Request, Router,
 };
 
+use crate::dynamo::{CONNECTIONS_TABLE_ENV, HISTORY_TABLE_ENV};
 use crate::metrics::{Emf, InvocationInfo, InvocationMetrics};
-use crate::ApiGatewaySink;
+use crate::ManagementApi;
 
 /// Environment variable the Lambda service sets in every function.
 pub const RUNTIME_API_ENV: &str = "AWS_LAMBDA_RUNTIME_API";
@@ -263,6 +267,118 @@ pub fn encode_http_response(response: &HttpResponse) -> ApiGatewayProxyResponse 
     proxy_response(response.status, &response.headers, response.body.as_ref())
 }
 
+/// A route handler panicked. The release profile unwinds (`panic = "unwind"`), so the
+/// glue catches the panic: the invocation fails with `errorType` `wsgw::Panic` (API
+/// Gateway answers the caller "Internal server error", as the LocalGateway does) and the
+/// function instance keeps serving the next invocations.
+#[derive(Debug, thiserror::Error)]
+#[error("the handler panicked: {message}")]
+pub struct HandlerPanicked {
+    /// The panic's message (`"Box<dyn Any>"` when it was not a string).
+    pub message: String,
+}
+
+impl HandlerPanicked {
+    fn from_payload(payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|message| (*message).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "Box<dyn Any>".to_owned());
+        HandlerPanicked { message }
+    }
+}
+
+/// Why an invocation failed. Lambda reports it as the invocation's error, in CloudWatch
+/// and to API Gateway (which answers the caller "Internal server error"), with
+/// [`error_type`](Self::error_type) as `errorType` and the message as `errorMessage`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvocationError {
+    /// The event is not one API Gateway sends.
+    #[error(transparent)]
+    Event(#[from] EventError),
+    /// A route handler returned an error, or panicked ([`HandlerPanicked`] inside
+    /// [`wsgw_core::Error::Handler`]).
+    #[error(transparent)]
+    Route(#[from] wsgw_core::Error),
+    /// A REQUEST authorizer event could not be answered.
+    #[error(transparent)]
+    Authorizer(#[from] crate::authorizer::AuthorizerError),
+    /// The authorizer refused the token: the message is exactly `Unauthorized`, which
+    /// makes API Gateway answer 401.
+    #[error(transparent)]
+    Unauthorized(#[from] crate::authorizer::Unauthorized),
+    /// The response could not be written as JSON.
+    #[error("cannot write the response as JSON: {0}")]
+    Response(#[source] serde_json::Error),
+}
+
+/// The `errorType` of a wsgw error: `wsgw::` and the error's kind.
+fn error_kind(error: &wsgw_core::Error) -> &'static str {
+    use wsgw_core::Error;
+    match error {
+        Error::Gone { .. } => "wsgw::Gone",
+        Error::Throttled { .. } => "wsgw::Throttled",
+        Error::Timeout { .. } => "wsgw::Timeout",
+        Error::PayloadTooLarge { .. } => "wsgw::PayloadTooLarge",
+        Error::NotFound { .. } => "wsgw::NotFound",
+        Error::Precondition { .. } => "wsgw::Precondition",
+        Error::InvalidInput { .. } => "wsgw::InvalidInput",
+        Error::InvalidToken { .. } => "wsgw::InvalidToken",
+        Error::Backend { .. } => "wsgw::Backend",
+        Error::Handler(source) if source.downcast_ref::<HandlerPanicked>().is_some() => {
+            "wsgw::Panic"
+        }
+        Error::Handler(_) => "wsgw::Handler",
+        Error::Json(_) => "wsgw::Json",
+        // The router answers a rejection itself; one reaching Lambda came from elsewhere.
+        Error::Rejected(_) => "wsgw::Rejected",
+        _ => "wsgw::Error",
+    }
+}
+
+impl InvocationError {
+    /// The invocation's `errorType`: `wsgw::InvalidEvent` for an event API Gateway would
+    /// not send; for a route's error its kind, `wsgw::Gone`, `wsgw::Throttled`,
+    /// `wsgw::Timeout`, `wsgw::PayloadTooLarge`, `wsgw::NotFound`, `wsgw::Precondition`,
+    /// `wsgw::InvalidInput`, `wsgw::InvalidToken`, `wsgw::Backend`, `wsgw::Json` (a
+    /// server-side serialisation failure), `wsgw::Handler` (an application error) or
+    /// `wsgw::Panic`; `wsgw::Unauthorized` for a refused
+    /// token; `wsgw::Internal` when the response could not be written.
+    ///
+    /// ```
+    /// use wsgw_aws::lambda::InvocationError;
+    /// use wsgw_core::{ConnectionId, Error};
+    ///
+    /// let gone = InvocationError::from(Error::Gone { connection_id: ConnectionId::new("abc=") });
+    /// assert_eq!(gone.error_type(), "wsgw::Gone");
+    /// assert_eq!(gone.to_string(), "connection abc= is gone");
+    /// ```
+    pub fn error_type(&self) -> &'static str {
+        use crate::authorizer::AuthorizerError;
+        match self {
+            InvocationError::Event(_)
+            | InvocationError::Authorizer(
+                AuthorizerError::Malformed(_) | AuthorizerError::Event(_),
+            ) => "wsgw::InvalidEvent",
+            InvocationError::Route(error)
+            | InvocationError::Authorizer(AuthorizerError::Failed(error)) => error_kind(error),
+            InvocationError::Unauthorized(_) => "wsgw::Unauthorized",
+            _ => "wsgw::Internal",
+        }
+    }
+}
+
+impl From<InvocationError> for Diagnostic {
+    fn from(error: InvocationError) -> Self {
+        Diagnostic {
+            error_type: error.error_type().to_owned(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
 /// A decoded API Gateway event: what [`LambdaApp`] hands to the router.
 #[derive(Debug, Clone, PartialEq)]
 // One per invocation, decoded and moved once: boxing the request would buy nothing.
@@ -301,22 +417,25 @@ pub struct Handled {
     pub metrics: Vec<Value>,
 }
 
-/// A router packaged as a Lambda function handler.
+/// A router packaged as a Lambda function handler, with the backends it is served on.
+///
+/// Each request is handled with the app's store and history and a sink bound to the
+/// request's own Management API endpoint (`https://{domainName}/{stage}`, or a fixed
+/// one: see [`ManagementApi`]), so two stages or domains served by one function post to
+/// their own endpoints.
 ///
 /// ```no_run
 /// use std::sync::Arc;
 /// use wsgw_aws::lambda::LambdaApp;
-/// use wsgw_aws::ApiGatewaySink;
-/// use wsgw_core::{Context, Reply, Request, Router};
+/// use wsgw_aws::DynamoStore;
+/// use wsgw_core::{Context, Request, Router};
 ///
-/// # async fn store() -> Arc<dyn wsgw_core::ConnectionStore> { unimplemented!() }
 /// #[tokio::main]
-/// async fn main() -> Result<(), lambda_runtime::Error> {
-///     let sink = Arc::new(ApiGatewaySink::from_env().await);
+/// async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 ///     // Two-way: the template's `ping` route has a route response.
-///     let router = Router::new(store().await, sink.clone())
-///         .two_way_route("ping", |_ctx: Context, _req: Request| async { Ok(Reply::with_body("pong")) });
-///     LambdaApp::new(router).with_sink(sink).run().await
+///     let router = Router::new().two_way_route("ping", |_ctx: Context, _req: Request| async { Ok("pong") });
+///     let store = DynamoStore::builder().with_table("connections").build().await?;
+///     LambdaApp::new(router).with_store(Arc::new(store)).run().await
 /// }
 /// ```
 ///
@@ -325,42 +444,131 @@ pub struct Handled {
 /// environment variables, or set with [`with_metrics`](Self::with_metrics).
 pub struct LambdaApp<S = ()> {
     router: Router<S>,
-    sink: Option<Arc<ApiGatewaySink>>,
+    backends: Backends,
+    sinks: Sinks,
     metrics: Option<Arc<Emf>>,
+}
+
+/// Where each request's sink comes from.
+#[derive(Clone)]
+enum Sinks {
+    /// The Management API at the request's endpoint (loaded from the environment on
+    /// first use unless given).
+    Management(Arc<OnceCell<ManagementApi>>),
+    /// The backends' sink, for every request (`invoke`'s recording sink).
+    Fixed,
 }
 
 impl<S> Clone for LambdaApp<S> {
     fn clone(&self) -> Self {
         LambdaApp {
             router: self.router.clone(),
-            sink: self.sink.clone(),
+            backends: self.backends.clone(),
+            sinks: self.sinks.clone(),
             metrics: self.metrics.clone(),
         }
     }
 }
 
 impl<S: Send + Sync + 'static> LambdaApp<S> {
-    /// Wraps a router. Metrics follow [`Emf::from_env`]: on inside Lambda unless
-    /// `WSGW_METRICS=off`; an invalid configuration is logged and turns them off (use
-    /// [`with_metrics`](Self::with_metrics) with `Emf::from_env()?` to fail instead, as
-    /// [`run_with_store`] does).
+    /// Wraps a router. It has no store and no history until given
+    /// ([`with_store`](Self::with_store), [`with_history`](Self::with_history), or
+    /// [`from_env`](Self::from_env)): a handler using them gets an error naming what to
+    /// configure. Each request's sink is the Management API at the request's endpoint
+    /// ([`ManagementApi::from_env`] on first use). Metrics follow [`Emf::from_env`]: on
+    /// inside Lambda unless `WSGW_METRICS=off`; an invalid configuration is logged and
+    /// turns them off (use [`with_metrics`](Self::with_metrics) with `Emf::from_env()?`
+    /// to fail instead, as [`from_env`](Self::from_env) does).
     pub fn new(router: Router<S>) -> Self {
         let metrics = Emf::from_env().unwrap_or_else(|error| {
             tracing::error!(%error, "metrics are off: invalid configuration");
             None
         });
+        let store = NotConfigured::new(
+            "connection store",
+            format!("set {CONNECTIONS_TABLE_ENV} (or give one with LambdaApp::with_store)"),
+        );
+        let history = NotConfigured::new(
+            "history store",
+            format!("set {HISTORY_TABLE_ENV} (or give one with LambdaApp::with_history)"),
+        );
+        let unbound = NotConfigured::new("sink", "each request's sink is bound to its endpoint");
         LambdaApp {
             router,
-            sink: None,
+            backends: Backends::new(Arc::new(store), Arc::new(unbound))
+                .with_history(Arc::new(history)),
+            sinks: Sinks::Management(Arc::new(OnceCell::new())),
             metrics: metrics.map(Arc::new),
         }
     }
 
-    /// The router's sink: pointed at each event's `https://{domainName}/{stage}` before
-    /// the handler runs (unless it has a fixed endpoint).
-    pub fn with_sink(mut self, sink: Arc<ApiGatewaySink>) -> Self {
-        self.sink = Some(sink);
+    /// The usual deployed function: a [`DynamoStore`](crate::DynamoStore) when
+    /// `WSGW_CONNECTIONS_TABLE` is set, a [`DynamoHistory`](crate::DynamoHistory) when
+    /// `WSGW_HISTORY_TABLE` is (each unset one is not configured, see
+    /// [`new`](Self::new)), the Management API from the environment, and metrics from
+    /// the environment, an invalid configuration being an error.
+    pub async fn from_env(router: Router<S>) -> Result<Self, wsgw_core::BoxError> {
+        let metrics = Emf::from_env()?;
+        let mut app = LambdaApp::new(router)
+            .with_management(ManagementApi::from_env().await)
+            .with_metrics(metrics);
+        if crate::config::non_empty_env(CONNECTIONS_TABLE_ENV).is_some() {
+            let store = crate::DynamoStoreBuilder::from_env().build().await?;
+            let client = store.client().clone();
+            app = app.with_store(Arc::new(store));
+            if crate::config::non_empty_env(HISTORY_TABLE_ENV).is_some() {
+                let history = crate::DynamoHistoryBuilder::from_env()
+                    .with_client(client)
+                    .build()
+                    .await?;
+                app = app.with_history(Arc::new(history));
+            }
+        } else if crate::config::non_empty_env(HISTORY_TABLE_ENV).is_some() {
+            let history = crate::DynamoHistoryBuilder::from_env().build().await?;
+            app = app.with_history(Arc::new(history));
+        }
+        Ok(app)
+    }
+
+    /// Keeps connections in `store`.
+    pub fn with_store(mut self, store: Arc<dyn ConnectionStore>) -> Self {
+        self.backends = self.backends.with_store(store);
         self
+    }
+
+    /// Keeps history in `history`.
+    pub fn with_history(mut self, history: Arc<dyn HistoryStore>) -> Self {
+        self.backends = self.backends.with_history(history);
+        self
+    }
+
+    /// Takes each request's sink from `api` (at the request's endpoint, or `api`'s
+    /// fixed one).
+    pub fn with_management(mut self, api: ManagementApi) -> Self {
+        self.sinks = Sinks::Management(Arc::new(OnceCell::new_with(Some(api))));
+        self
+    }
+
+    /// Sends every request's messages through `sink` instead of the Management API
+    /// (`invoke` records them this way).
+    pub fn with_sink(mut self, sink: Arc<dyn MessageSink>) -> Self {
+        self.backends = self.backends.with_sink(sink);
+        self.sinks = Sinks::Fixed;
+        self
+    }
+
+    /// The backends of a request for `domain_name` and `stage`: the app's store and
+    /// history, and the sink bound to that endpoint.
+    async fn backends_for(&self, domain_name: &str, stage: &str) -> Backends {
+        match &self.sinks {
+            Sinks::Fixed => self.backends.clone(),
+            Sinks::Management(api) => {
+                let api = api.get_or_init(ManagementApi::from_env).await;
+                self.backends
+                    .clone()
+                    .with_sink(api.sink_for_request(domain_name, stage))
+            }
+        }
     }
 
     /// Writes each invocation's metrics with `metrics`, or none with `None`.
@@ -377,11 +585,9 @@ impl<S: Send + Sync + 'static> LambdaApp<S> {
     /// Handles one raw Lambda event: a WebSocket event goes to [`Router::handle`], a REST
     /// proxy event to [`Router::handle_http`]. A handler error is returned as the
     /// invocation's error, so API Gateway answers the client as it does for any failed
-    /// integration. The invocation's metrics line is written before returning.
-    pub async fn handle(
-        &self,
-        raw: Value,
-    ) -> Result<ApiGatewayProxyResponse, lambda_runtime::Error> {
+    /// integration; so is a handler's panic ([`HandlerPanicked`]). The invocation's
+    /// metrics line is written before returning.
+    pub async fn handle(&self, raw: Value) -> Result<ApiGatewayProxyResponse, InvocationError> {
         self.handle_request(raw, None).await
     }
 
@@ -389,7 +595,7 @@ impl<S: Send + Sync + 'static> LambdaApp<S> {
         &self,
         raw: Value,
         request_id: Option<&str>,
-    ) -> Result<ApiGatewayProxyResponse, lambda_runtime::Error> {
+    ) -> Result<ApiGatewayProxyResponse, InvocationError> {
         let handled = self.handle_event(decode_event(raw)?, request_id).await;
         if let Some(emf) = &self.metrics {
             if let Err(error) = emf.write(&handled.metrics) {
@@ -413,9 +619,9 @@ impl<S: Send + Sync + 'static> LambdaApp<S> {
         }
         let response = match event {
             ApiGatewayEvent::WebSocket(request) => {
-                if let Some(sink) = &self.sink {
-                    sink.use_event_endpoint(&request.domain_name, &request.stage);
-                }
+                let backends = self
+                    .backends_for(&request.domain_name, &request.stage)
+                    .await;
                 info.event_type = format!("{:?}", request.event_type).to_ascii_uppercase();
                 info.stage = Some(request.stage.clone());
                 info.properties
@@ -427,11 +633,32 @@ impl<S: Send + Sync + 'static> LambdaApp<S> {
                 let started = std::time::Instant::now();
                 let (connection_id, route_key) =
                     (request.connection_id.clone(), request.route_key.clone());
-                let outcome = if self.metrics.is_some() {
-                    self.router.handle_observed(request, observer).await
-                } else {
-                    self.router.handle(request).await
+                let counter = match request.event_type {
+                    wsgw_core::EventType::Connect => Counter::Connects,
+                    wsgw_core::EventType::Disconnect => Counter::Disconnects,
+                    wsgw_core::EventType::Message => Counter::Messages,
                 };
+                let handling = async {
+                    if self.metrics.is_some() {
+                        self.router
+                            .handle_observed(&backends, request, observer.clone())
+                            .await
+                    } else {
+                        self.router.handle(&backends, request).await
+                    }
+                };
+                let outcome = AssertUnwindSafe(handling)
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|payload| {
+                        // The router could not count what it did not finish.
+                        observer.count(counter, &route_key, 1);
+                        observer.count(Counter::HandlerErrors, &route_key, 1);
+                        observer.latency(&route_key, started.elapsed());
+                        Err(wsgw_core::Error::handler(HandlerPanicked::from_payload(
+                            &*payload,
+                        )))
+                    });
                 let latency_ms = started.elapsed().as_secs_f64() * 1e3;
                 match outcome {
                     Ok(reply) => {
@@ -447,11 +674,31 @@ impl<S: Send + Sync + 'static> LambdaApp<S> {
             ApiGatewayEvent::Rest(request) => {
                 info.event_type = "REST".to_owned();
                 let path = request.path.clone();
-                let outcome = if self.metrics.is_some() {
-                    self.router.handle_http_observed(request, observer).await
-                } else {
-                    self.router.handle_http(request).await
+                // A REST event's domain is the REST API's: only a fixed endpoint reaches
+                // the WebSocket API's connections.
+                let backends = self.backends_for("", "").await;
+                let started = std::time::Instant::now();
+                let route = format!("{} {path}", request.method);
+                let handling = async {
+                    if self.metrics.is_some() {
+                        self.router
+                            .handle_http_observed(&backends, request, observer.clone())
+                            .await
+                    } else {
+                        self.router.handle_http(&backends, request).await
+                    }
                 };
+                let outcome = AssertUnwindSafe(handling)
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|payload| {
+                        observer.count(Counter::HttpRequests, &route, 1);
+                        observer.count(Counter::HandlerErrors, &route, 1);
+                        observer.latency(&route, started.elapsed());
+                        Err(wsgw_core::Error::handler(HandlerPanicked::from_payload(
+                            &*payload,
+                        )))
+                    });
                 match outcome {
                     Ok(response) => Ok(encode_http_response(&response)),
                     Err(error) => {
@@ -493,41 +740,20 @@ impl<S: Send + Sync + 'static> LambdaApp<S> {
         raw: Value,
         request_id: Option<&str>,
         authorizer_only: bool,
-    ) -> Result<Value, lambda_runtime::Error> {
+    ) -> Result<Value, InvocationError> {
         if crate::authorizer::is_authorizer_event(&raw) {
-            return crate::authorizer::handle_authorizer_event(&self.router, raw).await;
+            let backends = self.backends_for("", "").await;
+            return crate::authorizer::handle_authorizer_event(&self.router, &backends, raw).await;
         }
         if authorizer_only {
-            return Err(Box::new(crate::authorizer::AuthorizerError::Malformed(
+            return Err(crate::authorizer::AuthorizerError::Malformed(
                 "this function runs with WSGW_LAMBDA_ROLE=authorizer and answers REQUEST authorizer events only".to_owned(),
-            )));
+            )
+            .into());
         }
         let response = self.handle_request(raw, request_id).await?;
-        Ok(serde_json::to_value(response)?)
+        serde_json::to_value(response).map_err(InvocationError::Response)
     }
-}
-
-/// The usual `main` of a deployed function: JSON-capable logs for CloudWatch, an
-/// [`ApiGatewaySink`] from the environment, the router built over `store`, metrics from
-/// the environment (an invalid configuration fails the function's start), then the
-/// runtime loop.
-pub async fn run_with_store<S, F>(
-    store: Arc<dyn ConnectionStore>,
-    build: F,
-) -> Result<(), lambda_runtime::Error>
-where
-    S: Send + Sync + 'static,
-    F: FnOnce(Arc<dyn ConnectionStore>, Arc<dyn MessageSink>) -> Router<S>,
-{
-    lambda_runtime::tracing::init_default_subscriber();
-    let metrics = Emf::from_env()?;
-    let sink = Arc::new(ApiGatewaySink::from_env().await);
-    let router = build(store, sink.clone());
-    LambdaApp::new(router)
-        .with_sink(sink)
-        .with_metrics(metrics)
-        .run()
-        .await
 }
 
 /// `requestContext.requestTime` as API Gateway writes it: `09/Feb/2024:18:23:28 +0000`.

@@ -9,7 +9,9 @@
 //! With the `template` feature, [`template`](crate::template) reads the SAM template and
 //! checks a router against its WebSocket API (routes, route responses, selection
 //! expression), and resolves it for a local stack (`wsgw local`:
-//! [`Template::resolve`](crate::template::Template::resolve)).
+//! [`Template::resolve`](crate::template::Template::resolve)). With the `runner` feature,
+//! `runner::run(router)` is a system's whole `main`: Lambda when `AWS_LAMBDA_RUNTIME_API`
+//! is set, the LocalGateway otherwise, `invoke --event` when asked.
 //!
 #![warn(missing_docs)]
 
@@ -19,10 +21,12 @@ pub mod dynamo;
 pub mod invoke;
 pub mod lambda;
 pub mod metrics;
+#[cfg(feature = "runner")]
+pub mod runner;
 mod sink;
 #[cfg(feature = "template")]
 pub mod template;
 
 pub use dynamo::{DynamoHistory, DynamoHistoryBuilder, DynamoStore, DynamoStoreBuilder};
-pub use sink::{ApiGatewaySink, MANAGEMENT_ENDPOINT_ENV, MAX_PAYLOAD_BYTES};
+pub use sink::{ApiGatewaySink, ManagementApi, MANAGEMENT_ENDPOINT_ENV, MAX_PAYLOAD_BYTES};
 pub use wsgw_core as core;

@@ -2,7 +2,7 @@
 //! `aws-sdk-apigatewaymanagement`.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -11,7 +11,7 @@ use aws_sdk_apigatewaymanagement::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_apigatewaymanagement::primitives::{Blob, DateTime as SmithyDateTime};
 use aws_sdk_apigatewaymanagement::Client;
 use chrono::{DateTime, Utc};
-use wsgw_core::{ConnectionId, ConnectionInfo, Error, MessageSink, Payload, Result};
+use wsgw_core::{ConnectionId, ConnectionInfo, Error, MessageSink, NotConfigured, Payload, Result};
 
 use crate::config::load_sdk_config;
 
@@ -21,13 +21,11 @@ pub const MAX_PAYLOAD_BYTES: usize = 128 * 1024;
 /// Environment variable naming a fixed Management API endpoint (custom domains, tests).
 pub const MANAGEMENT_ENDPOINT_ENV: &str = "WSGW_MANAGEMENT_ENDPOINT";
 
-/// A [`MessageSink`] over API Gateway's Management API.
+/// A [`MessageSink`] over API Gateway's Management API at one endpoint
+/// (`https://{domainName}/{stage}`, or a custom domain's).
 ///
-/// The endpoint is either fixed (`WSGW_MANAGEMENT_ENDPOINT`, or
-/// [`with_endpoint`](Self::with_endpoint)) or taken from each event
-/// (`https://{domainName}/{stage}`, see [`use_event_endpoint`](Self::use_event_endpoint),
-/// which the Lambda glue calls). One client is built per endpoint and reused for the life
-/// of the Lambda instance.
+/// Made by [`ManagementApi`] for each request's own endpoint (the Lambda glue does
+/// that), or directly for a known endpoint with [`new`](Self::new).
 ///
 /// Errors: `GoneException` (or a bare HTTP 410, as some emulators send) → `Gone`;
 /// `LimitExceededException` is retried by the SDK and then → `Throttled`;
@@ -37,59 +35,42 @@ pub const MANAGEMENT_ENDPOINT_ENV: &str = "WSGW_MANAGEMENT_ENDPOINT";
 ///
 /// As on every API Gateway deployment, sending to a client from its own `$connect`
 /// handler fails with `Gone`: the connection opens only after `$connect` returns.
+///
+/// ```
+/// use wsgw_aws::config::local_sdk_config;
+/// use wsgw_aws::ApiGatewaySink;
+///
+/// let sink = ApiGatewaySink::new(&local_sdk_config(), "http://127.0.0.1:8080/local");
+/// assert_eq!(sink.endpoint(), "http://127.0.0.1:8080/local");
+/// ```
+#[derive(Clone)]
 pub struct ApiGatewaySink {
-    sdk_config: SdkConfig,
-    fixed_endpoint: Option<String>,
-    clients: Mutex<HashMap<String, Client>>,
-    current: RwLock<Option<Client>>,
+    client: Client,
+    endpoint: String,
     max_payload: usize,
 }
 
 impl std::fmt::Debug for ApiGatewaySink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiGatewaySink")
-            .field("fixed_endpoint", &self.fixed_endpoint)
+            .field("endpoint", &self.endpoint)
             .field("max_payload", &self.max_payload)
             .finish_non_exhaustive()
     }
 }
 
 impl ApiGatewaySink {
-    /// A sink using this SDK configuration, with no endpoint yet.
-    pub fn new(sdk_config: SdkConfig) -> Self {
+    /// A sink posting to the Management API at `endpoint` with this SDK configuration.
+    pub fn new(sdk_config: &SdkConfig, endpoint: impl Into<String>) -> Self {
+        let endpoint = endpoint.into();
+        let config = aws_sdk_apigatewaymanagement::config::Builder::from(sdk_config)
+            .endpoint_url(&endpoint)
+            .build();
         ApiGatewaySink {
-            sdk_config,
-            fixed_endpoint: None,
-            clients: Mutex::new(HashMap::new()),
-            current: RwLock::new(None),
+            client: Client::from_conf(config),
+            endpoint,
             max_payload: MAX_PAYLOAD_BYTES,
         }
-    }
-
-    /// A sink configured from the environment: credentials and region as the AWS SDK
-    /// finds them, and a fixed endpoint when `WSGW_MANAGEMENT_ENDPOINT` is set.
-    pub async fn from_env() -> Self {
-        let endpoint = std::env::var(MANAGEMENT_ENDPOINT_ENV)
-            .ok()
-            .filter(|e| !e.is_empty());
-        let sink = ApiGatewaySink::new(load_sdk_config(endpoint.as_deref(), None).await);
-        match endpoint {
-            Some(endpoint) => sink.with_endpoint(endpoint),
-            None => sink,
-        }
-    }
-
-    /// Always uses this endpoint (`https://abc.execute-api.eu-west-1.amazonaws.com/prod`,
-    /// or `http://127.0.0.1:8080/local` for the LocalGateway); event endpoints are ignored.
-    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
-        let endpoint = endpoint.into();
-        let client = self.client_for(&endpoint);
-        self.fixed_endpoint = Some(endpoint);
-        *self
-            .current
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner) = Some(client);
-        self
     }
 
     /// Sets the largest payload sent (bigger ones fail with `PayloadTooLarge` before any
@@ -97,6 +78,11 @@ impl ApiGatewaySink {
     pub fn with_max_payload(mut self, bytes: usize) -> Self {
         self.max_payload = bytes;
         self
+    }
+
+    /// The endpoint it posts to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
     }
 
     /// The Management API endpoint for an event's domain name and stage.
@@ -111,43 +97,6 @@ impl ApiGatewaySink {
     /// ```
     pub fn endpoint_for(domain_name: &str, stage: &str) -> String {
         format!("https://{domain_name}/{stage}")
-    }
-
-    /// Points the sink at the endpoint of the event being handled, unless a fixed
-    /// endpoint is configured. Clients are cached per endpoint.
-    pub fn use_event_endpoint(&self, domain_name: &str, stage: &str) {
-        if self.fixed_endpoint.is_some() || domain_name.is_empty() {
-            return;
-        }
-        let client = self.client_for(&Self::endpoint_for(domain_name, stage));
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(client);
-    }
-
-    fn client_for(&self, endpoint: &str) -> Client {
-        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
-        clients
-            .entry(endpoint.to_owned())
-            .or_insert_with(|| {
-                let config = aws_sdk_apigatewaymanagement::config::Builder::from(&self.sdk_config)
-                    .endpoint_url(endpoint)
-                    .build();
-                Client::from_conf(config)
-            })
-            .clone()
-    }
-
-    fn client(&self) -> Result<Client> {
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .ok_or_else(|| {
-                Error::backend(
-                    "apigateway",
-                    format!("no Management API endpoint: set {MANAGEMENT_ENDPOINT_ENV} or handle an event first"),
-                    None,
-                )
-            })
     }
 
     fn map_error<E>(
@@ -192,7 +141,7 @@ impl ApiGatewaySink {
             ),
             _ => Error::backend(
                 "apigateway",
-                format!("{operation} to {id} failed"),
+                format!("{operation} to {id} at {} failed", self.endpoint),
                 Some(Box::new(error) as wsgw_core::BoxError),
             ),
         }
@@ -214,7 +163,7 @@ impl MessageSink for ApiGatewaySink {
                 limit: self.max_payload,
             });
         }
-        self.client()?
+        self.client
             .post_to_connection()
             .connection_id(id.as_str())
             .data(Blob::new(payload.as_bytes().to_vec()))
@@ -226,7 +175,7 @@ impl MessageSink for ApiGatewaySink {
 
     async fn connection_info(&self, id: &ConnectionId) -> Result<ConnectionInfo> {
         let output = self
-            .client()?
+            .client
             .get_connection()
             .connection_id(id.as_str())
             .send()
@@ -252,12 +201,143 @@ impl MessageSink for ApiGatewaySink {
     }
 
     async fn disconnect(&self, id: &ConnectionId) -> Result<()> {
-        self.client()?
+        self.client
             .delete_connection()
             .connection_id(id.as_str())
             .send()
             .await
             .map(|_| ())
             .map_err(|error| self.map_error("DeleteConnection", id, 0, error))
+    }
+}
+
+/// The Management API of every endpoint a process posts to: one [`ApiGatewaySink`] per
+/// endpoint, made on first use and kept for the life of the Lambda instance, and the
+/// sink of each request taken from it. No endpoint is shared or switched: two stages or
+/// two domains handled concurrently in one process each post to their own.
+///
+/// The endpoint is the request's `https://{domainName}/{stage}`, unless a fixed one is
+/// configured (`WSGW_MANAGEMENT_ENDPOINT`, or [`with_endpoint`](Self::with_endpoint):
+/// custom domains, tests).
+///
+/// ```
+/// use wsgw_aws::config::local_sdk_config;
+/// use wsgw_aws::ManagementApi;
+///
+/// let api = ManagementApi::new(local_sdk_config());
+/// let prod = api.sink_for("abc.execute-api.eu-west-1.amazonaws.com", "prod").unwrap();
+/// let dev = api.sink_for("abc.execute-api.eu-west-1.amazonaws.com", "dev").unwrap();
+/// assert_eq!(prod.endpoint(), "https://abc.execute-api.eu-west-1.amazonaws.com/prod");
+/// assert_eq!(dev.endpoint(), "https://abc.execute-api.eu-west-1.amazonaws.com/dev");
+/// assert!(api.sink_for("", "prod").is_none(), "an event without a domain name");
+///
+/// let fixed = ManagementApi::new(local_sdk_config()).with_endpoint("http://127.0.0.1:8080/local");
+/// assert_eq!(fixed.sink_for("abc.example.com", "prod").unwrap().endpoint(), "http://127.0.0.1:8080/local");
+/// ```
+pub struct ManagementApi {
+    sdk_config: SdkConfig,
+    scheme: String,
+    fixed: Option<Arc<ApiGatewaySink>>,
+    sinks: Mutex<HashMap<String, Arc<ApiGatewaySink>>>,
+    max_payload: usize,
+}
+
+impl std::fmt::Debug for ManagementApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagementApi")
+            .field(
+                "fixed_endpoint",
+                &self.fixed.as_ref().map(|sink| sink.endpoint()),
+            )
+            .field("max_payload", &self.max_payload)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ManagementApi {
+    /// The Management API with this SDK configuration; each request's own endpoint.
+    pub fn new(sdk_config: SdkConfig) -> Self {
+        ManagementApi {
+            sdk_config,
+            scheme: "https".to_owned(),
+            fixed: None,
+            sinks: Mutex::new(HashMap::new()),
+            max_payload: MAX_PAYLOAD_BYTES,
+        }
+    }
+
+    /// Configured from the environment: credentials and region as the AWS SDK finds
+    /// them, and a fixed endpoint when `WSGW_MANAGEMENT_ENDPOINT` is set.
+    pub async fn from_env() -> Self {
+        let endpoint = std::env::var(MANAGEMENT_ENDPOINT_ENV)
+            .ok()
+            .filter(|e| !e.is_empty());
+        let api = ManagementApi::new(load_sdk_config(endpoint.as_deref(), None).await);
+        match endpoint {
+            Some(endpoint) => api.with_endpoint(endpoint),
+            None => api,
+        }
+    }
+
+    /// Always posts to this endpoint (`https://ws.example.com/prod` for a custom
+    /// domain, `http://127.0.0.1:8080/local` for the LocalGateway); requests' own
+    /// endpoints are ignored.
+    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        let sink =
+            ApiGatewaySink::new(&self.sdk_config, endpoint).with_max_payload(self.max_payload);
+        self.fixed = Some(Arc::new(sink));
+        self
+    }
+
+    /// Reaches requests' endpoints with `scheme` instead of `https`: for an API Gateway
+    /// emulator serving plain HTTP (`http://{domainName}/{stage}`).
+    pub fn with_scheme(mut self, scheme: impl Into<String>) -> Self {
+        self.scheme = scheme.into();
+        self
+    }
+
+    /// Sets the largest payload sent (see [`ApiGatewaySink::with_max_payload`]).
+    pub fn with_max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = bytes;
+        self.fixed = self
+            .fixed
+            .map(|sink| Arc::new((*sink).clone().with_max_payload(bytes)));
+        self
+    }
+
+    /// The sink for a request of `domain_name` and `stage`: the fixed endpoint's when
+    /// one is configured, else `https://{domain_name}/{stage}`'s (see
+    /// [`ApiGatewaySink::endpoint_for`]); `None` when there is neither (an event without a
+    /// domain name).
+    pub fn sink_for(&self, domain_name: &str, stage: &str) -> Option<Arc<ApiGatewaySink>> {
+        if let Some(fixed) = &self.fixed {
+            return Some(Arc::clone(fixed));
+        }
+        if domain_name.is_empty() {
+            return None;
+        }
+        let endpoint = format!("{}://{domain_name}/{stage}", self.scheme);
+        let mut sinks = self.sinks.lock().unwrap_or_else(PoisonError::into_inner);
+        let sink = sinks.entry(endpoint).or_insert_with_key(|endpoint| {
+            Arc::new(
+                ApiGatewaySink::new(&self.sdk_config, endpoint.as_str())
+                    .with_max_payload(self.max_payload),
+            )
+        });
+        Some(Arc::clone(sink))
+    }
+
+    /// The sink handlers of one request use: [`sink_for`](Self::sink_for), or one that
+    /// fails saying how to configure an endpoint.
+    pub fn sink_for_request(&self, domain_name: &str, stage: &str) -> Arc<dyn MessageSink> {
+        match self.sink_for(domain_name, stage) {
+            Some(sink) => sink,
+            None => Arc::new(NotConfigured::new(
+                "Management API endpoint",
+                format!(
+                    "the event has no requestContext.domainName; set {MANAGEMENT_ENDPOINT_ENV}"
+                ),
+            )),
+        }
     }
 }

@@ -12,8 +12,8 @@ use wsgw_aws::authorizer::{
 use wsgw_aws::lambda::LambdaApp;
 use wsgw_core::auth::{ApiKeyAuthorizer, Principal};
 use wsgw_core::{
-    Authorization, Authorizer, Context, MockConnectionStore, MockMessageSink, Reply, Request,
-    Router,
+    Authorization, Authorizer, Backends, Context, MockConnectionStore, MockMessageSink, Reply,
+    Request, Router,
 };
 
 const METHOD_ARN: &str =
@@ -32,12 +32,15 @@ fn keys() -> ApiKeyAuthorizer {
         .expect("two distinct keys")
 }
 
-fn router(authorizer: impl Authorizer) -> Router {
-    Router::new(
+fn backends() -> Backends {
+    Backends::new(
         Arc::new(MockConnectionStore::new()),
         Arc::new(MockMessageSink::new()),
     )
-    .authorizer(authorizer)
+}
+
+fn router(authorizer: impl Authorizer) -> Router {
+    Router::new().authorizer(authorizer)
 }
 
 fn policy_of(outcome: AuthorizerOutcome) -> Value {
@@ -89,9 +92,13 @@ async fn an_authorizer_event_is_never_run_as_connect() {
 #[tokio::test]
 async fn an_allowed_key_gets_an_allow_policy_on_the_method_arn_with_a_flat_context() {
     let policy = policy_of(
-        authorize_event(&router(keys()), event("authorizer-request.json"))
-            .await
-            .expect("answered"),
+        authorize_event(
+            &router(keys()),
+            &backends(),
+            event("authorizer-request.json"),
+        )
+        .await
+        .expect("answered"),
     );
     assert_eq!(
         policy,
@@ -113,9 +120,13 @@ async fn an_allowed_key_gets_an_allow_policy_on_the_method_arn_with_a_flat_conte
 #[tokio::test]
 async fn a_browser_key_in_the_subprotocol_is_found() {
     let policy = policy_of(
-        authorize_event(&router(keys()), event("authorizer-subprotocol.json"))
-            .await
-            .expect("answered"),
+        authorize_event(
+            &router(keys()),
+            &backends(),
+            event("authorizer-subprotocol.json"),
+        )
+        .await
+        .expect("answered"),
     );
     assert_eq!(policy["principalId"], "ada");
     assert_eq!(policy["context"]["roles"], "client,operator");
@@ -127,15 +138,16 @@ async fn a_wrong_or_missing_key_fails_with_unauthorized_for_a_401() {
     let mut wrong = event("authorizer-request.json");
     wrong["queryStringParameters"]["token"] = json!("k-guess");
     wrong["multiValueQueryStringParameters"]["token"] = json!(["k-guess"]);
-    let outcome = authorize_event(&router(keys()), wrong.clone())
+    let outcome = authorize_event(&router(keys()), &backends(), wrong.clone())
         .await
         .expect("answered");
     assert_eq!(outcome, AuthorizerOutcome::Unauthorized);
     // As a Lambda invocation: an error whose message is exactly "Unauthorized".
-    let error = handle_authorizer_event(&router(keys()), wrong)
+    let error = handle_authorizer_event(&router(keys()), &backends(), wrong)
         .await
         .expect_err("fails");
     assert_eq!(error.to_string(), "Unauthorized");
+    assert_eq!(error.error_type(), "wsgw::Unauthorized");
 
     let mut missing = event("authorizer-request.json");
     missing["queryStringParameters"]
@@ -147,7 +159,7 @@ async fn a_wrong_or_missing_key_fails_with_unauthorized_for_a_401() {
         .expect("object")
         .remove("token");
     assert_eq!(
-        authorize_event(&router(keys()), missing)
+        authorize_event(&router(keys()), &backends(), missing)
             .await
             .expect("answered"),
         AuthorizerOutcome::Unauthorized
@@ -168,9 +180,13 @@ async fn a_403_denial_is_a_deny_policy() {
         })
     };
     let policy = policy_of(
-        authorize_event(&router(operators_only), event("authorizer-request.json"))
-            .await
-            .expect("answered"),
+        authorize_event(
+            &router(operators_only),
+            &backends(),
+            event("authorizer-request.json"),
+        )
+        .await
+        .expect("answered"),
     );
     assert_eq!(policy["policyDocument"]["Statement"][0]["Effect"], "Deny");
     assert_eq!(
@@ -193,9 +209,13 @@ async fn nested_context_values_are_flattened_for_api_gateway() {
         })))
     };
     let policy = policy_of(
-        authorize_event(&router(nested), event("authorizer-request.json"))
-            .await
-            .expect("answered"),
+        authorize_event(
+            &router(nested),
+            &backends(),
+            event("authorizer-request.json"),
+        )
+        .await
+        .expect("answered"),
     );
     assert_eq!(
         policy["context"],

@@ -60,6 +60,7 @@ macro_rules! store_tests {
 store_tests!(
     put_get_delete,
     update_attributes,
+    typed_attributes,
     groups,
     group_pagination,
     list_all_pagination,

@@ -9,8 +9,8 @@ use wsgw_aws::invoke::RecordingSink;
 use wsgw_aws::lambda::LambdaApp;
 use wsgw_aws::metrics::{check_emf_line, Emf};
 use wsgw_core::{
-    Connection, ConnectionId, Context, Error, EventType, HttpRequest, HttpResponse, MessageSink,
-    Payload, Reply, Request, Router,
+    Connection, ConnectionId, Context, Error, EventType, HttpRequest, HttpResponse, Payload, Reply,
+    Request, Router,
 };
 use wsgw_memory::MemoryStore;
 
@@ -40,8 +40,8 @@ impl Lines {
     }
 }
 
-fn room_router(store: Arc<dyn wsgw_core::ConnectionStore>, sink: Arc<dyn MessageSink>) -> Router {
-    Router::new(store, sink)
+fn room_router() -> Router {
+    Router::new()
         .on_connect(|ctx: Context, request: Request| async move {
             ctx.store()
                 .put(Connection::new(request.connection_id.clone()).with_group("room"))
@@ -49,7 +49,9 @@ fn room_router(store: Arc<dyn wsgw_core::ConnectionStore>, sink: Arc<dyn Message
             Ok(Reply::ok())
         })
         .route("say", |ctx: Context, _request: Request| async move {
-            ctx.broadcast_to_group("room", &Payload::text("hi")).await?;
+            ctx.broadcast_payload(Payload::text("hi"))
+                .to_group("room")
+                .await?;
             Ok(Reply::ok())
         })
         .route("fail", |_ctx: Context, _request: Request| async move {
@@ -81,8 +83,11 @@ fn event(event_type: &str, route: &str, id: &str, body: Option<&str>) -> Value {
 
 fn app(emf: Option<Emf>) -> (LambdaApp, Arc<RecordingSink>) {
     let sink = Arc::new(RecordingSink::new());
-    let router = room_router(Arc::new(MemoryStore::new()), sink.clone());
-    (LambdaApp::new(router).with_metrics(emf), sink)
+    let app = LambdaApp::new(room_router())
+        .with_store(Arc::new(MemoryStore::new()))
+        .with_sink(sink.clone())
+        .with_metrics(emf);
+    (app, sink)
 }
 
 fn only(lines: Vec<Value>) -> Value {

@@ -7,14 +7,14 @@ use serde_json::{json, Value};
 use wsgw_aws::invoke::Invoker;
 use wsgw_aws::lambda::EventError;
 use wsgw_aws::metrics::check_emf_line;
-use wsgw_core::{Connection, Context, Error, Payload, Reply, Request, Router};
+use wsgw_core::{
+    Connection, Context, Error, HttpRequest, HttpResponse, Payload, Rejection, Reply, Request,
+    Router,
+};
 use wsgw_memory::MemoryStore;
 
-fn router(
-    store: Arc<dyn wsgw_core::ConnectionStore>,
-    sink: Arc<dyn wsgw_core::MessageSink>,
-) -> Router {
-    Router::new(store, sink)
+fn router() -> Router {
+    Router::new()
         .on_connect(|ctx: Context, request: Request| async move {
             ctx.store()
                 .put(Connection::new(request.connection_id.clone()).with_group("all"))
@@ -27,7 +27,8 @@ fn router(
             Ok(Reply::ok())
         })
         .route("say", |ctx: Context, _request: Request| async move {
-            ctx.broadcast_to_group("all", &Payload::text(r#"{"type":"said"}"#))
+            ctx.broadcast_payload(Payload::text(r#"{"type":"said"}"#))
+                .to_group("all")
                 .await?;
             Ok(Reply::ok())
         })
@@ -58,6 +59,22 @@ fn router(
         .route("fail", |_ctx: Context, _request: Request| async move {
             Err::<Reply, _>(Error::handler("the database is down"))
         })
+        .route("strict", |_ctx: Context, request: Request| async move {
+            #[derive(serde::Deserialize)]
+            struct Strict {
+                #[allow(dead_code)]
+                text: String,
+            }
+            request.json::<Strict>()?;
+            Ok(())
+        })
+        .http(
+            "GET",
+            "/rooms/{room}",
+            |_ctx: Context, _request: HttpRequest| async move {
+                Err::<HttpResponse, _>(Rejection::new("no_such_room").with_status(404).into())
+            },
+        )
         .route("loud", |_ctx: Context, _request: Request| async move {
             Ok(Reply::with_body("one-way: dropped, as on AWS"))
         })
@@ -80,7 +97,7 @@ fn event(event_type: &str, route: &str, id: &str, body: Option<Value>) -> Value 
 }
 
 fn invoker() -> Invoker {
-    Invoker::new("test-fn", Arc::new(MemoryStore::new()), router)
+    Invoker::new("test-fn", router()).with_store(Arc::new(MemoryStore::new()))
 }
 
 async fn run(invoker: &Invoker, event: Value) -> Value {
@@ -257,4 +274,51 @@ async fn a_malformed_event_is_an_error_naming_the_field() {
     );
     let unrecognised = invoker.invoke(json!({"hello": 1})).await.unwrap_err();
     assert!(matches!(unrecognised, EventError::Unrecognised));
+}
+
+#[tokio::test]
+async fn a_rejection_on_lambda_is_posted_to_the_caller_and_the_invocation_succeeds() {
+    let invoker = invoker();
+    run(&invoker, event("CONNECT", "$connect", "a=", None)).await;
+
+    let out = run(
+        &invoker,
+        event("MESSAGE", "strict", "a=", Some(json!({"action": "strict"}))),
+    )
+    .await;
+
+    assert_eq!(out["response"]["statusCode"], 200, "{out}");
+    assert_eq!(out.get("error"), None, "not a failed invocation: {out}");
+    assert_eq!(out["posted"][0]["connection_id"], "a=");
+    let frame = &out["posted"][0]["json"];
+    assert_eq!(frame["type"], "error");
+    assert_eq!(frame["error"], "missing_field");
+    assert_eq!(frame["field"], "text");
+    assert_eq!(
+        out.get("sent_to_caller"),
+        None,
+        "no Internal server error frame"
+    );
+    assert_eq!(out["metrics"][0]["HandlerErrors"], 0);
+    assert_eq!(out["metrics"][0]["Messages"], 1);
+}
+
+#[tokio::test]
+async fn a_rest_rejection_on_lambda_answers_its_status_with_the_frame() {
+    let invoker = invoker();
+    let rest = json!({
+        "httpMethod": "GET", "path": "/rooms/attic", "resource": "/rooms/{room}",
+        "headers": {}, "multiValueHeaders": {}, "isBase64Encoded": false,
+        "requestContext": {"httpMethod": "GET", "path": "/prod/rooms/attic", "stage": "prod",
+            "requestId": "r-1", "accountId": "123456789012", "resourcePath": "/rooms/{room}",
+            "identity": {"sourceIp": "203.0.113.10"}}
+    });
+
+    let out = run(&invoker, rest).await;
+
+    assert_eq!(out["response"]["statusCode"], 404, "{out}");
+    let body: Value =
+        serde_json::from_str(out["response"]["body"].as_str().expect("a body")).expect("JSON");
+    assert_eq!(body, json!({"type": "error", "error": "no_such_room"}));
+    assert_eq!(out["metrics"][0]["HandlerErrors"], 0);
 }

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use aws_lambda_events::encodings::Body;
 use serde_json::{json, Value};
-use wsgw_aws::lambda::{decode_rest_event, decode_websocket_event, EventError, LambdaApp};
+use wsgw_aws::lambda::{
+    decode_rest_event, decode_websocket_event, EventError, InvocationError, LambdaApp,
+};
 use wsgw_core::{
     Context, Error, EventType, HttpRequest, HttpResponse, MockConnectionStore, MockMessageSink,
     Payload, Reply, Request, Router,
@@ -172,7 +174,7 @@ fn a_malformed_event_names_the_field_that_is_wrong() {
 fn app() -> LambdaApp {
     let mut sink = MockMessageSink::new();
     sink.expect_send().returning(|_, _| Ok(()));
-    let router = Router::new(Arc::new(MockConnectionStore::new()), Arc::new(sink))
+    let router = Router::new()
         .two_way_route(
             "sendmessage",
             |_ctx: Context, request: Request| async move {
@@ -197,6 +199,8 @@ fn app() -> LambdaApp {
             },
         );
     LambdaApp::new(router)
+        .with_store(Arc::new(MockConnectionStore::new()))
+        .with_sink(Arc::new(sink))
 }
 
 #[tokio::test]
@@ -247,11 +251,16 @@ async fn handler_errors_become_invocation_errors() {
     event["requestContext"]["routeKey"] = json!("fails");
     let error = app().handle(event).await.unwrap_err();
     assert!(error.to_string().contains("table unavailable"), "{error}");
+    assert_eq!(error.error_type(), "wsgw::Backend");
 }
 
 #[tokio::test]
 async fn unrecognised_events_are_refused_with_a_reason() {
     let error = app().handle(json!({"Records": []})).await.unwrap_err();
-    assert!(error.downcast_ref::<EventError>().is_some(), "{error}");
+    assert!(
+        matches!(error, InvocationError::Event(EventError::Unrecognised)),
+        "{error}"
+    );
+    assert_eq!(error.error_type(), "wsgw::InvalidEvent");
     assert!(error.to_string().contains("not an API Gateway"), "{error}");
 }

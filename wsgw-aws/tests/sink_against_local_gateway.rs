@@ -16,16 +16,17 @@ use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wsgw_aws::config::{local_sdk_config, local_sdk_config_signing_with};
-use wsgw_aws::ApiGatewaySink;
+use wsgw_aws::{ApiGatewaySink, ManagementApi};
 use wsgw_core::conformance::{self, SinkProbe};
 use wsgw_core::{
-    Connection, ConnectionId, ConnectionStore, Context, Error, MessageSink, Payload, Reply,
-    Request, Router,
+    Backends, Connection, ConnectionId, ConnectionStore, Context, Error, MessageSink, Payload,
+    Reply, Request, Router,
 };
 use wsgw_memory::gateway::{
-    Limits, LocalGateway, ManagementAccess, ManagementCredentials, RunningGateway,
+    Limits, LocalGateway, ManagementAccess, ManagementCredentials, RouterIntegration,
+    RunningGateway,
 };
-use wsgw_memory::{MemorySink, MemoryStore};
+use wsgw_memory::MemoryStore;
 
 type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -36,7 +37,7 @@ async fn whoami(_ctx: Context, request: Request) -> wsgw_core::Result<Reply> {
 }
 
 async fn gateway() -> RunningGateway {
-    LocalGateway::build(|store, sink| Router::new(store, sink).two_way_route("whoami", whoami))
+    LocalGateway::new(Router::new().two_way_route("whoami", whoami))
         .limits(Limits::default().max_message_bytes(LIMIT))
         .bind("127.0.0.1:0".parse().unwrap())
         .await
@@ -44,9 +45,7 @@ async fn gateway() -> RunningGateway {
 }
 
 fn sink_for(gateway: &RunningGateway) -> ApiGatewaySink {
-    ApiGatewaySink::new(local_sdk_config())
-        .with_endpoint(gateway.management_endpoint())
-        .with_max_payload(LIMIT)
+    ApiGatewaySink::new(&local_sdk_config(), gateway.management_endpoint()).with_max_payload(LIMIT)
 }
 
 /// Opens real WebSocket clients on the gateway and reads what reaches them.
@@ -124,7 +123,7 @@ async fn sdk_sink_passes_the_sink_suite_against_the_local_gateway() {
 /// A gateway that checks every `@connections` signature, loopback included: what a
 /// caller on the LAN meets (the loopback exemption is the only thing turned off).
 async fn strict_gateway(credentials: ManagementCredentials) -> RunningGateway {
-    LocalGateway::build(|store, sink| Router::new(store, sink).two_way_route("whoami", whoami))
+    LocalGateway::new(Router::new().two_way_route("whoami", whoami))
         .limits(Limits::default().max_message_bytes(LIMIT))
         .management_access(ManagementAccess::new(credentials).trust_loopback(false))
         .bind("127.0.0.1:0".parse().unwrap())
@@ -142,11 +141,10 @@ fn signing_with(access_key_id: &str, secret: &str) -> aws_config::SdkConfig {
 async fn the_sdk_signing_with_the_gateways_key_passes_the_sink_suite_when_every_call_is_checked() {
     let gateway = strict_gateway(ManagementCredentials::generate()).await;
     let credentials = gateway.management_access().credentials().clone();
-    let sink = ApiGatewaySink::new(signing_with(
-        credentials.access_key_id(),
-        credentials.secret_access_key(),
-    ))
-    .with_endpoint(gateway.management_endpoint())
+    let sink = ApiGatewaySink::new(
+        &signing_with(credentials.access_key_id(), credentials.secret_access_key()),
+        gateway.management_endpoint(),
+    )
     .with_max_payload(LIMIT);
     let probe = WebSocketProbe::new(&gateway);
     conformance::message_sink_suite(&sink, &probe, LIMIT).await;
@@ -231,15 +229,13 @@ async fn handlers_broadcast_through_the_sdk_sink_into_the_same_gateway() {
     let credentials = ManagementCredentials::generate();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}/local", listener.local_addr().unwrap());
-    let sdk_sink: Arc<dyn MessageSink> = Arc::new(
-        ApiGatewaySink::new(signing_with(
-            credentials.access_key_id(),
-            credentials.secret_access_key(),
-        ))
-        .with_endpoint(endpoint),
-    );
+    let sdk_sink: Arc<dyn MessageSink> = Arc::new(ApiGatewaySink::new(
+        &signing_with(credentials.access_key_id(), credentials.secret_access_key()),
+        endpoint,
+    ));
     let store = Arc::new(MemoryStore::new());
-    let router = Router::new(store.clone(), sdk_sink)
+    let backends = Backends::new(store.clone(), sdk_sink);
+    let router = Router::new()
         .on_connect(|ctx: Context, request: Request| async move {
             ctx.store()
                 .put(Connection::new(request.connection_id).with_group("all"))
@@ -252,13 +248,16 @@ async fn handlers_broadcast_through_the_sdk_sink_into_the_same_gateway() {
         })
         .two_way_route("shout", |ctx: Context, request: Request| async move {
             let report = ctx
-                .broadcast_to_group("all", request.body.as_ref().unwrap())
+                .broadcast_payload(request.body.clone().unwrap())
+                .to_group("all")
                 .await?;
             Reply::json(
                 &json!({ "delivered": report.delivered.len(), "pruned": report.pruned.len() }),
             )
         });
-    let gateway = LocalGateway::new(router, Arc::new(MemorySink::new()))
+    // The seam `wsgw local --template` plugs into: an integration whose handlers post
+    // through the gateway's @connections, as functions do deployed.
+    let gateway = LocalGateway::for_integration(RouterIntegration::new(router, backends))
         .management_access(ManagementAccess::new(credentials).trust_loopback(false))
         .serve_on(listener)
         .unwrap();
@@ -309,8 +308,9 @@ async fn handlers_broadcast_through_the_sdk_sink_into_the_same_gateway() {
 
 #[tokio::test]
 async fn without_an_endpoint_the_sink_says_how_to_configure_one() {
-    let sink = ApiGatewaySink::new(local_sdk_config());
-    let error = sink
+    let api = ManagementApi::new(local_sdk_config());
+    let error = api
+        .sink_for_request("", "prod")
         .send(&ConnectionId::new("a="), Payload::text("x"))
         .await
         .unwrap_err();
@@ -343,7 +343,7 @@ async fn fixed_answer(status: u16, error_type: Option<&'static str>, body: &'sta
 #[tokio::test]
 async fn a_bare_410_without_aws_error_headers_is_gone() {
     let endpoint = fixed_answer(410, None, "").await;
-    let sink = ApiGatewaySink::new(local_sdk_config()).with_endpoint(endpoint);
+    let sink = ApiGatewaySink::new(&local_sdk_config(), endpoint);
     let error = sink
         .send(&ConnectionId::new("x="), Payload::text("x"))
         .await
@@ -362,7 +362,7 @@ async fn forbidden_names_the_missing_permission() {
         r#"{"message":"Forbidden"}"#,
     )
     .await;
-    let sink = ApiGatewaySink::new(local_sdk_config()).with_endpoint(endpoint);
+    let sink = ApiGatewaySink::new(&local_sdk_config(), endpoint);
     let error = sink
         .send(&ConnectionId::new("x="), Payload::text("x"))
         .await
@@ -389,7 +389,7 @@ async fn limit_exceeded_is_retried_by_the_sdk_then_throttled() {
                 .with_initial_backoff(Duration::from_millis(5)),
         )
         .build();
-    let sink = ApiGatewaySink::new(config).with_endpoint(endpoint);
+    let sink = ApiGatewaySink::new(&config, endpoint);
     let error = sink
         .send(&ConnectionId::new("x="), Payload::text("x"))
         .await

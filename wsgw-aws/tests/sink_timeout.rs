@@ -32,7 +32,7 @@ async fn a_post_that_gets_no_answer_in_time_is_a_timeout() {
                 .build(),
         )
         .build();
-    let sink = ApiGatewaySink::new(config).with_endpoint(endpoint);
+    let sink = ApiGatewaySink::new(&config, endpoint);
 
     let error = sink
         .send(&ConnectionId::new("abc="), Payload::text("hi"))

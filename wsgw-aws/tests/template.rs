@@ -2,12 +2,9 @@
 //! a router against the template's WebSocket API.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use wsgw_aws::template::{Drift, Intrinsic, Template, TemplateError, TemplateValue};
-use wsgw_core::{
-    Context, MockConnectionStore, MockMessageSink, Reply, Request, RouteSelection, Router,
-};
+use wsgw_core::{Context, Reply, Request, RouteSelection, Router};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -17,10 +14,7 @@ fn workspace() -> PathBuf {
 }
 
 fn router() -> Router {
-    Router::new(
-        Arc::new(MockConnectionStore::new()),
-        Arc::new(MockMessageSink::new()),
-    )
+    Router::new()
 }
 
 async fn ok(_ctx: Context, _request: Request) -> wsgw_core::Result<Reply> {

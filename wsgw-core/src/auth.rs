@@ -63,22 +63,22 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use wsgw_core::auth::{ApiKeyAuthorizer, Principal};
-//! use wsgw_core::{Authorization, ConnectionId, MockConnectionStore, MockMessageSink, Request, Router};
+//! use wsgw_core::{Authorization, Backends, ConnectionId, MockConnectionStore, MockMessageSink, Request, Router};
 //!
 //! let keys = ApiKeyAuthorizer::new()
 //!     .key("k-3f9a2c", "esp32-01", ["device"])?
 //!     .key("k-ops-77", "ada", ["operator"])?;
-//! let router = Router::new(Arc::new(MockConnectionStore::new()), Arc::new(MockMessageSink::new()))
-//!     .authorizer(keys);
+//! let router = Router::new().authorizer(keys);
+//! let backends = Backends::new(Arc::new(MockConnectionStore::new()), Arc::new(MockMessageSink::new()));
 //!
 //! let device = Request::connect(ConnectionId::new("c1=")).with_query("token", "k-3f9a2c");
-//! let Authorization::Allow(context) = router.authorize(&device).await? else { panic!("denied") };
+//! let Authorization::Allow(context) = router.authorize(&backends, &device).await? else { panic!("denied") };
 //! let principal = Principal::from_context(&context).expect("a principal");
 //! assert_eq!(principal.id, "esp32-01");
 //! assert!(principal.has_role("device"));
 //!
 //! let stranger = Request::connect(ConnectionId::new("c2=")).with_query("token", "guess");
-//! assert_eq!(router.authorize(&stranger).await?, Authorization::Deny(401));
+//! assert_eq!(router.authorize(&backends, &stranger).await?, Authorization::Deny(401));
 //! # Ok(())
 //! # }
 //! ```
@@ -90,7 +90,8 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::handler::{Authorization, Authorizer, Context};
+use crate::handler::{Authorization, Authorizer};
+use crate::Context;
 use crate::{Request, Result};
 
 /// The subprotocol a browser offers, before its token, to send the token in
@@ -631,6 +632,14 @@ impl<S: Send + Sync + 'static> Authorizer<S> for ApiKeyAuthorizer {
 
 #[cfg(feature = "jwt")]
 pub use jwt::{JwtAlgorithm, JwtAuthorizer};
+#[cfg(feature = "jwt")]
+pub use settings::{
+    JwtSettings, JwtSettingsError, JWT_ANY_AUDIENCE_ENV, JWT_AUDIENCE_ENV, JWT_ISSUER_ENV,
+    JWT_PUBLIC_KEY_FILE_ENV, JWT_SECRET_ENV,
+};
+
+#[cfg(feature = "jwt")]
+mod settings;
 
 #[cfg(feature = "jwt")]
 mod jwt {
@@ -645,7 +654,8 @@ mod jwt {
         check_role, find_token, join_roles, roles_of, subprotocol_marker, AuthError, TokenSource,
         FORBIDDEN, MIN_HS256_SECRET_BYTES, PRINCIPAL_KEY, ROLES_KEY, UNAUTHORIZED,
     };
-    use crate::handler::{Authorization, Authorizer, Context};
+    use crate::handler::{Authorization, Authorizer};
+    use crate::Context;
     use crate::{Request, Result};
 
     /// The signature algorithms [`JwtAuthorizer`] accepts (one per authorizer: a token

@@ -5,11 +5,13 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
-use futures::stream::{self, StreamExt};
+use futures::future::BoxFuture;
+use futures::stream::{BoxStream, StreamExt};
 
-use crate::{ConnectionId, ConnectionStore, Error, MessageSink, PageRequest, Payload, Result};
+use crate::{ConnectionId, ConnectionStore, Error, MessageSink, Payload, Result};
 
-/// How [`broadcast`] fans out.
+/// How a [`Broadcast`](crate::Broadcast) fans out
+/// ([`Router::broadcast_options`](crate::Router::broadcast_options)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BroadcastOptions {
@@ -85,27 +87,26 @@ pub struct BroadcastReport {
     pub delivered: Vec<ConnectionId>,
     /// Connections that were gone and have been deleted from the store.
     pub pruned: Vec<ConnectionId>,
+    /// Connections the broadcast's filter left out
+    /// ([`Broadcast::filter`](crate::Broadcast::filter)).
+    pub skipped: Vec<ConnectionId>,
     /// Connections the message did not reach, with the reason (throttled after every
-    /// attempt, payload too large, a gone connection that could not be deleted, ...).
+    /// attempt, payload too large, a gone connection that could not be deleted, a
+    /// filter that failed ...).
     pub failed: Vec<(ConnectionId, Error)>,
 }
 
 impl BroadcastReport {
     /// How many targets there were.
     pub fn attempted(&self) -> usize {
-        self.delivered.len() + self.pruned.len() + self.failed.len()
-    }
-
-    fn merge(&mut self, other: BroadcastReport) {
-        self.delivered.extend(other.delivered);
-        self.pruned.extend(other.pruned);
-        self.failed.extend(other.failed);
+        self.delivered.len() + self.pruned.len() + self.skipped.len() + self.failed.len()
     }
 }
 
 enum Outcome {
     Delivered(ConnectionId),
     Pruned(ConnectionId),
+    Skipped(ConnectionId),
     Failed(ConnectionId, Error),
 }
 
@@ -139,8 +140,14 @@ async fn send_one(
     }
 }
 
-/// Sends one payload to every target with at most `options.concurrency` sends in
-/// flight.
+/// Decides per target whether a broadcast sends to it.
+pub(crate) type Filter<'a> =
+    Box<dyn Fn(ConnectionId) -> BoxFuture<'a, Result<bool>> + Send + Sync + 'a>;
+
+/// Sends one payload to every target the stream yields, with at most
+/// `options.concurrency` sends in flight, each after `filter` (when given) let it
+/// through. What [`Broadcast`](crate::Broadcast) runs; the only fan-out there is, so
+/// every broadcast is counted.
 ///
 /// - `Gone`: the connection is deleted from `store` and reported as pruned; the other
 ///   targets still get the message.
@@ -150,75 +157,45 @@ async fn send_one(
 ///   deliver a message twice (at least once, never silently dropped).
 /// - Anything else: reported in `failed` with its reason.
 ///
-/// ```
-/// # use std::sync::Arc;
-/// # use wsgw_core::*;
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let mut sink = MockMessageSink::new();
-/// sink.expect_send().returning(|id, _| {
-///     if id.as_str() == "gone=" {
-///         Err(Error::Gone { connection_id: id.clone() })
-///     } else {
-///         Ok(())
-///     }
-/// });
-/// let mut store = MockConnectionStore::new();
-/// store.expect_delete().times(1).returning(|_| Ok(None));
-///
-/// let targets = ["a=", "gone=", "b="].map(ConnectionId::new);
-/// let report = broadcast(&store, &sink, targets, &Payload::text("hi"), &BroadcastOptions::default()).await;
-/// assert_eq!(report.delivered.len(), 2);
-/// assert_eq!(report.pruned, vec![ConnectionId::new("gone=")]);
-/// # }
-/// ```
-pub async fn broadcast<I>(
+/// Fails only when the targets cannot be listed (a group's page); delivery problems are
+/// in the report.
+pub(crate) async fn fan_out(
     store: &dyn ConnectionStore,
     sink: &dyn MessageSink,
-    targets: I,
+    targets: BoxStream<'_, Result<ConnectionId>>,
     payload: &Payload,
     options: &BroadcastOptions,
-) -> BroadcastReport
-where
-    I: IntoIterator<Item = ConnectionId>,
-{
+    filter: Option<&Filter<'_>>,
+) -> Result<BroadcastReport> {
     let mut report = BroadcastReport::default();
-    let mut outcomes = stream::iter(targets)
-        .map(|id| send_one(store, sink, id, payload, options))
+    let mut listing_failed = None;
+    let mut outcomes = targets
+        .map(|target| async move {
+            let id = target?;
+            if let Some(filter) = filter {
+                match filter(id.clone()).await {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(Outcome::Skipped(id)),
+                    Err(error) => return Ok(Outcome::Failed(id, error)),
+                }
+            }
+            Ok(send_one(store, sink, id, payload, options).await)
+        })
         .buffer_unordered(options.concurrency.max(1));
     while let Some(outcome) = outcomes.next().await {
         match outcome {
-            Outcome::Delivered(id) => report.delivered.push(id),
-            Outcome::Pruned(id) => report.pruned.push(id),
-            Outcome::Failed(id, error) => {
+            Ok(Outcome::Delivered(id)) => report.delivered.push(id),
+            Ok(Outcome::Pruned(id)) => report.pruned.push(id),
+            Ok(Outcome::Skipped(id)) => report.skipped.push(id),
+            Ok(Outcome::Failed(id, error)) => {
                 tracing::warn!(connection_id = %id, %error, "broadcast delivery failed");
                 report.failed.push((id, error));
             }
+            Err(error) => listing_failed = Some(error),
         }
     }
-    report
-}
-
-/// Sends one payload to every member of `group`, listing members page by page (a keyed
-/// query, never a scan). Fails only if listing the group fails; delivery problems are in
-/// the report.
-pub async fn broadcast_to_group(
-    store: &dyn ConnectionStore,
-    sink: &dyn MessageSink,
-    group: &str,
-    payload: &Payload,
-    options: &BroadcastOptions,
-) -> Result<BroadcastReport> {
-    let mut report = BroadcastReport::default();
-    let mut token = None;
-    loop {
-        let page = store
-            .list_group(group, PageRequest::after(options.page_size, token))
-            .await?;
-        report.merge(broadcast(store, sink, page.items, payload, options).await);
-        match page.next {
-            Some(next) => token = Some(next),
-            None => return Ok(report),
-        }
+    match listing_failed {
+        Some(error) => Err(error),
+        None => Ok(report),
     }
 }

@@ -19,11 +19,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use serde_json::json;
 
 use crate::{
-    AttributeUpdate, Connection, ConnectionId, ConnectionStore, Error, HistoryQuery, HistoryRecord,
-    HistoryStore, MessageSink, Order, PageRequest, PageToken, Payload,
+    AttributeUpdate, Connection, ConnectionId, ConnectionStore, ConnectionStoreExt, Error,
+    HistoryQuery, HistoryRecord, HistoryStore, HistoryStoreExt, MessageSink, Order, Page,
+    PageRequest, PageToken, Payload,
 };
 
 /// A name no other call in this process (or a recent process) has used.
@@ -167,22 +169,96 @@ pub async fn update_attributes(store: &dyn ConnectionStore) {
     store.delete(&id).await.expect("cleanup");
 }
 
-async fn members(store: &dyn ConnectionStore, group: &str, page_size: usize) -> Vec<ConnectionId> {
-    let mut all = Vec::new();
-    let mut token = None;
-    for _ in 0..10_000 {
-        let page = store
-            .list_group(group, PageRequest::after(page_size, token))
-            .await
-            .expect("list_group");
-        assert!(page.items.len() <= page_size, "page larger than its limit");
-        all.extend(page.items);
-        match page.next {
-            Some(next) => token = Some(next),
-            None => return all,
-        }
+/// The most items a listing may yield before the suite calls it endless.
+const MAX_ITEMS: usize = 100_000;
+
+/// Every item of a listing stream (the extension traits' streams over the backend's
+/// pages), failing with `what` on an error or a listing that does not end.
+async fn collect_all<T>(listing: BoxStream<'_, crate::Result<T>>, what: &str) -> Vec<T> {
+    let all: Vec<T> = listing
+        .take(MAX_ITEMS)
+        .try_collect()
+        .await
+        .unwrap_or_else(|error| panic!("{what}: {error}"));
+    assert!(all.len() < MAX_ITEMS, "{what} never returned a last page");
+    all
+}
+
+/// Asserts that one page of a listing holds at most `limit` items.
+fn assert_page_within<T>(page: &Page<T>, limit: usize, what: &str) {
+    assert!(
+        page.items.len() <= limit,
+        "{what}: page larger than its limit"
+    );
+}
+
+/// Typed attributes round-trip through the store as JSON ([`ConnectionStoreExt`]):
+/// a struct, a float and a string come back as they were set; a missing connection or
+/// attribute reads as `None`; setting on an unknown connection is `NotFound`.
+pub async fn typed_attributes(store: &dyn ConnectionStore) {
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Follow {
+        device: String,
+        interval_ms: u64,
     }
-    panic!("list_group of `{group}` never returned a last page");
+    let id = ConnectionId::new(unique("typed"));
+    let missing = store.set_attribute(&id, "room", "lobby").await;
+    assert!(
+        matches!(missing, Err(Error::NotFound { .. })),
+        "set on unknown id: {missing:?}"
+    );
+    assert_eq!(
+        store.attribute::<String>(&id, "room").await.expect("get"),
+        None
+    );
+
+    store.put(Connection::new(id.clone())).await.expect("put");
+    let follow = Follow {
+        device: "esp32-01".to_owned(),
+        interval_ms: 1500,
+    };
+    store
+        .set_attribute(&id, "follow", &follow)
+        .await
+        .expect("set struct");
+    store
+        .set_attribute(&id, "ratio", &0.1)
+        .await
+        .expect("set float");
+    store
+        .set_attribute(&id, "room", "lobby")
+        .await
+        .expect("set string");
+    assert_eq!(
+        store.attribute(&id, "follow").await.expect("get"),
+        Some(follow)
+    );
+    assert_eq!(
+        store.attribute::<f64>(&id, "ratio").await.expect("get"),
+        Some(0.1)
+    );
+    assert_eq!(
+        store
+            .attribute::<String>(&id, "room")
+            .await
+            .expect("get")
+            .as_deref(),
+        Some("lobby")
+    );
+    assert_eq!(
+        store.attribute::<String>(&id, "absent").await.expect("get"),
+        None
+    );
+    let wrong = store.attribute::<u64>(&id, "room").await;
+    assert!(
+        matches!(wrong, Err(Error::Json(_))),
+        "a string read as a number: {wrong:?}"
+    );
+    store.delete(&id).await.expect("cleanup");
+}
+
+async fn members(store: &dyn ConnectionStore, group: &str, page_size: usize) -> Vec<ConnectionId> {
+    collect_all(store.members_paged(group, page_size), "list_group").await
 }
 
 fn sorted(ids: impl IntoIterator<Item = ConnectionId>) -> Vec<ConnectionId> {
@@ -294,6 +370,7 @@ pub async fn group_pagination(store: &dyn ConnectionStore) {
         .list_group(&group, PageRequest::first(10))
         .await
         .expect("page 1");
+    assert_page_within(&first, 10, "list_group");
     assert!(
         first.next.is_some(),
         "a group larger than the page has a next token"
@@ -311,25 +388,17 @@ pub async fn list_all_pagination(store: &dyn ConnectionStore) {
         store.put(Connection::new(id.clone())).await.expect("put");
         expected.insert(id);
     }
-    let mut seen = Vec::new();
-    let mut token = None;
-    for _ in 0..100_000 {
-        let page = store
-            .list_all(PageRequest::after(5, token))
-            .await
-            .expect("list_all");
-        assert!(page.items.len() <= 5, "page larger than its limit");
-        seen.extend(
-            page.items
-                .into_iter()
-                .map(|c| c.id)
-                .filter(|id| expected.contains(id)),
-        );
-        match page.next {
-            Some(next) => token = Some(next),
-            None => break,
-        }
-    }
+    let first = store
+        .list_all(PageRequest::first(5))
+        .await
+        .expect("list_all");
+    assert_page_within(&first, 5, "list_all");
+    let seen: Vec<ConnectionId> = collect_all(store.connections_paged(5), "list_all")
+        .await
+        .into_iter()
+        .map(|connection| connection.id)
+        .filter(|id| expected.contains(id))
+        .collect();
     assert_eq!(seen.len(), expected.len(), "each connection exactly once");
     assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), expected);
     for id in &expected {
@@ -355,6 +424,7 @@ pub async fn rejects_foreign_tokens(store: &dyn ConnectionStore) {
 pub async fn connection_store_suite(store: &dyn ConnectionStore) {
     put_get_delete(store).await;
     update_attributes(store).await;
+    typed_attributes(store).await;
     groups(store).await;
     group_pagination(store).await;
     list_all_pagination(store).await;
@@ -505,21 +575,9 @@ fn numbers(records: &[HistoryRecord]) -> Vec<i64> {
 }
 
 async fn all_pages(history: &dyn HistoryStore, query: HistoryQuery) -> Vec<HistoryRecord> {
-    let mut all = Vec::new();
-    let mut query = query;
-    for _ in 0..10_000 {
-        let page = history.query(query.clone()).await.expect("history query");
-        assert!(
-            page.items.len() <= query.limit,
-            "page larger than its limit"
-        );
-        all.extend(page.items);
-        match page.next {
-            Some(token) => query = query.after(Some(token)),
-            None => return all,
-        }
-    }
-    panic!("history query never returned a last page");
+    let first = history.query(query.clone()).await.expect("history query");
+    assert_page_within(&first, query.limit, "history query");
+    collect_all(history.records(query), "history query").await
 }
 
 /// Records come back in time order (then by id), either direction, whatever order they

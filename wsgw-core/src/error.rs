@@ -69,8 +69,10 @@ pub enum Error {
         message: String,
     },
 
-    /// The request from outside is not acceptable (malformed JSON, a missing field, a value
-    /// out of range). Handlers return this for bad client input.
+    /// A value is not acceptable to wsgw or a backend (a route selection expression that
+    /// is not one, an attribute a backend cannot store). This is a server-side failure:
+    /// a client's bad input is a [`Rejection`](crate::Rejection) ([`Error::Rejected`]),
+    /// which the client is answered with.
     #[error("invalid input: {message}")]
     InvalidInput {
         /// What is wrong and how to fix it.
@@ -99,6 +101,19 @@ pub enum Error {
     /// A handler failed for an application reason.
     #[error("handler error: {0}")]
     Handler(#[source] BoxError),
+
+    /// The client's request is refused: the router answers the client with the
+    /// rejection (an error frame on a WebSocket route, a 4xx on a REST route, a refused
+    /// handshake on `$connect`), and the invocation does not fail. What `?` on
+    /// [`Request::json`](crate::Request::json) and any other [`Rejection`] gives.
+    #[error("request rejected: {0}")]
+    Rejected(crate::Rejection),
+
+    /// A value could not be written or read as JSON on the server's side (a type whose
+    /// `Serialize` fails, a stored record that no longer parses). A client's malformed
+    /// JSON is a [`Rejection`](crate::Rejection) instead.
+    #[error("JSON serialisation failed: {0}")]
+    Json(#[source] serde_json::Error),
 }
 
 impl Error {
@@ -151,10 +166,34 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         self.is_throttled() || self.is_timeout()
     }
+
+    /// The client rejection this error carries ([`Error::Rejected`]), if it is one.
+    pub fn as_rejection(&self) -> Option<&crate::Rejection> {
+        match self {
+            Error::Rejected(rejection) => Some(rejection),
+            _ => None,
+        }
+    }
 }
 
+/// A serialisation failure on the server's side ([`Error::Json`]), not the client's
+/// fault: parse a client's input with [`Request::json`](crate::Request::json), whose
+/// error is a [`Rejection`](crate::Rejection).
+///
+/// ```
+/// use wsgw_core::Error;
+///
+/// let failure = serde_json::from_str::<u8>("300").unwrap_err();
+/// assert!(matches!(Error::from(failure), Error::Json(_)));
+/// ```
 impl From<serde_json::Error> for Error {
     fn from(error: serde_json::Error) -> Self {
-        Error::invalid_input(error.to_string())
+        Error::Json(error)
+    }
+}
+
+impl From<crate::Rejection> for Error {
+    fn from(rejection: crate::Rejection) -> Self {
+        Error::Rejected(rejection)
     }
 }

@@ -8,7 +8,7 @@ use std::future::Future;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::{Context, Error, Payload, Result};
+use crate::{Context, Payload, Rejection, Result};
 
 /// An HTTP request to a REST route.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,21 +145,26 @@ impl HttpResponse {
         self
     }
 
-    /// The answer for a handler error a client caused: 400 for invalid input or tokens,
-    /// 404 for missing records; `None` for server-side failures.
-    pub fn for_client_error(error: &Error) -> Option<Self> {
-        match error {
-            Error::InvalidInput { .. } | Error::InvalidToken { .. } => {
-                Some(HttpResponse::error(400, error.to_string()))
-            }
-            Error::NotFound { .. } => Some(HttpResponse::error(404, error.to_string())),
-            _ => None,
-        }
+    /// The answer to a client [`Rejection`]: its status, with its frame as the JSON
+    /// body.
+    ///
+    /// ```
+    /// use wsgw_core::{HttpResponse, Rejection};
+    ///
+    /// let response = HttpResponse::rejected(&Rejection::new("unknown_device").with_status(404));
+    /// assert_eq!(response.status, 404);
+    /// assert_eq!(response.body.unwrap().as_text(), Some(r#"{"type":"error","error":"unknown_device"}"#));
+    /// ```
+    pub fn rejected(rejection: &Rejection) -> Self {
+        HttpResponse::status(rejection.status())
+            .with_header("content-type", "application/json")
+            .with_body(rejection.to_payload())
     }
 }
 
 /// Handles one REST route. Any `async fn(Context<S>, HttpRequest) -> Result<HttpResponse>`
-/// is one.
+/// is one; an `Err` holding a [`Rejection`] is answered with
+/// [`HttpResponse::rejected`], any other `Err` with 500.
 #[async_trait]
 pub trait HttpHandler<S = ()>: Send + Sync + 'static {
     /// Handles one request.

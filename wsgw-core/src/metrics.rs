@@ -17,14 +17,13 @@
 //! # use wsgw_core::metrics::{Counter, Counters};
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<()> {
-//! # let (store, sink): (Arc<dyn ConnectionStore>, Arc<dyn MessageSink>) =
-//! #     (Arc::new(MockConnectionStore::new()), Arc::new(MockMessageSink::new()));
+//! # let backends = Backends::new(Arc::new(MockConnectionStore::new()), Arc::new(MockMessageSink::new()));
 //! let counters = Arc::new(Counters::new());
-//! let router = Router::new(store, sink)
-//!     .two_way_route("ping", |_ctx: Context, _req: Request| async { Ok(Reply::with_body("pong")) })
+//! let router = Router::new()
+//!     .two_way_route("ping", |_ctx: Context, _req: Request| async { Ok("pong") })
 //!     .observe(counters.clone());
 //!
-//! router.handle(Request::message(ConnectionId::new("a="), r#"{"action":"ping"}"#)).await?;
+//! router.handle(&backends, Request::message(ConnectionId::new("a="), r#"{"action":"ping"}"#)).await?;
 //! assert_eq!(counters.get(Counter::Messages, "ping"), 1);
 //! assert_eq!(counters.snapshot().latencies[0].histogram.count(), 1);
 //! # Ok(())
@@ -41,7 +40,7 @@ use async_trait::async_trait;
 use crate::{ConnectionId, ConnectionInfo, MessageSink, Payload, Result};
 
 /// The route label of counts made outside any route (a background task sending through
-/// [`Router::context`](crate::Router::context)).
+/// a [`Router::context`](crate::Router::context)).
 pub const NO_ROUTE: &str = "(none)";
 
 /// A count the router, the context or broadcast keeps, always per route.
@@ -51,7 +50,8 @@ pub enum Counter {
     /// `$connect` events, accepted or not.
     Connects,
     /// `$connect` events that refused the handshake: a denying authorizer, a non-2xx
-    /// reply, or a failing handler.
+    /// reply, a failing handler, or (on the LocalGateway) the connection limit reached
+    /// before any handler ran.
     ConnectsRefused,
     /// `$disconnect` events.
     Disconnects,
@@ -195,6 +195,7 @@ impl Metrics for Observers {
 
 /// A sink that reports throttled sends of one route, wrapped around a context's sink
 /// when the router has observers.
+#[derive(Clone)]
 pub(crate) struct MeteredSink {
     pub(crate) inner: Arc<dyn MessageSink>,
     pub(crate) observers: Arc<Observers>,

@@ -245,12 +245,32 @@ impl Request {
         self.body.as_ref().and_then(Payload::as_text)
     }
 
-    /// Parses the body as JSON into `T`; a clear [`Error::InvalidInput`](crate::Error)
-    /// when there is no body, it is binary, or it does not match `T`.
-    pub fn json<T: serde::de::DeserializeOwned>(&self) -> crate::Result<T> {
+    /// Parses the body as JSON into `T`. A body that does not parse is the client's
+    /// fault, so the error is a [`Rejection`](crate::Rejection) (`invalid_json`,
+    /// `missing_field`, `invalid_type` or `invalid_value`, naming the field and with
+    /// serde's message as the detail): with `?` in a handler the router answers the
+    /// client with it, and the invocation does not fail.
+    ///
+    /// ```
+    /// use wsgw_core::{ConnectionId, Request};
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Say { text: String }
+    ///
+    /// let request = Request::message(ConnectionId::new("a="), r#"{"action":"say"}"#);
+    /// let Err(rejection) = request.json::<Say>() else { panic!("no text") };
+    /// assert_eq!(rejection.code(), Some("missing_field"));
+    /// assert_eq!(
+    ///     rejection.to_payload().as_text(),
+    ///     Some(r#"{"type":"error","error":"missing_field","field":"text","detail":"missing field `text` at line 1 column 16"}"#)
+    /// );
+    /// ```
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, crate::Rejection> {
         match &self.body {
             Some(body) => body.parse_json(),
-            None => Err(crate::Error::invalid_input("the message has no body")),
+            None => {
+                Err(crate::Rejection::new("invalid_json").with_detail("the message has no body"))
+            }
         }
     }
 

@@ -10,12 +10,13 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde_json::{Number, Value};
 
 use crate::broadcast::BroadcastOptions;
-use crate::handler::{Authorization, Authorizer, Context, RouteHandler};
+use crate::handler::{Authorization, Authorizer, RouteHandler};
 use crate::http::{HttpHandler, HttpRequest, HttpResponse, PathPattern};
-use crate::metrics::{Counter, Metrics};
+use crate::metrics::{Counter, Metrics, Observers};
 use crate::request::{CONNECT, DEFAULT, DISCONNECT};
 use crate::{
-    ConnectionStore, Error, EventType, GatewayError, MessageSink, Payload, Reply, Request, Result,
+    Backends, ConnectionId, Context, Error, EventType, GatewayError, Payload, Rejection, Reply,
+    Request, Result,
 };
 
 /// A route selection expression such as `$request.body.action` or
@@ -172,6 +173,8 @@ type SharedHandler<S> = Arc<dyn RouteHandler<S>>;
 
 /// A registered WebSocket route.
 struct Route<S> {
+    /// The route key, shared by every context of the route.
+    label: Arc<str>,
     handler: SharedHandler<S>,
     /// Registered with [`Router::two_way_route`]: the reply body goes back to the caller.
     two_way: bool,
@@ -183,6 +186,7 @@ struct Route<S> {
 impl<S> Clone for Route<S> {
     fn clone(&self) -> Self {
         Route {
+            label: Arc::clone(&self.label),
             handler: Arc::clone(&self.handler),
             two_way: self.two_way,
             warned_dropped_body: Arc::clone(&self.warned_dropped_body),
@@ -194,7 +198,7 @@ struct HttpRoute<S> {
     method: String,
     pattern: PathPattern,
     /// `METHOD pattern`, the route's metrics label.
-    label: String,
+    label: Arc<str>,
     handler: Arc<dyn HttpHandler<S>>,
 }
 
@@ -203,7 +207,7 @@ impl<S> Clone for HttpRoute<S> {
         HttpRoute {
             method: self.method.clone(),
             pattern: self.pattern.clone(),
-            label: self.label.clone(),
+            label: Arc::clone(&self.label),
             handler: Arc::clone(&self.handler),
         }
     }
@@ -225,33 +229,71 @@ struct Routes<S> {
     http_routes: Vec<HttpRoute<S>>,
     selection: RouteSelection,
     authorizer: Option<Arc<dyn Authorizer<S>>>,
-    context: Context<S>,
-    /// The context of every WebSocket route, made once rather than per event.
-    route_contexts: RouteMap<Context<S>>,
+    state: Arc<S>,
+    broadcast_options: Arc<BroadcastOptions>,
+    observers: Arc<Observers>,
+    /// The labels of the built-in routes, for their contexts when they have no handler.
+    builtin: [Arc<str>; 3],
+}
+
+impl<S> Clone for Routes<S> {
+    fn clone(&self) -> Self {
+        Routes {
+            routes: self.routes.clone(),
+            http_routes: self.http_routes.clone(),
+            selection: self.selection.clone(),
+            authorizer: self.authorizer.clone(),
+            state: Arc::clone(&self.state),
+            broadcast_options: Arc::clone(&self.broadcast_options),
+            observers: Arc::clone(&self.observers),
+            builtin: self.builtin.clone(),
+        }
+    }
 }
 
 impl<S> Routes<S> {
-    /// The context a handler of `route` runs with, reporting to `extra` as well.
-    fn context_for(&self, route: &str, extra: Option<&Arc<dyn Metrics>>) -> Context<S> {
-        match (extra, self.route_contexts.get(route)) {
-            (None, Some(context)) => context.clone(),
-            _ => self.context.for_route(route, extra),
+    /// The label of a WebSocket route key (registered or built in).
+    fn label(&self, route: &str) -> Arc<str> {
+        match self.routes.get(route) {
+            Some(registered) => Arc::clone(&registered.label),
+            None => self
+                .builtin
+                .iter()
+                .find(|label| &***label == route)
+                .cloned()
+                .unwrap_or_else(|| Arc::from(route)),
         }
     }
 
-    fn refresh_route_contexts(&mut self) {
-        let keys = self
-            .routes
-            .keys()
-            .map(String::as_str)
-            .chain([CONNECT, DISCONNECT, DEFAULT]);
-        self.route_contexts = keys
-            .map(|key| (key.to_owned(), self.context.for_route(key, None)))
-            .collect();
+    /// The context a handler of `route` runs with for `caller`, on `backends`, reporting
+    /// to `extra` as well.
+    fn context(
+        &self,
+        backends: &Backends,
+        route: Option<Arc<str>>,
+        caller: Option<ConnectionId>,
+        extra: Option<&Arc<dyn Metrics>>,
+    ) -> Context<S> {
+        let observers = match extra {
+            Some(extra) => Arc::new(self.observers.with(Arc::clone(extra))),
+            None => Arc::clone(&self.observers),
+        };
+        Context::new(
+            backends.clone(),
+            Arc::clone(&self.state),
+            Arc::clone(&self.broadcast_options),
+            observers,
+            route,
+            caller,
+        )
     }
 }
 
 /// Dispatches gateway events to route handlers the way API Gateway does.
+///
+/// A router holds routes (and the application state), not backends: whoever serves it
+/// gives the [`Backends`] for each request, the `Harness` and the LocalGateway
+/// (`wsgw-memory`), the Lambda glue and `invoke` (`wsgw-aws`).
 ///
 /// `$connect`, `$disconnect` and `$default` are routes like any other; messages are routed
 /// by the [`RouteSelection`] (default `$request.body.action`); a message that selects no
@@ -261,7 +303,10 @@ impl<S> Routes<S> {
 ///
 /// Routes are one-way, as on API Gateway, unless registered with
 /// [`two_way_route`](Self::two_way_route): only a two-way route's reply body goes back to
-/// the caller. A one-way route answers through [`Context::sink`].
+/// the caller. A one-way route answers through [`Context::reply`].
+///
+/// A handler's `Err` holding a [`Rejection`] answers the client (an error frame, a
+/// refused handshake, a 4xx); any other `Err` fails the invocation.
 ///
 /// Cheap to clone, and its futures are `Send`, so it fits `lambda_runtime` and
 /// `tokio::spawn`.
@@ -269,25 +314,22 @@ impl<S> Routes<S> {
 /// ```
 /// # use std::sync::Arc;
 /// # use wsgw_core::*;
-/// # fn backends() -> (Arc<dyn ConnectionStore>, Arc<dyn MessageSink>) {
-/// #     (Arc::new(MockConnectionStore::new()), Arc::new(MockMessageSink::new()))
-/// # }
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<()> {
-/// let (store, sink) = backends();
-/// let pong = |_ctx: Context, _req: Request| async { Ok(Reply::with_body("pong")) };
-/// let router = Router::new(store, sink)
+/// # let backends = Backends::new(Arc::new(MockConnectionStore::new()), Arc::new(MockMessageSink::new()));
+/// let pong = |_ctx: Context, _req: Request| async { Ok("pong") };
+/// let router = Router::new()
 ///     .two_way_route("ping", pong)
 ///     // One-way: API Gateway drops its reply body, and so does the router.
 ///     .route("ping-one-way", pong);
 ///
 /// let reply = router
-///     .handle(Request::message(ConnectionId::new("abc="), r#"{"action":"ping"}"#))
+///     .handle(&backends, Request::message(ConnectionId::new("abc="), r#"{"action":"ping"}"#))
 ///     .await?;
 /// assert_eq!(reply.body, Some(Payload::text("pong")));
 ///
 /// let reply = router
-///     .handle(Request::message(ConnectionId::new("abc="), r#"{"action":"ping-one-way"}"#))
+///     .handle(&backends, Request::message(ConnectionId::new("abc="), r#"{"action":"ping-one-way"}"#))
 ///     .await?;
 /// assert_eq!(reply.body, None);
 /// # Ok(())
@@ -351,49 +393,47 @@ impl<S> Router<S> {
             .get(route_key)
             .is_some_and(|route| route.two_way)
     }
+
+    /// The application state handlers see.
+    pub fn state(&self) -> &S {
+        &self.inner.state
+    }
 }
 
 impl Router<()> {
-    /// A router with no application state.
-    pub fn new(store: Arc<dyn ConnectionStore>, sink: Arc<dyn MessageSink>) -> Self {
-        Router::with_state(store, sink, ())
+    /// A router with no application state and no routes.
+    pub fn new() -> Self {
+        Router::with_state(())
+    }
+}
+
+impl Default for Router<()> {
+    fn default() -> Self {
+        Router::new()
     }
 }
 
 impl<S: Send + Sync + 'static> Router<S> {
     /// A router whose handlers see `state` through [`Context::state`].
-    pub fn with_state(
-        store: Arc<dyn ConnectionStore>,
-        sink: Arc<dyn MessageSink>,
-        state: S,
-    ) -> Self {
+    pub fn with_state(state: S) -> Self {
         Router {
             inner: Arc::new(Routes {
                 routes: RouteMap::default(),
                 http_routes: Vec::new(),
                 selection: RouteSelection::default(),
                 authorizer: None,
-                context: Context::new(store, sink, Arc::new(state), BroadcastOptions::default()),
-                route_contexts: RouteMap::default(),
+                state: Arc::new(state),
+                broadcast_options: Arc::new(BroadcastOptions::default()),
+                observers: Arc::new(Observers::default()),
+                builtin: [CONNECT, DISCONNECT, DEFAULT].map(Arc::from),
             }),
         }
     }
 
     fn edit(self, change: impl FnOnce(&mut Routes<S>)) -> Self {
-        let mut inner = match Arc::try_unwrap(self.inner) {
-            Ok(inner) => inner,
-            // Cloned before configuration finished: copy the table so the clone keeps its own.
-            Err(shared) => Routes {
-                routes: shared.routes.clone(),
-                http_routes: shared.http_routes.clone(),
-                selection: shared.selection.clone(),
-                authorizer: shared.authorizer.clone(),
-                context: shared.context.clone(),
-                route_contexts: RouteMap::default(),
-            },
-        };
+        // Cloned before configuration finished: copy the table so the clone keeps its own.
+        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| (*shared).clone());
         change(&mut inner);
-        inner.refresh_route_contexts();
         Router {
             inner: Arc::new(inner),
         }
@@ -401,14 +441,14 @@ impl<S: Send + Sync + 'static> Router<S> {
 
     /// Registers a handler for a one-way route (a custom key, or `$connect`,
     /// `$disconnect`, `$default`), as API Gateway routes are by default: the handler
-    /// answers through [`Context::sink`], and a body in its [`Reply`] is dropped (with a
-    /// warning naming the route and how to make it two-way). Registering a key again
-    /// replaces its handler.
+    /// answers through [`Context::reply`] (or [`Context::sink`]), and a body in its
+    /// reply is dropped (with a warning naming the route and how to make it two-way).
+    /// Registering a key again replaces its handler.
     pub fn route(self, route_key: impl Into<String>, handler: impl RouteHandler<S>) -> Self {
         self.register(route_key.into(), Arc::new(handler), false)
     }
 
-    /// Registers a handler for a two-way route: the body of its [`Reply`] goes back to the
+    /// Registers a handler for a two-way route: the body of its reply goes back to the
     /// caller, as API Gateway sends the integration's response on a route that has a
     /// route response. Deployed, the template's route needs
     /// `RouteResponseSelectionExpression: $default` and an `AWS::ApiGatewayV2::RouteResponse`
@@ -419,15 +459,13 @@ impl<S: Send + Sync + 'static> Router<S> {
     /// body to the client, whichever way they are registered.
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use wsgw_core::*;
-    /// # let (store, sink): (Arc<dyn ConnectionStore>, Arc<dyn MessageSink>) =
-    /// #     (Arc::new(MockConnectionStore::new()), Arc::new(MockMessageSink::new()));
-    /// async fn whoami(_ctx: Context, request: Request) -> Result<Reply> {
-    ///     Reply::json(&serde_json::json!({ "connection_id": request.connection_id }))
+    /// use wsgw_core::{Context, Json, Request, Result, Router};
+    ///
+    /// async fn whoami(_ctx: Context, request: Request) -> Result<Json<serde_json::Value>> {
+    ///     Ok(Json(serde_json::json!({ "connection_id": request.connection_id })))
     /// }
     ///
-    /// let router = Router::new(store, sink).two_way_route("whoami", whoami);
+    /// let router = Router::new().two_way_route("whoami", whoami);
     /// assert_eq!(router.two_way_routes(), ["whoami"]);
     /// ```
     pub fn two_way_route(
@@ -440,6 +478,7 @@ impl<S: Send + Sync + 'static> Router<S> {
 
     fn register(self, route_key: String, handler: SharedHandler<S>, two_way: bool) -> Self {
         let route = Route {
+            label: Arc::from(route_key.as_str()),
             handler,
             two_way,
             warned_dropped_body: Arc::new(AtomicBool::new(false)),
@@ -449,7 +488,8 @@ impl<S: Send + Sync + 'static> Router<S> {
         })
     }
 
-    /// Registers the `$connect` handler. Its reply status decides the handshake.
+    /// Registers the `$connect` handler. Its reply status decides the handshake; a
+    /// [`Rejection`] refuses it with the rejection's status.
     pub fn on_connect(self, handler: impl RouteHandler<S>) -> Self {
         self.route(CONNECT, handler)
     }
@@ -469,7 +509,7 @@ impl<S: Send + Sync + 'static> Router<S> {
     pub fn http(self, method: &str, pattern: &str, handler: impl HttpHandler<S>) -> Self {
         let method = method.to_ascii_uppercase();
         let route = HttpRoute {
-            label: format!("{method} {pattern}"),
+            label: Arc::from(format!("{method} {pattern}")),
             method,
             pattern: PathPattern::parse(pattern),
             handler: Arc::new(handler),
@@ -486,7 +526,7 @@ impl<S: Send + Sync + 'static> Router<S> {
             .find(|route| {
                 route.method.eq_ignore_ascii_case(method) && route.pattern.matches(path).is_some()
             })
-            .map(|route| route.label.as_str())
+            .map(|route| &*route.label)
     }
 
     /// Whether some REST route's pattern matches `path` (whatever its method).
@@ -497,30 +537,36 @@ impl<S: Send + Sync + 'static> Router<S> {
             .any(|route| route.pattern.matches(path).is_some())
     }
 
-    /// Handles a REST request: the first route whose method and pattern match runs;
-    /// 404 when no pattern matches, 405 when only the method differs. Client errors from
-    /// the handler ([`Error::InvalidInput`], [`Error::NotFound`] ...) become 4xx JSON
-    /// responses; other errors are returned for the gateway to answer 500.
+    /// Handles a REST request on `backends`: the first route whose method and pattern
+    /// match runs; 404 when no pattern matches, 405 when only the method differs. A
+    /// handler's [`Rejection`] is answered with its status and frame as a JSON body;
+    /// other errors are returned for the gateway to answer 500.
     ///
     /// Reported to the metrics observers as [`Counter::HttpRequests`] under
     /// `METHOD pattern` (`(unmatched)` for 404 and 405), with the handler's latency and,
     /// for a returned error, [`Counter::HandlerErrors`].
-    pub async fn handle_http(&self, request: HttpRequest) -> Result<HttpResponse> {
-        self.dispatch_http(request, None).await
+    pub async fn handle_http(
+        &self,
+        backends: &Backends,
+        request: HttpRequest,
+    ) -> Result<HttpResponse> {
+        self.dispatch_http(backends, request, None).await
     }
 
     /// [`handle_http`](Self::handle_http), reporting to `observer` as well as to the
     /// router's observers (a gateway measuring one invocation).
     pub async fn handle_http_observed(
         &self,
+        backends: &Backends,
         request: HttpRequest,
         observer: Arc<dyn Metrics>,
     ) -> Result<HttpResponse> {
-        self.dispatch_http(request, Some(observer)).await
+        self.dispatch_http(backends, request, Some(observer)).await
     }
 
     async fn dispatch_http(
         &self,
+        backends: &Backends,
         mut request: HttpRequest,
         extra: Option<Arc<dyn Metrics>>,
     ) -> Result<HttpResponse> {
@@ -534,7 +580,12 @@ impl<S: Send + Sync + 'static> Router<S> {
                 continue;
             }
             request.path_params = captures;
-            let context = self.inner.context.for_route(&route.label, extra.as_ref());
+            let context = self.inner.context(
+                backends,
+                Some(Arc::clone(&route.label)),
+                None,
+                extra.as_ref(),
+            );
             let started = Instant::now();
             let outcome = route.handler.call(context.clone(), request).await;
             let observers = context.observers();
@@ -542,13 +593,17 @@ impl<S: Send + Sync + 'static> Router<S> {
             observers.latency(&route.label, started.elapsed());
             return match outcome {
                 Ok(response) => Ok(response),
-                Err(error) => HttpResponse::for_client_error(&error).ok_or_else(|| {
+                Err(Error::Rejected(rejection)) => {
+                    tracing::info!(route = %route.label, %rejection, "REST request rejected");
+                    Ok(HttpResponse::rejected(&rejection))
+                }
+                Err(error) => {
                     observers.count(Counter::HandlerErrors, &route.label, 1);
-                    error
-                }),
+                    Err(error)
+                }
             };
         }
-        let context = self.inner.context.for_route(UNMATCHED_HTTP, extra.as_ref());
+        let context = self.inner.context(backends, None, None, extra.as_ref());
         context
             .observers()
             .count(Counter::HttpRequests, UNMATCHED_HTTP, 1);
@@ -582,24 +637,26 @@ impl<S: Send + Sync + 'static> Router<S> {
     /// everything.
     pub fn observe(self, observer: impl Metrics) -> Self {
         let observer: Arc<dyn Metrics> = Arc::new(observer);
-        self.edit(|routes| routes.context = routes.context.clone().with_observer(observer))
+        self.edit(|routes| routes.observers = Arc::new(routes.observers.with(observer)))
     }
 
     /// Every observer added with [`observe`](Self::observe), as one (reporting to it
     /// does nothing when there is none). Gateways use it for what happens outside the
     /// router: a handler that timed out or panicked.
     pub fn observer(&self) -> &dyn Metrics {
-        self.inner.context.observers()
+        &*self.inner.observers
     }
 
     /// Sets how [`Context::broadcast`] fans out.
     pub fn broadcast_options(self, options: BroadcastOptions) -> Self {
-        self.edit(|routes| routes.context = routes.context.clone().with_broadcast_options(options))
+        self.edit(|routes| routes.broadcast_options = Arc::new(options))
     }
 
-    /// The context handlers receive.
-    pub fn context(&self) -> &Context<S> {
-        &self.inner.context
+    /// A context on `backends` for work outside a handler (a background task, a
+    /// benchmark): its broadcasts and sends are counted for the router's observers under
+    /// [`NO_ROUTE`](crate::metrics::NO_ROUTE), and it has no caller.
+    pub fn context(&self, backends: &Backends) -> Context<S> {
+        self.inner.context(backends, None, None, None)
     }
 
     /// The route key a message body selects: the evaluated expression when a route with
@@ -620,15 +677,21 @@ impl<S: Send + Sync + 'static> Router<S> {
         key != CONNECT && key != DISCONNECT && self.inner.routes.contains_key(key)
     }
 
-    /// Runs the authorizer, if one is set, on a `$connect` request. Without one every
-    /// client is allowed with no context.
+    /// Runs the authorizer, if one is set, on a `$connect` request served on `backends`.
+    /// Without one every client is allowed with no context. An authorizer's
+    /// [`Rejection`] denies with its status.
     ///
     /// A denial or a failure ends the `$connect`, so it is reported to the metrics
     /// observers here ([`Counter::Connects`], [`Counter::ConnectsRefused`], and
     /// [`Counter::HandlerErrors`] for a failure); an allowed client is counted by
     /// [`handle`](Self::handle).
-    pub async fn authorize(&self, request: &Request) -> Result<Authorization> {
-        let context = self.inner.context_for(CONNECT, None);
+    pub async fn authorize(&self, backends: &Backends, request: &Request) -> Result<Authorization> {
+        let context = self.inner.context(
+            backends,
+            Some(self.inner.label(CONNECT)),
+            Some(request.connection_id.clone()),
+            None,
+        );
         let started = Instant::now();
         let outcome = self.run_authorizer(&context, request).await;
         if !matches!(outcome, Ok(Authorization::Allow(_))) {
@@ -648,37 +711,48 @@ impl<S: Send + Sync + 'static> Router<S> {
         context: &Context<S>,
         request: &Request,
     ) -> Result<Authorization> {
-        match &self.inner.authorizer {
+        let outcome = match &self.inner.authorizer {
             Some(authorizer) => authorizer.authorize(context.clone(), request.clone()).await,
             None => Ok(Authorization::Allow(Value::Null)),
+        };
+        match outcome {
+            Err(Error::Rejected(rejection)) => {
+                tracing::info!(connection_id = %request.connection_id, %rejection, "$connect denied by the authorizer");
+                Ok(Authorization::Deny(rejection.status()))
+            }
+            outcome => outcome,
         }
     }
 
-    /// Handles one event and returns the reply for the gateway.
+    /// Handles one event on `backends` (the store, the sink bound to the event's
+    /// endpoint, the history) and returns the reply for the gateway.
     ///
     /// - CONNECT: runs the authorizer unless `request.authorizer` already carries a
     ///   principal (set by the gateway's own authorizer step: the LocalGateway's, or API
     ///   Gateway's Lambda authorizer), then `$connect`; no handler means 200. A context
-    ///   without a principal does not skip the authorizer.
+    ///   without a principal does not skip the authorizer. A [`Rejection`] refuses the
+    ///   handshake with its status.
     /// - MESSAGE: selects the route when `request.route_key` is empty, then runs it. The
     ///   reply's body is kept only on a two-way route (see
     ///   [`two_way_route`](Self::two_way_route)): on a one-way route it is dropped, as API
-    ///   Gateway drops it, with a warning the first time. With no matching route and no
+    ///   Gateway drops it, with a warning the first time. A [`Rejection`] is sent to the
+    ///   caller as its error frame through the backends' sink (a caller that left is no
+    ///   failure) and the reply is a plain 200. With no matching route and no
     ///   `$default`, replies 403 with API Gateway's `Forbidden` frame
     ///   ([`GatewayError::Forbidden`], quoting `request.request_id`) as the body, which the
     ///   gateway sends to the caller.
     /// - DISCONNECT: runs `$disconnect`; no handler means 200.
     ///
-    /// A handler's `Err` is returned as is: the gateway turns it into API Gateway's
-    /// "Internal server error" frame ([`GatewayError::InternalServerError`]), or on
-    /// `$connect` a 502 handshake refusal.
+    /// Any other `Err` from a handler is returned as is: the gateway turns it into API
+    /// Gateway's "Internal server error" frame ([`GatewayError::InternalServerError`]),
+    /// or on `$connect` a 502 handshake refusal.
     ///
     /// Reported to the metrics observers: [`Counter::Connects`] (and
     /// [`Counter::ConnectsRefused`] for a refusal), [`Counter::Disconnects`] or
     /// [`Counter::Messages`] under the route whose handler ran, the handler's latency,
-    /// and [`Counter::HandlerErrors`] for an `Err`.
-    pub async fn handle(&self, request: Request) -> Result<Reply> {
-        self.dispatch(request, None).await
+    /// and [`Counter::HandlerErrors`] for an `Err` that is not a rejection.
+    pub async fn handle(&self, backends: &Backends, request: Request) -> Result<Reply> {
+        self.dispatch(backends, request, None).await
     }
 
     /// [`handle`](Self::handle), reporting to `observer` as well as to the router's
@@ -686,14 +760,16 @@ impl<S: Send + Sync + 'static> Router<S> {
     /// one CloudWatch metrics line per Lambda invocation this way).
     pub async fn handle_observed(
         &self,
+        backends: &Backends,
         request: Request,
         observer: Arc<dyn Metrics>,
     ) -> Result<Reply> {
-        self.dispatch(request, Some(observer)).await
+        self.dispatch(backends, request, Some(observer)).await
     }
 
     async fn dispatch(
         &self,
+        backends: &Backends,
         mut request: Request,
         extra: Option<Arc<dyn Metrics>>,
     ) -> Result<Reply> {
@@ -712,7 +788,12 @@ impl<S: Send + Sync + 'static> Router<S> {
                 (route, Counter::Messages)
             }
         };
-        let context = self.inner.context_for(route, extra.as_ref());
+        let context = self.inner.context(
+            backends,
+            Some(self.inner.label(route)),
+            Some(request.connection_id.clone()),
+            extra.as_ref(),
+        );
         let outcome = match request.event_type {
             EventType::Connect => {
                 request.route_key = CONNECT.to_owned();
@@ -757,7 +838,15 @@ impl<S: Send + Sync + 'static> Router<S> {
             .and_then(|authorizer| authorizer.subprotocol())
             .filter(|marker| crate::auth::offered_subprotocols(&request).any(|p| p == *marker))
             .map(str::to_owned);
-        let mut reply = self.run_optional(context, request).await?;
+        let mut reply = match self.run_optional(context, request).await {
+            Err(Error::Rejected(rejection)) => {
+                tracing::info!(route = CONNECT, %rejection, "$connect rejected");
+                let mut refused = Reply::status(rejection.status());
+                refused.body = Some(rejection.to_payload());
+                return Ok(refused);
+            }
+            outcome => outcome?,
+        };
         if let Some(marker) = marker {
             if !reply.is_rejection() && !reply.headers.contains_key(SUBPROTOCOL_HEADER) {
                 reply.headers.insert(SUBPROTOCOL_HEADER.to_owned(), marker);
@@ -779,7 +868,10 @@ impl<S: Send + Sync + 'static> Router<S> {
             let frame = GatewayError::Forbidden.frame(&request.connection_id, &request.request_id);
             return Ok(Reply::with_body(frame).with_status(403));
         };
-        let mut reply = registered.handler.call(context.clone(), request).await?;
+        let mut reply = match registered.handler.call(context.clone(), request).await {
+            Err(Error::Rejected(rejection)) => return reject(context, route, &rejection).await,
+            outcome => outcome?,
+        };
         if !registered.two_way && reply.body.is_some() {
             reply.body = None;
             if registered.warned_dropped_body.swap(true, Ordering::Relaxed) {
@@ -790,7 +882,7 @@ impl<S: Send + Sync + 'static> Router<S> {
                     "route `{route}` is one-way, so its reply body is dropped, as API Gateway drops it: \
                      register it with Router::two_way_route(\"{route}\", ...) and give the template's route a route \
                      response (RouteResponseSelectionExpression: $default and an AWS::ApiGatewayV2::RouteResponse) \
-                     to send the body back to the caller, or send it with ctx.sink()"
+                     to send the body back to the caller, or send it with ctx.reply()"
                 );
             }
         }
@@ -799,8 +891,33 @@ impl<S: Send + Sync + 'static> Router<S> {
 
     async fn run_optional(&self, context: &Context<S>, request: Request) -> Result<Reply> {
         match self.inner.routes.get(&request.route_key) {
-            Some(route) => route.handler.call(context.clone(), request).await,
+            Some(route) => match route.handler.call(context.clone(), request).await {
+                // `$disconnect` has nobody to answer: the connection is closed.
+                Err(Error::Rejected(rejection)) if route.label.as_ref() == DISCONNECT => {
+                    tracing::info!(route = DISCONNECT, %rejection, "$disconnect rejected: nobody to answer");
+                    Ok(Reply::ok())
+                }
+                outcome => outcome,
+            },
             None => Ok(Reply::ok()),
         }
+    }
+}
+
+/// Answers a message's rejection: its frame to the caller through the request's sink,
+/// on one-way and two-way routes alike. A caller that already left is no failure; any
+/// other send failure is the invocation's.
+async fn reject<S>(context: &Context<S>, route: &str, rejection: &Rejection) -> Result<Reply> {
+    tracing::info!(route, %rejection, "request rejected");
+    match context.caller() {
+        Some(caller) => match context.sink().send(caller, rejection.to_payload()).await {
+            Ok(()) => Ok(Reply::ok()),
+            Err(error) if error.is_gone() => {
+                tracing::debug!(connection_id = %caller, "caller left before its rejection was sent");
+                Ok(Reply::ok())
+            }
+            Err(error) => Err(error),
+        },
+        None => Ok(Reply::status(rejection.status())),
     }
 }

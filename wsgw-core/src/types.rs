@@ -107,6 +107,50 @@ impl Connection {
         }
     }
 
+    /// The connection a `$connect` request opens: its id, when it opened (the request's
+    /// `connectedAt`, else its time), the client's address and user agent; no groups or
+    /// attributes yet.
+    ///
+    /// ```
+    /// use wsgw_core::{Connection, ConnectionId, Request};
+    ///
+    /// let request = Request::connect(ConnectionId::new("a=")).with_source_ip("203.0.113.7");
+    /// let connection = Connection::from_request(&request).with_group("room:lobby");
+    /// assert_eq!(connection.id, request.connection_id);
+    /// assert_eq!(connection.source_ip.as_deref(), Some("203.0.113.7"));
+    /// assert_eq!(connection.connected_at, request.request_time);
+    /// ```
+    pub fn from_request(request: &crate::Request) -> Self {
+        Connection {
+            source_ip: request.source_ip.clone(),
+            user_agent: request.user_agent.clone(),
+            ..Connection::new(request.connection_id.clone())
+                .with_connected_at(request.connected_at.unwrap_or(request.request_time))
+        }
+    }
+
+    /// An attribute read as `T`: `None` when absent; a value that is not a `T` is an
+    /// [`Error::Json`](crate::Error::Json) (the server stored it).
+    ///
+    /// ```
+    /// use wsgw_core::{Connection, ConnectionId};
+    ///
+    /// let connection = Connection::new(ConnectionId::new("a=")).with_attribute("interval_ms", 500);
+    /// assert_eq!(connection.attribute::<u64>("interval_ms")?, Some(500));
+    /// assert_eq!(connection.attribute::<u64>("missing")?, None);
+    /// assert!(connection.attribute::<String>("interval_ms").is_err());
+    /// # Ok::<(), wsgw_core::Error>(())
+    /// ```
+    pub fn attribute<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> crate::Result<Option<T>> {
+        match self.attributes.get(name) {
+            Some(value) => Ok(Some(T::deserialize(value)?)),
+            None => Ok(None),
+        }
+    }
+
     /// Sets when the connection opened (and last activity to the same time).
     pub fn with_connected_at(mut self, at: DateTime<Utc>) -> Self {
         self.connected_at = at;
@@ -263,10 +307,7 @@ impl Payload {
 
     /// A text payload holding `value` serialised as JSON.
     pub fn json<T: Serialize + ?Sized>(value: &T) -> crate::Result<Self> {
-        let text = serde_json::to_string(value).map_err(|error| {
-            crate::Error::backend("serde_json", "serialising a payload", Some(error.into()))
-        })?;
-        Ok(Payload::text(text))
+        Ok(Payload::text(serde_json::to_string(value)?))
     }
 
     /// A text payload from bytes, if they are valid UTF-8.
@@ -314,14 +355,21 @@ impl Payload {
         self.data.is_empty()
     }
 
-    /// Parses a text payload as JSON.
-    pub fn parse_json<T: serde::de::DeserializeOwned>(&self) -> crate::Result<T> {
-        match self.as_text() {
-            Some(text) => Ok(serde_json::from_str(text)?),
-            None => Err(crate::Error::invalid_input(
-                "expected a JSON text message, got a binary message",
-            )),
-        }
+    /// Parses a text payload, such as a client's message, as JSON. What does not parse
+    /// (a binary payload, malformed JSON, a value of another shape) is a
+    /// [`Rejection`](crate::Rejection), as for [`Request::json`](crate::Request::json).
+    pub fn parse_json<T: serde::de::DeserializeOwned>(&self) -> Result<T, crate::Rejection> {
+        let Some(text) = self.as_text() else {
+            return Err(crate::Rejection::new("invalid_json")
+                .with_detail("expected a JSON text message, got a binary message"));
+        };
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let value = serde_path_to_error::deserialize(&mut deserializer)
+            .map_err(crate::Rejection::from_json_error)?;
+        deserializer.end().map_err(|error| {
+            crate::Rejection::new("invalid_json").with_detail(error.to_string())
+        })?;
+        Ok(value)
     }
 }
 

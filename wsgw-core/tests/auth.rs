@@ -7,7 +7,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use wsgw_core::auth::{ApiKeyAuthorizer, AuthError, JwtAuthorizer, Principal, TokenSource};
 use wsgw_core::{
-    Authorization, ConnectionId, MockConnectionStore, MockMessageSink, Reply, Request, Router,
+    Authorization, Backends, ConnectionId, MockConnectionStore, MockMessageSink, Reply, Request,
+    Router,
 };
 
 const SECRET: &[u8] = b"test-secret-of-a-decent-length-0123456789";
@@ -66,12 +67,15 @@ fn with_query(token: &str) -> Request {
     Request::connect(ConnectionId::new("c1=")).with_query("token", token)
 }
 
-fn router_with(authorizer: impl wsgw_core::Authorizer) -> Router {
-    Router::new(
+fn backends() -> Backends {
+    Backends::new(
         Arc::new(MockConnectionStore::new()),
         Arc::new(MockMessageSink::new()),
     )
-    .authorizer(authorizer)
+}
+
+fn router_with(authorizer: impl wsgw_core::Authorizer) -> Router {
+    Router::new().authorizer(authorizer)
 }
 
 #[test]
@@ -353,7 +357,7 @@ async fn the_router_runs_the_authorizer_and_echoes_the_subprotocol_marker() {
     });
     let browser = Request::connect(ConnectionId::new("c1="))
         .with_header("Sec-WebSocket-Protocol", "wsgw.bearer, k-1");
-    let reply = router.handle(browser).await.expect("handled");
+    let reply = router.handle(&backends(), browser).await.expect("handled");
     assert_eq!(reply.status, 200);
     assert_eq!(
         reply
@@ -364,11 +368,17 @@ async fn the_router_runs_the_authorizer_and_echoes_the_subprotocol_marker() {
         "the marker, never the token"
     );
     // A client using the query string gets no subprotocol it did not ask for.
-    let reply = router.handle(with_query("k-1")).await.expect("handled");
+    let reply = router
+        .handle(&backends(), with_query("k-1"))
+        .await
+        .expect("handled");
     assert_eq!(reply.status, 200);
     assert!(!reply.headers.contains_key("sec-websocket-protocol"));
     // A denial never runs $connect.
-    let reply = router.handle(with_query("k-2")).await.expect("handled");
+    let reply = router
+        .handle(&backends(), with_query("k-2"))
+        .await
+        .expect("handled");
     assert_eq!(reply.status, 401);
     assert!(!reply.headers.contains_key("sec-websocket-protocol"));
 }
@@ -385,13 +395,17 @@ async fn the_router_runs_its_authorizer_when_the_context_carries_no_principal() 
     // authorizer) but with no principal: the router's authorizer must still decide.
     let smuggled = Request::connect(ConnectionId::new("c1="))
         .with_authorizer(json!({"integrationLatency": 12, "roles": "operator"}));
-    let reply = router.handle(smuggled).await.expect("handled");
+    let reply = router.handle(&backends(), smuggled).await.expect("handled");
     assert_eq!(reply.status, 401, "no key: refused despite a context");
     // A principal set by the gateway's authorizer step is trusted (not re-run).
     let authorized = Request::connect(ConnectionId::new("c2="))
         .with_authorizer(json!({"principalId": "ada", "roles": "client"}));
     assert_eq!(
-        router.handle(authorized).await.expect("handled").status,
+        router
+            .handle(&backends(), authorized)
+            .await
+            .expect("handled")
+            .status,
         200
     );
 }

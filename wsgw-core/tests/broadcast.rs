@@ -1,14 +1,16 @@
-//! Fan-out: bounded concurrency, pruning of gone connections, retries on throttling.
+//! Fan-out through `Context::broadcast`: bounded concurrency, pruning of gone
+//! connections, retries on throttling, groups listed page by page, filters.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use wsgw_core::metrics::{Counter, Counters};
 use wsgw_core::{
-    broadcast, broadcast_to_group, BroadcastOptions, ConnectionId, ConnectionInfo, Error,
-    MessageSink, MockConnectionStore, Page, PageToken, Payload,
+    Backends, BroadcastOptions, BroadcastReport, ConnectionId, ConnectionInfo, Error, MessageSink,
+    MockConnectionStore, Page, PageToken, Payload, Result, Router,
 };
 
 /// A sink scripted per connection: answers from a queue of outcomes, then `Ok`.
@@ -80,13 +82,27 @@ fn throttled() -> Error {
     }
 }
 
+/// One broadcast of `payload` to `targets` through a router's context, as a handler
+/// sends it.
+async fn broadcast(
+    store: MockConnectionStore,
+    sink: &Arc<ScriptedSink>,
+    targets: Vec<ConnectionId>,
+    payload: &Payload,
+    options: BroadcastOptions,
+) -> Result<BroadcastReport> {
+    let backends = Backends::new(Arc::new(store), sink.clone());
+    let ctx = Router::new().broadcast_options(options).context(&backends);
+    ctx.broadcast_payload(payload.clone()).to(targets).await
+}
+
 fn fast_retries() -> BroadcastOptions {
     BroadcastOptions::default().backoff(Duration::from_millis(1), Duration::from_millis(5))
 }
 
 #[tokio::test]
 async fn broadcast_prunes_gone_connections_and_delivers_to_the_rest() {
-    let sink = ScriptedSink::default().fail("b", vec![gone("b")]);
+    let sink = Arc::new(ScriptedSink::default().fail("b", vec![gone("b")]));
     let mut store = MockConnectionStore::new();
     store
         .expect_delete()
@@ -94,13 +110,14 @@ async fn broadcast_prunes_gone_connections_and_delivers_to_the_rest() {
         .times(1)
         .returning(|_| Ok(None));
     let report = broadcast(
-        &store,
+        store,
         &sink,
         ids(&["a", "b", "c"]),
         &Payload::text("hi"),
-        &fast_retries(),
+        fast_retries(),
     )
-    .await;
+    .await
+    .unwrap();
     let mut delivered = report.delivered.clone();
     delivered.sort();
     assert_eq!(delivered, ids(&["a", "c"]));
@@ -111,32 +128,35 @@ async fn broadcast_prunes_gone_connections_and_delivers_to_the_rest() {
 
 #[tokio::test]
 async fn throttled_sends_are_retried_until_they_succeed() {
-    let sink = ScriptedSink::default().fail("a", vec![throttled(), throttled()]);
+    let sink = Arc::new(ScriptedSink::default().fail("a", vec![throttled(), throttled()]));
     let store = MockConnectionStore::new();
     let report = broadcast(
-        &store,
+        store,
         &sink,
         ids(&["a"]),
         &Payload::text("hi"),
-        &fast_retries(),
+        fast_retries(),
     )
-    .await;
+    .await
+    .unwrap();
     assert_eq!(report.delivered, ids(&["a"]));
 }
 
 #[tokio::test]
 async fn throttling_past_the_attempt_limit_is_reported_as_failed() {
-    let sink = ScriptedSink::default().fail("a", vec![throttled(), throttled(), throttled()]);
+    let sink =
+        Arc::new(ScriptedSink::default().fail("a", vec![throttled(), throttled(), throttled()]));
     let store = MockConnectionStore::new();
     let options = fast_retries().max_attempts(3);
     let report = broadcast(
-        &store,
+        store,
         &sink,
         ids(&["a", "b"]),
         &Payload::text("hi"),
-        &options,
+        options,
     )
-    .await;
+    .await
+    .unwrap();
     assert_eq!(report.delivered, ids(&["b"]));
     assert_eq!(report.failed.len(), 1);
     assert!(report.failed[0].1.is_throttled());
@@ -151,34 +171,41 @@ fn timed_out() -> Error {
 
 #[tokio::test]
 async fn timed_out_sends_are_retried_like_throttled_ones_up_to_the_attempt_limit() {
-    let sink = ScriptedSink::default()
-        .fail("a", vec![timed_out(), throttled(), timed_out()])
-        .fail("b", vec![timed_out(), timed_out(), timed_out()]);
+    let sink = Arc::new(
+        ScriptedSink::default()
+            .fail("a", vec![timed_out(), throttled(), timed_out()])
+            .fail("b", vec![timed_out(), timed_out(), timed_out()]),
+    );
     let store = MockConnectionStore::new();
     let options = fast_retries().max_attempts(4);
     let report = broadcast(
-        &store,
+        store,
         &sink,
         ids(&["a", "b"]),
         &Payload::text("hi"),
-        &options.clone().max_attempts(3),
+        options.clone().max_attempts(3),
     )
-    .await;
+    .await
+    .unwrap();
     assert!(report.delivered.is_empty());
     assert_eq!(report.failed.len(), 2);
     assert!(report.failed.iter().all(|(_, error)| error.is_timeout()));
 
-    let sink = ScriptedSink::default()
-        .fail("a", vec![timed_out(), throttled(), timed_out()])
-        .fail("b", vec![timed_out(), timed_out(), timed_out()]);
+    let sink = Arc::new(
+        ScriptedSink::default()
+            .fail("a", vec![timed_out(), throttled(), timed_out()])
+            .fail("b", vec![timed_out(), timed_out(), timed_out()]),
+    );
+    let store = MockConnectionStore::new();
     let report = broadcast(
-        &store,
+        store,
         &sink,
         ids(&["a", "b"]),
         &Payload::text("hi"),
-        &options,
+        options,
     )
-    .await;
+    .await
+    .unwrap();
     let mut delivered = report.delivered.clone();
     delivered.sort();
     assert_eq!(delivered, ids(&["a", "b"]));
@@ -188,84 +215,97 @@ async fn timed_out_sends_are_retried_like_throttled_ones_up_to_the_attempt_limit
 #[tokio::test]
 async fn other_errors_are_reported_with_their_reason_and_nothing_is_pruned() {
     let too_large = Error::PayloadTooLarge { size: 10, limit: 5 };
-    let sink = ScriptedSink::default().fail("a", vec![too_large]);
+    let sink = Arc::new(ScriptedSink::default().fail("a", vec![too_large]));
     let store = MockConnectionStore::new(); // any delete would panic: none is expected
     let report = broadcast(
-        &store,
+        store,
         &sink,
         ids(&["a"]),
         &Payload::text("0123456789"),
-        &fast_retries(),
+        fast_retries(),
     )
-    .await;
+    .await
+    .unwrap();
     assert!(matches!(report.failed[0].1, Error::PayloadTooLarge { .. }));
     assert!(report.pruned.is_empty());
 }
 
 #[tokio::test]
 async fn a_gone_connection_that_cannot_be_deleted_is_reported_as_failed() {
-    let sink = ScriptedSink::default().fail("a", vec![gone("a")]);
+    let sink = Arc::new(ScriptedSink::default().fail("a", vec![gone("a")]));
     let mut store = MockConnectionStore::new();
     store
         .expect_delete()
         .returning(|_| Err(Error::backend("test", "table unavailable", None)));
     let report = broadcast(
-        &store,
+        store,
         &sink,
         ids(&["a"]),
         &Payload::text("hi"),
-        &fast_retries(),
+        fast_retries(),
     )
-    .await;
+    .await
+    .unwrap();
     assert!(report.pruned.is_empty());
     assert!(matches!(report.failed[0].1, Error::Backend { .. }));
 }
 
 #[tokio::test]
 async fn no_more_than_the_configured_sends_are_in_flight() {
-    let sink = ScriptedSink {
+    let sink = Arc::new(ScriptedSink {
         delay: Duration::from_millis(5),
         ..Default::default()
-    };
+    });
     let store = MockConnectionStore::new();
     let targets: Vec<ConnectionId> = (0..50)
         .map(|n| ConnectionId::new(format!("c{n}")))
         .collect();
     let options = fast_retries().concurrency(4);
-    let report = broadcast(&store, &sink, targets, &Payload::text("hi"), &options).await;
+    let report = broadcast(store, &sink, targets, &Payload::text("hi"), options)
+        .await
+        .unwrap();
     assert_eq!(report.delivered.len(), 50);
     let peak = sink.max_in_flight.load(Ordering::SeqCst);
     assert!(peak <= 4, "peak {peak} sends in flight");
     assert!(peak >= 2, "sends ran concurrently (peak {peak})");
 }
 
-#[tokio::test]
-async fn group_broadcast_walks_every_page_of_members() {
-    let sink = ScriptedSink::default();
+fn two_pages_of(
+    expected_group: &'static str,
+    first: &'static [&'static str],
+    second: &'static [&'static str],
+) -> MockConnectionStore {
     let mut store = MockConnectionStore::new();
-    store.expect_list_group().returning(|group, page| {
-        assert_eq!(group, "room:1");
+    store.expect_list_group().returning(move |group, page| {
+        assert_eq!(group, expected_group);
         Ok(match page.token {
             None => Page {
-                items: ids(&["a", "b"]),
+                items: ids(first),
                 next: Some(PageToken("p2".into())),
             },
             Some(PageToken(token)) if token == "p2" => Page {
-                items: ids(&["c"]),
+                items: ids(second),
                 next: None,
             },
             Some(other) => panic!("unexpected token {other:?}"),
         })
     });
-    let report = broadcast_to_group(
-        &store,
-        &sink,
-        "room:1",
-        &Payload::text("hi"),
-        &fast_retries().page_size(2),
-    )
-    .await
-    .unwrap();
+    store
+}
+
+#[tokio::test]
+async fn group_broadcast_walks_every_page_of_members() {
+    let sink = Arc::new(ScriptedSink::default());
+    let store = two_pages_of("room:1", &["a", "b"], &["c"]);
+    let backends = Backends::new(Arc::new(store), sink.clone());
+    let ctx = Router::new()
+        .broadcast_options(fast_retries().page_size(2))
+        .context(&backends);
+    let report = ctx
+        .broadcast_payload(Payload::text("hi"))
+        .to_group("room:1")
+        .await
+        .unwrap();
     let mut delivered = report.delivered;
     delivered.sort();
     assert_eq!(delivered, ids(&["a", "b", "c"]));
@@ -273,18 +313,100 @@ async fn group_broadcast_walks_every_page_of_members() {
 
 #[tokio::test]
 async fn group_broadcast_fails_when_the_group_cannot_be_listed() {
-    let sink = ScriptedSink::default();
+    let sink = Arc::new(ScriptedSink::default());
     let mut store = MockConnectionStore::new();
     store
         .expect_list_group()
         .returning(|_, _| Err(Error::backend("test", "query failed on table t", None)));
-    let result = broadcast_to_group(
-        &store,
-        &sink,
-        "room:1",
-        &Payload::text("hi"),
-        &fast_retries(),
-    )
-    .await;
-    assert!(result.is_err());
+    let backends = Backends::new(Arc::new(store), sink.clone());
+    let ctx = Router::new().context(&backends);
+    let result = ctx.broadcast(&"hi").to_group("room:1").await;
+    assert!(matches!(result, Err(Error::Backend { .. })), "{result:?}");
+}
+
+#[tokio::test]
+async fn several_groups_and_ids_reach_each_connection_once() {
+    let sink = Arc::new(ScriptedSink::default());
+    let mut store = MockConnectionStore::new();
+    store.expect_list_group().returning(|group, _| {
+        Ok(Page {
+            items: match group {
+                "follow:esp32-01" => ids(&["a", "b"]),
+                "clients" => ids(&["b", "c"]),
+                other => panic!("unexpected group {other}"),
+            },
+            next: None,
+        })
+    });
+    let backends = Backends::new(Arc::new(store), sink.clone());
+    let ctx = Router::new().context(&backends);
+    let report = ctx
+        .broadcast(&serde_json::json!({"type": "control_ack"}))
+        .to_groups(["follow:esp32-01", "clients"])
+        .to(ids(&["c", "d"]))
+        .await
+        .unwrap();
+    let mut delivered = report.delivered;
+    delivered.sort();
+    assert_eq!(delivered, ids(&["a", "b", "c", "d"]));
+    let mut sent = sink.delivered.lock().unwrap().clone();
+    sent.sort();
+    assert_eq!(sent, ids(&["a", "b", "c", "d"]), "each connection once");
+}
+
+#[tokio::test]
+async fn a_filter_leaves_targets_out_and_a_failing_filter_is_reported_as_failed() {
+    let sink = Arc::new(ScriptedSink::default());
+    let backends = Backends::new(Arc::new(MockConnectionStore::new()), sink.clone());
+    let ctx = Router::new().context(&backends);
+    let report = ctx
+        .broadcast(&"tick")
+        .to(ids(&["due", "not-due", "broken"]))
+        .filter(|id| async move {
+            match id.as_str() {
+                "due" => Ok(true),
+                "not-due" => Ok(false),
+                _ => Err(Error::backend("test", "conditional update failed", None)),
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.delivered, ids(&["due"]));
+    assert_eq!(report.skipped, ids(&["not-due"]));
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].0, ConnectionId::new("broken"));
+    assert_eq!(report.attempted(), 3);
+    assert_eq!(*sink.delivered.lock().unwrap(), ids(&["due"]));
+}
+
+#[tokio::test]
+async fn every_broadcast_is_counted_for_the_routers_observers() {
+    let sink = Arc::new(ScriptedSink::default().fail("gone", vec![gone("gone")]));
+    let mut store = MockConnectionStore::new();
+    store.expect_delete().times(1).returning(|_| Ok(None));
+    let backends = Backends::new(Arc::new(store), sink.clone());
+    let counters = Arc::new(Counters::new());
+    let ctx = Router::new().observe(counters.clone()).context(&backends);
+    ctx.broadcast(&"hi")
+        .to(ids(&["a", "b", "gone"]))
+        .await
+        .unwrap();
+    assert_eq!(counters.get(Counter::BroadcastDeliveries, "(none)"), 2);
+    assert_eq!(counters.get(Counter::GonePrunes, "(none)"), 1);
+}
+
+#[tokio::test]
+async fn a_message_that_does_not_serialise_fails_the_broadcast_before_any_send() {
+    struct Unserialisable;
+    impl serde::Serialize for Unserialisable {
+        fn serialize<S: serde::Serializer>(&self, _: S) -> std::result::Result<S::Ok, S::Error> {
+            Err(serde::ser::Error::custom("no JSON for this"))
+        }
+    }
+    let sink = Arc::new(ScriptedSink::default());
+    let backends = Backends::new(Arc::new(MockConnectionStore::new()), sink.clone());
+    let ctx = Router::new().context(&backends);
+    let result = ctx.broadcast(&Unserialisable).to(ids(&["a"])).await;
+    assert!(matches!(result, Err(Error::Json(_))), "{result:?}");
+    assert!(sink.delivered.lock().unwrap().is_empty());
 }

@@ -8,8 +8,9 @@ use async_trait::async_trait;
 use serde_json::json;
 use wsgw_core::metrics::{Counter, Counters, NO_ROUTE};
 use wsgw_core::{
-    Authorization, BroadcastOptions, ConnectionId, ConnectionInfo, ConnectionStore, Context, Error,
-    HttpRequest, HttpResponse, MessageSink, MockConnectionStore, Payload, Reply, Request, Router,
+    Authorization, Backends, BroadcastOptions, ConnectionId, ConnectionInfo, ConnectionStore,
+    Context, Error, HttpRequest, HttpResponse, MessageSink, MockConnectionStore, Payload,
+    Rejection, Reply, Request, Router,
 };
 
 /// A sink answering each connection from a script of errors, then `Ok`.
@@ -80,30 +81,34 @@ async fn ok(_ctx: Context, _request: Request) -> wsgw_core::Result<Reply> {
 #[tokio::test]
 async fn the_router_counts_connects_messages_by_route_disconnects_and_latency() {
     let counters = Arc::new(Counters::new());
-    let router = Router::new(store_deleting_anything(), Arc::new(ScriptedSink::default()))
+    let backends = Backends::new(store_deleting_anything(), Arc::new(ScriptedSink::default()));
+    let router = Router::new()
         .on_connect(ok)
         .route("whoami", ok)
         .on_default(ok)
         .observe(counters.clone());
 
     router
-        .handle(Request::connect(ConnectionId::new("a=")))
+        .handle(&backends, Request::connect(ConnectionId::new("a=")))
         .await
         .unwrap();
     router
-        .handle(message(json!({"action": "whoami"})))
+        .handle(&backends, message(json!({"action": "whoami"})))
         .await
         .unwrap();
     router
-        .handle(message(json!({"action": "whoami"})))
+        .handle(&backends, message(json!({"action": "whoami"})))
         .await
         .unwrap();
     router
-        .handle(message(json!({"action": "no-such-route"})))
+        .handle(&backends, message(json!({"action": "no-such-route"})))
         .await
         .unwrap();
     router
-        .handle(Request::disconnect(ConnectionId::new("a="), 1000, ""))
+        .handle(
+            &backends,
+            Request::disconnect(ConnectionId::new("a="), 1000, ""),
+        )
         .await
         .unwrap();
 
@@ -136,7 +141,8 @@ async fn the_router_counts_connects_messages_by_route_disconnects_and_latency() 
 #[tokio::test]
 async fn refused_connects_are_counted_whether_the_reply_or_the_authorizer_refuses() {
     let counters = Arc::new(Counters::new());
-    let router = Router::new(store_deleting_anything(), Arc::new(ScriptedSink::default()))
+    let backends = Backends::new(store_deleting_anything(), Arc::new(ScriptedSink::default()));
+    let router = Router::new()
         .authorizer(|_ctx: Context, request: Request| async move {
             Ok(match request.query_param("token") {
                 Some(_) => Authorization::Allow(json!({})),
@@ -158,10 +164,13 @@ async fn refused_connects_are_counted_whether_the_reply_or_the_authorizer_refuse
         }
         request
     };
-    assert_eq!(router.handle(connect(&[])).await.unwrap().status, 401);
+    assert_eq!(
+        router.handle(&backends, connect(&[])).await.unwrap().status,
+        401
+    );
     assert_eq!(
         router
-            .handle(connect(&[("token", "t")]))
+            .handle(&backends, connect(&[("token", "t")]))
             .await
             .unwrap()
             .status,
@@ -169,7 +178,7 @@ async fn refused_connects_are_counted_whether_the_reply_or_the_authorizer_refuse
     );
     assert_eq!(
         router
-            .handle(connect(&[("token", "t"), ("room", "r")]))
+            .handle(&backends, connect(&[("token", "t"), ("room", "r")]))
             .await
             .unwrap()
             .status,
@@ -177,7 +186,7 @@ async fn refused_connects_are_counted_whether_the_reply_or_the_authorizer_refuse
     );
     // A gateway running the authorizer as its own step (as the LocalGateway does).
     assert_eq!(
-        router.authorize(&connect(&[])).await.unwrap(),
+        router.authorize(&backends, &connect(&[])).await.unwrap(),
         Authorization::Deny(401)
     );
 
@@ -189,7 +198,8 @@ async fn refused_connects_are_counted_whether_the_reply_or_the_authorizer_refuse
 #[tokio::test]
 async fn handler_errors_are_counted_under_their_route_and_a_failing_connect_is_refused() {
     let counters = Arc::new(Counters::new());
-    let router = Router::new(store_deleting_anything(), Arc::new(ScriptedSink::default()))
+    let backends = Backends::new(store_deleting_anything(), Arc::new(ScriptedSink::default()));
+    let router = Router::new()
         .on_connect(|_ctx: Context, _request: Request| async {
             Err::<Reply, _>(Error::handler("database down"))
         })
@@ -199,11 +209,11 @@ async fn handler_errors_are_counted_under_their_route_and_a_failing_connect_is_r
         .observe(counters.clone());
 
     assert!(router
-        .handle(Request::connect(ConnectionId::new("a=")))
+        .handle(&backends, Request::connect(ConnectionId::new("a=")))
         .await
         .is_err());
     assert!(router
-        .handle(message(json!({"action": "fail"})))
+        .handle(&backends, message(json!({"action": "fail"})))
         .await
         .is_err());
 
@@ -220,13 +230,17 @@ async fn broadcast_deliveries_prunes_and_each_throttled_retry_are_counted_under_
     let sink = ScriptedSink::default()
         .fail("gone=", vec![gone("gone=")])
         .fail("slow=", vec![throttled(), throttled()]);
-    let router = Router::new(store_deleting_anything(), Arc::new(sink))
+    let backends = Backends::new(store_deleting_anything(), Arc::new(sink));
+    let router = Router::new()
         .broadcast_options(
             BroadcastOptions::default().backoff(Duration::from_millis(1), Duration::from_millis(2)),
         )
         .route("shout", |ctx: Context, _request: Request| async move {
             let targets = ["a=", "gone=", "slow=", "b="].map(ConnectionId::new);
-            let report = ctx.broadcast(targets, &Payload::text("hi")).await;
+            let report = ctx
+                .broadcast_payload(Payload::text("hi"))
+                .to(targets)
+                .await?;
             assert_eq!(report.delivered.len(), 3);
             assert_eq!(ctx.route(), Some("shout"));
             Ok(Reply::ok())
@@ -234,7 +248,7 @@ async fn broadcast_deliveries_prunes_and_each_throttled_retry_are_counted_under_
         .observe(counters.clone());
 
     router
-        .handle(message(json!({"action": "shout"})))
+        .handle(&backends, message(json!({"action": "shout"})))
         .await
         .unwrap();
 
@@ -247,7 +261,8 @@ async fn broadcast_deliveries_prunes_and_each_throttled_retry_are_counted_under_
 async fn a_throttled_direct_send_is_counted_and_still_returned_to_the_handler() {
     let counters = Arc::new(Counters::new());
     let sink = ScriptedSink::default().fail("caller=", vec![throttled()]);
-    let router = Router::new(store_deleting_anything(), Arc::new(sink))
+    let backends = Backends::new(store_deleting_anything(), Arc::new(sink));
+    let router = Router::new()
         .route("echo", |ctx: Context, request: Request| async move {
             let error = ctx
                 .send_json(&request.connection_id, &json!({"type": "echo"}))
@@ -259,7 +274,7 @@ async fn a_throttled_direct_send_is_counted_and_still_returned_to_the_handler() 
         .observe(counters.clone());
 
     router
-        .handle(message(json!({"action": "echo"})))
+        .handle(&backends, message(json!({"action": "echo"})))
         .await
         .unwrap();
 
@@ -270,13 +285,16 @@ async fn a_throttled_direct_send_is_counted_and_still_returned_to_the_handler() 
 async fn sends_outside_any_route_are_counted_under_no_route() {
     let counters = Arc::new(Counters::new());
     let sink = ScriptedSink::default().fail("a=", vec![throttled()]);
-    let router = Router::new(store_deleting_anything(), Arc::new(sink)).observe(counters.clone());
+    let backends = Backends::new(store_deleting_anything(), Arc::new(sink));
+    let router = Router::new().observe(counters.clone());
 
     // A background task pushing through the router's context.
     let report = router
-        .context()
-        .broadcast([ConnectionId::new("a=")], &Payload::text("tick"))
-        .await;
+        .context(&backends)
+        .broadcast_payload(Payload::text("tick"))
+        .to([ConnectionId::new("a=")])
+        .await
+        .unwrap();
 
     assert_eq!(report.delivered.len(), 1);
     assert_eq!(counters.get(Counter::BroadcastDeliveries, NO_ROUTE), 1);
@@ -286,22 +304,32 @@ async fn sends_outside_any_route_are_counted_under_no_route() {
 #[tokio::test]
 async fn handle_observed_reports_one_call_to_its_own_observer_and_to_the_routers() {
     let always = Arc::new(Counters::new());
-    let router = Router::new(store_deleting_anything(), Arc::new(ScriptedSink::default()))
+    let backends = Backends::new(store_deleting_anything(), Arc::new(ScriptedSink::default()));
+    let router = Router::new()
         .route("shout", |ctx: Context, _request: Request| async move {
-            ctx.broadcast([ConnectionId::new("a=")], &Payload::text("hi"))
-                .await;
+            ctx.broadcast_payload(Payload::text("hi"))
+                .to([ConnectionId::new("a=")])
+                .await?;
             Ok(Reply::ok())
         })
         .observe(always.clone());
 
     let first = Arc::new(Counters::new());
     router
-        .handle_observed(message(json!({"action": "shout"})), first.clone())
+        .handle_observed(
+            &backends,
+            message(json!({"action": "shout"})),
+            first.clone(),
+        )
         .await
         .unwrap();
     let second = Arc::new(Counters::new());
     router
-        .handle_observed(message(json!({"action": "shout"})), second.clone())
+        .handle_observed(
+            &backends,
+            message(json!({"action": "shout"})),
+            second.clone(),
+        )
         .await
         .unwrap();
 
@@ -317,27 +345,36 @@ async fn handle_observed_reports_one_call_to_its_own_observer_and_to_the_routers
 #[tokio::test]
 async fn rest_requests_are_counted_by_method_and_pattern_and_server_errors_as_handler_errors() {
     let counters = Arc::new(Counters::new());
-    let router = Router::new(store_deleting_anything(), Arc::new(ScriptedSink::default()))
+    let backends = Backends::new(store_deleting_anything(), Arc::new(ScriptedSink::default()));
+    let router = Router::new()
         .http(
             "GET",
             "/history/{device}",
             |_ctx: Context, request: HttpRequest| async move {
                 match request.path_param("device") {
                     Some("broken") => Err(Error::backend("dynamodb", "query failed", None)),
-                    Some("unknown") => Err(Error::not_found("device unknown")),
+                    Some("unknown") => {
+                        Err(Rejection::new("unknown_device").with_status(404).into())
+                    }
                     _ => Ok(HttpResponse::json(&json!([]))?),
                 }
             },
         )
         .observe(counters.clone());
 
+    let mut statuses = Vec::new();
     for path in ["/history/a", "/history/unknown", "/history/broken", "/nope"] {
-        let _ = router.handle_http(HttpRequest::new("GET", path)).await;
+        let answer = router
+            .handle_http(&backends, HttpRequest::new("GET", path))
+            .await;
+        statuses.push(answer.map(|response| response.status).ok());
     }
+    // The rejection is answered with its status; the backend failure is the gateway's 500.
+    assert_eq!(statuses, [Some(200), Some(404), None, Some(404)]);
 
     let route = "GET /history/{device}";
     assert_eq!(counters.get(Counter::HttpRequests, route), 3);
-    // A 404 for an unknown device is the client's problem, not the handler's.
+    // A rejected request (an unknown device) is the client's problem, not the handler's.
     assert_eq!(counters.get(Counter::HandlerErrors, route), 1);
     assert_eq!(counters.get(Counter::HttpRequests, "(unmatched)"), 1);
 }
@@ -346,10 +383,10 @@ async fn rest_requests_are_counted_by_method_and_pattern_and_server_errors_as_ha
 async fn without_an_observer_nothing_is_counted_and_every_observer_sees_everything() {
     let first = Arc::new(Counters::new());
     let second = Arc::new(Counters::new());
-    let plain =
-        Router::new(store_deleting_anything(), Arc::new(ScriptedSink::default())).route("ping", ok);
+    let backends = Backends::new(store_deleting_anything(), Arc::new(ScriptedSink::default()));
+    let plain = Router::new().route("ping", ok);
     plain
-        .handle(message(json!({"action": "ping"})))
+        .handle(&backends, message(json!({"action": "ping"})))
         .await
         .unwrap();
     // Reporting to no observer is a no-op.
@@ -357,7 +394,7 @@ async fn without_an_observer_nothing_is_counted_and_every_observer_sees_everythi
 
     let observed = plain.observe(first.clone()).observe(second.clone());
     observed
-        .handle(message(json!({"action": "ping"})))
+        .handle(&backends, message(json!({"action": "ping"})))
         .await
         .unwrap();
     observed.observer().count(Counter::HandlerErrors, "ping", 1);
@@ -371,7 +408,8 @@ async fn without_an_observer_nothing_is_counted_and_every_observer_sees_everythi
 #[tokio::test]
 async fn a_handler_fanning_out_on_its_own_reports_its_deliveries_under_its_route() {
     let counters = Arc::new(Counters::new());
-    let router = Router::new(store_deleting_anything(), Arc::new(ScriptedSink::default()))
+    let backends = Backends::new(store_deleting_anything(), Arc::new(ScriptedSink::default()));
+    let router = Router::new()
         .route("push", |ctx: Context, _request: Request| async move {
             for id in ["a=", "b="] {
                 ctx.sink()
@@ -385,7 +423,7 @@ async fn a_handler_fanning_out_on_its_own_reports_its_deliveries_under_its_route
         .observe(counters.clone());
 
     router
-        .handle(message(json!({"action": "push"})))
+        .handle(&backends, message(json!({"action": "push"})))
         .await
         .unwrap();
 

@@ -4,13 +4,10 @@
 //! changes the selection, and `Router::select_route` picks a registered key or `$default`
 //! — never `$connect` or `$disconnect`.
 
-use std::sync::Arc;
-
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 use wsgw_core::{
-    Context, MockConnectionStore, MockMessageSink, Payload, Reply, Request, RouteSelection, Router,
-    CONNECT, DEFAULT, DISCONNECT,
+    Context, Payload, Reply, Request, RouteSelection, Router, CONNECT, DEFAULT, DISCONNECT,
 };
 
 /// Field names drawn from a small set, so generated paths often hit.
@@ -78,10 +75,7 @@ fn selection(path: &[String]) -> RouteSelection {
 }
 
 fn router(keys: &[String]) -> Router {
-    let mut router = Router::new(
-        Arc::new(MockConnectionStore::new()),
-        Arc::new(MockMessageSink::new()),
-    );
+    let mut router = Router::new();
     for key in keys {
         router = router.route(key.clone(), |_ctx: Context, _request: Request| async {
             Ok(Reply::ok())

@@ -4,12 +4,16 @@ use std::sync::Arc;
 
 use serde_json::json;
 use wsgw_core::{
-    Authorization, ConnectionId, Context, Error, EventType, GatewayError, MockConnectionStore,
-    MockMessageSink, Payload, Reply, Request, RouteSelection, Router, DEFAULT,
+    Authorization, Backends, ConnectionId, Context, Error, EventType, GatewayError,
+    MockConnectionStore, MockMessageSink, Payload, Reply, Request, RouteSelection, Router, DEFAULT,
 };
 
 fn router() -> Router {
-    Router::new(
+    Router::new()
+}
+
+fn backends() -> Backends {
+    Backends::new(
         Arc::new(MockConnectionStore::new()),
         Arc::new(MockMessageSink::new()),
     )
@@ -34,7 +38,10 @@ async fn messages_go_to_the_route_named_by_the_action_field() {
         .two_way_route("sendmessage", route_name)
         .two_way_route(DEFAULT, route_name);
     let reply = router
-        .handle(Request::message(id(), r#"{"action":"sendmessage"}"#))
+        .handle(
+            &backends(),
+            Request::message(id(), r#"{"action":"sendmessage"}"#),
+        )
         .await
         .unwrap();
     assert_eq!(body(&reply), "sendmessage");
@@ -53,7 +60,7 @@ async fn unmatched_non_json_and_binary_messages_go_to_default() {
         Payload::binary(vec![1u8, 2, 3]),
     ] {
         let reply = router
-            .handle(Request::message(id(), message.clone()))
+            .handle(&backends(), Request::message(id(), message.clone()))
             .await
             .unwrap();
         assert_eq!(body(&reply), "$default", "{message:?}");
@@ -68,17 +75,23 @@ async fn nested_selection_expressions_and_non_string_values_compare_as_strings()
         .two_way_route("true", route_name)
         .two_way_route(DEFAULT, route_name);
     let reply = router
-        .handle(Request::message(id(), r#"{"meta":{"kind":42}}"#))
+        .handle(
+            &backends(),
+            Request::message(id(), r#"{"meta":{"kind":42}}"#),
+        )
         .await
         .unwrap();
     assert_eq!(body(&reply), "42");
     let reply = router
-        .handle(Request::message(id(), r#"{"meta":{"kind":true}}"#))
+        .handle(
+            &backends(),
+            Request::message(id(), r#"{"meta":{"kind":true}}"#),
+        )
         .await
         .unwrap();
     assert_eq!(body(&reply), "true");
     let reply = router
-        .handle(Request::message(id(), r#"{"action":"42"}"#))
+        .handle(&backends(), Request::message(id(), r#"{"action":"42"}"#))
         .await
         .unwrap();
     assert_eq!(body(&reply), "$default", "the old path no longer selects");
@@ -104,7 +117,10 @@ async fn invalid_selection_expressions_are_rejected_with_a_reason() {
 async fn without_default_an_unmatched_message_gets_api_gateways_forbidden_frame() {
     let router = router().two_way_route("ping", route_name);
     let reply = router
-        .handle(Request::message(id(), r#"{"action":"pong"}"#).with_request_id("Bq8PZH5ejoEFuNw="))
+        .handle(
+            &backends(),
+            Request::message(id(), r#"{"action":"pong"}"#).with_request_id("Bq8PZH5ejoEFuNw="),
+        )
         .await
         .unwrap();
     assert_eq!(reply.status, 403);
@@ -127,7 +143,7 @@ async fn one_way_routes_drop_the_reply_body_as_api_gateway_does_without_a_route_
         .route(DEFAULT, route_name);
     for message in [r#"{"action":"ping"}"#, r#"{"action":"other"}"#] {
         let reply = router
-            .handle(Request::message(id(), message))
+            .handle(&backends(), Request::message(id(), message))
             .await
             .unwrap();
         assert_eq!((reply.status, reply.body), (200, None), "{message}");
@@ -144,7 +160,7 @@ async fn two_way_routes_are_declared_at_registration_and_listed() {
     assert!(router.is_two_way("two") && !router.is_two_way("one"));
     assert!(!router.is_two_way("unknown"));
     let reply = router
-        .handle(Request::message(id(), r#"{"action":"two"}"#))
+        .handle(&backends(), Request::message(id(), r#"{"action":"two"}"#))
         .await
         .unwrap();
     assert_eq!(body(&reply), "two");
@@ -152,7 +168,7 @@ async fn two_way_routes_are_declared_at_registration_and_listed() {
     let router = router.route("two", route_name);
     assert_eq!(router.two_way_routes(), vec![DEFAULT]);
     let reply = router
-        .handle(Request::message(id(), r#"{"action":"two"}"#))
+        .handle(&backends(), Request::message(id(), r#"{"action":"two"}"#))
         .await
         .unwrap();
     assert_eq!(reply.body, None);
@@ -164,19 +180,26 @@ async fn a_route_key_set_by_the_gateway_wins_over_selection() {
         .two_way_route("a", route_name)
         .two_way_route("b", route_name);
     let request = Request::message(id(), r#"{"action":"a"}"#).with_route_key("b");
-    assert_eq!(body(&router.handle(request).await.unwrap()), "b");
+    assert_eq!(
+        body(&router.handle(&backends(), request).await.unwrap()),
+        "b"
+    );
 }
 
 #[tokio::test]
 async fn connect_and_disconnect_without_handlers_succeed() {
     let router = router();
     assert_eq!(
-        router.handle(Request::connect(id())).await.unwrap().status,
+        router
+            .handle(&backends(), Request::connect(id()))
+            .await
+            .unwrap()
+            .status,
         200
     );
     assert_eq!(
         router
-            .handle(Request::disconnect(id(), 1000, ""))
+            .handle(&backends(), Request::disconnect(id(), 1000, ""))
             .await
             .unwrap()
             .status,
@@ -191,7 +214,7 @@ async fn handler_errors_are_returned_to_the_gateway() {
         Err::<Reply, _>(Error::invalid_input(format!("cannot use {parsed}")))
     });
     let error = router
-        .handle(Request::message(id(), r#"{"action":"bad"}"#))
+        .handle(&backends(), Request::message(id(), r#"{"action":"bad"}"#))
         .await
         .unwrap_err();
     assert!(matches!(error, Error::InvalidInput { .. }), "{error:?}");
@@ -214,10 +237,16 @@ async fn authorizer_denial_skips_connect_and_allow_hands_the_context_to_connect(
                     .unwrap_or_default(),
             ))
         });
-    let denied = router.handle(Request::connect(id())).await.unwrap();
+    let denied = router
+        .handle(&backends(), Request::connect(id()))
+        .await
+        .unwrap();
     assert_eq!((denied.status, denied.body), (401, None));
     let allowed = router
-        .handle(Request::connect(id()).with_query("token", "ok"))
+        .handle(
+            &backends(),
+            Request::connect(id()).with_query("token", "ok"),
+        )
         .await
         .unwrap();
     assert_eq!(body(&allowed), r#"{"principal":"ada"}"#);
@@ -225,23 +254,22 @@ async fn authorizer_denial_skips_connect_and_allow_hands_the_context_to_connect(
     // in; it is not re-run.
     let pre_authorized = Request::connect(id()).with_authorizer(json!({"principalId": "grace"}));
     assert_eq!(
-        body(&router.handle(pre_authorized).await.unwrap()),
+        body(&router.handle(&backends(), pre_authorized).await.unwrap()),
         r#"{"principalId":"grace"}"#
     );
     // A context without a principal does not stand for an authorizer's decision.
     let unvouched = Request::connect(id()).with_authorizer(json!({"principal": "grace"}));
-    assert_eq!(router.handle(unvouched).await.unwrap().status, 401);
+    assert_eq!(
+        router.handle(&backends(), unvouched).await.unwrap().status,
+        401
+    );
 }
 
 #[tokio::test]
 async fn typed_state_reaches_handlers_and_clones_share_routes() {
     struct Greeting(&'static str);
     let router =
-        Router::with_state(
-            Arc::new(MockConnectionStore::new()),
-            Arc::new(MockMessageSink::new()),
-            Greeting("hello"),
-        )
+        Router::with_state(Greeting("hello")) /*PORT backends: Arc::new(MockConnectionStore::new()), Arc::new(MockMessageSink::new())*/
         .two_way_route(
             "greet",
             |ctx: Context<Greeting>, _request: Request| async move {
@@ -251,7 +279,7 @@ async fn typed_state_reaches_handlers_and_clones_share_routes() {
     let clone = router.clone();
     let handle = tokio::spawn(async move {
         clone
-            .handle(Request::message(id(), r#"{"action":"greet"}"#))
+            .handle(&backends(), Request::message(id(), r#"{"action":"greet"}"#))
             .await
     });
     let reply = handle.await.unwrap().unwrap();
@@ -262,26 +290,29 @@ async fn typed_state_reaches_handlers_and_clones_share_routes() {
 #[tokio::test]
 async fn event_types_select_their_routes() {
     let router = router().on_connect(route_name).on_disconnect(route_name);
-    let connect = router.handle(Request::connect(id())).await.unwrap();
+    let connect = router
+        .handle(&backends(), Request::connect(id()))
+        .await
+        .unwrap();
     assert_eq!(body(&connect), "$connect");
     let disconnect = Request::disconnect(id(), 1001, "Going away");
     assert_eq!(disconnect.event_type, EventType::Disconnect);
     assert_eq!(
-        body(&router.handle(disconnect).await.unwrap()),
+        body(&router.handle(&backends(), disconnect).await.unwrap()),
         "$disconnect"
     );
 }
 
 mod rest {
     use super::*;
-    use wsgw_core::{HttpRequest, HttpResponse};
+    use wsgw_core::{HttpRequest, HttpResponse, Rejection};
 
     async fn history(_ctx: Context, request: HttpRequest) -> wsgw_core::Result<HttpResponse> {
         let limit: u32 = request
             .query_param("limit")
             .unwrap_or("10")
             .parse()
-            .map_err(|_| Error::invalid_input("limit must be a number"))?;
+            .map_err(|_| Rejection::new("invalid_limit").with_detail("limit must be a number"))?;
         HttpResponse::json(&json!({ "device": request.path_param("device_id"), "limit": limit }))
     }
 
@@ -293,6 +324,7 @@ mod rest {
     async fn rest_routes_capture_path_parameters_and_read_the_query() {
         let response = rest_router()
             .handle_http(
+                &backends(),
                 HttpRequest::new("get", "/devices/esp32-01/history").with_query("limit", "5"),
             )
             .await
@@ -304,26 +336,30 @@ mod rest {
     }
 
     #[tokio::test]
-    async fn rest_client_errors_become_400_and_unknown_paths_404_and_wrong_methods_405() {
+    async fn rest_rejections_become_400_and_unknown_paths_404_and_wrong_methods_405() {
         let router = rest_router();
         let bad = router
-            .handle_http(HttpRequest::new("GET", "/devices/x/history").with_query("limit", "lots"))
+            .handle_http(
+                &backends(),
+                HttpRequest::new("GET", "/devices/x/history").with_query("limit", "lots"),
+            )
             .await
             .unwrap();
         assert_eq!(bad.status, 400);
-        assert!(bad
-            .body
-            .unwrap()
-            .as_text()
-            .unwrap()
-            .contains("limit must be a number"));
+        assert_eq!(
+            bad.body.unwrap().as_text(),
+            Some(r#"{"type":"error","error":"invalid_limit","detail":"limit must be a number"}"#)
+        );
         let missing = router
-            .handle_http(HttpRequest::new("GET", "/devices/x"))
+            .handle_http(&backends(), HttpRequest::new("GET", "/devices/x"))
             .await
             .unwrap();
         assert_eq!(missing.status, 404);
         let wrong_method = router
-            .handle_http(HttpRequest::new("DELETE", "/devices/x/history"))
+            .handle_http(
+                &backends(),
+                HttpRequest::new("DELETE", "/devices/x/history"),
+            )
             .await
             .unwrap();
         assert_eq!(wrong_method.status, 405);

@@ -78,20 +78,22 @@ struct State {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use wsgw_core::{broadcast, BroadcastOptions, ConnectionId, Payload};
+/// use std::sync::Arc;
+/// use wsgw_core::{Backends, BroadcastOptions, ConnectionId, Payload, Router};
 /// use wsgw_memory::{FaultySink, MemorySink, MemoryStore};
 ///
-/// let sink = FaultySink::new(MemorySink::new(), 7).throttled(0.3).max_transient_run(2);
+/// let sink = Arc::new(FaultySink::new(MemorySink::new(), 7).throttled(0.3).max_transient_run(2));
 /// let targets: Vec<ConnectionId> = (0..50).map(|i| ConnectionId::new(format!("c{i}="))).collect();
 /// for id in &targets {
 ///     sink.inner().open(id, None, None);
 /// }
-/// let report = broadcast(&MemoryStore::new(), &sink, targets.clone(), &Payload::text("hi"),
-///     &BroadcastOptions::default().max_attempts(3)).await;
+/// let backends = Backends::new(Arc::new(MemoryStore::new()), sink.clone());
+/// let router = Router::new().broadcast_options(BroadcastOptions::default().max_attempts(3));
+/// let report = router.context(&backends).broadcast(&"hi").to(targets.clone()).await.unwrap();
 /// assert_eq!(report.delivered.len(), 50); // never more than 2 throttles in a row
 /// assert!(!sink.injected().is_empty());
 /// for id in &targets {
-///     assert_eq!(sink.inner().sent_to(id), vec![Payload::text("hi")]);
+///     assert_eq!(sink.inner().sent_to(id), vec![Payload::text(r#""hi""#)]);
 /// }
 /// # }
 /// ```

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use chrono::Utc;
 use serde_json::Value;
 use wsgw_core::{
-    Authorization, ConnectionId, ConnectionStore, Error, GatewayError, MessageSink, Payload, Reply,
-    Request, Router,
+    Authorization, Backends, ConnectionId, ConnectionStore, Error, GatewayError, HistoryStore,
+    Payload, Reply, Request, Router,
 };
 
 use crate::ids::{new_api_id, new_connection_id, random_id};
-use crate::{MemorySink, MemoryStore};
+use crate::{MemoryHistory, MemorySink, MemoryStore};
 
 /// Stage name the harness and the local gateway report.
 pub const LOCAL_STAGE: &str = "local";
@@ -85,26 +85,26 @@ impl ConnectOptions {
     }
 }
 
-/// Runs a [`Router`] on [`MemoryStore`] and [`MemorySink`] and simulates its clients the
-/// way API Gateway treats them: the authorizer and `$connect` decide the handshake, the
-/// connection is reachable only afterwards, messages are routed by the selection
-/// expression, only two-way routes' reply bodies reach the caller, a failed handler's
-/// caller gets API Gateway's `Internal server error` frame, a binary frame closes the
-/// connection with 1003, `$disconnect` runs on close, also when a handler closes a
-/// connection through the sink. Each event carries a request id and the harness's API id
-/// in API Gateway's formats.
+/// Runs a [`Router`] on in-memory backends ([`MemoryStore`], [`MemorySink`],
+/// [`MemoryHistory`]; `with_*` swaps them) and simulates its clients the way API Gateway
+/// treats them: the authorizer and `$connect` decide the handshake, the connection is
+/// reachable only afterwards, messages are routed by the selection expression, only
+/// two-way routes' reply bodies reach the caller, a rejection's error frame reaches the
+/// caller, a failed handler's caller gets API Gateway's `Internal server error` frame, a
+/// binary frame closes the connection with 1003, `$disconnect` runs on close, also when a
+/// handler closes a connection through the sink. Each event carries a request id and the
+/// harness's API id in API Gateway's formats.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> wsgw_core::Result<()> {
-/// use wsgw_core::{Context, Reply, Request, Router};
+/// use wsgw_core::{Context, Json, Request, Router};
 /// use wsgw_memory::Harness;
 ///
-/// let harness = Harness::new(|store, sink| {
-///     Router::new(store, sink).two_way_route("whoami", |_ctx: Context, request: Request| async move {
-///         Reply::json(&serde_json::json!({ "connection_id": request.connection_id }))
-///     })
+/// let router = Router::new().two_way_route("whoami", |_ctx: Context, request: Request| async move {
+///     Ok(Json(serde_json::json!({ "connection_id": request.connection_id })))
 /// });
+/// let harness = Harness::new(router);
 /// let client = harness.connect().await.expect("connects");
 /// client.send_json(&serde_json::json!({ "action": "whoami" })).await?;
 /// assert_eq!(client.received_json()[0]["connection_id"], client.id().as_str());
@@ -113,8 +113,8 @@ impl ConnectOptions {
 /// ```
 pub struct Harness<S = ()> {
     router: Router<S>,
-    store: Arc<MemoryStore>,
     sink: Arc<MemorySink>,
+    backends: Backends,
     api_id: Arc<str>,
 }
 
@@ -122,35 +122,44 @@ impl<S> Clone for Harness<S> {
     fn clone(&self) -> Self {
         Harness {
             router: self.router.clone(),
-            store: Arc::clone(&self.store),
             sink: Arc::clone(&self.sink),
+            backends: self.backends.clone(),
             api_id: Arc::clone(&self.api_id),
         }
     }
 }
 
 impl<S: Send + Sync + 'static> Harness<S> {
-    /// Builds the router over a fresh store and sink.
-    pub fn new(
-        build: impl FnOnce(Arc<dyn ConnectionStore>, Arc<dyn MessageSink>) -> Router<S>,
-    ) -> Self {
-        Self::with_sink(MemorySink::new(), build)
-    }
-
-    /// Like [`new`](Self::new) with a configured sink (for example a smaller payload limit).
-    pub fn with_sink(
-        sink: MemorySink,
-        build: impl FnOnce(Arc<dyn ConnectionStore>, Arc<dyn MessageSink>) -> Router<S>,
-    ) -> Self {
-        let store = Arc::new(MemoryStore::new());
-        let sink = Arc::new(sink);
-        let router = build(store.clone(), sink.clone());
+    /// Serves `router` on a fresh [`MemoryStore`], [`MemorySink`] and [`MemoryHistory`].
+    pub fn new(router: Router<S>) -> Self {
+        let sink = Arc::new(MemorySink::new());
+        let backends = Backends::new(Arc::new(MemoryStore::new()), sink.clone())
+            .with_history(Arc::new(MemoryHistory::new()));
         Harness {
             router,
-            store,
             sink,
+            backends,
             api_id: Arc::from(new_api_id()),
         }
+    }
+
+    /// The same harness on another store (a DynamoDB one, a store injecting faults).
+    pub fn with_store(mut self, store: Arc<dyn ConnectionStore>) -> Self {
+        self.backends = self.backends.with_store(store);
+        self
+    }
+
+    /// The same harness on another history store.
+    pub fn with_history(mut self, history: Arc<dyn HistoryStore>) -> Self {
+        self.backends = self.backends.with_history(history);
+        self
+    }
+
+    /// The same harness on a configured sink (for example a smaller payload limit).
+    pub fn with_sink(mut self, sink: MemorySink) -> Self {
+        self.sink = Arc::new(sink);
+        self.backends = self.backends.with_sink(self.sink.clone());
+        self
     }
 
     /// The API id every event reports (`requestContext.apiId`), made up per harness.
@@ -168,13 +177,24 @@ impl<S: Send + Sync + 'static> Harness<S> {
     }
 
     /// The store handlers write to.
-    pub fn store(&self) -> &MemoryStore {
-        &self.store
+    pub fn store(&self) -> &dyn ConnectionStore {
+        &**self.backends.store()
+    }
+
+    /// The history handlers write to.
+    pub fn history(&self) -> &dyn HistoryStore {
+        &**self.backends.history()
     }
 
     /// The sink handlers send through.
     pub fn sink(&self) -> &MemorySink {
         &self.sink
+    }
+
+    /// The backends every event is handled with (for driving the router directly:
+    /// `harness.router().handle(harness.backends(), request)`).
+    pub fn backends(&self) -> &Backends {
+        &self.backends
     }
 
     /// The router under test.
@@ -204,7 +224,7 @@ impl<S: Send + Sync + 'static> Harness<S> {
         if let Some(user_agent) = options.user_agent.clone() {
             request = request.with_user_agent(user_agent);
         }
-        let authorizer = match self.router.authorize(&request).await {
+        let authorizer = match self.router.authorize(&self.backends, &request).await {
             Ok(Authorization::Allow(context)) => context,
             Ok(Authorization::Deny(status)) => {
                 return Err(ConnectError::Refused {
@@ -217,7 +237,7 @@ impl<S: Send + Sync + 'static> Harness<S> {
         let request = request.with_authorizer(authorizer.clone());
         let reply = self
             .router
-            .handle(request)
+            .handle(&self.backends, request)
             .await
             .map_err(ConnectError::Failed)?;
         if reply.is_rejection() {
@@ -242,7 +262,7 @@ impl<S: Send + Sync + 'static> Harness<S> {
     async fn settle_server_closes(&self) -> wsgw_core::Result<()> {
         for id in self.sink.take_closed_by_server() {
             let request = self.event(Request::disconnect(id, 1000, ""));
-            self.router.handle(request).await?;
+            self.router.handle(&self.backends, request).await?;
         }
         Ok(())
     }
@@ -268,9 +288,10 @@ impl<S: Send + Sync + 'static> TestClient<S> {
     /// reply.
     ///
     /// - A text message is routed. The reply's body is delivered to this client only
-    ///   from a two-way route (the router drops it on a one-way route). A handler error
-    ///   is returned, and the client receives API Gateway's `Internal server error`
-    ///   frame ([`GatewayError::InternalServerError`]).
+    ///   from a two-way route (the router drops it on a one-way route). A handler's
+    ///   rejection reaches the client as its error frame and the reply is a plain 200. A
+    ///   handler error is returned, and the client receives API Gateway's `Internal
+    ///   server error` frame ([`GatewayError::InternalServerError`]).
     /// - A binary message is refused as API Gateway refuses binary frames: the
     ///   connection is closed with 1003, `$disconnect` runs with that code, and
     ///   [`Error::InvalidInput`] is returned; no handler sees the message. Send binary
@@ -301,7 +322,7 @@ impl<S: Send + Sync + 'static> TestClient<S> {
         if let Some(user_agent) = &self.user_agent {
             request = request.with_user_agent(user_agent.clone());
         }
-        let outcome = harness.router.handle(request).await;
+        let outcome = harness.router.handle(&harness.backends, request).await;
         match &outcome {
             Ok(reply) => {
                 if let Some(body) = &reply.body {
@@ -329,7 +350,10 @@ impl<S: Send + Sync + 'static> TestClient<S> {
 
     async fn run_disconnect(&self, status_code: u16, reason: &str) -> wsgw_core::Result<Reply> {
         let request = self.event(Request::disconnect(self.id.clone(), status_code, reason));
-        self.harness.router.handle(request).await
+        self.harness
+            .router
+            .handle(&self.harness.backends, request)
+            .await
     }
 
     /// Sends `value` as a JSON text message.

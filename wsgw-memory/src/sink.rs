@@ -1,8 +1,9 @@
 //! `MemorySink`: records deliveries for assertions, or hands them to live sockets.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -16,12 +17,83 @@ pub const MAX_PAYLOAD_BYTES: usize = 128 * 1024;
 /// (API Gateway's `LimitExceededException`).
 pub const DEFAULT_OUTBOX_CAPACITY: usize = 1024;
 
+/// Bytes queued per live connection before sends are answered with `Throttled`: 512 KiB,
+/// four of the largest messages.
+pub const DEFAULT_OUTBOX_BYTES: usize = 512 * 1024;
+
+/// How much a live connection's outbox holds (messages its socket has not taken yet)
+/// before sends to it are answered with `Throttled`, API Gateway's
+/// `LimitExceededException` (429).
+///
+/// Both bounds hold at once. A message is always taken into an empty outbox, so one
+/// larger than `bytes` still goes out, alone: the outbox never holds more than `bytes`
+/// plus one message.
+///
+/// ```
+/// use wsgw_memory::OutboxLimits;
+///
+/// let limits = OutboxLimits::new(1024, 512 * 1024);
+/// assert_eq!(limits, OutboxLimits::default());
+/// // A bare number bounds messages only, as `MemorySink::attach` once took it.
+/// assert_eq!(OutboxLimits::from(16), OutboxLimits::new(16, usize::MAX));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxLimits {
+    /// Messages queued at most (at least 1).
+    pub messages: usize,
+    /// Bytes queued at most, beyond one message.
+    pub bytes: usize,
+}
+
+impl OutboxLimits {
+    /// At most `messages` messages and `bytes` bytes.
+    pub fn new(messages: usize, bytes: usize) -> Self {
+        OutboxLimits { messages, bytes }
+    }
+}
+
+impl Default for OutboxLimits {
+    /// [`DEFAULT_OUTBOX_CAPACITY`] messages, [`DEFAULT_OUTBOX_BYTES`] bytes.
+    fn default() -> Self {
+        OutboxLimits::new(DEFAULT_OUTBOX_CAPACITY, DEFAULT_OUTBOX_BYTES)
+    }
+}
+
+impl From<usize> for OutboxLimits {
+    /// At most `messages` messages, of any total size.
+    fn from(messages: usize) -> Self {
+        OutboxLimits::new(messages, usize::MAX)
+    }
+}
+
+/// Bytes queued: one connection's, and the sink's total, kept together so every change
+/// updates both.
+#[derive(Debug, Clone)]
+struct QueuedBytes {
+    connection: Arc<AtomicUsize>,
+    total: Arc<AtomicUsize>,
+}
+
+impl QueuedBytes {
+    fn add(&self, bytes: usize) {
+        self.connection.fetch_add(bytes, Ordering::AcqRel);
+        self.total.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    fn remove(&self, bytes: usize) {
+        self.connection.fetch_sub(bytes, Ordering::AcqRel);
+        self.total.fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
 enum Outlet {
     Record {
         sent: Vec<Payload>,
     },
     Live {
         messages: mpsc::Sender<Payload>,
+        queued: QueuedBytes,
+        max_bytes: usize,
         close: Option<oneshot::Sender<()>>,
     },
 }
@@ -66,11 +138,58 @@ type Endpoints = HashMap<ConnectionId, Endpoint, foldhash::fast::RandomState>;
 #[derive(Debug)]
 pub struct Outbox {
     /// Messages to write to the socket, in order.
-    pub messages: mpsc::Receiver<Payload>,
+    pub messages: OutboxMessages,
     /// Resolves when the connection is closed through [`MessageSink::disconnect`].
     pub close: oneshot::Receiver<()>,
     /// Where the socket records incoming traffic (the sink records what it delivers).
     pub activity: Activity,
+}
+
+/// The messages queued for a live connection, oldest first. Taking one frees its bytes
+/// from the outbox's bound ([`OutboxLimits`]); dropping this frees what is left.
+#[derive(Debug)]
+pub struct OutboxMessages {
+    receiver: mpsc::Receiver<Payload>,
+    queued: QueuedBytes,
+}
+
+impl OutboxMessages {
+    /// The next message, once there is one; `None` once the connection is gone from
+    /// the sink and nothing is left.
+    pub async fn recv(&mut self) -> Option<Payload> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// The next message if one is queued.
+    pub fn try_recv(&mut self) -> std::result::Result<Payload, mpsc::error::TryRecvError> {
+        let payload = self.receiver.try_recv()?;
+        self.queued.remove(payload.len());
+        Ok(payload)
+    }
+
+    /// Polls for the next message (see [`recv`](Self::recv)).
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Payload>> {
+        let polled = self.receiver.poll_recv(cx);
+        if let Poll::Ready(Some(payload)) = &polled {
+            self.queued.remove(payload.len());
+        }
+        polled
+    }
+
+    /// Bytes queued for this connection now.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.connection.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for OutboxMessages {
+    fn drop(&mut self) {
+        // Closed first, so no send lands after the last count; what is left is freed.
+        self.receiver.close();
+        while let Ok(payload) = self.receiver.try_recv() {
+            self.queued.remove(payload.len());
+        }
+    }
 }
 
 /// A [`MessageSink`] in process memory.
@@ -100,6 +219,8 @@ pub struct MemorySink {
     endpoints: Mutex<Endpoints>,
     closed_by_server: Mutex<Vec<ConnectionId>>,
     max_payload: usize,
+    /// Bytes queued for every live connection together.
+    queued_bytes: Arc<AtomicUsize>,
 }
 
 impl Default for MemorySink {
@@ -108,6 +229,7 @@ impl Default for MemorySink {
             endpoints: Mutex::new(Endpoints::default()),
             closed_by_server: Mutex::new(Vec::new()),
             max_payload: MAX_PAYLOAD_BYTES,
+            queued_bytes: Arc::new(AtomicUsize::new(0)),
         }
     }
 }
@@ -161,12 +283,42 @@ impl MemorySink {
         );
     }
 
-    /// Registers a live connection: deliveries go to the returned [`Outbox`], at most
-    /// `capacity` queued before sends are `Throttled`.
-    pub fn attach(&self, id: &ConnectionId, info: ConnectionInfo, capacity: usize) -> Outbox {
-        let (messages, messages_rx) = mpsc::channel(capacity.max(1));
+    /// Registers a live connection: deliveries go to the returned [`Outbox`], and sends
+    /// are `Throttled` while it holds what `limits` allows (a bare number bounds
+    /// messages only).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use wsgw_core::{ConnectionId, ConnectionInfo, MessageSink, Payload};
+    /// use wsgw_memory::{MemorySink, OutboxLimits};
+    ///
+    /// let sink = MemorySink::new();
+    /// let id = ConnectionId::new("a=");
+    /// let info = ConnectionInfo::new(chrono::Utc::now(), None, None);
+    /// let mut outbox = sink.attach(&id, info, OutboxLimits::new(100, 8));
+    /// sink.send(&id, Payload::text("12345")).await.unwrap();
+    /// let full = sink.send(&id, Payload::text("6789")).await.unwrap_err();
+    /// assert!(full.is_throttled(), "5 + 4 bytes is over 8");
+    /// assert_eq!(sink.queued_bytes(), 5);
+    /// assert_eq!(outbox.messages.recv().await, Some(Payload::text("12345")));
+    /// sink.send(&id, Payload::text("6789")).await.unwrap();
+    /// # }
+    /// ```
+    pub fn attach(
+        &self,
+        id: &ConnectionId,
+        info: ConnectionInfo,
+        limits: impl Into<OutboxLimits>,
+    ) -> Outbox {
+        let limits = limits.into();
+        let (messages, receiver) = mpsc::channel(limits.messages.max(1));
         let (close, close_rx) = oneshot::channel();
         let activity = Activity::at(info.last_active_at);
+        let queued = QueuedBytes {
+            connection: Arc::new(AtomicUsize::new(0)),
+            total: self.queued_bytes.clone(),
+        };
         self.lock().insert(
             id.clone(),
             Endpoint {
@@ -174,16 +326,24 @@ impl MemorySink {
                 info,
                 outlet: Outlet::Live {
                     messages,
+                    queued: queued.clone(),
+                    max_bytes: limits.bytes,
                     close: Some(close),
                 },
                 open: true,
             },
         );
         Outbox {
-            messages: messages_rx,
+            messages: OutboxMessages { receiver, queued },
             close: close_rx,
             activity,
         }
+    }
+
+    /// Bytes queued for every live connection together: posted, and not yet taken by
+    /// their sockets.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes.load(Ordering::Acquire)
     }
 
     /// Forgets a connection the client closed; later sends are `Gone`. Returns whether it
@@ -300,22 +460,45 @@ impl MessageSink for MemorySink {
         let endpoint = Self::open_endpoint(&mut endpoints, id)?;
         match &mut endpoint.outlet {
             Outlet::Record { sent } => sent.push(payload),
-            Outlet::Live { messages, .. } => match messages.try_send(payload) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
+            Outlet::Live {
+                messages,
+                queued,
+                max_bytes,
+                ..
+            } => {
+                // Sends are serialised by the lock and only the socket takes bytes away,
+                // so what is read here can only shrink before the message is counted.
+                let already = queued.connection.load(Ordering::Acquire);
+                let size = payload.len();
+                if already > 0 && already.saturating_add(size) > *max_bytes {
                     return Err(Error::Throttled {
                         backend: "memory",
                         message: format!(
-                            "connection {id} has {} messages queued",
-                            messages.max_capacity()
+                            "connection {id} has {already} bytes queued; {size} more is over its {max_bytes}"
                         ),
-                    })
+                    });
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    endpoints.remove(id);
-                    return Err(Self::gone(id));
+                // Counted before it is queued: the socket may take it at once.
+                queued.add(size);
+                match messages.try_send(payload) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        queued.remove(size);
+                        return Err(Error::Throttled {
+                            backend: "memory",
+                            message: format!(
+                                "connection {id} has {} messages queued",
+                                messages.max_capacity()
+                            ),
+                        });
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        queued.remove(size);
+                        endpoints.remove(id);
+                        return Err(Self::gone(id));
+                    }
                 }
-            },
+            }
         }
         endpoint.activity.touch();
         Ok(())

@@ -15,10 +15,10 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 use wsgw_core::{
-    BroadcastOptions, Connection, ConnectionId, ConnectionStore, Context, MessageSink, PageRequest,
-    Payload, Reply, Request, Router,
+    Backends, BroadcastOptions, Connection, ConnectionId, ConnectionStore, Context, MessageSink,
+    PageRequest, Payload, Reply, Request, Router,
 };
-use wsgw_memory::gateway::{Limits, LocalGateway};
+use wsgw_memory::gateway::{Limits, LocalGateway, RouterIntegration};
 use wsgw_memory::{MemorySink, MemoryStore};
 
 /// Long enough for anything that should happen to happen; only a hang reaches it.
@@ -67,12 +67,8 @@ const ROOM: &str = "room";
 /// `blast` broadcasts `count` numbered messages of `size` bytes to the room, in order,
 /// giving a connection up after six throttled attempts over at most ~46 ms (a reader
 /// keeping up never needs that long to make room in its outbox).
-fn blasting_router(
-    store: Arc<dyn ConnectionStore>,
-    sink: Arc<dyn MessageSink>,
-    seen: Arc<Seen>,
-) -> Router<Arc<Seen>> {
-    Router::with_state(store, sink, seen)
+fn blasting_router(seen: Arc<Seen>) -> Router<Arc<Seen>> {
+    Router::with_state(seen)
         .on_connect(|ctx: Context<Arc<Seen>>, request: Request| async move {
             ctx.store()
                 .put(Connection::new(request.connection_id.clone()).with_group(ROOM))
@@ -109,7 +105,10 @@ fn blasting_router(
                 for seq in first..first + count {
                     let mut text = format!("{seq:08} ");
                     text.push_str(&"x".repeat(size));
-                    let report = ctx.broadcast_to_group(ROOM, &Payload::text(text)).await?;
+                    let report = ctx
+                        .broadcast_payload(Payload::text(text))
+                        .to_group(ROOM)
+                        .await?;
                     for (id, error) in &report.failed {
                         assert!(error.is_throttled(), "{id}: {error}");
                         ctx.state().undelivered_to.lock().unwrap().push(id.clone());
@@ -131,14 +130,13 @@ async fn a_client_that_never_reads_neither_stalls_the_others_nor_queues_without_
     let store: Arc<dyn ConnectionStore> = Arc::new(MemoryStore::new());
     let sockets = Arc::new(MemorySink::new());
     let seen = Arc::new(Seen::default());
-    let gateway = LocalGateway::new(
-        blasting_router(store.clone(), sockets.clone(), seen.clone()),
-        sockets.clone(),
-    )
-    .limits(Limits::default().outbox_capacity(OUTBOX))
-    .bind("127.0.0.1:0".parse().unwrap())
-    .await
-    .unwrap();
+    let gateway = LocalGateway::new(blasting_router(seen.clone()))
+        .with_store(store.clone())
+        .with_sockets(sockets.clone())
+        .limits(Limits::default().outbox_capacity(OUTBOX))
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     let url = gateway.ws_url();
 
     // The stuck client connects first and never reads again.
@@ -240,14 +238,13 @@ async fn shutdown_does_not_wait_for_a_client_that_never_reads() {
     let store: Arc<dyn ConnectionStore> = Arc::new(MemoryStore::new());
     let sockets = Arc::new(MemorySink::new());
     let seen = Arc::new(Seen::default());
-    let gateway = LocalGateway::new(
-        blasting_router(store.clone(), sockets.clone(), seen.clone()),
-        sockets.clone(),
-    )
-    .limits(Limits::default().outbox_capacity(4))
-    .bind("127.0.0.1:0".parse().unwrap())
-    .await
-    .unwrap();
+    let gateway = LocalGateway::new(blasting_router(seen.clone()))
+        .with_store(store.clone())
+        .with_sockets(sockets.clone())
+        .limits(Limits::default().outbox_capacity(4))
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     let (mut stuck, _) = tokio_tungstenite::connect_async(gateway.ws_url())
         .await
         .unwrap();
@@ -301,7 +298,7 @@ async fn broadcast_through_a_faulty_sink_reaches_every_live_socket_once_and_prun
             .max_transient_run(3),
     );
     let fanout = Arc::new(Fanout::default());
-    let router = Router::with_state(store.clone(), faulty.clone(), fanout.clone())
+    let router = Router::with_state(fanout.clone())
         .on_connect(|ctx: Context<Arc<Fanout>>, request: Request| async move {
             // The sender listens to nobody; everyone else is in the audience.
             let connection = Connection::new(request.connection_id.clone());
@@ -338,7 +335,7 @@ async fn broadcast_through_a_faulty_sink_reaches_every_live_socket_once_and_prun
                         .backoff(Duration::from_millis(1), Duration::from_millis(8)),
                 );
                 let payload = Payload::text(request.text().unwrap_or_default());
-                let report = ctx.broadcast_to_group("audience", &payload).await?;
+                let report = ctx.broadcast_payload(payload).to_group("audience").await?;
                 let state = ctx.state();
                 state.pruned.lock().unwrap().extend(report.pruned.clone());
                 state
@@ -348,7 +345,11 @@ async fn broadcast_through_a_faulty_sink_reaches_every_live_socket_once_and_prun
                 Reply::json(&json!({ "type": "done" }))
             },
         );
-    let gateway = LocalGateway::new(router, sockets.clone())
+    // Handlers send through the faulty sink; the gateway's own answers go straight to
+    // the sockets.
+    let integration = RouterIntegration::new(router, Backends::new(store.clone(), faulty.clone()));
+    let gateway = LocalGateway::for_integration(integration)
+        .with_sockets(sockets.clone())
         .bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();

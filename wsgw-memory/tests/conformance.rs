@@ -19,6 +19,7 @@ macro_rules! store_tests {
 store_tests!(
     put_get_delete,
     update_attributes,
+    typed_attributes,
     groups,
     group_pagination,
     list_all_pagination,
@@ -136,6 +137,48 @@ async fn live_sink_throttles_when_the_outbox_is_full() {
     sink.send(&id, Payload::text("3"))
         .await
         .expect("room again after a read");
+}
+
+#[tokio::test]
+async fn live_sink_throttles_by_bytes_and_frees_them_when_taken_or_dropped() {
+    use wsgw_core::MessageSink;
+    let sink = MemorySink::new();
+    let info = || wsgw_core::ConnectionInfo::new(chrono::Utc::now(), None, None);
+    let (a, b) = (new_connection_id(), new_connection_id());
+    let mut outbox = sink.attach(&a, info(), wsgw_memory::OutboxLimits::new(100, 10));
+    let other = sink.attach(&b, info(), wsgw_memory::OutboxLimits::new(100, 10));
+    // Larger than the bound, but the outbox is empty: it goes, alone.
+    sink.send(&a, Payload::text("0123456789ab")).await.unwrap();
+    let full = sink.send(&a, Payload::text("c")).await;
+    assert!(full.as_ref().is_err_and(|e| e.is_throttled()), "{full:?}");
+    sink.send(&b, Payload::text("12345")).await.unwrap();
+    sink.send(&b, Payload::text("67890")).await.unwrap();
+    assert!(sink
+        .send(&b, Payload::text("x"))
+        .await
+        .is_err_and(|e| e.is_throttled()));
+    assert_eq!(sink.queued_bytes(), 22);
+    assert_eq!(outbox.messages.queued_bytes(), 12);
+
+    assert_eq!(
+        outbox.messages.recv().await,
+        Some(Payload::text("0123456789ab"))
+    );
+    assert_eq!(sink.queued_bytes(), 10);
+    sink.send(&a, Payload::text("c"))
+        .await
+        .expect("room after a read");
+    drop(other);
+    assert_eq!(
+        sink.queued_bytes(),
+        1,
+        "what a dropped outbox held is freed"
+    );
+    assert!(sink
+        .send(&b, Payload::text("late"))
+        .await
+        .is_err_and(|e| e.is_gone()));
+    assert_eq!(sink.queued_bytes(), 1);
 }
 
 #[tokio::test]

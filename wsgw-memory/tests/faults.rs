@@ -3,11 +3,12 @@
 //! every attempt it was allowed met a transient fault.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use wsgw_core::{
-    broadcast_to_group, BroadcastOptions, BroadcastReport, Connection, ConnectionId,
-    ConnectionStore, MessageSink, PageRequest, Payload,
+    Backends, BroadcastOptions, BroadcastReport, Connection, ConnectionId, ConnectionStore,
+    MessageSink, PageRequest, Payload, Router,
 };
 use wsgw_memory::{Fault, FaultySink, InjectedFault, MemorySink, MemoryStore};
 
@@ -23,8 +24,8 @@ fn options() -> BroadcastOptions {
 }
 
 /// `count` connections in one group, each open in the sink.
-async fn connections(count: usize, sink: &MemorySink) -> (MemoryStore, Vec<ConnectionId>) {
-    let store = MemoryStore::new();
+async fn connections(count: usize, sink: &MemorySink) -> (Arc<MemoryStore>, Vec<ConnectionId>) {
+    let store = Arc::new(MemoryStore::new());
     let mut ids = Vec::new();
     for i in 0..count {
         let id = ConnectionId::new(format!("conn-{i:04}="));
@@ -36,6 +37,22 @@ async fn connections(count: usize, sink: &MemorySink) -> (MemoryStore, Vec<Conne
         ids.push(id);
     }
     (store, ids)
+}
+
+/// One broadcast of `payload` to the group, as a handler sends it (through a router's
+/// context) on `store` and `sink`.
+async fn broadcast_to_group(
+    store: &Arc<MemoryStore>,
+    sink: &Arc<FaultySink<MemorySink>>,
+    payload: &Payload,
+) -> wsgw_core::Result<BroadcastReport> {
+    let backends = Backends::new(store.clone(), sink.clone());
+    Router::new()
+        .broadcast_options(options())
+        .context(&backends)
+        .broadcast_payload(payload.clone())
+        .to_group(GROUP)
+        .await
 }
 
 fn sorted(ids: impl IntoIterator<Item = ConnectionId>) -> Vec<ConnectionId> {
@@ -126,16 +143,18 @@ async fn check_against_injected(
 async fn broadcast_under_faults_prunes_exactly_the_gone_and_gives_up_only_after_every_attempt_failed(
 ) {
     let (store, ids) = connections(600, &MemorySink::new()).await;
-    let sink = FaultySink::new(MemorySink::new(), 0x5eed)
-        .gone(0.04)
-        .throttled(0.30)
-        .timeouts(0.15, Duration::from_millis(2));
+    let sink = Arc::new(
+        FaultySink::new(MemorySink::new(), 0x5eed)
+            .gone(0.04)
+            .throttled(0.30)
+            .timeouts(0.15, Duration::from_millis(2)),
+    );
     for id in &ids {
         sink.inner().open(id, None, None);
     }
     let payload = Payload::text(r#"{"type":"message","seq":1}"#);
 
-    let report = broadcast_to_group(&store, &sink, GROUP, &payload, &options())
+    let report = broadcast_to_group(&store, &sink, &payload)
         .await
         .expect("the group lists");
 
@@ -152,17 +171,19 @@ async fn broadcast_under_faults_prunes_exactly_the_gone_and_gives_up_only_after_
 #[tokio::test]
 async fn with_fewer_transient_faults_in_a_row_than_attempts_every_live_connection_gets_it() {
     let (store, ids) = connections(600, &MemorySink::new()).await;
-    let sink = FaultySink::new(MemorySink::new(), 0xfa11)
-        .gone(0.03)
-        .throttled(0.35)
-        .timeouts(0.15, Duration::from_millis(2))
-        .max_transient_run(MAX_ATTEMPTS - 1);
+    let sink = Arc::new(
+        FaultySink::new(MemorySink::new(), 0xfa11)
+            .gone(0.03)
+            .throttled(0.35)
+            .timeouts(0.15, Duration::from_millis(2))
+            .max_transient_run(MAX_ATTEMPTS - 1),
+    );
     for id in &ids {
         sink.inner().open(id, None, None);
     }
     let payload = Payload::text("hello");
 
-    let report = broadcast_to_group(&store, &sink, GROUP, &payload, &options())
+    let report = broadcast_to_group(&store, &sink, &payload)
         .await
         .expect("the group lists");
 
@@ -180,18 +201,20 @@ async fn with_fewer_transient_faults_in_a_row_than_attempts_every_live_connectio
 #[tokio::test]
 async fn many_broadcasts_in_a_row_deliver_each_message_once_in_order_to_every_survivor() {
     let (store, ids) = connections(200, &MemorySink::new()).await;
-    let sink = FaultySink::new(MemorySink::new(), 99)
-        .gone(0.002)
-        .throttled(0.2)
-        .timeouts(0.05, Duration::from_millis(1))
-        .max_transient_run(MAX_ATTEMPTS - 1);
+    let sink = Arc::new(
+        FaultySink::new(MemorySink::new(), 99)
+            .gone(0.002)
+            .throttled(0.2)
+            .timeouts(0.05, Duration::from_millis(1))
+            .max_transient_run(MAX_ATTEMPTS - 1),
+    );
     for id in &ids {
         sink.inner().open(id, None, None);
     }
 
     let messages: Vec<Payload> = (0..40).map(|seq| Payload::text(format!("{seq}"))).collect();
     for payload in &messages {
-        let report = broadcast_to_group(&store, &sink, GROUP, payload, &options())
+        let report = broadcast_to_group(&store, &sink, payload)
             .await
             .expect("the group lists");
         assert!(report.failed.is_empty(), "{:?}", report.failed);

@@ -30,12 +30,8 @@ async fn record(ctx: Context<Events>, request: Request) -> wsgw_core::Result<Rep
     Ok(Reply::ok())
 }
 
-fn recording_router(
-    store: Arc<dyn wsgw_core::ConnectionStore>,
-    sink: Arc<dyn wsgw_core::MessageSink>,
-    events: mpsc::UnboundedSender<Request>,
-) -> Router<Events> {
-    Router::with_state(store, sink, Events(events))
+fn recording_router(events: mpsc::UnboundedSender<Request>) -> Router<Events> {
+    Router::with_state(Events(events))
         .on_connect(|ctx: Context<Events>, request: Request| async move {
             let _ = ctx.state().0.send(request.clone());
             if request.query_param("fail").is_some() {
@@ -153,7 +149,7 @@ struct Fixture {
 
 async fn start(limits: Limits) -> Fixture {
     let (events_tx, events) = mpsc::unbounded_channel();
-    let gateway = LocalGateway::build(|store, sink| recording_router(store, sink, events_tx))
+    let gateway = LocalGateway::new(recording_router(events_tx))
         .limits(limits)
         .assets(
             Assets::new()
@@ -391,18 +387,16 @@ async fn non_2xx_connect_reply_refuses_the_handshake_with_that_status() {
 #[tokio::test]
 async fn authorizer_denial_refuses_the_handshake_and_allow_context_reaches_every_route() {
     let (events_tx, mut events) = mpsc::unbounded_channel();
-    let gateway = LocalGateway::build(move |store, sink| {
-        recording_router(store, sink, events_tx).authorizer(
-            |_ctx: Context<Events>, request: Request| async move {
-                Ok(match request.query_param("token") {
-                    Some("good") => {
-                        Authorization::Allow(json!({"principal": "ada", "roles": ["operator"]}))
-                    }
-                    _ => Authorization::Deny(401),
-                })
-            },
-        )
-    });
+    let gateway = LocalGateway::new(recording_router(events_tx).authorizer(
+        |_ctx: Context<Events>, request: Request| async move {
+            Ok(match request.query_param("token") {
+                Some("good") => {
+                    Authorization::Allow(json!({"principal": "ada", "roles": ["operator"]}))
+                }
+                _ => Authorization::Deny(401),
+            })
+        },
+    ));
     let gateway = gateway.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     match tokio_tungstenite::connect_async(format!("{}/?token=bad", gateway.ws_url())).await {
         Err(tungstenite::Error::Http(response)) => assert_eq!(response.status().as_u16(), 401),
@@ -528,11 +522,11 @@ async fn a_binary_frame_closes_the_connection_with_1003_and_bystanders_keep_work
 /// "requestId":"…"}`, and the connection stays open.
 #[tokio::test]
 async fn without_default_route_the_client_gets_aws_forbidden_frame_and_stays_connected() {
-    let gateway = LocalGateway::build(|store, sink| {
-        Router::new(store, sink).two_way_route("ping", |_ctx: Context, _r: Request| async {
+    let gateway = LocalGateway::new(
+        Router::new().two_way_route("ping", |_ctx: Context, _r: Request| async {
             Ok(Reply::with_body("pong"))
-        })
-    })
+        }),
+    )
     .bind("127.0.0.1:0".parse().unwrap())
     .await
     .unwrap();
@@ -925,7 +919,7 @@ async fn management_calls_on_another_stage_are_403_forbidden() {
 #[tokio::test]
 async fn without_the_loopback_exemption_unsigned_management_calls_are_refused_as_on_aws() {
     let (events, _seen) = mpsc::unbounded_channel();
-    let gateway = LocalGateway::build(|store, sink| recording_router(store, sink, events))
+    let gateway = LocalGateway::new(recording_router(events))
         .management_access(ManagementAccess::default().trust_loopback(false))
         .bind("127.0.0.1:0".parse().unwrap())
         .await
@@ -963,7 +957,7 @@ async fn without_the_loopback_exemption_unsigned_management_calls_are_refused_as
 async fn management_latency_delays_every_answer_but_not_the_delivery() {
     let (events, _seen) = mpsc::unbounded_channel();
     let latency = Duration::from_millis(300);
-    let gateway = LocalGateway::build(|store, sink| recording_router(store, sink, events))
+    let gateway = LocalGateway::new(recording_router(events))
         .management_latency(latency)
         .bind("127.0.0.1:0".parse().unwrap())
         .await
@@ -1167,8 +1161,8 @@ async fn posting_to_a_connection_still_inside_connect_is_gone() {
     let (seen_tx, mut seen) = mpsc::unbounded_channel::<u16>();
     let gateway_addr: Arc<std::sync::OnceLock<String>> = Arc::default();
     let addr_for_handler = gateway_addr.clone();
-    let gateway = LocalGateway::build(move |store, sink| {
-        Router::new(store, sink).on_connect(move |_ctx: Context, request: Request| {
+    let gateway = LocalGateway::new(Router::new().on_connect(
+        move |_ctx: Context, request: Request| {
             let seen_tx = seen_tx.clone();
             let addr = addr_for_handler.clone();
             async move {
@@ -1181,8 +1175,8 @@ async fn posting_to_a_connection_still_inside_connect_is_gone() {
                 let _ = seen_tx.send(response.status);
                 Ok(Reply::ok())
             }
-        })
-    })
+        },
+    ))
     .bind("127.0.0.1:0".parse().unwrap())
     .await
     .unwrap();

@@ -19,7 +19,7 @@ use wsgw_core::{
     Authorization, Authorizer, Connection, Context, EventType, Reply, Request, Router,
 };
 use wsgw_memory::gateway::{LocalGateway, RunningGateway};
-use wsgw_memory::{MemorySink, MemoryStore};
+use wsgw_memory::MemoryStore;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -77,8 +77,7 @@ async fn start(
 ) {
     let (tx, rx) = mpsc::unbounded_channel();
     let store = Arc::new(MemoryStore::new());
-    let sink = Arc::new(MemorySink::new());
-    let router = Router::with_state(store.clone(), sink.clone(), tx)
+    let router = Router::with_state(tx)
         .authorizer(authorizer)
         .on_connect(|ctx: Context<Seen>, request: Request| async move {
             ctx.store()
@@ -98,7 +97,8 @@ async fn start(
             },
         )
         .on_default(seen);
-    let gateway = LocalGateway::new(router, sink)
+    let gateway = LocalGateway::new(router)
+        .with_store(store.clone())
         .bind("127.0.0.1:0".parse().expect("address"))
         .await
         .expect("binds");

@@ -2,7 +2,6 @@
 //! real WebSocket traffic.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -22,11 +21,8 @@ const WAIT: Duration = Duration::from_secs(5);
 
 /// A room: everyone who connects joins it; `say` broadcasts to it, plus one connection
 /// that never existed (so one Gone prune per broadcast).
-fn room_router(
-    store: Arc<dyn wsgw_core::ConnectionStore>,
-    sink: Arc<dyn wsgw_core::MessageSink>,
-) -> Router {
-    Router::new(store, sink)
+fn room_router() -> Router {
+    Router::new()
         .on_connect(|ctx: Context, request: Request| async move {
             if request.query_param("refuse").is_some() {
                 return Ok(Reply::status(403));
@@ -44,7 +40,8 @@ fn room_router(
             ctx.store()
                 .put(Connection::new(ConnectionId::new("ghost=")).with_group("room"))
                 .await?;
-            ctx.broadcast_to_group("room", &Payload::text("hello room"))
+            ctx.broadcast_payload(Payload::text("hello room"))
+                .to_group("room")
                 .await?;
             Ok(Reply::ok())
         })
@@ -284,7 +281,7 @@ async fn scrape(gateway: &RunningGateway) -> BTreeMap<Key, f64> {
 
 #[tokio::test]
 async fn metrics_count_real_websocket_traffic_and_only_ever_increase() {
-    let gateway = start(LocalGateway::build(room_router)).await;
+    let gateway = start(LocalGateway::new(room_router())).await;
     let before = scrape(&gateway).await;
     assert_eq!(value(&before, "wsgw_connections_open", &[]), 0.0);
     assert_eq!(
@@ -405,7 +402,7 @@ async fn metrics_count_real_websocket_traffic_and_only_ever_increase() {
 
 #[tokio::test]
 async fn the_metrics_path_can_be_moved_or_turned_off_and_a_rest_route_there_wins() {
-    let moved = start(LocalGateway::build(room_router).metrics_path(Some("/_stats"))).await;
+    let moved = start(LocalGateway::new(room_router()).metrics_path(Some("/_stats"))).await;
     let (status, content_type, body) = get(&format!("http://{}/_stats", moved.local_addr())).await;
     assert_eq!(
         (status, content_type.as_str()),
@@ -416,16 +413,16 @@ async fn the_metrics_path_can_be_moved_or_turned_off_and_a_rest_route_there_wins
     assert_eq!(status, 404);
     moved.shutdown().await.unwrap();
 
-    let off = start(LocalGateway::build(room_router).metrics_path(None)).await;
+    let off = start(LocalGateway::new(room_router()).metrics_path(None)).await;
     let (status, _, _) = get(&format!("http://{}/metrics", off.local_addr())).await;
     assert_eq!(status, 404);
     off.shutdown().await.unwrap();
 
-    let own = start(LocalGateway::build(|store, sink| {
-        room_router(store, sink).http("GET", "/metrics", |_ctx: Context, _r: HttpRequest| async {
-            Ok(HttpResponse::status(200).with_body("mine"))
-        })
-    }))
+    let own = start(LocalGateway::new(room_router().http(
+        "GET",
+        "/metrics",
+        |_ctx: Context, _r: HttpRequest| async { Ok(HttpResponse::status(200).with_body("mine")) },
+    )))
     .await;
     let (_, _, body) = get(&format!("http://{}/metrics", own.local_addr())).await;
     assert_eq!(body, "mine");

@@ -28,11 +28,8 @@ const KB: usize = 1024;
 
 /// `echo` answers the body back (two-way); `whoami` the connection id; `$default` says
 /// what it got.
-fn router(
-    store: std::sync::Arc<dyn wsgw_core::ConnectionStore>,
-    sink: std::sync::Arc<dyn wsgw_core::MessageSink>,
-) -> Router {
-    Router::new(store, sink)
+fn router() -> Router {
+    Router::new()
         .two_way_route("echo", |_ctx: Context, request: Request| async move {
             Ok(Reply::with_body(
                 request.body.unwrap_or_else(|| Payload::text("")),
@@ -59,7 +56,7 @@ struct Gateway {
 impl Gateway {
     /// The gateway at its default limits, with a bystander connected.
     async fn start() -> Gateway {
-        let running = LocalGateway::build(router)
+        let running = LocalGateway::new(router())
             .assets(Assets::new().file("/index.html", "<h1>page</h1>"))
             .bind("127.0.0.1:0".parse().expect("address"))
             .await

@@ -79,10 +79,8 @@ EXAMPLES = {
         "?session_id=s-parity&name=parity",
         {"action": "heartbeat"},
         lambda answer: answer == {"type": "heartbeat"},
-        (
-            {"action": "sendmessage", "message": "who am I", "session_ids": ["s-parity"]},
-            lambda answer: answer.get("from") if answer.get("type") == "message" else None,
-        ),
+        # Chat messages carry no connection id (issue 20): boto3's post is checked on echo.
+        None,
     ),
     "telemetry": Example(
         "telemetry",

@@ -1,9 +1,9 @@
 //! `cargo xtask bench [--quick]`: wsgw's benchmarks side by side with the peers (see the
 //! `wsgw-bench` package in `bench/` and `BENCHMARKS.md`).
 //!
-//! The steps: boto3 in the shared `.venv/` (it comes with moto), the Node peers
-//! ([`NPM_PACKAGES`]) installed once into [`work_dir`]`/peers` (gitignored, never
-//! committed), the bench and the echo example built in release mode, then
+//! The steps: the pinned Python tools in the shared `.venv/` (boto3 and moto among them),
+//! the Node peers pinned in [`PEERS_PACKAGE_DIR`] installed with `npm ci` into
+//! [`work_dir`]`/peers` (gitignored), the bench and the echo example built in release mode, then
 //! `wsgw-bench run`, which runs the criterion hot paths from that same release build
 //! (briefly when quick), starts and stops every server and script itself. A full run
 //! writes `BENCHMARKS.md` and `bench/fanout.svg`; `--quick` (the CI smoke, which asserts
@@ -12,35 +12,27 @@
 use std::path::{Path, PathBuf};
 
 use crate::chat::target_dir;
-use crate::moto::{self, venv_python, VENV_DIR};
+use crate::moto::{self, venv_python};
 use crate::step::{Cmd, Step};
 
-/// What the peers' directory gets from npm.
-pub const NPM_PACKAGES: [&str; 4] = [
-    "serverless@3",
-    "serverless-offline@13",
-    "@aws-sdk/client-apigatewaymanagementapi@3",
-    "ws@8",
-];
+/// The npm package pinning the Node peers (serverless 3, serverless-offline 13, the AWS
+/// SDK v3 Management API client, ws), relative to the workspace root: its
+/// `package.json` and `package-lock.json` are installed with `npm ci`.
+pub const PEERS_PACKAGE_DIR: &str = "bench/peers";
 
-/// Installs [`NPM_PACKAGES`] into `$1` unless a marker says this list is installed.
+/// Copies the pinned package `$1` into the peers' directory `$2` and installs it there
+/// with `npm ci`, unless that lock file is installed there already. The benchmarks write
+/// their scripts next to `node_modules`, so the directory is the gitignored `$2`.
 const INSTALL_PEERS: &str = r#"set -eu
-mkdir -p "$1"
-cd "$1"
-shift
-marker="node_modules/.wsgw-bench-$(echo "$*" | cksum | cut -d' ' -f1)"
-if [ -f "$marker" ]; then
-  echo "the peers are installed in $(pwd)"
+mkdir -p "$2"
+if cmp -s "$1/package-lock.json" "$2/node_modules/.wsgw-bench-lock.json"; then
+  echo "the pinned peers are installed in $2"
   exit 0
 fi
-[ -f package.json ] || echo '{"name":"wsgw-bench-peers","private":true}' > package.json
-npm install --no-audit --no-fund --loglevel=error "$@"
-touch "$marker"
-"#;
-
-/// Makes sure boto3 imports in the virtualenv's Python `$1` (moto brings it).
-const ENSURE_BOTO3: &str = r#"set -eu
-"$1" -c 'import boto3' 2>/dev/null || "$1" -m pip install --disable-pip-version-check --quiet 'boto3>=1.28'
+cp "$1/package.json" "$1/package-lock.json" "$2/"
+cd "$2"
+npm ci --no-audit --no-fund --loglevel=error
+cp package-lock.json node_modules/.wsgw-bench-lock.json
 "#;
 
 /// The last step of `cargo xtask test`: `cargo xtask bench --quick`, a smoke run proving
@@ -108,17 +100,13 @@ pub fn bench_steps_on(root: &Path, quick: bool, moto_port: u16) -> Vec<Step> {
     let mut steps = moto;
     steps.extend([
         Step::run(
-            format!("boto3 in {VENV_DIR}/ (the Python peers)"),
-            Cmd::new("sh")
-                .args(["-c", ENSURE_BOTO3, "sh"])
-                .arg(venv_python(root)),
-        ),
-        Step::run(
-            "the Node peers from npm (serverless-offline, the AWS SDK), installed once",
+            format!(
+                "npm ci of {PEERS_PACKAGE_DIR} (serverless-offline, the AWS SDK, pinned), once"
+            ),
             Cmd::new("sh")
                 .args(["-c", INSTALL_PEERS, "sh"])
-                .arg(&peers)
-                .args(NPM_PACKAGES),
+                .arg(root.join(PEERS_PACKAGE_DIR))
+                .arg(&peers),
         ),
         Step::run(
             "the bench and the echo example, release",

@@ -1,11 +1,12 @@
 //! cfn-lint on every AWS SAM template of the repository.
 //!
-//! `cargo xtask lint-templates` ([`lint_templates`]) makes the virtualenv `.venv/` (the
-//! one moto uses, see [`moto::ensure_installed`]) hold [`CFN_LINT_REQUIREMENT`], finds the
+//! `cargo xtask lint-templates` ([`lint_templates`]) makes the virtualenv `.venv/` hold
+//! the pinned Python tools ([`python::ensure_tools`], cfn-lint among them), finds the
 //! templates ([`templates`]) and runs cfn-lint on all of them at once, with the project's
 //! own rules ([`POLICY_RULES_DIR`]: throttled stages, hidden and long secrets, finite
-//! retention, tokens out of URLs) appended. Any error or warning fails it, with
-//! cfn-lint's exit code; [`lint_step`] is how `cargo xtask test` runs it.
+//! retention, tokens out of URLs) appended, then `sam validate --lint` on each. Any error
+//! or warning fails it, with the linter's exit code; [`lint_step`] is how
+//! `cargo xtask test` runs it.
 
 use std::fmt;
 use std::fs;
@@ -13,15 +14,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 
-use crate::moto::{self, SetupError, VENV_DIR};
+use crate::python::{self, SetupError};
 use crate::step::{Cmd, Step};
-
-/// What is installed into the virtualenv: cfn-lint, pinned to major version 1.
-pub const CFN_LINT_REQUIREMENT: &str = "cfn-lint>=1,<2";
-
-/// Exits 0 when cfn-lint imports at a version matching [`CFN_LINT_REQUIREMENT`].
-const CFN_LINT_CHECK: &str = "import importlib.metadata as m, cfnlint, sys; \
-                              sys.exit(0 if m.version('cfn-lint').split('.')[0] == '1' else 1)";
 
 /// Every template here is linted besides the `template.yaml` files: the patterns the
 /// examples copy.
@@ -34,18 +28,18 @@ pub const POLICY_RULES_DIR: &str = "xtask/cfn-lint-rules";
 /// The step of `cargo xtask test`.
 pub fn lint_step() -> Step {
     Step::run(
-        "cfn-lint on every SAM template",
+        "cfn-lint and sam validate --lint on every SAM template",
         Cmd::cargo().args(["xtask", "lint-templates"]),
     )
 }
 
 /// The virtualenv's `cfn-lint` program.
 pub fn cfn_lint_program(root: &Path) -> PathBuf {
-    if cfg!(windows) {
-        root.join(VENV_DIR).join("Scripts").join("cfn-lint.exe")
+    python::venv_bin(root).join(if cfg!(windows) {
+        "cfn-lint.exe"
     } else {
-        root.join(VENV_DIR).join("bin").join("cfn-lint")
-    }
+        "cfn-lint"
+    })
 }
 
 /// The templates to lint, relative to `root` and sorted: every `template.yaml` except
@@ -102,9 +96,10 @@ pub enum LintError {
     Search(io::Error),
     /// No template was found (the search itself must be wrong: echo has one).
     NoTemplates,
-    /// cfn-lint could not be started.
+    /// cfn-lint or `sam validate` could not be started.
     Spawn(io::Error),
-    /// cfn-lint found errors or warnings (exit status: a bit mask, 2 errors, 4 warnings).
+    /// cfn-lint or `sam validate --lint` found errors or warnings (cfn-lint's exit
+    /// status: a bit mask, 2 errors, 4 warnings; sam's: 1).
     Findings(ExitStatus),
 }
 
@@ -131,8 +126,8 @@ impl fmt::Display for LintError {
                 f,
                 "no template.yaml found outside target/ and no .yaml in {TEMPLATE_DIR}/"
             ),
-            LintError::Spawn(error) => write!(f, "could not run cfn-lint: {error}"),
-            LintError::Findings(status) => write!(f, "cfn-lint found problems ({status})"),
+            LintError::Spawn(error) => write!(f, "could not run the linter: {error}"),
+            LintError::Findings(status) => write!(f, "the linter found problems ({status})"),
         }
     }
 }
@@ -142,7 +137,7 @@ impl std::error::Error for LintError {}
 /// Installs cfn-lint if needed, then lints every template found under `root` in one
 /// cfn-lint run, printing what it finds.
 pub fn lint_templates(root: &Path) -> Result<(), LintError> {
-    moto::ensure_installed(root, CFN_LINT_REQUIREMENT, CFN_LINT_CHECK).map_err(LintError::Setup)?;
+    python::ensure_tools(root).map_err(LintError::Setup)?;
     let templates = templates(root).map_err(LintError::Search)?;
     if templates.is_empty() {
         return Err(LintError::NoTemplates);
@@ -163,6 +158,23 @@ pub fn lint_templates(root: &Path) -> Result<(), LintError> {
         return Err(LintError::Findings(status));
     }
     eprintln!("xtask: cfn-lint passed on {} templates", templates.len());
+    // SAM's own check: its transform, then cfn-lint on what it produced.
+    for template in &templates {
+        let mut command = Command::new(python::venv_bin(root).join("sam"));
+        command
+            .args(["validate", "--lint", "--template-file"])
+            .arg(template)
+            .env("SAM_CLI_TELEMETRY", "0")
+            .current_dir(root);
+        eprintln!(
+            "xtask: $ sam validate --lint --template-file {}",
+            template.display()
+        );
+        let status = command.status().map_err(LintError::Spawn)?;
+        if !status.success() {
+            return Err(LintError::Findings(status));
+        }
+    }
     Ok(())
 }
 

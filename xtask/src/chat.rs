@@ -52,11 +52,6 @@ pub fn debug_binary(root: &Path, name: &str) -> PathBuf {
     target_dir(root).join("debug").join(file)
 }
 
-/// The debug `chat` binary that `cargo build -p chat` makes.
-pub fn chat_binary(root: &Path) -> PathBuf {
-    debug_binary(root, "chat")
-}
-
 /// Runs after moto's server started (it needs `WSGW_DYNAMODB_ENDPOINT`): the chat in
 /// Lambda mode and on `--dynamodb-endpoint`, against DynamoDB tables.
 pub fn dynamodb_step() -> Step {
@@ -76,32 +71,55 @@ pub fn dynamodb_step() -> Step {
     )
 }
 
-/// The page test: Chromium (installed when missing), `npm ci`, the chat binary, then
-/// `node --test` with the binary and the browser passed by environment.
+/// The page test: Chromium (installed when missing), then [`page_test_steps`].
 pub fn web_steps(root: &Path) -> Vec<Step> {
-    let web_tests = root.join(WEB_TESTS_DIR);
+    let mut steps = vec![Step::run(
+        "Debian's chromium, node and npm (apt-get install when missing)",
+        Cmd::new("sh").args(["-c", INSTALL_BROWSER]),
+    )];
+    steps.extend(page_test_steps(
+        root,
+        WEB_TESTS_DIR,
+        "chat",
+        "chat.test.mjs",
+        "the chat page",
+    ));
+    steps
+}
+
+/// One example's page test, once the browser is installed: `npm ci` in `web_tests`
+/// (playwright-core, pinned), `cargo build -p example`, then `node --test test_file`
+/// with the binary in `{EXAMPLE}_BIN` and the browser in `CHROMIUM` (read by
+/// `examples/web-support/binary.mjs`).
+pub fn page_test_steps(
+    root: &Path,
+    web_tests: &str,
+    example: &str,
+    test_file: &str,
+    what: &str,
+) -> Vec<Step> {
+    let dir = root.join(web_tests);
     vec![
         Step::run(
-            "Debian's chromium, node and npm (apt-get install when missing)",
-            Cmd::new("sh").args(["-c", INSTALL_BROWSER]),
-        ),
-        Step::run(
-            format!("npm ci in {WEB_TESTS_DIR} (playwright-core, pinned)"),
+            format!("npm ci in {web_tests} (playwright-core, pinned)"),
             Cmd::new("npm")
                 .args(["ci", "--no-audit", "--no-fund"])
-                .current_dir(&web_tests),
+                .current_dir(&dir),
         ),
         Step::run(
-            "the chat binary the page test runs",
-            Cmd::cargo().args(["build", "-p", "chat"]),
+            format!("the {example} binary for {what}"),
+            Cmd::cargo().args(["build", "-p", example]),
         ),
         Step::run(
-            "the chat page in headless Chromium (node --test)",
+            format!("{what} in headless Chromium (node --test)"),
             Cmd::new("node")
-                .args(["--test", "chat.test.mjs"])
-                .env("CHAT_BIN", chat_binary(root))
+                .args(["--test", test_file])
+                .env(
+                    format!("{}_BIN", example.to_ascii_uppercase()),
+                    debug_binary(root, example),
+                )
                 .env("CHROMIUM", CHROMIUM)
-                .current_dir(&web_tests),
+                .current_dir(&dir),
         ),
     ]
 }

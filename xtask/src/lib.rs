@@ -6,20 +6,23 @@
 //!
 //! - `cargo xtask test`: every test of the project ([`test_steps`]), including wsgw-aws's
 //!   the chat's and the telemetry's DynamoDB tests against moto's server ([`moto`]),
-//!   which it installs, starts and stops, `wsgw local`'s tables and its own moto
-//!   ([`wsgw_local`]), the chat page and the telemetry dashboard in
-//!   headless Chromium ([`chat`], [`telemetry`]), every command of the README's "Poke it
+//!   which it installs, starts and stops, the chat page and the telemetry dashboard in
+//!   headless Chromium ([`chat`], [`telemetry`]), web pages attacking the LocalGateway's
+//!   `@connections` in headless Chromium ([`echo`]), `wsgw local`'s tables and its own moto
+//!   ([`wsgw_local`]), every command of the README's "Poke it
 //!   by hand" walkthrough ([`walkthrough`]), Python's `websockets` and boto3 checking
-//!   that the example binaries behave as API Gateway does ([`parity`]), and the ESP32-C3
-//!   firmware built and turned
-//!   into a flashable image ([`firmware`]), and every `cargo fuzz` target for a bounded
-//!   time ([`fuzz`]).
+//!   that the example binaries behave as API Gateway does ([`parity`]), the ESP32-C3 firmware built and turned
+//!   into a flashable image ([`firmware`]), every `cargo fuzz` target for a bounded
+//!   time ([`fuzz`]), and the examples' arm64 Lambda binaries built once, checked and
+//!   run under qemu against the x86-64 build ([`lambda`]).
 //! - `cargo xtask ci`: formatting, clippy, then the test steps ([`ci_steps`]).
-//! - `cargo xtask setup-moto`: only install moto into `.venv/` ([`moto::ensure_moto`]).
-//! - `cargo xtask setup-parity`: only install the pinned Python clients of [`parity`].
+//! - `cargo xtask setup-moto`: only install the pinned Python tools (moto, cfn-lint, the
+//!   SAM CLI, cargo-lambda) into `.venv/` ([`python::ensure_tools`]).
 //! - `cargo xtask lint-templates`: cfn-lint on every SAM template ([`cfn_lint`]), the last
 //!   step of `cargo xtask test`.
 //! - `cargo xtask firmware`: only the firmware's steps ([`firmware::firmware_steps`]).
+//! - `cargo xtask release-profiles [NAME...]`: the release-profile settings tried for the
+//!   Lambda functions, built and measured side by side ([`release_profiles`]).
 //! - `cargo xtask bench [--quick]`: the benchmarks side by side with the peers
 //!   ([`bench::bench_steps`]); `--quick` is the smoke run that ends `cargo xtask test`.
 #![warn(missing_docs)]
@@ -27,10 +30,14 @@
 pub mod bench;
 pub mod cfn_lint;
 pub mod chat;
+pub mod echo;
 pub mod firmware;
 pub mod fuzz;
+pub mod lambda;
 pub mod moto;
 pub mod parity;
+pub mod python;
+pub mod release_profiles;
 pub mod report;
 pub mod step;
 pub mod telemetry;
@@ -88,9 +95,11 @@ pub fn test_steps_on(moto_port: u16) -> Vec<Step> {
     steps.push(telemetry::dynamodb_step());
     steps.push(wsgw_local::dynamodb_step(&workspace_root()));
     steps.push(cfn_lint::lint_step());
+    steps.extend(lambda::lambda_steps(&workspace_root()));
     steps.extend(chat::web_steps(&workspace_root()));
     steps.extend(walkthrough::walkthrough_steps(&workspace_root()));
     steps.extend(parity::parity_steps(&workspace_root()));
+    steps.extend(echo::web_steps(&workspace_root()));
     steps.extend(telemetry::web_steps(&workspace_root()));
     steps.extend(firmware::firmware_steps(&workspace_root()));
     steps.extend(fuzz::fuzz_steps(&workspace_root()));
@@ -186,6 +195,60 @@ mod tests {
                     "dynamodb"
                 ],
                 vec!["xtask", "lint-templates"],
+                vec!["-c", lambda::SETUP],
+                vec![
+                    "lambda",
+                    "build",
+                    "--release",
+                    "--arm64",
+                    "--bin",
+                    "echo",
+                    "--bin",
+                    "chat",
+                    "--bin",
+                    "telemetry"
+                ],
+                vec![
+                    "test",
+                    "-p",
+                    "xtask",
+                    "--test",
+                    "bootstraps",
+                    "--",
+                    "--ignored",
+                    "--nocapture"
+                ],
+                vec![
+                    "test",
+                    "-p",
+                    "echo",
+                    "--test",
+                    "lambda_mode",
+                    "--",
+                    "--ignored"
+                ],
+                vec![
+                    "test",
+                    "-p",
+                    "chat",
+                    "--features",
+                    "integration",
+                    "--test",
+                    "lambda_mode",
+                    "--",
+                    "--ignored"
+                ],
+                vec![
+                    "test",
+                    "-p",
+                    "telemetry",
+                    "--features",
+                    "integration",
+                    "--test",
+                    "lambda_mode",
+                    "--",
+                    "--ignored"
+                ],
                 vec!["-c", chat::INSTALL_BROWSER],
                 vec!["ci", "--no-audit", "--no-fund"],
                 vec!["build", "-p", "chat"],
@@ -201,9 +264,11 @@ mod tests {
                     "--",
                     "--ignored"
                 ],
-                vec!["xtask", "setup-parity"],
                 vec!["build", "-p", "echo", "-p", "chat", "-p", "telemetry"],
                 parity_args.iter().map(String::as_str).collect(),
+                vec!["ci", "--no-audit", "--no-fund"],
+                vec!["build", "-p", "echo"],
+                vec!["--test", "attacks.test.mjs"],
                 vec!["ci", "--no-audit", "--no-fund"],
                 vec!["build", "-p", "telemetry"],
                 vec!["--test", "dashboard.test.mjs"],

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use xtask::{
-    bench, cfn_lint, ci_steps, firmware, moto, parity, test_steps, workspace_root, Pipeline,
+    bench, cfn_lint, ci_steps, firmware, moto, release_profiles, test_steps, workspace_root,
+    Pipeline,
 };
 
 /// The project's tasks.
@@ -28,14 +29,29 @@ enum Task {
     Test,
     /// What CI runs: `cargo fmt --check`, clippy with warnings denied, then every test.
     Ci,
-    /// Install moto's DynamoDB server into the virtualenv `.venv/` (reused when present).
+    /// Install the pinned Python tools (xtask/requirements.txt: moto, cfn-lint, the SAM CLI,
+    /// cargo-lambda, zig) into the virtualenv `.venv/` (reused when up to date).
     SetupMoto,
-    /// Install the pinned Python clients of the local-vs-deployed check into `.venv/`.
-    SetupParity,
-    /// Run cfn-lint (installed into `.venv/` when missing) on every SAM template.
+    /// Run cfn-lint and `sam validate --lint` (installed into `.venv/` when missing) on every
+    /// SAM template.
     LintTemplates,
     /// Build the ESP32-C3 firmware and its flashable image (installs espflash once).
     Firmware,
+    /// The release-profile settings tried for Lambda, each built from scratch: echo's arm64
+    /// bootstrap size (stripped, zipped) and x86-64 cold start; prints a Markdown table.
+    ReleaseProfiles {
+        /// Only these candidates (by name); all when none are given.
+        names: Vec<String>,
+        /// Rounds of cold starts (three per candidate each, candidates in turns).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Candidates measured on x86-64 only (no arm64 build).
+        #[arg(long)]
+        x86_only: Vec<String>,
+        /// Candidates measured on arm64 only (no x86-64 build, no cold start).
+        #[arg(long)]
+        arm64_only: Vec<String>,
+    },
     /// Benchmarks side by side with serverless-offline, boto3, the Node SDK and a bare
     /// echo server; writes BENCHMARKS.md and bench/fanout.svg.
     Bench {
@@ -61,11 +77,22 @@ fn main() -> ExitCode {
                 }
             };
         }
-        Task::SetupParity => {
-            return match parity::ensure_clients(&workspace_root()) {
+        Task::ReleaseProfiles {
+            names,
+            rounds,
+            x86_only,
+            arm64_only,
+        } => {
+            return match release_profiles::compare(
+                &workspace_root(),
+                &names,
+                &x86_only,
+                &arm64_only,
+                rounds,
+            ) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
-                    eprintln!("xtask setup-parity: error: {error}");
+                    eprintln!("xtask release-profiles: error: {error}");
                     ExitCode::FAILURE
                 }
             };

@@ -5,18 +5,13 @@
 //! ([`crate::chat`]): `node --test` driving Debian's Chromium with `playwright-core`
 //! pinned in its `package-lock.json`, after the chat's step installed the browser.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::chat::{debug_binary, CHROMIUM};
+use crate::chat::page_test_steps;
 use crate::step::{Cmd, Step};
 
 /// The Node test package of the dashboard, relative to the workspace root.
 pub const WEB_TESTS_DIR: &str = "examples/telemetry/web-tests";
-
-/// The debug `telemetry` binary that `cargo build -p telemetry` makes.
-pub fn telemetry_binary(root: &Path) -> PathBuf {
-    debug_binary(root, "telemetry")
-}
 
 /// Runs after moto's server started (it needs `WSGW_DYNAMODB_ENDPOINT`): history and
 /// the conditional push update on DynamoDB, `--dynamodb-endpoint`, and Lambda mode.
@@ -37,29 +32,14 @@ pub fn dynamodb_step() -> Step {
     )
 }
 
-/// The dashboard test: `npm ci`, the telemetry binary, then `node --test` with the
-/// binary and the browser passed by environment (the browser is installed by
+/// The dashboard test ([`crate::chat::page_test_steps`]; the browser is installed by
 /// [`crate::chat::web_steps`], which runs first).
 pub fn web_steps(root: &Path) -> Vec<Step> {
-    let web_tests = root.join(WEB_TESTS_DIR);
-    vec![
-        Step::run(
-            format!("npm ci in {WEB_TESTS_DIR} (playwright-core, pinned)"),
-            Cmd::new("npm")
-                .args(["ci", "--no-audit", "--no-fund"])
-                .current_dir(&web_tests),
-        ),
-        Step::run(
-            "the telemetry binary the dashboard test runs",
-            Cmd::cargo().args(["build", "-p", "telemetry"]),
-        ),
-        Step::run(
-            "the telemetry dashboard in headless Chromium (node --test)",
-            Cmd::new("node")
-                .args(["--test", "dashboard.test.mjs"])
-                .env("TELEMETRY_BIN", telemetry_binary(root))
-                .env("CHROMIUM", CHROMIUM)
-                .current_dir(&web_tests),
-        ),
-    ]
+    page_test_steps(
+        root,
+        WEB_TESTS_DIR,
+        "telemetry",
+        "dashboard.test.mjs",
+        "the telemetry dashboard",
+    )
 }

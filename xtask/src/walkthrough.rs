@@ -1,6 +1,8 @@
 //! The workspace README's "Poke it by hand" walkthrough, every command run by
 //! `examples/echo/tests/walkthrough.rs`: `wscat` in a pseudo-terminal (`script`), `curl`
-//! against the running echo binary, and `echo invoke`.
+//! against the running echo binary, and `echo invoke`; and its "Deploy to AWS" up to the
+//! first command that needs an AWS account (the tools' virtualenv, `sam validate --lint`,
+//! `sam build` of the chat), run after [`crate::lambda`]'s steps built the functions.
 //!
 //! wscat comes from npm, pinned in [`WALKTHROUGH_DIR`]'s `package.json` and lock file
 //! (`npm ci`): a few hundred kilobytes next to minutes of compiling websocat on this
@@ -47,7 +49,7 @@ pub fn walkthrough_steps(root: &Path) -> Vec<Step> {
                 .current_dir(&dir),
         ),
         Step::run(
-            "the README's \"Poke it by hand\": every command run (wscat in a terminal, curl, echo invoke)",
+            "the README's \"Poke it by hand\" (wscat in a terminal, curl, echo invoke) and \"Deploy to AWS\" up to sam deploy (venv, sam validate, sam build): every command run",
             Cmd::cargo()
                 .args([
                     "test",

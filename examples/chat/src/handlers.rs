@@ -1,11 +1,11 @@
 //! The route handlers.
 
-use std::collections::BTreeSet;
-
 use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 use wsgw_core::{
-    ConnectionId, Context, HistoryQuery, Order, PageRequest, Payload, Reply, Request, Result,
+    Connection, ConnectionId, Context, HistoryQuery, HistoryStoreExt, Order, Rejection, Request,
+    Result,
 };
 
 use crate::ids::{new_message_id, rfc3339};
@@ -25,47 +25,31 @@ struct Sender {
 /// (its record expired, or it was pruned while a message was in flight) still gets an
 /// answer: its session is taken to be its connection id.
 async fn sender(ctx: &Ctx, id: &ConnectionId) -> Result<Sender> {
-    let stored = ctx.store().get(id).await?;
-    let attribute = |name: &str| {
-        stored
-            .as_ref()
-            .and_then(|connection| connection.attributes.get(name))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    if stored.is_none() {
+    let Some(stored) = ctx.store().get(id).await? else {
         tracing::warn!(connection_id = %id, "sender is not in the connection store");
-    }
+        return Ok(Sender {
+            session_id: id.as_str().to_owned(),
+            name: None,
+        });
+    };
     Ok(Sender {
-        session_id: attribute(SESSION_ID_ATTRIBUTE).unwrap_or_else(|| id.as_str().to_owned()),
-        name: attribute(NAME_ATTRIBUTE),
+        session_id: stored
+            .attribute(SESSION_ID_ATTRIBUTE)?
+            .unwrap_or_else(|| id.as_str().to_owned()),
+        name: stored.attribute(NAME_ATTRIBUTE)?,
     })
 }
 
-/// Sends `answer` to the caller. A caller that left is no failure of the route.
-async fn answer(ctx: &Ctx, caller: &ConnectionId, answer: &Outgoing) -> Result<()> {
-    match ctx.send_json(caller, answer).await {
-        Ok(()) => Ok(()),
-        Err(error) if error.is_gone() => {
-            tracing::info!(connection_id = %caller, "caller left before its answer was sent");
-            Ok(())
-        }
-        Err(error) => {
-            tracing::warn!(connection_id = %caller, %error, "could not answer the caller");
-            Err(error)
-        }
-    }
-}
-
-/// Answers a refused request with `{"type":"error",…}`, records it in the audit log, and
-/// keeps the connection open.
+/// Refuses a request: records it in the audit log and returns the rejection the caller
+/// is answered with, `{"type":"error",…}` ([`Outgoing::Error`]); the connection stays
+/// open.
 async fn refuse(
     ctx: &Ctx,
     request: &Request,
     action: Option<String>,
     error: InputError,
     available: Option<Vec<String>>,
-) -> Result<Reply> {
+) -> wsgw_core::Error {
     tracing::info!(
         connection_id = %request.connection_id,
         route = %request.route_key,
@@ -78,10 +62,10 @@ async fn refuse(
         detail: error.detail.clone(),
         available,
     };
-    answer(ctx, &request.connection_id, &outgoing).await?;
     let now = Utc::now();
     ctx.state()
         .log_event(
+            ctx.history(),
             now,
             AuditEvent::Error {
                 connection_id: request.connection_id.to_string(),
@@ -93,7 +77,10 @@ async fn refuse(
             },
         )
         .await;
-    Ok(Reply::ok())
+    match Rejection::json(&outgoing) {
+        Ok(rejection) => rejection.into(),
+        Err(error) => error,
+    }
 }
 
 /// The body as JSON, or the `invalid_json` error.
@@ -134,7 +121,7 @@ fn signed_in_name(request: &Request) -> Option<&str> {
 /// the handshake with 400. With a token, the session is the token's principal (another
 /// `session_id` is refused with 403) and the name is the token's (see
 /// [`signed_in_name`]).
-pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<Reply> {
+pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<()> {
     let state = ctx.state();
     let config = state.config();
     let id = request.connection_id.clone();
@@ -161,13 +148,14 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<Reply> {
             tracing::info!(connection_id = %id, code = %error.code, detail = %error.detail, "$connect refused");
             state
                 .log_event(
+                    ctx.history(),
                     connected_at,
                     AuditEvent::Error {
                         connection_id: id.to_string(),
                         route: request.route_key.clone(),
                         action: None,
                         error: error.code.to_string(),
-                        detail: error.detail,
+                        detail: error.detail.clone(),
                         timestamp: rfc3339(connected_at),
                     },
                 )
@@ -178,23 +166,20 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<Reply> {
             } else {
                 400
             };
-            return Ok(Reply::status(status));
+            return Err(Rejection::new(error.code.as_str())
+                .with_detail(error.detail)
+                .with_status(status)
+                .into());
         }
     };
 
-    let mut connection = wsgw_core::Connection::new(id.clone())
+    let mut connection = Connection::from_request(&request)
         .with_connected_at(connected_at)
         .with_group(ALL_GROUP)
         .with_group(session_group(&session_id))
         .with_attribute(SESSION_ID_ATTRIBUTE, session_id.clone());
     if let Some(name) = &name {
         connection = connection.with_attribute(NAME_ATTRIBUTE, name.clone());
-    }
-    if let Some(ip) = &request.source_ip {
-        connection = connection.with_source_ip(ip.clone());
-    }
-    if let Some(user_agent) = &request.user_agent {
-        connection = connection.with_user_agent(user_agent.clone());
     }
     ctx.store().put(connection).await?;
 
@@ -210,7 +195,7 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<Reply> {
         close_code: None,
         close_reason: None,
     };
-    if let Err(error) = state.put_session(&record).await {
+    if let Err(error) = state.put_session(ctx.history(), &record).await {
         // Without its session record the connection is refused (HTTP 500): undo the
         // store write so no broadcast targets it.
         if let Err(undo) = ctx.store().delete(&id).await {
@@ -220,6 +205,7 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<Reply> {
     }
     state
         .log_event(
+            ctx.history(),
             connected_at,
             AuditEvent::Connect {
                 connection_id: id.to_string(),
@@ -231,12 +217,12 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<Reply> {
         )
         .await;
     tracing::info!(connection_id = %id, %session_id, source_ip = request.source_ip.as_deref().unwrap_or("unknown"), "connected");
-    Ok(Reply::ok())
+    Ok(())
 }
 
 /// The session record of a connection that opened at `connected_at`, if stored.
 async fn find_session(
-    state: &ChatState,
+    ctx: &Ctx,
     id: &ConnectionId,
     connected_at: DateTime<Utc>,
 ) -> Result<Option<SessionRecord>> {
@@ -244,17 +230,20 @@ async fn find_session(
         .since(connected_at)
         .until(connected_at + chrono::Duration::milliseconds(1))
         .limit(100);
-    let page = state.sessions().query(query).await?;
-    Ok(page
-        .items
-        .into_iter()
-        .filter(|record| record.id == id.as_str())
-        .find_map(|record| serde_json::from_value(record.data).ok()))
+    let mut records = ctx.history().records(query);
+    while let Some(record) = records.try_next().await? {
+        if record.id == id.as_str() {
+            if let Ok(session) = serde_json::from_value(record.data) {
+                return Ok(Some(session));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// `$disconnect`: removes the connection, completes its session record with
 /// `disconnected_at`, `duration_seconds` and the close code, and logs the event.
-pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<Reply> {
+pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<()> {
     let state = ctx.state();
     let id = request.connection_id.clone();
     let disconnected_at = request.request_time;
@@ -276,30 +265,23 @@ pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<Reply> {
         .as_ref()
         .map(|connection| connection.connected_at)
         .or(request.connected_at);
-    let mut session_id = stored.as_ref().and_then(|connection| {
-        connection
-            .attributes
-            .get(SESSION_ID_ATTRIBUTE)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    });
+    let attribute = |name: &str| -> Option<String> {
+        stored
+            .as_ref()
+            .and_then(|connection| connection.attribute(name).ok().flatten())
+    };
+    let mut session_id = attribute(SESSION_ID_ATTRIBUTE);
     let mut duration_seconds = None;
     match connected_at {
         Some(connected_at) => {
-            let mut record = match find_session(state, &id, connected_at).await? {
+            let mut record = match find_session(&ctx, &id, connected_at).await? {
                 Some(record) => record,
                 None => {
                     tracing::warn!(connection_id = %id, "no session record to complete; writing one");
                     SessionRecord {
                         connection_id: id.to_string(),
                         session_id: session_id.clone().unwrap_or_else(|| id.to_string()),
-                        name: stored.as_ref().and_then(|connection| {
-                            connection
-                                .attributes
-                                .get(NAME_ATTRIBUTE)
-                                .and_then(Value::as_str)
-                                .map(str::to_owned)
-                        }),
+                        name: attribute(NAME_ATTRIBUTE),
                         source_ip: stored
                             .as_ref()
                             .and_then(|connection| connection.source_ip.clone())
@@ -316,7 +298,7 @@ pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<Reply> {
             record.complete(disconnected_at, close_code, close_reason);
             duration_seconds = record.duration_seconds;
             session_id = Some(record.session_id.clone());
-            state.put_session(&record).await?;
+            state.put_session(ctx.history(), &record).await?;
         }
         None => {
             tracing::warn!(connection_id = %id, "connect time unknown: session record not completed")
@@ -324,6 +306,7 @@ pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<Reply> {
     }
     state
         .log_event(
+            ctx.history(),
             disconnected_at,
             AuditEvent::Disconnect {
                 connection_id: id.to_string(),
@@ -341,47 +324,19 @@ pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<Reply> {
         duration_seconds,
         "disconnected"
     );
-    removed.map(|_| Reply::ok())
-}
-
-/// Every connection of these sessions, each once (group queries, page by page).
-async fn session_members(ctx: &Ctx, session_ids: &[String]) -> Result<Vec<ConnectionId>> {
-    let page_size = ctx.broadcast_options().page_size;
-    let mut members = BTreeSet::new();
-    for session_id in session_ids {
-        let group = session_group(session_id);
-        let mut token = None;
-        loop {
-            let page = ctx
-                .store()
-                .list_group(&group, PageRequest::after(page_size, token))
-                .await?;
-            members.extend(page.items);
-            match page.next {
-                Some(next) => token = Some(next),
-                None => break,
-            }
-        }
-    }
-    Ok(members.into_iter().collect())
+    removed.map(drop)
 }
 
 /// `sendmessage`: checks the input, stores the message, delivers it to everyone (or to
 /// the connections of `session_ids`, then acks the sender), and logs the event.
-pub(crate) async fn on_sendmessage(ctx: Ctx, request: Request) -> Result<Reply> {
+pub(crate) async fn on_sendmessage(ctx: Ctx, request: Request) -> Result<()> {
     let state = ctx.state();
     let send =
         match json_body(&request).and_then(|body| protocol::parse_send(&body, state.config())) {
             Ok(send) => send,
             Err(error) => {
-                return refuse(
-                    &ctx,
-                    &request,
-                    Some(protocol::SENDMESSAGE.to_owned()),
-                    error,
-                    None,
-                )
-                .await
+                let action = Some(protocol::SENDMESSAGE.to_owned());
+                return Err(refuse(&ctx, &request, action, error, None).await);
             }
         };
     let id = request.connection_id.clone();
@@ -396,11 +351,8 @@ pub(crate) async fn on_sendmessage(ctx: Ctx, request: Request) -> Result<Reply> 
         timestamp: rfc3339(received_at),
         session_ids: send.session_ids.clone(),
     };
-    let data = serde_json::to_value(&stored).map_err(|error| {
-        wsgw_core::Error::backend("serde_json", "serialising a message", Some(error.into()))
-    })?;
-    state
-        .messages()
+    let data = serde_json::to_value(&stored)?;
+    ctx.history()
         .append(state.record(
             crate::MESSAGES_PARTITION,
             received_at,
@@ -409,12 +361,13 @@ pub(crate) async fn on_sendmessage(ctx: Ctx, request: Request) -> Result<Reply> 
         ))
         .await?;
 
-    let payload = Payload::json(&Outgoing::Message(stored.to_chat_message()))?;
+    let message = Outgoing::Message(stored.to_chat_message());
     let report = match &send.session_ids {
-        None => ctx.broadcast_to_group(ALL_GROUP, &payload).await?,
+        None => ctx.broadcast(&message).to_group(ALL_GROUP).await?,
+        // Every connection of these sessions, each once.
         Some(session_ids) => {
-            let targets = session_members(&ctx, session_ids).await?;
-            ctx.broadcast(targets, &payload).await
+            let groups = session_ids.iter().map(|id| session_group(id));
+            ctx.broadcast(&message).to_groups(groups).await?
         }
     };
     tracing::info!(
@@ -431,10 +384,11 @@ pub(crate) async fn on_sendmessage(ctx: Ctx, request: Request) -> Result<Reply> 
             message_id: stored.message_id.clone(),
             delivered: report.delivered.len(),
         };
-        answer(&ctx, &id, &ack).await?;
+        ctx.reply(&ack).await?;
     }
     state
         .log_event(
+            ctx.history(),
             received_at,
             AuditEvent::Message {
                 connection_id: id.to_string(),
@@ -448,7 +402,7 @@ pub(crate) async fn on_sendmessage(ctx: Ctx, request: Request) -> Result<Reply> 
             },
         )
         .await;
-    Ok(Reply::ok())
+    Ok(())
 }
 
 /// `history`: the caller's most recent visible messages, oldest first.
@@ -456,81 +410,53 @@ pub(crate) async fn on_sendmessage(ctx: Ctx, request: Request) -> Result<Reply> 
 /// Messages addressed to other sessions are skipped; at most
 /// [`ChatConfig::history_scan_limit`](crate::ChatConfig::history_scan_limit) stored
 /// messages are read per request, so its cost stays bounded.
-pub(crate) async fn on_history(ctx: Ctx, request: Request) -> Result<Reply> {
+pub(crate) async fn on_history(ctx: Ctx, request: Request) -> Result<()> {
     let state = ctx.state();
     let config = state.config();
     let wanted = match json_body(&request).and_then(|body| protocol::parse_history(&body, config)) {
         Ok(wanted) => wanted.limit,
         Err(error) => {
-            return refuse(
-                &ctx,
-                &request,
-                Some(protocol::HISTORY.to_owned()),
-                error,
-                None,
-            )
-            .await
+            let action = Some(protocol::HISTORY.to_owned());
+            return Err(refuse(&ctx, &request, action, error, None).await);
         }
     };
     let id = request.connection_id.clone();
     let caller = sender(&ctx, &id).await?;
-    let mut messages = Vec::with_capacity(wanted);
-    let mut examined = 0usize;
-    let mut token = None;
-    while messages.len() < wanted && examined < config.history_scan_limit {
-        let page_size = wanted.clamp(1, config.history_scan_limit - examined);
-        let page = state
-            .messages()
-            .query(
-                HistoryQuery::new(crate::MESSAGES_PARTITION)
-                    .order(Order::NewestFirst)
-                    .limit(page_size)
-                    .after(token),
-            )
-            .await?;
-        if page.items.is_empty() {
-            break;
-        }
-        examined += page.items.len();
-        for record in page.items {
-            match serde_json::from_value::<StoredMessage>(record.data) {
-                Ok(message) if message.visible_to(&caller.session_id, id.as_str()) => {
-                    if messages.len() < wanted {
-                        messages.push(message.to_chat_message());
-                    }
-                }
-                Ok(_) => {}
+    let newest = HistoryQuery::new(crate::MESSAGES_PARTITION)
+        .order(Order::NewestFirst)
+        .limit(wanted.clamp(1, config.history_scan_limit));
+    let mut messages: Vec<_> = ctx
+        .history()
+        .records(newest)
+        .take(config.history_scan_limit)
+        .try_filter_map(|record| {
+            let visible = match serde_json::from_value::<StoredMessage>(record.data) {
+                Ok(message) => message
+                    .visible_to(&caller.session_id, id.as_str())
+                    .then(|| message.to_chat_message()),
                 Err(error) => {
-                    tracing::warn!(record_id = %record.id, %error, "skipping an unreadable message record")
+                    tracing::warn!(record_id = %record.id, %error, "skipping an unreadable message record");
+                    None
                 }
-            }
-        }
-        match page.next {
-            Some(next) => token = Some(next),
-            None => break,
-        }
-    }
+            };
+            std::future::ready(Ok(visible))
+        })
+        .take(wanted)
+        .try_collect()
+        .await?;
     messages.reverse();
-    answer(&ctx, &id, &Outgoing::History { messages }).await?;
-    Ok(Reply::ok())
+    ctx.reply(&Outgoing::History { messages }).await
 }
 
 /// `heartbeat`: `{"type":"heartbeat"}` to the caller only.
-pub(crate) async fn on_heartbeat(ctx: Ctx, request: Request) -> Result<Reply> {
-    answer(&ctx, &request.connection_id, &Outgoing::Heartbeat).await?;
-    Ok(Reply::ok())
+pub(crate) async fn on_heartbeat(ctx: Ctx, _request: Request) -> Result<()> {
+    ctx.reply(&Outgoing::Heartbeat).await
 }
 
 /// `$default`: unknown actions, messages without an action, non-JSON and binary frames.
-pub(crate) async fn on_default(ctx: Ctx, request: Request) -> Result<Reply> {
+pub(crate) async fn on_default(ctx: Ctx, request: Request) -> Result<()> {
     let (detail, action) = protocol::unknown_action_detail(request.body.as_ref());
     let available = ACTIONS.iter().map(|action| (*action).to_owned()).collect();
-    refuse(
-        &ctx,
-        &request,
-        action,
-        InputError::new(ErrorCode::UnknownAction, detail),
-        Some(available),
-    )
-    .await
+    let error = InputError::new(ErrorCode::UnknownAction, detail);
+    Err(refuse(&ctx, &request, action, error, Some(available)).await)
 }

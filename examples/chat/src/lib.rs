@@ -46,8 +46,9 @@
 //! - **Connections** ([`ConnectionStore`](wsgw_core::ConnectionStore)): each in the
 //!   group `session:<session_id>` ([`session_group`]) and in [`ALL_GROUP`], with
 //!   `session_id` and `name` attributes, so "everyone" and "these sessions" are group
-//!   queries, never scans. Broadcasts use wsgw-core's broadcast: gone connections are
-//!   pruned, the rest still delivered.
+//!   queries, never scans. Messages go out with the context's broadcast: gone
+//!   connections are pruned, the rest still delivered, a connection of several
+//!   addressed sessions gets it once.
 //! - **Session history** ([`SESSIONS_PARTITION`]): a [`SessionRecord`] per connection
 //!   (`connection_id`, `session_id`, `source_ip`, `connected_at`), completed on
 //!   `$disconnect` with `disconnected_at`, `duration_seconds` and the close code.
@@ -59,13 +60,10 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> wsgw_core::Result<()> {
-//! use std::sync::Arc;
 //! use serde_json::json;
-//! use wsgw_memory::{ConnectOptions, Harness, MemoryHistory};
+//! use wsgw_memory::{ConnectOptions, Harness};
 //!
-//! let harness = Harness::new(|store, sink| {
-//!     chat::router(store, sink, chat::ChatState::new(Arc::new(MemoryHistory::new())))
-//! });
+//! let harness = Harness::new(chat::router(chat::ChatState::new()));
 //! let ada = harness.connect_with(ConnectOptions::new().query("session_id", "s1").query("name", "ada")).await.expect("connects");
 //! let bob = harness.connect_with(ConnectOptions::new().query("session_id", "s2")).await.expect("connects");
 //!
@@ -84,10 +82,7 @@ mod ids;
 pub mod protocol;
 mod state;
 
-use std::sync::Arc;
-
-use wsgw_core::auth::{AuthError, JwtAuthorizer};
-use wsgw_core::{ConnectionStore, MessageSink, RouteSelection, Router};
+use wsgw_core::{RouteSelection, Router};
 
 pub use ids::{new_message_id, rfc3339};
 pub use protocol::{ChatMessage, ErrorCode, Outgoing, ACTIONS, HEARTBEAT, HISTORY, SENDMESSAGE};
@@ -116,166 +111,17 @@ pub fn session_group(session_id: &str) -> String {
     format!("session:{session_id}")
 }
 
-/// Environment variable: an HS256 secret of at least 32 bytes
-/// ([`MIN_HS256_SECRET_BYTES`](wsgw_core::auth::MIN_HS256_SECRET_BYTES)); when set,
-/// clients must present a JWT signed with it (the subprotocols `wsgw.bearer, TOKEN`,
-/// `Authorization: Bearer`, or `?token=`).
-pub const JWT_SECRET_ENV: &str = "WSGW_JWT_SECRET";
-/// Environment variable: a PEM file with an RSA public key; when set, clients must
-/// present an RS256 JWT it verifies, for [`JWT_AUDIENCE_ENV`].
-pub const JWT_PUBLIC_KEY_FILE_ENV: &str = "WSGW_JWT_PUBLIC_KEY_FILE";
-/// Environment variable: the audience tokens must name (`aud`); required with
-/// [`JWT_PUBLIC_KEY_FILE_ENV`] unless [`JWT_ANY_AUDIENCE_ENV`] is `true`.
-pub const JWT_AUDIENCE_ENV: &str = "WSGW_JWT_AUDIENCE";
-/// Environment variable: `true` accepts RS256 tokens for any audience (only for a key
-/// that signs tokens for this chat alone).
-pub const JWT_ANY_AUDIENCE_ENV: &str = "WSGW_JWT_ANY_AUDIENCE";
-/// Environment variable: the issuer tokens must name (`iss`), optional.
-pub const JWT_ISSUER_ENV: &str = "WSGW_JWT_ISSUER";
-
-/// Why the JWT settings cannot be used; every message names the variable to fix.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum JwtSettingsError {
-    /// The HS256 secret is refused (too short).
-    #[error("{var}: {0}", var = JWT_SECRET_ENV)]
-    Secret(#[source] AuthError),
-    /// The public key file cannot be read or used.
-    #[error("{var}: {0}", var = JWT_PUBLIC_KEY_FILE_ENV)]
-    PublicKey(String),
-    /// RS256 without an audience and without the explicit opt-out.
-    #[error(
-        "{} needs {}: an RSA key usually signs tokens for many applications, and without the audience check a token for any of them would open the chat; set {}=<the aud of the chat's tokens>, or {}=true to accept any audience",
-        JWT_PUBLIC_KEY_FILE_ENV, JWT_AUDIENCE_ENV, JWT_AUDIENCE_ENV, JWT_ANY_AUDIENCE_ENV
-    )]
-    AudienceRequired,
-    /// A variable holding something else than it takes.
-    #[error("{name}={value:?}: {expected}")]
-    Invalid {
-        /// The variable.
-        name: &'static str,
-        /// What it holds.
-        value: String,
-        /// What it takes.
-        expected: &'static str,
-    },
-}
-
-/// The chat's optional JWT settings; [`JwtSettings::authorizer`] is `None` (auth off)
-/// unless a secret or a public key is given.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JwtSettings {
-    /// HS256 shared secret (at least 32 bytes).
-    pub secret: Option<String>,
-    /// RS256 public key, PEM text.
-    pub public_key_pem: Option<String>,
-    /// Required `aud` (required itself with a public key, unless `any_audience`).
-    pub audience: Option<String>,
-    /// With a public key and no audience: accept tokens for any audience.
-    pub any_audience: bool,
-    /// Required `iss`.
-    pub issuer: Option<String>,
-}
-
-impl JwtSettings {
-    /// From [`JWT_SECRET_ENV`], [`JWT_PUBLIC_KEY_FILE_ENV`] (read here),
-    /// [`JWT_AUDIENCE_ENV`], [`JWT_ANY_AUDIENCE_ENV`] and [`JWT_ISSUER_ENV`]; empty values
-    /// are unset.
-    pub fn from_env() -> std::result::Result<Self, JwtSettingsError> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let public_key_pem = match var(JWT_PUBLIC_KEY_FILE_ENV) {
-            Some(path) => Some(std::fs::read_to_string(path.trim()).map_err(|error| {
-                JwtSettingsError::PublicKey(format!("cannot read {path}: {error}"))
-            })?),
-            None => None,
-        };
-        let any_audience = match var(JWT_ANY_AUDIENCE_ENV).as_deref().map(str::trim) {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(other) => {
-                return Err(JwtSettingsError::Invalid {
-                    name: JWT_ANY_AUDIENCE_ENV,
-                    value: other.to_owned(),
-                    expected: "true or false",
-                })
-            }
-        };
-        Ok(JwtSettings {
-            secret: var(JWT_SECRET_ENV),
-            public_key_pem,
-            audience: var(JWT_AUDIENCE_ENV),
-            any_audience,
-            issuer: var(JWT_ISSUER_ENV),
-        })
-    }
-
-    /// The `$connect` authorizer these settings ask for (RS256 when a public key is
-    /// given, else HS256), or `None`. A secret shorter than 32 bytes, and a public key
-    /// without an audience (unless `any_audience`), are refused.
-    ///
-    /// ```
-    /// let off = chat::JwtSettings::default();
-    /// assert!(off.authorizer().unwrap().is_none());
-    /// let on = chat::JwtSettings {
-    ///     secret: Some("a random secret of at least 32 bytes".into()),
-    ///     ..Default::default()
-    /// };
-    /// assert!(on.authorizer().unwrap().is_some());
-    /// let weak = chat::JwtSettings { secret: Some("s3cret".into()), ..Default::default() };
-    /// let error = weak.authorizer().unwrap_err().to_string();
-    /// assert!(error.starts_with("WSGW_JWT_SECRET: ") && error.contains("32 bytes"));
-    /// ```
-    pub fn authorizer(&self) -> std::result::Result<Option<JwtAuthorizer>, JwtSettingsError> {
-        let authorizer = match (&self.public_key_pem, &self.secret) {
-            (Some(pem), _) => match (&self.audience, self.any_audience) {
-                (Some(audience), _) => JwtAuthorizer::rs256_pem(pem.as_bytes(), audience.clone()),
-                (None, true) => JwtAuthorizer::rs256_pem_any_audience(pem.as_bytes()),
-                (None, false) => return Err(JwtSettingsError::AudienceRequired),
-            }
-            .map_err(|error| JwtSettingsError::PublicKey(error.to_string()))?,
-            (None, Some(secret)) => {
-                let authorizer =
-                    JwtAuthorizer::hs256(secret.as_bytes()).map_err(JwtSettingsError::Secret)?;
-                match &self.audience {
-                    Some(audience) => authorizer.audience(audience.clone()),
-                    None => authorizer,
-                }
-            }
-            (None, None) => return Ok(None),
-        };
-        Ok(Some(match &self.issuer {
-            Some(issuer) => authorizer.issuer(issuer.clone()),
-            None => authorizer,
-        }))
-    }
-}
-
-/// [`router`] with `authorizer` deciding `$connect` when it is set.
-pub fn router_with_auth(
-    store: Arc<dyn ConnectionStore>,
-    sink: Arc<dyn MessageSink>,
-    state: ChatState,
-    authorizer: Option<JwtAuthorizer>,
-) -> Router<ChatState> {
-    let router = router(store, sink, state);
-    match authorizer {
-        Some(authorizer) => router.authorizer(authorizer),
-        None => router,
-    }
-}
-
-/// Builds the chat's router over these backends and state.
+/// The chat's router with `state`'s limits. It keeps connections in the store and
+/// session records, messages and events in the history store it is served with.
 ///
 /// Routes: `$connect`, `$disconnect`, [`SENDMESSAGE`], [`HISTORY`], [`HEARTBEAT`] and
 /// `$default`, selected by [`ROUTE_SELECTION`]; see the [crate documentation](crate) for
 /// the protocol. Every answer goes through the sink (no two-way route responses), so the
-/// API Gateway routes need no route responses.
-pub fn router(
-    store: Arc<dyn ConnectionStore>,
-    sink: Arc<dyn MessageSink>,
-    state: ChatState,
-) -> Router<ChatState> {
-    Router::with_state(store, sink, state)
+/// API Gateway routes need no route responses. With auth on, the router's `$connect`
+/// authorizer is a JWT one ([`JwtSettings`](wsgw_core::auth::JwtSettings), which the
+/// binary reads from `WSGW_JWT_*`).
+pub fn router(state: ChatState) -> Router<ChatState> {
+    Router::with_state(state)
         .route_selection(RouteSelection::default())
         .on_connect(handlers::on_connect)
         .on_disconnect(handlers::on_disconnect)

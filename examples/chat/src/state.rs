@@ -1,6 +1,5 @@
 //! The chat's application state: its histories, its limits, and the records it keeps.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -104,54 +103,26 @@ impl ChatConfig {
     }
 }
 
-/// What the chat's handlers share: where session records, messages and audit events
-/// are kept, and the limits. Handlers reach it through
-/// [`Context::state`](wsgw_core::Context::state).
+/// What the chat's handlers share: the limits and retention. Session records, messages
+/// and audit events go to the history store the chat is served with
+/// ([`Context::history`](wsgw_core::Context::history)), under the
+/// [`SESSIONS_PARTITION`], [`MESSAGES_PARTITION`] and [`EVENTS_PARTITION`].
 ///
 /// ```
-/// use std::sync::Arc;
 /// use chat::{ChatConfig, ChatState};
 ///
-/// // One history store holds the three partitions (`sessions`, `messages`, `events`).
-/// let state = ChatState::new(Arc::new(wsgw_memory::MemoryHistory::new()))
-///     .with_config(ChatConfig::default().max_message_bytes(1024));
+/// let state = ChatState::new().with_config(ChatConfig::default().max_message_bytes(1024));
 /// assert_eq!(state.config().max_message_bytes, 1024);
 /// ```
-#[derive(Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ChatState {
-    sessions: Arc<dyn HistoryStore>,
-    messages: Arc<dyn HistoryStore>,
-    events: Arc<dyn HistoryStore>,
     config: ChatConfig,
 }
 
-impl std::fmt::Debug for ChatState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChatState")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
-
 impl ChatState {
-    /// Session records, messages and events in one history store, under the
-    /// [`SESSIONS_PARTITION`], [`MESSAGES_PARTITION`] and [`EVENTS_PARTITION`].
-    pub fn new(history: Arc<dyn HistoryStore>) -> Self {
-        ChatState::with_histories(history.clone(), history.clone(), history)
-    }
-
-    /// Each kind of record in its own store (still under its partition).
-    pub fn with_histories(
-        sessions: Arc<dyn HistoryStore>,
-        messages: Arc<dyn HistoryStore>,
-        events: Arc<dyn HistoryStore>,
-    ) -> Self {
-        ChatState {
-            sessions,
-            messages,
-            events,
-            config: ChatConfig::default(),
-        }
+    /// The documented limits and a 30-day retention.
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// Replaces the limits and retention.
@@ -163,21 +134,6 @@ impl ChatState {
     /// The limits and retention.
     pub fn config(&self) -> &ChatConfig {
         &self.config
-    }
-
-    /// Where session records are kept.
-    pub fn sessions(&self) -> &dyn HistoryStore {
-        &*self.sessions
-    }
-
-    /// Where messages are kept.
-    pub fn messages(&self) -> &dyn HistoryStore {
-        &*self.messages
-    }
-
-    /// Where audit events are kept.
-    pub fn events(&self) -> &dyn HistoryStore {
-        &*self.events
     }
 
     /// A record under `partition`, expiring after the retention from `time`.
@@ -200,9 +156,14 @@ impl ChatState {
         }
     }
 
-    /// Appends an audit event. A failure is logged, not returned: the action it records
-    /// has already happened.
-    pub(crate) async fn log_event(&self, time: DateTime<Utc>, event: AuditEvent) {
+    /// Appends an audit event to `history`. A failure is logged, not returned: the action
+    /// it records has already happened.
+    pub(crate) async fn log_event(
+        &self,
+        history: &dyn HistoryStore,
+        time: DateTime<Utc>,
+        event: AuditEvent,
+    ) {
         let kind = event.kind();
         let data = match serde_json::to_value(&event) {
             Ok(data) => data,
@@ -213,22 +174,20 @@ impl ChatState {
         };
         // Same id scheme as messages: events of one millisecond keep their order.
         let record = self.record(EVENTS_PARTITION, time, new_message_id(time), data);
-        if let Err(error) = self.events.append(record).await {
+        if let Err(error) = history.append(record).await {
             tracing::error!(%error, event = kind, ?event, "audit event not stored");
         }
     }
 
-    /// Stores a session record (a new one, or the completed one over it).
-    pub(crate) async fn put_session(&self, record: &SessionRecord) -> Result<()> {
+    /// Stores a session record in `history` (a new one, or the completed one over it).
+    pub(crate) async fn put_session(
+        &self,
+        history: &dyn HistoryStore,
+        record: &SessionRecord,
+    ) -> Result<()> {
         let time = record.connected_at_time();
-        let data = serde_json::to_value(record).map_err(|error| {
-            wsgw_core::Error::backend(
-                "serde_json",
-                "serialising a session record",
-                Some(error.into()),
-            )
-        })?;
-        self.sessions
+        let data = serde_json::to_value(record)?;
+        history
             .append(self.record(SESSIONS_PARTITION, time, record.connection_id.clone(), data))
             .await
     }

@@ -15,9 +15,10 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wsgw_memory::gateway::{LocalGateway, RunningGateway};
-use wsgw_memory::{MemoryHistory, MemorySink, MemoryStore};
+use wsgw_memory::MemoryStore;
 
-use chat::{ChatState, JwtSettings};
+use chat::ChatState;
+use wsgw_core::auth::JwtSettings;
 
 type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -51,14 +52,13 @@ async fn start() -> (RunningGateway, Arc<MemoryStore>) {
         ..JwtSettings::default()
     };
     let store = Arc::new(MemoryStore::new());
-    let sockets = Arc::new(MemorySink::new());
-    let router = chat::router_with_auth(
-        store.clone(),
-        sockets.clone(),
-        ChatState::new(Arc::new(MemoryHistory::new())),
-        settings.authorizer().expect("settings"),
-    );
-    let running = LocalGateway::new(router, sockets)
+    let authorizer = settings
+        .authorizer()
+        .expect("settings")
+        .expect("auth is on");
+    let router = chat::router(ChatState::new()).authorizer(authorizer);
+    let running = LocalGateway::new(router)
+        .with_store(store.clone())
         .bind("127.0.0.1:0".parse().expect("address"))
         .await
         .expect("binds");
@@ -441,7 +441,10 @@ fn the_binary_refuses_an_rs256_key_without_an_audience_unless_told_any_is_fine()
         let (status, first, stderr) =
             chat_binary_with(&[("WSGW_JWT_PUBLIC_KEY_FILE", pem), opt_in]);
         assert!(status.is_none(), "{opt_in:?}: {stderr}");
-        assert!(first.starts_with("chat on memory"), "{first}");
+        assert!(
+            first.starts_with("chat listening on") && first.contains("data kept in memory"),
+            "{first}"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

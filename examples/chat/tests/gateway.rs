@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wsgw_core::{Connection, ConnectionId, ConnectionStore, HistoryQuery, HistoryStore};
 use wsgw_memory::gateway::{Assets, LocalGateway, RunningGateway};
-use wsgw_memory::{MemoryHistory, MemorySink, MemoryStore};
+use wsgw_memory::{MemoryHistory, MemoryStore};
 
 use chat::{ChatState, SessionRecord, ALL_GROUP, EVENTS_PARTITION, SESSIONS_PARTITION};
 
@@ -31,13 +31,9 @@ impl Chat {
     async fn start() -> Chat {
         let store = Arc::new(MemoryStore::new());
         let history = Arc::new(MemoryHistory::new());
-        let sockets = Arc::new(MemorySink::new());
-        let router = chat::router(
-            store.clone(),
-            sockets.clone(),
-            ChatState::new(history.clone()),
-        );
-        let running = LocalGateway::new(router, sockets)
+        let running = LocalGateway::new(chat::router(ChatState::new()))
+            .with_store(store.clone())
+            .with_history(history.clone())
             .assets(Assets::new().file("/index.html", chat::INDEX_HTML))
             .bind("127.0.0.1:0".parse().expect("an address"))
             .await

@@ -1,14 +1,13 @@
 //! The chat protocol, driven through simulated clients on the in-memory backend: one
 //! behaviour per test.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, TimeDelta, Utc};
+use futures::StreamExt;
 use serde_json::{json, Value};
 use wsgw_core::{
-    Connection, ConnectionId, ConnectionStore, HistoryQuery, HistoryStore, Payload, Request,
+    Connection, ConnectionId, ConnectionStoreExt, HistoryQuery, HistoryStore, Payload, Request,
 };
-use wsgw_memory::{ConnectError, ConnectOptions, Harness, MemoryHistory, TestClient};
+use wsgw_memory::{ConnectError, ConnectOptions, Harness, TestClient};
 
 use chat::{
     ChatConfig, ChatState, SessionRecord, StoredMessage, ALL_GROUP, EVENTS_PARTITION,
@@ -21,18 +20,13 @@ fn harness() -> Harness<ChatState> {
     harness_with(ChatConfig::default())
 }
 
-fn harness_with(config: ChatConfig) -> Harness<ChatState> {
-    Harness::new(move |store, sink| {
-        chat::router(
-            store,
-            sink,
-            ChatState::new(Arc::new(MemoryHistory::new())).with_config(config),
-        )
-    })
+/// Whether the store holds no connection.
+async fn no_connections(harness: &Harness<ChatState>) -> bool {
+    harness.store().connections().next().await.is_none()
 }
 
-fn state(harness: &Harness<ChatState>) -> &ChatState {
-    harness.router().context().state()
+fn harness_with(config: ChatConfig) -> Harness<ChatState> {
+    Harness::new(chat::router(ChatState::new().with_config(config)))
 }
 
 async fn join(harness: &Harness<ChatState>, session_id: &str, name: &str) -> Client {
@@ -67,7 +61,7 @@ async fn records(history: &dyn HistoryStore, partition: &str) -> Vec<Value> {
 }
 
 async fn sessions(harness: &Harness<ChatState>) -> Vec<SessionRecord> {
-    records(state(harness).sessions(), SESSIONS_PARTITION)
+    records(harness.history(), SESSIONS_PARTITION)
         .await
         .into_iter()
         .map(|data| serde_json::from_value(data).expect("a session record"))
@@ -75,7 +69,7 @@ async fn sessions(harness: &Harness<ChatState>) -> Vec<SessionRecord> {
 }
 
 async fn events(harness: &Harness<ChatState>) -> Vec<Value> {
-    records(state(harness).events(), EVENTS_PARTITION).await
+    records(harness.history(), EVENTS_PARTITION).await
 }
 
 fn is_rfc3339_utc(text: &Value) -> bool {
@@ -210,7 +204,7 @@ async fn connect_refuses_invalid_session_ids_with_400() {
             ),
         }
     }
-    assert!(harness.store().is_empty());
+    assert!(no_connections(&harness).await);
     assert!(sessions(&harness).await.is_empty());
 }
 
@@ -241,7 +235,7 @@ async fn connect_refuses_invalid_names_with_400() {
             "{bad:?}"
         );
     }
-    assert!(harness.store().is_empty());
+    assert!(no_connections(&harness).await);
 }
 
 #[tokio::test]
@@ -306,12 +300,24 @@ async fn disconnect_computes_duration_from_connect_and_disconnect_times() {
         .with_connected_at(connected_at)
         .with_source_ip("198.51.100.4")
         .with_query("session_id", "s9");
-    assert_eq!(harness.router().handle(connect).await.unwrap().status, 200);
+    assert_eq!(
+        harness
+            .router()
+            .handle(harness.backends(), connect)
+            .await
+            .unwrap()
+            .status,
+        200
+    );
 
     let mut disconnect =
         Request::disconnect(id.clone(), 1000, "bye").with_connected_at(connected_at);
     disconnect.request_time = connected_at + TimeDelta::milliseconds(95_900);
-    harness.router().handle(disconnect).await.unwrap();
+    harness
+        .router()
+        .handle(harness.backends(), disconnect)
+        .await
+        .unwrap();
 
     let record = &sessions(&harness).await[0];
     assert_eq!(record.connected_at, "2026-11-22T09:00:00.250Z");
@@ -443,7 +449,7 @@ async fn sendmessage_is_stored_in_message_history() {
     send(&ada, json!({"action": "sendmessage", "message": "keep me"})).await;
 
     let live = ada.received_json().remove(0);
-    let stored: Vec<StoredMessage> = records(state(&harness).messages(), MESSAGES_PARTITION)
+    let stored: Vec<StoredMessage> = records(harness.history(), MESSAGES_PARTITION)
         .await
         .into_iter()
         .map(|data| serde_json::from_value(data).unwrap())
@@ -534,7 +540,7 @@ async fn a_message_to_session_ids_reaches_only_the_connections_of_those_sessions
 }
 
 async fn only_message_id(harness: &Harness<ChatState>) -> String {
-    let stored = records(state(harness).messages(), MESSAGES_PARTITION).await;
+    let stored = records(harness.history(), MESSAGES_PARTITION).await;
     stored[0]["message_id"].as_str().unwrap().to_owned()
 }
 
@@ -621,7 +627,7 @@ async fn refused(body: Value) -> (Value, Harness<ChatState>) {
     assert!(bob.received().is_empty(), "nothing reaches anyone else");
     assert!(ada.is_open(), "the connection stays open");
     assert!(
-        records(state(&harness).messages(), MESSAGES_PARTITION)
+        records(harness.history(), MESSAGES_PARTITION)
             .await
             .is_empty(),
         "nothing is stored"
@@ -1044,7 +1050,11 @@ async fn a_route_key_set_by_the_gateway_with_a_non_json_body_is_invalid_json() {
     let ada = join(&harness, "s1", "ada").await;
     let request = Request::message(ada.id().clone(), "not json").with_route_key("sendmessage");
 
-    harness.router().handle(request).await.unwrap();
+    harness
+        .router()
+        .handle(harness.backends(), request)
+        .await
+        .unwrap();
 
     let answers = ada.received_json();
     assert_eq!(error_code(&answers[0]), "invalid_json");
@@ -1146,10 +1156,10 @@ async fn a_caller_that_left_before_its_answer_does_not_fail_the_route() {
 
     let reply = harness
         .router()
-        .handle(Request::message(
-            ada.id().clone(),
-            r#"{"action":"heartbeat"}"#,
-        ))
+        .handle(
+            harness.backends(),
+            Request::message(ada.id().clone(), r#"{"action":"heartbeat"}"#),
+        )
         .await;
 
     assert_eq!(reply.unwrap().status, 200);
@@ -1183,13 +1193,12 @@ async fn with_a_retention_every_record_expires() {
     let ada = join(&harness, "s1", "ada").await;
     send(&ada, json!({"action": "sendmessage", "message": "hi"})).await;
 
-    let history = state(&harness);
-    for (store, partition) in [
-        (history.sessions(), SESSIONS_PARTITION),
-        (history.messages(), MESSAGES_PARTITION),
-        (history.events(), EVENTS_PARTITION),
-    ] {
-        let page = store.query(HistoryQuery::new(partition)).await.unwrap();
+    for partition in [SESSIONS_PARTITION, MESSAGES_PARTITION, EVENTS_PARTITION] {
+        let page = harness
+            .history()
+            .query(HistoryQuery::new(partition))
+            .await
+            .unwrap();
         for record in page.items {
             let expires = record.expires_at.expect("an expiry");
             let left = expires - Utc::now();

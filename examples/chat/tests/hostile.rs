@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wsgw_core::{HistoryQuery, HistoryStore};
 use wsgw_memory::gateway::{LocalGateway, RunningGateway};
-use wsgw_memory::{MemoryHistory, MemorySink, MemoryStore};
+use wsgw_memory::MemoryHistory;
 
 use chat::{ChatState, MESSAGES_PARTITION};
 
@@ -31,13 +31,8 @@ struct Chat {
 impl Chat {
     async fn start() -> Chat {
         let history = Arc::new(MemoryHistory::new());
-        let sockets = Arc::new(MemorySink::new());
-        let router = chat::router(
-            Arc::new(MemoryStore::new()),
-            sockets.clone(),
-            ChatState::new(history.clone()),
-        );
-        let running = LocalGateway::new(router, sockets)
+        let running = LocalGateway::new(chat::router(ChatState::new()))
+            .with_history(history.clone())
             .bind("127.0.0.1:0".parse().expect("address"))
             .await
             .expect("binds loopback");

@@ -8,12 +8,14 @@
 #![cfg(feature = "integration")]
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use wsgw_aws::dynamo::{local, DynamoHistory, DynamoStore, DYNAMODB_ENDPOINT_ENV};
 use wsgw_core::{ConnectionId, ConnectionStore, HistoryQuery, HistoryStore, PageRequest};
+use wsgw_memory::gateway::lambda_function::{assert_arm64_answers_as_host, LambdaFunction};
 use wsgw_memory::gateway::{Invocation, LambdaRuntimeEmulator, ManagementRecorder};
 
 use chat::{SessionRecord, ALL_GROUP, EVENTS_PARTITION, MESSAGES_PARTITION, SESSIONS_PARTITION};
@@ -22,15 +24,6 @@ const WAIT: Duration = Duration::from_secs(30);
 const ADA: &str = "ADAconnAAAAAAA=";
 const BOB: &str = "BOBconnAAAAAAA=";
 const CYD: &str = "CYDconnAAAAAAA=";
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn endpoint() -> String {
     local::endpoint_from_env().unwrap_or_else(|missing| panic!("{missing}"))
@@ -121,35 +114,41 @@ async fn partition(history: &DynamoHistory, name: &str) -> Vec<Value> {
         .collect()
 }
 
-#[tokio::test]
-async fn chat_runs_as_a_lambda_on_dynamodb_and_api_gateway() {
-    let (store, history) = tables().await;
-    let runtime = LambdaRuntimeEmulator::start().await.expect("runtime API");
-    let management = ManagementRecorder::start().await.expect("@connections");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_chat"));
+/// `command` (the chat binary, or its arm64 build under qemu) configured as the
+/// template configures the function, on the tables `store` and `history`, quiet.
+fn on_tables(mut command: Command, store: &DynamoStore, history: &DynamoHistory) -> Command {
     command
-        .envs(runtime.function_env())
-        .env("WSGW_MANAGEMENT_ENDPOINT", management.endpoint())
         .env(DYNAMODB_ENDPOINT_ENV, endpoint())
         .env("WSGW_CONNECTIONS_TABLE", store.table())
         .env("WSGW_HISTORY_TABLE", history.table())
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_PROFILE")
         .env_remove("CHAT_RETENTION_DAYS")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let _function = Running(command.spawn().expect("chat starts"));
+    command
+}
+
+#[tokio::test]
+async fn chat_runs_as_a_lambda_on_dynamodb_and_api_gateway() {
+    let (store, history) = tables().await;
+    let function = LambdaFunction::start(on_tables(
+        Command::new(env!("CARGO_BIN_EXE_chat")),
+        &store,
+        &history,
+    ))
+    .await
+    .expect("chat starts");
+    let (runtime, management) = (function.runtime(), function.management());
 
     // $connect: three clients, two named sessions and one defaulting to its connection id.
     let ada = connect(ADA, json!({"session_id": "s1", "name": "ada"}));
-    assert_eq!(invoke(&runtime, ada).await, 200);
+    assert_eq!(invoke(runtime, ada).await, 200);
     assert_eq!(
-        invoke(&runtime, connect(BOB, json!({"session_id": "s2"}))).await,
+        invoke(runtime, connect(BOB, json!({"session_id": "s2"}))).await,
         200
     );
-    assert_eq!(invoke(&runtime, connect(CYD, json!({}))).await, 200);
+    assert_eq!(invoke(runtime, connect(CYD, json!({}))).await, 200);
     let refused = connect("BAD=", json!({"session_id": "has space"}));
-    assert_eq!(invoke(&runtime, refused).await, 400);
+    assert_eq!(invoke(runtime, refused).await, 400);
 
     let stored = store
         .get(&ConnectionId::new(ADA))
@@ -165,8 +164,8 @@ async fn chat_runs_as_a_lambda_on_dynamodb_and_api_gateway() {
 
     // A message to everyone: posted to each connection, the sender included.
     let hello = message(ADA, json!({"action": "sendmessage", "message": "hello"}));
-    assert_eq!(invoke(&runtime, hello).await, 200);
-    let calls = posted(&management);
+    assert_eq!(invoke(runtime, hello).await, 200);
+    let calls = posted(management);
     assert_eq!(calls.len(), 3, "{calls:?}");
     let sent = &calls[ADA][0];
     assert_eq!(sent["type"], "message");
@@ -182,8 +181,8 @@ async fn chat_runs_as_a_lambda_on_dynamodb_and_api_gateway() {
         ADA,
         json!({"action": "sendmessage", "message": "psst", "session_ids": ["s2"]}),
     );
-    assert_eq!(invoke(&runtime, private).await, 200);
-    let calls = posted(&management);
+    assert_eq!(invoke(runtime, private).await, 200);
+    let calls = posted(management);
     assert_eq!(calls.keys().collect::<Vec<_>>(), [ADA, BOB]);
     assert_eq!(calls[BOB][0]["message"], "psst");
     assert_eq!(
@@ -193,16 +192,16 @@ async fn chat_runs_as_a_lambda_on_dynamodb_and_api_gateway() {
 
     // History, heartbeat, bad input and unknown actions are answered to the caller.
     let ask = message(CYD, json!({"action": "history", "limit": 10}));
-    assert_eq!(invoke(&runtime, ask).await, 200);
+    assert_eq!(invoke(runtime, ask).await, 200);
     assert_eq!(
-        invoke(&runtime, message(CYD, json!({"action": "heartbeat"}))).await,
+        invoke(runtime, message(CYD, json!({"action": "heartbeat"}))).await,
         200
     );
     let empty = message(CYD, json!({"action": "sendmessage", "message": ""}));
-    assert_eq!(invoke(&runtime, empty).await, 200);
+    assert_eq!(invoke(runtime, empty).await, 200);
     let unknown = event("MESSAGE", "$default", CYD, Some(json!({"action": "dance"})));
-    assert_eq!(invoke(&runtime, unknown).await, 200);
-    let calls = posted(&management);
+    assert_eq!(invoke(runtime, unknown).await, 200);
+    let calls = posted(management);
     let answers = &calls[CYD];
     assert_eq!(answers[0]["type"], "history");
     let texts: Vec<&Value> = answers[0]["messages"]
@@ -222,18 +221,18 @@ async fn chat_runs_as_a_lambda_on_dynamodb_and_api_gateway() {
         BOB,
         json!({"action": "sendmessage", "message": "still there?"}),
     );
-    assert_eq!(invoke(&runtime, again).await, 200);
+    assert_eq!(invoke(runtime, again).await, 200);
     assert_eq!(
         store.get(&ConnectionId::new(CYD)).await.expect("readable"),
         None
     );
-    let calls = posted(&management);
+    let calls = posted(management);
     assert_eq!(calls[ADA][0]["message"], "still there?");
     assert_eq!(calls[BOB][0]["message"], "still there?");
 
     // $disconnect: removed, session record completed.
     let leave = event("DISCONNECT", "$disconnect", BOB, None);
-    assert_eq!(invoke(&runtime, leave).await, 200);
+    assert_eq!(invoke(runtime, leave).await, 200);
     assert_eq!(
         store.get(&ConnectionId::new(BOB)).await.expect("readable"),
         None
@@ -286,4 +285,29 @@ async fn chat_runs_as_a_lambda_on_dynamodb_and_api_gateway() {
             "{kind}: {kinds:?}"
         );
     }
+}
+
+#[tokio::test]
+#[ignore = "needs qemu-aarch64 and the arm64 bootstrap: cargo xtask test installs, builds and runs it"]
+async fn the_arm64_bootstrap_under_qemu_answers_the_shipped_events_as_this_build_does() {
+    // Ids and clocks made while handling differ in every run; everything else must be
+    // equal. Each build runs on tables of its own, empty as a new stack's.
+    assert_arm64_answers_as_host(
+        Path::new(env!("CARGO_BIN_EXE_chat")),
+        "chat",
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("events"),
+        &[
+            "message_id",
+            "timestamp",
+            "connected_at",
+            "last_active_at",
+            "expires_at",
+        ],
+        2,
+        |command| async {
+            let (store, history) = tables().await;
+            on_tables(command, &store, &history)
+        },
+    )
+    .await;
 }

@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
 use serde_json::json;
 use wsgw_core::{
-    ConnectionId, Error, MockConnectionStore, MockHistoryStore, MockMessageSink, Request,
+    Backends, ConnectionId, ConnectionStoreExt, Error, MockConnectionStore, MockHistoryStore,
+    MockMessageSink, Request,
 };
 use wsgw_memory::{ConnectError, ConnectOptions, Harness, MemorySink};
 
@@ -32,8 +34,20 @@ fn history_failing_on(failing: &'static [&'static str]) -> MockHistoryStore {
 }
 
 fn harness_over(history: MockHistoryStore) -> Harness<ChatState> {
-    let history = Arc::new(history);
-    Harness::new(move |store, sink| chat::router(store, sink, ChatState::new(history)))
+    Harness::new(chat::router(ChatState::new())).with_history(Arc::new(history))
+}
+
+/// Runs one event through the chat's router on these backends.
+async fn handle(
+    store: MockConnectionStore,
+    sink: MockMessageSink,
+    history: MockHistoryStore,
+    request: Request,
+) -> wsgw_core::Result<wsgw_core::Reply> {
+    let backends = Backends::new(Arc::new(store), Arc::new(sink)).with_history(Arc::new(history));
+    chat::router(ChatState::new())
+        .handle(&backends, request)
+        .await
 }
 
 #[tokio::test]
@@ -92,7 +106,7 @@ async fn a_connect_whose_session_record_cannot_be_written_is_refused_and_undone(
 
     assert!(matches!(refused, Err(ConnectError::Failed(_))), "HTTP 500");
     assert!(
-        harness.store().is_empty(),
+        harness.store().connections().next().await.is_none(),
         "no broadcast will target a refused connection"
     );
 }
@@ -103,15 +117,13 @@ async fn a_connect_is_refused_when_the_connection_store_fails() {
     store.expect_put().returning(|_| Err(unavailable()));
     let mut history = MockHistoryStore::new();
     history.expect_append().never();
-    let router = chat::router(
-        Arc::new(store),
-        Arc::new(MockMessageSink::new()),
-        ChatState::new(Arc::new(history)),
-    );
-
-    let outcome = router
-        .handle(Request::connect(ConnectionId::new("a=")))
-        .await;
+    let outcome = handle(
+        store,
+        MockMessageSink::new(),
+        history,
+        Request::connect(ConnectionId::new("a=")),
+    )
+    .await;
 
     assert!(matches!(outcome, Err(Error::Backend { .. })), "{outcome:?}");
 }
@@ -125,18 +137,16 @@ async fn a_message_fails_when_the_sessions_cannot_be_listed() {
         .returning(|_, _| Err(unavailable()));
     let mut sink = MockMessageSink::new();
     sink.expect_send().never();
-    let router = chat::router(
-        Arc::new(store),
-        Arc::new(sink),
-        ChatState::new(Arc::new(history_failing_on(&[]))),
-    );
-
-    let outcome = router
-        .handle(Request::message(
+    let outcome = handle(
+        store,
+        sink,
+        history_failing_on(&[]),
+        Request::message(
             ConnectionId::new("a="),
             r#"{"action":"sendmessage","message":"hi","session_ids":["s2"]}"#,
-        ))
-        .await;
+        ),
+    )
+    .await;
 
     assert!(matches!(outcome, Err(Error::Backend { .. })), "{outcome:?}");
 }
@@ -145,12 +155,8 @@ async fn a_message_fails_when_the_sessions_cannot_be_listed() {
 async fn a_payload_the_sink_refuses_is_reported_not_retried_forever() {
     // A sink with a 200-byte limit: the 4 KB message is within the chat's limit but too
     // big for this gateway; the broadcast reports it as failed and the route succeeds.
-    let history = Arc::new(wsgw_memory::MemoryHistory::new());
-    let events = history.clone();
-    let harness = Harness::with_sink(
-        MemorySink::new().with_max_payload(200),
-        move |store, sink| chat::router(store, sink, ChatState::new(history)),
-    );
+    let harness = Harness::new(chat::router(ChatState::new()))
+        .with_sink(MemorySink::new().with_max_payload(200));
     let ada = harness.connect().await.expect("connects");
 
     ada.send_json(&json!({"action": "sendmessage", "message": "x".repeat(1000)}))
@@ -158,10 +164,11 @@ async fn a_payload_the_sink_refuses_is_reported_not_retried_forever() {
         .expect("the route succeeds");
 
     assert!(ada.received().is_empty());
-    let page =
-        wsgw_core::HistoryStore::query(&*events, wsgw_core::HistoryQuery::new(EVENTS_PARTITION))
-            .await
-            .unwrap();
+    let page = harness
+        .history()
+        .query(wsgw_core::HistoryQuery::new(EVENTS_PARTITION))
+        .await
+        .unwrap();
     let message = page
         .items
         .iter()

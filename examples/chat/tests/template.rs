@@ -2,18 +2,11 @@
 //! keys, the two-way routes (route responses) and the route selection expression. A
 //! route added in code and not in the template fails here, naming the route and the file.
 
-use std::sync::Arc;
-
 use chat::ChatState;
-use wsgw_memory::{MemoryHistory, MemorySink, MemoryStore};
 
 #[test]
 fn the_template_declares_exactly_the_routers_routes_and_route_responses() {
-    let router = chat::router(
-        Arc::new(MemoryStore::new()),
-        Arc::new(MemorySink::new()),
-        ChatState::new(Arc::new(MemoryHistory::new())),
-    );
+    let router = chat::router(ChatState::new());
     let template = concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml");
     if let Err(error) = wsgw_aws::template::check_router(template, &router) {
         panic!("{error}");

@@ -9,79 +9,22 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { createHmac } from "node:crypto";
-import path from "node:path";
 import { chromium } from "playwright-core";
+import { CHROMIUM, CHROMIUM_ARGS, WAIT, startBinary } from "../../web-support/binary.mjs";
 
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const SCREENSHOT = process.env.SCREENSHOT || "/tmp/chat-page.png";
-const WAIT = 15_000;
-
-function chatBinary() {
-  if (process.env.CHAT_BIN) return path.resolve(process.env.CHAT_BIN);
-  const metadata = JSON.parse(
-    execFileSync("cargo", ["metadata", "--format-version", "1", "--no-deps"], { encoding: "utf8" }),
-  );
-  return path.join(metadata.target_directory, "debug", "chat");
-}
 
 /** Starts the chat binary on a free port; resolves with its page URL and a stop(). */
-function startChat(extraEnv = {}) {
-  const binary = chatBinary();
-  if (!existsSync(binary)) {
-    throw new Error(`no chat binary at ${binary}: run \`cargo build -p chat\` or set CHAT_BIN`);
-  }
-  const env = { ...process.env, RUST_LOG: "warn" };
-  for (const name of ["AWS_LAMBDA_RUNTIME_API", "WSGW_DYNAMODB_ENDPOINT", "WSGW_LISTEN", "CHAT_RETENTION_DAYS",
-    "WSGW_JWT_SECRET", "WSGW_JWT_PUBLIC_KEY_FILE", "WSGW_JWT_AUDIENCE", "WSGW_JWT_ANY_AUDIENCE", "WSGW_JWT_ISSUER"]) {
-    delete env[name];
-  }
-  Object.assign(env, extraEnv);
-  const child = spawn(binary, ["--listen", "127.0.0.1:0"], { env, stdio: ["ignore", "pipe", "pipe"] });
-  let stderr = "";
-  child.stderr.on("data", (chunk) => { stderr += chunk; });
-  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
-  return new Promise((resolve, reject) => {
-    let stdout = "";
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`the chat printed no address within ${WAIT} ms; stderr: ${stderr}`));
-    }, WAIT);
-    child.on("error", (error) => { clearTimeout(timer); reject(error); });
-    child.stdout.on("data", (chunk) => {
-      stdout += chunk;
-      const line = stdout.split("\n")[0];
-      if (!stdout.includes("\n")) return;
-      clearTimeout(timer);
-      const url = line.split(/\s+/).find((word) => word.startsWith("http://"));
-      if (!url) {
-        child.kill("SIGKILL");
-        reject(new Error(`no http:// address in ${JSON.stringify(line)}`));
-        return;
-      }
-      resolve({
-        url,
-        stop: async () => {
-          if (child.exitCode === null) child.kill("SIGTERM");
-          return exited;
-        },
-      });
-    });
-  });
+async function startChat(env = {}) {
+  const chat = await startBinary({ name: "chat", variable: "CHAT_BIN", prefix: "http://", unset: ["CHAT_RETENTION_DAYS"], env });
+  return { url: chat.address, stop: chat.stop };
 }
 
 let browser;
 
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-  });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
 });
 
 after(async () => {

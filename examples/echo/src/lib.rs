@@ -21,7 +21,8 @@
 //! reason on disconnect) and accept. If the caller is already gone when its answer is
 //! sent, the answer is dropped and the route still succeeds; any other send failure
 //! (throttling, a payload that is too large, a backend error) is returned as the route's
-//! error.
+//! error. The two error answers are client rejections ([`wsgw_core::Rejection`]): the
+//! invocation succeeds.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -29,7 +30,7 @@
 //! use serde_json::json;
 //! use wsgw_memory::Harness;
 //!
-//! let harness = Harness::new(echo::router);
+//! let harness = Harness::new(echo::router());
 //! let client = harness.connect().await.expect("connects");
 //!
 //! client.send_json(&json!({ "action": "message", "message": "hi" })).await?;
@@ -46,15 +47,10 @@
 //! ```
 #![warn(missing_docs)]
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
-use wsgw_core::{
-    ConnectionId, ConnectionStore, Context, MessageSink, Reply, Request, Result, RouteSelection,
-    Router,
-};
+use wsgw_core::{Context, Rejection, Request, Result, RouteSelection, Router};
 
 /// The route selection expression of the echo system.
 pub const ROUTE_SELECTION: &str = "$request.body.action";
@@ -68,13 +64,13 @@ pub const WHOAMI: &str = "whoami";
 /// The actions a client can send, as listed in the `unknown_action` error.
 pub const ACTIONS: [&str; 2] = [MESSAGE, WHOAMI];
 
-/// Builds the echo/whoami router over these backends.
+/// The echo/whoami router.
 ///
 /// Routes: `$connect`, `$disconnect`, [`MESSAGE`], [`WHOAMI`] and `$default`, selected by
-/// [`ROUTE_SELECTION`]; see the [crate documentation](crate) for the protocol. The store is
-/// not used by any route, the sink carries every answer.
-pub fn router(store: Arc<dyn ConnectionStore>, sink: Arc<dyn MessageSink>) -> Router {
-    Router::new(store, sink)
+/// [`ROUTE_SELECTION`]; see the [crate documentation](crate) for the protocol. No route
+/// uses the store; every answer goes to the caller through the request's sink.
+pub fn router() -> Router {
+    Router::new()
         .route_selection(RouteSelection::default())
         .on_connect(on_connect)
         .on_disconnect(on_disconnect)
@@ -84,17 +80,17 @@ pub fn router(store: Arc<dyn ConnectionStore>, sink: Arc<dyn MessageSink>) -> Ro
 }
 
 /// `$connect`: logs who connected and accepts.
-async fn on_connect(_ctx: Context, request: Request) -> Result<Reply> {
+async fn on_connect(_ctx: Context, request: Request) -> Result<()> {
     tracing::info!(
         connection_id = %request.connection_id,
         source_ip = request.source_ip.as_deref().unwrap_or("unknown"),
         "connected"
     );
-    Ok(Reply::ok())
+    Ok(())
 }
 
 /// `$disconnect`: logs who left, with close code and reason.
-async fn on_disconnect(_ctx: Context, request: Request) -> Result<Reply> {
+async fn on_disconnect(_ctx: Context, request: Request) -> Result<()> {
     let (status_code, reason) = match &request.disconnect {
         Some(info) => (Some(info.status_code), info.reason.as_str()),
         None => (None, ""),
@@ -106,7 +102,7 @@ async fn on_disconnect(_ctx: Context, request: Request) -> Result<Reply> {
         reason,
         "disconnected"
     );
-    Ok(Reply::ok())
+    Ok(())
 }
 
 /// The `message` field of a body, as the JSON text the client wrote.
@@ -135,7 +131,7 @@ struct Echoed<'a> {
 ///
 /// The field's JSON text goes back as written: numbers beyond `f64` (`1e400`,
 /// `18446744073709551617`) and key order come back unchanged rather than re-encoded.
-async fn on_message(ctx: Context, request: Request) -> Result<Reply> {
+async fn on_message(ctx: Context, request: Request) -> Result<()> {
     // The route was selected from a JSON body, but a gateway may also set the route key
     // itself: treat a body that is not JSON like one without the field.
     let text = request.text().unwrap_or("");
@@ -147,9 +143,9 @@ async fn on_message(ctx: Context, request: Request) -> Result<Reply> {
                 message,
                 kind: MESSAGE,
             };
-            answer_caller(&ctx, &request.connection_id, &answer).await
+            ctx.reply(&answer).await
         }
-        Ok(MessageField { message: None }) => missing_message(&ctx, &request).await,
+        Ok(MessageField { message: None }) => Err(missing_message()),
         // A repeated `message` key: the last one counts, as for any JSON object.
         Err(_) => match request
             .json::<Value>()
@@ -157,50 +153,33 @@ async fn on_message(ctx: Context, request: Request) -> Result<Reply> {
             .and_then(|mut body| body.get_mut(MESSAGE).map(Value::take))
         {
             Some(message) => {
-                let answer = json!({ "type": "message", "message": message });
-                answer_caller(&ctx, &request.connection_id, &answer).await
+                ctx.reply(&json!({ "type": "message", "message": message }))
+                    .await
             }
-            None => missing_message(&ctx, &request).await,
+            None => Err(missing_message()),
         },
     }
 }
 
-async fn missing_message(ctx: &Context, request: &Request) -> Result<Reply> {
-    let answer = json!({ "type": "error", "error": "missing_field", "field": MESSAGE });
-    answer_caller(ctx, &request.connection_id, &answer).await
+/// `{"type":"error","error":"missing_field","field":"message"}`.
+fn missing_message() -> wsgw_core::Error {
+    Rejection::new("missing_field")
+        .with_field("field", MESSAGE)
+        .into()
 }
 
 /// `whoami`: tells the caller its connection id.
-async fn on_whoami(ctx: Context, request: Request) -> Result<Reply> {
-    let answer = json!({ "type": "whoami", "connection_id": request.connection_id });
-    answer_caller(&ctx, &request.connection_id, &answer).await
+async fn on_whoami(ctx: Context, request: Request) -> Result<()> {
+    ctx.reply(&json!({ "type": "whoami", "connection_id": request.connection_id }))
+        .await
 }
 
 /// `$default`: unknown actions and malformed JSON (and binary bodies, which only reach a
 /// router directly: API Gateway closes a connection that sends a binary frame).
-async fn on_default(ctx: Context, request: Request) -> Result<Reply> {
-    let answer = json!({ "type": "error", "error": "unknown_action", "available": ACTIONS });
-    answer_caller(&ctx, &request.connection_id, &answer).await
-}
-
-/// Sends `answer` to the caller. A caller that is gone is no failure of the route: it is
-/// logged and the route succeeds. Every other error is returned.
-async fn answer_caller<T: Serialize>(
-    ctx: &Context,
-    caller: &ConnectionId,
-    answer: &T,
-) -> Result<Reply> {
-    match ctx.send_json(caller, answer).await {
-        Ok(()) => Ok(Reply::ok()),
-        Err(error) if error.is_gone() => {
-            tracing::info!(connection_id = %caller, "caller left before its answer was sent");
-            Ok(Reply::ok())
-        }
-        Err(error) => {
-            tracing::warn!(connection_id = %caller, %error, "could not answer the caller");
-            Err(error)
-        }
-    }
+async fn on_default(_ctx: Context, _request: Request) -> Result<()> {
+    Err(Rejection::new("unknown_action")
+        .with_field("available", ACTIONS.as_slice())
+        .into())
 }
 
 /// The code examples of the workspace README, compiled and run as doctests.

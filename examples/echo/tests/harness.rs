@@ -6,7 +6,7 @@ use wsgw_core::Payload;
 use wsgw_memory::{Harness, TestClient};
 
 fn harness() -> Harness {
-    Harness::new(echo::router)
+    Harness::new(echo::router())
 }
 
 async fn connected(harness: &Harness) -> TestClient {

@@ -20,7 +20,7 @@ type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn start() -> RunningGateway {
-    LocalGateway::build(echo::router)
+    LocalGateway::new(echo::router())
         .bind("127.0.0.1:0".parse().expect("address"))
         .await
         .expect("binds loopback")

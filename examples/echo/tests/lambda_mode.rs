@@ -1,23 +1,23 @@
 //! The `echo` binary in Lambda mode, as AWS runs it: `AWS_LAMBDA_RUNTIME_API` points at a
 //! Lambda Runtime API on loopback, API Gateway events go in, and the answers and the
-//! Management API posts come out.
+//! Management API posts come out. The arm64 `bootstrap` that `sam build` deploys is run
+//! the same way under `qemu-aarch64` and must answer as this build does.
 
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use wsgw_memory::gateway::{Invocation, LambdaRuntimeEmulator, ManagementRecorder};
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use wsgw_memory::gateway::lambda_function::{assert_arm64_answers_as_host, LambdaFunction};
+use wsgw_memory::gateway::Invocation;
 
 const WAIT: Duration = Duration::from_secs(20);
+
+/// `command` with its output thrown away.
+fn quiet(mut command: Command) -> Command {
+    command.stdout(Stdio::null()).stderr(Stdio::null());
+    command
+}
 
 fn event(event_type: &str, route_key: &str, body: Option<&str>) -> Value {
     let mut event = json!({
@@ -58,17 +58,10 @@ fn status(invocation: Option<Invocation>) -> i64 {
 
 #[tokio::test]
 async fn echo_runs_as_a_lambda_answering_events_and_posting_to_connections() {
-    let runtime = LambdaRuntimeEmulator::start().await.unwrap();
-    let management = ManagementRecorder::start().await.unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_echo"));
-    command
-        .envs(runtime.function_env())
-        .env("WSGW_MANAGEMENT_ENDPOINT", management.endpoint())
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_PROFILE")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let _function = Running(command.spawn().expect("echo starts"));
+    let function = LambdaFunction::start(quiet(Command::new(env!("CARGO_BIN_EXE_echo"))))
+        .await
+        .expect("echo starts");
+    let (runtime, management) = (function.runtime(), function.management());
 
     assert_eq!(
         status(
@@ -139,6 +132,7 @@ async fn echo_runs_as_a_lambda_answering_events_and_posting_to_connections() {
     let garbage = runtime.invoke(json!({"hello": "world"}), WAIT).await;
     match garbage {
         Some(Invocation::Error(error)) => {
+            assert_eq!(error["errorType"], "wsgw::InvalidEvent", "{error}");
             assert!(
                 error["errorMessage"]
                     .as_str()
@@ -155,22 +149,17 @@ async fn echo_runs_as_a_lambda_answering_events_and_posting_to_connections() {
 async fn in_lambda_each_invocation_writes_one_cloudwatch_emf_line_to_stdout() {
     use std::io::BufRead;
 
-    let runtime = LambdaRuntimeEmulator::start().await.unwrap();
-    let management = ManagementRecorder::start().await.unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_echo"));
     command
-        .envs(runtime.function_env())
         .env("AWS_LAMBDA_FUNCTION_NAME", "echo-EchoFunction-1x2y3z")
-        .env("WSGW_MANAGEMENT_ENDPOINT", management.endpoint())
         .env_remove("WSGW_METRICS")
         .env_remove("WSGW_METRICS_NAMESPACE")
         .env_remove("WSGW_METRICS_DIMENSIONS")
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_PROFILE")
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    let mut function = Running(command.spawn().expect("echo starts"));
-    let stdout = function.0.stdout.take().expect("stdout piped");
+    let mut function = LambdaFunction::start(command).await.expect("echo starts");
+    let stdout = function.take_stdout().expect("stdout piped");
+    let runtime = function.runtime();
     let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stdout).lines() {
@@ -230,4 +219,19 @@ async fn in_lambda_each_invocation_writes_one_cloudwatch_emf_line_to_stdout() {
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(lines.try_recv().is_err(), "exactly one line per invocation");
+}
+
+#[tokio::test]
+#[ignore = "needs qemu-aarch64 and the arm64 bootstrap: cargo xtask test installs, builds and runs it"]
+async fn the_arm64_bootstrap_under_qemu_answers_the_shipped_events_as_this_build_does() {
+    // Echo's answers hold nothing that changes from run to run.
+    assert_arm64_answers_as_host(
+        Path::new(env!("CARGO_BIN_EXE_echo")),
+        "echo",
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("events"),
+        &[],
+        3,
+        |command| async { quiet(command) },
+    )
+    .await;
 }

@@ -7,15 +7,17 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 use wsgw_core::{
-    ConnectionId, Error, MockConnectionStore, MockMessageSink, Payload, Request, Router,
+    Backends, ConnectionId, Error, MockConnectionStore, MockMessageSink, Payload, Reply, Request,
 };
 
 fn caller() -> ConnectionId {
     ConnectionId::new("caller=")
 }
 
-fn router(sink: MockMessageSink) -> Router {
-    echo::router(Arc::new(MockConnectionStore::new()), Arc::new(sink))
+/// Runs one event through the echo router on a store mock and `sink`.
+async fn handle(sink: MockMessageSink, request: Request) -> wsgw_core::Result<Reply> {
+    let backends = Backends::new(Arc::new(MockConnectionStore::new()), Arc::new(sink));
+    echo::router().handle(&backends, request).await
 }
 
 fn message(body: Value) -> Request {
@@ -55,30 +57,31 @@ async fn message_route_sends_one_answer_to_the_caller_only() {
         .times(1)
         .returning(|_, _| Ok(()));
 
-    let reply = router(sink)
-        .handle(message(
-            json!({ "action": "message", "message": [1, { "a": null }] }),
-        ))
-        .await
-        .expect("the message route succeeds");
+    let reply = handle(
+        sink,
+        message(json!({ "action": "message", "message": [1, { "a": null }] })),
+    )
+    .await
+    .expect("the message route succeeds");
 
     assert_eq!(reply.status, 200);
 }
 
 #[tokio::test]
 async fn message_route_returns_ok_when_the_sink_answers_gone() {
-    let reply = router(sink_answering(gone))
-        .handle(message(json!({ "action": "message", "message": "hi" })))
-        .await
-        .expect("a caller that left is not an error");
+    let reply = handle(
+        sink_answering(gone),
+        message(json!({ "action": "message", "message": "hi" })),
+    )
+    .await
+    .expect("a caller that left is not an error");
 
     assert_eq!(reply.status, 200);
 }
 
 #[tokio::test]
 async fn whoami_route_returns_ok_when_the_sink_answers_gone() {
-    let reply = router(sink_answering(gone))
-        .handle(message(json!({ "action": "whoami" })))
+    let reply = handle(sink_answering(gone), message(json!({ "action": "whoami" })))
         .await
         .expect("a caller that left is not an error");
 
@@ -87,30 +90,36 @@ async fn whoami_route_returns_ok_when_the_sink_answers_gone() {
 
 #[tokio::test]
 async fn default_route_returns_ok_when_the_sink_answers_gone() {
-    let reply = router(sink_answering(gone))
-        .handle(Request::message(caller(), Payload::text("not JSON")))
-        .await
-        .expect("a caller that left is not an error");
+    let reply = handle(
+        sink_answering(gone),
+        Request::message(caller(), Payload::text("not JSON")),
+    )
+    .await
+    .expect("a caller that left is not an error");
 
     assert_eq!(reply.status, 200);
 }
 
 #[tokio::test]
 async fn message_route_returns_the_error_when_the_sink_answers_throttled() {
-    let error = router(sink_answering(throttled))
-        .handle(message(json!({ "action": "message", "message": "hi" })))
-        .await
-        .expect_err("throttling is the route's error");
+    let error = handle(
+        sink_answering(throttled),
+        message(json!({ "action": "message", "message": "hi" })),
+    )
+    .await
+    .expect_err("throttling is the route's error");
 
     assert!(error.is_throttled(), "unexpected error: {error}");
 }
 
 #[tokio::test]
 async fn missing_field_answer_returns_the_error_when_the_sink_answers_throttled() {
-    let error = router(sink_answering(throttled))
-        .handle(message(json!({ "action": "message" })))
-        .await
-        .expect_err("throttling is the route's error");
+    let error = handle(
+        sink_answering(throttled),
+        message(json!({ "action": "message" })),
+    )
+    .await
+    .expect_err("throttling is the route's error");
 
     assert!(error.is_throttled(), "unexpected error: {error}");
 }
@@ -125,12 +134,12 @@ async fn message_route_returns_the_error_when_the_payload_is_too_large() {
         })
     });
 
-    let error = router(sink)
-        .handle(message(
-            json!({ "action": "message", "message": "a longer message" }),
-        ))
-        .await
-        .expect_err("a payload the sink refuses is the route's error");
+    let error = handle(
+        sink,
+        message(json!({ "action": "message", "message": "a longer message" })),
+    )
+    .await
+    .expect_err("a payload the sink refuses is the route's error");
 
     assert!(
         matches!(error, Error::PayloadTooLarge { limit: 16, .. }),
@@ -140,20 +149,24 @@ async fn message_route_returns_the_error_when_the_payload_is_too_large() {
 
 #[tokio::test]
 async fn connect_accepts_without_touching_store_or_sink() {
-    let reply = router(MockMessageSink::new())
-        .handle(Request::connect(caller()).with_source_ip("203.0.113.7"))
-        .await
-        .expect("$connect succeeds");
+    let reply = handle(
+        MockMessageSink::new(),
+        Request::connect(caller()).with_source_ip("203.0.113.7"),
+    )
+    .await
+    .expect("$connect succeeds");
 
     assert!(!reply.is_rejection());
 }
 
 #[tokio::test]
 async fn disconnect_succeeds_without_touching_store_or_sink() {
-    let reply = router(MockMessageSink::new())
-        .handle(Request::disconnect(caller(), 1006, "dropped"))
-        .await
-        .expect("$disconnect succeeds");
+    let reply = handle(
+        MockMessageSink::new(),
+        Request::disconnect(caller(), 1006, "dropped"),
+    )
+    .await
+    .expect("$disconnect succeeds");
 
     assert_eq!(reply.status, 200);
 }

@@ -2,13 +2,9 @@
 //! keys, the two-way routes (route responses) and the route selection expression. A
 //! route added in code and not in the template fails here, naming the route and the file.
 
-use std::sync::Arc;
-
-use wsgw_memory::{MemorySink, MemoryStore};
-
 #[test]
 fn the_template_declares_exactly_the_routers_routes_and_route_responses() {
-    let router = echo::router(Arc::new(MemoryStore::new()), Arc::new(MemorySink::new()));
+    let router = echo::router();
     let template = concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml");
     if let Err(error) = wsgw_aws::template::check_router(template, &router) {
         panic!("{error}");

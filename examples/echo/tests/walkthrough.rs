@@ -643,6 +643,110 @@ fn every_command_of_the_readme_walkthrough_runs_and_prints_what_the_readme_shows
         .any(|line| line.contains(r#""action":"message""#)));
 }
 
+/// How the commands of "Deploy to AWS" that need an AWS account begin: the first is
+/// where the test stops running them.
+const NEEDS_AN_AWS_ACCOUNT: [&str; 3] = ["sam deploy --guided", "wscat -c ", "sam delete"];
+
+/// ELF's machine number for aarch64 (`EM_AARCH64`).
+const EM_AARCH64: u16 = 183;
+
+/// The commands of the README's "Deploy to AWS": those before `sam deploy --guided`, and
+/// from it on (each checked to be one that needs an AWS account).
+fn deploy_commands(readme: &str) -> (Vec<String>, Vec<String>) {
+    let mut commands: Vec<String> = steps(&section_blocks(readme, "Deploy to AWS"))
+        .into_iter()
+        .map(|step| match step {
+            Step::Command(command) => command,
+            other => panic!("the deploy section shows commands only: {other:?}"),
+        })
+        .collect();
+    let deploy = commands
+        .iter()
+        .position(|command| command.starts_with(NEEDS_AN_AWS_ACCOUNT[0]))
+        .expect("the section deploys with sam deploy --guided");
+    let remote = commands.split_off(deploy);
+    for command in &remote {
+        assert!(
+            NEEDS_AN_AWS_ACCOUNT
+                .iter()
+                .any(|known| command.starts_with(known)),
+            "a command after sam deploy that the test does not know: {command}"
+        );
+    }
+    (commands, remote)
+}
+
+#[test]
+fn the_deploy_section_installs_builds_with_sam_and_then_needs_an_aws_account() {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("README");
+
+    let (local, remote) = deploy_commands(&readme);
+
+    assert_eq!(
+        local,
+        [
+            "python3 -m venv .venv",
+            ".venv/bin/pip install -r xtask/requirements.txt",
+            ". .venv/bin/activate",
+            "sam --version",
+            "rustup target add aarch64-unknown-linux-gnu",
+            "sam validate --lint -t examples/chat/template.yaml",
+            "sam build -t examples/chat/template.yaml",
+        ]
+    );
+    assert_eq!(remote.len(), 3, "{remote:?}");
+}
+
+#[test]
+#[ignore = "needs Python 3 and the arm64 build (minutes): `cargo xtask test` runs it after building the functions"]
+fn the_readmes_deploy_to_aws_runs_up_to_sam_deploy_and_leaves_the_arm64_bootstrap() {
+    let root = workspace_root();
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README");
+    let (local, _) = deploy_commands(&readme);
+    let _ = std::fs::remove_dir_all(root.join(".aws-sam"));
+
+    // One shell, as a reader's terminal: the virtualenv activated holds for what follows.
+    // Each command is shown as it is typed, then run as written.
+    let mut script = String::from("set -eu\n");
+    for command in &local {
+        let shown = format!("$ {command}").replace('\'', "'\\''");
+        script.push_str(&format!("printf '%s\\n' '{shown}'\n{command}\n"));
+    }
+    let status = Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(&root)
+        .env("SAM_CLI_TELEMETRY", "0")
+        .status()
+        .expect("bash runs");
+    assert!(status.success(), "the README's commands failed: {status}");
+
+    // What sam deploy would upload: the arm64 bootstrap, byte for byte the one
+    // `cargo xtask test` checked (glibc, size) and ran under qemu.
+    let built = root.join(".aws-sam/build/Function/bootstrap");
+    let bootstrap =
+        std::fs::read(&built).unwrap_or_else(|error| panic!("{}: {error}", built.display()));
+    assert_eq!(&bootstrap[..4], b"\x7fELF", "an ELF binary");
+    assert_eq!(
+        u16::from_le_bytes([bootstrap[18], bootstrap[19]]),
+        EM_AARCH64,
+        "an aarch64 binary"
+    );
+    let target = Path::new(env!("CARGO_BIN_EXE_echo"))
+        .ancestors()
+        .nth(2)
+        .expect("the target directory")
+        .join("lambda/chat/bootstrap");
+    let checked =
+        std::fs::read(&target).unwrap_or_else(|error| panic!("{}: {error}", target.display()));
+    assert!(
+        bootstrap == checked,
+        "sam build deploys the binary the tests checked"
+    );
+    let template = std::fs::read_to_string(root.join(".aws-sam/build/template.yaml"))
+        .expect("sam build writes the template sam deploy uses");
+    assert!(template.contains("CodeUri: Function"), "{template}");
+}
+
 #[test]
 fn the_screen_model_reads_wscat_output_as_a_person_sees_it() {
     let mut screen = Screen::default();

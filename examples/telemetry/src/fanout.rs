@@ -1,10 +1,11 @@
 //! Pushing readings to dashboards at most once per interval, without timers.
 //!
 //! Each dashboard's record holds its interval and, per device, when it was last sent a
-//! reading. When a reading arrives, every dashboard following the device is checked: if
-//! its interval has passed, a conditional update moves "last sent" from the value read to
-//! now, and only the invocation whose update succeeds sends. Two invocations handling
-//! readings at once can therefore never both push to the same dashboard in one interval.
+//! reading. When a reading arrives, it is broadcast to every dashboard following the
+//! device with a filter: if a dashboard's interval has passed, a conditional update moves
+//! "last sent" from the value read to now, and only the invocation whose update succeeds
+//! sends. Two invocations handling readings at once can therefore never both push to the
+//! same dashboard in one interval.
 //!
 //! The same update keeps the record bounded: it drops the "last sent" times of devices
 //! that have been quiet for their interval plus [`STALE_AFTER_MS`] (those would be due
@@ -13,102 +14,78 @@
 //! grow a dashboard's record without bound.
 
 use chrono::{DateTime, Utc};
-use futures::stream::{self, StreamExt};
-use serde_json::Value;
 use telemetry_protocol::DEFAULT_CLIENT_INTERVAL_MS;
-use wsgw_core::metrics::Counter;
 use wsgw_core::{AttributeUpdate, ConnectionId, Context, Error, Payload, Result};
 
 use crate::keys;
 use crate::Telemetry;
-
-/// Dashboards checked at once per reading.
-const CONCURRENCY: usize = 32;
 
 /// A "last sent" time older than the dashboard's interval plus this is dropped by the
 /// next push to the dashboard: 1 minute. Devices reporting more often than that keep
 /// their entry (so a push never races the removal of its own entry).
 pub const STALE_AFTER_MS: i64 = 60_000;
 
-/// Every dashboard following `device_id`: those following every device and those
-/// following this one.
-pub(crate) async fn followers(
-    ctx: &Context<Telemetry>,
-    device_id: &str,
-) -> Result<Vec<ConnectionId>> {
-    let mut targets = keys::all_members(ctx, keys::CLIENTS_GROUP).await?;
-    targets.extend(keys::all_members(ctx, &keys::follow_group(device_id)).await?);
-    Ok(targets)
-}
-
-/// What happened for one dashboard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Sent,
-    NotDue,
-    LostRace,
-    /// The dashboard's record was already gone.
-    Gone,
-    /// The gateway said the dashboard was gone; its record was deleted.
-    Pruned,
+/// The groups of every dashboard following `device_id`: those following every device
+/// and those following this one.
+pub(crate) fn followers(device_id: &str) -> [String; 2] {
+    [
+        keys::CLIENTS_GROUP.to_owned(),
+        keys::follow_group(device_id),
+    ]
 }
 
 /// Pushes `payload` (a reading of `device_id`) to each follower whose interval has
-/// passed at `now`.
+/// passed at `now`, through the context's broadcast: throttled sends are retried, gone
+/// dashboards pruned, deliveries and prunes counted.
 pub(crate) async fn push_reading(
     ctx: &Context<Telemetry>,
     device_id: &str,
     payload: &Payload,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let targets = followers(ctx, device_id).await?;
     let now_ms = now.timestamp_millis();
-    let outcomes: Vec<Result<Outcome>> = stream::iter(targets)
-        .map(|client| async move { push_if_due(ctx, &client, device_id, payload, now_ms).await })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    let (mut sent, mut not_due, mut lost, mut pruned) = (0, 0, 0, 0);
-    for outcome in outcomes {
-        match outcome {
-            Ok(Outcome::Sent) => sent += 1,
-            Ok(Outcome::NotDue) => not_due += 1,
-            Ok(Outcome::LostRace) => lost += 1,
-            Ok(Outcome::Pruned) => pruned += 1,
-            Ok(Outcome::Gone) => {}
-            Err(error) => tracing::warn!(device_id, %error, "could not push a reading"),
-        }
-    }
-    // Counted as broadcast's own deliveries and prunes are (CloudWatch, /metrics).
-    ctx.count(Counter::BroadcastDeliveries, sent);
-    ctx.count(Counter::GonePrunes, pruned);
-    tracing::debug!(device_id, sent, not_due, lost_race = lost, "reading pushed");
+    let report = ctx
+        .broadcast_payload(payload.clone())
+        .to_groups(followers(device_id))
+        .filter(|client| async move { claim_if_due(ctx, &client, device_id, now_ms).await })
+        .await?;
+    tracing::debug!(
+        device_id,
+        sent = report.delivered.len(),
+        not_due = report.skipped.len(),
+        pruned = report.pruned.len(),
+        failed = report.failed.len(),
+        "reading pushed"
+    );
     Ok(())
 }
 
-async fn push_if_due(
+/// Whether `client` is due a reading of `device_id` at `now_ms`; if so, claims it by
+/// moving its "last sent" time from the value read to now with a conditional update, so
+/// of two invocations at once only one pushes. `false` when not due, when another
+/// invocation claimed it first, or when the dashboard's record is gone.
+async fn claim_if_due(
     ctx: &Context<Telemetry>,
     client: &ConnectionId,
     device_id: &str,
-    payload: &Payload,
     now_ms: i64,
-) -> Result<Outcome> {
+) -> Result<bool> {
     let Some(connection) = ctx.store().get(client).await? else {
-        return Ok(Outcome::Gone);
+        return Ok(false);
     };
     let interval_ms = connection
-        .attributes
-        .get(keys::INTERVAL_MS)
-        .and_then(Value::as_i64)
+        .attribute::<i64>(keys::INTERVAL_MS)
+        .ok()
+        .flatten()
         .unwrap_or(DEFAULT_CLIENT_INTERVAL_MS.into());
     let sent_key = keys::sent_key(device_id);
     let last_sent = connection.attributes.get(&sent_key).cloned();
-    if let Some(last_ms) = last_sent.as_ref().and_then(Value::as_i64) {
+    if let Some(last_ms) = last_sent.as_ref().and_then(serde_json::Value::as_i64) {
         // A clock that went backwards by more than an interval (another invocation's
         // host) must not silence the dashboard forever.
         let backwards = now_ms < last_ms - interval_ms;
         if now_ms < last_ms + interval_ms && !backwards {
-            return Ok(Outcome::NotDue);
+            return Ok(false);
         }
     }
     let mut update = AttributeUpdate::new().set(sent_key.clone(), now_ms);
@@ -126,17 +103,9 @@ async fn push_if_due(
         None => update.expect_absent(sent_key),
     };
     match ctx.store().update_attributes(client, update).await {
-        Ok(_) => {}
-        Err(Error::Precondition { .. }) => return Ok(Outcome::LostRace),
-        Err(Error::NotFound { .. }) => return Ok(Outcome::Gone),
-        Err(error) => return Err(error),
-    }
-    match ctx.sink().send(client, payload.clone()).await {
-        Ok(()) => Ok(Outcome::Sent),
-        Err(error) if error.is_gone() => {
-            ctx.store().delete(client).await?;
-            Ok(Outcome::Pruned)
-        }
+        Ok(_) => Ok(true),
+        // Another invocation pushed first, or the dashboard left.
+        Err(Error::Precondition { .. } | Error::NotFound { .. }) => Ok(false),
         Err(error) => Err(error),
     }
 }

@@ -6,9 +6,7 @@
 //! | dashboard following every device | `clients` | `role`=`client`, `interval_ms`, `sent:<device id>` (epoch ms of the last reading pushed from that device) |
 //! | dashboard following one device | `follow:<id>` | the same, and `follow`=`<id>` |
 
-use wsgw_core::{Connection, ConnectionId, Context, PageRequest, Result};
-
-use crate::Telemetry;
+use wsgw_core::Connection;
 
 /// `device` or `client`.
 pub const ROLE: &str = "role";
@@ -66,29 +64,9 @@ impl Role {
 
 /// The role recorded for a connection.
 pub fn role(connection: &Connection) -> Option<Role> {
-    match connection.attributes.get(ROLE)?.as_str()? {
+    match connection.attribute::<String>(ROLE).ok()??.as_str() {
         "device" => Some(Role::Device),
         "client" => Some(Role::Client),
         _ => None,
-    }
-}
-
-/// Every member of a group, page by page.
-pub(crate) async fn all_members(
-    ctx: &Context<Telemetry>,
-    group: &str,
-) -> Result<Vec<ConnectionId>> {
-    let mut members = Vec::new();
-    let mut token = None;
-    loop {
-        let page = ctx
-            .store()
-            .list_group(group, PageRequest::after(500, token))
-            .await?;
-        members.extend(page.items);
-        match page.next {
-            Some(next) => token = Some(next),
-            None => return Ok(members),
-        }
     }
 }

@@ -45,13 +45,11 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> wsgw_core::Result<()> {
-//! use std::sync::Arc;
 //! use serde_json::json;
 //! use telemetry::Telemetry;
-//! use wsgw_memory::{ConnectOptions, Harness, MemoryHistory};
+//! use wsgw_memory::{ConnectOptions, Harness};
 //!
-//! let state = Telemetry::new(Arc::new(MemoryHistory::new()));
-//! let harness = Harness::new(|store, sink| telemetry::router(store, sink, state));
+//! let harness = Harness::new(telemetry::router(Telemetry::new()));
 //! let device = harness
 //!     .connect_with(ConnectOptions::new().query("role", "device").query("device_id", "esp32-01"))
 //!     .await
@@ -72,6 +70,7 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod cli;
 mod clock;
 mod fanout;
 pub mod keys;
@@ -79,9 +78,8 @@ mod rest;
 mod state;
 mod ws;
 
-use std::sync::Arc;
-
-use wsgw_core::{ConnectionStore, MessageSink, RouteSelection, Router};
+use wsgw_aws::runner::Runner;
+use wsgw_core::{RouteSelection, Router};
 use wsgw_memory::gateway::Assets;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -99,15 +97,12 @@ pub const CONTROL_ACK: &str = "ControlAck";
 /// Route key of dashboard commands.
 pub const CONTROL_CMD: &str = "ControlCmd";
 
-/// Builds the telemetry router: the WebSocket routes and the REST routes, and the
-/// state's keys as the `$connect` authorizer when auth is on ([`access`]).
-pub fn router(
-    store: Arc<dyn ConnectionStore>,
-    sink: Arc<dyn MessageSink>,
-    state: Telemetry,
-) -> Router<Telemetry> {
+/// The telemetry router: the WebSocket routes and the REST routes, and the state's keys
+/// as the `$connect` authorizer when auth is on ([`access`]). It keeps connections in
+/// the store and readings in the history store it is served with.
+pub fn router(state: Telemetry) -> Router<Telemetry> {
     let keys = state.keys().cloned();
-    let router = Router::with_state(store, sink, state)
+    let router = Router::with_state(state)
         .route_selection(RouteSelection::default())
         .on_connect(ws::on_connect)
         .on_disconnect(ws::on_disconnect)
@@ -123,6 +118,15 @@ pub fn router(
         Some(keys) => router.authorizer(keys),
         None => router,
     }
+}
+
+/// The system as its binary serves it ([`wsgw_aws::runner`]): the router over `state`,
+/// readings kept in history, the dashboard at `/` locally.
+pub fn runner(state: Telemetry) -> Runner<Telemetry> {
+    Runner::new(router(state))
+        .with_history()
+        .assets(dashboard())
+        .hint("dashboard http://{addr}/, history http://{addr}/history?device_id=ID")
 }
 
 /// The dashboard's files, served at `/` by the local gateway.

@@ -4,10 +4,12 @@
 //! checks it itself.
 
 use chrono::DateTime;
+use futures::TryStreamExt;
 use serde_json::{json, Value};
 use telemetry_protocol::validate_device_id;
 use wsgw_core::{
-    Context, Error, HistoryQuery, HttpRequest, HttpResponse, Order, PageToken, Result,
+    ConnectionStoreExt, Context, Error, HistoryQuery, HttpRequest, HttpResponse, Order, PageToken,
+    Result,
 };
 
 use crate::access::CLIENT_ROLE;
@@ -210,7 +212,7 @@ pub(crate) async fn history(ctx: Ctx, request: HttpRequest) -> Result<HttpRespon
         Ok(params) => params,
         Err(message) => return Ok(bad_request(&ctx, &request, message)),
     };
-    let page = match ctx.state().history().query(params.query).await {
+    let page = match ctx.history().query(params.query).await {
         Ok(page) => page,
         Err(Error::InvalidToken { message }) => {
             return Ok(bad_request(
@@ -245,15 +247,12 @@ pub(crate) async fn devices(ctx: Ctx, request: HttpRequest) -> Result<HttpRespon
     }
     let listed = async {
         let mut devices = std::collections::BTreeMap::new();
-        for id in keys::all_members(&ctx, keys::DEVICES_GROUP).await? {
+        let mut members = ctx.store().members(keys::DEVICES_GROUP);
+        while let Some(id) = members.try_next().await? {
             let Some(connection) = ctx.store().get(&id).await? else {
                 continue;
             };
-            let Some(device_id) = connection
-                .attributes
-                .get(keys::DEVICE_ID)
-                .and_then(Value::as_str)
-            else {
+            let Some(device_id) = connection.attribute::<String>(keys::DEVICE_ID)? else {
                 continue;
             };
             let entry = json!({
@@ -263,11 +262,11 @@ pub(crate) async fn devices(ctx: Ctx, request: HttpRequest) -> Result<HttpRespon
             });
             // A device that reconnected before its old connection was cleaned up:
             // report the newest connection.
-            let newer = devices.get(device_id).is_none_or(|known: &Value| {
+            let newer = devices.get(&device_id).is_none_or(|known: &Value| {
                 known["connected_at_ms"].as_i64() <= entry["connected_at_ms"].as_i64()
             });
             if newer {
-                devices.insert(device_id.to_owned(), entry);
+                devices.insert(device_id, entry);
             }
         }
         Ok::<_, Error>(devices.into_values().collect::<Vec<_>>())

@@ -1,11 +1,11 @@
-//! The application state every handler sees: history, clock and settings.
+//! The application state every handler sees: clock and settings. Readings go to the
+//! history store the system is served with.
 
 use std::fmt;
 use std::sync::Arc;
 
 use chrono::Duration;
 use wsgw_core::auth::ApiKeyAuthorizer;
-use wsgw_core::HistoryStore;
 
 use crate::access::{CorsOrigins, DeviceSecret};
 use crate::clock::{Clock, SystemClock};
@@ -23,15 +23,14 @@ pub const DEFAULT_MAX_TRACKED_DEVICES: usize = 256;
 /// receive time is used instead: 5 minutes.
 pub const MAX_CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
 
-/// The telemetry system's state: where readings go, what time it is, and the settings.
+/// The telemetry system's state: what time it is, and the settings. Readings are kept in
+/// the history store it is served with ([`Context::history`](wsgw_core::Context::history)).
 ///
 /// ```
-/// use std::sync::Arc;
 /// use telemetry::Telemetry;
-/// use wsgw_memory::MemoryHistory;
 ///
 /// let secret = telemetry::access::DeviceSecret::new("fleet-secret-0123456789abcdef-0123456789")?;
-/// let state = Telemetry::new(Arc::new(MemoryHistory::new()))
+/// let state = Telemetry::new()
 ///     .with_history_ttl_days(7)
 ///     .with_device_secret(secret);
 /// assert_eq!(state.history_ttl().num_days(), 7);
@@ -39,7 +38,6 @@ pub const MAX_CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
 /// ```
 #[derive(Clone)]
 pub struct Telemetry {
-    history: Arc<dyn HistoryStore>,
     clock: Arc<dyn Clock>,
     history_ttl: Duration,
     device_secret: Option<DeviceSecret>,
@@ -49,11 +47,10 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Readings go to `history`; system clock, 30-day TTL, no device secret, no keys,
-    /// the default CORS origins (see [`CorsOrigins`]).
-    pub fn new(history: Arc<dyn HistoryStore>) -> Self {
+    /// System clock, 30-day TTL, no device secret, no keys, the default CORS origins
+    /// (see [`CorsOrigins`]).
+    pub fn new() -> Self {
         Telemetry {
-            history,
             clock: Arc::new(SystemClock),
             history_ttl: Duration::days(DEFAULT_HISTORY_TTL_DAYS.into()),
             device_secret: None,
@@ -135,11 +132,6 @@ impl Telemetry {
         }
     }
 
-    /// Where readings are stored.
-    pub fn history(&self) -> &dyn HistoryStore {
-        &*self.history
-    }
-
     /// The clock.
     pub fn clock(&self) -> &dyn Clock {
         &*self.clock
@@ -153,6 +145,12 @@ impl Telemetry {
     /// The secret devices' tokens are derived from, if set.
     pub fn device_secret(&self) -> Option<&DeviceSecret> {
         self.device_secret.as_ref()
+    }
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry::new()
     }
 }
 

@@ -2,6 +2,7 @@
 //! `ControlCmd` and `$default`.
 
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
 use serde_json::Value;
 use telemetry_protocol::{
     validate_device_id, Control, ControlAck, ControlAckNotice, ControlCmd, ControlRequest,
@@ -9,8 +10,8 @@ use telemetry_protocol::{
     DEFAULT_CLIENT_INTERVAL_MS, MAX_DEVICE_ID_LEN, MAX_METRICS, MAX_METRIC_NAME_LEN,
 };
 use wsgw_core::{
-    AttributeUpdate, Connection, ConnectionId, Context, Error, HistoryRecord, Payload, Reply,
-    Request, Result,
+    AttributeUpdate, Connection, ConnectionId, ConnectionStoreExt, Context, Error, HistoryRecord,
+    Payload, Rejection, Request, Result,
 };
 
 use wsgw_core::auth::{find_token, Principal, TokenSource};
@@ -25,23 +26,23 @@ type Ctx = Context<Telemetry>;
 /// `$connect`: `?role=device&device_id=…[&token=…]` or `?role=client[&device_id=…]`.
 /// Anything else is refused with 400 (401 for a device without its own token when a
 /// device secret is set).
-pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<Reply> {
+pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<()> {
     let now = ctx.state().clock().now();
     let device_id = request.query_param("device_id");
     if let Some(id) = device_id {
         if validate_device_id(id).is_err() {
-            return Ok(refuse(400, &ProtocolError::InvalidDeviceId.to_string()));
+            return Err(refuse(400, &ProtocolError::InvalidDeviceId.to_string()));
         }
     }
-    if let Some(reply) = refuse_principal(&ctx, &request, device_id) {
-        return Ok(reply);
+    if let Some(refusal) = refuse_principal(&ctx, &request, device_id) {
+        return Err(refusal);
     }
-    let connection = Connection::new(request.connection_id.clone())
-        .with_connected_at(request.connected_at.unwrap_or(now));
+    let connection =
+        Connection::from_request(&request).with_connected_at(request.connected_at.unwrap_or(now));
     let connection = match request.query_param("role") {
         Some("device") => {
             let Some(device_id) = device_id else {
-                return Ok(refuse(
+                return Err(refuse(
                     400,
                     "a device connects with ?role=device&device_id=<id>",
                 ));
@@ -52,7 +53,7 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<Reply> {
                 let presented = find_token(&TokenSource::defaults(), &request);
                 if !presented.is_some_and(|token| secret.verify(device_id, &token)) {
                     tracing::warn!(connection_id = %request.connection_id, device_id, "device refused: no token, or not this device's");
-                    return Ok(refuse(401, "wrong or missing device token"));
+                    return Err(refuse(401, "wrong or missing device token"));
                 }
             }
             connection
@@ -73,19 +74,11 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<Reply> {
             }
         }
         _ => {
-            return Ok(refuse(
+            return Err(refuse(
                 400,
                 "connect with ?role=device&device_id=<id> or ?role=client[&device_id=<id>]",
             ))
         }
-    };
-    let connection = match &request.source_ip {
-        Some(ip) => connection.with_source_ip(ip.clone()),
-        None => connection,
-    };
-    let connection = match &request.user_agent {
-        Some(agent) => connection.with_user_agent(agent.clone()),
-        None => connection,
     };
     tracing::info!(
         connection_id = %request.connection_id,
@@ -93,13 +86,12 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<Reply> {
         device_id = device_id.unwrap_or(""),
         "connected"
     );
-    ctx.store().put(connection).await?;
-    Ok(Reply::ok())
+    ctx.store().put(connection).await
 }
 
 /// With auth on, the refusal for a principal asking for a role or device its key does not
 /// give (403), or for no principal at all (401: the gateway ran no authorizer).
-fn refuse_principal(ctx: &Ctx, request: &Request, device_id: Option<&str>) -> Option<Reply> {
+fn refuse_principal(ctx: &Ctx, request: &Request, device_id: Option<&str>) -> Option<Error> {
     if !ctx.state().auth_required() {
         return None;
     }
@@ -135,60 +127,66 @@ fn not_own_device(ctx: &Ctx, request: &Request, device_id: &str) -> Option<Error
     }
 }
 
-fn refuse(status: u16, message: &str) -> Reply {
-    Reply::with_body(serde_json::json!({ "message": message }).to_string()).with_status(status)
+/// A refused `$connect`: the handshake fails with `status` (the body says why).
+fn refuse(status: u16, message: &str) -> Error {
+    match Rejection::json(&serde_json::json!({ "message": message })) {
+        Ok(rejection) => rejection.with_status(status).into(),
+        Err(error) => error,
+    }
+}
+
+/// The error frame `{"type":"error","code":…,"message":…}` a device or dashboard gets for
+/// a request it may not make or got wrong; its connection stays open.
+fn rejected(reply: &ErrorReply) -> Error {
+    match Rejection::json(reply) {
+        Ok(rejection) => rejection.into(),
+        Err(error) => error,
+    }
 }
 
 /// `$disconnect`: forgets the connection.
-pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<Reply> {
+pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<()> {
     let removed = ctx.store().delete(&request.connection_id).await?;
     let device_id = removed
         .as_ref()
-        .and_then(|c| c.attributes.get(keys::DEVICE_ID))
-        .and_then(|id| id.as_str())
-        .unwrap_or("");
+        .and_then(|c| c.attribute::<String>(keys::DEVICE_ID).ok().flatten())
+        .unwrap_or_default();
     tracing::info!(
         connection_id = %request.connection_id,
         device_id,
         status_code = request.disconnect.as_ref().map(|d| d.status_code),
         "disconnected"
     );
-    Ok(Reply::ok())
+    Ok(())
 }
 
 /// `RealTimeDataUpdate` from a device: validated, stored, pushed to dashboards that are
 /// due.
-pub(crate) async fn on_update(ctx: Ctx, request: Request) -> Result<Reply> {
+pub(crate) async fn on_update(ctx: Ctx, request: Request) -> Result<()> {
     let caller = &request.connection_id;
-    let update = match request
+    let update = request
         .text()
         .ok_or_else(binary_frame)
         .and_then(parse_update)
-    {
-        Ok(update) => update,
-        Err(reply) => return answer(&ctx, caller, &*reply).await,
-    };
-    let device_id = match caller_device(&ctx, caller).await? {
-        Ok(device_id) => device_id,
-        Err(reply) => return answer(&ctx, caller, &*reply).await,
-    };
+        .map_err(|reply| rejected(&reply))?;
+    let device_id = caller_device(&ctx, caller)
+        .await?
+        .map_err(|reply| rejected(&reply))?;
     if update.device_id.as_str() != device_id {
         let message = format!(
             "device_id \"{}\" is not the id this connection opened with (\"{device_id}\")",
             update.device_id
         );
-        return answer(
-            &ctx,
-            caller,
-            &ErrorReply::new(ErrorCode::DeviceIdMismatch, &message),
-        )
-        .await;
+        return Err(rejected(&ErrorReply::new(
+            ErrorCode::DeviceIdMismatch,
+            &message,
+        )));
     }
     if let Some(reply) = not_own_device(&ctx, &request, update.device_id.as_str()) {
-        return answer(&ctx, caller, &reply).await;
+        return Err(rejected(&reply));
     }
     if let Err(error) = update.validate() {
-        return answer(&ctx, caller, &ErrorReply::from_error(&error)).await;
+        return Err(rejected(&ErrorReply::from_error(&error)));
     }
 
     let state = ctx.state();
@@ -207,11 +205,10 @@ pub(crate) async fn on_update(ctx: Ctx, request: Request) -> Result<Reply> {
         data,
     )
     .expiring_at(time + state.history_ttl());
-    state.history().append(record).await?;
+    ctx.history().append(record).await?;
 
     let payload = Payload::json(&reading)?;
-    push_reading(&ctx, &device_id, &payload, now).await?;
-    Ok(Reply::ok())
+    push_reading(&ctx, &device_id, &payload, now).await
 }
 
 /// The time a reading is filed under: the device's `ts_ms` when it has a clock and is
@@ -297,16 +294,10 @@ async fn caller_device(
     caller: &ConnectionId,
 ) -> Result<std::result::Result<String, Refusal>> {
     let connection = ctx.store().get(caller).await?;
-    let device_id = connection.as_ref().and_then(|c| {
-        (keys::role(c) == Some(Role::Device))
-            .then(|| {
-                c.attributes
-                    .get(keys::DEVICE_ID)?
-                    .as_str()
-                    .map(str::to_owned)
-            })
-            .flatten()
-    });
+    let device_id = connection
+        .as_ref()
+        .filter(|c| keys::role(c) == Some(Role::Device))
+        .and_then(|c| c.attribute::<String>(keys::DEVICE_ID).ok().flatten());
     Ok(device_id.ok_or_else(|| {
         refusal(
             ErrorCode::WrongRole,
@@ -317,49 +308,47 @@ async fn caller_device(
 
 /// `ControlAck` from a device: remembered on the device's record and told to its
 /// dashboards and to the dashboard that asked.
-pub(crate) async fn on_control_ack(ctx: Ctx, request: Request) -> Result<Reply> {
+pub(crate) async fn on_control_ack(ctx: Ctx, request: Request) -> Result<()> {
     let caller = &request.connection_id;
-    let ack: ControlAck = match request.text().ok_or_else(binary_frame).and_then(|text| {
-        serde_json::from_str(text)
-            .map_err(|e| refusal(ErrorCode::InvalidMessage, &format!("not a ControlAck: {e}")))
-    }) {
-        Ok(ack) => ack,
-        Err(reply) => return answer(&ctx, caller, &*reply).await,
-    };
-    let device_id = match caller_device(&ctx, caller).await? {
-        Ok(device_id) => device_id,
-        Err(reply) => return answer(&ctx, caller, &*reply).await,
-    };
+    let ack: ControlAck = request
+        .text()
+        .ok_or_else(binary_frame)
+        .and_then(|text| {
+            serde_json::from_str(text)
+                .map_err(|e| refusal(ErrorCode::InvalidMessage, &format!("not a ControlAck: {e}")))
+        })
+        .map_err(|reply| rejected(&reply))?;
+    let device_id = caller_device(&ctx, caller)
+        .await?
+        .map_err(|reply| rejected(&reply))?;
     if ack.device_id.as_str() != device_id {
         let message = format!(
             "device_id \"{}\" is not the id this connection opened with (\"{device_id}\")",
             ack.device_id
         );
-        return answer(
-            &ctx,
-            caller,
-            &ErrorReply::new(ErrorCode::DeviceIdMismatch, &message),
-        )
-        .await;
+        return Err(rejected(&ErrorReply::new(
+            ErrorCode::DeviceIdMismatch,
+            &message,
+        )));
     }
     if let Some(reply) = not_own_device(&ctx, &request, ack.device_id.as_str()) {
-        return answer(&ctx, caller, &reply).await;
+        return Err(rejected(&reply));
     }
     if let Err(error) = ack.validate() {
-        return answer(&ctx, caller, &ErrorReply::from_error(&error)).await;
+        return Err(rejected(&ErrorReply::from_error(&error)));
     }
     let before = ctx.store().get(caller).await?;
-    let attribute = |name: &str| {
+    let attribute = |name: &str| -> Option<serde_json::Value> {
         before
             .as_ref()
-            .and_then(|c| c.attributes.get(name).cloned())
+            .and_then(|c| c.attribute(name).ok().flatten())
     };
     let requester =
         attribute(keys::CONTROL_REQUESTED_BY).and_then(|id| id.as_str().map(ConnectionId::new));
     let known = attribute(keys::SAMPLE_INTERVAL_MS).and_then(|ms| ms.as_u64());
     if requester.is_none() && known == Some(ack.sample_interval_ms.into()) {
         // A heartbeat: the device restates what it already told us.
-        return Ok(Reply::ok());
+        return Ok(());
     }
     let update = AttributeUpdate::new()
         .set(keys::SAMPLE_INTERVAL_MS, ack.sample_interval_ms)
@@ -369,53 +358,55 @@ pub(crate) async fn on_control_ack(ctx: Ctx, request: Request) -> Result<Reply> 
         Err(error) => return Err(error),
     }
 
-    let mut targets = followers(&ctx, &device_id).await?;
-    if let Some(requester) = requester {
-        if !targets.contains(&requester) {
-            targets.push(requester);
-        }
-    }
-    let notice = Payload::json(&ControlAckNotice::from_ack(&ack))?;
-    let report = ctx.broadcast(targets, &notice).await;
+    // Every dashboard following the device, and the one that asked (once).
+    let report = ctx
+        .broadcast(&ControlAckNotice::from_ack(&ack))
+        .to_groups(followers(&device_id))
+        .to(requester)
+        .await?;
     tracing::info!(
         device_id,
         sample_interval_ms = ack.sample_interval_ms,
         told = report.delivered.len(),
         "control acknowledged"
     );
-    Ok(Reply::ok())
+    Ok(())
 }
 
 /// `ControlCmd` from a dashboard: its own push interval, or a device's sample interval.
-pub(crate) async fn on_control_cmd(ctx: Ctx, request: Request) -> Result<Reply> {
+pub(crate) async fn on_control_cmd(ctx: Ctx, request: Request) -> Result<()> {
     let caller = &request.connection_id;
-    let parsed = request.text().ok_or_else(binary_frame).and_then(|text| {
-        let cmd: ControlCmd = serde_json::from_str(text)
-            .map_err(|e| refusal(ErrorCode::InvalidMessage, &format!("not a ControlCmd: {e}")))?;
-        cmd.request().map_err(|e| refusal_from(&e))
-    });
-    let command = match parsed {
-        Ok(command) => command,
-        Err(reply) => return answer(&ctx, caller, &*reply).await,
-    };
+    let command = request
+        .text()
+        .ok_or_else(binary_frame)
+        .and_then(|text| {
+            let cmd: ControlCmd = serde_json::from_str(text).map_err(|e| {
+                refusal(ErrorCode::InvalidMessage, &format!("not a ControlCmd: {e}"))
+            })?;
+            cmd.request().map_err(|e| refusal_from(&e))
+        })
+        .map_err(|reply| rejected(&reply))?;
     let connection = ctx.store().get(caller).await?;
     if connection.as_ref().and_then(keys::role) != Some(Role::Client) {
         let reply = ErrorReply::new(
             ErrorCode::WrongRole,
             "only dashboards send ControlCmd; connect with ?role=client",
         );
-        return answer(&ctx, caller, &reply).await;
+        return Err(rejected(&reply));
     }
     match command {
         ControlRequest::SetInterval { interval_ms } => {
-            let update = AttributeUpdate::new().set(keys::INTERVAL_MS, interval_ms);
-            match ctx.store().update_attributes(caller, update).await {
+            match ctx
+                .store()
+                .set_attribute(caller, keys::INTERVAL_MS, &interval_ms)
+                .await
+            {
                 Ok(_) => {}
-                Err(Error::NotFound { .. }) => return Ok(Reply::ok()),
+                Err(Error::NotFound { .. }) => return Ok(()),
                 Err(error) => return Err(error),
             }
             tracing::info!(connection_id = %caller, interval_ms, "push interval set");
-            answer(&ctx, caller, &IntervalReply::new(interval_ms)).await
+            ctx.reply(&IntervalReply::new(interval_ms)).await
         }
         ControlRequest::DeviceControl {
             device_id,
@@ -431,36 +422,42 @@ pub(crate) async fn on_control_cmd(ctx: Ctx, request: Request) -> Result<Reply> 
                 } else {
                     "only operators change a device's sample_interval_ms, and without dashboard keys there are none: run with device and dashboard keys (an operator's is NAME=KEY=operator)"
                 };
-                let reply = ErrorReply::new(ErrorCode::WrongRole, detail);
-                return answer(&ctx, caller, &reply).await;
+                return Err(rejected(&ErrorReply::new(ErrorCode::WrongRole, detail)));
             }
-            let devices = keys::all_members(&ctx, &keys::device_group(&device_id)).await?;
+            let devices: Vec<ConnectionId> = ctx
+                .store()
+                .members(keys::device_group(&device_id))
+                .try_collect()
+                .await?;
             for device in &devices {
-                let update =
-                    AttributeUpdate::new().set(keys::CONTROL_REQUESTED_BY, caller.as_str());
-                match ctx.store().update_attributes(device, update).await {
+                let requested_by = ctx
+                    .store()
+                    .set_attribute(device, keys::CONTROL_REQUESTED_BY, caller.as_str())
+                    .await;
+                match requested_by {
                     Ok(_) | Err(Error::NotFound { .. }) => {}
                     Err(error) => return Err(error),
                 }
             }
+            // The command's interval was checked with the same bounds.
             let control = Control::new(sample_interval_ms.into())
                 .map_err(|e| Error::invalid_input(e.to_string()))?;
-            let report = ctx.broadcast(devices, &Payload::json(&control)?).await;
+            let report = ctx.broadcast(&control).to(devices).await?;
             if report.delivered.is_empty() {
                 let reply = ErrorReply::new(
                     ErrorCode::DeviceNotConnected,
                     &format!("device \"{device_id}\" is not connected"),
                 );
-                return answer(&ctx, caller, &reply).await;
+                return Err(rejected(&reply));
             }
             tracing::info!(connection_id = %caller, device_id = %device_id, sample_interval_ms, "control forwarded");
-            Ok(Reply::ok())
+            Ok(())
         }
     }
 }
 
 /// `$default`: unknown actions, non-JSON and binary frames.
-pub(crate) async fn on_default(ctx: Ctx, request: Request) -> Result<Reply> {
+pub(crate) async fn on_default(_ctx: Ctx, request: Request) -> Result<()> {
     let action = request
         .text()
         .and_then(|text| serde_json::from_str::<Value>(text).ok())
@@ -481,23 +478,7 @@ pub(crate) async fn on_default(ctx: Ctx, request: Request) -> Result<Reply> {
             ),
         ),
     };
-    answer(&ctx, &request.connection_id, &reply).await
-}
-
-/// Sends `message` to the caller; a caller that already left is not a failure.
-async fn answer<T: serde::Serialize>(
-    ctx: &Ctx,
-    caller: &ConnectionId,
-    message: &T,
-) -> Result<Reply> {
-    match ctx.send_json(caller, message).await {
-        Ok(()) => Ok(Reply::ok()),
-        Err(error) if error.is_gone() => {
-            tracing::debug!(connection_id = %caller, "caller left before its answer was sent");
-            Ok(Reply::ok())
-        }
-        Err(error) => Err(error),
-    }
+    Err(rejected(&reply))
 }
 
 #[cfg(test)]

@@ -26,9 +26,11 @@ async fn start() -> (RunningGateway, String, Arc<MemoryStore>) {
         .expect("auth on");
     let sockets = Arc::new(MemorySink::new());
     let store = Arc::new(MemoryStore::new());
-    let state = Telemetry::new(Arc::new(MemoryHistory::new())).with_keys(keys);
-    let router = telemetry::router(store.clone(), sockets.clone(), state);
-    let running = LocalGateway::new(router, sockets)
+    let state = Telemetry::new().with_keys(keys);
+    let router = telemetry::router(state);
+    let running = LocalGateway::new(router)
+        .with_sockets(sockets)
+        .with_store(store.clone())
         .assets(telemetry::dashboard())
         .bind("127.0.0.1:0".parse().expect("address"))
         .await
@@ -319,7 +321,7 @@ async fn the_binary_in_authorizer_role_answers_api_gateway_with_policies() {
 
 #[tokio::test]
 async fn with_keys_routes_without_a_principal_refuse_rather_than_trust() {
-    use wsgw_core::{ConnectionId, HistoryQuery, HistoryStore, Request};
+    use wsgw_core::{Backends, ConnectionId, HistoryQuery, HistoryStore, Request};
 
     // As deployed without the API Gateway authorizer: $connect runs the router's own
     // authorizer, but later events arrive with no requestContext.authorizer.
@@ -329,11 +331,8 @@ async fn with_keys_routes_without_a_principal_refuse_rather_than_trust() {
     let store = Arc::new(MemoryStore::new());
     let sink = Arc::new(MemorySink::new());
     let history = Arc::new(MemoryHistory::new());
-    let router = telemetry::router(
-        store.clone(),
-        sink.clone(),
-        Telemetry::new(history.clone()).with_keys(keys),
-    );
+    let router = telemetry::router(Telemetry::new().with_keys(keys));
+    let backends = Backends::new(store.clone(), sink.clone()).with_history(history.clone());
     let device = ConnectionId::new("dev=");
     let ops = ConnectionId::new("ops=");
     for id in [&device, &ops] {
@@ -348,20 +347,27 @@ async fn with_keys_routes_without_a_principal_refuse_rather_than_trust() {
     };
     let status = |reply: wsgw_core::Result<wsgw_core::Reply>| reply.expect("handled").status;
     assert_eq!(
-        status(router.handle(connect(&device, &[("role", "client")])).await),
+        status(
+            router
+                .handle(&backends, connect(&device, &[("role", "client")]))
+                .await
+        ),
         401
     );
     assert_eq!(
         status(
             router
-                .handle(connect(
-                    &device,
-                    &[
-                        ("role", "device"),
-                        ("device_id", "esp32-01"),
-                        ("token", "k-dev-01")
-                    ]
-                ))
+                .handle(
+                    &backends,
+                    connect(
+                        &device,
+                        &[
+                            ("role", "device"),
+                            ("device_id", "esp32-01"),
+                            ("token", "k-dev-01")
+                        ]
+                    )
+                )
                 .await
         ),
         200
@@ -369,7 +375,10 @@ async fn with_keys_routes_without_a_principal_refuse_rather_than_trust() {
     assert_eq!(
         status(
             router
-                .handle(connect(&ops, &[("role", "client"), ("token", "k-ops-ada")]))
+                .handle(
+                    &backends,
+                    connect(&ops, &[("role", "client"), ("token", "k-ops-ada")])
+                )
                 .await
         ),
         200
@@ -377,7 +386,7 @@ async fn with_keys_routes_without_a_principal_refuse_rather_than_trust() {
 
     let now = chrono::Utc::now().timestamp_millis();
     let update = Request::message(device.clone(), reading("esp32-01", 1, now).to_string());
-    assert_eq!(status(router.handle(update).await), 200);
+    assert_eq!(status(router.handle(&backends, update).await), 200);
     let told: Vec<serde_json::Value> = sink
         .sent_to(&device)
         .iter()
@@ -397,7 +406,7 @@ async fn with_keys_routes_without_a_principal_refuse_rather_than_trust() {
     let command =
         json!({"action": "ControlCmd", "device_id": "esp32-01", "sample_interval_ms": 2000});
     let command = Request::message(ops.clone(), command.to_string());
-    assert_eq!(status(router.handle(command).await), 200);
+    assert_eq!(status(router.handle(&backends, command).await), 200);
     let told: Vec<serde_json::Value> = sink
         .sent_to(&ops)
         .iter()
@@ -489,13 +498,12 @@ async fn with_keys_cors_names_only_the_configured_origins() {
         .expect("key lists")
         .expect("auth on");
     let sockets = Arc::new(MemorySink::new());
-    let state = Telemetry::new(Arc::new(MemoryHistory::new()))
-        .with_keys(keys)
-        .with_cors_origins(
-            telemetry::access::CorsOrigins::parse("https://dash.example").expect("an origin"),
-        );
-    let router = telemetry::router(Arc::new(MemoryStore::new()), sockets.clone(), state);
-    let running = LocalGateway::new(router, sockets)
+    let state = Telemetry::new().with_keys(keys).with_cors_origins(
+        telemetry::access::CorsOrigins::parse("https://dash.example").expect("an origin"),
+    );
+    let router = telemetry::router(state);
+    let running = LocalGateway::new(router)
+        .with_sockets(sockets)
         .bind("127.0.0.1:0".parse().expect("address"))
         .await
         .expect("binds");
@@ -518,9 +526,10 @@ const DEVICE_SECRET: &str = "fleet-secret-0123456789abcdef-0123456789";
 async fn start_with_device_secret() -> (RunningGateway, String) {
     let sockets = Arc::new(MemorySink::new());
     let secret = telemetry::access::DeviceSecret::new(DEVICE_SECRET).expect("a long secret");
-    let state = Telemetry::new(Arc::new(MemoryHistory::new())).with_device_secret(secret);
-    let router = telemetry::router(Arc::new(MemoryStore::new()), sockets.clone(), state);
-    let running = LocalGateway::new(router, sockets)
+    let state = Telemetry::new().with_device_secret(secret);
+    let router = telemetry::router(state);
+    let running = LocalGateway::new(router)
+        .with_sockets(sockets)
         .bind("127.0.0.1:0".parse().expect("address"))
         .await
         .expect("binds");

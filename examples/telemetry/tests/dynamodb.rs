@@ -18,7 +18,7 @@ use serde_json::json;
 use telemetry::{ManualClock, Telemetry};
 use wsgw_aws::dynamo::local::unique_name as unique;
 use wsgw_aws::dynamo::{local, DynamoHistory, DynamoStore, DYNAMODB_ENDPOINT_ENV};
-use wsgw_core::{ConnectionId, Request, Router};
+use wsgw_core::{Backends, ConnectionId, Request, Router};
 use wsgw_memory::gateway::{LocalGateway, RunningGateway};
 use wsgw_memory::MemorySink;
 
@@ -36,9 +36,12 @@ async fn tables() -> (DynamoStore, DynamoHistory) {
 async fn start_on_dynamodb() -> (RunningGateway, String, String) {
     let (store, history) = tables().await;
     let sockets = Arc::new(MemorySink::new());
-    let state = Telemetry::new(Arc::new(history));
-    let router = telemetry::router(Arc::new(store), sockets.clone(), state);
-    let running = LocalGateway::new(router, sockets)
+    let state = Telemetry::new();
+    let router = telemetry::router(state);
+    let running = LocalGateway::new(router)
+        .with_sockets(sockets)
+        .with_store(Arc::new(store))
+        .with_history(Arc::new(history))
         .bind("127.0.0.1:0".parse().unwrap())
         .await
         .expect("binds");
@@ -60,8 +63,9 @@ async fn concurrent_invocations_push_once_per_interval_with_dynamodb_conditional
     let sink = Arc::new(MemorySink::new());
     // Dated in the future: DynamoHistory hides records whose TTL passed by the real clock.
     let clock = ManualClock::new(Utc.timestamp_millis_opt(4_102_444_800_000).unwrap());
-    let state = Telemetry::new(Arc::new(history)).with_clock(clock.clone());
-    let router: Router<Telemetry> = telemetry::router(Arc::new(store), sink.clone(), state);
+    let state = Telemetry::new().with_clock(clock.clone());
+    let router: Router<Telemetry> = telemetry::router(state);
+    let backends = Backends::new(Arc::new(store), sink.clone()).with_history(Arc::new(history));
 
     let open = |id: &str, query: &[(&str, &str)]| {
         let id = ConnectionId::new(id);
@@ -71,8 +75,12 @@ async fn concurrent_invocations_push_once_per_interval_with_dynamodb_conditional
         }
         let router = router.clone();
         let sink = sink.clone();
+        let backends = backends.clone();
         async move {
-            let reply = router.handle(request).await.expect("$connect runs");
+            let reply = router
+                .handle(&backends, request)
+                .await
+                .expect("$connect runs");
             assert_eq!(reply.status, 200);
             sink.open(&id, None, None);
             id
@@ -96,9 +104,9 @@ async fn concurrent_invocations_push_once_per_interval_with_dynamodb_conditional
         let reading =
             |seq: u64| Request::message(device.clone(), reading("esp32-01", seq, 0).to_string());
         let (one, two, three) = tokio::join!(
-            router.handle(reading(3 * round)),
-            router.handle(reading(3 * round + 1)),
-            router.handle(reading(3 * round + 2)),
+            router.handle(&backends, reading(3 * round)),
+            router.handle(&backends, reading(3 * round + 1)),
+            router.handle(&backends, reading(3 * round + 2)),
         );
         for outcome in [one, two, three] {
             outcome.expect("the reading is handled");

@@ -10,13 +10,14 @@ use common::*;
 use serde_json::json;
 use telemetry::Telemetry;
 use wsgw_memory::gateway::{LocalGateway, RunningGateway};
-use wsgw_memory::{MemoryHistory, MemorySink, MemoryStore};
+use wsgw_memory::{MemorySink, MemoryStore};
 
 async fn start() -> (RunningGateway, String, String) {
     let sockets = Arc::new(MemorySink::new());
-    let state = Telemetry::new(Arc::new(MemoryHistory::new()));
-    let router = telemetry::router(Arc::new(MemoryStore::new()), sockets.clone(), state);
-    let running = LocalGateway::new(router, sockets)
+    let state = Telemetry::new();
+    let router = telemetry::router(state);
+    let running = LocalGateway::new(router)
+        .with_sockets(sockets)
         .assets(telemetry::dashboard())
         .bind("127.0.0.1:0".parse().unwrap())
         .await
@@ -211,9 +212,11 @@ async fn minted_device_ids_cannot_grow_a_dashboards_record() {
     const MINTED: usize = 600;
     let store = Arc::new(MemoryStore::new());
     let sockets = Arc::new(MemorySink::new());
-    let state = Telemetry::new(Arc::new(MemoryHistory::new()));
-    let router = telemetry::router(store.clone(), sockets.clone(), state);
-    let gateway = LocalGateway::new(router, sockets)
+    let state = Telemetry::new();
+    let router = telemetry::router(state);
+    let gateway = LocalGateway::new(router)
+        .with_sockets(sockets)
+        .with_store(store.clone())
         .bind("127.0.0.1:0".parse().unwrap())
         .await
         .expect("binds");

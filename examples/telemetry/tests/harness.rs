@@ -5,9 +5,7 @@ use std::sync::Arc;
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::{json, Value};
 use telemetry::{ManualClock, Telemetry};
-use wsgw_core::{
-    ConnectionStore, HistoryQuery, HistoryStore, HttpRequest, HttpResponse, Payload, Request,
-};
+use wsgw_core::{HistoryQuery, HistoryStore, HttpRequest, HttpResponse, Payload, Request};
 use wsgw_memory::{ConnectError, ConnectOptions, Harness, MemoryHistory, TestClient};
 
 /// 2100-01-01T00:00:00Z: handlers run on a manual clock, and the memory history
@@ -27,8 +25,8 @@ fn world() -> World {
 fn world_with(configure: impl FnOnce(Telemetry) -> Telemetry) -> World {
     let clock = ManualClock::new(Utc.timestamp_millis_opt(T0).unwrap());
     let history = Arc::new(MemoryHistory::new());
-    let state = configure(Telemetry::new(history.clone()).with_clock(clock.clone()));
-    let harness = Harness::new(|store, sink| telemetry::router(store, sink, state));
+    let state = configure(Telemetry::new().with_clock(clock.clone()));
+    let harness = Harness::new(telemetry::router(state)).with_history(history.clone());
     World {
         harness,
         clock,
@@ -78,7 +76,7 @@ impl World {
     async fn http(&self, request: HttpRequest) -> HttpResponse {
         self.harness
             .router()
-            .handle_http(request)
+            .handle_http(self.harness.backends(), request)
             .await
             .expect("REST route answers")
     }
@@ -327,7 +325,11 @@ async fn two_concurrent_invocations_push_to_a_dashboard_only_once_per_interval()
             update("esp32-01", 2 * round + 1, 0, 2.0).to_string(),
         );
         let router = w.harness.router();
-        let (one, two) = tokio::join!(router.handle(first), router.handle(second));
+        let backends = w.harness.backends();
+        let (one, two) = tokio::join!(
+            router.handle(backends, first),
+            router.handle(backends, second)
+        );
         one.unwrap();
         two.unwrap();
         w.advance_ms(1000);

@@ -17,13 +17,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use wsgw_memory::gateway::{LocalGateway, RunningGateway};
-use wsgw_memory::{MemoryHistory, MemorySink, MemoryStore};
+use wsgw_memory::MemorySink;
 
 async fn start() -> (RunningGateway, String, String) {
     let sockets = Arc::new(MemorySink::new());
-    let state = Telemetry::new(Arc::new(MemoryHistory::new()));
-    let router = telemetry::router(Arc::new(MemoryStore::new()), sockets.clone(), state);
-    let running = LocalGateway::new(router, sockets)
+    let state = Telemetry::new();
+    let router = telemetry::router(state);
+    let running = LocalGateway::new(router)
+        .with_sockets(sockets)
         .assets(telemetry::dashboard())
         .bind("127.0.0.1:0".parse().expect("address"))
         .await

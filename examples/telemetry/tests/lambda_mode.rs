@@ -8,26 +8,19 @@
 #![cfg(feature = "integration")]
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use wsgw_aws::dynamo::{local, DynamoHistory, DynamoStore, DYNAMODB_ENDPOINT_ENV};
 use wsgw_core::{ConnectionId, ConnectionStore};
+use wsgw_memory::gateway::lambda_function::{assert_arm64_answers_as_host, LambdaFunction};
 use wsgw_memory::gateway::{Invocation, LambdaRuntimeEmulator, ManagementRecorder};
 
 const WAIT: Duration = Duration::from_secs(30);
 const DEVICE: &str = "DEVICEconnAAAA=";
 const DASHBOARD: &str = "DASHconnAAAAAA=";
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn endpoint() -> String {
     local::endpoint_from_env().unwrap_or_else(|missing| panic!("{missing}"))
@@ -158,36 +151,42 @@ fn header<'a>(response: &'a Value, name: &str) -> Option<&'a str> {
         .and_then(|(_, value)| value.as_str())
 }
 
-#[tokio::test]
-async fn telemetry_runs_as_a_lambda_for_websocket_routes_and_rest_history() {
-    let (store, history) = tables().await;
-    let runtime = LambdaRuntimeEmulator::start().await.expect("runtime API");
-    let management = ManagementRecorder::start().await.expect("@connections");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_telemetry"));
+/// `command` (the telemetry binary, or its arm64 build under qemu) configured as the
+/// template configures the function, on the tables `store` and `history`, quiet.
+fn on_tables(mut command: Command, store: &DynamoStore, history: &DynamoHistory) -> Command {
     command
-        .envs(runtime.function_env())
-        .env("WSGW_MANAGEMENT_ENDPOINT", management.endpoint())
         .env(DYNAMODB_ENDPOINT_ENV, endpoint())
         .env("WSGW_CONNECTIONS_TABLE", store.table())
         .env("WSGW_HISTORY_TABLE", history.table())
         .env("TELEMETRY_HISTORY_TTL_DAYS", "7")
         .env("TELEMETRY_DEVICE_TOKEN", "")
         .env("TELEMETRY_CORS_ORIGIN", "https://dashboard.example")
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_PROFILE")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let _function = Running(command.spawn().expect("telemetry starts"));
+    command
+}
+
+#[tokio::test]
+async fn telemetry_runs_as_a_lambda_for_websocket_routes_and_rest_history() {
+    let (store, history) = tables().await;
+    let function = LambdaFunction::start(on_tables(
+        Command::new(env!("CARGO_BIN_EXE_telemetry")),
+        &store,
+        &history,
+    ))
+    .await
+    .expect("telemetry starts");
+    let (runtime, management) = (function.runtime(), function.management());
 
     // $connect: a device and a dashboard; a device without an id is refused.
     let device = connect(DEVICE, json!({"role": "device", "device_id": "esp32-01"}));
-    assert_eq!(invoke(&runtime, device).await, 200);
+    assert_eq!(invoke(runtime, device).await, 200);
     assert_eq!(
-        invoke(&runtime, connect(DASHBOARD, json!({"role": "client"}))).await,
+        invoke(runtime, connect(DASHBOARD, json!({"role": "client"}))).await,
         200
     );
     assert_eq!(
-        invoke(&runtime, connect("BAD=", json!({"role": "device"}))).await,
+        invoke(runtime, connect("BAD=", json!({"role": "device"}))).await,
         400
     );
     let stored = store
@@ -202,7 +201,7 @@ async fn telemetry_runs_as_a_lambda_for_websocket_routes_and_rest_history() {
         DASHBOARD,
         json!({"action": "ControlCmd", "interval_ms": 2000}),
     );
-    assert_eq!(invoke(&runtime, interval).await, 200);
+    assert_eq!(invoke(runtime, interval).await, 200);
     let now = chrono::Utc::now().timestamp_millis();
     for seq in 0..3 {
         let reading = message(
@@ -210,9 +209,9 @@ async fn telemetry_runs_as_a_lambda_for_websocket_routes_and_rest_history() {
             json!({"action": "RealTimeDataUpdate", "device_id": "esp32-01", "seq": seq,
                    "ts_ms": now - 10 + seq, "readings": {"temperature_c": 21.5, "uptime_s": seq}}),
         );
-        assert_eq!(invoke(&runtime, reading).await, 200);
+        assert_eq!(invoke(runtime, reading).await, 200);
     }
-    let calls = posted(&management);
+    let calls = posted(management);
     assert_eq!(
         calls[DASHBOARD][0],
         json!({"type": "interval", "interval_ms": 2000})
@@ -231,24 +230,24 @@ async fn telemetry_runs_as_a_lambda_for_websocket_routes_and_rest_history() {
         DASHBOARD,
         json!({"action": "ControlCmd", "device_id": "esp32-01", "sample_interval_ms": 5000}),
     );
-    assert_eq!(invoke(&runtime, control).await, 200);
+    assert_eq!(invoke(runtime, control).await, 200);
     assert_eq!(
-        posted(&management)[DEVICE],
+        posted(management)[DEVICE],
         vec![json!({"type": "control", "sample_interval_ms": 5000})]
     );
     let ack = message(
         DEVICE,
         json!({"action": "ControlAck", "device_id": "esp32-01", "sample_interval_ms": 5000}),
     );
-    assert_eq!(invoke(&runtime, ack).await, 200);
+    assert_eq!(invoke(runtime, ack).await, 200);
     assert_eq!(
-        posted(&management)[DASHBOARD],
+        posted(management)[DASHBOARD],
         vec![json!({"type": "control_ack", "device_id": "esp32-01", "sample_interval_ms": 5000})]
     );
 
     // The REST history API: two pages, CORS on every answer, 400s, the preflight.
     let first = response(
-        &runtime,
+        runtime,
         rest_event(
             "GET",
             "/history",
@@ -266,7 +265,7 @@ async fn telemetry_runs_as_a_lambda_for_websocket_routes_and_rest_history() {
     assert_eq!(body["items"][0]["seq"], 0);
     let next = body["next"].as_str().expect("a next token").to_owned();
     let second = response(
-        &runtime,
+        runtime,
         rest_event(
             "GET",
             "/history",
@@ -283,7 +282,7 @@ async fn telemetry_runs_as_a_lambda_for_websocket_routes_and_rest_history() {
     assert_eq!(body["next"], Value::Null);
 
     let bad = response(
-        &runtime,
+        runtime,
         rest_event("GET", "/history", json!({"limit": "2"})),
     )
     .await;
@@ -292,19 +291,19 @@ async fn telemetry_runs_as_a_lambda_for_websocket_routes_and_rest_history() {
         header(&bad, "access-control-allow-origin"),
         Some("https://dashboard.example")
     );
-    let preflight = response(&runtime, rest_event("OPTIONS", "/history", json!({}))).await;
+    let preflight = response(runtime, rest_event("OPTIONS", "/history", json!({}))).await;
     assert_eq!(preflight["statusCode"], 204);
     assert!(header(&preflight, "access-control-allow-methods")
         .unwrap()
         .contains("GET"));
-    let devices = response(&runtime, rest_event("GET", "/devices", json!({}))).await;
+    let devices = response(runtime, rest_event("GET", "/devices", json!({}))).await;
     let body: Value = serde_json::from_str(devices["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["devices"][0]["device_id"], "esp32-01");
     assert_eq!(body["devices"][0]["sample_interval_ms"], 5000);
 
     // $disconnect forgets the device.
     let leave = websocket_event("DISCONNECT", "$disconnect", DEVICE, None);
-    assert_eq!(invoke(&runtime, leave).await, 200);
+    assert_eq!(invoke(runtime, leave).await, 200);
     assert_eq!(
         store
             .get(&ConnectionId::new(DEVICE))
@@ -312,4 +311,29 @@ async fn telemetry_runs_as_a_lambda_for_websocket_routes_and_rest_history() {
             .expect("readable"),
         None
     );
+}
+
+#[tokio::test]
+#[ignore = "needs qemu-aarch64 and the arm64 bootstrap: cargo xtask test installs, builds and runs it"]
+async fn the_arm64_bootstrap_under_qemu_answers_the_shipped_events_as_this_build_does() {
+    // Ids and clocks made while handling differ in every run; everything else must be
+    // equal. Each build runs on tables of its own, empty as a new stack's.
+    assert_arm64_answers_as_host(
+        Path::new(env!("CARGO_BIN_EXE_telemetry")),
+        "telemetry",
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("events"),
+        &[
+            "ts_ms",
+            "timestamp",
+            "connected_at",
+            "last_active_at",
+            "expires_at",
+        ],
+        2,
+        |command| async {
+            let (store, history) = tables().await;
+            on_tables(command, &store, &history)
+        },
+    )
+    .await;
 }

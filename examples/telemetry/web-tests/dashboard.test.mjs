@@ -12,78 +12,27 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import path from "node:path";
 import { chromium } from "playwright-core";
+import { CHROMIUM, CHROMIUM_ARGS, WAIT, startBinary } from "../../web-support/binary.mjs";
 
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const SCREENSHOT = process.env.SCREENSHOT || "/tmp/telemetry-dashboard.png";
-const WAIT = 15_000;
-
-function telemetryBinary() {
-  if (process.env.TELEMETRY_BIN) return path.resolve(process.env.TELEMETRY_BIN);
-  const metadata = JSON.parse(
-    execFileSync("cargo", ["metadata", "--format-version", "1", "--no-deps"], { encoding: "utf8" }),
-  );
-  return path.join(metadata.target_directory, "debug", "telemetry");
-}
 
 /** Starts the telemetry binary on a free port; resolves with its URLs and a stop(). */
-function startTelemetry(extraArgs = []) {
-  const binary = telemetryBinary();
-  if (!existsSync(binary)) {
-    throw new Error(`no telemetry binary at ${binary}: run \`cargo build -p telemetry\` or set TELEMETRY_BIN`);
-  }
-  const env = { ...process.env, RUST_LOG: "warn" };
-  for (const name of ["AWS_LAMBDA_RUNTIME_API", "WSGW_DYNAMODB_ENDPOINT", "WSGW_LISTEN", "TELEMETRY_DEVICE_TOKEN",
-    "TELEMETRY_DEVICE_SECRET", "TELEMETRY_DEVICE_KEYS", "TELEMETRY_DASHBOARD_KEYS", "TELEMETRY_CORS_ORIGIN"]) {
-    delete env[name];
-  }
-  const child = spawn(binary, ["--listen", "127.0.0.1:0", ...extraArgs], { env, stdio: ["ignore", "pipe", "pipe"] });
-  let stderr = "";
-  child.stderr.on("data", (chunk) => { stderr += chunk; });
-  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
-  return new Promise((resolve, reject) => {
-    let stdout = "";
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`telemetry printed no address within ${WAIT} ms; stderr: ${stderr}`));
-    }, WAIT);
-    child.on("error", (error) => { clearTimeout(timer); reject(error); });
-    child.stdout.on("data", (chunk) => {
-      stdout += chunk;
-      if (!stdout.includes("\n")) return;
-      clearTimeout(timer);
-      const line = stdout.split("\n")[0];
-      const ws = line.split(/\s+/).find((word) => word.startsWith("ws://"));
-      if (!ws) {
-        child.kill("SIGKILL");
-        reject(new Error(`no ws:// address in ${JSON.stringify(line)}`));
-        return;
-      }
-      resolve({
-        ws,
-        http: ws.replace(/^ws:/, "http:"),
-        stop: async () => {
-          if (child.exitCode === null) child.kill("SIGTERM");
-          return exited;
-        },
-      });
-    });
+async function startTelemetry(args = []) {
+  const telemetry = await startBinary({
+    name: "telemetry",
+    variable: "TELEMETRY_BIN",
+    prefix: "ws://",
+    args,
+    unset: ["TELEMETRY_DEVICE_TOKEN", "TELEMETRY_DEVICE_SECRET", "TELEMETRY_DEVICE_KEYS", "TELEMETRY_DASHBOARD_KEYS", "TELEMETRY_CORS_ORIGIN"],
   });
+  return { ws: telemetry.address, http: telemetry.address.replace(/^ws:/, "http:"), stop: telemetry.stop };
 }
 
 let browser;
 
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-  });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
 });
 
 after(async () => {

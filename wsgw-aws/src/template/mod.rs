@@ -11,11 +11,8 @@
 //! ([`WebSocketApi::check_router`]):
 //!
 //! ```
-//! use std::sync::Arc;
 //! use wsgw_aws::template::Template;
-//! use wsgw_core::{Context, Reply, Request, Router};
-//! # use wsgw_core::{MockConnectionStore, MockMessageSink};
-//! # let (store, sink) = (Arc::new(MockConnectionStore::new()), Arc::new(MockMessageSink::new()));
+//! use wsgw_core::{Context, Request, Router};
 //!
 //! let template = Template::parse(
 //!     r#"
@@ -34,9 +31,9 @@
 //! "#,
 //!     "template.yaml",
 //! )?;
-//! let ok = |_ctx: Context, _req: Request| async { Ok(Reply::ok()) };
+//! let ok = |_ctx: Context, _req: Request| async { Ok(()) };
 //!
-//! let router = Router::new(store, sink).route("ping", ok);
+//! let router = Router::new().route("ping", ok);
 //! template.websocket_api()?.check_router(&router)?;
 //!
 //! let drifted = router.route("pong", ok);

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use futures::stream::FuturesUnordered;
 use futures::task::AtomicWaker;
 use futures::{FutureExt, SinkExt, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_tungstenite::tungstenite;
 use wsgw_core::metrics::{Counter, Metrics};
 use wsgw_core::{
@@ -26,10 +26,10 @@ use wsgw_core::{
     Request, CONNECT, DISCONNECT,
 };
 
-use super::Shared;
+use super::{Shared, Usage};
 use crate::harness::{BINARY_FRAME_REASON, UNSUPPORTED_DATA};
 use crate::ids::{new_connection_id, random_id};
-use crate::Outbox;
+use crate::{Outbox, OutboxMessages};
 
 /// Close code for a message or frame over the limits.
 const MESSAGE_TOO_BIG: u16 = 1009;
@@ -109,6 +109,22 @@ fn refuse_failed_connect<T, E>(outcome: &Guarded<T, E>) -> Response {
         .into_response()
 }
 
+/// The handshake answer beyond [`Limits::max_connections`](super::Limits::max_connections):
+/// API Gateway's throttling answer.
+fn too_many_connections() -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        r#"{"message":"Too Many Requests"}"#,
+    )
+        .into_response()
+}
+
+/// A connection's place among [`Limits::max_connections`](super::Limits::max_connections),
+/// held by its socket task (or, when the upgrade fails, its `$disconnect`) and given back
+/// when the last holder ends.
+type Slot = Arc<OwnedSemaphorePermit>;
+
 /// `requestContext.domainName`: the `Host` the client asked for, without the port, as
 /// API Gateway's `{api}.execute-api.{region}.amazonaws.com` has none.
 fn domain_name(host: Option<&String>) -> String {
@@ -122,8 +138,8 @@ fn domain_name(host: Option<&String>) -> String {
 }
 
 /// Runs the authorizer and `$connect`; accepts the upgrade only on a 2xx reply.
-pub(super) async fn handshake<S: Send + Sync + 'static>(
-    shared: Arc<Shared<S>>,
+pub(super) async fn handshake(
+    shared: Arc<Shared>,
     peer: SocketAddr,
     uri: Uri,
     headers: HeaderMap,
@@ -133,6 +149,14 @@ pub(super) async fn handshake<S: Send + Sync + 'static>(
         return refuse(503);
     }
     let started = Instant::now();
+    let Ok(slot) = shared.usage.connection_slots.clone().try_acquire_owned() else {
+        tracing::warn!(%peer, max_connections = shared.limits.max_connections, "upgrade refused with 429: the gateway holds as many WebSocket connections as Limits::max_connections allows");
+        let observer = shared.integration.observer();
+        observer.count(Counter::Connects, CONNECT, 1);
+        observer.count(Counter::ConnectsRefused, CONNECT, 1);
+        return too_many_connections();
+    };
+    let slot: Slot = Arc::new(slot);
     let headers = lower_case_headers(&headers);
     let session = Session {
         id: new_connection_id(),
@@ -153,7 +177,7 @@ pub(super) async fn handshake<S: Send + Sync + 'static>(
     let limits = &shared.limits;
     let authorization = tokio::time::timeout(
         limits.handler_timeout,
-        AssertUnwindSafe(shared.router.authorize(&request)).catch_unwind(),
+        AssertUnwindSafe(shared.integration.authorize(&request)).catch_unwind(),
     )
     .await;
     let authorizer = match authorization {
@@ -165,7 +189,7 @@ pub(super) async fn handshake<S: Send + Sync + 'static>(
         outcome => {
             tracing::error!(connection_id = %session.id, failure = %describe_failure(&outcome), "authorizer failed");
             report_abort(
-                shared.router.observer(),
+                shared.integration.observer(),
                 &outcome,
                 Counter::Connects,
                 CONNECT,
@@ -181,7 +205,7 @@ pub(super) async fn handshake<S: Send + Sync + 'static>(
     let request = request.with_authorizer(session.authorizer.clone());
     let outcome = tokio::time::timeout(
         limits.handler_timeout,
-        AssertUnwindSafe(shared.router.handle(request)).catch_unwind(),
+        AssertUnwindSafe(shared.integration.connect(request)).catch_unwind(),
     )
     .await;
     let latency_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -194,7 +218,7 @@ pub(super) async fn handshake<S: Send + Sync + 'static>(
         outcome => {
             tracing::error!(connection_id = %session.id, failure = %describe_failure(&outcome), latency_ms, "$connect failed");
             report_abort(
-                shared.router.observer(),
+                shared.integration.observer(),
                 &outcome,
                 Counter::Connects,
                 CONNECT,
@@ -224,20 +248,26 @@ pub(super) async fn handshake<S: Send + Sync + 'static>(
         Some(session.source_ip.clone()),
         session.user_agent.clone(),
     );
-    let outbox = shared
-        .sockets
-        .attach(&session.id, info, limits.outbox_capacity);
-    let failed = (shared.clone(), session.clone());
+    let outbox = shared.sockets.attach(&session.id, info, limits.outbox());
+    let failed = (shared.clone(), session.clone(), slot.clone());
     let tracked = shared.tracker.clone();
     upgrade
         .on_failed_upgrade(move |error| {
-            let (shared, session) = failed;
+            let (shared, session, slot) = failed;
             tracing::warn!(connection_id = %session.id, %error, "upgrade failed after $connect");
             shared.sockets.remove(&session.id);
             let tracker = shared.tracker.clone();
-            tracker.spawn(async move { run_disconnect(&shared, &session, ABNORMAL, "").await });
+            tracker.spawn(async move {
+                run_disconnect(&shared, &session, ABNORMAL, "").await;
+                drop(slot);
+            });
         })
-        .on_upgrade(move |socket| tracked.track_future(serve(shared, socket, session, outbox)))
+        .on_upgrade(move |socket| {
+            tracked.track_future(async move {
+                serve(shared, socket, session, outbox).await;
+                drop(slot);
+            })
+        })
 }
 
 /// A handler run guarded against panics (`catch_unwind`) and overruns (`timeout`).
@@ -337,7 +367,7 @@ struct Socket {
     reads: Arc<ReadWaker>,
     /// `reads` as a waker, made once.
     read_waker: Waker,
-    outbox: mpsc::Receiver<Payload>,
+    outbox: OutboxMessages,
     /// A message was handed to the socket and not flushed yet.
     unflushed: bool,
     /// The last flush could not finish: the client is not reading.
@@ -369,7 +399,7 @@ impl Wake for ReadWaker {
 }
 
 impl Socket {
-    fn new(ws: WebSocket, outbox: mpsc::Receiver<Payload>) -> Self {
+    fn new(ws: WebSocket, outbox: OutboxMessages) -> Self {
         let reads = Arc::new(ReadWaker::default());
         // Nothing has been read yet: the first read must happen.
         reads.woken.store(true, Ordering::Relaxed);
@@ -441,18 +471,30 @@ impl Socket {
     }
 }
 
-/// One message on its way through the router.
-type Routing = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// One message on its way through the router; it resolves to the message's size.
+type Routing = Pin<Box<dyn Future<Output = usize> + Send>>;
 
 /// The messages of a connection being routed, concurrently, as API Gateway invokes the
 /// integration once per message with nothing serialising them. The set is made at the
 /// first message, so an idle connection does not carry it.
-#[derive(Default)]
+///
+/// Their bytes are counted here and in the gateway's total
+/// ([`ResourceUsage::inbound_bytes`](super::ResourceUsage::inbound_bytes)).
 struct InFlight {
     routing: Option<FuturesUnordered<Routing>>,
+    bytes: usize,
+    total: Arc<Usage>,
 }
 
 impl InFlight {
+    fn new(total: Arc<Usage>) -> Self {
+        InFlight {
+            routing: None,
+            bytes: 0,
+            total,
+        }
+    }
+
     fn len(&self) -> usize {
         self.routing.as_ref().map_or(0, FuturesUnordered::len)
     }
@@ -461,10 +503,25 @@ impl InFlight {
         self.len() == 0
     }
 
-    fn push(&mut self, routing: Routing) {
+    /// Whether another message may be read: below both bounds, or nothing in flight
+    /// (a message larger than the byte bound still gets through, alone).
+    fn has_room(&self, limits: &super::Limits) -> bool {
+        self.is_empty()
+            || (self.len() < limits.max_concurrent_messages
+                && self.bytes < limits.max_inbound_bytes)
+    }
+
+    fn push(&mut self, routing: Routing, bytes: usize) {
+        self.bytes += bytes;
+        self.total.inbound_bytes.fetch_add(bytes, Ordering::AcqRel);
         self.routing
             .get_or_insert_with(FuturesUnordered::new)
             .push(routing);
+    }
+
+    fn finished(&mut self, bytes: usize) {
+        self.bytes -= bytes;
+        self.total.inbound_bytes.fetch_sub(bytes, Ordering::AcqRel);
     }
 
     /// Ready when one of the messages finished.
@@ -474,16 +531,30 @@ impl InFlight {
             .as_mut()
             .map(|routing| routing.poll_next_unpin(cx))
         {
-            Some(Poll::Ready(Some(()))) => Poll::Ready(()),
+            Some(Poll::Ready(Some(bytes))) => {
+                self.finished(bytes);
+                Poll::Ready(())
+            }
             _ => Poll::Pending,
         }
     }
 
     /// Waits for every message still being routed.
-    async fn finish(self) {
-        if let Some(mut routing) = self.routing {
-            while routing.next().await.is_some() {}
+    async fn finish(mut self) {
+        if let Some(mut routing) = self.routing.take() {
+            while let Some(bytes) = routing.next().await {
+                self.finished(bytes);
+            }
         }
+    }
+}
+
+impl Drop for InFlight {
+    /// Messages dropped unfinished (the task ended early) give their bytes back too.
+    fn drop(&mut self) {
+        self.total
+            .inbound_bytes
+            .fetch_sub(self.bytes, Ordering::AcqRel);
     }
 }
 
@@ -510,14 +581,10 @@ fn going_away(blocked: bool) -> Ending {
 /// several at once (replies and error frames go out as each finishes, in any order, as
 /// on AWS), closes on a binary frame with 1003, enforces the idle timeout and maximum
 /// duration, and closes on shutdown or `DELETE`. With
-/// [`Limits::max_concurrent_messages`](super::Limits::max_concurrent_messages) messages
-/// in flight it stops reading until one finishes.
-async fn serve<S: Send + Sync + 'static>(
-    shared: Arc<Shared<S>>,
-    socket: WebSocket,
-    session: Session,
-    outbox: Outbox,
-) {
+/// [`Limits::max_concurrent_messages`](super::Limits::max_concurrent_messages) messages,
+/// or [`Limits::max_inbound_bytes`](super::Limits::max_inbound_bytes) bytes, in flight it
+/// stops reading until one finishes.
+async fn serve(shared: Arc<Shared>, socket: WebSocket, session: Session, outbox: Outbox) {
     let session = Arc::new(session);
     let limits = shared.limits.clone();
     let Outbox {
@@ -526,7 +593,7 @@ async fn serve<S: Send + Sync + 'static>(
         activity,
     } = outbox;
     let mut socket = Socket::new(socket, messages);
-    let mut in_flight = InFlight::default();
+    let mut in_flight = InFlight::new(shared.usage.clone());
     // One timer for the idle timeout and the maximum duration, re-armed only when it
     // fires, from the last activity: resetting it on every message would cost a
     // timer-wheel update each time.
@@ -537,7 +604,7 @@ async fn serve<S: Send + Sync + 'static>(
     tokio::pin!(timer, shutdown);
 
     let (code, reason, we_close): Ending = loop {
-        let read = in_flight.len() < limits.max_concurrent_messages;
+        let read = in_flight.has_room(&limits);
         // In this order: the closing signals, then the messages being routed, then the
         // socket, which writes their replies in the same pass. Nothing starves: the
         // signals are cheap and rarely ready, and tokio's cooperative budget ends a
@@ -593,10 +660,12 @@ async fn serve<S: Send + Sync + 'static>(
                     last_activity = tokio::time::Instant::now();
                     activity.touch();
                     if let Some(body) = body {
+                        let bytes = body.len();
                         // Boxed: the task of an idle connection keeps room for its
                         // largest state, and a router's futures inline would make that
                         // several KB.
-                        in_flight.push(Box::pin(route_message(shared.clone(), session.clone(), body)));
+                        let routing = route_message(shared.clone(), session.clone(), body);
+                        in_flight.push(Box::pin(async move { routing.await; bytes }), bytes);
                     }
                     None
                 }
@@ -634,13 +703,9 @@ async fn serve<S: Send + Sync + 'static>(
 /// reply body (the router has dropped a one-way route's), the `Forbidden` frame when no
 /// route matched, `Internal server error` for a failed handler, `Endpoint request timed
 /// out` past the integration timeout.
-async fn route_message<S: Send + Sync + 'static>(
-    shared: Arc<Shared<S>>,
-    session: Arc<Session>,
-    body: Payload,
-) {
+async fn route_message(shared: Arc<Shared>, session: Arc<Session>, body: Payload) {
     let started = Instant::now();
-    let route_key = shared.router.select_route(Some(&body));
+    let route_key = shared.integration.select_route(&body);
     let request = session.request(
         Request::message(session.id.clone(), body)
             .with_route_key(route_key.clone())
@@ -649,12 +714,12 @@ async fn route_message<S: Send + Sync + 'static>(
     let request_id = request.request_id.clone();
     let outcome = tokio::time::timeout(
         shared.limits.handler_timeout,
-        AssertUnwindSafe(shared.router.handle(request)).catch_unwind(),
+        AssertUnwindSafe(shared.integration.message(request)).catch_unwind(),
     )
     .await;
     let latency_ms = started.elapsed().as_secs_f64() * 1e3;
     report_abort(
-        shared.router.observer(),
+        shared.integration.observer(),
         &outcome,
         Counter::Messages,
         &route_key,
@@ -681,17 +746,12 @@ async fn route_message<S: Send + Sync + 'static>(
     }
 }
 
-async fn run_disconnect<S: Send + Sync + 'static>(
-    shared: &Shared<S>,
-    session: &Session,
-    code: u16,
-    reason: &str,
-) {
+async fn run_disconnect(shared: &Shared, session: &Session, code: u16, reason: &str) {
     let started = Instant::now();
     let request = session.request(Request::disconnect(session.id.clone(), code, reason));
     let outcome = tokio::time::timeout(
         shared.limits.handler_timeout,
-        AssertUnwindSafe(shared.router.handle(request)).catch_unwind(),
+        AssertUnwindSafe(shared.integration.disconnect(request)).catch_unwind(),
     )
     .await;
     let latency_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -702,7 +762,7 @@ async fn run_disconnect<S: Send + Sync + 'static>(
         outcome => {
             tracing::error!(connection_id = %session.id, code, failure = %describe_failure(&outcome), latency_ms, "$disconnect failed");
             report_abort(
-                shared.router.observer(),
+                shared.integration.observer(),
                 &outcome,
                 Counter::Disconnects,
                 DISCONNECT,

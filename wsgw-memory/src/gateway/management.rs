@@ -59,8 +59,8 @@ fn error_response(error: Error) -> Response {
 
 /// `/@connections/{id}`: the stage left out, a deliberate difference from AWS for short
 /// `curl` commands.
-pub(super) async fn unstaged<S: Send + Sync + 'static>(
-    State(shared): State<Arc<Shared<S>>>,
+pub(super) async fn unstaged(
+    State(shared): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
     method: Method,
@@ -79,8 +79,8 @@ pub(super) async fn unstaged<S: Send + Sync + 'static>(
 }
 
 /// `/{stage}/@connections/{id}`, as deployed; another stage is 403, as on AWS.
-pub(super) async fn staged<S: Send + Sync + 'static>(
-    State(shared): State<Arc<Shared<S>>>,
+pub(super) async fn staged(
+    State(shared): State<Arc<Shared>>,
     peer: ConnectInfo<SocketAddr>,
     Path((stage, id)): Path<(String, String)>,
     method: Method,
@@ -98,11 +98,7 @@ pub(super) async fn staged<S: Send + Sync + 'static>(
     unstaged(State(shared), peer, Path(id), method, uri, headers, body).await
 }
 
-async fn respond<S: Send + Sync + 'static>(
-    shared: &Shared<S>,
-    id: ConnectionId,
-    call: Call,
-) -> Response {
+async fn respond(shared: &Shared, id: ConnectionId, call: Call) -> Response {
     let response = match authorize(shared, &call) {
         Ok(()) => act(shared, id, call.method, call.body).await,
         Err(refusal) => {
@@ -116,10 +112,12 @@ async fn respond<S: Send + Sync + 'static>(
     response
 }
 
-/// Lets the call in when it is signed with the gateway's credentials, or comes from
-/// loopback while that is trusted; otherwise API Gateway's 403.
-fn authorize<S>(shared: &Shared<S>, call: &Call) -> Result<(), sigv4::Refusal> {
+/// Lets the call in when it names the gateway as its `Host`, comes from no web page of
+/// another origin, and is signed with the gateway's credentials or comes from loopback
+/// while that is trusted; otherwise API Gateway's 403.
+fn authorize(shared: &Shared, call: &Call) -> Result<(), sigv4::Refusal> {
     let access = &shared.access;
+    access.check_origin(shared.local_addr, &call.headers)?;
     // Trusted loopback is not checked at all, signed or not: local tools and tests sign
     // with whatever credentials they hold.
     if access.exempts(&call.peer) {
@@ -135,12 +133,7 @@ fn authorize<S>(shared: &Shared<S>, call: &Call) -> Result<(), sigv4::Refusal> {
     )
 }
 
-async fn act<S: Send + Sync + 'static>(
-    shared: &Shared<S>,
-    id: ConnectionId,
-    method: Method,
-    body: Bytes,
-) -> Response {
+async fn act(shared: &Shared, id: ConnectionId, method: Method, body: Bytes) -> Response {
     let sockets = &shared.sockets;
     let result = match method {
         Method::POST => {

@@ -6,6 +6,8 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use wsgw_core::metrics::{Counter, MetricsSnapshot};
 
+use super::ResourceUsage;
+
 /// The `Content-Type` of the text exposition format.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -34,11 +36,12 @@ fn number(value: f64) -> String {
     }
 }
 
-/// Renders a snapshot (and the number of open connections) as Prometheus text: one
-/// counter family per [`Counter`] (`wsgw_<name>_total{route="…"}`), the handler latency
-/// histogram `wsgw_handler_latency_seconds{route="…"}`, and the gauge
-/// `wsgw_connections_open`.
-pub fn render(snapshot: &MetricsSnapshot, connections_open: usize) -> String {
+/// Renders a snapshot and the gateway's resources as Prometheus text: one counter family
+/// per [`Counter`] (`wsgw_<name>_total{route="…"}`), the handler latency histogram
+/// `wsgw_handler_latency_seconds{route="…"}`, and one gauge per [`ResourceUsage`] field
+/// (`wsgw_connections_open`, `wsgw_connections`, `wsgw_http_connections`,
+/// `wsgw_inbound_queued_bytes`, `wsgw_outbound_queued_bytes`).
+pub fn render(snapshot: &MetricsSnapshot, resources: &ResourceUsage) -> String {
     let mut out = String::new();
     for counter in Counter::ALL {
         let name = format!("{PREFIX}_{}_total", counter.snake_name());
@@ -79,21 +82,47 @@ pub fn render(snapshot: &MetricsSnapshot, connections_open: usize) -> String {
             sample.histogram.count()
         );
     }
-    let name = format!("{PREFIX}_connections_open");
-    let _ = writeln!(
-        out,
-        "# HELP {name} WebSocket connections open on this gateway."
-    );
-    let _ = writeln!(out, "# TYPE {name} gauge");
-    let _ = writeln!(out, "{name} {connections_open}");
+    let gauges = [
+        (
+            "connections",
+            "WebSocket connections counted against the connection limit, from the upgrade request until their last message and $disconnect were handled.",
+            resources.connections,
+        ),
+        (
+            "http_connections",
+            "TCP connections speaking HTTP: requests being read or answered, upgrade requests included, and idle keep-alive connections.",
+            resources.http_connections,
+        ),
+        (
+            "inbound_queued_bytes",
+            "Bytes of client messages read and being handled.",
+            resources.inbound_bytes,
+        ),
+        (
+            "outbound_queued_bytes",
+            "Bytes posted to connections and not yet taken by their sockets.",
+            resources.outbound_bytes,
+        ),
+        (
+            "connections_open",
+            "WebSocket connections open on this gateway.",
+            resources.connections_open,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let name = format!("{PREFIX}_{name}");
+        let _ = writeln!(out, "# HELP {name} {}", help_text(help));
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        let _ = writeln!(out, "{name} {value}");
+    }
     out
 }
 
 /// The `GET /metrics` response.
-pub(super) fn respond(snapshot: &MetricsSnapshot, connections_open: usize) -> Response {
+pub(super) fn respond(snapshot: &MetricsSnapshot, resources: &ResourceUsage) -> Response {
     (
         [(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)],
-        render(snapshot, connections_open),
+        render(snapshot, resources),
     )
         .into_response()
 }
@@ -112,7 +141,14 @@ mod tests {
         counters.count(Counter::Messages, "say \"hi\"\\", 2);
         counters.latency("whoami", Duration::from_millis(3));
 
-        let text = render(&counters.snapshot(), 1);
+        let resources = ResourceUsage {
+            connections: 2,
+            connections_open: 1,
+            http_connections: 3,
+            inbound_bytes: 4,
+            outbound_bytes: 5,
+        };
+        let text = render(&counters.snapshot(), &resources);
 
         assert!(text.contains("# TYPE wsgw_messages_total counter\n"));
         assert!(text.contains("wsgw_messages_total{route=\"say \\\"hi\\\"\\\\\"} 2\n"));
@@ -125,6 +161,17 @@ mod tests {
             text.contains("wsgw_handler_latency_seconds_bucket{route=\"whoami\",le=\"+Inf\"} 1\n")
         );
         assert!(text.contains("wsgw_handler_latency_seconds_count{route=\"whoami\"} 1\n"));
+        for (gauge, value) in [
+            ("wsgw_connections", 2),
+            ("wsgw_http_connections", 3),
+            ("wsgw_inbound_queued_bytes", 4),
+            ("wsgw_outbound_queued_bytes", 5),
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {gauge} gauge\n{gauge} {value}\n")),
+                "{gauge} in {text}"
+            );
+        }
         assert!(text.ends_with("# TYPE wsgw_connections_open gauge\nwsgw_connections_open 1\n"));
     }
 }

@@ -29,6 +29,16 @@
 //! - **`$disconnect`** runs after every close with the real close code.
 //! - **Limits** (message and frame size, idle timeout, maximum duration, integration
 //!   timeout) are API Gateway's, each configurable ([`Limits`]).
+//! - **Resource bounds** of the gateway's own, with defaults for a laptop, so no client
+//!   can take its memory or sockets ([`Limits`], live figures in
+//!   [`RunningGateway::resources`] and `/metrics`): at most
+//!   [`Limits::max_connections`] WebSocket connections (1,000; beyond, the upgrade is
+//!   refused with 429 `{"message":"Too Many Requests"}`, API Gateway's throttling
+//!   answer); per connection, [`Limits::max_inbound_bytes`] of messages being handled
+//!   and [`Limits::max_outbox_bytes`] queued for it (512 KiB each; beyond, the gateway
+//!   stops reading that socket, or answers posts 429 `LimitExceededException`); and
+//!   [`Limits::handshake_timeout`] (10 s) to send a request's head, then its body, so
+//!   half-sent requests and upgrades (slowloris) are closed.
 //! - **Request context**: `requestId` (per event), `apiId` (per gateway, ten lower-case
 //!   letters and digits), `messageDirection` `IN`, `messageId`, `stage`, and
 //!   `domainName` without the port, in API Gateway's formats.
@@ -38,23 +48,40 @@
 //!   ([`ManagementAccess`]). *Deliberate differences:* unsigned calls from loopback are
 //!   let in (for `curl`; [`ManagementAccess::trust_loopback`] turns that off), and
 //!   `/@connections/{id}` without the stage works too.
+//! - **No web page reaches `@connections` or the metrics.** A page open in the user's
+//!   browser is a loopback caller too, so both answer only requests whose `Host` names
+//!   the gateway as it is reached (loopback names, its listen address, names given with
+//!   [`ManagementAccess::allow_host`]; a page that rebinds its own domain to 127.0.0.1
+//!   sends its domain), and refuse requests a browser marks as coming from a page of
+//!   another origin (`Origin`, `Sec-Fetch-Site`) unless
+//!   [`ManagementAccess::allow_origin`] names it: 403 `ForbiddenException`.
+//! - **WebSocket upgrades are accepted from pages of any origin**, as API Gateway
+//!   accepts them (it has no origin check): pages elsewhere legitimately connect to an
+//!   API, and the credentials the authorizers read (a token in a header, the query or
+//!   the subprotocol) are ones a foreign page does not hold, unlike cookies. `$connect`
+//!   sees the `Origin` header and may refuse it; an app that trusts a cookie in
+//!   `$connect` must, here as on AWS.
 //!
 //! `GET /metrics` answers with the router's counters (connects, disconnects, messages by
 //! route, broadcast deliveries, Gone prunes, throttles, handler errors, a handler latency
-//! histogram, open connections) in Prometheus's text format; see
-//! [`LocalGateway::metrics_path`].
+//! histogram) and the gateway's resources ([`ResourceUsage`]) in Prometheus's text
+//! format; see [`LocalGateway::metrics_path`].
 
 mod access;
 mod assets;
 mod connection;
+mod integration;
 mod lambda_emulator;
+pub mod lambda_function;
 mod management;
 mod metrics;
 mod rest;
+mod server;
 mod sigv4;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,27 +92,58 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wsgw_core::metrics::{Counters, MetricsSnapshot};
-use wsgw_core::{ConnectionStore, MessageSink, Router};
+use wsgw_core::{Backends, ConnectionStore, HistoryStore, Router};
 
 #[cfg(feature = "cli")]
 pub use access::ManagementArgs;
-pub use access::{ManagementAccess, ManagementCredentials};
+pub use access::{
+    AccessError, AllowedHost, AllowedOrigin, ManagementAccess, ManagementCredentials,
+};
 pub use assets::Assets;
+pub use integration::{Integration, RouterIntegration};
 pub use lambda_emulator::{
     Invocation, LambdaRuntimeEmulator, ManagementCall, ManagementRecorder, RuntimeSettings,
 };
 pub use metrics::{render as render_prometheus, PROMETHEUS_CONTENT_TYPE};
 
 use crate::ids::new_api_id;
-use crate::{MemorySink, MemoryStore, DEFAULT_OUTBOX_CAPACITY, LOCAL_STAGE, MAX_PAYLOAD_BYTES};
+use crate::{
+    MemoryHistory, MemorySink, MemoryStore, OutboxLimits, DEFAULT_OUTBOX_BYTES,
+    DEFAULT_OUTBOX_CAPACITY, LOCAL_STAGE, MAX_PAYLOAD_BYTES,
+};
 
 /// Re-export of the axum version the gateway is built on, for [`LocalGateway::http_routes`].
 pub use axum;
 
-/// API Gateway's WebSocket limits, each configurable (small values make tests fast).
+/// API Gateway's WebSocket limits, and the gateway's own resource bounds, each
+/// configurable (small values make tests fast).
+///
+/// The resource bounds (`max_connections`, `max_inbound_bytes`, `max_outbox_bytes`,
+/// `max_concurrent_messages`, `handshake_timeout`) keep a client that floods, stops
+/// reading, holds requests half-sent or opens connections without end from taking the
+/// laptop's memory and sockets. With the defaults the messages a gateway holds are at most
+/// `max_connections × (max_inbound_bytes + max_outbox_bytes + 2 × max_message_bytes)`,
+/// about 1.2 GiB, reached only when a thousand clients all flood slow routes and all
+/// stop reading (each idle connection costs about 10 KiB more); a half-sent request
+/// holds its socket for at most `handshake_timeout`. Lower them for a gateway others
+/// can reach (`--listen 0.0.0.0:8080`).
+///
+/// ```
+/// use std::time::Duration;
+/// use wsgw_memory::gateway::Limits;
+///
+/// let limits = Limits::default()
+///     .max_connections(200)
+///     .max_inbound_bytes(256 * 1024)
+///     .max_outbox_bytes(256 * 1024)
+///     .handshake_timeout(Duration::from_secs(5));
+/// assert_eq!(limits.max_connections, 200);
+/// assert_eq!(Limits::default().max_connections, 1_000);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Limits {
@@ -102,14 +160,39 @@ pub struct Limits {
     /// A route handler (or authorizer) running longer than this fails like API Gateway's
     /// integration timeout: 29 seconds.
     pub handler_timeout: Duration,
-    /// Messages queued per connection before `@connections` posts answer 429.
+    /// Messages queued per connection (posted, not yet written to its socket) before
+    /// `@connections` posts to it answer 429 `LimitExceededException`: 1,024.
     pub outbox_capacity: usize,
+    /// Bytes queued per connection before `@connections` posts to it answer 429
+    /// `LimitExceededException`, as API Gateway throttles: 512 KiB (four of the largest
+    /// messages). The socket's own buffers come first, so only a client that stops
+    /// reading fills it; a message is always taken while nothing is queued, so one
+    /// larger than this still goes out, alone.
+    pub max_outbox_bytes: usize,
     /// Messages of one connection handled at once: 64. API Gateway sets no such limit
     /// (each message is its own invocation); the gateway keeps one so a flooding client
     /// cannot hold unbounded memory: at the limit it stops reading that socket until a
     /// message finishes, and nothing is dropped. `1` handles each connection's messages
     /// one after another in arrival order, which API Gateway does not do (tests only).
     pub max_concurrent_messages: usize,
+    /// Bytes of one connection's messages handled at once: 512 KiB. Past it the gateway
+    /// stops reading that socket until a message finishes (nothing is dropped; TCP holds
+    /// the rest), like `max_concurrent_messages`; a connection with nothing in flight
+    /// is always read, so this is exceeded by at most one message.
+    pub max_inbound_bytes: usize,
+    /// WebSocket connections at once: 1,000. A connection counts from its upgrade
+    /// request until its `$disconnect` ran and its last message was handled (messages
+    /// still being handled when the client leaves finish, as invocations do on AWS, and
+    /// keep their connection's place until then). Beyond it the upgrade is refused with
+    /// 429 `{"message":"Too Many Requests"}` before any handler runs, as API Gateway
+    /// refuses connections beyond its account's quota (500 new connections a second; it
+    /// sets no limit on open ones). Plain HTTP requests are not counted.
+    pub max_connections: usize,
+    /// How long a client may take to send an HTTP request's head (the WebSocket upgrade
+    /// request included), and then its body; and how long an idle keep-alive connection
+    /// stays open: 10 seconds. A client that sends half a request (slowloris) is
+    /// disconnected when it runs out. API Gateway's own is not documented.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -121,7 +204,11 @@ impl Default for Limits {
             max_connection_duration: Duration::from_secs(2 * 60 * 60),
             handler_timeout: Duration::from_secs(29),
             outbox_capacity: DEFAULT_OUTBOX_CAPACITY,
+            max_outbox_bytes: DEFAULT_OUTBOX_BYTES,
             max_concurrent_messages: DEFAULT_MAX_CONCURRENT_MESSAGES,
+            max_inbound_bytes: DEFAULT_MAX_INBOUND_BYTES,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         }
     }
 }
@@ -157,9 +244,15 @@ impl Limits {
         self
     }
 
-    /// Sets the per-connection outbox capacity.
+    /// Sets how many messages a connection's outbox holds (at least 1).
     pub fn outbox_capacity(mut self, capacity: usize) -> Self {
         self.outbox_capacity = capacity.max(1);
+        self
+    }
+
+    /// Sets how many bytes a connection's outbox holds.
+    pub fn max_outbox_bytes(mut self, bytes: usize) -> Self {
+        self.max_outbox_bytes = bytes;
         self
     }
 
@@ -169,18 +262,113 @@ impl Limits {
         self.max_concurrent_messages = messages.max(1);
         self
     }
+
+    /// Sets how many bytes of one connection's messages are handled at once.
+    pub fn max_inbound_bytes(mut self, bytes: usize) -> Self {
+        self.max_inbound_bytes = bytes;
+        self
+    }
+
+    /// Sets how many WebSocket connections the gateway holds at once (at least 1).
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        self
+    }
+
+    /// Sets how long a client may take to send a request's head, then its body.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// What a live connection's outbox holds before posts are throttled.
+    fn outbox(&self) -> OutboxLimits {
+        OutboxLimits::new(self.outbox_capacity, self.max_outbox_bytes)
+    }
 }
 
 /// [`Limits::max_concurrent_messages`] unless set.
 pub const DEFAULT_MAX_CONCURRENT_MESSAGES: usize = 64;
 
+/// [`Limits::max_inbound_bytes`] unless set: 512 KiB.
+pub const DEFAULT_MAX_INBOUND_BYTES: usize = 512 * 1024;
+
+/// [`Limits::max_connections`] unless set.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1_000;
+
+/// [`Limits::handshake_timeout`] unless set.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Where [`LocalGateway`] serves its metrics unless told otherwise.
 pub const DEFAULT_METRICS_PATH: &str = "/metrics";
 
-struct Shared<S> {
-    router: Router<S>,
+/// What a running gateway holds at one moment: the figures its resource [`Limits`]
+/// bound. `GET /metrics` shows them as gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResourceUsage {
+    /// WebSocket connections counted against [`Limits::max_connections`]: from the
+    /// upgrade request until `$disconnect` ran and the last message was handled
+    /// (`wsgw_connections`).
+    pub connections: usize,
+    /// WebSocket connections open, reachable through `@connections`
+    /// (`wsgw_connections_open`).
+    pub connections_open: usize,
+    /// TCP connections speaking HTTP: requests (upgrade requests included) being read
+    /// or answered, and idle keep-alive connections (`wsgw_http_connections`).
+    pub http_connections: usize,
+    /// Bytes of client messages read and being handled ([`Limits::max_inbound_bytes`]
+    /// per connection; `wsgw_inbound_queued_bytes`).
+    pub inbound_bytes: usize,
+    /// Bytes posted to connections and not yet taken by their sockets
+    /// ([`Limits::max_outbox_bytes`] per connection; `wsgw_outbound_queued_bytes`).
+    pub outbound_bytes: usize,
+}
+
+/// The counts behind [`ResourceUsage`], shared by the gateway's tasks.
+#[derive(Debug)]
+struct Usage {
+    connection_slots: Arc<Semaphore>,
+    max_connections: usize,
+    http_connections: Arc<AtomicUsize>,
+    inbound_bytes: AtomicUsize,
+    sockets: Arc<MemorySink>,
+}
+
+impl Usage {
+    fn new(limits: &Limits, sockets: Arc<MemorySink>) -> Self {
+        // The field may have been set directly, past what a semaphore holds.
+        let max_connections = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+        Usage {
+            connection_slots: Arc::new(Semaphore::new(max_connections)),
+            max_connections,
+            http_connections: Arc::new(AtomicUsize::new(0)),
+            inbound_bytes: AtomicUsize::new(0),
+            sockets,
+        }
+    }
+
+    fn snapshot(&self) -> ResourceUsage {
+        ResourceUsage {
+            connections: self
+                .max_connections
+                .saturating_sub(self.connection_slots.available_permits()),
+            connections_open: self.sockets.open_connections().len(),
+            http_connections: self.http_connections.load(Ordering::Acquire),
+            inbound_bytes: self.inbound_bytes.load(Ordering::Acquire),
+            outbound_bytes: self.sockets.queued_bytes(),
+        }
+    }
+}
+
+struct Shared {
+    integration: Arc<dyn Integration>,
     sockets: Arc<MemorySink>,
     limits: Limits,
+    /// The address the gateway listens on.
+    local_addr: SocketAddr,
+    /// What the resource limits bound, live.
+    usage: Arc<Usage>,
     assets: Assets,
     counters: Arc<Counters>,
     metrics_path: Option<String>,
@@ -194,20 +382,21 @@ struct Shared<S> {
 
 /// A local stand-in for an API Gateway WebSocket API; see the [module docs](self).
 ///
+/// It serves a [`Router`] on its own backends: its sockets' [`MemorySink`] as the sink
+/// (what handlers send reaches the sockets), and a [`MemoryStore`] and [`MemoryHistory`]
+/// unless given others ([`with_store`](Self::with_store),
+/// [`with_history`](Self::with_history): DynamoDB at a local endpoint, say).
+///
 /// ```no_run
 /// # #[tokio::main]
 /// # async fn main() -> std::io::Result<()> {
-/// use wsgw_core::{Context, Reply, Request, Router};
+/// use wsgw_core::{Context, Request, Router};
 /// use wsgw_memory::gateway::LocalGateway;
 ///
-/// let gateway = LocalGateway::build(|store, sink| {
-///     // Two-way: "pong" goes back to the caller (deployed, the route needs a route
-///     // response in the template).
-///     Router::new(store, sink).two_way_route("ping", |_ctx: Context, _req: Request| async {
-///         Ok(Reply::with_body("pong"))
-///     })
-/// });
-/// let running = gateway.bind("127.0.0.1:8080".parse().unwrap()).await?;
+/// // Two-way: "pong" goes back to the caller (deployed, the route needs a route
+/// // response in the template).
+/// let router = Router::new().two_way_route("ping", |_ctx: Context, _req: Request| async { Ok("pong") });
+/// let running = LocalGateway::new(router).bind("127.0.0.1:8080".parse().unwrap()).await?;
 /// let url = running.stage_url();
 /// // Ctrl-C and SIGTERM are obeyed from here on, before the address is out.
 /// let stopped = running.run_until_signal();
@@ -215,9 +404,11 @@ struct Shared<S> {
 /// stopped.await
 /// # }
 /// ```
-pub struct LocalGateway<S = ()> {
-    router: Router<S>,
+pub struct LocalGateway {
+    integration: Pending,
     sockets: Arc<MemorySink>,
+    store: Arc<dyn ConnectionStore>,
+    history: Arc<dyn HistoryStore>,
     limits: Limits,
     assets: Assets,
     http: Option<axum::Router>,
@@ -229,29 +420,58 @@ pub struct LocalGateway<S = ()> {
     management_latency: Duration,
 }
 
-impl<S: Send + Sync + 'static> LocalGateway<S> {
-    /// A gateway over a fresh [`MemoryStore`], with handlers sending through the gateway's
-    /// own sink (deliveries go straight to the sockets).
-    pub fn build(
-        build: impl FnOnce(Arc<dyn ConnectionStore>, Arc<dyn MessageSink>) -> Router<S>,
-    ) -> Self {
-        let sockets = Arc::new(MemorySink::new());
-        let router = build(Arc::new(MemoryStore::new()), sockets.clone());
-        LocalGateway::new(router, sockets)
-    }
+/// The integration a gateway will run once it knows its backends.
+enum Pending {
+    /// A router, served on the gateway's backends when it starts.
+    Router(Box<dyn FnOnce(Backends) -> Arc<dyn Integration> + Send>),
+    /// An integration given whole.
+    Ready(Arc<dyn Integration>),
+}
 
-    /// A gateway running `router` and delivering to sockets through `sockets`.
-    ///
-    /// The router may use `sockets` as its sink, or any other sink, such as
-    /// `wsgw_aws::ApiGatewaySink` pointed at this gateway's own `@connections` endpoint.
+impl std::fmt::Debug for LocalGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalGateway")
+            .field("stage", &self.stage)
+            .field("api_id", &self.api_id)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalGateway {
+    /// A gateway serving `router`: handlers send through the gateway's own sink
+    /// (deliveries go straight to the sockets), and keep connections in a fresh
+    /// [`MemoryStore`] and history in a fresh [`MemoryHistory`] unless given others.
     ///
     /// The gateway adds a [`Counters`] observer to the router (see
     /// [`Router::observe`]): that is what `GET /metrics` shows.
-    pub fn new(router: Router<S>, sockets: Arc<MemorySink>) -> Self {
+    pub fn new<S: Send + Sync + 'static>(router: Router<S>) -> Self {
         let counters = Arc::new(Counters::new());
+        let router = router.observe(counters.clone());
+        let integrate = move |backends: Backends| -> Arc<dyn Integration> {
+            Arc::new(RouterIntegration::new(router, backends))
+        };
+        LocalGateway::with_pending(Pending::Router(Box::new(integrate)), counters)
+    }
+
+    /// A gateway running another [`Integration`] than an in-process router (see the
+    /// trait for when): it brings its own backends, so the store and history set here
+    /// are not used. What its handlers send must reach the gateway's sockets: through
+    /// the gateway's `@connections` endpoint, or in process through the sink given with
+    /// [`with_sockets`](Self::with_sockets).
+    pub fn for_integration(integration: impl Integration) -> Self {
+        LocalGateway::with_pending(
+            Pending::Ready(Arc::new(integration)),
+            Arc::new(Counters::new()),
+        )
+    }
+
+    fn with_pending(integration: Pending, counters: Arc<Counters>) -> Self {
         LocalGateway {
-            router: router.observe(counters.clone()),
-            sockets,
+            integration,
+            sockets: Arc::new(MemorySink::new()),
+            store: Arc::new(MemoryStore::new()),
+            history: Arc::new(MemoryHistory::new()),
             limits: Limits::default(),
             assets: Assets::new(),
             http: None,
@@ -262,6 +482,26 @@ impl<S: Send + Sync + 'static> LocalGateway<S> {
             access: ManagementAccess::default(),
             management_latency: Duration::ZERO,
         }
+    }
+
+    /// Keeps connections in `store` (DynamoDB at a local endpoint, say) instead of a
+    /// fresh [`MemoryStore`].
+    pub fn with_store(mut self, store: Arc<dyn ConnectionStore>) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// Delivers to the sockets through `sockets` (default: a fresh [`MemorySink`]), which
+    /// is also the handlers' sink of a router ([`new`](Self::new)).
+    pub fn with_sockets(mut self, sockets: Arc<MemorySink>) -> Self {
+        self.sockets = sockets;
+        self
+    }
+
+    /// Keeps history in `history` instead of a fresh [`MemoryHistory`].
+    pub fn with_history(mut self, history: Arc<dyn HistoryStore>) -> Self {
+        self.history = history;
+        self
     }
 
     /// Where `GET` answers with the metrics in Prometheus's text format (default
@@ -315,8 +555,9 @@ impl<S: Send + Sync + 'static> LocalGateway<S> {
         self
     }
 
-    /// Who may call `@connections` (default: [`ManagementAccess::default`], generated
-    /// credentials and unsigned calls from loopback let in).
+    /// Who may call `@connections` and read the metrics (default:
+    /// [`ManagementAccess::default`]: generated credentials, unsigned calls from loopback
+    /// let in, no extra host names or web origins).
     ///
     /// ```
     /// use wsgw_core::Router;
@@ -324,7 +565,7 @@ impl<S: Send + Sync + 'static> LocalGateway<S> {
     ///
     /// let access = ManagementAccess::new(ManagementCredentials::new("AKIDLOCAL", "secret"))
     ///     .trust_loopback(false);
-    /// let gateway = LocalGateway::build(Router::new).management_access(access);
+    /// let gateway = LocalGateway::new(Router::new()).management_access(access);
     /// assert_eq!(gateway.access().credentials().access_key_id(), "AKIDLOCAL");
     /// ```
     pub fn management_access(mut self, access: ManagementAccess) -> Self {
@@ -348,7 +589,7 @@ impl<S: Send + Sync + 'static> LocalGateway<S> {
     /// use wsgw_core::Router;
     /// use wsgw_memory::gateway::LocalGateway;
     ///
-    /// let gateway = LocalGateway::build(Router::new)
+    /// let gateway = LocalGateway::new(Router::new())
     ///     .management_latency(Duration::from_millis(5));
     /// # drop(gateway);
     /// ```
@@ -357,7 +598,7 @@ impl<S: Send + Sync + 'static> LocalGateway<S> {
         self
     }
 
-    /// The sink that delivers to this gateway's sockets.
+    /// The sink that delivers to this gateway's sockets: the handlers' sink.
     pub fn sockets(&self) -> Arc<MemorySink> {
         self.sockets.clone()
     }
@@ -373,10 +614,20 @@ impl<S: Send + Sync + 'static> LocalGateway<S> {
         let local_addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let integration = match self.integration {
+            Pending::Router(integrate) => integrate(
+                Backends::new(self.store, self.sockets.clone()).with_history(self.history),
+            ),
+            Pending::Ready(integration) => integration,
+        };
+        let usage = Arc::new(Usage::new(&self.limits, self.sockets.clone()));
+        let handshake_timeout = self.limits.handshake_timeout;
         let shared = Arc::new(Shared {
-            router: self.router,
+            integration,
             sockets: self.sockets,
             limits: self.limits,
+            local_addr,
+            usage: usage.clone(),
             assets: self.assets,
             counters: self.counters.clone(),
             metrics_path: self.metrics_path,
@@ -400,15 +651,13 @@ impl<S: Send + Sync + 'static> LocalGateway<S> {
             Some(http) => http.merge(gateway_routes),
             None => gateway_routes,
         };
-        let serve_shutdown = shutdown.clone();
-        let server = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move { serve_shutdown.cancelled().await })
-            .await
-        });
+        let server = tokio::spawn(server::serve(
+            listener,
+            app,
+            handshake_timeout,
+            shutdown.clone(),
+            usage.http_connections.clone(),
+        ));
         tracing::info!(%local_addr, stage = %shared.stage, api_id = %shared.api_id, "local gateway listening");
         let running = RunningGateway {
             local_addr,
@@ -416,6 +665,7 @@ impl<S: Send + Sync + 'static> LocalGateway<S> {
             tracker,
             server,
             counters: self.counters,
+            usage,
             stage: shared.stage.clone(),
             api_id: shared.api_id.clone(),
             access: shared.access.clone(),
@@ -437,6 +687,7 @@ pub struct RunningGateway {
     tracker: TaskTracker,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     counters: Arc<Counters>,
+    usage: Arc<Usage>,
     stage: String,
     api_id: String,
     access: ManagementAccess,
@@ -446,6 +697,12 @@ impl RunningGateway {
     /// What `GET /metrics` shows, as data.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.counters.snapshot()
+    }
+
+    /// What the gateway holds now: connections, and the bytes of messages queued in
+    /// either direction (see [`Limits`]).
+    pub fn resources(&self) -> ResourceUsage {
+        self.usage.snapshot()
     }
 
     /// The bound address.
@@ -591,14 +848,14 @@ fn exposure_notice(addr: SocketAddr, stage: &str, access: &ManagementAccess) -> 
     };
     let reachable = if beyond_loopback {
         format!(
-            "listening on {addr}, reachable from other machines: anyone who can reach it may open WebSocket connections (ws://HOST:{port}/{stage}), read the metrics and static files, and call the REST routes; ",
+            "listening on {addr}, reachable from other machines: anyone who can reach it may open WebSocket connections (ws://HOST:{port}/{stage}; the app's $connect and authorizer decide who stays, so set its keys or tokens), read the metrics and static files, and call the REST routes; ",
             port = addr.port()
         )
     } else {
         String::new()
     };
     Some(format!(
-        "{reachable}@connections (POST/GET/DELETE http://HOST:{port}/{stage}/@connections/ID) must be signed with AWS Signature Version 4 (service execute-api, any region) with access key id {id} and {secret}{loopback}",
+        "{reachable}@connections (POST/GET/DELETE http://HOST:{port}/{stage}/@connections/ID) must be signed with AWS Signature Version 4 (service execute-api, any region) with access key id {id} and {secret}{loopback}; @connections and the metrics answer only requests naming this machine by one of its addresses, localhost or a name given with --allowed-host, and refuse web pages of other origins (--allowed-origin lets one in)",
         port = addr.port(),
         id = credentials.access_key_id(),
     ))
@@ -615,8 +872,8 @@ fn unknown_stage() -> Response {
         .into_response()
 }
 
-async fn upgrade_root<S: Send + Sync + 'static>(
-    State(shared): State<Arc<Shared<S>>>,
+async fn upgrade_root(
+    State(shared): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     uri: Uri,
     headers: HeaderMap,
@@ -629,8 +886,8 @@ async fn upgrade_root<S: Send + Sync + 'static>(
     }
 }
 
-async fn upgrade_staged<S: Send + Sync + 'static>(
-    State(shared): State<Arc<Shared<S>>>,
+async fn upgrade_staged(
+    State(shared): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(stage): Path<String>,
     uri: Uri,
@@ -650,8 +907,8 @@ async fn upgrade_staged<S: Send + Sync + 'static>(
     }
 }
 
-async fn fallback<S: Send + Sync + 'static>(
-    State(shared): State<Arc<Shared<S>>>,
+async fn fallback(
+    State(shared): State<Arc<Shared>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -661,21 +918,22 @@ async fn fallback<S: Send + Sync + 'static>(
 }
 
 /// Plain HTTP: the router's REST routes first, then the metrics, then static assets.
-async fn serve_plain<S: Send + Sync + 'static>(
-    shared: &Shared<S>,
+async fn serve_plain(
+    shared: &Shared,
     method: Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
-    if shared.router.has_http_route(uri.path()) {
+    if shared.integration.has_http_route(uri.path()) {
         return rest::respond(shared, method, uri, headers, body).await;
     }
     if shared.metrics_path.as_deref() == Some(uri.path()) && method == Method::GET {
-        return metrics::respond(
-            &shared.counters.snapshot(),
-            shared.sockets.open_connections().len(),
-        );
+        if let Err(refusal) = shared.access.check_origin(shared.local_addr, headers) {
+            tracing::warn!(path = uri.path(), message = %refusal.message, "metrics request refused");
+            return (StatusCode::FORBIDDEN, format!("{}\n", refusal.message)).into_response();
+        }
+        return metrics::respond(&shared.counters.snapshot(), &shared.usage.snapshot());
     }
     if method == Method::GET || method == Method::HEAD {
         shared.assets.respond(uri.path())
@@ -716,6 +974,9 @@ mod tests {
             generated.access_key_id(),
             generated.secret_access_key(),
             "loopback",
+            "$connect",
+            "--allowed-host",
+            "web pages of other origins",
         ] {
             assert!(notice.contains(expected), "{expected:?} in {notice}");
         }

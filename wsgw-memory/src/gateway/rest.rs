@@ -13,8 +13,8 @@ use wsgw_core::metrics::Counter;
 use super::connection::{lower_case_headers, report_abort};
 use super::Shared;
 
-pub(super) async fn respond<S: Send + Sync + 'static>(
-    shared: &Shared<S>,
+pub(super) async fn respond(
+    shared: &Shared,
     method: Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -32,16 +32,16 @@ pub(super) async fn respond<S: Send + Sync + 'static>(
     let started = std::time::Instant::now();
     let outcome = tokio::time::timeout(
         shared.limits.handler_timeout,
-        AssertUnwindSafe(shared.router.handle_http(request)).catch_unwind(),
+        AssertUnwindSafe(shared.integration.http(request)).catch_unwind(),
     )
     .await;
     let latency_ms = started.elapsed().as_secs_f64() * 1e3;
-    if let Some(route) = shared.router.http_route(method.as_str(), uri.path()) {
+    if let Some(route) = shared.integration.http_route(method.as_str(), uri.path()) {
         report_abort(
-            shared.router.observer(),
+            shared.integration.observer(),
             &outcome,
             Counter::HttpRequests,
-            route,
+            &route,
             started,
         );
     }

@@ -34,7 +34,7 @@ pub(super) struct Refusal {
 }
 
 impl Refusal {
-    fn new(error_type: &'static str, message: impl Into<String>) -> Self {
+    pub(super) fn new(error_type: &'static str, message: impl Into<String>) -> Self {
         Refusal {
             error_type,
             message: message.into(),

@@ -39,8 +39,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wsgw_core::{
     Connection, ConnectionStore, Context, PageRequest, Payload, Reply, Request, Router,
 };
-use wsgw_memory::gateway::{LocalGateway, RunningGateway};
-use wsgw_memory::MemorySink;
+use wsgw_memory::gateway::{Limits, LocalGateway, RunningGateway};
 
 /// A WebSocket client over plain TCP.
 pub type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -230,16 +229,12 @@ fn room_group(room: &str) -> String {
 
 /// `$connect` stores the connection in its room; `say` broadcasts the message to the
 /// room; `fin` answers the sender; `$disconnect` deletes the connection.
-pub fn soak_router(
-    store: Arc<dyn ConnectionStore>,
-    sink: Arc<dyn wsgw_core::MessageSink>,
-    state: Arc<SoakState>,
-) -> Router<Arc<SoakState>> {
-    Router::with_state(store, sink, state)
+pub fn soak_router(state: Arc<SoakState>) -> Router<Arc<SoakState>> {
+    Router::with_state(state)
         .on_connect(|ctx: Context<Arc<SoakState>>, request: Request| async move {
             let room = request
                 .query_param("room")
-                .ok_or_else(|| wsgw_core::Error::invalid_input("room missing"))?
+                .ok_or_else(|| wsgw_core::Rejection::new("missing_room"))?
                 .to_owned();
             let stored = ctx
                 .store()
@@ -256,7 +251,8 @@ pub fn soak_router(
             let room = body["room"].as_str().unwrap_or_default().to_owned();
             let payload = Payload::text(request.text().unwrap_or_default());
             let report = ctx
-                .broadcast_to_group(&room_group(&room), &payload)
+                .broadcast_payload(payload)
+                .to_group(room_group(&room))
                 .await
                 .inspect_err(|error| eprintln!("soak: listing {room}: {error}"))?;
             if !report.failed.is_empty() || !report.pruned.is_empty() {
@@ -339,10 +335,11 @@ pub async fn leave(mut client: Client, how: Leave) {
 
 /// A gateway over `store`, and the state its handlers record into.
 pub async fn soak_gateway(store: Arc<dyn ConnectionStore>) -> (RunningGateway, Arc<SoakState>) {
-    let sockets = Arc::new(MemorySink::new());
     let state = Arc::new(SoakState::new());
-    let router = soak_router(store, sockets.clone(), state.clone());
-    let gateway = LocalGateway::new(router, sockets)
+    // Waves of thousands of clients (WSGW_SOAK_CLIENTS) are the point: no connection cap.
+    let gateway = LocalGateway::new(soak_router(state.clone()))
+        .with_store(store)
+        .limits(Limits::default().max_connections(usize::MAX))
         .bind("127.0.0.1:0".parse().expect("an address"))
         .await
         .expect("bind loopback");

@@ -33,48 +33,47 @@ fn seen(shared: &Shared) -> std::sync::MutexGuard<'_, Seen> {
 /// A minimal cloud: records what devices send, the way the telemetry example's
 /// router would receive it.
 fn recording_gateway(shared: Shared) -> (LocalGateway, Arc<MemorySink>) {
-    let gateway = LocalGateway::build(move |store, sink| {
-        let on_connect = shared.clone();
-        let on_reading = shared.clone();
-        let on_ack = shared.clone();
-        Router::new(store, sink)
-            .on_connect(move |_ctx: Context, req: Request| {
-                let shared = on_connect.clone();
-                async move {
-                    let mut seen = shared.lock().unwrap();
-                    let query = format!(
-                        "role={}&device_id={}",
-                        req.query_param("role").unwrap_or(""),
-                        req.query_param("device_id").unwrap_or("")
-                    );
-                    seen.queries.push(query);
-                    if let Some(device_id) = req.query_param("device_id") {
-                        seen.devices
-                            .push((device_id.to_owned(), req.connection_id.clone()));
-                    }
-                    Ok(Reply::ok())
+    let on_connect = shared.clone();
+    let on_reading = shared.clone();
+    let on_ack = shared.clone();
+    let router = Router::new()
+        .on_connect(move |_ctx: Context, req: Request| {
+            let shared = on_connect.clone();
+            async move {
+                let mut seen = shared.lock().unwrap();
+                let query = format!(
+                    "role={}&device_id={}",
+                    req.query_param("role").unwrap_or(""),
+                    req.query_param("device_id").unwrap_or("")
+                );
+                seen.queries.push(query);
+                if let Some(device_id) = req.query_param("device_id") {
+                    seen.devices
+                        .push((device_id.to_owned(), req.connection_id.clone()));
                 }
-            })
-            .route("RealTimeDataUpdate", move |_ctx: Context, req: Request| {
-                let shared = on_reading.clone();
-                async move {
-                    let update: RealTimeDataUpdate =
-                        serde_json::from_str(req.text().expect("text")).expect("a reading");
-                    update.validate().expect("valid");
-                    shared.lock().unwrap().readings.push(update);
-                    Ok(Reply::ok())
-                }
-            })
-            .route("ControlAck", move |_ctx: Context, req: Request| {
-                let shared = on_ack.clone();
-                async move {
-                    let ack: ControlAck =
-                        serde_json::from_str(req.text().expect("text")).expect("an ack");
-                    shared.lock().unwrap().acks.push(ack);
-                    Ok(Reply::ok())
-                }
-            })
-    });
+                Ok(Reply::ok())
+            }
+        })
+        .route("RealTimeDataUpdate", move |_ctx: Context, req: Request| {
+            let shared = on_reading.clone();
+            async move {
+                let update: RealTimeDataUpdate =
+                    serde_json::from_str(req.text().expect("text")).expect("a reading");
+                update.validate().expect("valid");
+                shared.lock().unwrap().readings.push(update);
+                Ok(Reply::ok())
+            }
+        })
+        .route("ControlAck", move |_ctx: Context, req: Request| {
+            let shared = on_ack.clone();
+            async move {
+                let ack: ControlAck =
+                    serde_json::from_str(req.text().expect("text")).expect("an ack");
+                shared.lock().unwrap().acks.push(ack);
+                Ok(Reply::ok())
+            }
+        });
+    let gateway = LocalGateway::new(router);
     let sockets = gateway.sockets();
     (gateway, sockets)
 }

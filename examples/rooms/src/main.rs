@@ -1,0 +1,4 @@
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    wsgw_aws::runner::run(rooms::router()).await
+}

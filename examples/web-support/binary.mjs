@@ -1,0 +1,83 @@
+// What every page test (examples/*/web-tests) does before it opens a page: start the
+// example's binary on a free loopback port, and launch Debian's Chromium headless.
+// Imported by relative path; Node's own modules only (each web-tests package brings
+// its own playwright-core).
+
+import { spawn, execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import path from "node:path";
+
+/** How long a page test waits for anything (ms). */
+export const WAIT = 15_000;
+
+/** The browser: $CHROMIUM, else Debian's. */
+export const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+
+/** Chromium's flags for a quiet, headless, reproducible run. */
+export const CHROMIUM_ARGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+];
+
+/** The debug binary of `name`: `$variable` when set, else cargo metadata's target dir. */
+function binaryPath(name, variable) {
+  if (process.env[variable]) return path.resolve(process.env[variable]);
+  const metadata = JSON.parse(
+    execFileSync("cargo", ["metadata", "--format-version", "1", "--no-deps"], { encoding: "utf8" }),
+  );
+  return path.join(metadata.target_directory, "debug", name);
+}
+
+/**
+ * Starts the example `name` (its binary from `$variable`, or built by `cargo build -p
+ * name`) with `--listen 127.0.0.1:0` and `args`, `RUST_LOG=warn`, without the
+ * variables in `unset` nor any `WSGW_*` or `AWS_LAMBDA_RUNTIME_API` (so the caller's
+ * shell cannot change what is tested), plus `env`. Resolves once the binary printed
+ * its first line, with that line, the first word of it starting with `prefix` (its
+ * address) and `stop()`.
+ */
+export function startBinary({ name, variable, prefix, args = [], unset = [], env = {} }) {
+  const binary = binaryPath(name, variable);
+  if (!existsSync(binary)) {
+    throw new Error(`no ${name} binary at ${binary}: run \`cargo build -p ${name}\` or set ${variable}`);
+  }
+  const childEnv = { ...process.env, RUST_LOG: "warn" };
+  for (const variableName of Object.keys(childEnv)) {
+    if (variableName.startsWith("WSGW_") || variableName === "AWS_LAMBDA_RUNTIME_API" || unset.includes(variableName)) {
+      delete childEnv[variableName];
+    }
+  }
+  Object.assign(childEnv, env);
+  const child = spawn(binary, ["--listen", "127.0.0.1:0", ...args], { env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (chunk) => { stderr += chunk; });
+  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  return new Promise((resolve, reject) => {
+    let stdout = "";
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`${name} printed no address within ${WAIT} ms; stderr: ${stderr}`));
+    }, WAIT);
+    child.on("error", (error) => { clearTimeout(timer); reject(error); });
+    child.stdout.on("data", (chunk) => {
+      stdout += chunk;
+      if (!stdout.includes("\n")) return;
+      clearTimeout(timer);
+      const line = stdout.split("\n")[0];
+      const address = line.split(/\s+/).find((word) => word.startsWith(prefix));
+      if (!address) {
+        child.kill("SIGKILL");
+        reject(new Error(`no ${prefix} address in ${JSON.stringify(line)}`));
+        return;
+      }
+      resolve({
+        line,
+        address,
+        stop: async () => {
+          if (child.exitCode === null) child.kill("SIGTERM");
+          return exited;
+        },
+      });
+    });
+  });
+}
