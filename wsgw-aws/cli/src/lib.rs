@@ -13,7 +13,10 @@
 //! - [`dynamodb`]: the tables created at an endpoint, moto's server started when none is
 //!   given;
 //! - [`watch`]: a function rebuilt and its instances replaced when its sources change;
-//! - [`local`]: all of it made ready from the command line's options ([`LocalRun`]).
+//! - [`serve`]: the template's API behind the LocalGateway, each route's function
+//!   invoked as API Gateway invokes it ([`serve::TemplateIntegration`]);
+//! - [`local`]: all of it made ready from the command line's options ([`LocalRun`]) and
+//!   served ([`LocalRun::serve`]).
 //!
 //! The events the functions get are API Gateway's, encoded by
 //! [`wsgw_aws::lambda::encode_websocket_event`] and
@@ -45,6 +48,7 @@ pub mod build;
 pub mod dynamodb;
 pub mod local;
 pub mod pool;
+pub mod serve;
 pub mod watch;
 
-pub use local::{LocalArgs, LocalError, LocalRun};
+pub use local::{LocalArgs, LocalError, LocalRun, ServedStage, Serving};

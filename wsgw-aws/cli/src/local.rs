@@ -7,11 +7,15 @@ use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 
-use wsgw_aws::template::{Stack, StackSettings, Template, TemplateError};
+use std::time::Duration;
+
+use wsgw_aws::template::{Stack, StackApi, StackSettings, Template, TemplateError};
+use wsgw_memory::gateway::{LocalGateway, ManagementAccess, ManagementCredentials, RunningGateway};
 
 use crate::build::{BuildError, Builder};
 use crate::dynamodb::{self, DynamoError, MotoServer, ReadyTable};
 use crate::pool::{FunctionPool, InvokeError, PoolFunction, PoolSettings, DEFAULT_MAX_INSTANCES};
+use crate::serve::TemplateIntegration;
 use crate::watch::Watcher;
 
 /// `wsgw local`'s options.
@@ -134,6 +138,9 @@ pub enum LocalError {
     /// A function's first instance did not start.
     #[error("{0}")]
     Start(#[from] InvokeError),
+    /// The API cannot be served (its route selection expression, the listener).
+    #[error("{0}")]
+    Serve(String),
 }
 
 impl LocalError {
@@ -238,11 +245,7 @@ impl LocalRun {
             ..Builder::default()
         };
         let executables = builder.build_stack(&stack).await?;
-        let stage = stack
-            .apis
-            .first()
-            .and_then(|api| api.stages.first())
-            .map_or("local", |stage| stage.name.as_str());
+        let stage = served_stage(&stack).name;
         let mut settings = PoolSettings::default()
             .with_management_endpoint(format!("http://{local_addr}/{stage}"))
             .with_max_instances(args.max_instances);
@@ -368,6 +371,53 @@ impl LocalRun {
         out
     }
 
+    /// Serves the template's first WebSocket API at its first stage on the listening
+    /// address, through the LocalGateway with a [`TemplateIntegration`]: clients connect
+    /// to `ws://ADDR/{stage}`, the functions post to `http://ADDR/{stage}/@connections/{id}`
+    /// (signed with the keys the pool gives them, or unsigned from loopback).
+    pub fn serve(self) -> Result<Serving, LocalError> {
+        let api = self.stack.apis.first().cloned().ok_or_else(|| {
+            LocalError::Serve(format!(
+                "{}: no WebSocket API to serve",
+                self.template.display()
+            ))
+        })?;
+        let stage = served_stage(&self.stack);
+        let settings = self.pool.settings();
+        let integration = TemplateIntegration::new(
+            api.clone(),
+            stage.clone(),
+            self.pool.clone(),
+            &settings.region,
+            &settings.account_id,
+        )
+        .map_err(|error| LocalError::Serve(error.to_string()))?;
+        let (access_key, secret) = &settings.credentials;
+        let access = ManagementAccess::new(ManagementCredentials::new(access_key, secret));
+        let listener = self
+            .listener
+            .try_clone()
+            .and_then(|listener| {
+                listener.set_nonblocking(true)?;
+                tokio::net::TcpListener::from_std(listener)
+            })
+            .and_then(|listener| {
+                LocalGateway::for_integration(integration)
+                    .stage(stage.name.clone())
+                    .api_id(api.api_id.clone())
+                    .management_access(access)
+                    .serve_on(listener)
+            })
+            .map_err(|error| LocalError::Serve(format!("cannot serve: {error}")))?;
+        Ok(Serving {
+            gateway: listener,
+            api,
+            stage,
+            run: self,
+            watching: None,
+        })
+    }
+
     /// A [`Watcher`] of the built functions' sources (`--watch`): run it next to the
     /// gateway.
     pub fn watcher(&self) -> Watcher {
@@ -385,6 +435,160 @@ impl LocalRun {
         self.pool.shutdown();
         if let Some(moto) = self.dynamodb.moto {
             moto.stop().await;
+        }
+    }
+}
+
+/// The stage `wsgw local` serves: the first API's first `AWS::ApiGatewayV2::Stage` (its
+/// name and stage variables), or `local` when the template declares none.
+fn served_stage(stack: &Stack) -> ServedStage {
+    match stack.apis.first().and_then(|api| api.stages.first()) {
+        Some(stage) => ServedStage {
+            name: stage.name.clone(),
+            variables: stage.stage_variables.clone(),
+        },
+        None => ServedStage {
+            name: wsgw_memory::LOCAL_STAGE.to_owned(),
+            variables: BTreeMap::new(),
+        },
+    }
+}
+
+/// The stage an API is served at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServedStage {
+    /// Its name: the path of `ws://ADDR/{name}`.
+    pub name: String,
+    /// Its `StageVariables`.
+    pub variables: BTreeMap<String, String>,
+}
+
+/// A template's API being served: the gateway, and the run behind it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Serving {
+    /// The LocalGateway serving the API.
+    pub gateway: RunningGateway,
+    /// The API served.
+    pub api: StackApi,
+    /// Its stage.
+    pub stage: ServedStage,
+    /// The functions, tables and DynamoDB behind it.
+    pub run: LocalRun,
+    watching: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Serving {
+    /// `ws://ADDR/{stage}`.
+    pub fn stage_url(&self) -> String {
+        self.gateway.stage_url()
+    }
+
+    /// `http://ADDR/{stage}/@connections`.
+    pub fn connections_url(&self) -> String {
+        format!("{}/@connections", self.gateway.management_endpoint())
+    }
+
+    /// Rebuilds a function when its sources change (checked every `interval`) and
+    /// replaces its instances; the WebSocket connections stay open, their next events go
+    /// to the new instances.
+    pub fn watch(&mut self, interval: Duration) {
+        let watcher = self.run.watcher();
+        let pool = self.run.pool.clone();
+        self.watching = Some(tokio::spawn(watcher.run(pool, interval)));
+    }
+
+    /// What a user needs once the API is served: its URL, `@connections`, and what is
+    /// not served.
+    pub fn ready_lines(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "wsgw local: serving WebSocket API {} ({}) at {}",
+            self.api.logical_id,
+            self.api.api_id,
+            self.stage_url()
+        );
+        let _ = writeln!(
+            out,
+            "wsgw local: @connections at {}/{{connectionId}}",
+            self.connections_url()
+        );
+        for stage in self.api.stages.iter().skip(1) {
+            let _ = writeln!(
+                out,
+                "wsgw local: stage {} of {} not served (one stage per run)",
+                stage.name, self.api.logical_id
+            );
+        }
+        for api in self.run.stack.apis.iter().skip(1) {
+            let _ = writeln!(
+                out,
+                "wsgw local: WebSocket API {} not served (one API per run)",
+                api.logical_id
+            );
+        }
+        if self.watching.is_some() {
+            let _ = writeln!(
+                out,
+                "wsgw local: watching the functions' sources (a change rebuilds the function; connections stay open)"
+            );
+        }
+        out
+    }
+
+    /// Closes every connection (running `$disconnect`), then stops the functions and
+    /// moto's server.
+    pub async fn shutdown(self) {
+        if let Some(watching) = self.watching {
+            watching.abort();
+        }
+        if let Err(error) = self.gateway.shutdown().await {
+            tracing::warn!(%error, "the gateway did not stop cleanly");
+        }
+        self.run.shutdown().await;
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, then shuts down as [`shutdown`](Self::shutdown).
+    ///
+    /// The signals are listened for from this call on (call it before printing the
+    /// ready lines, so a supervisor stopping wsgw as soon as it printed is obeyed).
+    pub fn run_until_signal(self) -> impl std::future::Future<Output = ()> + Send {
+        let signal = shutdown_signal();
+        async move {
+            signal.await;
+            eprintln!("wsgw local: stopping");
+            self.shutdown().await;
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM, listened for from this call on.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            match (interrupt, terminate) {
+                (Ok(mut interrupt), Ok(mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        async {
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

@@ -45,15 +45,24 @@ async fn local(args: LocalArgs) -> ExitCode {
         }
     };
     print!("{}", run.summary());
-    println!(
-        "wsgw local: the functions are ready; serving the WebSocket API on {} is not wired yet, so wsgw stops here",
-        run.listener
-            .local_addr()
-            .map_or_else(|_| args.listen.to_string(), |addr| addr.to_string())
-    );
+    let mut serving = match run.serve() {
+        Ok(serving) => serving,
+        Err(error) => {
+            eprintln!("wsgw local: {error}");
+            return ExitCode::from(error.exit_code());
+        }
+    };
     if args.watch {
-        println!("wsgw local: --watch takes effect once the API is served");
+        serving.watch(WATCH_INTERVAL);
     }
-    run.shutdown().await;
+    let ready = serving.ready_lines();
+    let stopped = serving.run_until_signal();
+    print!("{ready}");
+    // Tests and scripts read the ready lines through a pipe.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    stopped.await;
     ExitCode::SUCCESS
 }
+
+/// How often `--watch` looks at the functions' sources.
+const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);

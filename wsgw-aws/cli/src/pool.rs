@@ -386,6 +386,11 @@ impl FunctionPool {
         }
     }
 
+    /// What every instance shares (endpoints, region, credentials, limits).
+    pub fn settings(&self) -> &PoolSettings {
+        &self.settings
+    }
+
     /// The logical ids of the pool's functions.
     pub fn functions(&self) -> impl Iterator<Item = &str> {
         self.slots.keys().map(String::as_str)

@@ -42,6 +42,48 @@ fn local(template: &Path, extra: &[&str]) -> Output {
     wsgw(&args)
 }
 
+/// `wsgw local` run until it prints its ready lines, then stopped with SIGTERM (it
+/// serves until then): its exit status, everything it printed, and its standard error.
+fn local_until_ready(
+    template: &Path,
+    extra: &[&str],
+) -> (std::process::ExitStatus, String, String) {
+    use std::io::{BufRead, Read};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsgw"))
+        .args(["local", "--template"])
+        .arg(template)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(extra)
+        .current_dir(support::workspace())
+        .env_remove("WSGW_LISTEN")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("wsgw runs");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("its stdout"));
+    let mut printed = String::new();
+    // Until the last ready line, or the end when wsgw stops by itself.
+    while stdout.read_line(&mut printed).unwrap_or(0) > 0 {
+        if printed
+            .lines()
+            .last()
+            .is_some_and(|line| line.contains("@connections at"))
+        {
+            break;
+        }
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    stdout
+        .read_to_string(&mut printed)
+        .expect("the rest of stdout");
+    let output = child.wait_with_output().expect("wsgw stops");
+    (output.status, printed, text(&output.stderr))
+}
+
 fn write_template(dir: &Path, text: &str) -> std::path::PathBuf {
     let path = dir.join("template.yaml");
     std::fs::write(&path, text).expect("the template is written");
@@ -68,11 +110,9 @@ const API: &str = "Resources:
 
 #[test]
 fn the_echo_template_builds_and_starts_its_function_and_lists_it_with_its_routes() {
-    let output = local(Path::new("examples/echo/template.yaml"), &[]);
+    let (status, stdout, stderr) = local_until_ready(Path::new("examples/echo/template.yaml"), &[]);
 
-    let stdout = text(&output.stdout);
-    let stderr = text(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(status.success(), "{stdout}\n{stderr}");
     assert!(
         stdout.contains("wsgw local: examples/echo/template.yaml (stack echo, region us-east-1)"),
         "{stdout}"
@@ -88,13 +128,20 @@ fn the_echo_template_builds_and_starts_its_function_and_lists_it_with_its_routes
         "{stdout}"
     );
     assert!(
-        stdout.contains("serving the WebSocket API on 127.0.0.1:"),
+        stdout.contains("wsgw local: serving WebSocket API Api (")
+            && stdout.contains(") at ws://127.0.0.1:")
+            && stdout.contains("/production\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("/production/@connections/{connectionId}"),
         "{stdout}"
     );
     assert!(
         stderr.contains("cold start"),
         "the first instance's start is logged: {stderr}"
     );
+    assert!(stderr.contains("wsgw local: stopping"), "{stderr}");
 }
 
 #[test]
@@ -202,15 +249,17 @@ fn a_function_whose_runtime_is_not_provided_is_not_run_and_its_routes_are_named(
 ";
     let template = write_template(&dir, &format!("{API}{function}"));
 
-    let output = local(&template, &[]);
+    let (status, stdout, stderr) = local_until_ready(&template, &[]);
 
-    let stderr = text(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    assert!(status.success(), "{stderr}");
     assert!(
         stderr.contains("function Function is not run locally: Runtime is python3.12, not provided.* (only custom-runtime binaries run locally); unavailable: $default"),
         "{stderr}"
     );
-    assert!(text(&output.stdout).contains("Function: not run: Runtime is python3.12"));
+    assert!(
+        stdout.contains("Function: not run: Runtime is python3.12"),
+        "{stdout}"
+    );
 }
 
 #[test]

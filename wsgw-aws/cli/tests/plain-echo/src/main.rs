@@ -7,7 +7,12 @@
 //! tests of `wsgw local`'s function pool, a message may ask for trouble:
 //! `{"sleep_ms": N}` answers after N ms, `{"fail": "why"}` fails the invocation,
 //! `{"exit": CODE}` ends the process mid-invocation. Each answer carries the process id
-//! (`pid`), so a test can tell instances apart.
+//! (`pid`), so a test can tell instances apart, and the authorizer's context the event
+//! carried (`authorizer`).
+//!
+//! As a REQUEST authorizer it allows `?token=allow-NAME` with the context
+//! `{"user": NAME}`, answers a policy denying `?token=deny`, and fails `Unauthorized`
+//! otherwise.
 
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
@@ -15,6 +20,9 @@ use serde_json::{json, Value};
 
 async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
     let event = event.payload;
+    if event["type"] == "REQUEST" {
+        return authorize(&event);
+    }
     let context = &event["requestContext"];
     let event_type = context["eventType"].as_str().unwrap_or_default();
     if event_type != "MESSAGE" {
@@ -48,7 +56,34 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
         .await?;
     Ok(json!({
         "statusCode": 200,
-        "body": json!({"echo": body, "pid": std::process::id()}).to_string(),
+        "body": json!({
+            "echo": body,
+            "pid": std::process::id(),
+            "authorizer": context["authorizer"],
+        })
+        .to_string(),
+    }))
+}
+
+/// The REQUEST authorizer: `allow-NAME` is allowed with `{"user": NAME}`, `deny` denied
+/// by the policy, anything else `Unauthorized` (401).
+fn authorize(event: &Value) -> Result<Value, Error> {
+    let token = event["queryStringParameters"]["token"]
+        .as_str()
+        .unwrap_or_default();
+    let method_arn = event["methodArn"].as_str().unwrap_or_default();
+    let (effect, user) = match token.strip_prefix("allow-") {
+        Some(user) => ("Allow", user),
+        None if token == "deny" => ("Deny", ""),
+        None => return Err("Unauthorized".into()),
+    };
+    Ok(json!({
+        "principalId": "plain-echo",
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": method_arn}],
+        },
+        "context": {"user": user},
     }))
 }
 

@@ -1,0 +1,347 @@
+//! `wsgw local` serving a template's WebSocket API through the LocalGateway, with real
+//! WebSocket clients over loopback: every event goes to a function process in Lambda
+//! mode (the `plain-echo` fixture: lambda_runtime + aws-sdk-apigatewaymanagement, no
+//! wsgw crates) as API Gateway sends it.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use wsgw::{LocalArgs, LocalRun, Serving};
+
+type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How long a test waits for a frame it expects.
+const FRAME_WAIT: Duration = Duration::from_secs(20);
+
+fn test_template() -> PathBuf {
+    support::workspace().join("wsgw-aws/cli/tests/plain-echo/template.yaml")
+}
+
+/// `wsgw local --template TEMPLATE --listen 127.0.0.1:0 [--parameter-overrides …]`, as
+/// the command runs it, through its library entry point.
+async fn serve(overrides: &[&str]) -> Serving {
+    let mut args = LocalArgs::new(test_template());
+    args.listen = "127.0.0.1:0".parse().unwrap();
+    args.parameter_overrides = overrides.iter().map(|item| (*item).to_owned()).collect();
+    let run = LocalRun::prepare(&args)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    run.serve().unwrap_or_else(|error| panic!("{error}"))
+}
+
+async fn connect(url: &str) -> Client {
+    let (client, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .unwrap_or_else(|error| panic!("connecting to {url}: {error}"));
+    client
+}
+
+/// The HTTP status a refused handshake got.
+async fn refused_status(url: &str) -> u16 {
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(error) => panic!("{url}: expected a refused handshake, got {error}"),
+        Ok(_) => panic!("{url}: expected a refused handshake, the connection was accepted"),
+    }
+}
+
+async fn send(client: &mut Client, body: Value) {
+    client
+        .send(Message::text(body.to_string()))
+        .await
+        .expect("the message is sent");
+}
+
+async fn next_text(client: &mut Client) -> String {
+    loop {
+        let frame = tokio::time::timeout(FRAME_WAIT, client.next())
+            .await
+            .expect("a frame within the wait")
+            .expect("the connection stays open")
+            .expect("a frame");
+        match frame {
+            Message::Text(text) => return text.to_string(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+/// The two frames a two-way `echo` gives: the post through `@connections` (the body
+/// itself) and the route response (the function's answer body), in either order. The
+/// answer is returned.
+async fn echo_round(client: &mut Client, body: Value) -> Value {
+    send(client, body.clone()).await;
+    let frames = [next_text(client).await, next_text(client).await];
+    let posted = body.to_string();
+    assert!(
+        frames.contains(&posted),
+        "the post through @connections: {frames:?}"
+    );
+    let answer = frames
+        .iter()
+        .find(|frame| **frame != posted)
+        .unwrap_or_else(|| panic!("the route response: {frames:?}"));
+    let answer: Value = serde_json::from_str(answer).expect("the function's JSON answer");
+    assert_eq!(answer["echo"], posted, "{answer}");
+    answer
+}
+
+fn internal_server_error(frame: &str) -> bool {
+    serde_json::from_str::<Value>(frame)
+        .is_ok_and(|frame| frame["message"] == "Internal server error")
+}
+
+#[tokio::test]
+async fn a_two_way_route_answers_with_the_functions_body_and_a_one_way_route_does_not() {
+    let serving = serve(&[]).await;
+    let url = serving.stage_url();
+    assert!(url.ends_with("/test"), "the template's stage: {url}");
+    let mut client = connect(&url).await;
+
+    let answer = echo_round(&mut client, json!({"action": "echo", "n": 1})).await;
+    assert!(answer["pid"].as_u64().is_some(), "{answer}");
+    assert_eq!(answer["authorizer"], Value::Null, "no authorizer: {answer}");
+
+    // $default has no route response: only the function's own post arrives.
+    let one_way = json!({"action": "nothing-by-that-name", "n": 2});
+    send(&mut client, one_way.clone()).await;
+    assert_eq!(next_text(&mut client).await, one_way.to_string());
+    let more = tokio::time::timeout(Duration::from_millis(500), client.next()).await;
+    assert!(more.is_err(), "nothing else arrives: {more:?}");
+
+    drop(client);
+    serving.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_connect_authorizer_allows_denies_and_refuses_401_without_an_identity_source() {
+    let serving = serve(&["AuthOn=true"]).await;
+    let url = serving.stage_url();
+
+    assert_eq!(
+        refused_status(&url).await,
+        401,
+        "no ?token=: 401 without the authorizer"
+    );
+    assert_eq!(
+        refused_status(&format!("{url}?token=")).await,
+        401,
+        "an empty token"
+    );
+    assert_eq!(
+        refused_status(&format!("{url}?token=deny")).await,
+        403,
+        "a policy that denies"
+    );
+    assert_eq!(
+        refused_status(&format!("{url}?token=stranger")).await,
+        401,
+        "the authorizer's Unauthorized"
+    );
+
+    let mut client = connect(&format!("{url}?token=allow-ada")).await;
+    let answer = echo_round(&mut client, json!({"action": "echo"})).await;
+    assert_eq!(answer["authorizer"]["user"], "ada", "{answer}");
+    assert_eq!(
+        answer["authorizer"]["principalId"], "plain-echo",
+        "{answer}"
+    );
+
+    drop(client);
+    serving.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_function_killed_mid_run_gives_internal_server_error_and_is_replaced() {
+    let serving = serve(&[]).await;
+    let mut client = connect(&serving.stage_url()).await;
+    let before = echo_round(&mut client, json!({"action": "echo"})).await["pid"]
+        .as_u64()
+        .unwrap();
+
+    send(&mut client, json!({"action": "echo", "sleep_ms": 5_000})).await;
+    // The invocation has its instance (the only one: every earlier event was answered).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pids = serving.run.pool.process_ids("PlainEcho");
+    assert_eq!(pids, vec![u32::try_from(before).unwrap()]);
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &before.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let frame = next_text(&mut client).await;
+    assert!(internal_server_error(&frame), "{frame}");
+
+    let after = echo_round(&mut client, json!({"action": "echo"})).await["pid"]
+        .as_u64()
+        .unwrap();
+    assert_ne!(before, after, "a new instance answers");
+    assert_eq!(serving.run.pool.instances_started("PlainEcho"), 2);
+
+    drop(client);
+    serving.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_function_past_its_timeout_gives_internal_server_error_and_the_next_call_works() {
+    let serving = serve(&[]).await;
+    let mut client = connect(&serving.stage_url()).await;
+
+    // ShortEcho's Timeout is 1 s.
+    send(&mut client, json!({"action": "short", "sleep_ms": 5_000})).await;
+    let frame = next_text(&mut client).await;
+    assert!(internal_server_error(&frame), "{frame}");
+
+    let answer = echo_round(&mut client, json!({"action": "short"})).await;
+    assert!(answer["pid"].as_u64().is_some(), "{answer}");
+    assert_eq!(serving.run.pool.instances_started("ShortEcho"), 2);
+
+    drop(client);
+    serving.shutdown().await;
+}
+
+#[tokio::test]
+async fn parallel_messages_start_concurrent_instances() {
+    const CLIENTS: usize = 4;
+    let serving = serve(&[]).await;
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        clients.push(connect(&serving.stage_url()).await);
+    }
+
+    // Each call holds its instance for a second: the four run at once on four instances.
+    let rounds = clients
+        .iter_mut()
+        .map(|client| echo_round(client, json!({"action": "echo", "sleep_ms": 1_000})));
+    let answers = futures::future::join_all(rounds).await;
+
+    let pids: BTreeSet<u64> = answers
+        .iter()
+        .map(|answer| answer["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pids.len(), CLIENTS, "{answers:?}");
+    assert_eq!(serving.run.pool.instances_started("PlainEcho"), CLIENTS);
+
+    drop(clients);
+    serving.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_watch_rebuild_replaces_the_instances_and_keeps_the_connections_open() {
+    let mut serving = serve(&[]).await;
+    serving.watch(Duration::from_millis(200));
+    assert!(
+        serving.ready_lines().contains("watching"),
+        "{}",
+        serving.ready_lines()
+    );
+    let mut client = connect(&serving.stage_url()).await;
+    let before = echo_round(&mut client, json!({"action": "echo"})).await["pid"]
+        .as_u64()
+        .unwrap();
+
+    // A save without a change of content: cargo rebuilds on the newer time as on an edit.
+    let main_rs = support::workspace().join("wsgw-aws/cli/tests/plain-echo/src/main.rs");
+    std::fs::File::options()
+        .append(true)
+        .open(&main_rs)
+        .and_then(|file| file.set_modified(SystemTime::now()))
+        .unwrap();
+
+    // Bounded: the rebuild takes a few seconds.
+    let mut after = before;
+    for _ in 0..120 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        after = echo_round(&mut client, json!({"action": "echo"})).await["pid"]
+            .as_u64()
+            .unwrap();
+        if after != before {
+            break;
+        }
+    }
+    assert_ne!(
+        before, after,
+        "after the rebuild a new instance answers, on the same connection"
+    );
+
+    drop(client);
+    serving.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_wsgw_binary_prints_the_ready_lines_and_serves_the_echo_example() {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wsgw"))
+        .current_dir(support::workspace())
+        .args([
+            "local",
+            "--template",
+            "examples/echo/template.yaml",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let mut printed = Vec::new();
+    let url = loop {
+        let line = tokio::time::timeout(Duration::from_secs(300), lines.next_line())
+            .await
+            .expect("the ready lines within the build's time")
+            .unwrap()
+            .unwrap_or_else(|| panic!("wsgw local ended: {printed:#?}"));
+        printed.push(line.clone());
+        if let Some(url) = line.split(" at ws://").nth(1) {
+            break format!("ws://{url}");
+        }
+    };
+    let connections = lines.next_line().await.unwrap().unwrap();
+    assert!(url.ends_with("/production"), "{url}");
+    assert!(
+        connections.contains("@connections at http://127.0.0.1:")
+            && connections.ends_with("/production/@connections/{connectionId}"),
+        "{connections}"
+    );
+    assert!(
+        printed
+            .iter()
+            .any(|line| line.contains("$connect, $default, $disconnect, message, whoami")),
+        "the function with its routes: {printed:#?}"
+    );
+
+    // echo's whoami answers through @connections with the caller's connection id.
+    let mut client = connect(&url).await;
+    send(&mut client, json!({"action": "whoami"})).await;
+    let answer: Value = serde_json::from_str(&next_text(&mut client).await).unwrap();
+    assert_eq!(answer["type"], "whoami", "{answer}");
+    assert!(
+        answer["connection_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "{answer}"
+    );
+    drop(client);
+
+    let pid = child.id().unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("wsgw local stops on SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+}
