@@ -1,6 +1,7 @@
 //! `wsgw local`'s DynamoDB tests: the template's tables on moto's server (the one the
-//! pipeline started), and moto installed, started and stopped by the command itself,
-//! into a cache in `target/` so later runs reuse the install.
+//! pipeline started), moto installed, started and stopped by the command itself, into a
+//! cache in `target/` so later runs reuse the install, and the chat and the telemetry
+//! (its authorizer on) served to real clients with their tables on moto.
 
 use std::path::Path;
 

@@ -42,46 +42,21 @@ fn local(template: &Path, extra: &[&str]) -> Output {
     wsgw(&args)
 }
 
-/// `wsgw local` run until it prints its ready lines, then stopped with SIGTERM (it
-/// serves until then): its exit status, everything it printed, and its standard error.
+/// `wsgw local --template TEMPLATE --listen 127.0.0.1:0 EXTRA…` until it is ready.
 fn local_until_ready(
     template: &Path,
     extra: &[&str],
 ) -> (std::process::ExitStatus, String, String) {
-    use std::io::{BufRead, Read};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wsgw"))
-        .args(["local", "--template"])
-        .arg(template)
-        .args(["--listen", "127.0.0.1:0"])
-        .args(extra)
-        .current_dir(support::workspace())
-        .env_remove("WSGW_LISTEN")
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("wsgw runs");
-    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("its stdout"));
-    let mut printed = String::new();
-    // Until the last ready line, or the end when wsgw stops by itself.
-    while stdout.read_line(&mut printed).unwrap_or(0) > 0 {
-        if printed
-            .lines()
-            .last()
-            .is_some_and(|line| line.contains("@connections at"))
-        {
-            break;
-        }
-    }
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    stdout
-        .read_to_string(&mut printed)
-        .expect("the rest of stdout");
-    let output = child.wait_with_output().expect("wsgw stops");
-    (output.status, printed, text(&output.stderr))
+    let template = template.to_string_lossy().into_owned();
+    let mut args = vec![
+        "local",
+        "--template",
+        template.as_str(),
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    support::wsgw_until_ready(&args, &[])
 }
 
 fn write_template(dir: &Path, text: &str) -> std::path::PathBuf {

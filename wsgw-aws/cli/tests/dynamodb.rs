@@ -10,7 +10,6 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use aws_sdk_dynamodb::types::{KeyType, ProjectionType, TimeToLiveStatus};
 use wsgw::dynamodb::{create_tables, MotoServer, CACHE_DIR_ENV};
@@ -193,8 +192,9 @@ async fn moto_is_installed_into_the_cache_and_served_on_loopback_until_stopped()
 fn wsgw_local_without_an_endpoint_starts_moto_creates_the_tables_and_stops_it() {
     let stack_name = unique_name("local");
     let _installing = INSTALL.blocking_lock();
-    let output = Command::new(env!("CARGO_BIN_EXE_wsgw"))
-        .args([
+    let cache = cache();
+    let (status, stdout, stderr) = support::wsgw_until_ready(
+        &[
             "local",
             "--template",
             "examples/chat/template.yaml",
@@ -202,15 +202,11 @@ fn wsgw_local_without_an_endpoint_starts_moto_creates_the_tables_and_stops_it() 
             "127.0.0.1:0",
             "--stack-name",
             &stack_name,
-        ])
-        .current_dir(support::workspace())
-        .env(CACHE_DIR_ENV, cache())
-        .output()
-        .unwrap();
+        ],
+        &[(CACHE_DIR_ENV, cache.as_os_str())],
+    );
 
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(status.success(), "{stdout}\n{stderr}");
     let announced = stderr
         .lines()
         .find_map(|line| line.strip_prefix("wsgw: moto 5.2.6's DynamoDB server started at "))
@@ -252,34 +248,28 @@ fn wsgw_local_without_an_endpoint_starts_moto_creates_the_tables_and_stops_it() 
 #[test]
 fn wsgw_local_reuses_the_tables_at_a_given_endpoint() {
     let stack_name = unique_name("given");
+    let endpoint = endpoint();
     let run = || {
-        Command::new(env!("CARGO_BIN_EXE_wsgw"))
-            .args([
+        support::wsgw_until_ready(
+            &[
                 "local",
                 "--template",
                 "examples/telemetry/template.yaml",
                 "--listen",
                 "127.0.0.1:0",
-            ])
-            .args([
                 "--stack-name",
                 &stack_name,
                 "--dynamodb-endpoint",
-                &endpoint(),
-            ])
-            .args(["--parameter-overrides", "DeviceKeys=esp32-01=k1"])
-            .current_dir(support::workspace())
-            .output()
-            .unwrap()
+                &endpoint,
+                "--parameter-overrides",
+                "DeviceKeys=esp32-01=k1",
+            ],
+            &[],
+        )
+        .1
     };
 
-    let first = run();
-    let second = run();
-
-    let (first, second) = (
-        String::from_utf8_lossy(&first.stdout),
-        String::from_utf8_lossy(&second.stdout),
-    );
+    let (first, second) = (run(), run());
     assert!(
         first.contains(&format!(
             "ConnectionsTable = {stack_name}-ConnectionsTable (Created)"
@@ -389,4 +379,239 @@ async fn the_chat_function_runs_in_lambda_mode_on_the_tables_its_template_names(
         item.item().is_some(),
         "the connection is stored in {connections}, the table !Ref ConnectionsTable names"
     );
+}
+
+mod served {
+    //! The examples served by `wsgw local` with real clients: every event a process of
+    //! the example's binary in Lambda mode, on DynamoDB tables created from its template.
+    //! The chat is checked against the chat as `cargo run -p chat` runs it (the same
+    //! binary on the in-process LocalGateway): the same script of independent clients
+    //! gets the same frames from both. The telemetry runs with its authorizer turned on
+    //! by `--parameter-overrides`.
+
+    use std::time::Duration;
+
+    use futures::{SinkExt, StreamExt};
+    use serde_json::{json, Value};
+    use tokio::io::AsyncBufReadExt;
+    use tokio_tungstenite::tungstenite::{self, Message};
+    use wsgw::{LocalArgs, LocalRun};
+    use wsgw_aws::dynamo::local::unique_name;
+
+    type Client = tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >;
+
+    async fn connect(url: &str) -> Client {
+        tokio_tungstenite::connect_async(url)
+            .await
+            .unwrap_or_else(|error| panic!("{url}: {error}"))
+            .0
+    }
+
+    async fn next_json(client: &mut Client) -> Value {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(20), client.next())
+                .await
+                .expect("a frame within 20 s")
+                .expect("the connection stays open")
+                .expect("a frame");
+            if let Message::Text(text) = frame {
+                return serde_json::from_str(&text).expect("JSON frames");
+            }
+        }
+    }
+
+    /// The frame without what differs on every run (ids, times).
+    fn normalised(mut value: Value) -> Value {
+        match &mut value {
+            Value::Object(fields) => {
+                for key in ["message_id", "timestamp"] {
+                    if fields.remove(key).is_some() {
+                        fields.insert(key.to_owned(), json!("…"));
+                    }
+                }
+                for field in fields.values_mut() {
+                    *field = normalised(field.take());
+                }
+            }
+            Value::Array(items) => {
+                for item in items {
+                    *item = normalised(item.take());
+                }
+            }
+            _ => {}
+        }
+        value
+    }
+
+    async fn say(client: &mut Client, body: Value) {
+        client
+            .send(Message::text(body.to_string()))
+            .await
+            .expect("sent");
+    }
+
+    /// The script: two clients of two sessions; a message to all, a private one, the
+    /// history, a heartbeat, an unknown action, an empty message, a refused handshake.
+    /// Returns every frame each client got, in order, normalised.
+    async fn transcript(url: &str) -> Vec<(&'static str, Value)> {
+        let mut seen = Vec::new();
+        let mut ada = connect(&format!("{url}?session_id=s1&name=Ada")).await;
+        let mut bob = connect(&format!("{url}?session_id=s2&name=Bob")).await;
+
+        say(&mut ada, json!({"action": "sendmessage", "message": "hi"})).await;
+        seen.push(("ada", next_json(&mut ada).await));
+        seen.push(("bob", next_json(&mut bob).await));
+
+        say(
+            &mut bob,
+            json!({"action": "sendmessage", "message": "psst", "session_ids": ["s1"]}),
+        )
+        .await;
+        seen.push(("ada", next_json(&mut ada).await));
+        seen.push(("bob", next_json(&mut bob).await));
+
+        for body in [
+            json!({"action": "history", "limit": 10}),
+            json!({"action": "heartbeat"}),
+            json!({"action": "dance"}),
+            json!({"action": "sendmessage", "message": ""}),
+        ] {
+            say(&mut ada, body).await;
+            seen.push(("ada", next_json(&mut ada).await));
+        }
+
+        let refused =
+            match tokio_tungstenite::connect_async(format!("{url}?session_id=a%20b")).await {
+                Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
+                other => panic!("an invalid session id is refused: {:?}", other.map(|_| ())),
+            };
+        seen.push(("refused", json!(refused)));
+        seen.into_iter()
+            .map(|(who, frame)| (who, normalised(frame)))
+            .collect()
+    }
+
+    async fn serve(template: &str, overrides: &[&str]) -> wsgw::Serving {
+        let mut args = LocalArgs::new(super::support::workspace().join(template));
+        args.listen = "127.0.0.1:0".parse().unwrap();
+        args.dynamodb_endpoint = Some(super::endpoint());
+        args.stack_name = Some(unique_name("served"));
+        args.parameter_overrides = overrides.iter().map(|item| (*item).to_owned()).collect();
+        LocalRun::prepare(&args)
+            .await
+            .unwrap_or_else(|error| panic!("{error}"))
+            .serve()
+            .unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    async fn refused_status(url: &str) -> u16 {
+        match tokio_tungstenite::connect_async(url).await {
+            Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
+            other => panic!("{url} is refused: {:?}", other.map(|_| ())),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_telemetry_with_its_authorizer_on_admits_only_the_keys_and_streams_readings() {
+        let serving = serve(
+            "examples/telemetry/template.yaml",
+            &[
+                "DeviceKeys=esp32-01=kdev",
+                "DashboardKeys=ops=kdash=operator",
+                "TokenLocation=query",
+            ],
+        )
+        .await;
+        let url = serving.stage_url();
+
+        // The identity source (?token=) missing: API Gateway's own 401.
+        assert_eq!(refused_status(&format!("{url}?role=client")).await, 401);
+        // The authorizer function decides the rest.
+        assert_eq!(
+            refused_status(&format!("{url}?role=client&token=nope")).await,
+            401
+        );
+        assert_eq!(
+            refused_status(&format!("{url}?role=device&device_id=esp32-02&token=kdev")).await,
+            403,
+            "a device key for another device"
+        );
+
+        let mut dashboard =
+            connect(&format!("{url}?role=client&device_id=esp32-01&token=kdash")).await;
+        let mut device = connect(&format!("{url}?role=device&device_id=esp32-01&token=kdev")).await;
+        say(
+            &mut device,
+            json!({"action": "RealTimeDataUpdate", "device_id": "esp32-01", "seq": 1, "ts_ms": 0, "readings": {"t": 21.5}}),
+        )
+        .await;
+        let reading = next_json(&mut dashboard).await;
+        assert_eq!(reading["type"], "reading", "{reading}");
+        assert_eq!(reading["device_id"], "esp32-01", "{reading}");
+        assert!(
+            serving.run.pool.instances_started("AuthorizerFunction") >= 1,
+            "the authorizer ran in its own function's process"
+        );
+        drop((dashboard, device));
+        serving.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn the_chat_through_wsgw_local_answers_independent_clients_as_cargo_run_p_chat_does() {
+        let serving = serve("examples/chat/template.yaml", &[]).await;
+        let served = transcript(&serving.stage_url()).await;
+
+        // `cargo run -p chat`: the chat binary wsgw local built, without the Lambda
+        // Runtime API, on its own LocalGateway with memory backends.
+        let chat = serving
+            .run
+            .executables
+            .get("Function")
+            .expect("the chat binary");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .unwrap()
+            .port();
+        let mut local = tokio::process::Command::new(chat)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env_remove("AWS_LAMBDA_RUNTIME_API")
+            .env_remove("WSGW_DYNAMODB_ENDPOINT")
+            .env_remove("WSGW_LISTEN")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(local.stdout.take().unwrap()).lines();
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+                .await
+                .expect("chat starts")
+                .unwrap()
+                .expect("chat prints its address");
+            if line.contains("listening on ws://") {
+                break;
+            }
+        }
+        let in_process = transcript(&format!("ws://127.0.0.1:{port}/")).await;
+
+        assert_eq!(served, in_process);
+        assert_eq!(served[0].1["type"], "message", "{served:#?}");
+        assert_eq!(served[4].1["type"], "history", "{served:#?}");
+        let history: Vec<&Value> = served[4].1["messages"]
+            .as_array()
+            .map(|messages| messages.iter().map(|message| &message["message"]).collect())
+            .unwrap_or_default();
+        assert_eq!(history, [&json!("hi"), &json!("psst")], "{served:#?}");
+        assert_eq!(served[3].1["type"], "sent", "{served:#?}");
+        assert_eq!(served[7].1["error"], "empty_message", "{served:#?}");
+        assert_eq!(served[8], ("refused", json!(400)), "{served:#?}");
+        assert!(
+            serving.run.pool.instances_started("Function") >= 1,
+            "every event ran in a chat process"
+        );
+        local.kill().await.unwrap();
+        serving.shutdown().await;
+    }
 }

@@ -63,3 +63,52 @@ pub fn broken_crate(dir: &Path) -> PathBuf {
     .expect("its source");
     root
 }
+
+/// The `wsgw` binary run with `args` (and `envs`) in the workspace root until it prints
+/// its ready lines (the `@connections` line), then stopped with SIGTERM, as it serves
+/// until then: its exit status, everything it printed, and its standard error. A run
+/// that stops by itself (a bad input) is read to its end.
+pub fn wsgw_until_ready(
+    args: &[&str],
+    envs: &[(&str, &std::ffi::OsStr)],
+) -> (std::process::ExitStatus, String, String) {
+    use std::io::{BufRead, Read};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsgw"))
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(workspace())
+        .env_remove("WSGW_LISTEN")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wsgw runs");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("its stdout"));
+    // Standard error is read alongside, so a chatty run cannot fill its pipe and stall.
+    let mut stderr_pipe = child.stderr.take().expect("its stderr");
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr_pipe.read_to_string(&mut text);
+        text
+    });
+    let mut printed = String::new();
+    while stdout.read_line(&mut printed).unwrap_or(0) > 0 {
+        if printed
+            .lines()
+            .last()
+            .is_some_and(|line| line.contains("@connections at"))
+        {
+            break;
+        }
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    stdout
+        .read_to_string(&mut printed)
+        .expect("the rest of stdout");
+    let status = child.wait().expect("wsgw stops");
+    (status, printed, stderr.join().unwrap_or_default())
+}
