@@ -321,6 +321,8 @@ struct Slot {
     idle: Mutex<Vec<Instance>>,
     generation: AtomicU64,
     started: AtomicUsize,
+    /// Invocations given an instance (prewarming not counted).
+    invocations: AtomicUsize,
     numbers: AtomicU64,
     /// The process ids of the living instances, idle or busy.
     pids: Mutex<HashMap<u64, u32>>,
@@ -374,6 +376,7 @@ impl FunctionPool {
                         idle: Mutex::new(Vec::new()),
                         generation: AtomicU64::new(0),
                         started: AtomicUsize::new(0),
+                        invocations: AtomicUsize::new(0),
                         numbers: AtomicU64::new(0),
                         pids: Mutex::new(HashMap::new()),
                     }),
@@ -430,6 +433,7 @@ impl FunctionPool {
             Some(instance) => instance,
             None => self.start_instance(logical_id, slot).await?,
         };
+        slot.invocations.fetch_add(1, Ordering::SeqCst);
         let answer = tokio::select! {
             answer = instance.runtime.invoke(event, timeout) => Some(answer),
             _ = instance.child.wait() => None,
@@ -730,6 +734,13 @@ impl FunctionPool {
         self.slots
             .get(logical_id)
             .map_or(0, |slot| slot.started.load(Ordering::SeqCst))
+    }
+
+    /// How many invocations of a function have run (or are running) so far.
+    pub fn invocations(&self, logical_id: &str) -> usize {
+        self.slots
+            .get(logical_id)
+            .map_or(0, |slot| slot.invocations.load(Ordering::SeqCst))
     }
 
     /// The process ids of a function's living instances, idle or busy.

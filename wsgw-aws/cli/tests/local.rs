@@ -127,15 +127,17 @@ async fn the_connect_authorizer_allows_denies_and_refuses_401_without_an_identit
     let serving = serve(&["AuthOn=true"]).await;
     let url = serving.stage_url();
 
-    assert_eq!(
-        refused_status(&url).await,
-        401,
-        "no ?token=: 401 without the authorizer"
-    );
+    let pool = serving.run.pool.clone();
+    assert_eq!(refused_status(&url).await, 401, "no ?token=");
     assert_eq!(
         refused_status(&format!("{url}?token=")).await,
         401,
         "an empty token"
+    );
+    assert_eq!(
+        pool.invocations("AuthorizerFunction"),
+        0,
+        "a missing identity source is refused without invoking the authorizer"
     );
     assert_eq!(
         refused_status(&format!("{url}?token=deny")).await,
@@ -146,6 +148,13 @@ async fn the_connect_authorizer_allows_denies_and_refuses_401_without_an_identit
         refused_status(&format!("{url}?token=stranger")).await,
         401,
         "the authorizer's Unauthorized"
+    );
+
+    assert_eq!(pool.invocations("AuthorizerFunction"), 2);
+    assert_eq!(
+        pool.invocations("PlainEcho"),
+        0,
+        "a refused client's $connect never runs"
     );
 
     let mut client = connect(&format!("{url}?token=allow-ada")).await;
