@@ -138,7 +138,10 @@ pub enum LocalError {
     /// A function's first instance did not start.
     #[error("{0}")]
     Start(#[from] InvokeError),
-    /// The API cannot be served (its route selection expression, the listener).
+    /// A route selection expression wsgw cannot evaluate.
+    #[error("{0}")]
+    RouteSelection(String),
+    /// The API cannot be served (the listener cannot be handed to the gateway).
     #[error("{0}")]
     Serve(String),
 }
@@ -147,7 +150,10 @@ impl LocalError {
     /// The process exit code: 2 for a template or option the user must fix, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            LocalError::Template(_) | LocalError::Overrides(_) | LocalError::Listen { .. } => 2,
+            LocalError::Template(_)
+            | LocalError::Overrides(_)
+            | LocalError::Listen { .. }
+            | LocalError::RouteSelection(_) => 2,
             _ => 1,
         }
     }
@@ -192,6 +198,11 @@ impl LocalRun {
     pub async fn prepare(args: &LocalArgs) -> Result<Self, LocalError> {
         let template = Template::from_path(&args.template)?;
         let stack = template.resolve(args.stack_settings()?)?;
+        for api in &stack.apis {
+            crate::serve::route_selection(api).map_err(|error| {
+                LocalError::RouteSelection(format!("{}: {error}", args.template.display()))
+            })?;
+        }
         for notice in &stack.notices {
             eprintln!("wsgw: {notice}");
         }

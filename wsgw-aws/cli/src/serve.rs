@@ -68,13 +68,7 @@ impl TemplateIntegration {
         region: &str,
         account_id: &str,
     ) -> Result<Self> {
-        let selection =
-            RouteSelection::parse(&api.route_selection_expression).map_err(|error| {
-                Error::invalid_input(format!(
-                    "{}: RouteSelectionExpression: {error}",
-                    api.logical_id
-                ))
-            })?;
+        let selection = route_selection(&api).map_err(Error::invalid_input)?;
         let method_arn = connect_method_arn(region, account_id, &api.api_id, &stage.name);
         Ok(TemplateIntegration {
             api,
@@ -111,6 +105,32 @@ impl TemplateIntegration {
             None => Ok(Reply::ok()),
         }
     }
+}
+
+/// The API's `RouteSelectionExpression`, in either of the forms API Gateway accepts
+/// (`$request.body.action`, `${request.body.action}`).
+///
+/// Fails, naming the API and the property, on an expression wsgw cannot evaluate against
+/// a message body.
+pub fn route_selection(api: &StackApi) -> std::result::Result<RouteSelection, String> {
+    let written = api.route_selection_expression.trim();
+    let expression = match written
+        .strip_prefix("${")
+        .and_then(|inner| inner.strip_suffix('}'))
+    {
+        Some(inner) => format!("${inner}"),
+        None => written.to_owned(),
+    };
+    RouteSelection::parse(&expression).map_err(|error| {
+        let reason = match error {
+            Error::InvalidInput { message } => message,
+            other => other.to_string(),
+        };
+        format!(
+            "{}, property RouteSelectionExpression: {reason}",
+            api.logical_id
+        )
+    })
 }
 
 /// An invocation that failed, logged with its reason, as the error the gateway answers

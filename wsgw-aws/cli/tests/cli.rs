@@ -197,6 +197,29 @@ fn an_unsupported_intrinsic_and_an_unresolvable_target_are_one_line_each() {
 }
 
 #[test]
+fn a_route_selection_expression_that_is_not_on_the_body_is_one_line() {
+    let dir = support::scratch_dir("cli-selection");
+    let function = "  Function:
+    Type: AWS::Serverless::Function
+    Properties: {CodeUri: src/, Runtime: python3.12, Handler: app.handler}
+";
+    let api = API.replace("$request.body.action", "$request.header.kind");
+    let template = write_template(&dir, &format!("{api}{function}"));
+
+    let output = local(&template, &[]);
+
+    assert_eq!(output.status.code(), Some(2));
+    let line = error_line(&output);
+    assert!(
+        line.starts_with(&format!(
+            "wsgw local: {}: Api, property RouteSelectionExpression: ",
+            template.display()
+        )) && line.contains("$request.header.kind"),
+        "{line}"
+    );
+}
+
+#[test]
 fn a_parameter_override_that_is_not_key_value_is_one_line() {
     let output = wsgw(&[
         "local",

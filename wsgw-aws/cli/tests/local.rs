@@ -28,7 +28,11 @@ fn test_template() -> PathBuf {
 /// `wsgw local --template TEMPLATE --listen 127.0.0.1:0 [--parameter-overrides …]`, as
 /// the command runs it, through its library entry point.
 async fn serve(overrides: &[&str]) -> Serving {
-    let mut args = LocalArgs::new(test_template());
+    serve_template(test_template(), overrides).await
+}
+
+async fn serve_template(template: PathBuf, overrides: &[&str]) -> Serving {
+    let mut args = LocalArgs::new(template);
     args.listen = "127.0.0.1:0".parse().unwrap();
     args.parameter_overrides = overrides.iter().map(|item| (*item).to_owned()).collect();
     let run = LocalRun::prepare(&args)
@@ -117,6 +121,65 @@ async fn a_two_way_route_answers_with_the_functions_body_and_a_one_way_route_doe
     assert_eq!(next_text(&mut client).await, one_way.to_string());
     let more = tokio::time::timeout(Duration::from_millis(500), client.next()).await;
     assert!(more.is_err(), "nothing else arrives: {more:?}");
+
+    drop(client);
+    serving.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_a_default_route_an_unmatched_message_gets_the_forbidden_frame() {
+    // Only `echo`: no $connect (every client is let in), no $default.
+    let dir = support::scratch_dir("local-no-default");
+    let crate_dir = support::workspace().join("wsgw-aws/cli/tests/plain-echo");
+    let template = dir.join("template.yaml");
+    std::fs::write(
+        &template,
+        format!(
+            "Resources:
+  Api:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: {{ProtocolType: WEBSOCKET, RouteSelectionExpression: $request.body.kind}}
+  Integration:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties:
+      ApiId: !Ref Api
+      IntegrationType: AWS_PROXY
+      IntegrationUri: !Sub arn:aws:apigateway:${{AWS::Region}}:lambda:path/2015-03-31/functions/${{PlainEcho.Arn}}/invocations
+  EchoRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: {{ApiId: !Ref Api, RouteKey: echo, RouteResponseSelectionExpression: $default, Target: !Sub 'integrations/${{Integration}}'}}
+  EchoRouteResponse:
+    Type: AWS::ApiGatewayV2::RouteResponse
+    Properties: {{ApiId: !Ref Api, RouteId: !Ref EchoRoute, RouteResponseKey: $default}}
+  PlainEcho:
+    Type: AWS::Serverless::Function
+    Metadata: {{BuildMethod: rust-cargolambda, BuildProperties: {{Binary: plain-echo}}}}
+    Properties: {{CodeUri: {}, Runtime: provided.al2023, Handler: bootstrap}}
+",
+            crate_dir.display()
+        ),
+    )
+    .unwrap();
+    let serving = serve_template(template, &[]).await;
+    let url = serving.stage_url();
+    assert!(
+        url.ends_with("/local"),
+        "no Stage resource: the stage is local: {url}"
+    );
+    let mut client = connect(&url).await;
+
+    // The selection expression is the template's ($request.body.kind), not `action`.
+    send(&mut client, json!({"action": "echo"})).await;
+    let frame: Value = serde_json::from_str(&next_text(&mut client).await).unwrap();
+    assert_eq!(frame["message"], "Forbidden", "{frame}");
+    assert!(frame["requestId"].as_str().is_some(), "{frame}");
+    assert_eq!(serving.run.pool.invocations("PlainEcho"), 0);
+
+    let answer = echo_round(&mut client, json!({"kind": "echo"})).await;
+    assert!(
+        answer["pid"].as_u64().is_some(),
+        "the connection stays open: {answer}"
+    );
 
     drop(client);
     serving.shutdown().await;
