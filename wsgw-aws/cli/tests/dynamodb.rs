@@ -389,37 +389,14 @@ mod served {
     //! gets the same frames from both. The telemetry runs with its authorizer turned on
     //! by `--parameter-overrides`.
 
-    use std::time::Duration;
-
-    use futures::{SinkExt, StreamExt};
     use serde_json::{json, Value};
-    use tokio::io::AsyncBufReadExt;
-    use tokio_tungstenite::tungstenite::{self, Message};
     use wsgw::{LocalArgs, LocalRun};
     use wsgw_aws::dynamo::local::unique_name;
 
-    type Client = tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >;
-
-    async fn connect(url: &str) -> Client {
-        tokio_tungstenite::connect_async(url)
-            .await
-            .unwrap_or_else(|error| panic!("{url}: {error}"))
-            .0
-    }
+    use super::support::{connect, next_text, refused_status, send as say, Client};
 
     async fn next_json(client: &mut Client) -> Value {
-        loop {
-            let frame = tokio::time::timeout(Duration::from_secs(20), client.next())
-                .await
-                .expect("a frame within 20 s")
-                .expect("the connection stays open")
-                .expect("a frame");
-            if let Message::Text(text) = frame {
-                return serde_json::from_str(&text).expect("JSON frames");
-            }
-        }
+        serde_json::from_str(&next_text(client).await).expect("JSON frames")
     }
 
     /// The frame without what differs on every run (ids, times).
@@ -443,13 +420,6 @@ mod served {
             _ => {}
         }
         value
-    }
-
-    async fn say(client: &mut Client, body: Value) {
-        client
-            .send(Message::text(body.to_string()))
-            .await
-            .expect("sent");
     }
 
     /// The script: two clients of two sessions; a message to all, a private one, the
@@ -482,11 +452,7 @@ mod served {
             seen.push(("ada", next_json(&mut ada).await));
         }
 
-        let refused =
-            match tokio_tungstenite::connect_async(format!("{url}?session_id=a%20b")).await {
-                Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
-                other => panic!("an invalid session id is refused: {:?}", other.map(|_| ())),
-            };
+        let refused = refused_status(&format!("{url}?session_id=a%20b")).await;
         seen.push(("refused", json!(refused)));
         seen.into_iter()
             .map(|(who, frame)| (who, normalised(frame)))
@@ -504,13 +470,6 @@ mod served {
             .unwrap_or_else(|error| panic!("{error}"))
             .serve()
             .unwrap_or_else(|error| panic!("{error}"))
-    }
-
-    async fn refused_status(url: &str) -> u16 {
-        match tokio_tungstenite::connect_async(url).await {
-            Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
-            other => panic!("{url} is refused: {:?}", other.map(|_| ())),
-        }
     }
 
     #[tokio::test]
@@ -570,31 +529,8 @@ mod served {
             .executables
             .get("Function")
             .expect("the chat binary");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .unwrap()
-            .port();
-        let mut local = tokio::process::Command::new(chat)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env_remove("AWS_LAMBDA_RUNTIME_API")
-            .env_remove("WSGW_DYNAMODB_ENDPOINT")
-            .env_remove("WSGW_LISTEN")
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = tokio::io::BufReader::new(local.stdout.take().unwrap()).lines();
-        loop {
-            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-                .await
-                .expect("chat starts")
-                .unwrap()
-                .expect("chat prints its address");
-            if line.contains("listening on ws://") {
-                break;
-            }
-        }
-        let in_process = transcript(&format!("ws://127.0.0.1:{port}/")).await;
+        let (mut local, local_url) = super::support::run_in_process(chat).await;
+        let in_process = transcript(&local_url).await;
 
         assert_eq!(served, in_process);
         assert_eq!(served[0].1["type"], "message", "{served:#?}");

@@ -9,17 +9,10 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use support::{connect, next_text, refused_status, send, Client};
 use wsgw::{LocalArgs, LocalRun, Serving};
-
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// How long a test waits for a frame it expects.
-const FRAME_WAIT: Duration = Duration::from_secs(20);
 
 fn test_template() -> PathBuf {
     support::workspace().join("wsgw-aws/cli/tests/plain-echo/template.yaml")
@@ -39,44 +32,6 @@ async fn serve_template(template: PathBuf, overrides: &[&str]) -> Serving {
         .await
         .unwrap_or_else(|error| panic!("{error}"));
     run.serve().unwrap_or_else(|error| panic!("{error}"))
-}
-
-async fn connect(url: &str) -> Client {
-    let (client, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .unwrap_or_else(|error| panic!("connecting to {url}: {error}"));
-    client
-}
-
-/// The HTTP status a refused handshake got.
-async fn refused_status(url: &str) -> u16 {
-    match tokio_tungstenite::connect_async(url).await {
-        Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
-        Err(error) => panic!("{url}: expected a refused handshake, got {error}"),
-        Ok(_) => panic!("{url}: expected a refused handshake, the connection was accepted"),
-    }
-}
-
-async fn send(client: &mut Client, body: Value) {
-    client
-        .send(Message::text(body.to_string()))
-        .await
-        .expect("the message is sent");
-}
-
-async fn next_text(client: &mut Client) -> String {
-    loop {
-        let frame = tokio::time::timeout(FRAME_WAIT, client.next())
-            .await
-            .expect("a frame within the wait")
-            .expect("the connection stays open")
-            .expect("a frame");
-        match frame {
-            Message::Text(text) => return text.to_string(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected frame {other:?}"),
-        }
-    }
 }
 
 /// The two frames a two-way `echo` gives: the post through `@connections` (the body

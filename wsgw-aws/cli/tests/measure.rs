@@ -14,7 +14,6 @@ mod support;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
-use tokio::io::AsyncBufReadExt;
 use tokio_tungstenite::tungstenite::Message;
 use wsgw::{LocalArgs, LocalRun};
 
@@ -84,31 +83,13 @@ async fn whoami_round_trips_through_wsgw_local_and_the_in_process_local_gateway(
         .clone();
 
     // `cargo run -p echo`: the same binary, without the Runtime API.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .unwrap()
-        .port();
-    let mut in_process = tokio::process::Command::new(&echo)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env_remove("AWS_LAMBDA_RUNTIME_API")
-        .env_remove("WSGW_LISTEN")
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(in_process.stdout.take().unwrap()).lines();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if line.contains("listening on ws://") {
-            break;
-        }
-    }
+    let (mut in_process, in_process_url) = support::run_in_process(&echo).await;
 
     let mut through_local = tokio_tungstenite::connect_async(serving.stage_url())
         .await
         .unwrap()
         .0;
-    let mut through_gateway = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/"))
+    let mut through_gateway = tokio_tungstenite::connect_async(in_process_url)
         .await
         .unwrap()
         .0;

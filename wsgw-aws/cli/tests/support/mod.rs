@@ -112,3 +112,90 @@ pub fn wsgw_until_ready(
     let status = child.wait().expect("wsgw stops");
     (status, printed, stderr.join().unwrap_or_default())
 }
+
+/// A WebSocket client of the served API.
+pub type Client =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// How long a test waits for a frame it expects.
+pub const FRAME_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// A client connected to `url`.
+pub async fn connect(url: &str) -> Client {
+    let (client, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .unwrap_or_else(|error| panic!("connecting to {url}: {error}"));
+    client
+}
+
+/// The HTTP status a refused handshake got.
+pub async fn refused_status(url: &str) -> u16 {
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(error) => panic!("{url}: expected a refused handshake, got {error}"),
+        Ok(_) => panic!("{url}: expected a refused handshake, the connection was accepted"),
+    }
+}
+
+/// Sends `body` as a text frame.
+pub async fn send(client: &mut Client, body: serde_json::Value) {
+    use futures::SinkExt;
+    client
+        .send(tokio_tungstenite::tungstenite::Message::text(
+            body.to_string(),
+        ))
+        .await
+        .expect("the message is sent");
+}
+
+/// The next text frame, within [`FRAME_WAIT`].
+pub async fn next_text(client: &mut Client) -> String {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let frame = tokio::time::timeout(FRAME_WAIT, client.next())
+            .await
+            .expect("a frame within the wait")
+            .expect("the connection stays open")
+            .expect("a frame");
+        match frame {
+            Message::Text(text) => return text.to_string(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+/// An example's binary as `cargo run -p EXAMPLE` runs it (no Runtime API: the router in
+/// process behind its own LocalGateway, memory backends), on a free loopback port, once
+/// it says it listens: the process (killed when dropped) and its `ws://` URL.
+pub async fn run_in_process(executable: &Path) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let mut child = tokio::process::Command::new(executable)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env_remove("WSGW_DYNAMODB_ENDPOINT")
+        .env_remove("WSGW_LISTEN")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|error| panic!("{}: {error}", executable.display()));
+    let stdout = child.stdout.take().expect("its stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    loop {
+        let line = tokio::time::timeout(FRAME_WAIT, lines.next_line())
+            .await
+            .expect("the example starts")
+            .expect("its output")
+            .unwrap_or_else(|| panic!("{} ended before listening", executable.display()));
+        if line.contains("listening on ws://") {
+            break;
+        }
+    }
+    (child, format!("ws://127.0.0.1:{port}/"))
+}
