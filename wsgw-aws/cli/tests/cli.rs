@@ -29,34 +29,31 @@ fn error_line(output: &Output) -> String {
         .to_owned()
 }
 
-fn local(template: &Path, extra: &[&str]) -> Output {
-    let template = template.to_string_lossy().into_owned();
-    let mut args = vec![
-        "local",
-        "--template",
-        template.as_str(),
-        "--listen",
-        "127.0.0.1:0",
-    ];
-    args.extend_from_slice(extra);
-    wsgw(&args)
+/// `local --template TEMPLATE --listen 127.0.0.1:0 EXTRA…`.
+fn local_args(template: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["local", "--template"]
+        .iter()
+        .map(|arg| (*arg).to_owned())
+        .collect();
+    args.push(template.to_string_lossy().into_owned());
+    args.extend(["--listen", "127.0.0.1:0"].map(str::to_owned));
+    args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+    args
 }
 
-/// `wsgw local --template TEMPLATE --listen 127.0.0.1:0 EXTRA…` until it is ready.
+/// `wsgw local` on a template that stops by itself (a bad input).
+fn local(template: &Path, extra: &[&str]) -> Output {
+    let args = local_args(template, extra);
+    wsgw(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// `wsgw local` until it is ready, then stopped (see [`support::wsgw_until_ready`]).
 fn local_until_ready(
     template: &Path,
     extra: &[&str],
 ) -> (std::process::ExitStatus, String, String) {
-    let template = template.to_string_lossy().into_owned();
-    let mut args = vec![
-        "local",
-        "--template",
-        template.as_str(),
-        "--listen",
-        "127.0.0.1:0",
-    ];
-    args.extend_from_slice(extra);
-    support::wsgw_until_ready(&args, &[])
+    let args = local_args(template, extra);
+    support::wsgw_until_ready(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[])
 }
 
 fn write_template(dir: &Path, text: &str) -> std::path::PathBuf {
