@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use wsgw_aws::template::{Stack, StackApi, StackSettings, Template, TemplateError};
-use wsgw_memory::gateway::{LocalGateway, ManagementAccess, ManagementCredentials, RunningGateway};
+use wsgw_memory::gateway::{
+    Assets, LocalGateway, ManagementAccess, ManagementCredentials, RunningGateway,
+};
 
 use crate::build::{BuildError, Builder};
 use crate::dynamodb::{self, DynamoError, MotoServer, ReadyTable};
@@ -51,6 +53,11 @@ pub struct LocalArgs {
     /// Build the functions with --release.
     #[arg(long)]
     pub release: bool,
+    /// Serve this directory's files over plain HTTP on the same address (a web page that
+    /// connects to `ws://` on the host it was loaded from: `/` is `index.html`, and
+    /// `ws://ADDR/` reaches the stage).
+    #[arg(long, value_name = "DIR")]
+    pub static_dir: Option<PathBuf>,
 }
 
 impl LocalArgs {
@@ -66,6 +73,7 @@ impl LocalArgs {
             region: wsgw_aws::config::LOCAL_REGION.to_owned(),
             max_instances: DEFAULT_MAX_INSTANCES,
             release: false,
+            static_dir: None,
         }
     }
 
@@ -141,6 +149,14 @@ pub enum LocalError {
     /// A route selection expression wsgw cannot evaluate.
     #[error("{0}")]
     RouteSelection(String),
+    /// `--static-dir` cannot be read.
+    #[error("--static-dir {dir}: {reason}")]
+    StaticDir {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The API cannot be served (the listener cannot be handed to the gateway).
     #[error("{0}")]
     Serve(String),
@@ -153,7 +169,8 @@ impl LocalError {
             LocalError::Template(_)
             | LocalError::Overrides(_)
             | LocalError::Listen { .. }
-            | LocalError::RouteSelection(_) => 2,
+            | LocalError::RouteSelection(_)
+            | LocalError::StaticDir { .. } => 2,
             _ => 1,
         }
     }
@@ -189,6 +206,8 @@ pub struct LocalRun {
     pub pool: FunctionPool,
     /// How the functions were built (for rebuilds).
     pub builder: Builder,
+    /// The files of `--static-dir` (none without it).
+    pub assets: Assets,
 }
 
 impl LocalRun {
@@ -203,6 +222,10 @@ impl LocalRun {
                 LocalError::RouteSelection(format!("{}: {error}", args.template.display()))
             })?;
         }
+        let assets = match &args.static_dir {
+            Some(dir) => read_static_dir(dir)?,
+            None => Assets::new(),
+        };
         for notice in &stack.notices {
             eprintln!("wsgw: {notice}");
         }
@@ -289,6 +312,7 @@ impl LocalRun {
             executables,
             pool,
             builder,
+            assets,
         })
     }
 
@@ -414,6 +438,7 @@ impl LocalRun {
             })
             .and_then(|listener| {
                 LocalGateway::for_integration(integration)
+                    .assets(self.assets.clone())
                     .stage(stage.name.clone())
                     .api_id(api.api_id.clone())
                     .management_access(access)
@@ -448,6 +473,47 @@ impl LocalRun {
             moto.stop().await;
         }
     }
+}
+
+/// At most this much is read from `--static-dir` (it is held in memory).
+const MAX_STATIC_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Every file below `dir`, at its path relative to `dir` (`web/index.html` → `/index.html`).
+fn read_static_dir(dir: &std::path::Path) -> Result<Assets, LocalError> {
+    let failed = |reason: String| LocalError::StaticDir {
+        dir: dir.to_path_buf(),
+        reason,
+    };
+    let mut assets = Assets::new();
+    let mut total = 0u64;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        let entries = std::fs::read_dir(&next)
+            .map_err(|error| failed(format!("cannot read {}: {error}", next.display())))?;
+        for entry in entries {
+            let path = entry.map_err(|error| failed(error.to_string()))?.path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let contents = std::fs::read(&path)
+                .map_err(|error| failed(format!("cannot read {}: {error}", path.display())))?;
+            total += contents.len() as u64;
+            if total > MAX_STATIC_BYTES {
+                return Err(failed(format!(
+                    "more than {} MiB of files (it is served from memory)",
+                    MAX_STATIC_BYTES / (1024 * 1024)
+                )));
+            }
+            let relative = path.strip_prefix(dir).unwrap_or(&path);
+            let url_path: Vec<String> = relative
+                .components()
+                .map(|part| part.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            assets = assets.owned(&url_path.join("/"), contents);
+        }
+    }
+    Ok(assets)
 }
 
 /// The stage `wsgw local` serves: the first API's first `AWS::ApiGatewayV2::Stage` (its
@@ -526,6 +592,13 @@ impl Serving {
             "wsgw local: @connections at {}/{{connectionId}}",
             self.connections_url()
         );
+        if self.run.assets.contains("/") {
+            let _ = writeln!(
+                out,
+                "wsgw local: the page of --static-dir at http://{}/",
+                self.gateway.local_addr()
+            );
+        }
         for stage in self.api.stages.iter().skip(1) {
             let _ = writeln!(
                 out,

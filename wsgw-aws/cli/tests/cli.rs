@@ -217,6 +217,26 @@ fn a_route_selection_expression_that_is_not_on_the_body_is_one_line() {
 }
 
 #[test]
+fn a_static_dir_that_cannot_be_read_is_one_line() {
+    let missing = support::scratch_dir("cli-static").join("no-such-dir");
+
+    let output = local(
+        Path::new("examples/echo/template.yaml"),
+        &["--static-dir", &missing.to_string_lossy()],
+    );
+
+    assert_eq!(output.status.code(), Some(2));
+    let line = error_line(&output);
+    assert!(
+        line.starts_with(&format!(
+            "wsgw local: --static-dir {}: cannot read ",
+            missing.display()
+        )),
+        "{line}"
+    );
+}
+
+#[test]
 fn a_parameter_override_that_is_not_key_value_is_one_line() {
     let output = wsgw(&[
         "local",

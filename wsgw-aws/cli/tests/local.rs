@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
 use serde_json::{json, Value};
-use support::{connect, next_text, refused_status, send, Client};
+use support::{connect, next_text, refused_status, send, Client, FRAME_WAIT};
 use wsgw::{LocalArgs, LocalRun, Serving};
 
 fn test_template() -> PathBuf {
@@ -25,7 +25,10 @@ async fn serve(overrides: &[&str]) -> Serving {
 }
 
 async fn serve_template(template: PathBuf, overrides: &[&str]) -> Serving {
-    let mut args = LocalArgs::new(template);
+    serve_with(LocalArgs::new(template), overrides).await
+}
+
+async fn serve_with(mut args: LocalArgs, overrides: &[&str]) -> Serving {
     args.listen = "127.0.0.1:0".parse().unwrap();
     args.parameter_overrides = overrides.iter().map(|item| (*item).to_owned()).collect();
     let run = LocalRun::prepare(&args)
@@ -371,4 +374,64 @@ async fn the_wsgw_binary_prints_the_ready_lines_and_serves_the_echo_example() {
         .expect("wsgw local stops on SIGTERM")
         .unwrap();
     assert!(status.success(), "{status}");
+}
+
+/// A plain HTTP `GET` of `path` on `addr`: the status line and the body.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(FRAME_WAIT, stream.read_to_string(&mut response))
+        .await
+        .expect("the answer within the wait")
+        .unwrap();
+    let status = response.lines().next().unwrap_or_default().to_owned();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn a_static_dir_is_served_beside_the_api_and_its_page_reaches_the_stage_at_the_root() {
+    let dir = support::scratch_dir("local-static");
+    std::fs::create_dir_all(dir.join("js")).unwrap();
+    std::fs::write(dir.join("index.html"), "<h1>the page</h1>").unwrap();
+    std::fs::write(dir.join("js/app.js"), "connect(location.host)").unwrap();
+    let mut args = LocalArgs::new(test_template());
+    args.static_dir = Some(dir);
+    let serving = serve_with(args, &[]).await;
+    let addr = serving.gateway.local_addr();
+    assert!(
+        serving
+            .ready_lines()
+            .contains(&format!("the page of --static-dir at http://{addr}/")),
+        "{}",
+        serving.ready_lines()
+    );
+
+    assert_eq!(
+        http_get(addr, "/").await,
+        ("HTTP/1.1 200 OK".to_owned(), "<h1>the page</h1>".to_owned())
+    );
+    assert_eq!(
+        http_get(addr, "/js/app.js").await.1,
+        "connect(location.host)"
+    );
+    assert!(http_get(addr, "/missing.js").await.0.contains("404"));
+
+    // What a page loaded from http://ADDR/ opens: ws://ADDR/, the stage.
+    let mut client = connect(&format!("ws://{addr}/")).await;
+    let answer = echo_round(&mut client, json!({"action": "echo"})).await;
+    assert!(answer["pid"].as_u64().is_some(), "{answer}");
+
+    drop(client);
+    serving.shutdown().await;
 }
