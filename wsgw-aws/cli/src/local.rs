@@ -524,10 +524,7 @@ fn served_stage(stack: &Stack) -> ServedStage {
             name: stage.name.clone(),
             variables: stage.stage_variables.clone(),
         },
-        None => ServedStage {
-            name: wsgw_memory::LOCAL_STAGE.to_owned(),
-            variables: BTreeMap::new(),
-        },
+        None => ServedStage::new(wsgw_memory::LOCAL_STAGE),
     }
 }
 
@@ -539,6 +536,21 @@ pub struct ServedStage {
     pub name: String,
     /// Its `StageVariables`.
     pub variables: BTreeMap<String, String>,
+}
+
+impl ServedStage {
+    /// A stage of this name without stage variables.
+    ///
+    /// ```
+    /// let stage = wsgw::ServedStage::new("production");
+    /// assert!(stage.variables.is_empty());
+    /// ```
+    pub fn new(name: impl Into<String>) -> Self {
+        ServedStage {
+            name: name.into(),
+            variables: BTreeMap::new(),
+        }
+    }
 }
 
 /// A template's API being served: the gateway, and the run behind it.

@@ -37,6 +37,36 @@ use crate::pool::{FunctionPool, InvokeError};
 ///   function gets the REQUEST authorizer event and its answer decides (Allow with its
 ///   `context`, which the gateway hands every later route as `requestContext.authorizer`;
 ///   Deny 403; `Unauthorized` 401; anything else 500).
+///
+/// [`LocalRun::serve`](crate::LocalRun::serve) assembles it; by hand:
+///
+/// ```no_run
+/// use wsgw::pool::{FunctionPool, PoolFunction, PoolSettings};
+/// use wsgw::serve::TemplateIntegration;
+/// use wsgw::ServedStage;
+/// use wsgw_aws::template::{StackSettings, Template};
+/// use wsgw_memory::gateway::LocalGateway;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let stack = Template::from_path("examples/echo/template.yaml")?
+///     .resolve(StackSettings::new("echo"))?;
+/// let executables = wsgw::build::Builder::default().build_stack(&stack).await?;
+/// let pool = FunctionPool::new(
+///     stack.functions.values().map(|function| {
+///         PoolFunction::from_stack(function, &stack, executables.get(&function.logical_id).cloned())
+///     }),
+///     PoolSettings::default().with_management_endpoint("http://127.0.0.1:8080/production"),
+/// );
+/// let stage = ServedStage::new("production");
+/// let integration = TemplateIntegration::new(stack.apis[0].clone(), stage, pool, "us-east-1", "123456789012")?;
+/// let gateway = LocalGateway::for_integration(integration)
+///     .stage("production")
+///     .bind("127.0.0.1:8080".parse()?)
+///     .await?;
+/// # drop(gateway);
+/// # Ok(())
+/// # }
+/// ```
 pub struct TemplateIntegration {
     api: StackApi,
     stage: ServedStage,
