@@ -18,23 +18,75 @@ fn test_template() -> PathBuf {
     support::workspace().join("wsgw-aws/cli/tests/plain-echo/template.yaml")
 }
 
+/// Whose turn it is with the `plain-echo` fixture. Every test here serves it, and
+/// serving builds it (`cargo build`, a no-op while its sources are unchanged) and runs
+/// `target/debug/plain-echo`. The watch test changes the fixture's source time and
+/// rebuilds it: run beside another test, cargo would replace the executable under that
+/// test's instances, or that test's own build would rebuild it first. So every test
+/// serves through [`serve_with`], which holds this lock shared until the test shuts the
+/// stage down, and the watch test holds it alone ([`serve_alone`]): its rebuild never
+/// overlaps another test's build or instances. (The other test binaries that run the
+/// fixture run after this one: `cargo test` runs test binaries one at a time.)
+static FIXTURE_TURN: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// A served stage and the test's turn with the fixture, held until [`Served::shutdown`].
+struct Served<Turn> {
+    serving: Serving,
+    _turn: Turn,
+}
+
+impl<Turn> std::ops::Deref for Served<Turn> {
+    type Target = Serving;
+    fn deref(&self) -> &Serving {
+        &self.serving
+    }
+}
+
+impl<Turn> std::ops::DerefMut for Served<Turn> {
+    fn deref_mut(&mut self) -> &mut Serving {
+        &mut self.serving
+    }
+}
+
+impl<Turn> Served<Turn> {
+    async fn shutdown(self) {
+        self.serving.shutdown().await;
+    }
+}
+
+type SharedTurn = tokio::sync::RwLockReadGuard<'static, ()>;
+
 /// `wsgw local --template TEMPLATE --listen 127.0.0.1:0 [--parameter-overrides …]`, as
 /// the command runs it, through its library entry point.
-async fn serve(overrides: &[&str]) -> Serving {
+async fn serve(overrides: &[&str]) -> Served<SharedTurn> {
     serve_template(test_template(), overrides).await
 }
 
-async fn serve_template(template: PathBuf, overrides: &[&str]) -> Serving {
+async fn serve_template(template: PathBuf, overrides: &[&str]) -> Served<SharedTurn> {
     serve_with(LocalArgs::new(template), overrides).await
 }
 
-async fn serve_with(mut args: LocalArgs, overrides: &[&str]) -> Serving {
+async fn serve_with(args: LocalArgs, overrides: &[&str]) -> Served<SharedTurn> {
+    let turn = FIXTURE_TURN.read().await;
+    serve_holding(turn, args, overrides).await
+}
+
+/// [`serve`] with the fixture to this test alone (see [`FIXTURE_TURN`]).
+async fn serve_alone(overrides: &[&str]) -> Served<tokio::sync::RwLockWriteGuard<'static, ()>> {
+    let turn = FIXTURE_TURN.write().await;
+    serve_holding(turn, LocalArgs::new(test_template()), overrides).await
+}
+
+async fn serve_holding<Turn>(turn: Turn, mut args: LocalArgs, overrides: &[&str]) -> Served<Turn> {
     args.listen = "127.0.0.1:0".parse().unwrap();
     args.parameter_overrides = overrides.iter().map(|item| (*item).to_owned()).collect();
     let run = LocalRun::prepare(&args)
         .await
         .unwrap_or_else(|error| panic!("{error}"));
-    run.serve().unwrap_or_else(|error| panic!("{error}"))
+    Served {
+        serving: run.serve().unwrap_or_else(|error| panic!("{error}")),
+        _turn: turn,
+    }
 }
 
 /// The two frames a two-way `echo` gives: the post through `@connections` (the body
@@ -267,7 +319,7 @@ async fn parallel_messages_start_concurrent_instances() {
 
 #[tokio::test]
 async fn a_watch_rebuild_replaces_the_instances_and_keeps_the_connections_open() {
-    let mut serving = serve(&[]).await;
+    let mut serving = serve_alone(&[]).await;
     serving.watch(Duration::from_millis(200));
     assert!(
         serving.ready_lines().contains("watching"),
@@ -279,7 +331,8 @@ async fn a_watch_rebuild_replaces_the_instances_and_keeps_the_connections_open()
         .as_u64()
         .unwrap();
 
-    // A save without a change of content: cargo rebuilds on the newer time as on an edit.
+    // A save without a change of content (the tracked source stays as it is, whatever
+    // happens next): cargo rebuilds on the newer time as on an edit.
     let main_rs = support::workspace().join("wsgw-aws/cli/tests/plain-echo/src/main.rs");
     std::fs::File::options()
         .append(true)

@@ -53,7 +53,10 @@ async fn a_changed_source_rebuilds_the_function_and_the_next_invocation_runs_a_n
     assert!(watcher.check(&pool).await.is_none(), "nothing changed yet");
     let before = pid(&pool).await;
 
-    // A save without a change of content: cargo rebuilds on the newer time as on an edit.
+    // A save without a change of content (the tracked source stays as it is, whatever
+    // happens next): cargo rebuilds on the newer time as on an edit. This is the only
+    // test of this binary, and cargo runs test binaries one at a time, so no other test
+    // builds or runs the fixture while it is rebuilt (tests/local.rs takes turns).
     std::fs::File::options()
         .append(true)
         .open(&main_rs)
