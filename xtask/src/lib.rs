@@ -9,7 +9,7 @@
 //!   which it installs, starts and stops, the chat page and the telemetry dashboard in
 //!   headless Chromium ([`chat`], [`telemetry`]), web pages attacking the LocalGateway's
 //!   `@connections` in headless Chromium ([`echo`]), `wsgw local`'s tables and its own moto
-//!   ([`wsgw_local`]), every command of the README's "Poke it
+//!   and the chat page through `wsgw local` ([`wsgw_local`]), every command of the README's "Poke it
 //!   by hand" walkthrough ([`walkthrough`]), Python's `websockets` and boto3 checking
 //!   that the example binaries behave as API Gateway does ([`parity`]), the ESP32-C3 firmware built and turned
 //!   into a flashable image ([`firmware`]), every `cargo fuzz` target for a bounded
@@ -252,6 +252,8 @@ mod tests {
                 vec!["-c", chat::INSTALL_BROWSER],
                 vec!["ci", "--no-audit", "--no-fund"],
                 vec!["build", "-p", "chat"],
+                vec!["--test", "chat.test.mjs"],
+                vec!["build", "-p", "wsgw", "-p", "chat"],
                 vec!["--test", "chat.test.mjs"],
                 vec!["-c", walkthrough::INSTALL_TOOLS],
                 vec!["ci", "--no-audit", "--no-fund"],
