@@ -437,7 +437,9 @@ impl LocalRun {
                 tokio::net::TcpListener::from_std(listener)
             })
             .and_then(|listener| {
+                let counters = integration.counters();
                 LocalGateway::for_integration(integration)
+                    .with_counters(counters)
                     .assets(self.assets.clone())
                     .stage(stage.name.clone())
                     .api_id(api.api_id.clone())

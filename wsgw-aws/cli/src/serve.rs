@@ -6,16 +6,17 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use serde_json::Value;
 use wsgw_aws::authorizer::{connect_method_arn, decode_authorizer_answer, encode_authorizer_event};
 use wsgw_aws::lambda::{decode_proxy_response, encode_websocket_event};
 use wsgw_aws::template::{IdentitySource, StackApi, StackRoute};
-use wsgw_core::metrics::{Counters, Metrics};
+use wsgw_core::metrics::{Counter, Counters, Metrics};
 use wsgw_core::{
     Authorization, Error, GatewayError, HttpRequest, HttpResponse, Payload, Reply, Request, Result,
-    RouteSelection,
+    RouteSelection, CONNECT,
 };
 use wsgw_memory::gateway::Integration;
 
@@ -59,7 +60,10 @@ use crate::pool::{FunctionPool, InvokeError};
 /// );
 /// let stage = ServedStage::new("production");
 /// let integration = TemplateIntegration::new(stack.apis[0].clone(), stage, pool, "us-east-1", "123456789012")?;
+/// // GET /metrics shows what the integration counts.
+/// let counters = integration.counters();
 /// let gateway = LocalGateway::for_integration(integration)
+///     .with_counters(counters)
 ///     .stage("production")
 ///     .bind("127.0.0.1:8080".parse()?)
 ///     .await?;
@@ -110,6 +114,61 @@ impl TemplateIntegration {
         })
     }
 
+    /// What the integration counted, as the router counts in process (connects and
+    /// refusals, disconnects, messages by route, failed invocations, latency by route):
+    /// what `GET /metrics` shows when given to
+    /// [`LocalGateway::with_counters`](wsgw_memory::gateway::LocalGateway::with_counters).
+    /// The gateway reports its own refusals and aborted calls to it too.
+    pub fn counters(&self) -> Arc<Counters> {
+        self.observer.clone()
+    }
+
+    /// Counts one event of `route` as the router does: `counter` (`Connects`,
+    /// `Disconnects` or `Messages`), a refused `$connect`, a failure, its latency.
+    fn observe(&self, counter: Counter, route: &str, outcome: &Result<Reply>, started: Instant) {
+        let observer = &self.observer;
+        observer.count(counter, route, 1);
+        let refused = match outcome {
+            Ok(reply) => reply.is_rejection(),
+            Err(_) => {
+                observer.count(Counter::HandlerErrors, route, 1);
+                true
+            }
+        };
+        if counter == Counter::Connects && refused {
+            observer.count(Counter::ConnectsRefused, route, 1);
+        }
+        observer.latency(route, started.elapsed());
+    }
+
+    /// The `$connect` authorizer's decision (Allow with no context without one).
+    async fn run_authorizer(&self, request: &Request) -> Result<Authorization> {
+        let Some(authorizer) = self.api.connect_authorizer() else {
+            return Ok(Authorization::Allow(Value::Null));
+        };
+        let stage_variables = &self.stage.variables;
+        if let Some(missing) = authorizer
+            .identity_sources
+            .iter()
+            .find(|source| !has_identity_source(source, request, stage_variables))
+        {
+            tracing::info!(authorizer = %authorizer.logical_id, identity_source = %missing, "$connect refused 401 without calling the authorizer: an identity source is missing");
+            return Ok(Authorization::Deny(401));
+        }
+        let event = encode_authorizer_event(request, &self.method_arn, stage_variables);
+        let answer = match self.pool.invoke(&authorizer.function, event).await {
+            Ok(answer) => decode_authorizer_answer(Ok(&answer), &self.method_arn),
+            Err(InvokeError::Function { error_message, .. }) => {
+                decode_authorizer_answer(Err(&error_message), &self.method_arn)
+            }
+            Err(error) => return Err(integration_failure("$connect authorizer", error)),
+        };
+        answer.map_err(|error| {
+            tracing::error!(authorizer = %authorizer.logical_id, %error, "authorizer failed");
+            Error::handler(error)
+        })
+    }
+
     /// Invokes `route`'s function with the WebSocket event of `request`.
     async fn invoke_route(&self, route: &StackRoute, request: &Request) -> Result<Reply> {
         let answer = self
@@ -128,12 +187,15 @@ impl TemplateIntegration {
         Ok(reply)
     }
 
-    /// The route of a connection event, when the API has one.
-    async fn connection_event(&self, request: Request) -> Result<Reply> {
-        match self.api.route(&request.route_key) {
+    /// The route of a connection event, when the API has one, counted as `counter`.
+    async fn connection_event(&self, counter: Counter, request: Request) -> Result<Reply> {
+        let started = Instant::now();
+        let outcome = match self.api.route(&request.route_key) {
             Some(route) => self.invoke_route(route, &request).await,
             None => Ok(Reply::ok()),
-        }
+        };
+        self.observe(counter, &request.route_key, &outcome, started);
+        outcome
     }
 }
 
@@ -203,38 +265,28 @@ impl Integration for TemplateIntegration {
     }
 
     async fn authorize(&self, request: &Request) -> Result<Authorization> {
-        let Some(authorizer) = self.api.connect_authorizer() else {
-            return Ok(Authorization::Allow(Value::Null));
-        };
-        let stage_variables = &self.stage.variables;
-        if let Some(missing) = authorizer
-            .identity_sources
-            .iter()
-            .find(|source| !has_identity_source(source, request, stage_variables))
-        {
-            tracing::info!(authorizer = %authorizer.logical_id, identity_source = %missing, "$connect refused 401 without calling the authorizer: an identity source is missing");
-            return Ok(Authorization::Deny(401));
-        }
-        let event = encode_authorizer_event(request, &self.method_arn, stage_variables);
-        let answer = match self.pool.invoke(&authorizer.function, event).await {
-            Ok(answer) => decode_authorizer_answer(Ok(&answer), &self.method_arn),
-            Err(InvokeError::Function { error_message, .. }) => {
-                decode_authorizer_answer(Err(&error_message), &self.method_arn)
+        let started = Instant::now();
+        let outcome = self.run_authorizer(request).await;
+        // A denial or a failure ends the $connect here (as the router counts it); an
+        // allowed client is counted by its $connect.
+        if !matches!(outcome, Ok(Authorization::Allow(_))) {
+            self.observer.count(Counter::Connects, CONNECT, 1);
+            self.observer.count(Counter::ConnectsRefused, CONNECT, 1);
+            if outcome.is_err() {
+                self.observer.count(Counter::HandlerErrors, CONNECT, 1);
             }
-            Err(error) => return Err(integration_failure("$connect authorizer", error)),
-        };
-        answer.map_err(|error| {
-            tracing::error!(authorizer = %authorizer.logical_id, %error, "authorizer failed");
-            Error::handler(error)
-        })
+            self.observer.latency(CONNECT, started.elapsed());
+        }
+        outcome
     }
 
     async fn connect(&self, request: Request) -> Result<Reply> {
-        self.connection_event(request).await
+        self.connection_event(Counter::Connects, request).await
     }
 
     async fn message(&self, request: Request) -> Result<Reply> {
-        match self.api.route(&request.route_key) {
+        let started = Instant::now();
+        let outcome = match self.api.route(&request.route_key) {
             Some(route) => self.invoke_route(route, &request).await,
             None => {
                 let mut reply = Reply::status(403);
@@ -243,11 +295,13 @@ impl Integration for TemplateIntegration {
                 );
                 Ok(reply)
             }
-        }
+        };
+        self.observe(Counter::Messages, &request.route_key, &outcome, started);
+        outcome
     }
 
     async fn disconnect(&self, request: Request) -> Result<Reply> {
-        self.connection_event(request).await
+        self.connection_event(Counter::Disconnects, request).await
     }
 
     fn has_http_route(&self, _path: &str) -> bool {

@@ -13,6 +13,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use support::{connect, next_text, refused_status, send, Client, FRAME_WAIT};
 use wsgw::{LocalArgs, LocalRun, Serving};
+use wsgw_core::metrics::Counter;
 
 fn test_template() -> PathBuf {
     support::workspace().join("wsgw-aws/cli/tests/plain-echo/template.yaml")
@@ -233,6 +234,11 @@ async fn the_connect_authorizer_allows_denies_and_refuses_401_without_an_identit
     let mut client = connect(&format!("{url}?token=allow-ada")).await;
     let answer = echo_round(&mut client, json!({"action": "echo"})).await;
     assert_eq!(answer["authorizer"]["user"], "ada", "{answer}");
+    // GET /metrics counts every refusal, with or without the authorizer's call.
+    let metrics = serving.gateway.metrics();
+    assert_eq!(metrics.get(Counter::Connects, "$connect"), 5);
+    assert_eq!(metrics.get(Counter::ConnectsRefused, "$connect"), 4);
+    assert_eq!(metrics.total(Counter::HandlerErrors), 0);
     assert_eq!(
         answer["authorizer"]["principalId"], "plain-echo",
         "{answer}"
@@ -486,5 +492,57 @@ async fn a_static_dir_is_served_beside_the_api_and_its_page_reaches_the_stage_at
     assert!(answer["pid"].as_u64().is_some(), "{answer}");
 
     drop(client);
+    serving.shutdown().await;
+}
+
+#[tokio::test]
+async fn metrics_count_the_routes_the_functions_ran_and_their_failures() {
+    let serving = serve(&[]).await;
+    let addr = serving.gateway.local_addr();
+    let mut client = connect(&serving.stage_url()).await;
+    echo_round(&mut client, json!({"action": "echo"})).await;
+    let one_way = json!({"action": "nothing-by-that-name"});
+    send(&mut client, one_way.clone()).await;
+    assert_eq!(next_text(&mut client).await, one_way.to_string());
+    // ShortEcho's Timeout is 1 s: a failed invocation.
+    send(&mut client, json!({"action": "short", "sleep_ms": 5_000})).await;
+    let frame = next_text(&mut client).await;
+    assert!(internal_server_error(&frame), "{frame}");
+    drop(client);
+
+    // $disconnect runs after the socket closed: bounded wait for its count.
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        let (status, body) = http_get(addr, "/metrics").await;
+        assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+        metrics = body;
+        if metrics.contains("wsgw_disconnects_total{route=\"$disconnect\"} 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for line in [
+        "wsgw_connects_total{route=\"$connect\"} 1",
+        "wsgw_messages_total{route=\"echo\"} 1",
+        "wsgw_messages_total{route=\"$default\"} 1",
+        "wsgw_messages_total{route=\"short\"} 1",
+        "wsgw_handler_errors_total{route=\"short\"} 1",
+        "wsgw_disconnects_total{route=\"$disconnect\"} 1",
+        "wsgw_handler_latency_seconds_count{route=\"echo\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|shown| shown == line),
+            "{line} in:\n{metrics}"
+        );
+    }
+    assert!(
+        !metrics.contains("wsgw_connects_refused_total{"),
+        "nobody was refused:\n{metrics}"
+    );
+    assert!(
+        !metrics.contains("wsgw_handler_errors_total{route=\"echo\"}"),
+        "{metrics}"
+    );
+
     serving.shutdown().await;
 }

@@ -518,6 +518,31 @@ impl LocalGateway {
         self.counters.clone()
     }
 
+    /// Shows `counters` at `GET /metrics` instead: for a gateway running another
+    /// [`Integration`] (see [`for_integration`](Self::for_integration)), the counters it
+    /// counts its events into and gives as its [`observer`](Integration::observer), where
+    /// the gateway also reports its own refusals and aborted calls.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use wsgw_core::metrics::{Counter, Counters, Metrics};
+    /// use wsgw_core::{Backends, Router};
+    /// use wsgw_memory::gateway::{LocalGateway, RouterIntegration};
+    /// use wsgw_memory::{MemorySink, MemoryStore};
+    ///
+    /// let counters = Arc::new(Counters::new());
+    /// let router = Router::new().observe(counters.clone());
+    /// let backends = Backends::new(Arc::new(MemoryStore::new()), Arc::new(MemorySink::new()));
+    /// let gateway = LocalGateway::for_integration(RouterIntegration::new(router, backends))
+    ///     .with_counters(counters.clone());
+    /// counters.count(Counter::Messages, "sendmessage", 1);
+    /// assert_eq!(gateway.counters().snapshot().get(Counter::Messages, "sendmessage"), 1);
+    /// ```
+    pub fn with_counters(mut self, counters: Arc<Counters>) -> Self {
+        self.counters = counters;
+        self
+    }
+
     /// Sets the limits.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
