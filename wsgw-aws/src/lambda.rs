@@ -898,6 +898,120 @@ pub fn encode_websocket_event(request: &Request) -> Value {
     Value::Object(event)
 }
 
+/// Where a REST request was received: what API Gateway puts in a REST proxy event's
+/// `requestContext` besides the request itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RestEventContext {
+    /// The matched resource path (`/history`, `/devices/{device_id}`): `resource` and
+    /// `requestContext.resourcePath`.
+    pub resource: String,
+    /// `requestContext.stage`.
+    pub stage: String,
+    /// `requestContext.requestId`.
+    pub request_id: String,
+    /// `requestContext.apiId`.
+    pub api_id: String,
+    /// `requestContext.identity.sourceIp`, when known.
+    pub source_ip: Option<String>,
+}
+
+impl RestEventContext {
+    /// The context of a request to `resource` at `stage` of the API `api_id`.
+    pub fn new(
+        resource: impl Into<String>,
+        stage: impl Into<String>,
+        request_id: impl Into<String>,
+        api_id: impl Into<String>,
+    ) -> Self {
+        RestEventContext {
+            resource: resource.into(),
+            stage: stage.into(),
+            request_id: request_id.into(),
+            api_id: api_id.into(),
+            source_ip: None,
+        }
+    }
+}
+
+/// The API Gateway REST proxy event (payload 1.0, `ApiGatewayProxyRequest`) that invokes
+/// a REST route's function for `request`: `httpMethod`, `path`, `resource`,
+/// `pathParameters`, `queryStringParameters` and `headers` with their `multiValue…`
+/// forms (`null` when empty, as API Gateway sends them), `body` (base64 with
+/// `isBase64Encoded` for binary), and `requestContext` with `resourcePath`,
+/// `httpMethod`, `path` (`/{stage}{path}`), `stage`, `requestId`, `apiId`,
+/// `requestTimeEpoch` and `identity.sourceIp`. [`decode_rest_event`] reads it back.
+///
+/// ```
+/// use wsgw_aws::lambda::{decode_rest_event, encode_rest_event, RestEventContext};
+/// use wsgw_core::HttpRequest;
+///
+/// let mut request = HttpRequest::new("GET", "/devices/esp32-01");
+/// request.path_params.insert("device_id".into(), "esp32-01".into());
+/// request.query.insert("limit".into(), "10".into());
+/// let context = RestEventContext::new("/devices/{device_id}", "production", "r-1", "abc123");
+/// let event = encode_rest_event(&request, &context);
+/// assert_eq!(event["resource"], "/devices/{device_id}");
+/// assert_eq!(event["pathParameters"]["device_id"], "esp32-01");
+/// assert_eq!(event["multiValueQueryStringParameters"]["limit"][0], "10");
+/// assert_eq!(event["requestContext"]["stage"], "production");
+/// assert_eq!(decode_rest_event(event).unwrap().query["limit"], "10");
+/// ```
+pub fn encode_rest_event(request: &HttpRequest, context: &RestEventContext) -> Value {
+    let or_null = |map: &BTreeMap<String, String>| -> (Value, Value) {
+        if map.is_empty() {
+            (Value::Null, Value::Null)
+        } else {
+            header_fields(map)
+        }
+    };
+    let (headers, multi_headers) = or_null(&request.headers);
+    let (query, multi_query) = or_null(&request.query);
+    let path_parameters = if request.path_params.is_empty() {
+        Value::Null
+    } else {
+        header_fields(&request.path_params).0
+    };
+    let mut identity = serde_json::Map::new();
+    if let Some(source_ip) = &context.source_ip {
+        identity.insert("sourceIp".to_owned(), Value::String(source_ip.clone()));
+    }
+    if let Some(agent) = request.headers.get("user-agent") {
+        identity.insert("userAgent".to_owned(), Value::String(agent.clone()));
+    }
+    let (body, is_base64) = match &request.body {
+        None => (Value::Null, false),
+        Some(body) => match body.as_text() {
+            Some(text) => (Value::String(text.to_owned()), false),
+            None => (Value::String(STANDARD.encode(body.as_bytes())), true),
+        },
+    };
+    serde_json::json!({
+        "resource": context.resource,
+        "path": request.path,
+        "httpMethod": request.method,
+        "headers": headers,
+        "multiValueHeaders": multi_headers,
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": multi_query,
+        "pathParameters": path_parameters,
+        "stageVariables": Value::Null,
+        "requestContext": {
+            "resourcePath": context.resource,
+            "httpMethod": request.method,
+            "path": format!("/{}{}", context.stage, request.path),
+            "stage": context.stage,
+            "requestId": context.request_id,
+            "apiId": context.api_id,
+            "protocol": "HTTP/1.1",
+            "requestTimeEpoch": Utc::now().timestamp_millis(),
+            "identity": identity,
+        },
+        "body": body,
+        "isBase64Encoded": is_base64,
+    })
+}
+
 /// What a function answered for a WebSocket route could not be read as a proxy response.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

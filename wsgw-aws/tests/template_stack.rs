@@ -614,3 +614,95 @@ const FUNCTION: &str = "  EchoFunction:
       Handler: bootstrap
       Runtime: provided.al2023
 ";
+
+#[test]
+fn the_telemetry_templates_api_events_resolve_into_its_rest_api_with_its_stage() {
+    let stack = resolve_file("examples/telemetry/template.yaml", &["StageName=staging"]).unwrap();
+
+    assert_eq!(stack.rest_apis.len(), 1);
+    let api = &stack.rest_apis[0];
+    assert_eq!(
+        (api.logical_id.as_str(), api.stage_name.as_str()),
+        ("RestApi", "staging")
+    );
+    let routes: Vec<(&str, &str, &str)> = api
+        .routes
+        .iter()
+        .map(|route| {
+            (
+                route.method.as_str(),
+                route.path.as_str(),
+                route.function.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            ("GET", "/devices", "Function"),
+            ("OPTIONS", "/devices", "Function"),
+            ("GET", "/history", "Function"),
+            ("OPTIONS", "/history", "Function"),
+        ]
+    );
+    let (route, captures) = api.route("get", "/history").unwrap();
+    assert_eq!((route.method.as_str(), captures.len()), ("GET", 0));
+    assert!(api.route("POST", "/history").is_none());
+    assert!(stack.functions["Function"]
+        .reached_by
+        .contains(&"RestApi GET /history".to_owned()));
+}
+
+#[test]
+fn api_events_without_a_rest_api_id_go_to_sams_implicit_api_and_any_matches_every_method() {
+    let stack = resolve(
+        &format!(
+            "{API}\n{FUNCTION}  Items:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: .
+      Runtime: provided.al2023
+      Handler: bootstrap
+      Events:
+        Item: {{Type: Api, Properties: {{Path: '/items/{{id}}', Method: any}}}}
+        Poll: {{Type: Schedule, Properties: {{Schedule: rate(1 minute)}}}}
+"
+        ),
+        &[],
+    )
+    .unwrap();
+
+    let api = &stack.rest_apis[0];
+    assert_eq!(
+        (api.logical_id.as_str(), api.stage_name.as_str()),
+        ("ServerlessRestApi", "Prod")
+    );
+    assert_eq!(api.routes.len(), 1, "only the Api event is a route");
+    let (route, captures) = api.route("DELETE", "/items/42").unwrap();
+    assert_eq!(
+        (route.method.as_str(), captures["id"].as_str()),
+        ("ANY", "42")
+    );
+    assert!(api.has_path("/items/7") && !api.has_path("/items"));
+}
+
+#[test]
+fn an_api_event_without_a_path_names_the_function_and_the_property() {
+    let error = error_of(
+        &format!(
+            "{API}\n{FUNCTION}  Items:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: .
+      Runtime: provided.al2023
+      Events:
+        Item: {{Type: Api, Properties: {{Method: GET}}}}
+"
+        ),
+        &[],
+    );
+    assert!(
+        error.contains("Items, property Events.Item.Properties.Path: is missing"),
+        "{error}"
+    );
+}

@@ -426,7 +426,8 @@ impl LocalRun {
             &settings.region,
             &settings.account_id,
         )
-        .map_err(|error| LocalError::Serve(error.to_string()))?;
+        .map_err(|error| LocalError::Serve(error.to_string()))?
+        .with_rest_apis(self.stack.rest_apis.clone());
         let (access_key, secret) = &settings.credentials;
         let access = ManagementAccess::new(ManagementCredentials::new(access_key, secret));
         let listener = self
@@ -606,6 +607,21 @@ impl Serving {
             "wsgw local: @connections at {}/{{connectionId}}",
             self.connections_url()
         );
+        let address = self.gateway.local_addr();
+        for api in &self.run.stack.rest_apis {
+            let _ = writeln!(
+                out,
+                "wsgw local: serving REST API {} at http://{address}/{} (its routes also at http://{address}/, where a page served beside the API finds them)",
+                api.logical_id, api.stage_name
+            );
+            for route in &api.routes {
+                let _ = writeln!(
+                    out,
+                    "wsgw local:   {} {} -> {}",
+                    route.method, route.path, route.function
+                );
+            }
+        }
         if self.run.assets.contains("/") {
             let _ = writeln!(
                 out,

@@ -5,14 +5,17 @@
 //! the function's answer back as API Gateway reads a Lambda proxy integration's.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
 use serde_json::Value;
 use wsgw_aws::authorizer::{connect_method_arn, decode_authorizer_answer, encode_authorizer_event};
-use wsgw_aws::lambda::{decode_proxy_response, encode_websocket_event};
-use wsgw_aws::template::{IdentitySource, StackApi, StackRoute};
+use wsgw_aws::lambda::{
+    decode_proxy_response, encode_rest_event, encode_websocket_event, RestEventContext,
+};
+use wsgw_aws::template::{IdentitySource, StackApi, StackRestApi, StackRestRoute, StackRoute};
 use wsgw_core::metrics::{Counter, Counters, Metrics};
 use wsgw_core::{
     Authorization, Error, GatewayError, HttpRequest, HttpResponse, Payload, Reply, Request, Result,
@@ -78,6 +81,8 @@ pub struct TemplateIntegration {
     method_arn: String,
     pool: FunctionPool,
     observer: Arc<Counters>,
+    rest_apis: Vec<StackRestApi>,
+    rest_requests: AtomicU64,
 }
 
 impl std::fmt::Debug for TemplateIntegration {
@@ -111,7 +116,83 @@ impl TemplateIntegration {
             method_arn,
             pool,
             observer: Arc::new(Counters::new()),
+            rest_apis: Vec::new(),
+            rest_requests: AtomicU64::new(0),
         })
+    }
+
+    /// Serves `rest_apis` too (the stack's REST APIs, from its functions' `Api`
+    /// events), on the same address: each at `/{StageName}/{path}`, its deployed URL's
+    /// path, and at `/{path}`, where a page served beside the API (or `cargo run` of an
+    /// example) finds it. A path under a REST API's stage that no route has, or a method
+    /// its path has no route for, is API Gateway's 403 `Missing Authentication Token`.
+    pub fn with_rest_apis(mut self, rest_apis: Vec<StackRestApi>) -> Self {
+        self.rest_apis = rest_apis;
+        self
+    }
+
+    /// The REST API a request path is for, and the path within it: under a REST API's
+    /// stage, that API; else the first API with a route of the path.
+    fn rest_api_of<'p>(&self, path: &'p str) -> Option<(&StackRestApi, &'p str)> {
+        for api in &self.rest_apis {
+            let staged = path
+                .strip_prefix('/')
+                .and_then(|rest| rest.strip_prefix(api.stage_name.as_str()))
+                .filter(|rest| rest.is_empty() || rest.starts_with('/'));
+            if let Some(rest) = staged {
+                return Some((api, if rest.is_empty() { "/" } else { rest }));
+            }
+        }
+        self.rest_apis
+            .iter()
+            .find(|api| api.has_path(path))
+            .map(|api| (api, path))
+    }
+
+    /// Invokes a REST route's function with the REST proxy event and reads its proxy
+    /// response as API Gateway does: a failed, crashed or timed-out function (and an
+    /// answer that is not a proxy response) is 502 `Internal server error`.
+    async fn invoke_rest(
+        &self,
+        api: &StackRestApi,
+        route: &StackRestRoute,
+        request: &HttpRequest,
+    ) -> HttpResponse {
+        let request_id = format!(
+            "wsgw-local-{}-{}",
+            std::process::id(),
+            self.rest_requests.fetch_add(1, Ordering::Relaxed)
+        );
+        let context = RestEventContext::new(
+            route.path.clone(),
+            api.stage_name.clone(),
+            request_id,
+            self.api.api_id.clone(),
+        );
+        let label = format!("{} {}", route.method, route.path);
+        let answer = match self
+            .pool
+            .invoke(&route.function, encode_rest_event(request, &context))
+            .await
+        {
+            Ok(answer) => answer,
+            Err(error) => {
+                tracing::error!(route = %label, function = %error.function(), %error, "integration failed");
+                return internal_server_error();
+            }
+        };
+        match decode_proxy_response(answer) {
+            Ok(reply) => {
+                let mut response = HttpResponse::status(reply.status);
+                response.headers = reply.headers;
+                response.body = reply.body;
+                response
+            }
+            Err(error) => {
+                tracing::error!(route = %label, function = %route.function, %error, "the function's answer is not a proxy response");
+                internal_server_error()
+            }
+        }
     }
 
     /// What the integration counted, as the router counts in process (connects and
@@ -233,6 +314,16 @@ fn integration_failure(route_key: &str, error: InvokeError) -> Error {
     Error::handler(error)
 }
 
+/// API Gateway REST's answer to a path or method no route has.
+fn missing_authentication_token() -> HttpResponse {
+    HttpResponse::error(403, "Missing Authentication Token")
+}
+
+/// API Gateway REST's answer when the Lambda integration failed.
+fn internal_server_error() -> HttpResponse {
+    HttpResponse::error(502, "Internal server error")
+}
+
 /// Whether the `$connect` request carries the identity source (headers are lower-cased
 /// by the gateway; API Gateway matches header names case-insensitively).
 fn has_identity_source(
@@ -304,19 +395,36 @@ impl Integration for TemplateIntegration {
         self.connection_event(Counter::Disconnects, request).await
     }
 
-    fn has_http_route(&self, _path: &str) -> bool {
-        false
+    fn has_http_route(&self, path: &str) -> bool {
+        self.rest_api_of(path).is_some()
     }
 
-    fn http_route(&self, _method: &str, _path: &str) -> Option<String> {
-        None
+    fn http_route(&self, method: &str, path: &str) -> Option<String> {
+        let (api, path) = self.rest_api_of(path)?;
+        api.route(method, path)
+            .map(|(route, _)| format!("{} {}", route.method, route.path))
     }
 
-    async fn http(&self, request: HttpRequest) -> Result<HttpResponse> {
-        Err(Error::invalid_input(format!(
-            "the WebSocket API {} has no REST route {} {}",
-            self.api.logical_id, request.method, request.path
-        )))
+    async fn http(&self, mut request: HttpRequest) -> Result<HttpResponse> {
+        let Some((api, path)) = self.rest_api_of(&request.path) else {
+            return Ok(missing_authentication_token());
+        };
+        let path = path.to_owned();
+        let Some((route, captures)) = api.route(&request.method, &path) else {
+            tracing::info!(method = %request.method, path = %request.path, api = %api.logical_id, "no REST route: 403 Missing Authentication Token");
+            return Ok(missing_authentication_token());
+        };
+        let started = Instant::now();
+        request.path = path;
+        request.path_params = captures;
+        let response = self.invoke_rest(api, route, &request).await;
+        let label = format!("{} {}", route.method, route.path);
+        self.observer.count(Counter::HttpRequests, &label, 1);
+        if response.status == 502 {
+            self.observer.count(Counter::HandlerErrors, &label, 1);
+        }
+        self.observer.latency(&label, started.elapsed());
+        Ok(response)
     }
 
     fn observer(&self) -> &dyn Metrics {

@@ -194,6 +194,41 @@ fn an_unsupported_intrinsic_and_an_unresolvable_target_are_one_line_each() {
 }
 
 #[test]
+fn an_api_event_whose_rest_api_cannot_be_resolved_is_one_line() {
+    let dir = support::scratch_dir("cli-rest-api");
+    let function = |rest_api_id: &str| {
+        format!(
+            "  Function:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: .
+      Runtime: provided.al2023
+      Handler: bootstrap
+      Events:
+        History:
+          Type: Api
+          Properties: {{RestApiId: {rest_api_id}, Path: /history, Method: GET}}
+"
+        )
+    };
+    let template = write_template(&dir, &format!("{API}{}", function("!Ref Missing")));
+    let output = local(&template, &[]);
+    assert_eq!(output.status.code(), Some(2));
+    let line = error_line(&output);
+    assert!(
+        line.contains("Function, property Events.History.Properties.RestApiId: refers to Missing, which is not an AWS::Serverless::Api of the template"),
+        "{line}"
+    );
+
+    let template = write_template(&dir, &format!("{API}{}", function("abc123")));
+    let line = error_line(&local(&template, &[]));
+    assert!(
+        line.contains("Function, property Events.History.Properties.RestApiId: is abc123, not a !Ref to an AWS::Serverless::Api"),
+        "{line}"
+    );
+}
+
+#[test]
 fn a_route_selection_expression_that_is_not_on_the_body_is_one_line() {
     let dir = support::scratch_dir("cli-selection");
     let function = "  Function:

@@ -546,3 +546,117 @@ async fn metrics_count_the_routes_the_functions_ran_and_their_failures() {
 
     serving.shutdown().await;
 }
+
+/// `method` `path` on `addr` with reqwest: the status, the response's headers and its
+/// body as JSON.
+async fn rest(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = reqwest::Client::new()
+        .request(method, format!("http://{addr}{path}"))
+        .header("x-test", "t")
+        .timeout(FRAME_WAIT);
+    if let Some(body) = body {
+        request = request.body(body.to_owned());
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("a JSON body: {text:?}"));
+    (status, headers, body)
+}
+
+#[tokio::test]
+async fn the_functions_api_events_are_served_as_a_rest_api_with_api_gateways_proxy_events() {
+    let serving = serve(&[]).await;
+    let addr = serving.gateway.local_addr();
+    let ready = serving.ready_lines();
+    for line in [
+        format!("serving REST API RestApi at http://{addr}/v1"),
+        format!("serving REST API ServerlessRestApi at http://{addr}/Prod"),
+        "GET /items/{id} -> PlainEcho".to_owned(),
+        "ANY /things -> PlainEcho".to_owned(),
+    ] {
+        assert!(ready.contains(&line), "{line} in {ready}");
+    }
+
+    // A deployed REST API's URL path: the stage, then the resource.
+    let (status, headers, event) = rest(addr, "GET", "/v1/items/42?limit=3", None).await;
+    assert_eq!(status, 200, "{event}");
+    assert_eq!(headers["x-plain-echo"], "yes");
+    assert_eq!(event["httpMethod"], "GET");
+    assert_eq!(event["path"], "/items/42");
+    assert_eq!(event["resource"], "/items/{id}");
+    assert_eq!(event["pathParameters"], json!({"id": "42"}));
+    assert_eq!(event["queryStringParameters"], json!({"limit": "3"}));
+    assert_eq!(
+        event["multiValueQueryStringParameters"],
+        json!({"limit": ["3"]})
+    );
+    assert_eq!(event["headers"]["x-test"], "t");
+    assert_eq!(event["multiValueHeaders"]["x-test"], json!(["t"]));
+    assert_eq!(event["body"], Value::Null);
+    assert_eq!(event["isBase64Encoded"], false);
+    let context = &event["requestContext"];
+    assert_eq!(context["stage"], "v1");
+    assert_eq!(context["resourcePath"], "/items/{id}");
+    assert_eq!(context["httpMethod"], "GET");
+    assert_eq!(context["path"], "/v1/items/42");
+    assert!(
+        context["requestId"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "{context}"
+    );
+
+    // The same routes at the root, where a page served beside the API finds them.
+    let (status, _, event) = rest(addr, "GET", "/items/7", None).await;
+    assert_eq!((status, &event["pathParameters"]["id"]), (200, &json!("7")));
+
+    // ANY takes every method; the body reaches the function.
+    let (status, _, event) = rest(addr, "POST", "/v1/things", Some("hello")).await;
+    assert_eq!(status, 200, "{event}");
+    assert_eq!(
+        (&event["httpMethod"], &event["body"], &event["resource"]),
+        (&json!("POST"), &json!("hello"), &json!("/things"))
+    );
+
+    // SAM's implicit API (an Api event without RestApiId): stage Prod.
+    let (status, _, event) = rest(addr, "GET", "/Prod/implicit", None).await;
+    assert_eq!(
+        (status, &event["requestContext"]["stage"]),
+        (200, &json!("Prod"))
+    );
+
+    // The function's status passes through.
+    assert_eq!(
+        rest(addr, "GET", "/v1/items/1?status=404", None).await.0,
+        404
+    );
+
+    // No route for the path, or none for the method: API Gateway REST's 403.
+    let missing = json!({"message": "Missing Authentication Token"});
+    for (method, path) in [
+        ("GET", "/v1/nothing"),
+        ("POST", "/v1/items/42"),
+        ("GET", "/v1"),
+    ] {
+        let (status, _, body) = rest(addr, method, path, None).await;
+        assert_eq!((status, body), (403, missing.clone()), "{method} {path}");
+    }
+
+    // A failing function: 502, and the next request is served.
+    let (status, _, body) = rest(addr, "GET", "/v1/items/1?fail=boom", None).await;
+    assert_eq!(
+        (status, body),
+        (502, json!({"message": "Internal server error"}))
+    );
+    assert_eq!(rest(addr, "GET", "/v1/items/1", None).await.0, 200);
+
+    serving.shutdown().await;
+}

@@ -75,8 +75,8 @@ use wsgw_core::Router;
 
 pub use eval::{StackSettings, LOCAL_ACCOUNT_ID};
 pub use stack::{
-    CargoBuild, IdentitySource, Stack, StackApi, StackAuthorizer, StackFunction, StackRoute,
-    StackStage, StackTable,
+    CargoBuild, IdentitySource, Stack, StackApi, StackAuthorizer, StackFunction, StackRestApi,
+    StackRestRoute, StackRoute, StackStage, StackTable, IMPLICIT_REST_API, SERVERLESS_API,
 };
 pub use value::{Intrinsic, TemplateValue};
 pub use websocket::{ApiRoute, Drift, DriftError, WebSocketApi};

@@ -30,6 +30,12 @@ pub const TABLE: &str = "AWS::DynamoDB::Table";
 pub const SIMPLE_TABLE: &str = "AWS::Serverless::SimpleTable";
 
 /// Lambda's defaults when the template sets none.
+/// `AWS::Serverless::Api`: a REST API the functions' `Api` events reach.
+pub const SERVERLESS_API: &str = "AWS::Serverless::Api";
+/// The REST API SAM creates for `Api` events without a `RestApiId`.
+pub const IMPLICIT_REST_API: &str = "ServerlessRestApi";
+/// The stage of SAM's implicit REST API.
+const IMPLICIT_STAGE: &str = "Prod";
 const DEFAULT_MEMORY_MB: u32 = 128;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -87,7 +93,10 @@ pub struct Stack {
     pub settings: StackSettings,
     /// Every WebSocket API (`AWS::ApiGatewayV2::Api` with `ProtocolType: WEBSOCKET`).
     pub apis: Vec<StackApi>,
-    /// Every function a route or an authorizer reaches, by logical id.
+    /// Every REST API (`AWS::Serverless::Api`, and SAM's implicit `ServerlessRestApi`)
+    /// the functions' `Api` events reach.
+    pub rest_apis: Vec<StackRestApi>,
+    /// Every function a route, a REST route or an authorizer reaches, by logical id.
     pub functions: BTreeMap<String, StackFunction>,
     /// Every DynamoDB table.
     pub tables: Vec<StackTable>,
@@ -138,6 +147,66 @@ impl StackApi {
             .and_then(|route| route.authorizer.as_deref())
             .and_then(|logical_id| self.authorizer(logical_id))
     }
+}
+
+/// A REST API of the stack, assembled from the functions' SAM `Api` events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StackRestApi {
+    /// Its logical id (`ServerlessRestApi` for SAM's implicit API).
+    pub logical_id: String,
+    /// `StageName` (`Prod` for the implicit API): deployed, the first segment of its
+    /// URL's path.
+    pub stage_name: String,
+    /// Its routes, in the template's order.
+    pub routes: Vec<StackRestRoute>,
+}
+
+impl StackRestApi {
+    /// The route `method` and `path` run (a route of the method before an `ANY` route of
+    /// the path, as API Gateway prefers), with the path's `{name}` captures.
+    pub fn route(
+        &self,
+        method: &str,
+        path: &str,
+    ) -> Option<(&StackRestRoute, BTreeMap<String, String>)> {
+        let mut any = None;
+        for route in &self.routes {
+            let Some(captures) = wsgw_core::PathPattern::parse(&route.path).matches(path) else {
+                continue;
+            };
+            if route.method.eq_ignore_ascii_case(method) {
+                return Some((route, captures));
+            }
+            if route.method == "ANY" && any.is_none() {
+                any = Some((route, captures));
+            }
+        }
+        any
+    }
+
+    /// Whether a route's path matches `path` (whatever its method).
+    pub fn has_path(&self, path: &str) -> bool {
+        self.routes.iter().any(|route| {
+            wsgw_core::PathPattern::parse(&route.path)
+                .matches(path)
+                .is_some()
+        })
+    }
+}
+
+/// A route of a REST API: one `Api` event of a function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StackRestRoute {
+    /// The event's name under the function's `Events`.
+    pub event: String,
+    /// `Method`, upper case (`GET`, `OPTIONS`, `ANY`).
+    pub method: String,
+    /// `Path` (`/history`, `/devices/{device_id}`): the resource path.
+    pub path: String,
+    /// The logical id of the function it invokes.
+    pub function: String,
 }
 
 /// A route of a WebSocket API.
@@ -470,8 +539,17 @@ impl<'t> Resolver<'t> {
                 template: self.template().name().to_owned(),
             });
         }
+        let rest_apis = self.rest_apis()?;
         let mut functions: BTreeMap<String, StackFunction> = BTreeMap::new();
         let mut reached: Vec<(String, String)> = Vec::new();
+        for api in &rest_apis {
+            for route in &api.routes {
+                reached.push((
+                    route.function.clone(),
+                    format!("{} {} {}", api.logical_id, route.method, route.path),
+                ));
+            }
+        }
         for api in &apis {
             for route in &api.routes {
                 reached.push((route.function.clone(), route.route_key.clone()));
@@ -523,10 +601,113 @@ impl<'t> Resolver<'t> {
         Ok(Stack {
             settings: self.eval.settings.clone(),
             apis,
+            rest_apis,
             functions,
             tables,
             notices,
         })
+    }
+
+    /// The REST APIs the `Api` events of the stack's `AWS::Serverless::Function`s reach.
+    fn rest_apis(&self) -> Result<Vec<StackRestApi>, TemplateError> {
+        let mut rest_apis: Vec<StackRestApi> = Vec::new();
+        for function in self.template().resources_of_type(SERVERLESS_FUNCTION) {
+            if !self.eval.exists(function)? {
+                continue;
+            }
+            let Some(TemplateValue::Map(events)) = function.property("Events") else {
+                continue;
+            };
+            for (name, event) in events {
+                let at = At::new(&function.logical_id, "Events").child(name);
+                let TemplateValue::Map(event) = event else {
+                    continue;
+                };
+                if event.get("Type").and_then(TemplateValue::as_str) != Some("Api") {
+                    continue;
+                }
+                let properties = match event.get("Properties") {
+                    Some(TemplateValue::Map(properties)) => properties.clone(),
+                    _ => {
+                        return Err(self
+                            .eval
+                            .error(&at.child("Properties"), "is missing (Path and Method)"))
+                    }
+                };
+                let at = at.child("Properties");
+                let (api, stage_name) = self.rest_api_of(properties.get("RestApiId"), &at)?;
+                let text = |property: &str| -> Result<String, TemplateError> {
+                    let at = at.child(property);
+                    let value = properties
+                        .get(property)
+                        .ok_or_else(|| self.eval.error(&at, "is missing"))?;
+                    let value = self.eval.required(value, &at)?;
+                    scalar_text(&value)
+                        .ok_or_else(|| self.eval.error(&at, format!("is {value}, not a string")))
+                };
+                let path = text("Path")?;
+                if !path.starts_with('/') {
+                    return Err(self
+                        .eval
+                        .error(&at.child("Path"), format!("{path:?} does not start with /")));
+                }
+                let method = text("Method")?.to_ascii_uppercase();
+                let route = StackRestRoute {
+                    event: name.clone(),
+                    method,
+                    path,
+                    function: function.logical_id.clone(),
+                };
+                match rest_apis.iter_mut().find(|known| known.logical_id == api) {
+                    Some(known) => known.routes.push(route),
+                    None => rest_apis.push(StackRestApi {
+                        logical_id: api,
+                        stage_name,
+                        routes: vec![route],
+                    }),
+                }
+            }
+        }
+        Ok(rest_apis)
+    }
+
+    /// The logical id and stage of the REST API an `Api` event's `RestApiId` names
+    /// (SAM's implicit API without one).
+    fn rest_api_of(
+        &self,
+        rest_api_id: Option<&TemplateValue>,
+        at: &At<'_>,
+    ) -> Result<(String, String), TemplateError> {
+        let Some(rest_api_id) = rest_api_id else {
+            return Ok((IMPLICIT_REST_API.to_owned(), IMPLICIT_STAGE.to_owned()));
+        };
+        let at = at.child("RestApiId");
+        let target = rest_api_id.as_ref_target().ok_or_else(|| {
+            self.eval.error(
+                &at,
+                format!("is {rest_api_id}, not a !Ref to an AWS::Serverless::Api of the template"),
+            )
+        })?;
+        let api = self
+            .template()
+            .resource(target)
+            .filter(|resource| resource.resource_type == SERVERLESS_API)
+            .ok_or_else(|| {
+                self.eval.error(
+                    &at,
+                    format!(
+                        "refers to {target}, which is not an AWS::Serverless::Api of the template"
+                    ),
+                )
+            })?;
+        if !self.eval.exists(api)? {
+            return Err(self.eval.error(
+                &at,
+                format!("refers to {target}, whose Condition does not hold in this stack"),
+            ));
+        }
+        let stage_name = self.required_string(api, "StageName")?;
+        Ok((target.to_owned(), stage_name))
     }
 
     fn api(&self, api: &'t Resource) -> Result<StackApi, TemplateError> {

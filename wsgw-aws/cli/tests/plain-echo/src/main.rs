@@ -10,6 +10,10 @@
 //! (`pid`), so a test can tell instances apart, and the authorizer's context the event
 //! carried (`authorizer`).
 //!
+//! As a REST API's function (an event with `httpMethod`) it answers 200 with the event it
+//! got as its JSON body, a `x-plain-echo` header and a two-valued `multiValueHeaders`
+//! `x-values`; `?fail=why` fails the invocation and `?status=N` answers N.
+//!
 //! As a REQUEST authorizer it allows `?token=allow-NAME` with the context
 //! `{"user": NAME}`, answers a policy denying `?token=deny`, and fails `Unauthorized`
 //! otherwise.
@@ -22,6 +26,9 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
     let event = event.payload;
     if event["type"] == "REQUEST" {
         return authorize(&event);
+    }
+    if event["httpMethod"].is_string() {
+        return rest(event);
     }
     let context = &event["requestContext"];
     let event_type = context["eventType"].as_str().unwrap_or_default();
@@ -62,6 +69,25 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
             "authorizer": context["authorizer"],
         })
         .to_string(),
+    }))
+}
+
+/// A REST proxy event's answer: the event itself, or the failure or status the query asks for.
+fn rest(event: Value) -> Result<Value, Error> {
+    let query = &event["queryStringParameters"];
+    if let Some(why) = query["fail"].as_str() {
+        return Err(why.to_owned().into());
+    }
+    let status = query["status"]
+        .as_str()
+        .and_then(|status| status.parse::<u16>().ok())
+        .unwrap_or(200);
+    Ok(json!({
+        "statusCode": status,
+        "headers": {"content-type": "application/json", "x-plain-echo": "yes"},
+        "multiValueHeaders": {"x-values": ["one", "two"]},
+        "body": event.to_string(),
+        "isBase64Encoded": false,
     }))
 }
 
