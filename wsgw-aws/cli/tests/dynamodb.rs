@@ -403,7 +403,7 @@ mod served {
     fn normalised(mut value: Value) -> Value {
         match &mut value {
             Value::Object(fields) => {
-                for key in ["message_id", "timestamp"] {
+                for key in ["message_id", "timestamp", "connected_at_ms", "received_ms"] {
                     if fields.remove(key).is_some() {
                         fields.insert(key.to_owned(), json!("…"));
                     }
@@ -514,6 +514,149 @@ mod served {
             "the authorizer ran in its own function's process"
         );
         drop((dashboard, device));
+        serving.shutdown().await;
+    }
+
+    /// `method` `url` with an `Origin`: the status, the CORS headers and the body as
+    /// JSON (`null` when empty).
+    async fn http(method: &str, url: &str) -> (u16, Vec<(String, String)>, Value) {
+        let response = reqwest::Client::new()
+            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url)
+            .header("origin", "http://dashboard.example")
+            .header("access-control-request-method", "GET")
+            .timeout(super::support::FRAME_WAIT)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("{method} {url}: {error}"));
+        let status = response.status().as_u16();
+        let cors = response
+            .headers()
+            .iter()
+            .filter(|(name, _)| name.as_str().starts_with("access-control-"))
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    value.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let text = response.text().await.unwrap();
+        // A body that is not JSON (the binary's own 404) is kept as its text.
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, cors, body)
+    }
+
+    /// Three readings of one device, then what the REST API answers (normalised): `/history`
+    /// once it holds all three (messages of a connection are handled concurrently, as on
+    /// API Gateway), `/devices` while the device is connected, and a CORS preflight.
+    async fn rest_transcript(
+        ws: &str,
+        api: &str,
+        now_ms: u64,
+    ) -> Vec<(u16, Vec<(String, String)>, Value)> {
+        let mut device = connect(&format!("{ws}?role=device&device_id=esp32-rest")).await;
+        for seq in 1..=3 {
+            say(
+                &mut device,
+                json!({"action": "RealTimeDataUpdate", "device_id": "esp32-rest", "seq": seq, "ts_ms": now_ms + seq, "readings": {"t": 20.0 + seq as f64}}),
+            )
+            .await;
+        }
+        let from_ms = now_ms - 60_000;
+        let history = format!("{api}/history?device_id=esp32-rest&from_ms={from_ms}");
+        let deadline = tokio::time::Instant::now() + super::support::FRAME_WAIT;
+        let stored = loop {
+            let answer = http("GET", &history).await;
+            let count = answer.2["items"].as_array().map_or(0, Vec::len);
+            if count == 3 || tokio::time::Instant::now() > deadline {
+                break answer;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        // The device stays connected while /devices lists it.
+        let answers = vec![
+            stored,
+            http("GET", &format!("{api}/devices")).await,
+            http("OPTIONS", &history).await,
+        ];
+        drop(device);
+        answers
+            .into_iter()
+            .map(|(status, cors, body)| (status, cors, normalised(body)))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_telemetry_rest_api_through_wsgw_local_answers_as_cargo_run_p_telemetry_does() {
+        let serving = serve("examples/telemetry/template.yaml", &[]).await;
+        let addr = serving.gateway.local_addr();
+        let stage = &serving.stage.name;
+        assert!(
+            serving.ready_lines().contains(&format!(
+                "serving REST API RestApi at http://{addr}/{stage}"
+            )),
+            "{}",
+            serving.ready_lines()
+        );
+        // Where the page served beside the API reads it: the root.
+        // Readings of now (the history keeps days, not years), the same for both runs.
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|since| since.as_millis() as u64)
+            .unwrap_or_default();
+        let served = rest_transcript(&serving.stage_url(), &format!("http://{addr}"), now_ms).await;
+
+        // `cargo run -p telemetry`: the binary wsgw local built, in process.
+        let telemetry = serving
+            .run
+            .executables
+            .get("Function")
+            .expect("the telemetry binary");
+        let (mut local, local_ws) = super::support::run_in_process(telemetry).await;
+        let local_api = local_ws
+            .trim_end_matches('/')
+            .replacen("ws://", "http://", 1);
+        let in_process = rest_transcript(&local_ws, &local_api, now_ms).await;
+        assert_eq!(served, in_process);
+        assert_eq!(served[0].0, 200, "{served:#?}");
+        assert_eq!(
+            served[0].2["items"].as_array().map(Vec::len),
+            Some(3),
+            "{served:#?}"
+        );
+        assert!(
+            served[1].2.to_string().contains("esp32-rest"),
+            "{served:#?}"
+        );
+        assert!(
+            served[2]
+                .1
+                .iter()
+                .any(|(name, _)| name == "access-control-allow-methods"),
+            "the preflight's CORS headers: {served:#?}"
+        );
+        // The deployed URL's path (the stage first) reaches the same routes; under it a
+        // path or a method without a route is API Gateway's 403.
+        let staged = http(
+            "GET",
+            &format!(
+                "http://{addr}/{stage}/history?device_id=esp32-rest&from_ms={}",
+                now_ms - 60_000
+            ),
+        )
+        .await;
+        assert_eq!((staged.0, normalised(staged.2)), (200, served[0].2.clone()));
+        let missing = json!({"message": "Missing Authentication Token"});
+        for (method, path) in [("GET", "nothing"), ("DELETE", "history")] {
+            let (status, _, body) = http(method, &format!("http://{addr}/{stage}/{path}")).await;
+            assert_eq!((status, body), (403, missing.clone()), "{method} {path}");
+        }
+        assert!(serving.run.pool.instances_started("Function") >= 1);
+        local.kill().await.unwrap();
         serving.shutdown().await;
     }
 
