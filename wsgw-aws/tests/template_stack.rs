@@ -653,20 +653,28 @@ fn the_telemetry_templates_api_events_resolve_into_its_rest_api_with_its_stage()
         .contains(&"RestApi GET /history".to_owned()));
 }
 
-#[test]
-fn api_events_without_a_rest_api_id_go_to_sams_implicit_api_and_any_matches_every_method() {
-    let stack = resolve(
-        &format!(
-            "{API}\n{FUNCTION}  Items:
+/// The [`API`] and its function, and a function `Items` with `events` (its `Events:`
+/// entries, indented).
+fn with_items_events(events: &str) -> String {
+    format!(
+        "{API}\n{FUNCTION}  Items:
     Type: AWS::Serverless::Function
     Properties:
       CodeUri: .
       Runtime: provided.al2023
       Handler: bootstrap
       Events:
-        Item: {{Type: Api, Properties: {{Path: '/items/{{id}}', Method: any}}}}
-        Poll: {{Type: Schedule, Properties: {{Schedule: rate(1 minute)}}}}
-"
+{events}"
+    )
+}
+
+#[test]
+fn api_events_without_a_rest_api_id_go_to_sams_implicit_api_and_any_matches_every_method() {
+    let stack = resolve(
+        &with_items_events(
+            "        Item: {Type: Api, Properties: {Path: '/items/{id}', Method: any}}
+        Poll: {Type: Schedule, Properties: {Schedule: rate(1 minute)}}
+",
         ),
         &[],
     )
@@ -689,16 +697,7 @@ fn api_events_without_a_rest_api_id_go_to_sams_implicit_api_and_any_matches_ever
 #[test]
 fn an_api_event_without_a_path_names_the_function_and_the_property() {
     let error = error_of(
-        &format!(
-            "{API}\n{FUNCTION}  Items:
-    Type: AWS::Serverless::Function
-    Properties:
-      CodeUri: .
-      Runtime: provided.al2023
-      Events:
-        Item: {{Type: Api, Properties: {{Method: GET}}}}
-"
-        ),
+        &with_items_events("        Item: {Type: Api, Properties: {Method: GET}}\n"),
         &[],
     );
     assert!(
