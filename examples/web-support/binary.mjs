@@ -98,3 +98,31 @@ export function startBinary({
     });
   });
 }
+
+/**
+ * Serves an example's template with `wsgw local` (its binary from `$WSGW_BIN`, or built
+ * by `cargo build -p wsgw`), its page beside it: `wsgw local --template
+ * EXAMPLE/template.yaml --static-dir EXAMPLE/web --parameter-overrides ...overrides`,
+ * `example` being the example's directory (ending in `/`), without the variables in
+ * `unset`, moto's install cached in `$WSGW_CACHE_DIR` when set. Resolves as
+ * `startBinary` once wsgw local printed the page's address (`address`, `http://`).
+ */
+export function startWsgwLocal({ example, overrides = [], unset = [] }) {
+  return startBinary({
+    name: "wsgw",
+    variable: "WSGW_BIN",
+    prefix: "http://",
+    command: ["local"],
+    args: [
+      "--template", `${example}template.yaml`,
+      "--static-dir", `${example}web`,
+      ...(overrides.length ? ["--parameter-overrides", ...overrides] : []),
+    ],
+    unset,
+    // startBinary passes no WSGW_* variable on: the moto install's cache is given back.
+    env: process.env.WSGW_CACHE_DIR ? { WSGW_CACHE_DIR: process.env.WSGW_CACHE_DIR } : {},
+    readyLine: /the page of --static-dir at http:/,
+    // The example's build (a no-op once built), moto's start and the tables first.
+    wait: 120_000,
+  });
+}

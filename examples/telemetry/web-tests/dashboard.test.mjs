@@ -25,7 +25,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { CHROMIUM, CHROMIUM_ARGS, WAIT, startBinary } from "../../web-support/binary.mjs";
+import { CHROMIUM, CHROMIUM_ARGS, WAIT, startBinary, startWsgwLocal } from "../../web-support/binary.mjs";
 
 const SCREENSHOT = process.env.SCREENSHOT || "/tmp/telemetry-dashboard.png";
 
@@ -81,23 +81,7 @@ async function startTelemetryThroughWsgwLocal(args) {
   const { simulate, settings } = telemetryFlags(args);
   const example = fileURLToPath(new URL("..", import.meta.url));
   const overrides = settings.map(([flag, value]) => `${TEMPLATE_PARAMETERS[flag]}=${value}`);
-  const wsgw = await startBinary({
-    name: "wsgw",
-    variable: "WSGW_BIN",
-    prefix: "http://",
-    command: ["local"],
-    args: [
-      "--template", `${example}template.yaml`,
-      "--static-dir", `${example}web`,
-      ...(overrides.length ? ["--parameter-overrides", ...overrides] : []),
-    ],
-    unset: SETTINGS_VARIABLES,
-    // binary.mjs passes no WSGW_* variable on: the moto install's cache is given back.
-    env: process.env.WSGW_CACHE_DIR ? { WSGW_CACHE_DIR: process.env.WSGW_CACHE_DIR } : {},
-    readyLine: /the page of --static-dir at http:/,
-    // The telemetry's build (a no-op once built), moto's start and the tables first.
-    wait: 120_000,
-  });
+  const wsgw = await startWsgwLocal({ example, overrides, unset: SETTINGS_VARIABLES });
   const http = wsgw.address.replace(/\/+$/, "");
   const server = { ws: http.replace(/^http:/, "ws:"), http, stop: wsgw.stop };
   if (simulate === 0) return server;
