@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use wsgw_core::{Backends, BroadcastOptions, ConnectionId, MessageSink, Payload, Router};
 
 use crate::client::{self, Socket};
+use crate::cpu_share::{CpuGroup, Hierarchy, Share, SHARES};
 use crate::peers::{self, Guard};
 use crate::report::{Fanout, Results};
 use crate::{Result, RunArgs};
@@ -177,19 +178,43 @@ pub fn passes(quick: bool) -> Vec<Pass> {
     }
 }
 
-/// Runs the fan-out benchmark.
-pub async fn run(args: &RunArgs, results: &mut Results) -> Result<()> {
+/// The pass run at each CPU share (the sender held to it): N = 1,000 against the
+/// gateway with the emulated round trip, as deployed (quick: N = 100, once).
+pub fn share_pass(quick: bool) -> Pass {
+    Pass {
+        counts: vec![if quick { 100 } else { 1_000 }],
+        repetitions: if quick { 1 } else { 3 },
+        latency_ms: EMULATED_LATENCY_MS,
+    }
+}
+
+async fn gateway(pass: &Pass) -> Result<peers::Server> {
+    peers::own_server_with(
+        "serve-gateway",
+        &[
+            "--management-latency-ms".to_owned(),
+            pass.latency_ms.to_string(),
+        ],
+    )
+    .await
+}
+
+/// Runs the fan-out benchmark, then its share pass at each CPU share when `shares` is
+/// given.
+pub async fn run(args: &RunArgs, shares: Option<&Hierarchy>, results: &mut Results) -> Result<()> {
     for pass in passes(args.quick) {
-        let gateway = peers::own_server_with(
-            "serve-gateway",
-            &[
-                "--management-latency-ms".to_owned(),
-                pass.latency_ms.to_string(),
-            ],
-        )
-        .await?;
+        let gateway = gateway(&pass).await?;
         for &n in &pass.counts {
-            run_one(args, &gateway, n, &pass, results).await?;
+            run_one(args, &gateway, n, &pass, None, results).await?;
+        }
+    }
+    if let Some(hierarchy) = shares {
+        let pass = share_pass(args.quick);
+        let gateway = gateway(&pass).await?;
+        for share in SHARES {
+            for &n in &pass.counts {
+                run_one(args, &gateway, n, &pass, Some((hierarchy, share)), results).await?;
+            }
         }
     }
     Ok(())
@@ -201,11 +226,15 @@ async fn run_one(
     gateway: &peers::Server,
     n: usize,
     pass: &Pass,
+    share: Option<(&Hierarchy, Share)>,
     results: &mut Results,
 ) -> Result<()> {
     let (repetitions, latency_ms) = (pass.repetitions, pass.latency_ms);
+    let at_share = share.map_or_else(String::new, |(_, share)| {
+        format!(", senders at the CPU share of {}", share.label())
+    });
     eprintln!(
-        "wsgw-bench: fan-out, opening {n} connections (@connections latency {latency_ms} ms)"
+        "wsgw-bench: fan-out, opening {n} connections (@connections latency {latency_ms} ms{at_share})"
     );
     let sockets = open(&gateway.ws_url, n).await?;
     let ids_file = args.work.join(format!("ids-{n}.txt"));
@@ -231,6 +260,15 @@ async fn run_one(
             let command = sender_command(sender, args, &gateway.management, &ids_file)?;
             let mut guard = Guard::spawn(sender, command)?;
             guard.line_starting("READY", peers::STARTUP).await?;
+            // Ready at full CPU, as a warm function is; the broadcasts at the share.
+            let group = match share {
+                Some((hierarchy, share)) => {
+                    let group = CpuGroup::create(hierarchy, share)?;
+                    group.add(guard.pid()?)?;
+                    Some(group)
+                }
+                None => None,
+            };
             let mut last = Vec::new();
             let mut own = Vec::new();
             let mut delivered = n;
@@ -242,7 +280,11 @@ async fn run_one(
                 guard
                     .say(&format!("{{\"type\":\"broadcast\",\"round\":{round}}}"))
                     .await?;
-                let timeout = Duration::from_secs(if n > 1_000 { 600 } else { 120 });
+                let timeout = Duration::from_secs(if n > 1_000 || share.is_some() {
+                    600
+                } else {
+                    120
+                });
                 let mut latest = started;
                 let mut count = 0;
                 let deadline = tokio::time::Instant::now() + timeout;
@@ -276,15 +318,20 @@ async fn run_one(
                     (latest - started).as_secs_f64()
                 );
             }
+            drop(group);
+            let sender_cpu_us_per_post =
+                cpu[1].iter().sum::<f64>() * 1e6 / (n * repetitions).max(1) as f64;
             results.fanout.push(Fanout {
                 sender,
                 connections: n,
                 latency_ms,
+                share: share.map(|(_, share)| share),
                 last_received_s: median(&mut last),
                 sender_s: median(&mut own),
                 delivered,
                 repetitions,
                 cpu_s: cpu.map(|mut spent| median(&mut spent)),
+                sender_cpu_us_per_post,
             });
         }
         Ok::<(), String>(())

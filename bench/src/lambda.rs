@@ -11,6 +11,7 @@ use tokio::process::Command;
 use wsgw_memory::gateway::{Invocation, LambdaRuntimeEmulator, ManagementRecorder};
 
 use crate::client::percentiles;
+use crate::cpu_share::{CpuGroup, Hierarchy, Share, SHARES};
 use crate::fanout::median;
 use crate::peers::{self, Guard};
 use crate::report::{Lambda, Results};
@@ -108,7 +109,7 @@ const WAIT: Duration = Duration::from_secs(30);
 struct Started {
     emulator: LambdaRuntimeEmulator,
     management: ManagementRecorder,
-    _function: Guard,
+    function: Guard,
 }
 
 /// Spawns the function with a fresh emulator and times spawn → first response.
@@ -138,19 +139,28 @@ async fn cold_start(runtime: &'static str, mut command: Command) -> Result<(Star
         Started {
             emulator,
             management,
-            _function: function,
+            function,
         },
         cold,
     ))
 }
 
-/// Events one after another to a warm function: the number answered, p50 and p99 in µs.
-async fn per_event(
-    runtime: &'static str,
-    started: &Started,
+/// What [`per_event`] measured.
+struct Warm {
     events: usize,
-) -> Result<(usize, f64, f64)> {
+    p50_us: f64,
+    p99_us: f64,
+    /// The function process's CPU time (user + system) per event, in µs.
+    cpu_us: f64,
+    /// The bench process's (the emulator's and the recorder's) CPU time per event, in µs.
+    harness_cpu_us: f64,
+}
+
+/// Events one after another to a warm function, within a minute.
+async fn per_event(runtime: &'static str, started: &Started, events: usize) -> Result<Warm> {
     let window = Duration::from_secs(60);
+    let pids = [started.function.pid()?, std::process::id()];
+    let cpu_before = pids.map(peers::cpu_seconds);
     let began = Instant::now();
     let mut samples = Vec::with_capacity(events);
     let mut posts = started.management.take_calls().len();
@@ -167,6 +177,9 @@ async fn per_event(
             posts += started.management.take_calls().len();
         }
     }
+    let cpu_after = pids.map(peers::cpu_seconds);
+    let [cpu, harness_cpu] =
+        [0, 1].map(|i| (cpu_after[i] - cpu_before[i]) * 1e6 / samples.len().max(1) as f64);
     posts += started.management.take_calls().len();
     // The cold start's event posted once too.
     if posts < samples.len() + 1 {
@@ -175,8 +188,14 @@ async fn per_event(
             samples.len() + 1
         ));
     }
-    let (p50, p99) = percentiles(&mut samples);
-    Ok((samples.len(), p50, p99))
+    let (p50_us, p99_us) = percentiles(&mut samples);
+    Ok(Warm {
+        events: samples.len(),
+        p50_us,
+        p99_us,
+        cpu_us: cpu,
+        harness_cpu_us: harness_cpu,
+    })
 }
 
 /// The release binary's size and its stripped copy's.
@@ -209,9 +228,15 @@ pub async fn cold_starts(bin: &std::path::Path, runs: usize) -> Result<()> {
 }
 
 /// Runs the Lambda mode benchmark for the three runtimes: cold starts taken in turns
-/// (the median is reported), then events one after another to the last one started.
-pub async fn run(args: &RunArgs, results: &mut Results) -> Result<()> {
-    let (events, cold_starts) = if args.quick { (1_000, 2) } else { (10_000, 7) };
+/// (the median is reported), then events one after another to the last one started;
+/// then, for each CPU share in `shares`, a function started afresh (at full CPU), held
+/// to that share, and fewer events one after another.
+pub async fn run(args: &RunArgs, shares: Option<&Hierarchy>, results: &mut Results) -> Result<()> {
+    let (events, cold_starts, share_events) = if args.quick {
+        (1_000, 2, 50)
+    } else {
+        (10_000, 7, 500)
+    };
     eprintln!("wsgw-bench: Lambda mode, {cold_starts} cold starts and {events} events each");
     results.echo_binary = binary_sizes(args);
     let python_script = peers::write_script(&args.work, "runtime.py", PYTHON_RUNTIME)?;
@@ -235,19 +260,56 @@ pub async fn run(args: &RunArgs, results: &mut Results) -> Result<()> {
             let (started, cold) = cold_start(runtime, command(runtime)).await?;
             colds.push(cold.as_secs_f64() * 1e3);
             if round == cold_starts {
-                let (count, p50_us, p99_us) = per_event(runtime, &started, events).await?;
-                results.lambda.push(Lambda {
-                    runtime,
-                    cold_ms: median(colds),
-                    cold_starts,
-                    events: count,
-                    p50_us,
-                    p99_us,
-                });
+                let warm = per_event(runtime, &started, events).await?;
+                results
+                    .lambda
+                    .push(row(runtime, None, median(colds), cold_starts, warm));
             }
         }
     }
+    let Some(hierarchy) = shares else {
+        return Ok(());
+    };
+    for share in SHARES {
+        eprintln!(
+            "wsgw-bench: Lambda mode at the CPU share of {}, {share_events} events each",
+            share.label()
+        );
+        for runtime in RUNTIMES {
+            let (started, _) = cold_start(runtime, command(runtime)).await?;
+            let group = CpuGroup::create(hierarchy, share)?;
+            group.add(started.function.pid()?)?;
+            let warm = per_event(runtime, &started, share_events).await?;
+            // The group first: it moves the live function back to the root group and is
+            // removed; then the function is stopped.
+            drop(group);
+            drop(started);
+            results
+                .lambda
+                .push(row(runtime, Some(share), f64::NAN, 0, warm));
+        }
+    }
     Ok(())
+}
+
+fn row(
+    runtime: &'static str,
+    share: Option<Share>,
+    cold_ms: f64,
+    cold_starts: usize,
+    warm: Warm,
+) -> Lambda {
+    Lambda {
+        runtime,
+        share,
+        cold_ms,
+        cold_starts,
+        events: warm.events,
+        p50_us: warm.p50_us,
+        p99_us: warm.p99_us,
+        cpu_us: warm.cpu_us,
+        harness_cpu_us: warm.harness_cpu_us,
+    }
 }
 
 /// wsgw's function: the echo example's release binary.
