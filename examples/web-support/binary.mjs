@@ -30,13 +30,16 @@ function binaryPath(name, variable) {
 
 /**
  * Starts the example `name` (its binary from `$variable`, or built by `cargo build -p
- * name`) with `--listen 127.0.0.1:0` and `args`, `RUST_LOG=warn`, without the
- * variables in `unset` nor any `WSGW_*` or `AWS_LAMBDA_RUNTIME_API` (so the caller's
- * shell cannot change what is tested), plus `env`. Resolves once the binary printed
- * its first line, with that line, the first word of it starting with `prefix` (its
- * address) and `stop()`.
+ * name`) with `command` (a subcommand, before the options), `--listen 127.0.0.1:0` and
+ * `args`, `RUST_LOG=warn`, without the variables in `unset` nor any `WSGW_*` or
+ * `AWS_LAMBDA_RUNTIME_API` (so the caller's shell cannot change what is tested), plus
+ * `env`. Resolves once the binary printed its address line (its first line, or the
+ * first matching `readyLine` when given), within `wait` ms, with that line, the first
+ * word of it starting with `prefix` (its address) and `stop()` (SIGTERM, then its exit).
  */
-export function startBinary({ name, variable, prefix, args = [], unset = [], env = {} }) {
+export function startBinary({
+  name, variable, prefix, command = [], args = [], unset = [], env = {}, readyLine = null, wait = WAIT,
+}) {
   const binary = binaryPath(name, variable);
   if (!existsSync(binary)) {
     throw new Error(`no ${name} binary at ${binary}: run \`cargo build -p ${name}\` or set ${variable}`);
@@ -48,7 +51,7 @@ export function startBinary({ name, variable, prefix, args = [], unset = [], env
     }
   }
   Object.assign(childEnv, env);
-  const child = spawn(binary, ["--listen", "127.0.0.1:0", ...args], { env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(binary, [...command, "--listen", "127.0.0.1:0", ...args], { env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (chunk) => { stderr += chunk; });
   const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
@@ -56,14 +59,22 @@ export function startBinary({ name, variable, prefix, args = [], unset = [], env
     let stdout = "";
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
-      reject(new Error(`${name} printed no address within ${WAIT} ms; stderr: ${stderr}`));
-    }, WAIT);
+      reject(new Error(`${name} printed no address within ${wait} ms; stdout: ${stdout}; stderr: ${stderr}`));
+    }, wait);
     child.on("error", (error) => { clearTimeout(timer); reject(error); });
-    child.stdout.on("data", (chunk) => {
-      stdout += chunk;
-      if (!stdout.includes("\n")) return;
+    exited.then(({ code, signal }) => {
       clearTimeout(timer);
-      const line = stdout.split("\n")[0];
+      reject(new Error(`${name} ended (${code ?? signal}) before its address; stdout: ${stdout}; stderr: ${stderr}`));
+    });
+    let ready = false;
+    child.stdout.on("data", (chunk) => {
+      if (ready) return;
+      stdout += chunk;
+      const lines = stdout.split("\n").slice(0, -1);
+      const line = readyLine ? lines.find((candidate) => readyLine.test(candidate)) : lines[0];
+      if (line === undefined) return;
+      ready = true;
+      clearTimeout(timer);
       const address = line.split(/\s+/).find((word) => word.startsWith(prefix));
       if (!address) {
         child.kill("SIGKILL");

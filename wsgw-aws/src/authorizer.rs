@@ -228,3 +228,171 @@ pub async fn handle_authorizer_event<S: Send + Sync + 'static>(
         }
     }
 }
+
+/// The REQUEST authorizer event API Gateway sends the authorizer function before
+/// `$connect`: `type: REQUEST`, the `methodArn`
+/// (`arn:aws:execute-api:REGION:ACCOUNT:API_ID/STAGE/$connect`), the upgrade's headers
+/// and query string (single- and multi-valued), `stageVariables`, and the `$connect`
+/// event's `requestContext`. [`decode_authorizer_event`] reads it back.
+///
+/// ```
+/// use wsgw_aws::authorizer::{decode_authorizer_event, encode_authorizer_event};
+/// use wsgw_core::Request;
+///
+/// let mut connect = Request::connect("c-1=".into()).with_endpoint("abc.example", "production");
+/// connect.query.insert("token".to_owned(), "k-1".to_owned());
+/// let arn = "arn:aws:execute-api:us-east-1:123456789012:abc1234567/production/$connect";
+/// let event = encode_authorizer_event(&connect, arn, &Default::default());
+/// assert_eq!(event["type"], "REQUEST");
+/// let decoded = decode_authorizer_event(event).unwrap();
+/// assert_eq!(decoded.method_arn, arn);
+/// assert_eq!(decoded.request.query["token"], "k-1");
+/// ```
+pub fn encode_authorizer_event(
+    request: &Request,
+    method_arn: &str,
+    stage_variables: &std::collections::BTreeMap<String, String>,
+) -> Value {
+    let mut event = match crate::lambda::encode_websocket_event(request) {
+        Value::Object(event) => event,
+        _ => Map::new(),
+    };
+    event.remove("body");
+    event.remove("isBase64Encoded");
+    for name in ["queryStringParameters", "multiValueQueryStringParameters"] {
+        event.entry(name).or_insert_with(|| json!({}));
+    }
+    event.insert("type".to_owned(), json!("REQUEST"));
+    event.insert("methodArn".to_owned(), json!(method_arn));
+    event.insert(
+        "stageVariables".to_owned(),
+        Value::Object(
+            stage_variables
+                .iter()
+                .map(|(name, value)| (name.clone(), json!(value)))
+                .collect(),
+        ),
+    );
+    Value::Object(event)
+}
+
+/// The `methodArn` of a WebSocket API's `$connect`:
+/// `arn:aws:execute-api:REGION:ACCOUNT:API_ID/STAGE/$connect`.
+pub fn connect_method_arn(region: &str, account_id: &str, api_id: &str, stage: &str) -> String {
+    format!("arn:aws:execute-api:{region}:{account_id}:{api_id}/{stage}/$connect")
+}
+
+/// Whether an IAM resource pattern (`*` any run of characters, `?` one) covers `arn`.
+fn resource_matches(pattern: &str, arn: &str) -> bool {
+    let (pattern, arn): (Vec<char>, Vec<char>) = (pattern.chars().collect(), arn.chars().collect());
+    // Classic wildcard matching with one backtrack point.
+    let (mut p, mut a, mut star, mut mark) = (0, 0, None, 0);
+    while a < arn.len() {
+        if p < pattern.len() && (pattern[p] == '?' || pattern[p] == arn[a]) {
+            p += 1;
+            a += 1;
+        } else if p < pattern.len() && pattern[p] == '*' {
+            star = Some(p);
+            mark = a;
+            p += 1;
+        } else if let Some(star) = star {
+            p = star + 1;
+            mark += 1;
+            a = mark;
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|c| *c == '*')
+}
+
+fn one_or_many(value: Option<&Value>) -> Vec<&str> {
+    match value {
+        Some(Value::String(one)) => vec![one.as_str()],
+        Some(Value::Array(many)) => many.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// What an authorizer function's answer means to API Gateway, as a core
+/// [`Authorization`]: its error `Unauthorized` is `Deny(401)`; a policy that allows
+/// `execute-api:Invoke` on `method_arn` (wildcards as IAM matches them) and denies
+/// nothing there is `Allow` with the `context` and `principalId` (what later routes get
+/// in `requestContext.authorizer`); any other policy is `Deny(403)`. `answer` is the
+/// function's result, or the `errorMessage` of its error. An answer that is neither a
+/// policy nor `Unauthorized` is an error (API Gateway answers the client 500).
+///
+/// ```
+/// use serde_json::json;
+/// use wsgw_aws::authorizer::{decode_authorizer_answer, policy};
+/// use wsgw_core::Authorization;
+///
+/// let arn = "arn:aws:execute-api:us-east-1:123456789012:abc1234567/production/$connect";
+/// let allow = policy("ada", "Allow", "arn:aws:execute-api:*:*:abc1234567/*", &json!({"room": "r1"}));
+/// assert_eq!(
+///     decode_authorizer_answer(Ok(&allow), arn).unwrap(),
+///     Authorization::Allow(json!({"principalId": "ada", "room": "r1"}))
+/// );
+/// assert_eq!(decode_authorizer_answer(Err("Unauthorized"), arn).unwrap(), Authorization::Deny(401));
+/// let deny = policy("ada", "Deny", arn, &json!({}));
+/// assert_eq!(decode_authorizer_answer(Ok(&deny), arn).unwrap(), Authorization::Deny(403));
+/// ```
+pub fn decode_authorizer_answer(
+    answer: Result<&Value, &str>,
+    method_arn: &str,
+) -> Result<Authorization, AuthorizerError> {
+    let policy = match answer {
+        Err("Unauthorized") => return Ok(Authorization::Deny(401)),
+        Err(message) => {
+            return Err(AuthorizerError::Malformed(format!(
+                "the authorizer function failed: {message}"
+            )))
+        }
+        Ok(policy) => policy,
+    };
+    let principal = policy
+        .get("principalId")
+        .and_then(|id| match id {
+            Value::String(id) => Some(id.clone()),
+            Value::Number(id) => Some(id.to_string()),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            AuthorizerError::Malformed("the authorizer's answer has no principalId".to_owned())
+        })?;
+    let statements = match policy.pointer("/policyDocument/Statement") {
+        Some(Value::Array(statements)) => statements.iter().collect(),
+        Some(statement @ Value::Object(_)) => vec![statement],
+        _ => {
+            return Err(AuthorizerError::Malformed(
+                "the authorizer's answer has no policyDocument.Statement".to_owned(),
+            ))
+        }
+    };
+    let mut allowed = false;
+    for statement in statements {
+        let invokes = one_or_many(statement.get("Action"))
+            .iter()
+            .any(|action| matches!(*action, "execute-api:Invoke" | "execute-api:*" | "*"));
+        let covers = one_or_many(statement.get("Resource"))
+            .iter()
+            .any(|resource| resource_matches(resource, method_arn));
+        if !(invokes && covers) {
+            continue;
+        }
+        match statement.get("Effect").and_then(Value::as_str) {
+            Some("Deny") => return Ok(Authorization::Deny(403)),
+            Some("Allow") => allowed = true,
+            _ => {}
+        }
+    }
+    if !allowed {
+        return Ok(Authorization::Deny(403));
+    }
+    let mut context = match policy.get("context") {
+        Some(Value::Object(context)) => context.clone(),
+        _ => Map::new(),
+    };
+    context.insert(PRINCIPAL_KEY.to_owned(), Value::String(principal));
+    Ok(Authorization::Allow(Value::Object(context)))
+}

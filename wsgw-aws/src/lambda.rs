@@ -755,3 +755,348 @@ impl<S: Send + Sync + 'static> LambdaApp<S> {
         serde_json::to_value(response).map_err(InvocationError::Response)
     }
 }
+
+/// `requestContext.requestTime` as API Gateway writes it: `09/Feb/2024:18:23:28 +0000`.
+fn request_time_text(at: DateTime<Utc>) -> String {
+    at.format("%d/%b/%Y:%H:%M:%S +0000").to_string()
+}
+
+/// Headers as API Gateway sends them: single-valued and multi-valued.
+fn header_fields(headers: &BTreeMap<String, String>) -> (Value, Value) {
+    let single: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(name, value)| (name.clone(), Value::String(value.clone())))
+        .collect();
+    let multi: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.clone(),
+                Value::Array(vec![Value::String(value.clone())]),
+            )
+        })
+        .collect();
+    (Value::Object(single), Value::Object(multi))
+}
+
+/// The `requestContext` of a WebSocket event for `request`.
+fn websocket_request_context(request: &Request) -> serde_json::Map<String, Value> {
+    let event_type = match request.event_type {
+        EventType::Connect => "CONNECT",
+        EventType::Message => "MESSAGE",
+        EventType::Disconnect => "DISCONNECT",
+    };
+    let mut identity = serde_json::Map::new();
+    if let Some(source_ip) = &request.source_ip {
+        identity.insert("sourceIp".to_owned(), Value::String(source_ip.clone()));
+    }
+    if let Some(user_agent) = &request.user_agent {
+        identity.insert("userAgent".to_owned(), Value::String(user_agent.clone()));
+    }
+    let mut context = serde_json::Map::new();
+    let mut put = |name: &str, value: Value| {
+        context.insert(name.to_owned(), value);
+    };
+    put("routeKey", Value::String(request.route_key.clone()));
+    put("eventType", Value::String(event_type.to_owned()));
+    put(
+        "extendedRequestId",
+        Value::String(request.request_id.clone()),
+    );
+    put(
+        "requestTime",
+        Value::String(request_time_text(request.request_time)),
+    );
+    put(
+        "messageDirection",
+        Value::String(request.message_direction.clone()),
+    );
+    put("stage", Value::String(request.stage.clone()));
+    // API Gateway always sends it; a request without one is its connection's first.
+    let connected_at = request.connected_at.unwrap_or(request.request_time);
+    put("connectedAt", Value::from(connected_at.timestamp_millis()));
+    put(
+        "requestTimeEpoch",
+        Value::from(request.request_time.timestamp_millis()),
+    );
+    put("identity", Value::Object(identity));
+    put("requestId", Value::String(request.request_id.clone()));
+    put("domainName", Value::String(request.domain_name.clone()));
+    put(
+        "connectionId",
+        Value::String(request.connection_id.to_string()),
+    );
+    put("apiId", Value::String(request.api_id.clone()));
+    if let Some(message_id) = &request.message_id {
+        put("messageId", Value::String(message_id.clone()));
+    }
+    if let Some(disconnect) = &request.disconnect {
+        put("disconnectStatusCode", Value::from(disconnect.status_code));
+        put("disconnectReason", Value::String(disconnect.reason.clone()));
+    }
+    if let Some(authorizer) = &request.authorizer {
+        put("authorizer", authorizer.clone());
+    }
+    context
+}
+
+/// The API Gateway WebSocket event (`ApiGatewayWebsocketProxyRequest`) that invokes a
+/// route's function for `request`, shaped as API Gateway sends it: `CONNECT` with the
+/// upgrade's headers and query string (single- and multi-valued), `MESSAGE` with the
+/// body (`isBase64Encoded` for binary), `DISCONNECT` with `disconnectStatusCode` and
+/// `disconnectReason`; `requestContext` with `routeKey`, `eventType`, `connectionId`,
+/// `connectedAt` (the request time when the request has none), `requestTimeEpoch`,
+/// `requestTime`, `messageId` (MESSAGE), `identity`,
+/// `domainName`, `stage`, `apiId`, `requestId`, `messageDirection` and the authorizer's
+/// context. [`decode_websocket_event`] reads it back into the same request.
+///
+/// ```
+/// use wsgw_aws::lambda::{decode_websocket_event, encode_websocket_event};
+/// use wsgw_core::{Payload, Request};
+///
+/// let request = Request::message("c-1=".into(), Payload::text(r#"{"action":"ping"}"#))
+///     .with_route_key("ping")
+///     .with_endpoint("abc123.execute-api.us-east-1.amazonaws.com", "production");
+/// let event = encode_websocket_event(&request);
+/// assert_eq!(event["requestContext"]["eventType"], "MESSAGE");
+/// assert_eq!(event["body"], r#"{"action":"ping"}"#);
+/// assert_eq!(decode_websocket_event(event).unwrap().route_key, "ping");
+/// ```
+pub fn encode_websocket_event(request: &Request) -> Value {
+    let mut event = serde_json::Map::new();
+    if request.event_type != EventType::Message {
+        let (headers, multi) = header_fields(&request.headers);
+        event.insert("headers".to_owned(), headers);
+        event.insert("multiValueHeaders".to_owned(), multi);
+    }
+    if request.event_type == EventType::Connect && !request.query.is_empty() {
+        let (query, multi) = header_fields(&request.query);
+        event.insert("queryStringParameters".to_owned(), query);
+        event.insert("multiValueQueryStringParameters".to_owned(), multi);
+    }
+    event.insert(
+        "requestContext".to_owned(),
+        Value::Object(websocket_request_context(request)),
+    );
+    let is_base64 = match &request.body {
+        Some(body) => match body.as_text() {
+            Some(text) => {
+                event.insert("body".to_owned(), Value::String(text.to_owned()));
+                false
+            }
+            None => {
+                event.insert(
+                    "body".to_owned(),
+                    Value::String(STANDARD.encode(body.as_bytes())),
+                );
+                true
+            }
+        },
+        None => false,
+    };
+    event.insert("isBase64Encoded".to_owned(), Value::Bool(is_base64));
+    Value::Object(event)
+}
+
+/// Where a REST request was received: what API Gateway puts in a REST proxy event's
+/// `requestContext` besides the request itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RestEventContext {
+    /// The matched resource path (`/history`, `/devices/{device_id}`): `resource` and
+    /// `requestContext.resourcePath`.
+    pub resource: String,
+    /// `requestContext.stage`.
+    pub stage: String,
+    /// `requestContext.requestId`.
+    pub request_id: String,
+    /// `requestContext.apiId`.
+    pub api_id: String,
+    /// `requestContext.identity.sourceIp`, when known.
+    pub source_ip: Option<String>,
+}
+
+impl RestEventContext {
+    /// The context of a request to `resource` at `stage` of the API `api_id`.
+    pub fn new(
+        resource: impl Into<String>,
+        stage: impl Into<String>,
+        request_id: impl Into<String>,
+        api_id: impl Into<String>,
+    ) -> Self {
+        RestEventContext {
+            resource: resource.into(),
+            stage: stage.into(),
+            request_id: request_id.into(),
+            api_id: api_id.into(),
+            source_ip: None,
+        }
+    }
+}
+
+/// The API Gateway REST proxy event (payload 1.0, `ApiGatewayProxyRequest`) that invokes
+/// a REST route's function for `request`: `httpMethod`, `path`, `resource`,
+/// `pathParameters`, `queryStringParameters` and `headers` with their `multiValue…`
+/// forms (`null` when empty, as API Gateway sends them), `body` (base64 with
+/// `isBase64Encoded` for binary), and `requestContext` with `resourcePath`,
+/// `httpMethod`, `path` (`/{stage}{path}`), `stage`, `requestId`, `apiId`,
+/// `requestTimeEpoch` and `identity.sourceIp`. [`decode_rest_event`] reads it back.
+///
+/// ```
+/// use wsgw_aws::lambda::{decode_rest_event, encode_rest_event, RestEventContext};
+/// use wsgw_core::HttpRequest;
+///
+/// let mut request = HttpRequest::new("GET", "/devices/esp32-01");
+/// request.path_params.insert("device_id".into(), "esp32-01".into());
+/// request.query.insert("limit".into(), "10".into());
+/// let context = RestEventContext::new("/devices/{device_id}", "production", "r-1", "abc123");
+/// let event = encode_rest_event(&request, &context);
+/// assert_eq!(event["resource"], "/devices/{device_id}");
+/// assert_eq!(event["pathParameters"]["device_id"], "esp32-01");
+/// assert_eq!(event["multiValueQueryStringParameters"]["limit"][0], "10");
+/// assert_eq!(event["requestContext"]["stage"], "production");
+/// assert_eq!(decode_rest_event(event).unwrap().query["limit"], "10");
+/// ```
+pub fn encode_rest_event(request: &HttpRequest, context: &RestEventContext) -> Value {
+    let or_null = |map: &BTreeMap<String, String>| -> (Value, Value) {
+        if map.is_empty() {
+            (Value::Null, Value::Null)
+        } else {
+            header_fields(map)
+        }
+    };
+    let (headers, multi_headers) = or_null(&request.headers);
+    let (query, multi_query) = or_null(&request.query);
+    let path_parameters = if request.path_params.is_empty() {
+        Value::Null
+    } else {
+        header_fields(&request.path_params).0
+    };
+    let mut identity = serde_json::Map::new();
+    if let Some(source_ip) = &context.source_ip {
+        identity.insert("sourceIp".to_owned(), Value::String(source_ip.clone()));
+    }
+    if let Some(agent) = request.headers.get("user-agent") {
+        identity.insert("userAgent".to_owned(), Value::String(agent.clone()));
+    }
+    let (body, is_base64) = match &request.body {
+        None => (Value::Null, false),
+        Some(body) => match body.as_text() {
+            Some(text) => (Value::String(text.to_owned()), false),
+            None => (Value::String(STANDARD.encode(body.as_bytes())), true),
+        },
+    };
+    serde_json::json!({
+        "resource": context.resource,
+        "path": request.path,
+        "httpMethod": request.method,
+        "headers": headers,
+        "multiValueHeaders": multi_headers,
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": multi_query,
+        "pathParameters": path_parameters,
+        "stageVariables": Value::Null,
+        "requestContext": {
+            "resourcePath": context.resource,
+            "httpMethod": request.method,
+            "path": format!("/{}{}", context.stage, request.path),
+            "stage": context.stage,
+            "requestId": context.request_id,
+            "apiId": context.api_id,
+            "protocol": "HTTP/1.1",
+            "requestTimeEpoch": Utc::now().timestamp_millis(),
+            "identity": identity,
+        },
+        "body": body,
+        "isBase64Encoded": is_base64,
+    })
+}
+
+/// What a function answered for a WebSocket route could not be read as a proxy response.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResponseError {
+    /// `statusCode` is missing or not an HTTP status.
+    #[error("the function's response has statusCode {0}, not an HTTP status")]
+    Status(String),
+    /// `isBase64Encoded` is true but the body is not base64.
+    #[error("the function's response has isBase64Encoded but its body is not base64: {0}")]
+    Base64(#[source] base64::DecodeError),
+    /// `body` is not a string.
+    #[error("the function's response body is {0}, not a string")]
+    Body(String),
+}
+
+/// The [`Reply`] a function's answer to a WebSocket route stands for, as API Gateway
+/// reads a Lambda proxy integration's result: `statusCode` (a non-2xx on `$connect`
+/// refuses the handshake with it), `headers` (`Sec-WebSocket-Protocol` on `$connect`),
+/// and `body` (base64-decoded when `isBase64Encoded`), which reaches the caller only on a
+/// route with a route response. An answer that is not a proxy response (no
+/// `statusCode`: `null`, a string, any other JSON) is a 200 whose body is the answer
+/// itself (strings as they are, other JSON as its text; `null` none), as API Gateway
+/// passes a non-proxy result through.
+///
+/// ```
+/// use serde_json::json;
+/// use wsgw_aws::lambda::{decode_proxy_response, encode_reply};
+/// use wsgw_core::Reply;
+///
+/// let reply = Reply::with_body("pong");
+/// let answer = serde_json::to_value(encode_reply(&reply)).unwrap();
+/// assert_eq!(decode_proxy_response(answer).unwrap(), reply);
+/// assert_eq!(decode_proxy_response(json!({"statusCode": 401})).unwrap().status, 401);
+/// assert_eq!(decode_proxy_response(json!(null)).unwrap(), Reply::ok());
+/// ```
+pub fn decode_proxy_response(answer: Value) -> Result<Reply, ResponseError> {
+    let Value::Object(mut fields) = answer else {
+        return Ok(match answer {
+            Value::Null => Reply::ok(),
+            Value::String(text) => Reply::with_body(text),
+            other => Reply::with_body(other.to_string()),
+        });
+    };
+    let Some(status) = fields.remove("statusCode") else {
+        return Ok(Reply::with_body(Value::Object(fields).to_string()));
+    };
+    let status = match &status {
+        Value::Number(number) => number.as_u64(),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    }
+    .and_then(|status| u16::try_from(status).ok())
+    .filter(|status| (100..600).contains(status))
+    .ok_or_else(|| ResponseError::Status(status.to_string()))?;
+    let mut reply = Reply::status(status);
+    for name in ["headers", "multiValueHeaders"] {
+        if let Some(Value::Object(headers)) = fields.get(name) {
+            for (header, value) in headers {
+                let value = match value {
+                    Value::String(text) => Some(text.clone()),
+                    Value::Array(values) => {
+                        values.last().and_then(Value::as_str).map(str::to_owned)
+                    }
+                    Value::Number(_) | Value::Bool(_) => Some(value.to_string()),
+                    _ => None,
+                };
+                if let Some(value) = value {
+                    reply.headers.insert(header.to_ascii_lowercase(), value);
+                }
+            }
+        }
+    }
+    let is_base64 = fields
+        .get("isBase64Encoded")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    reply.body = match fields.remove("body") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(body)) if is_base64 => Some(Payload::binary(
+            STANDARD
+                .decode(body.as_bytes())
+                .map_err(ResponseError::Base64)?,
+        )),
+        Some(Value::String(body)) => Some(Payload::text(body)),
+        Some(other) => return Err(ResponseError::Body(other.to_string())),
+    };
+    Ok(reply)
+}

@@ -8,9 +8,10 @@
 //! authorizer also runs deployed as a Lambda REQUEST authorizer ([`authorizer`]).
 //! With the `template` feature, [`template`](crate::template) reads the SAM template and
 //! checks a router against its WebSocket API (routes, route responses, selection
-//! expression). With the `runner` feature, `runner::run(router)` is a system's whole
-//! `main`: Lambda when `AWS_LAMBDA_RUNTIME_API` is set, the LocalGateway otherwise,
-//! `invoke --event` when asked.
+//! expression), and resolves it for a local stack (`wsgw local`:
+//! [`Template::resolve`](crate::template::Template::resolve)). With the `runner` feature,
+//! `runner::run(router)` is a system's whole `main`: Lambda when `AWS_LAMBDA_RUNTIME_API`
+//! is set, the LocalGateway otherwise, `invoke --event` when asked.
 //!
 #![warn(missing_docs)]
 

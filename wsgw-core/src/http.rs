@@ -183,9 +183,20 @@ where
     }
 }
 
-/// A route pattern such as `/devices/{device_id}/history`.
+/// A route pattern such as `/devices/{device_id}/history`: literal segments and
+/// `{name}` captures, as API Gateway's REST resources and the router's REST routes
+/// are written.
+///
+/// ```
+/// use wsgw_core::PathPattern;
+///
+/// let pattern = PathPattern::parse("/devices/{device_id}/history");
+/// let captures = pattern.matches("/devices/esp32-01/history").unwrap();
+/// assert_eq!(captures["device_id"], "esp32-01");
+/// assert!(pattern.matches("/devices/esp32-01").is_none());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PathPattern {
+pub struct PathPattern {
     segments: Vec<Segment>,
 }
 
@@ -196,7 +207,8 @@ enum Segment {
 }
 
 impl PathPattern {
-    pub(crate) fn parse(pattern: &str) -> Self {
+    /// The pattern of `pattern` (empty segments are ignored, as in paths).
+    pub fn parse(pattern: &str) -> Self {
         let segments = pattern
             .split('/')
             .filter(|s| !s.is_empty())
@@ -211,7 +223,7 @@ impl PathPattern {
     }
 
     /// The captures when `path` matches.
-    pub(crate) fn matches(&self, path: &str) -> Option<BTreeMap<String, String>> {
+    pub fn matches(&self, path: &str) -> Option<BTreeMap<String, String>> {
         let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         if parts.len() != self.segments.len() {
             return None;

@@ -189,7 +189,7 @@ pub use ext::{ConnectionStoreExt, HistoryStoreExt, DEFAULT_PAGE_SIZE};
 pub use gateway_error::GatewayError;
 pub use handler::{Authorization, Authorizer, RouteHandler};
 pub use history::{HistoryQuery, HistoryRecord, HistoryStore, Order};
-pub use http::{HttpHandler, HttpRequest, HttpResponse};
+pub use http::{HttpHandler, HttpRequest, HttpResponse, PathPattern};
 pub use rejection::Rejection;
 pub use reply::{IntoReply, Json};
 pub use request::{

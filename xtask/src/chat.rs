@@ -71,7 +71,8 @@ pub fn dynamodb_step() -> Step {
     )
 }
 
-/// The page test: Chromium (installed when missing), then [`page_test_steps`].
+/// The page test: Chromium (installed when missing), then [`page_test_steps`], then the
+/// same page test through `wsgw local` ([`crate::wsgw_local::chat_page_steps`]).
 pub fn web_steps(root: &Path) -> Vec<Step> {
     let mut steps = vec![Step::run(
         "Debian's chromium, node and npm (apt-get install when missing)",
@@ -84,6 +85,7 @@ pub fn web_steps(root: &Path) -> Vec<Step> {
         "chat.test.mjs",
         "the chat page",
     ));
+    steps.extend(crate::wsgw_local::chat_page_steps(root));
     steps
 }
 

@@ -8,7 +8,8 @@
 //!   the chat's and the telemetry's DynamoDB tests against moto's server ([`moto`]),
 //!   which it installs, starts and stops, the chat page and the telemetry dashboard in
 //!   headless Chromium ([`chat`], [`telemetry`]), web pages attacking the LocalGateway's
-//!   `@connections` in headless Chromium ([`echo`]), every command of the README's "Poke it
+//!   `@connections` in headless Chromium ([`echo`]), `wsgw local`'s tables and its own moto
+//!   and the chat page through `wsgw local` ([`wsgw_local`]), every command of the README's "Poke it
 //!   by hand" walkthrough ([`walkthrough`]), Python's `websockets` and boto3 checking
 //!   that the example binaries behave as API Gateway does ([`parity`]), the ESP32-C3 firmware built and turned
 //!   into a flashable image ([`firmware`]), every `cargo fuzz` target for a bounded
@@ -42,6 +43,7 @@ pub mod report;
 pub mod step;
 pub mod telemetry;
 pub mod walkthrough;
+pub mod wsgw_local;
 
 use std::io;
 use std::path::PathBuf;
@@ -92,6 +94,7 @@ pub fn test_steps_on(moto_port: u16) -> Vec<Step> {
     steps.extend(moto::dynamodb_steps(&workspace_root(), moto_port));
     steps.push(chat::dynamodb_step());
     steps.push(telemetry::dynamodb_step());
+    steps.push(wsgw_local::dynamodb_step(&workspace_root()));
     steps.push(cfn_lint::lint_step());
     steps.extend(lambda::lambda_steps(&workspace_root()));
     steps.extend(chat::web_steps(&workspace_root()));
@@ -183,6 +186,15 @@ mod tests {
                     "--test",
                     "lambda_mode"
                 ],
+                vec![
+                    "test",
+                    "-p",
+                    "wsgw",
+                    "--features",
+                    "integration",
+                    "--test",
+                    "dynamodb"
+                ],
                 vec!["xtask", "lint-templates"],
                 vec!["-c", lambda::SETUP],
                 vec![
@@ -241,6 +253,8 @@ mod tests {
                 vec!["-c", chat::INSTALL_BROWSER],
                 vec!["ci", "--no-audit", "--no-fund"],
                 vec!["build", "-p", "chat"],
+                vec!["--test", "chat.test.mjs"],
+                vec!["build", "-p", "wsgw", "-p", "chat"],
                 vec!["--test", "chat.test.mjs"],
                 vec!["-c", walkthrough::INSTALL_TOOLS],
                 vec!["ci", "--no-audit", "--no-fund"],

@@ -6,19 +6,59 @@
 // CHAT_BIN names the binary (default: `cargo metadata`'s target directory + debug/chat),
 // CHROMIUM the browser (default /usr/bin/chromium), SCREENSHOT where the screenshot of
 // the page goes (default /tmp/chat-page.png).
+//
+// CHAT_THROUGH=wsgw-local runs the same tests against `wsgw local --template
+// ../template.yaml --static-dir ../web` instead (WSGW_BIN names the wsgw binary): the
+// page from wsgw local, every event handled by a `chat` process in Lambda mode, its
+// tables on the moto server wsgw local starts (installed into WSGW_CACHE_DIR, default
+// ~/.cache/wsgw). By hand: cargo build -p wsgw -p chat && CHAT_THROUGH=wsgw-local node --test
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
+import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { CHROMIUM, CHROMIUM_ARGS, WAIT, startBinary } from "../../web-support/binary.mjs";
 
 const SCREENSHOT = process.env.SCREENSHOT || "/tmp/chat-page.png";
 
+const THROUGH_WSGW_LOCAL = process.env.CHAT_THROUGH === "wsgw-local";
+
+/** The chat's settings the tests give the binary's environment, as the template's parameters. */
+const TEMPLATE_PARAMETERS = { WSGW_JWT_SECRET: "JwtSecret" };
+
 /** Starts the chat binary on a free port; resolves with its page URL and a stop(). */
 async function startChat(env = {}) {
+  if (THROUGH_WSGW_LOCAL) return startChatThroughWsgwLocal(env);
   const chat = await startBinary({ name: "chat", variable: "CHAT_BIN", prefix: "http://", unset: ["CHAT_RETENTION_DAYS"], env });
   return { url: chat.address, stop: chat.stop };
+}
+
+/** The chat's template served by `wsgw local` with the page beside it (see the top). */
+async function startChatThroughWsgwLocal(env) {
+  const example = fileURLToPath(new URL("..", import.meta.url));
+  const overrides = Object.entries(env).map(([variable, value]) => {
+    const parameter = TEMPLATE_PARAMETERS[variable];
+    if (!parameter) throw new Error(`${variable}: no template parameter sets it under wsgw local`);
+    return `${parameter}=${value}`;
+  });
+  const wsgw = await startBinary({
+    name: "wsgw",
+    variable: "WSGW_BIN",
+    prefix: "http://",
+    command: ["local"],
+    args: [
+      "--template", `${example}template.yaml`,
+      "--static-dir", `${example}web`,
+      ...(overrides.length ? ["--parameter-overrides", ...overrides] : []),
+    ],
+    // binary.mjs passes no WSGW_* variable on: the moto install's cache is given back.
+    env: process.env.WSGW_CACHE_DIR ? { WSGW_CACHE_DIR: process.env.WSGW_CACHE_DIR } : {},
+    readyLine: /the page of --static-dir at http:/,
+    // The chat's build (a no-op once built), moto's start and the tables first.
+    wait: 120_000,
+  });
+  return { url: wsgw.address, stop: wsgw.stop };
 }
 
 let browser;

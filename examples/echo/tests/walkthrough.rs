@@ -379,6 +379,20 @@ impl Run {
     }
 }
 
+/// `command` without the settings a reader following the README has not made, but the
+/// test's own environment may hold: `cargo xtask test` exports moto's
+/// `WSGW_DYNAMODB_ENDPOINT` for the DynamoDB steps, and the runner reads every `WSGW_*`
+/// and Lambda variable.
+fn as_in_a_readers_shell(command: &mut Command) -> &mut Command {
+    for (name, _) in std::env::vars_os() {
+        let name_text = name.to_string_lossy();
+        if name_text.starts_with("WSGW_") || name_text.starts_with("AWS_LAMBDA_") {
+            command.env_remove(&name);
+        }
+    }
+    command
+}
+
 fn shell(command: &str) -> String {
     let output = Command::new("sh")
         .args(["-c", command])
@@ -413,9 +427,7 @@ fn run_command(run: &mut Run, command: &str) {
         run.ran.push("install wscat");
     } else if command == "cargo run -p echo" {
         let mut command = Command::new(env!("CARGO_BIN_EXE_echo"));
-        command
-            .env("WSGW_LISTEN", "127.0.0.1:0")
-            .env_remove("AWS_LAMBDA_RUNTIME_API");
+        as_in_a_readers_shell(&mut command).env("WSGW_LISTEN", "127.0.0.1:0");
         let server = ServerProcess::start(command);
         let first = server.first_line().to_owned();
         let port = first
@@ -447,13 +459,9 @@ fn run_command(run: &mut Run, command: &str) {
         });
     } else if let Some(args) = command.strip_prefix("cargo run -q -p echo -- ") {
         assert!(!args.contains(['\'', '"', '\\']), "no quoting: {command}");
-        let output = Command::new(env!("CARGO_BIN_EXE_echo"))
+        let output = as_in_a_readers_shell(&mut Command::new(env!("CARGO_BIN_EXE_echo")))
             .current_dir(workspace_root())
             .args(args.split_whitespace())
-            .env_remove("AWS_LAMBDA_RUNTIME_API")
-            .env_remove("WSGW_METRICS_NAMESPACE")
-            .env_remove("WSGW_METRICS_DIMENSIONS")
-            .env_remove("AWS_LAMBDA_FUNCTION_NAME")
             .output()
             .expect("echo runs");
         assert!(output.status.success(), "`{command}` failed");

@@ -45,3 +45,23 @@ impl ClientSettings {
         Client::from_conf(config.build())
     }
 }
+
+/// A DynamoDB client for a local endpoint (moto's server, DynamoDB Local): dummy
+/// credentials unless the environment has some, `region` (default `us-east-1`), the
+/// standard retries.
+///
+/// ```no_run
+/// # async fn run() {
+/// let client = wsgw_aws::dynamo::local_client("http://127.0.0.1:5000", None).await;
+/// # let _ = client;
+/// # }
+/// ```
+pub async fn local_client(endpoint: &str, region: Option<&str>) -> Client {
+    ClientSettings {
+        client: None,
+        endpoint: Some(endpoint.to_owned()),
+        region: region.map(str::to_owned),
+    }
+    .client()
+    .await
+}

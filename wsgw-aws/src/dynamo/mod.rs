@@ -40,10 +40,11 @@ mod tables;
 mod token;
 
 pub use crate::config::MAX_ATTEMPTS;
-pub use config::{CONNECTIONS_TABLE_ENV, DYNAMODB_ENDPOINT_ENV, HISTORY_TABLE_ENV};
+pub use config::{local_client, CONNECTIONS_TABLE_ENV, DYNAMODB_ENDPOINT_ENV, HISTORY_TABLE_ENV};
 pub use history::{DynamoHistory, DynamoHistoryBuilder};
 pub use schema::DEFAULT_CONNECTION_TTL;
 pub use store::{DynamoStore, DynamoStoreBuilder};
+pub use tables::{ensure_table, IndexSpec, KeySpec, TableOutcome, TableSpec};
 
 /// Creates both tables (see [`DynamoStore::create_table`] and
 /// [`DynamoHistory::create_table`]) unless they exist. For local runs and tests.

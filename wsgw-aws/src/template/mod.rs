@@ -43,6 +43,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! [`Template::resolve`] evaluates the template for one local stack ([`Stack`]): the
+//! parameters (defaults and overrides), conditions and intrinsic functions, with the
+//! WebSocket APIs, the functions their routes and authorizers reach, and the tables; it
+//! is what `wsgw local` runs.
+//!
 //! Use it in a test of your own system, one per template, so adding a route in code
 //! without adding it to the template fails the build's tests ([`check_router`] reads the
 //! file and checks its one WebSocket API):
@@ -58,6 +63,8 @@
 //! }
 //! ```
 
+mod eval;
+mod stack;
 mod value;
 mod websocket;
 
@@ -66,6 +73,11 @@ use std::path::Path;
 
 use wsgw_core::Router;
 
+pub use eval::{StackSettings, LOCAL_ACCOUNT_ID};
+pub use stack::{
+    CargoBuild, IdentitySource, Stack, StackApi, StackAuthorizer, StackFunction, StackRestApi,
+    StackRestRoute, StackRoute, StackStage, StackTable, IMPLICIT_REST_API, SERVERLESS_API,
+};
 pub use value::{Intrinsic, TemplateValue};
 pub use websocket::{ApiRoute, Drift, DriftError, WebSocketApi};
 
@@ -138,6 +150,21 @@ pub enum TemplateError {
         /// The logical id asked for.
         logical_id: String,
     },
+    /// [`Template::resolve`]: a value of the template cannot be resolved or is not what
+    /// it must be; the message names the resource (or section) and the property.
+    #[error("{template}: {resource}{}: {problem}", if property.is_empty() { String::new() } else { format!(", property {property}") })]
+    Invalid {
+        /// The template's file name.
+        template: String,
+        /// The resource's logical id, or the section (`Parameters`, `Conditions`,
+        /// `Rules`).
+        resource: String,
+        /// The property's path (`Environment.Variables.TABLE`, `Target`); empty for the
+        /// resource itself.
+        property: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// [`check_router`]: the router and the template differ.
     #[error(transparent)]
     Drift(#[from] DriftError),
@@ -193,6 +220,9 @@ pub struct Template {
     conditions: BTreeMap<String, TemplateValue>,
     mappings: BTreeMap<String, TemplateValue>,
     outputs: BTreeMap<String, TemplateValue>,
+    globals: BTreeMap<String, TemplateValue>,
+    /// Every other top-level section (`Rules`, `Transform`, `Metadata` …), as written.
+    other_sections: BTreeMap<String, TemplateValue>,
 }
 
 impl Template {
@@ -264,6 +294,8 @@ impl Template {
             conditions: section(&mut top, "Conditions").map_err(not_a_template)?,
             mappings: section(&mut top, "Mappings").map_err(not_a_template)?,
             outputs: section(&mut top, "Outputs").map_err(not_a_template)?,
+            globals: section(&mut top, "Globals").map_err(not_a_template)?,
+            other_sections: top,
             resources,
             name,
         })
@@ -313,6 +345,17 @@ impl Template {
     /// `Outputs`.
     pub fn outputs(&self) -> &BTreeMap<String, TemplateValue> {
         &self.outputs
+    }
+
+    /// SAM's `Globals` (`Function`, `Api` …), each as written.
+    pub fn globals(&self) -> &BTreeMap<String, TemplateValue> {
+        &self.globals
+    }
+
+    /// Another top-level section (`Rules`, `Transform`, `Description`, `Metadata` …), as
+    /// written.
+    pub fn section(&self, name: &str) -> Option<&TemplateValue> {
+        self.other_sections.get(name)
     }
 
     /// Every WebSocket API of the template (`AWS::ApiGatewayV2::Api` with `ProtocolType:

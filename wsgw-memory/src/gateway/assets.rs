@@ -3,10 +3,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-/// Static files compiled into the binary, by URL path. `/` serves `/index.html`.
+/// Static files, by URL path: compiled into the binary ([`file`](Self::file)) or read at
+/// start ([`owned`](Self::owned)). `/` serves `/index.html`.
 ///
 /// Lookups are exact matches in a map, so `..` or encoded paths can never reach the file
 /// system.
@@ -20,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Assets {
-    files: Arc<HashMap<String, (HeaderValue, &'static [u8])>>,
+    files: Arc<HashMap<String, (HeaderValue, Bytes)>>,
 }
 
 fn content_type(path: &str) -> &'static str {
@@ -49,7 +51,24 @@ impl Assets {
     }
 
     /// Adds a binary file at a URL path.
-    pub fn bytes(mut self, path: &str, contents: &'static [u8]) -> Self {
+    pub fn bytes(self, path: &str, contents: &'static [u8]) -> Self {
+        self.insert(path, Bytes::from_static(contents))
+    }
+
+    /// Adds a file read at run time (a page directory given on the command line) at a
+    /// URL path.
+    ///
+    /// ```
+    /// use wsgw_memory::gateway::Assets;
+    ///
+    /// let page = String::from("<h1>read at start</h1>").into_bytes();
+    /// assert!(Assets::new().owned("index.html", page).contains("/"));
+    /// ```
+    pub fn owned(self, path: &str, contents: Vec<u8>) -> Self {
+        self.insert(path, Bytes::from(contents))
+    }
+
+    fn insert(mut self, path: &str, contents: Bytes) -> Self {
         let path = if path.starts_with('/') {
             path.to_owned()
         } else {
@@ -60,7 +79,7 @@ impl Assets {
         self
     }
 
-    fn lookup(&self, path: &str) -> Option<&(HeaderValue, &'static [u8])> {
+    fn lookup(&self, path: &str) -> Option<&(HeaderValue, Bytes)> {
         let path = if path == "/" { "/index.html" } else { path };
         self.files.get(path)
     }
@@ -73,7 +92,7 @@ impl Assets {
     pub(crate) fn respond(&self, path: &str) -> Response {
         match self.lookup(path) {
             Some((kind, contents)) => {
-                ([(header::CONTENT_TYPE, kind.clone())], *contents).into_response()
+                ([(header::CONTENT_TYPE, kind.clone())], contents.clone()).into_response()
             }
             None => (StatusCode::NOT_FOUND, "not found\n").into_response(),
         }

@@ -23,10 +23,82 @@ pub enum Invocation {
     Error(Value),
 }
 
-#[derive(Default)]
 struct Queue {
     events: Mutex<VecDeque<(String, Value)>>,
     ready: Notify,
+    settings: RuntimeSettings,
+    /// Becomes true at the function's first `next` poll: its init phase is over.
+    polled: tokio::sync::watch::Sender<bool>,
+    /// What the function reported to `/runtime/init/error`.
+    init_error: Mutex<Option<Value>>,
+}
+
+/// What the emulated Lambda service tells the function about itself: its name, memory
+/// and region in [`LambdaRuntimeEmulator::function_env`], its ARN and each invocation's
+/// deadline (now + `timeout`) in the `next` response's headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RuntimeSettings {
+    /// `AWS_LAMBDA_FUNCTION_NAME`.
+    pub function_name: String,
+    /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, in MB.
+    pub memory_size_mb: u32,
+    /// The function's timeout: each invocation's `Lambda-Runtime-Deadline-Ms`.
+    pub timeout: Duration,
+    /// `AWS_REGION`, and the region of the function's ARN.
+    pub region: String,
+    /// The account of the function's ARN.
+    pub account_id: String,
+}
+
+impl Default for RuntimeSettings {
+    /// `wsgw-local`, 128 MB, 30 s, `us-east-1`, account `000000000000`.
+    fn default() -> Self {
+        RuntimeSettings {
+            function_name: "wsgw-local".to_owned(),
+            memory_size_mb: 128,
+            timeout: Duration::from_secs(30),
+            region: "us-east-1".to_owned(),
+            account_id: "000000000000".to_owned(),
+        }
+    }
+}
+
+impl RuntimeSettings {
+    /// Settings for the function of this name, the rest default.
+    pub fn new(function_name: impl Into<String>) -> Self {
+        RuntimeSettings {
+            function_name: function_name.into(),
+            ..RuntimeSettings::default()
+        }
+    }
+
+    /// Sets the memory size.
+    pub fn with_memory_size_mb(mut self, memory_size_mb: u32) -> Self {
+        self.memory_size_mb = memory_size_mb;
+        self
+    }
+
+    /// Sets the timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the region and the account.
+    pub fn with_region(mut self, region: impl Into<String>, account_id: impl Into<String>) -> Self {
+        self.region = region.into();
+        self.account_id = account_id.into();
+        self
+    }
+
+    /// The function's ARN.
+    pub fn function_arn(&self) -> String {
+        format!(
+            "arn:aws:lambda:{}:{}:function:{}",
+            self.region, self.account_id, self.function_name
+        )
+    }
 }
 
 /// Serves the Lambda Runtime API (`/2018-06-01/runtime/...`) on loopback: events pushed
@@ -34,20 +106,39 @@ struct Queue {
 /// responses come back in order.
 ///
 /// Point a function at it with `AWS_LAMBDA_RUNTIME_API=127.0.0.1:PORT` (see
-/// [`runtime_api`](Self::runtime_api)).
+/// [`runtime_api`](Self::runtime_api)). It stops serving when dropped.
 pub struct LambdaRuntimeEmulator {
     runtime_api: String,
     queue: Arc<Queue>,
     answers: tokio::sync::Mutex<mpsc::UnboundedReceiver<(String, Invocation)>>,
     next_request: Mutex<u64>,
+    server: tokio::task::AbortHandle,
+}
+
+impl Drop for LambdaRuntimeEmulator {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
 }
 
 impl LambdaRuntimeEmulator {
-    /// Starts serving on a free loopback port.
+    /// Starts serving on a free loopback port, for a function with the default
+    /// [`RuntimeSettings`].
     pub async fn start() -> std::io::Result<Self> {
+        LambdaRuntimeEmulator::start_with(RuntimeSettings::default()).await
+    }
+
+    /// Starts serving on a free loopback port, for the function `settings` describe.
+    pub async fn start_with(settings: RuntimeSettings) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let runtime_api = listener.local_addr()?.to_string();
-        let queue = Arc::new(Queue::default());
+        let queue = Arc::new(Queue {
+            events: Mutex::default(),
+            ready: Notify::new(),
+            settings,
+            polled: tokio::sync::watch::Sender::new(false),
+            init_error: Mutex::new(None),
+        });
         let (answers_tx, answers) = mpsc::unbounded_channel();
         let response_tx = answers_tx.clone();
         let app = axum::Router::new()
@@ -74,18 +165,39 @@ impl LambdaRuntimeEmulator {
                     }
                 }),
             )
-            .route(
-                "/2018-06-01/runtime/init/error",
-                post(|| async { StatusCode::ACCEPTED }),
-            )
+            .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(queue.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let server = tokio::spawn(async move { axum::serve(listener, app).await }).abort_handle();
         Ok(LambdaRuntimeEmulator {
             runtime_api,
             queue,
             answers: tokio::sync::Mutex::new(answers),
             next_request: Mutex::new(0),
+            server,
         })
+    }
+
+    /// The settings it serves the function with.
+    pub fn settings(&self) -> &RuntimeSettings {
+        &self.queue.settings
+    }
+
+    /// Resolves once the function has asked for its first event: the end of its init
+    /// phase (a cold start's duration is the time from the process's start to this).
+    pub async fn polled(&self) {
+        let mut polled = self.queue.polled.subscribe();
+        // The sender lives as long as `self`, so waiting cannot fail.
+        let _ = polled.wait_for(|polled| *polled).await;
+    }
+
+    /// What the function reported to `/runtime/init/error` (its `errorType` and
+    /// `errorMessage`), if it failed to start.
+    pub fn init_error(&self) -> Option<Value> {
+        self.queue
+            .init_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// `HOST:PORT`, the value for `AWS_LAMBDA_RUNTIME_API`.
@@ -93,19 +205,24 @@ impl LambdaRuntimeEmulator {
         &self.runtime_api
     }
 
-    /// The environment a function needs besides `AWS_LAMBDA_RUNTIME_API`.
+    /// The environment Lambda gives a function: `AWS_LAMBDA_RUNTIME_API` and the
+    /// variables of its [`RuntimeSettings`].
     pub fn function_env(&self) -> Vec<(&'static str, String)> {
+        let settings = &self.queue.settings;
         vec![
             ("AWS_LAMBDA_RUNTIME_API", self.runtime_api.clone()),
-            ("AWS_LAMBDA_FUNCTION_NAME", "wsgw-local".to_owned()),
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".to_owned()),
+            ("AWS_LAMBDA_FUNCTION_NAME", settings.function_name.clone()),
+            (
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                settings.memory_size_mb.to_string(),
+            ),
             ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
             ("AWS_LAMBDA_LOG_STREAM_NAME", "local".to_owned()),
             (
                 "AWS_LAMBDA_LOG_GROUP_NAME",
-                "/aws/lambda/wsgw-local".to_owned(),
+                format!("/aws/lambda/{}", settings.function_name),
             ),
-            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_REGION", settings.region.clone()),
         ]
     }
 
@@ -138,7 +255,18 @@ impl LambdaRuntimeEmulator {
     }
 }
 
+async fn init_error(State(queue): State<Arc<Queue>>, body: Bytes) -> StatusCode {
+    let error = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    *queue
+        .init_error
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = Some(error);
+    StatusCode::ACCEPTED
+}
+
 async fn next_event(State(queue): State<Arc<Queue>>) -> Response {
+    queue.polled.send_replace(true);
     loop {
         let next = queue
             .events
@@ -146,14 +274,17 @@ async fn next_event(State(queue): State<Arc<Queue>>) -> Response {
             .unwrap_or_else(PoisonError::into_inner)
             .pop_front();
         if let Some((id, event)) = next {
-            let deadline = chrono::Utc::now().timestamp_millis() + 30_000;
+            let timeout = i64::try_from(queue.settings.timeout.as_millis()).unwrap_or(i64::MAX);
+            let deadline = chrono::Utc::now()
+                .timestamp_millis()
+                .saturating_add(timeout);
             let mut headers = HeaderMap::new();
             for (name, value) in [
                 ("lambda-runtime-aws-request-id", id),
                 ("lambda-runtime-deadline-ms", deadline.to_string()),
                 (
                     "lambda-runtime-invoked-function-arn",
-                    "arn:aws:lambda:us-east-1:000000000000:function:wsgw-local".to_owned(),
+                    queue.settings.function_arn(),
                 ),
                 (
                     "lambda-runtime-trace-id",

@@ -105,7 +105,9 @@ pub use access::{
 };
 pub use assets::Assets;
 pub use integration::{Integration, RouterIntegration};
-pub use lambda_emulator::{Invocation, LambdaRuntimeEmulator, ManagementCall, ManagementRecorder};
+pub use lambda_emulator::{
+    Invocation, LambdaRuntimeEmulator, ManagementCall, ManagementRecorder, RuntimeSettings,
+};
 pub use metrics::{render as render_prometheus, PROMETHEUS_CONTENT_TYPE};
 
 use crate::ids::new_api_id;
@@ -514,6 +516,31 @@ impl LocalGateway {
     /// The counters `GET /metrics` shows, live.
     pub fn counters(&self) -> Arc<Counters> {
         self.counters.clone()
+    }
+
+    /// Shows `counters` at `GET /metrics` instead: for a gateway running another
+    /// [`Integration`] (see [`for_integration`](Self::for_integration)), the counters it
+    /// counts its events into and gives as its [`observer`](Integration::observer), where
+    /// the gateway also reports its own refusals and aborted calls.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use wsgw_core::metrics::{Counter, Counters, Metrics};
+    /// use wsgw_core::{Backends, Router};
+    /// use wsgw_memory::gateway::{LocalGateway, RouterIntegration};
+    /// use wsgw_memory::{MemorySink, MemoryStore};
+    ///
+    /// let counters = Arc::new(Counters::new());
+    /// let router = Router::new().observe(counters.clone());
+    /// let backends = Backends::new(Arc::new(MemoryStore::new()), Arc::new(MemorySink::new()));
+    /// let gateway = LocalGateway::for_integration(RouterIntegration::new(router, backends))
+    ///     .with_counters(counters.clone());
+    /// counters.count(Counter::Messages, "sendmessage", 1);
+    /// assert_eq!(gateway.counters().snapshot().get(Counter::Messages, "sendmessage"), 1);
+    /// ```
+    pub fn with_counters(mut self, counters: Arc<Counters>) -> Self {
+        self.counters = counters;
+        self
     }
 
     /// Sets the limits.
