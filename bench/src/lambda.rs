@@ -105,6 +105,23 @@ fn event(i: usize) -> Value {
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// Hands `event` to the function through `emulator` and waits for its answer (at most
+/// [`WAIT`]); a function process that exits meanwhile ends the wait at once with an error
+/// saying how it exited.
+async fn invoke(
+    emulator: &LambdaRuntimeEmulator,
+    function: &mut Guard,
+    event: serde_json::Value,
+) -> Result<Option<Invocation>> {
+    tokio::select! {
+        answer = emulator.invoke(event, WAIT) => Ok(answer),
+        exited = function.child.wait() => Err(match exited {
+            Ok(status) => format!("{} exited ({status}) before answering", function.name),
+            Err(error) => format!("{}: {error}", function.name),
+        }),
+    }
+}
+
 /// A function process answering events from its own emulator.
 struct Started {
     emulator: LambdaRuntimeEmulator,
@@ -129,8 +146,8 @@ async fn cold_start(runtime: &'static str, mut command: Command) -> Result<(Star
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let started = Instant::now();
-    let function = Guard::spawn_with_stdout(runtime, command)?;
-    let first = emulator.invoke(event(0), WAIT).await;
+    let mut function = Guard::spawn_with_stdout(runtime, command)?;
+    let first = invoke(&emulator, &mut function, event(0)).await?;
     let cold = started.elapsed();
     if !matches!(first, Some(Invocation::Response(_))) {
         return Err(format!("{runtime}: first event answered {first:?}"));
@@ -157,7 +174,7 @@ struct Warm {
 }
 
 /// Events one after another to a warm function, within a minute.
-async fn per_event(runtime: &'static str, started: &Started, events: usize) -> Result<Warm> {
+async fn per_event(runtime: &'static str, started: &mut Started, events: usize) -> Result<Warm> {
     let window = Duration::from_secs(60);
     let pids = [started.function.pid()?, std::process::id()];
     let cpu_before = pids.map(peers::cpu_seconds);
@@ -169,7 +186,7 @@ async fn per_event(runtime: &'static str, started: &Started, events: usize) -> R
             break;
         }
         let sent = Instant::now();
-        match started.emulator.invoke(event(i), WAIT).await {
+        match invoke(&started.emulator, &mut started.function, event(i)).await? {
             Some(Invocation::Response(_)) => samples.push(sent.elapsed()),
             other => return Err(format!("{runtime}: event {i} answered {other:?}")),
         }
@@ -257,10 +274,10 @@ pub async fn run(args: &RunArgs, shares: Option<&Hierarchy>, results: &mut Resul
     let mut colds: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     for round in 1..=cold_starts {
         for (runtime, colds) in RUNTIMES.iter().zip(&mut colds) {
-            let (started, cold) = cold_start(runtime, command(runtime)).await?;
+            let (mut started, cold) = cold_start(runtime, command(runtime)).await?;
             colds.push(cold.as_secs_f64() * 1e3);
             if round == cold_starts {
-                let warm = per_event(runtime, &started, events).await?;
+                let warm = per_event(runtime, &mut started, events).await?;
                 results
                     .lambda
                     .push(row(runtime, None, median(colds), cold_starts, warm));
@@ -276,10 +293,10 @@ pub async fn run(args: &RunArgs, shares: Option<&Hierarchy>, results: &mut Resul
             share.label()
         );
         for runtime in RUNTIMES {
-            let (started, _) = cold_start(runtime, command(runtime)).await?;
+            let (mut started, _) = cold_start(runtime, command(runtime)).await?;
             let group = CpuGroup::create(hierarchy, share)?;
             group.add(started.function.pid()?)?;
-            let warm = per_event(runtime, &started, share_events).await?;
+            let warm = per_event(runtime, &mut started, share_events).await?;
             // The group first: it moves the live function back to the root group and is
             // removed; then the function is stopped.
             drop(group);
@@ -318,3 +335,21 @@ const PYTHON: &str = "Python 3 + boto3";
 const NODE: &str = "Node 20 + AWS SDK v3";
 /// The functions, in the order their cold starts take turns.
 const RUNTIMES: [&str; 3] = [WSGW, PYTHON, NODE];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_function_that_dies_ends_the_invocation_at_once_not_after_the_wait() {
+        let emulator = LambdaRuntimeEmulator::start().await.unwrap();
+        let mut command = Command::new("sh");
+        command.args(["-c", "exit 7"]);
+        let mut function = Guard::spawn("test function", command).unwrap();
+        let error = tokio::time::timeout(WAIT / 2, invoke(&emulator, &mut function, event(1)))
+            .await
+            .expect("the invocation waited for a dead function")
+            .unwrap_err();
+        assert!(error.contains("exited") && error.contains('7'), "{error}");
+    }
+}

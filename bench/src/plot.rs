@@ -167,6 +167,7 @@ mod tests {
             last_received_s: ms / 1e3,
             sender_s: ms / 1e3,
             delivered: connections,
+            failed_posts: 0,
             repetitions: 1,
             cpu_s: [0.0; 3],
             sender_cpu_us_per_post: 0.0,

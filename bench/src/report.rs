@@ -48,6 +48,8 @@ pub struct Fanout {
     pub last_received_s: f64,
     pub sender_s: f64,
     pub delivered: usize,
+    /// The most posts of one round the sender counted as failed (Gone aside).
+    pub failed_posts: usize,
     pub repetitions: usize,
     /// The CPU share the sender was held to during the rounds (`None`: the whole machine).
     pub share: Option<Share>,
@@ -265,12 +267,12 @@ pub fn table(results: &Results) -> String {
         out.push('\n');
     }
     if !results.fanout.is_empty() {
-        out.push_str("### Fan-out through `@connections` (LocalGateway)\n\n| sender | sender's CPU share | N | emulated @connections round trip (ms) | until the last client received (ms) | messages/s | sender's own time (ms) | delivered | runs (median) | CPU ms: gateway / sender / clients | sender's CPU per post (µs) |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        out.push_str("### Fan-out through `@connections` (LocalGateway)\n\n| sender | sender's CPU share | N | emulated @connections round trip (ms) | until the last client received (ms) | messages/s | sender's own time (ms) | delivered (fewest of the runs) | failed posts (most of the runs) | runs (median) | CPU ms: gateway / sender / clients | sender's CPU per post (µs) |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for f in &results.fanout {
             let [gateway, sender, clients] = f.cpu_s.map(|s| s * 1e3);
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {:.1} | {:.0} | {:.1} | {} | {} | {gateway:.0} / {sender:.0} / {clients:.0} | {:.1} |",
+                "| {} | {} | {} | {} | {:.1} | {:.0} | {:.1} | {} | {} | {} | {gateway:.0} / {sender:.0} / {clients:.0} | {:.1} |",
                 f.sender,
                 share_label(f.share),
                 f.connections,
@@ -279,6 +281,7 @@ pub fn table(results: &Results) -> String {
                 f.connections as f64 / f.last_received_s,
                 f.sender_s * 1e3,
                 f.delivered,
+                f.failed_posts,
                 f.repetitions,
                 f.sender_cpu_us_per_post
             );
@@ -591,6 +594,7 @@ mod tests {
             last_received_s: ms / 1e3,
             sender_s: ms / 1e3,
             delivered: 1_000,
+            failed_posts: 0,
             repetitions: 3,
             cpu_s: [0.04, cpu_us * 1e-3, 0.02],
             sender_cpu_us_per_post: cpu_us,
