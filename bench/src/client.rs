@@ -44,8 +44,23 @@ pub async fn connect_many(url: &str, count: usize, concurrency: usize) -> Result
         .await
 }
 
+/// How long the first answer on each of a throughput window's connections may take: a
+/// server that starts a worker per concurrent request (serverless-offline loads the
+/// handler and the AWS SDK into a fresh worker thread for each) needs far more than
+/// [`ANSWER_TIMEOUT`] for 100 of them on a busy 2-core machine.
+pub const WARM_UP_TIMEOUT: Duration = Duration::from_secs(180);
+
 /// Sends `text` and waits for the next text answer.
 pub async fn round_trip(socket: &mut Socket, text: String) -> Result<String> {
+    round_trip_within(socket, text, ANSWER_TIMEOUT).await
+}
+
+/// Sends `text` and waits at most `timeout` for the next text answer.
+pub async fn round_trip_within(
+    socket: &mut Socket,
+    text: String,
+    timeout: Duration,
+) -> Result<String> {
     socket
         .send(Message::text(text))
         .await
@@ -63,9 +78,9 @@ pub async fn round_trip(socket: &mut Socket, text: String) -> Result<String> {
             }
         }
     };
-    tokio::time::timeout(ANSWER_TIMEOUT, read)
+    tokio::time::timeout(timeout, read)
         .await
-        .map_err(|_| format!("no answer within {ANSWER_TIMEOUT:?}"))?
+        .map_err(|_| format!("no answer within {timeout:?}"))?
 }
 
 /// Sequential round trips on one connection: at most `count`, for at most `window`.
@@ -95,14 +110,21 @@ pub async fn latencies(
 }
 
 /// `clients` connections each doing sequential round trips for `window`: the round trips
-/// completed per second, all clients together.
+/// completed per second, all clients together. Each connection makes one round trip
+/// first, all at once and not counted, so the window measures a warm server.
 pub async fn throughput(
     url: &str,
     message: fn(usize) -> String,
     clients: usize,
     window: Duration,
 ) -> Result<f64> {
-    let sockets = connect_many(url, clients, 20).await?;
+    let mut sockets = connect_many(url, clients, 20).await?;
+    futures::future::try_join_all(
+        sockets
+            .iter_mut()
+            .map(|socket| round_trip_within(socket, message(0), WARM_UP_TIMEOUT)),
+    )
+    .await?;
     let started = Instant::now();
     let deadline = started + window;
     let tasks: Vec<_> = sockets

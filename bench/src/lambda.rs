@@ -11,6 +11,7 @@ use tokio::process::Command;
 use wsgw_memory::gateway::{Invocation, LambdaRuntimeEmulator, ManagementRecorder};
 
 use crate::client::percentiles;
+use crate::cpu_share::{CpuGroup, Hierarchy, Share, SHARES};
 use crate::fanout::median;
 use crate::peers::{self, Guard};
 use crate::report::{Lambda, Results};
@@ -104,11 +105,28 @@ fn event(i: usize) -> Value {
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// Hands `event` to the function through `emulator` and waits for its answer (at most
+/// [`WAIT`]); a function process that exits meanwhile ends the wait at once with an error
+/// saying how it exited.
+async fn invoke(
+    emulator: &LambdaRuntimeEmulator,
+    function: &mut Guard,
+    event: serde_json::Value,
+) -> Result<Option<Invocation>> {
+    tokio::select! {
+        answer = emulator.invoke(event, WAIT) => Ok(answer),
+        exited = function.child.wait() => Err(match exited {
+            Ok(status) => format!("{} exited ({status}) before answering", function.name),
+            Err(error) => format!("{}: {error}", function.name),
+        }),
+    }
+}
+
 /// A function process answering events from its own emulator.
 struct Started {
     emulator: LambdaRuntimeEmulator,
     management: ManagementRecorder,
-    _function: Guard,
+    function: Guard,
 }
 
 /// Spawns the function with a fresh emulator and times spawn → first response.
@@ -128,8 +146,8 @@ async fn cold_start(runtime: &'static str, mut command: Command) -> Result<(Star
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let started = Instant::now();
-    let function = Guard::spawn_with_stdout(runtime, command)?;
-    let first = emulator.invoke(event(0), WAIT).await;
+    let mut function = Guard::spawn_with_stdout(runtime, command)?;
+    let first = invoke(&emulator, &mut function, event(0)).await?;
     let cold = started.elapsed();
     if !matches!(first, Some(Invocation::Response(_))) {
         return Err(format!("{runtime}: first event answered {first:?}"));
@@ -138,19 +156,28 @@ async fn cold_start(runtime: &'static str, mut command: Command) -> Result<(Star
         Started {
             emulator,
             management,
-            _function: function,
+            function,
         },
         cold,
     ))
 }
 
-/// Events one after another to a warm function: the number answered, p50 and p99 in µs.
-async fn per_event(
-    runtime: &'static str,
-    started: &Started,
+/// What [`per_event`] measured.
+struct Warm {
     events: usize,
-) -> Result<(usize, f64, f64)> {
+    p50_us: f64,
+    p99_us: f64,
+    /// The function process's CPU time (user + system) per event, in µs.
+    cpu_us: f64,
+    /// The bench process's (the emulator's and the recorder's) CPU time per event, in µs.
+    harness_cpu_us: f64,
+}
+
+/// Events one after another to a warm function, within a minute.
+async fn per_event(runtime: &'static str, started: &mut Started, events: usize) -> Result<Warm> {
     let window = Duration::from_secs(60);
+    let pids = [started.function.pid()?, std::process::id()];
+    let cpu_before = pids.map(peers::cpu_seconds);
     let began = Instant::now();
     let mut samples = Vec::with_capacity(events);
     let mut posts = started.management.take_calls().len();
@@ -159,7 +186,7 @@ async fn per_event(
             break;
         }
         let sent = Instant::now();
-        match started.emulator.invoke(event(i), WAIT).await {
+        match invoke(&started.emulator, &mut started.function, event(i)).await? {
             Some(Invocation::Response(_)) => samples.push(sent.elapsed()),
             other => return Err(format!("{runtime}: event {i} answered {other:?}")),
         }
@@ -167,6 +194,9 @@ async fn per_event(
             posts += started.management.take_calls().len();
         }
     }
+    let cpu_after = pids.map(peers::cpu_seconds);
+    let [cpu, harness_cpu] =
+        [0, 1].map(|i| (cpu_after[i] - cpu_before[i]) * 1e6 / samples.len().max(1) as f64);
     posts += started.management.take_calls().len();
     // The cold start's event posted once too.
     if posts < samples.len() + 1 {
@@ -175,8 +205,14 @@ async fn per_event(
             samples.len() + 1
         ));
     }
-    let (p50, p99) = percentiles(&mut samples);
-    Ok((samples.len(), p50, p99))
+    let (p50_us, p99_us) = percentiles(&mut samples);
+    Ok(Warm {
+        events: samples.len(),
+        p50_us,
+        p99_us,
+        cpu_us: cpu,
+        harness_cpu_us: harness_cpu,
+    })
 }
 
 /// The release binary's size and its stripped copy's.
@@ -209,9 +245,15 @@ pub async fn cold_starts(bin: &std::path::Path, runs: usize) -> Result<()> {
 }
 
 /// Runs the Lambda mode benchmark for the three runtimes: cold starts taken in turns
-/// (the median is reported), then events one after another to the last one started.
-pub async fn run(args: &RunArgs, results: &mut Results) -> Result<()> {
-    let (events, cold_starts) = if args.quick { (1_000, 2) } else { (10_000, 7) };
+/// (the median is reported), then events one after another to the last one started;
+/// then, for each CPU share in `shares`, a function started afresh (at full CPU), held
+/// to that share, and fewer events one after another.
+pub async fn run(args: &RunArgs, shares: Option<&Hierarchy>, results: &mut Results) -> Result<()> {
+    let (events, cold_starts, share_events) = if args.quick {
+        (1_000, 2, 50)
+    } else {
+        (10_000, 7, 500)
+    };
     eprintln!("wsgw-bench: Lambda mode, {cold_starts} cold starts and {events} events each");
     results.echo_binary = binary_sizes(args);
     let python_script = peers::write_script(&args.work, "runtime.py", PYTHON_RUNTIME)?;
@@ -232,22 +274,59 @@ pub async fn run(args: &RunArgs, results: &mut Results) -> Result<()> {
     let mut colds: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     for round in 1..=cold_starts {
         for (runtime, colds) in RUNTIMES.iter().zip(&mut colds) {
-            let (started, cold) = cold_start(runtime, command(runtime)).await?;
+            let (mut started, cold) = cold_start(runtime, command(runtime)).await?;
             colds.push(cold.as_secs_f64() * 1e3);
             if round == cold_starts {
-                let (count, p50_us, p99_us) = per_event(runtime, &started, events).await?;
-                results.lambda.push(Lambda {
-                    runtime,
-                    cold_ms: median(colds),
-                    cold_starts,
-                    events: count,
-                    p50_us,
-                    p99_us,
-                });
+                let warm = per_event(runtime, &mut started, events).await?;
+                results
+                    .lambda
+                    .push(row(runtime, None, median(colds), cold_starts, warm));
             }
         }
     }
+    let Some(hierarchy) = shares else {
+        return Ok(());
+    };
+    for share in SHARES {
+        eprintln!(
+            "wsgw-bench: Lambda mode at the CPU share of {}, {share_events} events each",
+            share.label()
+        );
+        for runtime in RUNTIMES {
+            let (mut started, _) = cold_start(runtime, command(runtime)).await?;
+            let group = CpuGroup::create(hierarchy, share)?;
+            group.add(started.function.pid()?)?;
+            let warm = per_event(runtime, &mut started, share_events).await?;
+            // The group first: it moves the live function back to the root group and is
+            // removed; then the function is stopped.
+            drop(group);
+            drop(started);
+            results
+                .lambda
+                .push(row(runtime, Some(share), f64::NAN, 0, warm));
+        }
+    }
     Ok(())
+}
+
+fn row(
+    runtime: &'static str,
+    share: Option<Share>,
+    cold_ms: f64,
+    cold_starts: usize,
+    warm: Warm,
+) -> Lambda {
+    Lambda {
+        runtime,
+        share,
+        cold_ms,
+        cold_starts,
+        events: warm.events,
+        p50_us: warm.p50_us,
+        p99_us: warm.p99_us,
+        cpu_us: warm.cpu_us,
+        harness_cpu_us: warm.harness_cpu_us,
+    }
 }
 
 /// wsgw's function: the echo example's release binary.
@@ -256,3 +335,21 @@ const PYTHON: &str = "Python 3 + boto3";
 const NODE: &str = "Node 20 + AWS SDK v3";
 /// The functions, in the order their cold starts take turns.
 const RUNTIMES: [&str; 3] = [WSGW, PYTHON, NODE];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_function_that_dies_ends_the_invocation_at_once_not_after_the_wait() {
+        let emulator = LambdaRuntimeEmulator::start().await.unwrap();
+        let mut command = Command::new("sh");
+        command.args(["-c", "exit 7"]);
+        let mut function = Guard::spawn("test function", command).unwrap();
+        let error = tokio::time::timeout(WAIT / 2, invoke(&emulator, &mut function, event(1)))
+            .await
+            .expect("the invocation waited for a dead function")
+            .unwrap_err();
+        assert!(error.contains("exited") && error.contains('7'), "{error}");
+    }
+}

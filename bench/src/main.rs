@@ -8,6 +8,7 @@
 //! fan-out plot.
 
 mod client;
+mod cpu_share;
 mod criterion;
 mod dynamo;
 mod fanout;
@@ -110,7 +111,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub fanout_concurrency: Option<usize>,
     /// Skip benchmarks by name: criterion, roundtrip, fanout, lambda, memory, sls, dynamodb,
-    /// or one fan-out sender: fanout-wsgw, fanout-node, fanout-python.
+    /// shares (the fan-out and Lambda rows at Lambda's CPU shares), or one fan-out sender:
+    /// fanout-wsgw, fanout-node, fanout-python.
     #[arg(long, value_delimiter = ',')]
     pub skip: Vec<String>,
 }

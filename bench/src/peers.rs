@@ -243,6 +243,12 @@ exports.sendmessage = async (event) => {
 };
 "#;
 
+/// The service: the handlers of [`SLS_HANDLER`] on the given ports. Their timeout is API
+/// Gateway's integration maximum (29 s) rather than serverless' default of 6 s: a fresh
+/// serverless-offline loads a handler in a worker of its own for every concurrent
+/// invocation, and 50 concurrent handshakes' first `$connect`s, each loading the AWS SDK,
+/// took longer than 6 s on the busy 2-core machine, which it answers with
+/// 502 Bad Gateway.
 fn serverless_yml(http: u16, websocket: u16, lambda: u16) -> String {
     format!(
         r#"service: wsgw-bench-peer
@@ -251,6 +257,7 @@ provider:
   name: aws
   runtime: nodejs20.x
   region: us-east-1
+  timeout: 29
   environment:
     WS_ENDPOINT: http://127.0.0.1:{websocket}
 functions:
@@ -317,7 +324,9 @@ pub async fn serverless_offline(peers: &Path) -> Result<ServerlessOffline> {
     })
 }
 
-/// The seeds' Python style: `post_to_connection` with boto3 in a sequential loop.
+/// The seeds' Python style: `post_to_connection` with boto3 in a sequential loop. A post
+/// that fails (other than Gone, which the style ignores) is counted and reported on the
+/// `DONE` line, the first error on stderr, so the round ends and says so.
 pub const PYTHON_FANOUT: &str = r#"import sys, time, boto3
 endpoint, ids_file = sys.argv[1], sys.argv[2]
 ids = open(ids_file).read().split()
@@ -329,20 +338,35 @@ while True:
     if not line:
         break
     data = line.strip().encode()
+    failed, first = 0, None
     start = time.perf_counter()
     for connection_id in ids:
         try:
             client.post_to_connection(ConnectionId=connection_id, Data=data)
         except client.exceptions.GoneException:
             pass
-    print('DONE %.6f' % (time.perf_counter() - start), flush=True)
+        except Exception as error:
+            failed += 1
+            first = first or error
+    elapsed = time.perf_counter() - start
+    if first is not None:
+        print('python fanout: %d posts failed, the first: %r' % (failed, first), file=sys.stderr, flush=True)
+    print('DONE %.6f failed=%d' % (elapsed, failed), flush=True)
 "#;
 
-/// AWS's Node sample style: `Promise.all` over every connection.
+/// AWS's Node sample style: `Promise.all` over every connection, the client as the
+/// sample makes it (the SDK's defaults: keep-alive agent, standard retries). Where the
+/// sample rethrows every error but Gone (and the process dies of the unhandled
+/// rejection), this one counts the failed posts and reports them on the `DONE` line, the
+/// first error on stderr, so a round ends and says so; anything else that goes wrong
+/// ends the process at once with the error.
 pub const NODE_FANOUT: &str = r#"'use strict';
 const fs = require('fs');
 const readline = require('readline');
 const { ApiGatewayManagementApiClient, PostToConnectionCommand } = require('@aws-sdk/client-apigatewaymanagementapi');
+const die = (error) => { console.error('node fanout:', error); process.exit(1); };
+process.on('unhandledRejection', die);
+process.on('uncaughtException', die);
 const [endpoint, idsFile] = process.argv.slice(2);
 const ids = fs.readFileSync(idsFile, 'utf8').split(/\s+/).filter(Boolean);
 const client = new ApiGatewayManagementApiClient({
@@ -351,11 +375,20 @@ const client = new ApiGatewayManagementApiClient({
 console.log('READY');
 readline.createInterface({ input: process.stdin }).on('line', async (line) => {
   const start = process.hrtime.bigint();
+  let failed = 0;
+  let first;
   await Promise.all(ids.map((ConnectionId) =>
     client.send(new PostToConnectionCommand({ ConnectionId, Data: line.trim() })).catch((e) => {
-      if (e.name !== 'GoneException') throw e;
+      if (e.name === 'GoneException') return;
+      failed += 1;
+      first = first || e;
     })));
-  console.log('DONE ' + (Number(process.hrtime.bigint() - start) / 1e9).toFixed(6));
+  const elapsed = (Number(process.hrtime.bigint() - start) / 1e9).toFixed(6);
+  if (first) {
+    const attempts = first.$metadata ? first.$metadata.attempts : undefined;
+    console.error(`node fanout: ${failed} posts failed, the first: ${first.name} (${first.code || ''}): ${first.message}, attempts ${attempts}`);
+  }
+  console.log(`DONE ${elapsed} failed=${failed}`);
 });
 "#;
 

@@ -50,7 +50,8 @@ fn series(results: &Results) -> Vec<Series> {
             let mut points: Vec<(f64, f64)> = results
                 .fanout
                 .iter()
-                .filter(|f| f.sender == *sender && f.latency_ms == latency)
+                // At full CPU only: the CPU-share rows are a table of their own.
+                .filter(|f| f.sender == *sender && f.latency_ms == latency && f.share.is_none())
                 .map(|f| (f.connections as f64, f.last_received_s * 1e3))
                 .filter(|(n, ms)| *n > 0.0 && ms.is_finite() && *ms > 0.0)
                 .collect();
@@ -162,11 +163,14 @@ mod tests {
             sender,
             connections,
             latency_ms,
+            share: None,
             last_received_s: ms / 1e3,
             sender_s: ms / 1e3,
             delivered: connections,
+            failed_posts: 0,
             repetitions: 1,
             cpu_s: [0.0; 3],
+            sender_cpu_us_per_post: 0.0,
         }
     }
 
