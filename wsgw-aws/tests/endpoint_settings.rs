@@ -4,38 +4,17 @@
 //!
 //! One test in this file: it changes the process's environment.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, PoisonError};
+#[path = "support/logs.rs"]
+mod logs;
 
 use lambda_runtime::tracing::subscriber;
 use wsgw_aws::config::configured_endpoint;
 use wsgw_aws::dynamo::{DEPRECATED_DYNAMODB_ENDPOINT_ENV, DYNAMODB_ENDPOINT_ENV};
 use wsgw_aws::{DEPRECATED_MANAGEMENT_ENDPOINT_ENV, MANAGEMENT_ENDPOINT_ENV};
 
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Logs {
-    fn take(&self) -> String {
-        let mut bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        String::from_utf8_lossy(&std::mem::take(&mut *bytes)).into_owned()
-    }
-}
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        bytes.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn endpoints_follow_the_sdks_variables_and_the_old_names_warn() {
-    let logs = Logs::default();
+    let logs = logs::CapturedLogs::default();
     let writer = logs.clone();
     subscriber::fmt()
         .with_writer(move || writer.clone())

@@ -6,8 +6,9 @@
 //!
 //! One test in this file: it sets the process's Lambda environment.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, PoisonError};
+#[path = "support/logs.rs"]
+mod logs;
+
 use std::time::Duration;
 
 use lambda_runtime::tracing::subscriber;
@@ -16,32 +17,9 @@ use wsgw_aws::runner::{Args, Runner};
 use wsgw_core::{Context, Reply, Request, Router};
 use wsgw_memory::testing::{events, Invocation, LambdaRuntimeEmulator, ManagementRecorder};
 
-/// What the application's subscriber wrote.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        let bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        bytes.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_app_with_its_own_subscriber_serves_in_lambda_mode_and_keeps_it() {
-    let captured = Captured::default();
+    let captured = logs::CapturedLogs::default();
     let writer = captured.clone();
     subscriber::fmt()
         .with_writer(move || writer.clone())
