@@ -19,7 +19,7 @@ use crate::{Result, RunArgs};
 
 /// The echo handler in Python under a minimal Runtime API client (boto3 client at init).
 pub const PYTHON_RUNTIME: &str = r#"import os, json, http.client, boto3
-mgmt = boto3.client('apigatewaymanagementapi', endpoint_url=os.environ['WSGW_MANAGEMENT_ENDPOINT'],
+mgmt = boto3.client('apigatewaymanagementapi', endpoint_url=os.environ['AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI'],
                     region_name='us-east-1', aws_access_key_id='local', aws_secret_access_key='local')
 
 def handler(event):
@@ -48,7 +48,7 @@ pub const NODE_RUNTIME: &str = r#"'use strict';
 const http = require('http');
 const { ApiGatewayManagementApiClient, PostToConnectionCommand } = require('@aws-sdk/client-apigatewaymanagementapi');
 const mgmt = new ApiGatewayManagementApiClient({
-  endpoint: process.env.WSGW_MANAGEMENT_ENDPOINT, region: 'us-east-1',
+  endpoint: process.env.AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI, region: 'us-east-1',
   credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
 });
 const handler = async (event) => {
@@ -139,7 +139,10 @@ async fn cold_start(runtime: &'static str, mut command: Command) -> Result<(Star
         .map_err(|e| e.to_string())?;
     command
         .envs(emulator.function_env())
-        .env("WSGW_MANAGEMENT_ENDPOINT", management.endpoint())
+        .env(
+            "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI",
+            management.endpoint(),
+        )
         .env("AWS_ACCESS_KEY_ID", "local")
         .env("AWS_SECRET_ACCESS_KEY", "local")
         .env_remove("AWS_PROFILE")

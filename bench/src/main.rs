@@ -105,7 +105,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "cargo xtask bench")]
     pub command_line: String,
     /// A DynamoDB-compatible server (moto) for the request count; skipped when unset.
-    #[arg(long, env = "WSGW_DYNAMODB_ENDPOINT")]
+    #[arg(long, env = "AWS_ENDPOINT_URL_DYNAMODB")]
     pub dynamodb_endpoint: Option<String>,
     /// `BroadcastOptions::concurrency` of wsgw's fan-out sender (its default when unset).
     #[arg(long)]

@@ -32,8 +32,8 @@ function binaryPath(name, variable) {
  * Starts the example `name` (its binary from `$variable`, or built by `cargo build -p
  * name`) with `command` (a subcommand, before the options), `--listen 127.0.0.1:0` (a
  * server; `listen: false` for a client, such as `telemetry simulate`) and `args`,
- * `RUST_LOG=warn`, without the variables in `unset` nor any `WSGW_*` or
- * `AWS_LAMBDA_RUNTIME_API` (so the caller's shell cannot change what is tested), plus
+ * `RUST_LOG=warn`, without the variables in `unset` nor any `WSGW_*`, `AWS_ENDPOINT_URL*`
+ * or `AWS_LAMBDA_RUNTIME_API` (so the caller's shell cannot change what is tested), plus
  * `env`. Resolves once the binary printed its address line (its first line, or the
  * first matching `readyLine` when given), within `wait` ms, with that line, every line
  * printed up to it (`lines`), the first word of it starting with `prefix` (its address,
@@ -49,7 +49,8 @@ export function startBinary({
   }
   const childEnv = { ...process.env, RUST_LOG: "warn" };
   for (const variableName of Object.keys(childEnv)) {
-    if (variableName.startsWith("WSGW_") || variableName === "AWS_LAMBDA_RUNTIME_API" || unset.includes(variableName)) {
+    if (variableName.startsWith("WSGW_") || variableName.startsWith("AWS_ENDPOINT_URL")
+      || variableName === "AWS_LAMBDA_RUNTIME_API" || unset.includes(variableName)) {
       delete childEnv[variableName];
     }
   }

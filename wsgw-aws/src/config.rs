@@ -22,6 +22,40 @@ pub(crate) fn non_empty_env(name: &str) -> Option<String> {
         .filter(|value| !value.trim().is_empty())
 }
 
+/// Every AWS SDK's endpoint override for all services (see
+/// [`configured_endpoint`]).
+pub const ENDPOINT_URL_ENV: &str = "AWS_ENDPOINT_URL";
+
+/// `true` makes every AWS SDK ignore the configured endpoint variables.
+pub const IGNORE_CONFIGURED_ENDPOINT_URLS_ENV: &str = "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS";
+
+/// The endpoint the environment configures for one service, read as every AWS SDK reads
+/// it: `service_env` (`AWS_ENDPOINT_URL_<SERVICE ID>`, such as
+/// `AWS_ENDPOINT_URL_DYNAMODB`), else [`ENDPOINT_URL_ENV`], neither when
+/// [`IGNORE_CONFIGURED_ENDPOINT_URLS_ENV`] is `true`.
+///
+/// `deprecated` is wsgw 0.1's own name for the same setting: it is still read, last,
+/// for one release, and logs a deprecation warning naming the SDK's variable.
+pub fn configured_endpoint(service_env: &str, deprecated: &str) -> Option<String> {
+    let ignored = non_empty_env(IGNORE_CONFIGURED_ENDPOINT_URLS_ENV)
+        .is_some_and(|value| value.trim().eq_ignore_ascii_case("true"));
+    if !ignored {
+        if let Some(endpoint) =
+            non_empty_env(service_env).or_else(|| non_empty_env(ENDPOINT_URL_ENV))
+        {
+            return Some(endpoint);
+        }
+    }
+    let endpoint = non_empty_env(deprecated)?;
+    tracing::warn!(
+        deprecated,
+        replacement = service_env,
+        "{deprecated} is deprecated and will be removed in the next release: set {service_env} \
+         (or {ENDPOINT_URL_ENV}), the variable every AWS SDK reads"
+    );
+    Some(endpoint)
+}
+
 /// Whether the environment says where AWS credentials come from.
 fn credentials_in_env() -> bool {
     [

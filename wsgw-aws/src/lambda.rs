@@ -9,7 +9,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::{
-    ApiGatewayProxyRequest, ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
+    ApiGatewayProxyRequest, ApiGatewayProxyResponse, ApiGatewayV2httpRequest,
+    ApiGatewayWebsocketProxyRequest,
 };
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::{HeaderMap, HeaderName, HeaderValue};
@@ -42,8 +43,9 @@ pub fn is_lambda() -> bool {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EventError {
-    /// Neither a WebSocket event nor a REST proxy event.
-    #[error("not an API Gateway WebSocket or REST proxy event (no requestContext.eventType and no httpMethod)")]
+    /// Neither a WebSocket event nor an HTTP request event (REST proxy, HTTP API payload
+    /// 2.0, Function URL).
+    #[error("not an API Gateway WebSocket, REST proxy, HTTP API (payload 2.0) or Function URL event (no requestContext.eventType, no httpMethod, no requestContext.http)")]
     Unrecognised,
     /// The event does not have the shape API Gateway sends.
     #[error("malformed API Gateway {kind} event: {}{source}", describe_path(.path))]
@@ -225,6 +227,79 @@ pub fn decode_rest_event(raw: Value) -> Result<HttpRequest, EventError> {
     Ok(request)
 }
 
+/// Decodes an HTTP API event of payload format 2.0, or a Lambda Function URL event (the
+/// same format), into an [`HttpRequest`], so that a REST route answers it as it answers
+/// the REST API's event: the method of `requestContext.http`; the path of `rawPath`
+/// without the `/{stage}` an HTTP API puts before it on a named stage; the query of
+/// `rawQueryString` (a name given twice: its last value, as for a REST event's
+/// `multiValueQueryStringParameters`); the headers (repeated ones joined with commas,
+/// as API Gateway sends them), `cookies` as one `cookie` header; the body.
+///
+/// ```
+/// use serde_json::json;
+/// let event = json!({
+///     "version": "2.0",
+///     "routeKey": "GET /history",
+///     "rawPath": "/prod/history",
+///     "rawQueryString": "device_id=esp32-01&limit=5&limit=10",
+///     "headers": { "accept": "application/json" },
+///     "requestContext": {
+///         "stage": "prod",
+///         "timeEpoch": 1583348638390_i64,
+///         "http": { "method": "GET", "path": "/prod/history", "sourceIp": "203.0.113.10" }
+///     },
+///     "isBase64Encoded": false
+/// });
+/// let request = wsgw_aws::lambda::decode_http_v2_event(event).unwrap();
+/// assert_eq!((request.method.as_str(), request.path.as_str()), ("GET", "/history"));
+/// assert_eq!(request.query["limit"], "10");
+/// assert_eq!(request.header("Accept"), Some("application/json"));
+/// ```
+pub fn decode_http_v2_event(raw: Value) -> Result<HttpRequest, EventError> {
+    let event: ApiGatewayV2httpRequest = from_event(raw, "HTTP API (payload 2.0)")?;
+    let context = &event.request_context;
+    let mut path = event
+        .raw_path
+        .clone()
+        .or_else(|| context.http.path.clone())
+        .unwrap_or_else(|| "/".to_owned());
+    if let Some(stage) = context
+        .stage
+        .as_deref()
+        .filter(|stage| *stage != "$default")
+    {
+        let within_stage = path
+            .strip_prefix('/')
+            .and_then(|rest| rest.strip_prefix(stage))
+            .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+            .map(|rest| if rest.is_empty() { "/" } else { rest }.to_owned());
+        if let Some(within_stage) = within_stage {
+            path = within_stage;
+        }
+    }
+    let mut request = HttpRequest::new(context.http.method.as_str(), path);
+    request.query =
+        form_urlencoded::parse(event.raw_query_string.as_deref().unwrap_or("").as_bytes())
+            .map(|(name, value)| (name.into_owned(), value.into_owned()))
+            .collect();
+    request.headers = header_map(&event.headers);
+    if let Some(cookies) = event.cookies.as_ref().filter(|cookies| !cookies.is_empty()) {
+        request
+            .headers
+            .insert("cookie".to_owned(), cookies.join("; "));
+    }
+    request.body = decode_body(event.body, event.is_base64_encoded)?;
+    Ok(request)
+}
+
+/// Whether `raw` is an HTTP API payload 2.0 or Function URL request (not an HTTP API
+/// Lambda authorizer's event, which has a `type`).
+fn is_http_v2_event(raw: &Value) -> bool {
+    raw.get("version").and_then(Value::as_str) == Some("2.0")
+        && raw.pointer("/requestContext/http/method").is_some()
+        && raw.get("type").is_none()
+}
+
 fn proxy_response(
     status: u16,
     headers: &BTreeMap<String, String>,
@@ -386,13 +461,15 @@ impl From<InvocationError> for Diagnostic {
 pub enum ApiGatewayEvent {
     /// A WebSocket API event (`requestContext.eventType` is set).
     WebSocket(Request),
-    /// A REST API proxy event (`httpMethod` is set).
+    /// An HTTP request: a REST API proxy event (`httpMethod` is set), an HTTP API
+    /// payload 2.0 or a Function URL event (`version` 2.0 and `requestContext.http`).
     Rest(HttpRequest),
 }
 
 /// Decodes a raw Lambda event exactly as Lambda mode does: a WebSocket event when
-/// `requestContext.eventType` is present, a REST proxy event when `httpMethod` is,
-/// otherwise [`EventError::Unrecognised`]; a REQUEST authorizer event is
+/// `requestContext.eventType` is present, a REST proxy event when `httpMethod` is, an HTTP
+/// API (payload 2.0) or Function URL event when `version` is 2.0 with
+/// `requestContext.http` ([`decode_http_v2_event`]), otherwise [`EventError::Unrecognised`]; a REQUEST authorizer event is
 /// [`EventError::AuthorizerEvent`] (it must never run as `$connect`).
 pub fn decode_event(raw: Value) -> Result<ApiGatewayEvent, EventError> {
     if crate::authorizer::is_authorizer_event(&raw) {
@@ -401,6 +478,8 @@ pub fn decode_event(raw: Value) -> Result<ApiGatewayEvent, EventError> {
         decode_websocket_event(raw).map(ApiGatewayEvent::WebSocket)
     } else if raw.get("httpMethod").is_some() {
         decode_rest_event(raw).map(ApiGatewayEvent::Rest)
+    } else if is_http_v2_event(&raw) {
+        decode_http_v2_event(raw).map(ApiGatewayEvent::Rest)
     } else {
         Err(EventError::Unrecognised)
     }

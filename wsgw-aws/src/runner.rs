@@ -20,7 +20,7 @@
 //! | --- | --- | --- |
 //! | `--listen ADDR` | `WSGW_LISTEN` | where the LocalGateway listens (`127.0.0.1:8080`; port 0 picks one) |
 //! | `--access-key-id`, `--secret-access-key`, `--require-signature` | `WSGW_LOCAL_ACCESS_KEY_ID`, `WSGW_LOCAL_SECRET_ACCESS_KEY`, `WSGW_REQUIRE_SIGNATURE` | who may call the LocalGateway's `@connections` |
-//! | `--dynamodb-endpoint URL` | `WSGW_DYNAMODB_ENDPOINT` | keep connections and history in DynamoDB there instead of in memory (tables created when missing) |
+//! | `--dynamodb-endpoint URL` | `AWS_ENDPOINT_URL_DYNAMODB`, else `AWS_ENDPOINT_URL` (the AWS SDKs' names; `WSGW_DYNAMODB_ENDPOINT`, deprecated, for one release) | keep connections and history in DynamoDB there instead of in memory (tables created when missing) |
 //! | `--connections-table`, `--history-table` | `WSGW_CONNECTIONS_TABLE`, `WSGW_HISTORY_TABLE` | their names (locally `NAME-connections`, `NAME-history` by default) |
 //! | `invoke --event FILE…` | | API Gateway events through the function as Lambda runs them ([`invoke`](crate::invoke)) |
 //!
@@ -73,8 +73,11 @@ use wsgw_core::{ConnectionStore, HistoryStore, Router};
 use wsgw_memory::gateway::{Assets, LocalGateway, ManagementArgs};
 use wsgw_memory::{MemoryHistory, MemoryStore};
 
-use crate::config::non_empty_env;
-use crate::dynamo::{DynamoHistory, DynamoStore, CONNECTIONS_TABLE_ENV, HISTORY_TABLE_ENV};
+use crate::config::{configured_endpoint, non_empty_env};
+use crate::dynamo::{
+    DynamoHistory, DynamoStore, CONNECTIONS_TABLE_ENV, DEPRECATED_DYNAMODB_ENDPOINT_ENV,
+    DYNAMODB_ENDPOINT_ENV, HISTORY_TABLE_ENV,
+};
 use crate::invoke::{InvokeArgs, Invoker};
 use crate::lambda::{is_lambda, LambdaApp};
 
@@ -136,13 +139,9 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct StorageArgs {
     /// Keep connections and history in DynamoDB at this endpoint (for example a local
-    /// emulator, http://127.0.0.1:8000) instead of in memory.
-    #[arg(
-        long,
-        env = "WSGW_DYNAMODB_ENDPOINT",
-        value_name = "URL",
-        global = true
-    )]
+    /// emulator, http://127.0.0.1:8000) instead of in memory [default: the endpoint of
+    /// AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL, as every AWS SDK reads them].
+    #[arg(long, value_name = "URL", global = true)]
     pub dynamodb_endpoint: Option<String>,
 
     /// The connections table, with --dynamodb-endpoint (created when missing; default
@@ -445,7 +444,10 @@ impl<S: Send + Sync + 'static> Runner<S> {
         &self,
         storage: &StorageArgs,
     ) -> Result<(Arc<dyn ConnectionStore>, Arc<dyn HistoryStore>, String), RunError> {
-        let Some(endpoint) = &storage.dynamodb_endpoint else {
+        let endpoint = storage.dynamodb_endpoint.clone().or_else(|| {
+            configured_endpoint(DYNAMODB_ENDPOINT_ENV, DEPRECATED_DYNAMODB_ENDPOINT_ENV)
+        });
+        let Some(endpoint) = &endpoint else {
             return Ok((
                 Arc::new(MemoryStore::new()),
                 Arc::new(MemoryHistory::new()),

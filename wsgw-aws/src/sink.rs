@@ -13,13 +13,18 @@ use aws_sdk_apigatewaymanagement::Client;
 use chrono::{DateTime, Utc};
 use wsgw_core::{ConnectionId, ConnectionInfo, Error, MessageSink, NotConfigured, Payload, Result};
 
-use crate::config::load_sdk_config;
+use crate::config::{configured_endpoint, load_sdk_config};
 
 /// API Gateway's largest message payload: 128 KB.
 pub const MAX_PAYLOAD_BYTES: usize = 128 * 1024;
 
-/// Environment variable naming a fixed Management API endpoint (custom domains, tests).
-pub const MANAGEMENT_ENDPOINT_ENV: &str = "WSGW_MANAGEMENT_ENDPOINT";
+/// Environment variable naming a fixed Management API endpoint (custom domains, tests):
+/// the AWS SDKs' own name for the service `ApiGatewayManagementApi`; `AWS_ENDPOINT_URL`
+/// applies too (see [`configured_endpoint`](crate::config::configured_endpoint)).
+pub const MANAGEMENT_ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI";
+/// wsgw 0.1's name for [`MANAGEMENT_ENDPOINT_ENV`]: still read for one release, with a
+/// deprecation warning.
+pub const DEPRECATED_MANAGEMENT_ENDPOINT_ENV: &str = "WSGW_MANAGEMENT_ENDPOINT";
 
 /// A [`MessageSink`] over API Gateway's Management API at one endpoint
 /// (`https://{domainName}/{stage}`, or a custom domain's).
@@ -217,7 +222,7 @@ impl MessageSink for ApiGatewaySink {
 /// two domains handled concurrently in one process each post to their own.
 ///
 /// The endpoint is the request's `https://{domainName}/{stage}`, unless a fixed one is
-/// configured (`WSGW_MANAGEMENT_ENDPOINT`, or [`with_endpoint`](Self::with_endpoint):
+/// configured (`AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI`, or [`with_endpoint`](Self::with_endpoint):
 /// custom domains, tests).
 ///
 /// ```
@@ -267,11 +272,11 @@ impl ManagementApi {
     }
 
     /// Configured from the environment: credentials and region as the AWS SDK finds
-    /// them, and a fixed endpoint when `WSGW_MANAGEMENT_ENDPOINT` is set.
+    /// them, and a fixed endpoint when `AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI` (or
+    /// `AWS_ENDPOINT_URL`) is set.
     pub async fn from_env() -> Self {
-        let endpoint = std::env::var(MANAGEMENT_ENDPOINT_ENV)
-            .ok()
-            .filter(|e| !e.is_empty());
+        let endpoint =
+            configured_endpoint(MANAGEMENT_ENDPOINT_ENV, DEPRECATED_MANAGEMENT_ENDPOINT_ENV);
         let api = ManagementApi::new(load_sdk_config(endpoint.as_deref(), None).await);
         match endpoint {
             Some(endpoint) => api.with_endpoint(endpoint),

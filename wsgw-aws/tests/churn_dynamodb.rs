@@ -6,9 +6,8 @@
 //! waves of 250: moto copies the whole table on every transaction, so bigger waves
 //! mostly measure moto) is in RELIABILITY.md:
 //! `WSGW_SOAK_CLIENTS=250 WSGW_SOAK_SECONDS=60 WSGW_SOAK_MESSAGES=2
-//! WSGW_DYNAMODB_ENDPOINT=http://127.0.0.1:5000 cargo test -p wsgw-aws --features
-//! integration --test churn_dynamodb churn -- --nocapture`.
-#![cfg(feature = "integration")]
+//! AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:5000 cargo test -p wsgw-aws --test
+//! churn_dynamodb churn -- --include-ignored --nocapture`.
 
 #[path = "../../wsgw-memory/tests/support/soak.rs"]
 mod soak;
@@ -131,6 +130,7 @@ impl ConnectionStore for MotoPacing {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a DynamoDB-compatible server at AWS_ENDPOINT_URL_DYNAMODB: cargo xtask test starts moto"]
 async fn churn_soak_on_dynamodb_delivers_every_message_once_and_leaves_no_item() {
     let config = soak::SoakConfig::from_env(40, 9, 10, 2);
     let store = store().await;
@@ -146,6 +146,7 @@ async fn churn_soak_on_dynamodb_delivers_every_message_once_and_leaves_no_item()
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a DynamoDB-compatible server at AWS_ENDPOINT_URL_DYNAMODB: cargo xtask test starts moto"]
 async fn a_tcp_reset_runs_disconnect_with_1006_and_deletes_the_items() {
     let store = store().await;
     let (gateway, state) = soak::soak_gateway(store.clone()).await;

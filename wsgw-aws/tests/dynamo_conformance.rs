@@ -2,10 +2,10 @@
 //! wsgw-core conformance suite, then what is particular to DynamoDB (TTLs, the group
 //! index, filtered pages, malformed items, error messages).
 //!
-//! Compiled with the `integration` feature only. The server is named by
-//! `WSGW_DYNAMODB_ENDPOINT`; `cargo xtask test` installs and starts moto's server and
-//! sets it. Each test creates its own tables, so tests run in parallel on one server.
-#![cfg(feature = "integration")]
+//! Each test is `#[ignore]`d (a plain `cargo test` lists it as ignored and why) and runs
+//! with `-- --include-ignored` against the server named by `AWS_ENDPOINT_URL_DYNAMODB`;
+//! `cargo xtask test` installs and starts moto's server and sets it. Each test creates
+//! its own tables, so tests run in parallel on one server.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -51,6 +51,7 @@ async fn history() -> DynamoHistory {
 macro_rules! store_tests {
     ($($name:ident),* $(,)?) => {$(
         #[tokio::test]
+        #[ignore = "needs a DynamoDB-compatible server at AWS_ENDPOINT_URL_DYNAMODB: cargo xtask test starts moto"]
         async fn $name() {
             conformance::$name(&store().await).await;
         }
@@ -70,6 +71,7 @@ store_tests!(
 macro_rules! history_tests {
     ($($name:ident),* $(,)?) => {$(
         #[tokio::test]
+        #[ignore = "needs a DynamoDB-compatible server at AWS_ENDPOINT_URL_DYNAMODB: cargo xtask test starts moto"]
         async fn $name() {
             conformance::$name(&history().await).await;
         }
@@ -121,6 +123,7 @@ fn number(item: &HashMap<String, AttributeValue>, name: &str) -> i64 {
 }
 
 #[tokio::test]
+#[ignore = "needs a DynamoDB-compatible server at AWS_ENDPOINT_URL_DYNAMODB: cargo xtask test starts moto"]
 async fn connection_and_membership_items_carry_a_ttl_two_hours_ten_minutes_ahead() {
     let store = store().await;
     let id = ConnectionId::new(unique("ttl"));
@@ -145,6 +148,7 @@ async fn connection_and_membership_items_carry_a_ttl_two_hours_ten_minutes_ahead
 }
 
 #[tokio::test]
+#[ignore = "needs a DynamoDB-compatible server at AWS_ENDPOINT_URL_DYNAMODB: cargo xtask test starts moto"]
 async fn the_connection_ttl_is_configurable() {
     let store = DynamoStore::builder()
         .with_endpoint(endpoint())
@@ -168,6 +172,7 @@ async fn the_connection_ttl_is_configurable() {
 }
 
 #[tokio::test]
+#[ignore = "needs a DynamoDB-compatible server at AWS_ENDPOINT_URL_DYNAMODB: cargo xtask test starts moto"]
 async fn create_table_is_idempotent_and_enables_ttl_and_the_group_index() {
     let store = store().await;
     store.create_table().await.expect("creating again is fine");
@@ -203,6 +208,7 @@ async fn create_table_is_idempotent_and_enables_ttl_and_the_group_index() {
 }
 
 #[tokio::test]
+#[ignore = "needs a DynamoDB-compatible server at AWS_ENDPOINT_URL_DYNAMODB: cargo xtask test starts moto"]
 async fn membership_items_are_found_through_the_group_index() {
     let store = store().await;
     let id = ConnectionId::new(unique("member"));
@@ -243,6 +249,7 @@ async fn membership_items_are_found_through_the_group_index() {
 }
 
 #[tokio::test]
+#[ignore = "needs a DynamoDB-compatible server at AWS_ENDPOINT_URL_DYNAMODB: cargo xtask test starts moto"]
 async fn attributes_round_trip_exactly() {
     let store = store().await;
     let id = ConnectionId::new(unique("exact"));
@@ -272,6 +279,7 @@ async fn attributes_round_trip_exactly() {
 }
 
 #[tokio::test]
+#[ignore = "needs a DynamoDB-compatible server at AWS_ENDPOINT_URL_DYNAMODB: cargo xtask test starts moto"]
 async fn a_connection_with_more_groups_than_a_transaction_holds_is_written_in_batches() {
     let store = store().await;
     let id = ConnectionId::new(unique("many"));
@@ -313,6 +321,7 @@ async fn a_connection_with_more_groups_than_a_transaction_holds_is_written_in_ba
 }
 
 #[tokio::test]
+#[ignore = "needs a DynamoDB-compatible server at AWS_ENDPOINT_URL_DYNAMODB: cargo xtask test starts moto"]
 async fn a_history_page_filled_across_expired_records_still_has_limit_records() {
     let history = history().await;
     let partition = unique("sparse");
@@ -373,6 +382,7 @@ async fn a_history_page_filled_across_expired_records_still_has_limit_records() 
 }
 
 #[tokio::test]
+#[ignore = "needs a DynamoDB-compatible server at AWS_ENDPOINT_URL_DYNAMODB: cargo xtask test starts moto"]
 async fn a_history_item_keeps_its_expiry_in_milliseconds_and_its_ttl_in_seconds() {
     let history = history().await;
     let partition = unique("expiry");
@@ -403,6 +413,7 @@ async fn a_history_item_keeps_its_expiry_in_milliseconds_and_its_ttl_in_seconds(
 }
 
 #[tokio::test]
+#[ignore = "needs a DynamoDB-compatible server at AWS_ENDPOINT_URL_DYNAMODB: cargo xtask test starts moto"]
 async fn a_token_from_one_history_partition_is_refused_for_another() {
     let history = history().await;
     let partition = unique("p");
@@ -442,6 +453,7 @@ async fn a_token_from_one_history_partition_is_refused_for_another() {
 }
 
 #[tokio::test]
+#[ignore = "needs a DynamoDB-compatible server at AWS_ENDPOINT_URL_DYNAMODB: cargo xtask test starts moto"]
 async fn a_malformed_connection_item_is_a_backend_error_naming_table_and_key() {
     let store = store().await;
     let id = unique("broken");
@@ -493,6 +505,7 @@ async fn a_malformed_connection_item_is_a_backend_error_naming_table_and_key() {
 }
 
 #[tokio::test]
+#[ignore = "needs a DynamoDB-compatible server at AWS_ENDPOINT_URL_DYNAMODB: cargo xtask test starts moto"]
 async fn a_malformed_history_item_is_a_backend_error_naming_table_and_key() {
     let history = history().await;
     let partition = unique("broken");
@@ -520,6 +533,7 @@ async fn a_malformed_history_item_is_a_backend_error_naming_table_and_key() {
 }
 
 #[tokio::test]
+#[ignore = "needs a DynamoDB-compatible server at AWS_ENDPOINT_URL_DYNAMODB: cargo xtask test starts moto"]
 async fn errors_name_the_operation_table_and_key() {
     let missing = DynamoStore::builder()
         .with_endpoint(endpoint())
@@ -562,6 +576,7 @@ async fn errors_name_the_operation_table_and_key() {
 }
 
 #[tokio::test]
+#[ignore = "needs a DynamoDB-compatible server at AWS_ENDPOINT_URL_DYNAMODB: cargo xtask test starts moto"]
 async fn add_to_group_of_an_unknown_connection_writes_nothing() {
     let store = store().await;
     let group = unique("room");
@@ -577,6 +592,7 @@ async fn add_to_group_of_an_unknown_connection_writes_nothing() {
 }
 
 #[tokio::test]
+#[ignore = "needs a DynamoDB-compatible server at AWS_ENDPOINT_URL_DYNAMODB: cargo xtask test starts moto"]
 async fn an_attribute_update_fails_its_condition_with_precondition_and_changes_nothing() {
     let store = store().await;
     let id = ConnectionId::new(unique("cas"));

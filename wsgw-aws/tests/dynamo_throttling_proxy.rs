@@ -3,7 +3,6 @@
 //! `ThrottlingException` or `ProvisionedThroughputExceededException`, as DynamoDB does,
 //! and forwards the rest. `DynamoStore` and `DynamoHistory` write through it; every
 //! write is then read back straight from the server: the SDK's retries lost nothing.
-#![cfg(feature = "integration")]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -198,6 +197,7 @@ fn id(i: usize) -> ConnectionId {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a DynamoDB-compatible server at AWS_ENDPOINT_URL_DYNAMODB: cargo xtask test starts moto"]
 async fn throttled_writes_are_retried_by_the_sdk_and_every_one_lands() {
     let table = unique("wsgw-throttled");
     let history_table = unique("wsgw-throttled-history");

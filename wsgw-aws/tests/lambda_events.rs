@@ -5,7 +5,8 @@ use std::sync::Arc;
 use aws_lambda_events::encodings::Body;
 use serde_json::{json, Value};
 use wsgw_aws::lambda::{
-    decode_rest_event, decode_websocket_event, EventError, InvocationError, LambdaApp,
+    decode_event, decode_http_v2_event, decode_rest_event, decode_websocket_event, ApiGatewayEvent,
+    EventError, InvocationError, LambdaApp,
 };
 use wsgw_core::{
     Context, Error, EventType, HttpRequest, HttpResponse, MockConnectionStore, MockMessageSink,
@@ -16,6 +17,29 @@ fn fixture(name: &str) -> Value {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).expect("fixture is JSON")
+}
+
+#[test]
+fn an_http_api_payload_2_event_decodes_method_path_repeated_query_headers_cookies_and_body() {
+    let raw = fixture("example-apigw-v2-request-multi-value-parameters.json");
+    let request = decode_http_v2_event(raw.clone()).unwrap();
+    assert_eq!(request.method, "GET");
+    assert_eq!(request.path, "/my/path", "stage $default: rawPath as it is");
+    assert_eq!(
+        request.query_param("Parameter1"),
+        Some("value2"),
+        "a repeated name: its last value, as for a REST event"
+    );
+    assert_eq!(request.header("Header2"), Some("value1,value2"));
+    assert_eq!(request.header("Cookie"), Some("cookie1; cookie2"));
+    assert_eq!(
+        request.body.as_ref().and_then(Payload::as_text),
+        Some("{\r\n\t\"a\": 1\r\n}")
+    );
+    assert!(
+        matches!(decode_event(raw), Ok(ApiGatewayEvent::Rest(decoded)) if decoded == request),
+        "Lambda mode recognises it as an HTTP request"
+    );
 }
 
 #[test]

@@ -315,7 +315,9 @@ async fn without_an_endpoint_the_sink_says_how_to_configure_one() {
         .await
         .unwrap_err();
     assert!(
-        error.to_string().contains("WSGW_MANAGEMENT_ENDPOINT"),
+        error
+            .to_string()
+            .contains("AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"),
         "{error}"
     );
 }

@@ -157,7 +157,9 @@
 //! `MockMessageSink`, `MockHistoryStore`); `conformance` exports the shared test suite
 //! every backend must pass; `jwt` adds [`auth::JwtAuthorizer`] next to the API-key
 //! authorizer in [`auth`].
-#![warn(missing_docs)]
+#![deny(missing_docs)]
+// docs.rs (`--cfg docsrs`, nightly): every feature-gated item shows the feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod auth;
 mod backends;
@@ -209,3 +211,8 @@ pub use history::MockHistoryStore;
 pub use sink::MockMessageSink;
 #[cfg(any(test, feature = "mock"))]
 pub use store::MockConnectionStore;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

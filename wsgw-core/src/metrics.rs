@@ -39,6 +39,13 @@ use async_trait::async_trait;
 
 use crate::{ConnectionId, ConnectionInfo, MessageSink, Payload, Result};
 
+/// The name of the handler latency histogram (seconds, label `route`), in Prometheus
+/// text at the LocalGateway's `GET /metrics` and in the [`metrics` facade](MetricsFacade).
+pub const LATENCY_METRIC: &str = "wsgw_handler_latency_seconds";
+
+/// The label every wsgw series carries: the route (see [`Metrics::count`]).
+pub const ROUTE_LABEL: &str = "route";
+
 /// The route label of counts made outside any route (a background task sending through
 /// a [`Router::context`](crate::Router::context)).
 pub const NO_ROUTE: &str = "(none)";
@@ -115,6 +122,22 @@ impl Counter {
         }
     }
 
+    /// The series name outside CloudWatch: `wsgw_<snake name>_total` (`wsgw_messages_total`),
+    /// at the LocalGateway's `GET /metrics` and in the [`metrics` facade](MetricsFacade).
+    pub fn metric_name(self) -> &'static str {
+        match self {
+            Counter::Connects => "wsgw_connects_total",
+            Counter::ConnectsRefused => "wsgw_connects_refused_total",
+            Counter::Disconnects => "wsgw_disconnects_total",
+            Counter::Messages => "wsgw_messages_total",
+            Counter::HttpRequests => "wsgw_http_requests_total",
+            Counter::HandlerErrors => "wsgw_handler_errors_total",
+            Counter::BroadcastDeliveries => "wsgw_broadcast_deliveries_total",
+            Counter::GonePrunes => "wsgw_gone_prunes_total",
+            Counter::Throttles => "wsgw_throttles_total",
+        }
+    }
+
     /// One line saying what is counted.
     pub fn help(self) -> &'static str {
         match self {
@@ -158,6 +181,41 @@ impl<T: Metrics + ?Sized> Metrics for Arc<T> {
     }
     fn latency(&self, route: &str, elapsed: Duration) {
         (**self).latency(route, elapsed);
+    }
+}
+
+/// An observer that hands every count to the [`metrics`](https://docs.rs/metrics) facade
+/// (feature `metrics`), so the recorder the application installed (a Prometheus
+/// exporter, a CloudWatch EMF exporter, OpenTelemetry) receives wsgw's series beside its
+/// own, with the names and labels of the LocalGateway's `GET /metrics`: a counter
+/// [`Counter::metric_name`] (`wsgw_messages_total`) and the histogram
+/// [`LATENCY_METRIC`] (seconds), each labelled [`ROUTE_LABEL`].
+///
+/// ```
+/// use wsgw_core::metrics::MetricsFacade;
+/// use wsgw_core::{Context, Request, Router};
+///
+/// // Once, in `main`, the app installs its recorder (e.g. metrics-exporter-prometheus);
+/// // then every router it serves reports to it:
+/// let router = Router::new()
+///     .two_way_route("ping", |_ctx: Context, _req: Request| async { Ok("pong") })
+///     .observe(MetricsFacade);
+/// # let _ = router;
+/// ```
+#[cfg(feature = "metrics")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MetricsFacade;
+
+#[cfg(feature = "metrics")]
+impl Metrics for MetricsFacade {
+    fn count(&self, counter: Counter, route: &str, value: u64) {
+        ::metrics::counter!(counter.metric_name(), ROUTE_LABEL => route.to_owned())
+            .increment(value);
+    }
+
+    fn latency(&self, route: &str, elapsed: Duration) {
+        ::metrics::histogram!(LATENCY_METRIC, ROUTE_LABEL => route.to_owned())
+            .record(elapsed.as_secs_f64());
     }
 }
 
@@ -482,6 +540,16 @@ mod tests {
         assert_eq!(snapshot.total(Counter::Messages), 4);
         assert_eq!(snapshot.get(Counter::Throttles, "a"), 0);
         assert_eq!(counters.get(Counter::Connects, "$connect"), 1);
+    }
+
+    #[test]
+    fn every_counters_metric_name_is_wsgw_its_snake_name_total() {
+        for counter in Counter::ALL {
+            assert_eq!(
+                counter.metric_name(),
+                format!("wsgw_{}_total", counter.snake_name())
+            );
+        }
     }
 
     #[test]

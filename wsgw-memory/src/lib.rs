@@ -32,7 +32,9 @@
 //! # Ok(())
 //! # }
 //! ```
-#![warn(missing_docs)]
+#![deny(missing_docs)]
+// docs.rs (`--cfg docsrs`, nightly): every feature-gated item shows the feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod faults;
 #[cfg(feature = "gateway")]
@@ -55,3 +57,8 @@ pub use sink::{
     DEFAULT_OUTBOX_CAPACITY, MAX_PAYLOAD_BYTES,
 };
 pub use store::MemoryStore;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(all(doctest, feature = "gateway"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -94,7 +94,7 @@ pub fn bench_steps_on(root: &Path, quick: bool, moto_port: u16) -> Vec<Step> {
         run = run.arg("--quick");
     }
     // moto's steps: installed into the virtualenv, then its server started (it exports
-    // WSGW_DYNAMODB_ENDPOINT, which wsgw-bench reads) and stopped when the task ends.
+    // AWS_ENDPOINT_URL_DYNAMODB, which wsgw-bench reads) and stopped when the task ends.
     let mut moto = moto::dynamodb_steps(root, moto_port);
     moto.truncate(2);
     let mut steps = moto;

@@ -52,7 +52,7 @@ pub fn debug_binary(root: &Path, name: &str) -> PathBuf {
     target_dir(root).join("debug").join(file)
 }
 
-/// Runs after moto's server started (it needs `WSGW_DYNAMODB_ENDPOINT`): the chat in
+/// Runs after moto's server started (it needs `AWS_ENDPOINT_URL_DYNAMODB`): the chat in
 /// Lambda mode and on `--dynamodb-endpoint`, against DynamoDB tables.
 pub fn dynamodb_step() -> Step {
     Step::run(

@@ -77,7 +77,7 @@ pub fn build_command(root: &Path) -> Cmd {
 }
 
 /// The steps of `cargo xtask test` that build and prove the arm64 functions; the chat's
-/// and the telemetry's need moto's server (`WSGW_DYNAMODB_ENDPOINT`) started before.
+/// and the telemetry's need moto's server (`AWS_ENDPOINT_URL_DYNAMODB`) started before.
 pub fn lambda_steps(root: &Path) -> Vec<Step> {
     let arm64_test = |example: &str, features: &[&str]| {
         Step::run(

@@ -15,6 +15,10 @@
 //!   into a flashable image ([`firmware`]), every `cargo fuzz` target for a bounded
 //!   time ([`fuzz`]), and the examples' arm64 Lambda binaries built once, checked and
 //!   run under qemu against the x86-64 build ([`lambda`]).
+//!   The published crates are also checked as crates.io and docs.rs see them: API docs
+//!   with rustdoc warnings denied, `cargo package` and its archives, the MSRV toolchain
+//!   ([`publish`]).
+//! - `cargo xtask package`: only the packaging and its checks ([`publish::package`]).
 //! - `cargo xtask ci`: formatting, clippy, then the test steps ([`ci_steps`]).
 //! - `cargo xtask setup-moto`: only install the pinned Python tools (moto, cfn-lint, the
 //!   SAM CLI, cargo-lambda) into `.venv/` ([`python::ensure_tools`]).
@@ -37,6 +41,7 @@ pub mod fuzz;
 pub mod lambda;
 pub mod moto;
 pub mod parity;
+pub mod publish;
 pub mod python;
 pub mod release_profiles;
 pub mod report;
@@ -91,6 +96,7 @@ pub fn test_steps_on(moto_port: u16) -> Vec<Step> {
             Cmd::cargo().args(["test", "-p", "wsgw-memory", "--features", "gateway"]),
         ),
     ];
+    steps.extend(publish::publish_steps(&workspace_root()));
     steps.extend(moto::dynamodb_steps(&workspace_root(), moto_port));
     steps.push(chat::dynamodb_step());
     steps.push(telemetry::dynamodb_step());
@@ -149,6 +155,7 @@ mod tests {
     fn test_runs_all_targets_doctests_and_each_feature_set_separately() {
         let steps: Vec<Vec<String>> = test_steps_on(4567).iter().map(cargo_args).collect();
         let root = workspace_root();
+        let msrv = publish::declared_msrv(&root).expect("rust-version");
         let parity_args: Vec<String> = std::iter::once(root.join(parity::SCRIPT))
             .chain(["echo", "chat", "telemetry"].map(|example| chat::debug_binary(&root, example)))
             .map(|path| path.to_string_lossy().into_owned())
@@ -161,9 +168,26 @@ mod tests {
                 vec!["test", "--workspace", "--doc"],
                 vec!["test", "-p", "wsgw-core", "--features", "mock,conformance"],
                 vec!["test", "-p", "wsgw-memory", "--features", "gateway"],
+                vec!["doc", "--workspace", "--all-features", "--no-deps"],
+                vec!["xtask", "package"],
+                vec!["toolchain", "install", &msrv, "--profile", "minimal"],
+                vec![
+                    "run",
+                    &msrv,
+                    "cargo",
+                    "check",
+                    "--locked",
+                    "-p",
+                    "wsgw-core",
+                    "-p",
+                    "wsgw-memory",
+                    "-p",
+                    "wsgw-aws",
+                    "--all-features"
+                ],
                 vec!["xtask", "setup-moto"],
                 vec!["-m", "moto.server", "-H", "127.0.0.1", "-p", "4567"],
-                vec!["test", "-p", "wsgw-aws", "--features", "integration"],
+                moto::DYNAMODB_TEST_ARGS.to_vec(),
                 vec![
                     "test",
                     "-p",

@@ -27,6 +27,8 @@ struct Cli {
 enum Task {
     /// Run every test of the project.
     Test,
+    /// `cargo package` of the published crates, and a check of what their archives hold.
+    Package,
     /// What CI runs: `cargo fmt --check`, clippy with warnings denied, then every test.
     Ci,
     /// Install the pinned Python tools (xtask/requirements.txt: moto, cfn-lint, the SAM CLI,
@@ -93,6 +95,15 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("xtask release-profiles: error: {error}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Task::Package => {
+            return match xtask::publish::package(&workspace_root()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("xtask package: error:\n{error}");
                     ExitCode::FAILURE
                 }
             };

@@ -1,9 +1,9 @@
-//! moto's DynamoDB server, for wsgw-aws's `integration` tests.
+//! moto's DynamoDB server, for the DynamoDB tests of wsgw-aws and the systems on it.
 //!
 //! `cargo xtask setup-moto` ([`ensure_moto`]) makes `.venv/` hold the pinned Python tools
 //! ([`python::REQUIREMENTS`], moto's server among them); it is the first of the
 //! [`dynamodb_steps`]. The other two start moto's server on a free loopback port and run
-//! the tests with `WSGW_DYNAMODB_ENDPOINT` pointing at it. The pipeline stops the server
+//! the tests with `AWS_ENDPOINT_URL_DYNAMODB` (the AWS SDKs' own name) pointing at it. The pipeline stops the server
 //! when the task ends, passed or failed.
 
 use std::net::SocketAddr;
@@ -15,13 +15,28 @@ pub use crate::python::{venv_python, SetupError, VENV_DIR};
 use crate::step::{Cmd, Ready, Service, Step};
 
 /// The variable the DynamoDB integration tests read.
-pub const ENDPOINT_ENV: &str = "WSGW_DYNAMODB_ENDPOINT";
+pub const ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL_DYNAMODB";
+
+/// `cargo test` of wsgw-aws's DynamoDB test files, their ignored tests included.
+pub const DYNAMODB_TEST_ARGS: [&str; 11] = [
+    "test",
+    "-p",
+    "wsgw-aws",
+    "--test",
+    "dynamo_conformance",
+    "--test",
+    "churn_dynamodb",
+    "--test",
+    "dynamo_throttling_proxy",
+    "--",
+    "--include-ignored",
+];
 
 /// How long moto's server may take to accept connections.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The three steps: make sure moto is installed, start its server on `port`, run
-/// wsgw-aws's tests with the `integration` feature against it.
+/// wsgw-aws's DynamoDB tests (`#[ignore]`d in a plain `cargo test`) against it.
 pub fn dynamodb_steps(root: &Path, port: u16) -> Vec<Step> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     vec![
@@ -46,8 +61,8 @@ pub fn dynamodb_steps(root: &Path, port: u16) -> Vec<Step> {
             .export(ENDPOINT_ENV, format!("http://{addr}")),
         ),
         Step::run(
-            "wsgw-aws against moto's DynamoDB (feature integration)",
-            Cmd::cargo().args(["test", "-p", "wsgw-aws", "--features", "integration"]),
+            "wsgw-aws against moto's DynamoDB (its ignored tests)",
+            Cmd::cargo().args(DYNAMODB_TEST_ARGS),
         ),
     ]
 }
@@ -97,9 +112,6 @@ mod tests {
         };
 
         assert_eq!(args(&steps[0]), ["xtask", "setup-moto"]);
-        assert_eq!(
-            args(&steps[2]),
-            ["test", "-p", "wsgw-aws", "--features", "integration"]
-        );
+        assert_eq!(args(&steps[2]), DYNAMODB_TEST_ARGS);
     }
 }

@@ -5,7 +5,7 @@
 //! handshake, bystanders keep working, `@connections` is checked as SigV4 is on AWS).
 //!
 //! The clients are pinned in the project's one requirements file
-//! ([`python::REQUIREMENTS`]) and installed into `.venv/` with every other Python tool by
+//! ([`python::REQUIREMENTS`](crate::python::REQUIREMENTS)) and installed into `.venv/` with every other Python tool by
 //! the `setup-moto` step that starts `cargo xtask test`; [`parity_steps`] is how
 //! `cargo xtask test` runs the check.
 

@@ -13,7 +13,7 @@ use crate::step::{Cmd, Step};
 /// The Node test package of the dashboard, relative to the workspace root.
 pub const WEB_TESTS_DIR: &str = "examples/telemetry/web-tests";
 
-/// Runs after moto's server started (it needs `WSGW_DYNAMODB_ENDPOINT`): history and
+/// Runs after moto's server started (it needs `AWS_ENDPOINT_URL_DYNAMODB`): history and
 /// the conditional push update on DynamoDB, `--dynamodb-endpoint`, and Lambda mode.
 pub fn dynamodb_step() -> Step {
     Step::run(

@@ -136,7 +136,7 @@ async fn the_binary_requires_a_token_when_wsgw_jwt_secret_is_set() {
     command
         .args(["--listen", "127.0.0.1:0"])
         .env_remove("AWS_LAMBDA_RUNTIME_API")
-        .env_remove("WSGW_DYNAMODB_ENDPOINT")
+        .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
         .env_remove("WSGW_LISTEN")
         .env_remove("WSGW_JWT_PUBLIC_KEY_FILE")
         .env_remove("WSGW_JWT_ISSUER")
@@ -308,7 +308,7 @@ fn chat_binary_with(env: &[(&str, &str)]) -> (Option<std::process::ExitStatus>, 
     command
         .args(["--listen", "127.0.0.1:0"])
         .env_remove("AWS_LAMBDA_RUNTIME_API")
-        .env_remove("WSGW_DYNAMODB_ENDPOINT")
+        .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
         .env_remove("WSGW_LISTEN")
         .env_remove("WSGW_JWT_SECRET")
         .env_remove("WSGW_JWT_PUBLIC_KEY_FILE")

@@ -13,7 +13,7 @@ fn chat_command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_chat"));
     for variable in [
         "AWS_LAMBDA_RUNTIME_API",
-        "WSGW_DYNAMODB_ENDPOINT",
+        "AWS_ENDPOINT_URL_DYNAMODB",
         "WSGW_LISTEN",
         "WSGW_CONNECTIONS_TABLE",
         "WSGW_HISTORY_TABLE",

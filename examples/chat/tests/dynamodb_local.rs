@@ -2,7 +2,7 @@
 //! of memory, so connections and history live in tables and survive a restart.
 //!
 //! Compiled with the `integration` feature only; the server is named by
-//! `WSGW_DYNAMODB_ENDPOINT` (`cargo xtask test` starts moto's and runs this).
+//! `AWS_ENDPOINT_URL_DYNAMODB` (`cargo xtask test` starts moto's and runs this).
 #![cfg(feature = "integration")]
 
 use std::process::Command;

@@ -381,12 +381,15 @@ impl Run {
 
 /// `command` without the settings a reader following the README has not made, but the
 /// test's own environment may hold: `cargo xtask test` exports moto's
-/// `WSGW_DYNAMODB_ENDPOINT` for the DynamoDB steps, and the runner reads every `WSGW_*`
-/// and Lambda variable.
+/// `AWS_ENDPOINT_URL_DYNAMODB` for the DynamoDB steps, and the runner reads every `WSGW_*`,
+/// `AWS_ENDPOINT_URL*` and Lambda variable.
 fn as_in_a_readers_shell(command: &mut Command) -> &mut Command {
     for (name, _) in std::env::vars_os() {
         let name_text = name.to_string_lossy();
-        if name_text.starts_with("WSGW_") || name_text.starts_with("AWS_LAMBDA_") {
+        if ["WSGW_", "AWS_LAMBDA_", "AWS_ENDPOINT_URL"]
+            .iter()
+            .any(|prefix| name_text.starts_with(prefix))
+        {
             command.env_remove(&name);
         }
     }

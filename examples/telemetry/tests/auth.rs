@@ -208,7 +208,7 @@ async fn the_binary_turns_auth_on_from_the_environment_and_its_simulator_gets_in
     command
         .args(["--listen", "127.0.0.1:0", "--simulate", "1"])
         .env_remove("AWS_LAMBDA_RUNTIME_API")
-        .env_remove("WSGW_DYNAMODB_ENDPOINT")
+        .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
         .env_remove("TELEMETRY_DEVICE_TOKEN")
         .env_remove("TELEMETRY_DEVICE_SECRET")
         .env("TELEMETRY_DEVICE_KEYS", "sim-01=k-sim-01")
@@ -261,7 +261,7 @@ async fn the_binary_in_authorizer_role_answers_api_gateway_with_policies() {
         // Names only: the authorizer touches no table.
         .env("WSGW_CONNECTIONS_TABLE", "unused-connections")
         .env("WSGW_HISTORY_TABLE", "unused-history")
-        .env_remove("WSGW_DYNAMODB_ENDPOINT")
+        .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
         .env_remove("AWS_PROFILE")
         .stdout(Stdio::null())
         .stderr(Stdio::null());

@@ -16,7 +16,7 @@ fn start(args: &[&str]) -> (ServerProcess, String) {
         .args(["--listen", "127.0.0.1:0"])
         .args(args)
         .env_remove("AWS_LAMBDA_RUNTIME_API")
-        .env_remove("WSGW_DYNAMODB_ENDPOINT")
+        .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
         .env_remove("TELEMETRY_DEVICE_TOKEN")
         .env_remove("TELEMETRY_DEVICE_SECRET")
         .env_remove("TELEMETRY_DEVICE_KEYS")

@@ -3,7 +3,7 @@
 //! binary's `--dynamodb-endpoint` keeping history across a restart.
 //!
 //! Compiled with the `integration` feature only; the server is named by
-//! `WSGW_DYNAMODB_ENDPOINT` (`cargo xtask test` starts moto's and runs this).
+//! `AWS_ENDPOINT_URL_DYNAMODB` (`cargo xtask test` starts moto's and runs this).
 #![cfg(feature = "integration")]
 
 mod common;

@@ -101,7 +101,12 @@ fn each_shipped_event_alone_gives_the_answer_a_fresh_backend_gives() {
     ] {
         expected.insert(file, vec![(caller.to_owned(), Value::Null)]);
     }
-    let rest = ["history.json", "devices.json"];
+    let rest = [
+        "history.json",
+        "history-http-api.json",
+        "history-function-url.json",
+        "devices.json",
+    ];
 
     let mut shipped: Vec<String> = std::fs::read_dir(events_dir())
         .expect("events/ exists")
@@ -137,14 +142,17 @@ fn each_shipped_event_alone_gives_the_answer_a_fresh_backend_gives() {
         assert_eq!(out["metrics"][0]["HandlerErrors"], 0, "{name}");
     }
 
-    let history = &invoke(&["events/history.json"])[0];
-    assert_eq!(
-        body(history),
-        json!({"device_id": "esp32-01", "items": [], "next": null})
-    );
-    assert_eq!(history["metrics"][0]["Route"], "GET /history");
-    assert_eq!(history["metrics"][0]["EventType"], "REST");
-    assert_eq!(history["metrics"][0]["HttpRequests"], 1);
+    for file in &rest[..3] {
+        let history = &invoke(&[&format!("events/{file}")])[0];
+        assert_eq!(
+            body(history),
+            json!({"device_id": "esp32-01", "items": [], "next": null}),
+            "{file}"
+        );
+        assert_eq!(history["metrics"][0]["Route"], "GET /history", "{file}");
+        assert_eq!(history["metrics"][0]["EventType"], "REST", "{file}");
+        assert_eq!(history["metrics"][0]["HttpRequests"], 1, "{file}");
+    }
     let devices = &invoke(&["events/devices.json"])[0];
     assert_eq!(body(devices), json!({"devices": []}));
 }
@@ -214,6 +222,30 @@ fn the_shipped_events_in_order_are_a_device_and_a_dashboard_at_work() {
     assert_eq!(unknown[0].0, DASHBOARD);
     assert_eq!(unknown[0].1["code"], error("unknown_action")["code"]);
     assert_eq!(outs[10]["metrics"][0]["Disconnects"], 1);
+}
+
+/// The history endpoint deployed behind a REST API (payload 1.0), an HTTP API (payload
+/// 2.0, on the named stage `production`, whose `rawPath` starts with it) and a Function
+/// URL (payload 2.0, stage `$default`): the same response, status, headers and JSON, for
+/// the same query, in the event shapes AWS sends.
+#[test]
+fn history_answers_the_same_to_a_rest_api_an_http_api_and_a_function_url_event() {
+    let outs = invoke(&[
+        "events/connect-device.json",
+        "events/realtimedataupdate.json",
+        "events/history.json",
+        "events/history-http-api.json",
+        "events/history-function-url.json",
+    ]);
+    let [rest, http_api, function_url] = [&outs[2], &outs[3], &outs[4]];
+    let history = body(rest);
+    assert_eq!(history["items"][0]["seq"], 42, "{history}");
+    for (kind, out) in [("HTTP API", http_api), ("Function URL", function_url)] {
+        assert_eq!(out["response"], rest["response"], "{kind}");
+        assert_eq!(body(out), history, "{kind}");
+        assert_eq!(out["metrics"][0]["Route"], "GET /history", "{kind}");
+        assert_eq!(out["metrics"][0]["HttpRequests"], 1, "{kind}");
+    }
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! proxy events from the history API come in next to the WebSocket events.
 //!
 //! Compiled with the `integration` feature only; the server is named by
-//! `WSGW_DYNAMODB_ENDPOINT` (`cargo xtask test` starts moto's and runs this).
+//! `AWS_ENDPOINT_URL_DYNAMODB` (`cargo xtask test` starts moto's and runs this).
 #![cfg(feature = "integration")]
 
 use std::collections::BTreeMap;

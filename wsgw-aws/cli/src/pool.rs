@@ -89,10 +89,10 @@ impl Output {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct PoolSettings {
-    /// The DynamoDB endpoint (`AWS_ENDPOINT_URL_DYNAMODB`, `WSGW_DYNAMODB_ENDPOINT`).
+    /// The DynamoDB endpoint (`AWS_ENDPOINT_URL_DYNAMODB`).
     pub dynamodb_endpoint: Option<String>,
     /// The `@connections` endpoint, with its stage (`http://127.0.0.1:8080/production`:
-    /// `AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI`, `WSGW_MANAGEMENT_ENDPOINT`).
+    /// `AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI`).
     pub management_endpoint: Option<String>,
     /// `AWS_REGION` and `AWS_DEFAULT_REGION`.
     pub region: String,
@@ -648,14 +648,10 @@ impl FunctionPool {
         // The local services, for the SDKs (standard variables) and for wsgw's crates;
         // they win over the template's values, which name deployed endpoints.
         if let Some(endpoint) = &settings.dynamodb_endpoint {
-            command
-                .env("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
-                .env(wsgw_aws::dynamo::DYNAMODB_ENDPOINT_ENV, endpoint);
+            command.env(wsgw_aws::dynamo::DYNAMODB_ENDPOINT_ENV, endpoint);
         }
         if let Some(endpoint) = &settings.management_endpoint {
-            command
-                .env("AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI", endpoint)
-                .env(wsgw_aws::MANAGEMENT_ENDPOINT_ENV, endpoint);
+            command.env(wsgw_aws::MANAGEMENT_ENDPOINT_ENV, endpoint);
         }
         command
             .current_dir(task_root)

@@ -3,7 +3,7 @@
 //! another shape refused, and moto installed into the cache, started and stopped by the
 //! command itself when no endpoint is given.
 //!
-//! Needs `WSGW_DYNAMODB_ENDPOINT` (`cargo xtask test` starts moto's server) and PyPI for
+//! Needs `AWS_ENDPOINT_URL_DYNAMODB` (`cargo xtask test` starts moto's server) and PyPI for
 //! the first install into the cache (`target/wsgw-cache`).
 #![cfg(feature = "integration")]
 

@@ -2,7 +2,7 @@
 
 use aws_sdk_dynamodb::Client;
 
-use crate::config::load_sdk_config;
+use crate::config::{configured_endpoint, load_sdk_config};
 pub(crate) use crate::config::{non_empty_env, MAX_ATTEMPTS};
 
 /// Environment variable naming the connections table.
@@ -10,8 +10,12 @@ pub const CONNECTIONS_TABLE_ENV: &str = "WSGW_CONNECTIONS_TABLE";
 /// Environment variable naming the history table.
 pub const HISTORY_TABLE_ENV: &str = "WSGW_HISTORY_TABLE";
 /// Environment variable overriding the DynamoDB endpoint (a local emulator such as
-/// `http://127.0.0.1:5000`).
-pub const DYNAMODB_ENDPOINT_ENV: &str = "WSGW_DYNAMODB_ENDPOINT";
+/// `http://127.0.0.1:5000`): the AWS SDKs' own name; `AWS_ENDPOINT_URL` applies too
+/// (see [`configured_endpoint`](crate::config::configured_endpoint)).
+pub const DYNAMODB_ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL_DYNAMODB";
+/// wsgw 0.1's name for [`DYNAMODB_ENDPOINT_ENV`]: still read for one release, with a
+/// deprecation warning.
+pub const DEPRECATED_DYNAMODB_ENDPOINT_ENV: &str = "WSGW_DYNAMODB_ENDPOINT";
 
 /// How a builder gets its client: given, or made from the environment.
 #[derive(Debug, Clone, Default)]
@@ -25,7 +29,7 @@ impl ClientSettings {
     pub(crate) fn from_env() -> Self {
         ClientSettings {
             client: None,
-            endpoint: non_empty_env(DYNAMODB_ENDPOINT_ENV),
+            endpoint: configured_endpoint(DYNAMODB_ENDPOINT_ENV, DEPRECATED_DYNAMODB_ENDPOINT_ENV),
             region: None,
         }
     }

@@ -31,7 +31,7 @@ const KEY_ATTRIBUTES: [&str; 2] = [PK, SK];
 /// use wsgw_aws::dynamo::DynamoHistoryBuilder;
 /// use wsgw_core::{HistoryQuery, HistoryRecord, HistoryStore, Order};
 ///
-/// // WSGW_HISTORY_TABLE names the table; WSGW_DYNAMODB_ENDPOINT may point at an emulator.
+/// // WSGW_HISTORY_TABLE names the table; AWS_ENDPOINT_URL_DYNAMODB may point at an emulator.
 /// let history = DynamoHistoryBuilder::from_env().build().await?;
 /// history
 ///     .append(HistoryRecord::new("room:1", Utc::now(), "m1", serde_json::json!({"text": "hi"})))
@@ -62,7 +62,7 @@ impl DynamoHistoryBuilder {
         Self::default()
     }
 
-    /// A builder reading `WSGW_HISTORY_TABLE` (the table) and `WSGW_DYNAMODB_ENDPOINT` (an
+    /// A builder reading `WSGW_HISTORY_TABLE` (the table) and `AWS_ENDPOINT_URL_DYNAMODB` (an
     /// endpoint override, for a local emulator). Unset variables leave the setting empty;
     /// the AWS SDK reads region and credentials from the environment as usual.
     pub fn from_env() -> Self {

@@ -1,14 +1,15 @@
 //! Tables of their own on a local DynamoDB-compatible server (moto's, DynamoDB Local),
-//! for tests and throwaway local runs: the endpoint from `WSGW_DYNAMODB_ENDPOINT` with a
+//! for tests and throwaway local runs: the endpoint from `AWS_ENDPOINT_URL_DYNAMODB` with a
 //! message saying how to get one when it is unset, and uniquely named tables created as
 //! the SAM template would.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::config::DYNAMODB_ENDPOINT_ENV;
+use super::config::{DEPRECATED_DYNAMODB_ENDPOINT_ENV, DYNAMODB_ENDPOINT_ENV};
 use super::{create_tables, DynamoHistory, DynamoStore};
+use crate::config::configured_endpoint;
 
-/// `WSGW_DYNAMODB_ENDPOINT` is unset or empty where a DynamoDB-compatible server is
+/// `AWS_ENDPOINT_URL_DYNAMODB` (nor `AWS_ENDPOINT_URL`) is unset or empty where a DynamoDB-compatible server is
 /// needed; the message says how to start one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -16,11 +17,12 @@ use super::{create_tables, DynamoHistory, DynamoStore};
      `cargo xtask test`, which starts one, or start moto's yourself: \
      `python3 -m venv .venv && .venv/bin/pip install 'moto[server]>=5,<6' && \
      .venv/bin/python -m moto.server -H 127.0.0.1 -p 5000`, then run the tests with \
-     `{DYNAMODB_ENDPOINT_ENV}=http://127.0.0.1:5000 cargo test -p <package> --features integration`"
+     `{DYNAMODB_ENDPOINT_ENV}=http://127.0.0.1:5000 cargo test -p <package> -- --include-ignored`"
 )]
 pub struct MissingEndpoint;
 
-/// The local server's endpoint, from `WSGW_DYNAMODB_ENDPOINT`.
+/// The local server's endpoint, from `AWS_ENDPOINT_URL_DYNAMODB` or `AWS_ENDPOINT_URL`
+/// (see [`configured_endpoint`]).
 ///
 /// ```
 /// match wsgw_aws::dynamo::local::endpoint_from_env() {
@@ -29,10 +31,8 @@ pub struct MissingEndpoint;
 /// }
 /// ```
 pub fn endpoint_from_env() -> Result<String, MissingEndpoint> {
-    match std::env::var(DYNAMODB_ENDPOINT_ENV) {
-        Ok(endpoint) if !endpoint.trim().is_empty() => Ok(endpoint),
-        _ => Err(MissingEndpoint),
-    }
+    configured_endpoint(DYNAMODB_ENDPOINT_ENV, DEPRECATED_DYNAMODB_ENDPOINT_ENV)
+        .ok_or(MissingEndpoint)
 }
 
 /// `{prefix}-{process id}-{nanoseconds}`: a table or key name no other test run uses.

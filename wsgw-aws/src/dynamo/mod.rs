@@ -11,7 +11,7 @@
 //! | --- | --- |
 //! | `WSGW_CONNECTIONS_TABLE` | the connections table ([`DynamoStoreBuilder::from_env`]) |
 //! | `WSGW_HISTORY_TABLE` | the history table ([`DynamoHistoryBuilder::from_env`]) |
-//! | `WSGW_DYNAMODB_ENDPOINT` | an endpoint override, for a local emulator |
+//! | `AWS_ENDPOINT_URL_DYNAMODB`, else `AWS_ENDPOINT_URL` | an endpoint override, for a local emulator (the AWS SDKs' names; wsgw 0.1's `WSGW_DYNAMODB_ENDPOINT` still works for one release, with a deprecation warning) |
 //!
 //! Region and credentials come from the AWS SDK's usual sources (on Lambda: the
 //! function's role). With an endpoint override and no credentials in the environment,
@@ -40,7 +40,10 @@ mod tables;
 mod token;
 
 pub use crate::config::MAX_ATTEMPTS;
-pub use config::{local_client, CONNECTIONS_TABLE_ENV, DYNAMODB_ENDPOINT_ENV, HISTORY_TABLE_ENV};
+pub use config::{
+    local_client, CONNECTIONS_TABLE_ENV, DEPRECATED_DYNAMODB_ENDPOINT_ENV, DYNAMODB_ENDPOINT_ENV,
+    HISTORY_TABLE_ENV,
+};
 pub use history::{DynamoHistory, DynamoHistoryBuilder};
 pub use schema::DEFAULT_CONNECTION_TTL;
 pub use store::{DynamoStore, DynamoStoreBuilder};

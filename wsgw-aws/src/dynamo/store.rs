@@ -58,7 +58,7 @@ const TABLE_KEY_ATTRIBUTES: [&str; 2] = [PK, SK];
 /// use wsgw_aws::dynamo::DynamoStoreBuilder;
 /// use wsgw_core::{Connection, ConnectionId, ConnectionStore, PageRequest};
 ///
-/// // WSGW_CONNECTIONS_TABLE names the table; WSGW_DYNAMODB_ENDPOINT may point at an emulator.
+/// // WSGW_CONNECTIONS_TABLE names the table; AWS_ENDPOINT_URL_DYNAMODB may point at an emulator.
 /// let store = DynamoStoreBuilder::from_env().build().await?;
 /// store.put(Connection::new(ConnectionId::new("a=")).with_group("room:1")).await?;
 /// let page = store.list_group("room:1", PageRequest::first(100)).await?;
@@ -87,7 +87,7 @@ impl DynamoStoreBuilder {
         Self::default()
     }
 
-    /// A builder reading `WSGW_CONNECTIONS_TABLE` (the table) and `WSGW_DYNAMODB_ENDPOINT`
+    /// A builder reading `WSGW_CONNECTIONS_TABLE` (the table) and `AWS_ENDPOINT_URL_DYNAMODB`
     /// (an endpoint override, for a local emulator). Unset variables leave the setting
     /// empty; the AWS SDK reads region and credentials from the environment as usual.
     pub fn from_env() -> Self {

@@ -2,7 +2,7 @@
 //!
 //! Deployed, the template decides what API Gateway does: which routes exist, which of
 //! them send the integration's response back (route responses), the route selection
-//! expression. Locally the [`Router`](wsgw_core::Router) decides. This module reads the
+//! expression. Locally the [`Router`] decides. This module reads the
 //! template, YAML or JSON, short-form tags (`!Ref`, `!GetAtt`, `!Sub`, `!If`, `!Join`,
 //! `!Select`, `!FindInMap`, `!Equals`, `!Not`, …) included, into [`Template`]: its
 //! resources with their properties as [`TemplateValue`]s, intrinsic functions kept as

@@ -39,7 +39,8 @@ const IMPLICIT_STAGE: &str = "Prod";
 const DEFAULT_MEMORY_MB: u32 = 128;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// A template resolved for one local stack: see the [module docs](self).
+/// A template resolved for one local stack: every intrinsic function evaluated, and the
+/// WebSocket APIs, functions and tables `wsgw local` runs read out of it.
 ///
 /// ```
 /// use wsgw_aws::template::{StackSettings, Template};

@@ -369,7 +369,7 @@ impl ManagementRecorder {
         Ok(ManagementRecorder { endpoint, recorded })
     }
 
-    /// `http://127.0.0.1:PORT/production`, the value for `WSGW_MANAGEMENT_ENDPOINT`.
+    /// `http://127.0.0.1:PORT/production`, the value for `AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI`.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::{Invocation, LambdaRuntimeEmulator, ManagementCall, ManagementRecorder};
 
 /// A function process in Lambda mode: `AWS_LAMBDA_RUNTIME_API` points at its own
-/// emulator and `WSGW_MANAGEMENT_ENDPOINT` at its own recorder. The process is killed
+/// emulator and `AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI` at its own recorder. The process is killed
 /// and reaped on drop.
 pub struct LambdaFunction {
     runtime: LambdaRuntimeEmulator,
@@ -34,7 +34,10 @@ impl LambdaFunction {
         }
         command
             .env("AWS_LAMBDA_RUNTIME_API", runtime.runtime_api())
-            .env("WSGW_MANAGEMENT_ENDPOINT", management.endpoint())
+            .env(
+                "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI",
+                management.endpoint(),
+            )
             .env_remove("AWS_ACCESS_KEY_ID")
             .env_remove("AWS_SECRET_ACCESS_KEY")
             .env_remove("AWS_SESSION_TOKEN")

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use wsgw_core::metrics::{Counter, MetricsSnapshot};
+use wsgw_core::metrics::{Counter, MetricsSnapshot, LATENCY_METRIC};
 
 use super::ResourceUsage;
 
@@ -44,7 +44,7 @@ fn number(value: f64) -> String {
 pub fn render(snapshot: &MetricsSnapshot, resources: &ResourceUsage) -> String {
     let mut out = String::new();
     for counter in Counter::ALL {
-        let name = format!("{PREFIX}_{}_total", counter.snake_name());
+        let name = counter.metric_name();
         let _ = writeln!(out, "# HELP {name} {}.", help_text(counter.help()));
         let _ = writeln!(out, "# TYPE {name} counter");
         for sample in snapshot.counts.iter().filter(|s| s.counter == counter) {
@@ -56,7 +56,7 @@ pub fn render(snapshot: &MetricsSnapshot, resources: &ResourceUsage) -> String {
             );
         }
     }
-    let name = format!("{PREFIX}_handler_latency_seconds");
+    let name = LATENCY_METRIC;
     let _ = writeln!(
         out,
         "# HELP {name} How long route handlers ran, by route (seconds)."

@@ -178,7 +178,7 @@ pub async fn run_in_process(executable: &Path) -> (tokio::process::Child, String
     let mut child = tokio::process::Command::new(executable)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env_remove("AWS_LAMBDA_RUNTIME_API")
-        .env_remove("WSGW_DYNAMODB_ENDPOINT")
+        .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
         .env_remove("WSGW_LISTEN")
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())
