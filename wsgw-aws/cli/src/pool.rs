@@ -645,8 +645,8 @@ impl FunctionPool {
         if let Some(format) = &function.log_format {
             command.env("AWS_LAMBDA_LOG_FORMAT", format);
         }
-        // The local services, for the SDKs (standard variables) and for wsgw's crates;
-        // they win over the template's values, which name deployed endpoints.
+        // The local services, as the AWS SDKs' standard variables (wsgw's crates read
+        // them too); they win over the template's values, which name deployed endpoints.
         if let Some(endpoint) = &settings.dynamodb_endpoint {
             command.env(wsgw_aws::dynamo::DYNAMODB_ENDPOINT_ENV, endpoint);
         }
