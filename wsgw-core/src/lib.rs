@@ -165,6 +165,7 @@ mod broadcast;
 mod context;
 mod error;
 mod ext;
+mod field;
 mod gateway_error;
 mod handler;
 mod history;

@@ -19,7 +19,7 @@ pub struct Budget {
 
 /// The budgets that hold. Not yet here (over budget, see CHANGELOG and issue 16):
 /// `examples/chat/src` ≤ 700 and `examples/telemetry/src` ≤ 800.
-pub const BUDGETS: [Budget; 5] = [
+pub const BUDGETS: [Budget; 6] = [
     Budget {
         path: "examples/rooms/src",
         max_lines: 60,
@@ -27,6 +27,10 @@ pub const BUDGETS: [Budget; 5] = [
     Budget {
         path: "examples/rooms/src/main.rs",
         max_lines: 40,
+    },
+    Budget {
+        path: "examples/echo/src",
+        max_lines: 150,
     },
     Budget {
         path: "examples/echo/src/main.rs",
