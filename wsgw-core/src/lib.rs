@@ -170,6 +170,7 @@ mod gateway_error;
 mod handler;
 mod history;
 mod http;
+pub mod ids;
 pub mod metrics;
 mod rejection;
 mod reply;

@@ -17,9 +17,9 @@ pub struct Budget {
     pub max_lines: usize,
 }
 
-/// The budgets that hold. Not yet here (over budget, see CHANGELOG and issue 16):
-/// `examples/chat/src` ≤ 700 and `examples/telemetry/src` ≤ 800.
-pub const BUDGETS: [Budget; 6] = [
+/// The budgets that hold. Chat's `src/` is held at its current size (a ratchet: it may
+/// shrink, never grow) until it reaches issue 16's budget, [`TARGETS`].
+pub const BUDGETS: [Budget; 7] = [
     Budget {
         path: "examples/rooms/src",
         max_lines: 60,
@@ -37,6 +37,10 @@ pub const BUDGETS: [Budget; 6] = [
         max_lines: 40,
     },
     Budget {
+        path: "examples/chat/src",
+        max_lines: 1472,
+    },
+    Budget {
         path: "examples/chat/src/main.rs",
         max_lines: 40,
     },
@@ -45,6 +49,13 @@ pub const BUDGETS: [Budget; 6] = [
         max_lines: 40,
     },
 ];
+
+/// Issue 16's budgets not reached yet, which the ratchets in [`BUDGETS`] move towards:
+/// chat's src ≤ 700 lines.
+pub const TARGETS: [Budget; 1] = [Budget {
+    path: "examples/chat/src",
+    max_lines: 700,
+}];
 
 /// The `.rs` files at `path`: the file itself, or every one below the directory, sorted.
 pub fn rust_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -96,6 +107,17 @@ mod tests {
     fn the_examples_line_budgets_hold() {
         let over = over_budget(&crate::workspace_root(), &BUDGETS).expect("sources readable");
         assert!(over.is_empty(), "{}", over.join("\n"));
+    }
+
+    #[test]
+    fn every_target_is_held_by_a_ratchet_in_the_budgets() {
+        for target in TARGETS {
+            let ratchet = BUDGETS
+                .iter()
+                .find(|budget| budget.path == target.path)
+                .unwrap_or_else(|| panic!("{} has a target but no ratchet", target.path));
+            assert!(ratchet.max_lines >= target.max_lines, "{ratchet:?}");
+        }
     }
 
     #[test]

@@ -8,10 +8,10 @@ use wsgw_core::{
     Result,
 };
 
-use crate::ids::{new_message_id, rfc3339};
 use crate::protocol::{self, ErrorCode, InputError, Outgoing, ACTIONS};
 use crate::state::{AuditEvent, ChatState, SessionRecord, StoredMessage, SESSIONS_PARTITION};
 use crate::{session_group, ALL_GROUP, NAME_ATTRIBUTE, SESSION_ID_ATTRIBUTE};
+use wsgw_core::ids::{rfc3339_millis, time_ordered_id};
 
 type Ctx = Context<ChatState>;
 
@@ -40,6 +40,33 @@ async fn sender(ctx: &Ctx, id: &ConnectionId) -> Result<Sender> {
     })
 }
 
+/// Records a refused request in the audit log, at `at` (the caller is answered by the
+/// rejection its handler returns).
+async fn log_refusal(
+    ctx: &Ctx,
+    request: &Request,
+    action: Option<String>,
+    error: &InputError,
+    at: DateTime<Utc>,
+) {
+    tracing::info!(
+        connection_id = %request.connection_id,
+        route = %request.route_key,
+        code = %error.code,
+        detail = %error.detail,
+        "request refused"
+    );
+    let event = AuditEvent::Error {
+        connection_id: request.connection_id.to_string(),
+        route: request.route_key.clone(),
+        action,
+        error: error.code.to_string(),
+        detail: error.detail.clone(),
+        timestamp: rfc3339_millis(at),
+    };
+    ctx.state().log_event(ctx.history(), at, event).await;
+}
+
 /// Refuses a request: records it in the audit log and returns the rejection the caller
 /// is answered with, `{"type":"error",…}` ([`Outgoing::Error`]); the connection stays
 /// open.
@@ -50,33 +77,12 @@ async fn refuse(
     error: InputError,
     available: Option<Vec<String>>,
 ) -> wsgw_core::Error {
-    tracing::info!(
-        connection_id = %request.connection_id,
-        route = %request.route_key,
-        code = %error.code,
-        detail = %error.detail,
-        "request refused"
-    );
+    log_refusal(ctx, request, action, &error, Utc::now()).await;
     let outgoing = Outgoing::Error {
         error: error.code,
-        detail: error.detail.clone(),
+        detail: error.detail,
         available,
     };
-    let now = Utc::now();
-    ctx.state()
-        .log_event(
-            ctx.history(),
-            now,
-            AuditEvent::Error {
-                connection_id: request.connection_id.to_string(),
-                route: request.route_key.clone(),
-                action,
-                error: error.code.to_string(),
-                detail: error.detail,
-                timestamp: rfc3339(now),
-            },
-        )
-        .await;
     match Rejection::json(&outgoing) {
         Ok(rejection) => rejection.into(),
         Err(error) => error,
@@ -145,21 +151,7 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<()> {
     let (session_id, name) = match checked {
         Ok(checked) => checked,
         Err(error) => {
-            tracing::info!(connection_id = %id, code = %error.code, detail = %error.detail, "$connect refused");
-            state
-                .log_event(
-                    ctx.history(),
-                    connected_at,
-                    AuditEvent::Error {
-                        connection_id: id.to_string(),
-                        route: request.route_key.clone(),
-                        action: None,
-                        error: error.code.to_string(),
-                        detail: error.detail.clone(),
-                        timestamp: rfc3339(connected_at),
-                    },
-                )
-                .await;
+            log_refusal(&ctx, &request, None, &error, connected_at).await;
             // Another principal's session is forbidden; anything else is bad input.
             let status = if error.code == ErrorCode::SessionMismatch {
                 403
@@ -189,7 +181,7 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<()> {
         name: name.clone(),
         source_ip: request.source_ip.clone(),
         user_agent: request.user_agent.clone(),
-        connected_at: rfc3339(connected_at),
+        connected_at: rfc3339_millis(connected_at),
         disconnected_at: None,
         duration_seconds: None,
         close_code: None,
@@ -212,7 +204,7 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<()> {
                 session_id: session_id.clone(),
                 name,
                 source_ip: request.source_ip.clone(),
-                timestamp: rfc3339(connected_at),
+                timestamp: rfc3339_millis(connected_at),
             },
         )
         .await;
@@ -226,19 +218,12 @@ async fn find_session(
     id: &ConnectionId,
     connected_at: DateTime<Utc>,
 ) -> Result<Option<SessionRecord>> {
-    let query = HistoryQuery::new(SESSIONS_PARTITION)
-        .since(connected_at)
-        .until(connected_at + chrono::Duration::milliseconds(1))
-        .limit(100);
-    let mut records = ctx.history().records(query);
-    while let Some(record) = records.try_next().await? {
-        if record.id == id.as_str() {
-            if let Ok(session) = serde_json::from_value(record.data) {
-                return Ok(Some(session));
-            }
-        }
-    }
-    Ok(None)
+    let found = ctx
+        .history()
+        .find(SESSIONS_PARTITION, connected_at, id.as_str());
+    Ok(found
+        .await?
+        .and_then(|record| serde_json::from_value(record.data).ok()))
 }
 
 /// `$disconnect`: removes the connection, completes its session record with
@@ -287,7 +272,7 @@ pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<()> {
                             .and_then(|connection| connection.source_ip.clone())
                             .or_else(|| request.source_ip.clone()),
                         user_agent: None,
-                        connected_at: rfc3339(connected_at),
+                        connected_at: rfc3339_millis(connected_at),
                         disconnected_at: None,
                         duration_seconds: None,
                         close_code: None,
@@ -313,7 +298,7 @@ pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<()> {
                 session_id: session_id.clone(),
                 duration_seconds,
                 close_code,
-                timestamp: rfc3339(disconnected_at),
+                timestamp: rfc3339_millis(disconnected_at),
             },
         )
         .await;
@@ -343,12 +328,12 @@ pub(crate) async fn on_sendmessage(ctx: Ctx, request: Request) -> Result<()> {
     let sender = sender(&ctx, &id).await?;
     let received_at = request.request_time;
     let stored = StoredMessage {
-        message_id: new_message_id(received_at),
+        message_id: time_ordered_id(received_at),
         connection_id: id.to_string(),
         session_id: sender.session_id.clone(),
         name: sender.name,
         message: send.message,
-        timestamp: rfc3339(received_at),
+        timestamp: rfc3339_millis(received_at),
         session_ids: send.session_ids.clone(),
     };
     let data = serde_json::to_value(&stored)?;
