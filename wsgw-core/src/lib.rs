@@ -162,6 +162,7 @@
 pub mod auth;
 mod backends;
 mod broadcast;
+pub mod clock;
 mod context;
 mod error;
 mod ext;

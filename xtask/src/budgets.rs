@@ -17,9 +17,10 @@ pub struct Budget {
     pub max_lines: usize,
 }
 
-/// The budgets that hold. Chat's `src/` is held at its current size (a ratchet: it may
-/// shrink, never grow) until it reaches issue 16's budget, [`TARGETS`].
-pub const BUDGETS: [Budget; 7] = [
+/// The budgets that hold. Chat's and telemetry's `src/` are held at their current size
+/// (a ratchet: they may shrink, never grow) until they reach issue 16's budgets,
+/// [`TARGETS`].
+pub const BUDGETS: [Budget; 8] = [
     Budget {
         path: "examples/rooms/src",
         max_lines: 60,
@@ -41,6 +42,10 @@ pub const BUDGETS: [Budget; 7] = [
         max_lines: 1472,
     },
     Budget {
+        path: "examples/telemetry/src",
+        max_lines: 1908,
+    },
+    Budget {
         path: "examples/chat/src/main.rs",
         max_lines: 40,
     },
@@ -51,11 +56,18 @@ pub const BUDGETS: [Budget; 7] = [
 ];
 
 /// Issue 16's budgets not reached yet, which the ratchets in [`BUDGETS`] move towards:
-/// chat's src ≤ 700 lines.
-pub const TARGETS: [Budget; 1] = [Budget {
-    path: "examples/chat/src",
-    max_lines: 700,
-}];
+/// chat's src ≤ 700 lines and telemetry's server src ≤ 800 (its protocol, device and
+/// simulator crates are crates of their own, outside `src/`).
+pub const TARGETS: [Budget; 2] = [
+    Budget {
+        path: "examples/chat/src",
+        max_lines: 700,
+    },
+    Budget {
+        path: "examples/telemetry/src",
+        max_lines: 800,
+    },
+];
 
 /// The `.rs` files at `path`: the file itself, or every one below the directory, sorted.
 pub fn rust_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {

@@ -8,7 +8,7 @@ use chrono::Duration;
 use wsgw_core::auth::ApiKeyAuthorizer;
 
 use crate::access::{CorsOrigins, DeviceSecret};
-use crate::clock::{Clock, SystemClock};
+use wsgw_core::clock::{Clock, SystemClock};
 
 /// How long readings are kept unless configured otherwise: 30 days.
 pub const DEFAULT_HISTORY_TTL_DAYS: u32 = 30;
