@@ -173,6 +173,7 @@ mod history;
 mod http;
 pub mod ids;
 pub mod metrics;
+pub mod pacing;
 mod rejection;
 mod reply;
 mod request;
