@@ -2,8 +2,9 @@
 //! so its `src/` stays under a number of lines, and its `main.rs` under 40. Lines are
 //! counted as `wc -l` counts them, comments and blank lines included.
 //!
-//! [`BUDGETS`] lists the budgets that hold; the test in this module fails naming the
-//! file or directory and its budget when one is over.
+//! [`BUDGETS`] lists the budgets that hold (issue 16's, and ratchets at the current size
+//! for those not reached yet, [`TARGETS`]); the test in this module fails naming the file
+//! or directory and its budget when one is over.
 
 use std::path::{Path, PathBuf};
 
