@@ -30,15 +30,18 @@ function binaryPath(name, variable) {
 
 /**
  * Starts the example `name` (its binary from `$variable`, or built by `cargo build -p
- * name`) with `command` (a subcommand, before the options), `--listen 127.0.0.1:0` and
- * `args`, `RUST_LOG=warn`, without the variables in `unset` nor any `WSGW_*` or
+ * name`) with `command` (a subcommand, before the options), `--listen 127.0.0.1:0` (a
+ * server; `listen: false` for a client, such as `telemetry simulate`) and `args`,
+ * `RUST_LOG=warn`, without the variables in `unset` nor any `WSGW_*` or
  * `AWS_LAMBDA_RUNTIME_API` (so the caller's shell cannot change what is tested), plus
  * `env`. Resolves once the binary printed its address line (its first line, or the
- * first matching `readyLine` when given), within `wait` ms, with that line, the first
- * word of it starting with `prefix` (its address) and `stop()` (SIGTERM, then its exit).
+ * first matching `readyLine` when given), within `wait` ms, with that line, every line
+ * printed up to it (`lines`), the first word of it starting with `prefix` (its address,
+ * or for a client the one it connects to) and `stop()` (SIGTERM, then its exit).
  */
 export function startBinary({
   name, variable, prefix, command = [], args = [], unset = [], env = {}, readyLine = null, wait = WAIT,
+  listen = true,
 }) {
   const binary = binaryPath(name, variable);
   if (!existsSync(binary)) {
@@ -51,7 +54,8 @@ export function startBinary({
     }
   }
   Object.assign(childEnv, env);
-  const child = spawn(binary, [...command, "--listen", "127.0.0.1:0", ...args], { env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
+  const listenArgs = listen ? ["--listen", "127.0.0.1:0"] : [];
+  const child = spawn(binary, [...command, ...listenArgs, ...args], { env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (chunk) => { stderr += chunk; });
   const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
@@ -71,8 +75,9 @@ export function startBinary({
       if (ready) return;
       stdout += chunk;
       const lines = stdout.split("\n").slice(0, -1);
-      const line = readyLine ? lines.find((candidate) => readyLine.test(candidate)) : lines[0];
-      if (line === undefined) return;
+      const index = readyLine ? lines.findIndex((candidate) => readyLine.test(candidate)) : lines.length ? 0 : -1;
+      if (index === -1) return;
+      const line = lines[index];
       ready = true;
       clearTimeout(timer);
       const address = line.split(/\s+/).find((word) => word.startsWith(prefix));
@@ -83,6 +88,7 @@ export function startBinary({
       }
       resolve({
         line,
+        lines: lines.slice(0, index + 1),
         address,
         stop: async () => {
           if (child.exitCode === null) child.kill("SIGTERM");
@@ -90,5 +96,33 @@ export function startBinary({
         },
       });
     });
+  });
+}
+
+/**
+ * Serves an example's template with `wsgw local` (its binary from `$WSGW_BIN`, or built
+ * by `cargo build -p wsgw`), its page beside it: `wsgw local --template
+ * EXAMPLE/template.yaml --static-dir EXAMPLE/web --parameter-overrides ...overrides`,
+ * `example` being the example's directory (ending in `/`), without the variables in
+ * `unset`, moto's install cached in `$WSGW_CACHE_DIR` when set. Resolves as
+ * `startBinary` once wsgw local printed the page's address (`address`, `http://`).
+ */
+export function startWsgwLocal({ example, overrides = [], unset = [] }) {
+  return startBinary({
+    name: "wsgw",
+    variable: "WSGW_BIN",
+    prefix: "http://",
+    command: ["local"],
+    args: [
+      "--template", `${example}template.yaml`,
+      "--static-dir", `${example}web`,
+      ...(overrides.length ? ["--parameter-overrides", ...overrides] : []),
+    ],
+    unset,
+    // startBinary passes no WSGW_* variable on: the moto install's cache is given back.
+    env: process.env.WSGW_CACHE_DIR ? { WSGW_CACHE_DIR: process.env.WSGW_CACHE_DIR } : {},
+    readyLine: /the page of --static-dir at http:/,
+    // The example's build (a no-op once built), moto's start and the tables first.
+    wait: 120_000,
   });
 }

@@ -72,7 +72,7 @@ pub fn dynamodb_step() -> Step {
 }
 
 /// The page test: Chromium (installed when missing), then [`page_test_steps`], then the
-/// same page test through `wsgw local` ([`crate::wsgw_local::chat_page_steps`]).
+/// same page test through `wsgw local` ([`crate::wsgw_local::page_steps`]).
 pub fn web_steps(root: &Path) -> Vec<Step> {
     let mut steps = vec![Step::run(
         "Debian's chromium, node and npm (apt-get install when missing)",
@@ -85,7 +85,13 @@ pub fn web_steps(root: &Path) -> Vec<Step> {
         "chat.test.mjs",
         "the chat page",
     ));
-    steps.extend(crate::wsgw_local::chat_page_steps(root));
+    steps.extend(crate::wsgw_local::page_steps(
+        root,
+        WEB_TESTS_DIR,
+        "chat",
+        "chat.test.mjs",
+        "the chat page",
+    ));
     steps
 }
 

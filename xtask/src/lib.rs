@@ -275,6 +275,8 @@ mod tests {
                 vec!["ci", "--no-audit", "--no-fund"],
                 vec!["build", "-p", "telemetry"],
                 vec!["--test", "dashboard.test.mjs"],
+                vec!["build", "-p", "wsgw", "-p", "telemetry"],
+                vec!["--test", "dashboard.test.mjs"],
                 vec!["-c", firmware::SETUP],
                 vec!["build", "--release", "--locked"],
                 vec!["-c", firmware::SAVE_IMAGE],

@@ -33,13 +33,22 @@ pub fn dynamodb_step() -> Step {
 }
 
 /// The dashboard test ([`crate::chat::page_test_steps`]; the browser is installed by
-/// [`crate::chat::web_steps`], which runs first).
+/// [`crate::chat::web_steps`], which runs first), then the same test through `wsgw local`
+/// ([`crate::wsgw_local::page_steps`]).
 pub fn web_steps(root: &Path) -> Vec<Step> {
-    page_test_steps(
+    let mut steps = page_test_steps(
         root,
         WEB_TESTS_DIR,
         "telemetry",
         "dashboard.test.mjs",
         "the telemetry dashboard",
-    )
+    );
+    steps.extend(crate::wsgw_local::page_steps(
+        root,
+        WEB_TESTS_DIR,
+        "telemetry",
+        "dashboard.test.mjs",
+        "the telemetry dashboard",
+    ));
+    steps
 }

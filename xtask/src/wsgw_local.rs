@@ -2,11 +2,12 @@
 //! pipeline started), moto installed, started and stopped by the command itself, into a
 //! cache in `target/` so later runs reuse the install, and the chat and the telemetry
 //! (its authorizer on) served to real clients with their tables on moto; then the chat's
-//! page tests in headless Chromium through `wsgw local` ([`chat_page_steps`]).
+//! and the telemetry's page tests in headless Chromium through `wsgw local`
+//! ([`page_steps`]).
 
 use std::path::Path;
 
-use crate::chat::{debug_binary, CHROMIUM, WEB_TESTS_DIR};
+use crate::chat::{debug_binary, CHROMIUM};
 use crate::step::{Cmd, Step};
 
 /// The cache directory `wsgw` installs moto into during the tests, relative to the
@@ -24,27 +25,40 @@ pub fn dynamodb_step(root: &Path) -> Step {
     )
 }
 
-/// The chat page's tests once more, through `wsgw local --template
-/// examples/chat/template.yaml --static-dir examples/chat/web` (`CHAT_THROUGH=wsgw-local`):
-/// the page and its clients served by wsgw local, every event handled by a `chat`
-/// process in Lambda mode, its tables on the moto wsgw local starts from the cache in
-/// `target/`. Runs after [`crate::chat::web_steps`] (the browser, `npm ci`, the chat's
-/// build).
-pub fn chat_page_steps(root: &Path) -> Vec<Step> {
+/// An example's page tests once more, through `wsgw local --template
+/// examples/EXAMPLE/template.yaml --static-dir examples/EXAMPLE/web`
+/// (`{EXAMPLE}_THROUGH=wsgw-local`): the page, its clients and its REST API served by
+/// wsgw local, every event handled by the example's binary as a process in Lambda mode,
+/// its tables on the moto wsgw local starts from the cache in `target/`. `{EXAMPLE}_BIN`
+/// is the example's binary for what the tests run beside it (the telemetry's simulated
+/// devices). Runs after [`crate::chat::page_test_steps`] for the example (the browser,
+/// `npm ci`, the example's build).
+pub fn page_steps(
+    root: &Path,
+    web_tests: &str,
+    example: &str,
+    test_file: &str,
+    what: &str,
+) -> Vec<Step> {
+    let example_variable = example.to_ascii_uppercase();
     vec![
         Step::run(
-            "the wsgw binary for the chat page through wsgw local",
-            Cmd::cargo().args(["build", "-p", "wsgw", "-p", "chat"]),
+            format!("the wsgw binary for {what} through wsgw local"),
+            Cmd::cargo().args(["build", "-p", "wsgw", "-p", example]),
         ),
         Step::run(
-            "the chat page through wsgw local in headless Chromium (node --test)",
+            format!("{what} through wsgw local in headless Chromium (node --test)"),
             Cmd::new("node")
-                .args(["--test", "chat.test.mjs"])
-                .env("CHAT_THROUGH", "wsgw-local")
+                .args(["--test", test_file])
+                .env(format!("{example_variable}_THROUGH"), "wsgw-local")
+                .env(
+                    format!("{example_variable}_BIN"),
+                    debug_binary(root, example),
+                )
                 .env("WSGW_BIN", debug_binary(root, "wsgw"))
                 .env("WSGW_CACHE_DIR", root.join(CACHE_DIR))
                 .env("CHROMIUM", CHROMIUM)
-                .current_dir(root.join(WEB_TESTS_DIR)),
+                .current_dir(root.join(web_tests)),
         ),
     ]
 }

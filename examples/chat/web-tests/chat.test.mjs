@@ -18,7 +18,7 @@ import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { CHROMIUM, CHROMIUM_ARGS, WAIT, startBinary } from "../../web-support/binary.mjs";
+import { CHROMIUM, CHROMIUM_ARGS, WAIT, startBinary, startWsgwLocal } from "../../web-support/binary.mjs";
 
 const SCREENSHOT = process.env.SCREENSHOT || "/tmp/chat-page.png";
 
@@ -42,22 +42,7 @@ async function startChatThroughWsgwLocal(env) {
     if (!parameter) throw new Error(`${variable}: no template parameter sets it under wsgw local`);
     return `${parameter}=${value}`;
   });
-  const wsgw = await startBinary({
-    name: "wsgw",
-    variable: "WSGW_BIN",
-    prefix: "http://",
-    command: ["local"],
-    args: [
-      "--template", `${example}template.yaml`,
-      "--static-dir", `${example}web`,
-      ...(overrides.length ? ["--parameter-overrides", ...overrides] : []),
-    ],
-    // binary.mjs passes no WSGW_* variable on: the moto install's cache is given back.
-    env: process.env.WSGW_CACHE_DIR ? { WSGW_CACHE_DIR: process.env.WSGW_CACHE_DIR } : {},
-    readyLine: /the page of --static-dir at http:/,
-    // The chat's build (a no-op once built), moto's start and the tables first.
-    wait: 120_000,
-  });
+  const wsgw = await startWsgwLocal({ example, overrides });
   return { url: wsgw.address, stop: wsgw.stop };
 }
 

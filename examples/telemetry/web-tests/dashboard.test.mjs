@@ -9,24 +9,101 @@
 //
 // Devices are played by a second page that speaks the device protocol over the
 // browser's own WebSocket, exactly as the firmware does on the wire.
+//
+// TELEMETRY_THROUGH=wsgw-local runs the same tests against `wsgw local --template
+// ../template.yaml --static-dir ../web` instead (WSGW_BIN names the wsgw binary): the
+// dashboard and its REST API (/history, /devices) from wsgw local, every event and
+// request handled by a `telemetry` process in Lambda mode (and, with keys, its
+// authorizer function), the tables on the moto server wsgw local starts (installed into
+// WSGW_CACHE_DIR, default ~/.cache/wsgw). The binary's settings flags become the
+// template's parameters (--parameter-overrides); `--simulate N`, devices inside the
+// binary, becomes `telemetry simulate --devices N --url <the stage's ws:// URL>`, as
+// against a deployed stack. By hand:
+//   cargo build -p wsgw -p telemetry && TELEMETRY_THROUGH=wsgw-local node --test
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { CHROMIUM, CHROMIUM_ARGS, WAIT, startBinary } from "../../web-support/binary.mjs";
+import { CHROMIUM, CHROMIUM_ARGS, WAIT, startBinary, startWsgwLocal } from "../../web-support/binary.mjs";
 
 const SCREENSHOT = process.env.SCREENSHOT || "/tmp/telemetry-dashboard.png";
 
+const THROUGH_WSGW_LOCAL = process.env.TELEMETRY_THROUGH === "wsgw-local";
+
+/** The settings' variables: the caller's shell must not hand them to what is tested. */
+const SETTINGS_VARIABLES = [
+  "TELEMETRY_DEVICE_TOKEN", "TELEMETRY_DEVICE_SECRET", "TELEMETRY_DEVICE_KEYS", "TELEMETRY_DASHBOARD_KEYS",
+  "TELEMETRY_CORS_ORIGIN", "TELEMETRY_HISTORY_TTL_DAYS",
+];
+
+/** The telemetry binary's settings flags, as the template's parameters. */
+const TEMPLATE_PARAMETERS = {
+  "--device-keys": "DeviceKeys",
+  "--dashboard-keys": "DashboardKeys",
+  "--device-secret": "DeviceSecret",
+  "--cors-origin": "CorsOrigin",
+  "--history-ttl-days": "HistoryTtlDays",
+};
+
 /** Starts the telemetry binary on a free port; resolves with its URLs and a stop(). */
 async function startTelemetry(args = []) {
+  if (THROUGH_WSGW_LOCAL) return startTelemetryThroughWsgwLocal(args);
   const telemetry = await startBinary({
     name: "telemetry",
     variable: "TELEMETRY_BIN",
     prefix: "ws://",
     args,
-    unset: ["TELEMETRY_DEVICE_TOKEN", "TELEMETRY_DEVICE_SECRET", "TELEMETRY_DEVICE_KEYS", "TELEMETRY_DASHBOARD_KEYS", "TELEMETRY_CORS_ORIGIN"],
+    unset: SETTINGS_VARIABLES,
   });
   return { ws: telemetry.address, http: telemetry.address.replace(/^ws:/, "http:"), stop: telemetry.stop };
+}
+
+/** Readings sent at once by the history test under wsgw local (a divisor of 1200). */
+const HISTORY_BATCH = 100;
+
+/** The binary's flags as `--simulate`'s device count and the settings' [flag, value] pairs. */
+function telemetryFlags(args) {
+  let simulate = 0;
+  const settings = [];
+  for (let i = 0; i < args.length; i += 2) {
+    const [flag, value] = [args[i], args[i + 1]];
+    if (value === undefined) throw new Error(`${flag}: no value`);
+    if (flag === "--simulate") simulate = Number(value);
+    else if (TEMPLATE_PARAMETERS[flag]) settings.push([flag, value]);
+    else throw new Error(`${flag}: no template parameter sets it under wsgw local`);
+  }
+  return { simulate, settings };
+}
+
+/** The telemetry's template served by `wsgw local` with the dashboard beside it (see the top). */
+async function startTelemetryThroughWsgwLocal(args) {
+  const { simulate, settings } = telemetryFlags(args);
+  const example = fileURLToPath(new URL("..", import.meta.url));
+  const overrides = settings.map(([flag, value]) => `${TEMPLATE_PARAMETERS[flag]}=${value}`);
+  const wsgw = await startWsgwLocal({ example, overrides, unset: SETTINGS_VARIABLES });
+  const http = wsgw.address.replace(/\/+$/, "");
+  const server = { ws: http.replace(/^http:/, "ws:"), http, stop: wsgw.stop };
+  if (simulate === 0) return server;
+  try {
+    const stageUrl = wsgw.lines.join("\n").match(/serving WebSocket API .* at (ws:\/\/\S+)/)?.[1];
+    if (!stageUrl) throw new Error(`wsgw local named no ws:// URL of its stage: ${wsgw.lines.join("\n")}`);
+    const devices = await startBinary({
+      name: "telemetry",
+      variable: "TELEMETRY_BIN",
+      prefix: "ws://",
+      command: ["simulate"],
+      listen: false,
+      // The settings give the devices their keys or tokens, as they do `--simulate`'s.
+      args: ["--devices", String(simulate), "--url", stageUrl, ...settings.flat()],
+      unset: SETTINGS_VARIABLES,
+      readyLine: /^simulating /,
+    });
+    return { ...server, stop: async () => { await devices.stop(); return wsgw.stop(); } };
+  } catch (error) {
+    await wsgw.stop();
+    throw error;
+  }
 }
 
 let browser;
@@ -178,9 +255,20 @@ test("history loads a time range from /history and plots it", async (t) => {
   const server = await startTelemetry();
   t.after(() => server.stop());
   const device = await startDevice(server.ws, "esp32-hist", t);
-  await device.send(1200, 0); // more than one page of 1000
-  // Every reading is stored before the page asks for them.
-  await waitForHistory(server.http, "esp32-hist", 1200);
+  // More than one page of 1000; every reading is stored before the page asks for them.
+  if (THROUGH_WSGW_LOCAL) {
+    // Each reading is an invocation of a function process writing to moto (some 30 a
+    // second on a busy 2-core machine): sent in batches, each stored within WAIT before
+    // the next, as a burst of 1200 would also be throttled by the deployed stage
+    // (ThrottlingBurstLimit 500).
+    for (let sent = 0; sent < 1200; sent += HISTORY_BATCH) {
+      await device.send(HISTORY_BATCH, 0);
+      await waitForHistory(server.http, "esp32-hist", sent + HISTORY_BATCH);
+    }
+  } else {
+    await device.send(1200, 0);
+    await waitForHistory(server.http, "esp32-hist", 1200);
+  }
 
   const page = await openDashboard(server.http, t);
   // The device is listed by /devices and its recent readings fill the live card.
@@ -349,7 +437,9 @@ async function waitForHistory(http, deviceId, want) {
       url.searchParams.set("device_id", deviceId);
       url.searchParams.set("limit", "1000");
       if (next) url.searchParams.set("next", next);
-      const body = await (await fetch(url)).json();
+      const response = await fetch(url);
+      if (!response.ok) throw new Error(`GET ${url}: ${response.status} ${await response.text()}`);
+      const body = await response.json();
       count += body.items.length;
       next = body.next;
     } while (next);

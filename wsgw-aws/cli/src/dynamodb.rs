@@ -115,6 +115,12 @@ impl MotoServer {
                 .await
                 .is_ok()
             {
+                // moto logs every request on standard error: read on, or once the pipe's
+                // buffer is full (some 1,000 requests) moto blocks writing its log and
+                // every function waiting on DynamoDB with it.
+                if let Some(log) = child.stderr.take() {
+                    tokio::spawn(drain_log(log));
+                }
                 return Ok(MotoServer {
                     endpoint: format!("http://127.0.0.1:{port}"),
                     child,
@@ -145,6 +151,16 @@ impl MotoServer {
     /// Stops the server and waits for it to exit.
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
+    }
+}
+
+/// Reads moto's log until it ends, each line a debug event (`RUST_LOG=wsgw=debug`
+/// shows them).
+async fn drain_log(log: tokio::process::ChildStderr) {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(log).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::debug!(moto = %line);
     }
 }
 

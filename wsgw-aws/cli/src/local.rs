@@ -194,8 +194,13 @@ pub struct LocalRun {
     pub template: PathBuf,
     /// The resolved stack.
     pub stack: Stack,
-    /// The listening socket, bound (the gateway serves on it).
-    pub listener: TcpListener,
+    /// The address the stage listens on (bound by [`prepare`](Self::prepare)).
+    pub local_addr: SocketAddr,
+    /// The listening socket, until [`serve`](Self::serve) hands it to the gateway. Held
+    /// by nothing else: a second handle would keep the port accepting into its backlog
+    /// after the gateway stopped, and a function posting to `@connections` while the
+    /// stage shuts down would then wait for an answer until its timeout.
+    listener: Option<TcpListener>,
     /// DynamoDB.
     pub dynamodb: DynamoEndpoint,
     /// The tables, created or reused.
@@ -306,7 +311,8 @@ impl LocalRun {
         Ok(LocalRun {
             template: args.template.clone(),
             stack,
-            listener,
+            local_addr,
+            listener: Some(listener),
             dynamodb,
             tables,
             executables,
@@ -410,7 +416,7 @@ impl LocalRun {
     /// address, through the LocalGateway with a [`TemplateIntegration`]: clients connect
     /// to `ws://ADDR/{stage}`, the functions post to `http://ADDR/{stage}/@connections/{id}`
     /// (signed with the keys the pool gives them, or unsigned from loopback).
-    pub fn serve(self) -> Result<Serving, LocalError> {
+    pub fn serve(mut self) -> Result<Serving, LocalError> {
         let api = self.stack.apis.first().cloned().ok_or_else(|| {
             LocalError::Serve(format!(
                 "{}: no WebSocket API to serve",
@@ -432,7 +438,8 @@ impl LocalRun {
         let access = ManagementAccess::new(ManagementCredentials::new(access_key, secret));
         let listener = self
             .listener
-            .try_clone()
+            .take()
+            .ok_or_else(|| std::io::Error::other("the listener was handed to a gateway already"))
             .and_then(|listener| {
                 listener.set_nonblocking(true)?;
                 tokio::net::TcpListener::from_std(listener)

@@ -10,6 +10,7 @@
 mod support;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{KeyType, ProjectionType, TimeToLiveStatus};
 use wsgw::dynamodb::{create_tables, MotoServer, CACHE_DIR_ENV};
@@ -186,6 +187,39 @@ async fn moto_is_installed_into_the_cache_and_served_on_loopback_until_stopped()
         std::net::TcpStream::connect(addr).is_err(),
         "moto's server is stopped"
     );
+}
+
+/// moto's server logs every request on its standard error: some 1,000 requests fill a
+/// pipe nobody reads, and moto then blocks on writing its log and answers nothing more
+/// (seen as every function of `wsgw local` hanging until its timeout after a few hundred
+/// telemetry readings).
+#[tokio::test]
+async fn moto_keeps_answering_after_more_requests_than_a_pipe_holds_of_its_log() {
+    const REQUESTS: usize = 1_500;
+    const AT_ONCE: usize = 8;
+    let server = MotoServer::start(&cache())
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    let client = local_client(server.endpoint(), None).await;
+    let mut answered = 0;
+    while answered < REQUESTS {
+        let batch: Vec<_> = (0..AT_ONCE)
+            .map(|_| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    tokio::time::timeout(Duration::from_secs(10), client.list_tables().send()).await
+                })
+            })
+            .collect();
+        for request in batch {
+            match request.await.unwrap() {
+                Ok(Ok(_)) => answered += 1,
+                Ok(Err(error)) => panic!("after {answered} answers: {error:?}"),
+                Err(_) => panic!("after {answered} answers, moto answered nothing within 10 s"),
+            }
+        }
+    }
+    server.stop().await;
 }
 
 #[test]

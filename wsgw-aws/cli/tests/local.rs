@@ -297,6 +297,35 @@ async fn a_function_past_its_timeout_gives_internal_server_error_and_the_next_ca
     serving.shutdown().await;
 }
 
+/// Stopping the stage while a function is still running: its late `@connections` post
+/// is refused at once (the port no longer accepts), so the function ends, `$disconnect`
+/// runs and the stop completes. Before, a second handle on the listening socket kept the
+/// port accepting into a backlog nobody served, and the post waited, unanswered, for the
+/// function's timeout (seen as the page tests' `wsgw local` taking 29 s to stop).
+#[tokio::test]
+async fn stopping_while_a_function_runs_refuses_its_late_post_instead_of_waiting_for_its_timeout() {
+    let serving = serve(&[]).await;
+    let address = serving.run.local_addr;
+    let mut client = connect(&serving.stage_url()).await;
+    let answer = echo_round(&mut client, json!({"action": "echo"})).await;
+    assert!(answer["pid"].as_u64().is_some(), "{answer}");
+
+    // PlainEcho's Timeout is 10 s; it posts after sleeping 2 s, by then the stop is under way.
+    send(&mut client, json!({"action": "echo", "sleep_ms": 2_000})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopped = tokio::time::timeout(Duration::from_secs(8), serving.shutdown()).await;
+    assert!(
+        stopped.is_ok(),
+        "the stop waited for the function's 10 s timeout: its @connections post was left unanswered"
+    );
+    let refused = tokio::net::TcpStream::connect(address).await;
+    assert!(
+        refused.is_err(),
+        "{address} still accepts connections after the stop"
+    );
+    drop(client);
+}
+
 #[tokio::test]
 async fn parallel_messages_start_concurrent_instances() {
     const CLIENTS: usize = 4;
