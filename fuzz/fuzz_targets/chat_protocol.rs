@@ -9,15 +9,19 @@ use chat::protocol::{
 use chat::ChatConfig;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use wsgw_core::Payload;
+use wsgw_core::{ConnectionId, Payload, Request};
 
 fuzz_target!(|data: &[u8]| {
     let config = ChatConfig::default();
-    let _ = unknown_action_detail(Some(&Payload::binary(data.to_vec())));
+    let caller = ConnectionId::new("fuzz=");
+    let _ = unknown_action_detail(&Request::message(
+        caller.clone(),
+        Payload::binary(data.to_vec()),
+    ));
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let (detail, action) = unknown_action_detail(Some(&Payload::text(text)));
+    let (detail, action) = unknown_action_detail(&Request::message(caller, text));
     assert!(!detail.is_empty());
     if let Some(action) = action {
         assert!(

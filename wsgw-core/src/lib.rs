@@ -172,6 +172,7 @@ mod handler;
 mod history;
 mod http;
 pub mod ids;
+pub mod input;
 pub mod metrics;
 pub mod pacing;
 mod rejection;

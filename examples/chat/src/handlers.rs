@@ -440,7 +440,7 @@ pub(crate) async fn on_heartbeat(ctx: Ctx, _request: Request) -> Result<()> {
 
 /// `$default`: unknown actions, messages without an action, non-JSON and binary frames.
 pub(crate) async fn on_default(ctx: Ctx, request: Request) -> Result<()> {
-    let (detail, action) = protocol::unknown_action_detail(request.body.as_ref());
+    let (detail, action) = protocol::unknown_action_detail(&request);
     let available = ACTIONS.iter().map(|action| (*action).to_owned()).collect();
     let error = InputError::new(ErrorCode::UnknownAction, detail);
     Err(refuse(&ctx, &request, action, error, Some(available)).await)

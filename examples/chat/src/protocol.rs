@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use wsgw_core::input::{json_type, Unrouted};
+use wsgw_core::Request;
 
 use crate::ChatConfig;
 
@@ -181,17 +183,6 @@ pub struct SendMessage {
 pub struct HistoryRequest {
     /// How many messages at most.
     pub limit: usize,
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 fn as_object(body: &Value) -> Result<&serde_json::Map<String, Value>, InputError> {
@@ -441,37 +432,32 @@ pub fn parse_history(body: &Value, config: &ChatConfig) -> Result<HistoryRequest
     Ok(HistoryRequest { limit })
 }
 
-/// Why a message went to `$default`, for the `detail` of `unknown_action`.
-pub fn unknown_action_detail(body: Option<&wsgw_core::Payload>) -> (String, Option<String>) {
-    let Some(body) = body else {
-        return ("the message is empty".to_owned(), None);
-    };
-    let Some(text) = body.as_text() else {
-        return (
+/// Why a message went to `$default`, for the `detail` of `unknown_action`, and the
+/// action it named (shortened) when that was a string.
+pub fn unknown_action_detail(request: &Request) -> (String, Option<String>) {
+    match Unrouted::of(request, "action") {
+        Unrouted::Empty => ("the message is empty".to_owned(), None),
+        Unrouted::Binary => (
             "binary frames are not understood: send JSON text such as {\"action\":\"heartbeat\"}"
                 .to_owned(),
             None,
-        );
-    };
-    let Ok(value) = serde_json::from_str::<Value>(text) else {
-        return (
+        ),
+        Unrouted::NotJson => (
             "the message is not JSON: send an object such as {\"action\":\"heartbeat\"}".to_owned(),
             None,
-        );
-    };
-    match value.get("action") {
-        Some(Value::String(action)) => {
-            let action = shorten(action, 64);
+        ),
+        Unrouted::UnknownAction(Value::String(action)) => {
+            let action = shorten(&action, 64);
             (
                 format!("`{action}` is not an action (actions are case-sensitive)"),
                 Some(action),
             )
         }
-        Some(other) => (
-            format!("`action` must be a string, got {}", json_type(other)),
+        Unrouted::UnknownAction(other) => (
+            format!("`action` must be a string, got {}", json_type(&other)),
             None,
         ),
-        None => (
+        Unrouted::NoAction => (
             "the message has no `action` field: send {\"action\":\"sendmessage\",\"message\":\"hi\"}"
                 .to_owned(),
             None,
