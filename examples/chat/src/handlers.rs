@@ -8,7 +8,7 @@ use wsgw_core::{
     Result,
 };
 
-use crate::protocol::{self, ErrorCode, InputError, Outgoing, ACTIONS};
+use crate::protocol::{self, ErrorCode, Outgoing, ACTIONS};
 use crate::state::{AuditEvent, ChatState, SessionRecord, StoredMessage, SESSIONS_PARTITION};
 use crate::{session_group, ALL_GROUP, NAME_ATTRIBUTE, SESSION_ID_ATTRIBUTE};
 use wsgw_core::ids::{rfc3339_millis, time_ordered_id};
@@ -46,22 +46,24 @@ async fn log_refusal(
     ctx: &Ctx,
     request: &Request,
     action: Option<String>,
-    error: &InputError,
+    error: &Rejection,
     at: DateTime<Utc>,
 ) {
+    let code = error.code().unwrap_or_default();
+    let detail = error.detail().unwrap_or_default();
     tracing::info!(
         connection_id = %request.connection_id,
         route = %request.route_key,
-        code = %error.code,
-        detail = %error.detail,
+        code,
+        detail,
         "request refused"
     );
     let event = AuditEvent::Error {
         connection_id: request.connection_id.to_string(),
         route: request.route_key.clone(),
         action,
-        error: error.code.to_string(),
-        detail: error.detail.clone(),
+        error: code.to_owned(),
+        detail: detail.to_owned(),
         timestamp: rfc3339_millis(at),
     };
     ctx.state().log_event(ctx.history(), at, event).await;
@@ -74,19 +76,10 @@ async fn refuse(
     ctx: &Ctx,
     request: &Request,
     action: Option<String>,
-    error: InputError,
-    available: Option<Vec<String>>,
+    error: Rejection,
 ) -> wsgw_core::Error {
     log_refusal(ctx, request, action, &error, Utc::now()).await;
-    let outgoing = Outgoing::Error {
-        error: error.code,
-        detail: error.detail,
-        available,
-    };
-    match Rejection::json(&outgoing) {
-        Ok(rejection) => rejection.into(),
-        Err(error) => error,
-    }
+    error.into()
 }
 
 /// The body as JSON, or the `invalid_json` error.
@@ -94,17 +87,14 @@ async fn refuse(
 /// A route was selected, so the body named an action; what fails here is JSON the chat
 /// cannot read (a number beyond a 64-bit float, nesting deeper than 128 levels), or a
 /// body the gateway routed itself: the detail says which.
-fn json_body(request: &Request) -> std::result::Result<Value, InputError> {
+fn json_body(request: &Request) -> std::result::Result<Value, Rejection> {
     let Some(text) = request.text() else {
-        return Err(InputError::new(
-            ErrorCode::InvalidJson,
+        return Err(ErrorCode::InvalidJson.reject(
             "binary frames are not understood: send JSON text such as {\"action\":\"heartbeat\"}",
         ));
     };
     serde_json::from_str(text).map_err(|error| {
-        InputError::new(
-            ErrorCode::InvalidJson,
-            format!(
+        ErrorCode::InvalidJson.reject(format!(
                 "the message is not JSON the chat can read ({error}; numbers must fit a 64-bit float, nesting 128 levels): send for example {{\"action\":\"heartbeat\"}}"
             ),
         )
@@ -153,15 +143,12 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<()> {
         Err(error) => {
             log_refusal(&ctx, &request, None, &error, connected_at).await;
             // Another principal's session is forbidden; anything else is bad input.
-            let status = if error.code == ErrorCode::SessionMismatch {
+            let status = if error.code() == Some(ErrorCode::SessionMismatch.as_str()) {
                 403
             } else {
                 400
             };
-            return Err(Rejection::new(error.code.as_str())
-                .with_detail(error.detail)
-                .with_status(status)
-                .into());
+            return Err(error.with_status(status).into());
         }
     };
 
@@ -321,7 +308,7 @@ pub(crate) async fn on_sendmessage(ctx: Ctx, request: Request) -> Result<()> {
             Ok(send) => send,
             Err(error) => {
                 let action = Some(protocol::SENDMESSAGE.to_owned());
-                return Err(refuse(&ctx, &request, action, error, None).await);
+                return Err(refuse(&ctx, &request, action, error).await);
             }
         };
     let id = request.connection_id.clone();
@@ -402,7 +389,7 @@ pub(crate) async fn on_history(ctx: Ctx, request: Request) -> Result<()> {
         Ok(wanted) => wanted.limit,
         Err(error) => {
             let action = Some(protocol::HISTORY.to_owned());
-            return Err(refuse(&ctx, &request, action, error, None).await);
+            return Err(refuse(&ctx, &request, action, error).await);
         }
     };
     let id = request.connection_id.clone();
@@ -441,7 +428,8 @@ pub(crate) async fn on_heartbeat(ctx: Ctx, _request: Request) -> Result<()> {
 /// `$default`: unknown actions, messages without an action, non-JSON and binary frames.
 pub(crate) async fn on_default(ctx: Ctx, request: Request) -> Result<()> {
     let (detail, action) = protocol::unknown_action_detail(&request);
-    let available = ACTIONS.iter().map(|action| (*action).to_owned()).collect();
-    let error = InputError::new(ErrorCode::UnknownAction, detail);
-    Err(refuse(&ctx, &request, action, error, Some(available)).await)
+    let error = ErrorCode::UnknownAction
+        .reject(detail)
+        .with_field("available", ACTIONS.to_vec());
+    Err(refuse(&ctx, &request, action, error).await)
 }
