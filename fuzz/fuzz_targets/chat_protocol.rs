@@ -9,15 +9,19 @@ use chat::protocol::{
 use chat::ChatConfig;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use wsgw_core::Payload;
+use wsgw_core::{ConnectionId, Payload, Request};
 
 fuzz_target!(|data: &[u8]| {
     let config = ChatConfig::default();
-    let _ = unknown_action_detail(Some(&Payload::binary(data.to_vec())));
+    let caller = ConnectionId::new("fuzz=");
+    let _ = unknown_action_detail(&Request::message(
+        caller.clone(),
+        Payload::binary(data.to_vec()),
+    ));
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let (detail, action) = unknown_action_detail(Some(&Payload::text(text)));
+    let (detail, action) = unknown_action_detail(&Request::message(caller, text));
     assert!(!detail.is_empty());
     if let Some(action) = action {
         assert!(
@@ -33,12 +37,12 @@ fuzz_target!(|data: &[u8]| {
             assert!(!name.chars().any(char::is_control));
         }
         Ok(None) => assert!(text.trim().is_empty()),
-        Err(error) => assert!(!error.detail.is_empty()),
+        Err(error) => assert!(!error.detail().unwrap_or_default().is_empty()),
     }
     match session_from_query(Some(text), "connection-id", &config) {
         Ok(session) if text.is_empty() => assert_eq!(session, "connection-id"),
         Ok(session) => assert!(check_session_id(&session, &config).is_ok()),
-        Err(error) => assert!(!error.detail.is_empty()),
+        Err(error) => assert!(!error.detail().unwrap_or_default().is_empty()),
     }
 
     let Ok(body) = serde_json::from_str::<Value>(text) else {
@@ -56,10 +60,10 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
-        Err(error) => assert!(!error.detail.is_empty()),
+        Err(error) => assert!(!error.detail().unwrap_or_default().is_empty()),
     }
     match parse_history(&body, &config) {
         Ok(history) => assert!((1..=config.max_history).contains(&history.limit)),
-        Err(error) => assert!(!error.detail.is_empty()),
+        Err(error) => assert!(!error.detail().unwrap_or_default().is_empty()),
     }
 });

@@ -393,6 +393,14 @@ pub enum AuthError {
         /// The minimum, [`MIN_HS256_SECRET_BYTES`].
         min: usize,
     },
+    /// A [`DerivedTokens`] secret shorter than [`MIN_DERIVED_SECRET_BYTES`].
+    #[error("the secret tokens are derived from needs at least {min} bytes, this one has {bytes}: use a long random secret (for example `openssl rand -base64 48`)")]
+    DerivedSecretTooShort {
+        /// The secret's length in bytes.
+        bytes: usize,
+        /// The minimum, [`MIN_DERIVED_SECRET_BYTES`].
+        min: usize,
+    },
     /// A role that would not survive the flat context (see [`check_role`]).
     #[error("principal `{principal}`: {problem}")]
     InvalidRole {
@@ -630,6 +638,7 @@ impl<S: Send + Sync + 'static> Authorizer<S> for ApiKeyAuthorizer {
     }
 }
 
+pub use derived::{DerivedTokens, MIN_DERIVED_SECRET_BYTES};
 #[cfg(feature = "jwt")]
 pub use jwt::{JwtAlgorithm, JwtAuthorizer};
 #[cfg(feature = "jwt")]
@@ -638,6 +647,7 @@ pub use settings::{
     JWT_PUBLIC_KEY_FILE_ENV, JWT_SECRET_ENV,
 };
 
+mod derived;
 #[cfg(feature = "jwt")]
 mod settings;
 

@@ -3,6 +3,8 @@
 
 use std::future::Future;
 
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -173,6 +175,48 @@ pub trait HistoryStoreExt: HistoryStore {
                 let page = page.await?;
                 Ok((page.items, page.next))
             }
+        })
+    }
+
+    /// The record of `partition` keyed `(time, id)`, if there is one (and it has not
+    /// expired): how a record written earlier is found again to be completed or
+    /// replaced.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> wsgw_core::Result<()> {
+    /// use wsgw_core::{HistoryRecord, HistoryStore, HistoryStoreExt};
+    /// use wsgw_memory::MemoryHistory;
+    ///
+    /// let history = MemoryHistory::new();
+    /// let at = chrono::Utc::now();
+    /// history.append(HistoryRecord::new("sessions", at, "c1", "open".into())).await?;
+    /// let found = history.find("sessions", at, "c1").await?;
+    /// assert_eq!(found.map(|record| record.data), Some("open".into()));
+    /// assert!(history.find("sessions", at, "c2").await?.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn find<'a>(
+        &'a self,
+        partition: &str,
+        time: DateTime<Utc>,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<HistoryRecord>>> {
+        // Records of one millisecond, at most a page of them: ids are unique within
+        // `(partition, time)`.
+        let query = HistoryQuery::new(partition)
+            .since(time)
+            .until(time + chrono::Duration::milliseconds(1))
+            .limit(100);
+        let mut records = self.records(query);
+        Box::pin(async move {
+            while let Some(record) = records.try_next().await? {
+                if record.id == id {
+                    return Ok(Some(record));
+                }
+            }
+            Ok(None)
         })
     }
 }

@@ -50,6 +50,32 @@ impl HistoryRecord {
         self.expires_at = Some(at);
         self
     }
+
+    /// Keeps the record for `retention` after its time (`None`: until deleted), as an
+    /// app's retention setting gives it. A retention beyond the calendar keeps it until
+    /// deleted too.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wsgw_core::HistoryRecord;
+    ///
+    /// let at = chrono::DateTime::from_timestamp(1_000, 0).unwrap();
+    /// let kept = HistoryRecord::new("messages", at, "m1", "hi".into());
+    /// let week = kept.clone().retained_for(Duration::from_secs(7 * 86_400));
+    /// assert_eq!(week.expires_at, Some(at + chrono::Duration::days(7)));
+    /// assert_eq!(kept.clone().retained_for(None).expires_at, None);
+    /// assert_eq!(kept.retained_for(Duration::MAX).expires_at, None);
+    /// ```
+    pub fn retained_for(self, retention: impl Into<Option<std::time::Duration>>) -> Self {
+        let expiry = retention
+            .into()
+            .and_then(|retention| chrono::Duration::from_std(retention).ok())
+            .and_then(|retention| self.time.checked_add_signed(retention));
+        match expiry {
+            Some(at) => self.expiring_at(at),
+            None => self,
+        }
+    }
 }
 
 /// Which way a query walks through time.

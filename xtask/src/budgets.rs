@@ -2,8 +2,9 @@
 //! so its `src/` stays under a number of lines, and its `main.rs` under 40. Lines are
 //! counted as `wc -l` counts them, comments and blank lines included.
 //!
-//! [`BUDGETS`] lists the budgets that hold; the test in this module fails naming the
-//! file or directory and its budget when one is over.
+//! [`BUDGETS`] lists the budgets that hold (issue 16's, and ratchets at the current size
+//! for those not reached yet, [`TARGETS`]); the test in this module fails naming the file
+//! or directory and its budget when one is over.
 
 use std::path::{Path, PathBuf};
 
@@ -17,9 +18,10 @@ pub struct Budget {
     pub max_lines: usize,
 }
 
-/// The budgets that hold. Not yet here (over budget, see CHANGELOG and issue 16):
-/// `examples/chat/src` ≤ 700 and `examples/telemetry/src` ≤ 800.
-pub const BUDGETS: [Budget; 5] = [
+/// The budgets that hold. Chat's and telemetry's `src/` are held at their current size
+/// (a ratchet: they may shrink, never grow) until they reach issue 16's budgets,
+/// [`TARGETS`].
+pub const BUDGETS: [Budget; 8] = [
     Budget {
         path: "examples/rooms/src",
         max_lines: 60,
@@ -29,8 +31,20 @@ pub const BUDGETS: [Budget; 5] = [
         max_lines: 40,
     },
     Budget {
+        path: "examples/echo/src",
+        max_lines: 150,
+    },
+    Budget {
         path: "examples/echo/src/main.rs",
         max_lines: 40,
+    },
+    Budget {
+        path: "examples/chat/src",
+        max_lines: 1403,
+    },
+    Budget {
+        path: "examples/telemetry/src",
+        max_lines: 1740,
     },
     Budget {
         path: "examples/chat/src/main.rs",
@@ -39,6 +53,20 @@ pub const BUDGETS: [Budget; 5] = [
     Budget {
         path: "examples/telemetry/src/main.rs",
         max_lines: 40,
+    },
+];
+
+/// Issue 16's budgets not reached yet, which the ratchets in [`BUDGETS`] move towards:
+/// chat's src ≤ 700 lines and telemetry's server src ≤ 800 (its protocol, device and
+/// simulator crates are crates of their own, outside `src/`).
+pub const TARGETS: [Budget; 2] = [
+    Budget {
+        path: "examples/chat/src",
+        max_lines: 700,
+    },
+    Budget {
+        path: "examples/telemetry/src",
+        max_lines: 800,
     },
 ];
 
@@ -92,6 +120,17 @@ mod tests {
     fn the_examples_line_budgets_hold() {
         let over = over_budget(&crate::workspace_root(), &BUDGETS).expect("sources readable");
         assert!(over.is_empty(), "{}", over.join("\n"));
+    }
+
+    #[test]
+    fn every_target_is_held_by_a_ratchet_in_the_budgets() {
+        for target in TARGETS {
+            let ratchet = BUDGETS
+                .iter()
+                .find(|budget| budget.path == target.path)
+                .unwrap_or_else(|| panic!("{} has a target but no ratchet", target.path));
+            assert!(ratchet.max_lines >= target.max_lines, "{ratchet:?}");
+        }
     }
 
     #[test]

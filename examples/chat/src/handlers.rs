@@ -8,10 +8,10 @@ use wsgw_core::{
     Result,
 };
 
-use crate::ids::{new_message_id, rfc3339};
-use crate::protocol::{self, ErrorCode, InputError, Outgoing, ACTIONS};
+use crate::protocol::{self, ErrorCode, Outgoing, ACTIONS};
 use crate::state::{AuditEvent, ChatState, SessionRecord, StoredMessage, SESSIONS_PARTITION};
 use crate::{session_group, ALL_GROUP, NAME_ATTRIBUTE, SESSION_ID_ATTRIBUTE};
+use wsgw_core::ids::{rfc3339_millis, time_ordered_id};
 
 type Ctx = Context<ChatState>;
 
@@ -40,6 +40,35 @@ async fn sender(ctx: &Ctx, id: &ConnectionId) -> Result<Sender> {
     })
 }
 
+/// Records a refused request in the audit log, at `at` (the caller is answered by the
+/// rejection its handler returns).
+async fn log_refusal(
+    ctx: &Ctx,
+    request: &Request,
+    action: Option<String>,
+    error: &Rejection,
+    at: DateTime<Utc>,
+) {
+    let code = error.code().unwrap_or_default();
+    let detail = error.detail().unwrap_or_default();
+    tracing::info!(
+        connection_id = %request.connection_id,
+        route = %request.route_key,
+        code,
+        detail,
+        "request refused"
+    );
+    let event = AuditEvent::Error {
+        connection_id: request.connection_id.to_string(),
+        route: request.route_key.clone(),
+        action,
+        error: code.to_owned(),
+        detail: detail.to_owned(),
+        timestamp: rfc3339_millis(at),
+    };
+    ctx.state().log_event(ctx.history(), at, event).await;
+}
+
 /// Refuses a request: records it in the audit log and returns the rejection the caller
 /// is answered with, `{"type":"error",…}` ([`Outgoing::Error`]); the connection stays
 /// open.
@@ -47,40 +76,10 @@ async fn refuse(
     ctx: &Ctx,
     request: &Request,
     action: Option<String>,
-    error: InputError,
-    available: Option<Vec<String>>,
+    error: Rejection,
 ) -> wsgw_core::Error {
-    tracing::info!(
-        connection_id = %request.connection_id,
-        route = %request.route_key,
-        code = %error.code,
-        detail = %error.detail,
-        "request refused"
-    );
-    let outgoing = Outgoing::Error {
-        error: error.code,
-        detail: error.detail.clone(),
-        available,
-    };
-    let now = Utc::now();
-    ctx.state()
-        .log_event(
-            ctx.history(),
-            now,
-            AuditEvent::Error {
-                connection_id: request.connection_id.to_string(),
-                route: request.route_key.clone(),
-                action,
-                error: error.code.to_string(),
-                detail: error.detail,
-                timestamp: rfc3339(now),
-            },
-        )
-        .await;
-    match Rejection::json(&outgoing) {
-        Ok(rejection) => rejection.into(),
-        Err(error) => error,
-    }
+    log_refusal(ctx, request, action, &error, Utc::now()).await;
+    error.into()
 }
 
 /// The body as JSON, or the `invalid_json` error.
@@ -88,17 +87,14 @@ async fn refuse(
 /// A route was selected, so the body named an action; what fails here is JSON the chat
 /// cannot read (a number beyond a 64-bit float, nesting deeper than 128 levels), or a
 /// body the gateway routed itself: the detail says which.
-fn json_body(request: &Request) -> std::result::Result<Value, InputError> {
+fn json_body(request: &Request) -> std::result::Result<Value, Rejection> {
     let Some(text) = request.text() else {
-        return Err(InputError::new(
-            ErrorCode::InvalidJson,
+        return Err(ErrorCode::InvalidJson.reject(
             "binary frames are not understood: send JSON text such as {\"action\":\"heartbeat\"}",
         ));
     };
     serde_json::from_str(text).map_err(|error| {
-        InputError::new(
-            ErrorCode::InvalidJson,
-            format!(
+        ErrorCode::InvalidJson.reject(format!(
                 "the message is not JSON the chat can read ({error}; numbers must fit a 64-bit float, nesting 128 levels): send for example {{\"action\":\"heartbeat\"}}"
             ),
         )
@@ -145,31 +141,14 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<()> {
     let (session_id, name) = match checked {
         Ok(checked) => checked,
         Err(error) => {
-            tracing::info!(connection_id = %id, code = %error.code, detail = %error.detail, "$connect refused");
-            state
-                .log_event(
-                    ctx.history(),
-                    connected_at,
-                    AuditEvent::Error {
-                        connection_id: id.to_string(),
-                        route: request.route_key.clone(),
-                        action: None,
-                        error: error.code.to_string(),
-                        detail: error.detail.clone(),
-                        timestamp: rfc3339(connected_at),
-                    },
-                )
-                .await;
+            log_refusal(&ctx, &request, None, &error, connected_at).await;
             // Another principal's session is forbidden; anything else is bad input.
-            let status = if error.code == ErrorCode::SessionMismatch {
+            let status = if error.code() == Some(ErrorCode::SessionMismatch.as_str()) {
                 403
             } else {
                 400
             };
-            return Err(Rejection::new(error.code.as_str())
-                .with_detail(error.detail)
-                .with_status(status)
-                .into());
+            return Err(error.with_status(status).into());
         }
     };
 
@@ -189,7 +168,7 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<()> {
         name: name.clone(),
         source_ip: request.source_ip.clone(),
         user_agent: request.user_agent.clone(),
-        connected_at: rfc3339(connected_at),
+        connected_at: rfc3339_millis(connected_at),
         disconnected_at: None,
         duration_seconds: None,
         close_code: None,
@@ -212,7 +191,7 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<()> {
                 session_id: session_id.clone(),
                 name,
                 source_ip: request.source_ip.clone(),
-                timestamp: rfc3339(connected_at),
+                timestamp: rfc3339_millis(connected_at),
             },
         )
         .await;
@@ -226,19 +205,12 @@ async fn find_session(
     id: &ConnectionId,
     connected_at: DateTime<Utc>,
 ) -> Result<Option<SessionRecord>> {
-    let query = HistoryQuery::new(SESSIONS_PARTITION)
-        .since(connected_at)
-        .until(connected_at + chrono::Duration::milliseconds(1))
-        .limit(100);
-    let mut records = ctx.history().records(query);
-    while let Some(record) = records.try_next().await? {
-        if record.id == id.as_str() {
-            if let Ok(session) = serde_json::from_value(record.data) {
-                return Ok(Some(session));
-            }
-        }
-    }
-    Ok(None)
+    let found = ctx
+        .history()
+        .find(SESSIONS_PARTITION, connected_at, id.as_str());
+    Ok(found
+        .await?
+        .and_then(|record| serde_json::from_value(record.data).ok()))
 }
 
 /// `$disconnect`: removes the connection, completes its session record with
@@ -287,7 +259,7 @@ pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<()> {
                             .and_then(|connection| connection.source_ip.clone())
                             .or_else(|| request.source_ip.clone()),
                         user_agent: None,
-                        connected_at: rfc3339(connected_at),
+                        connected_at: rfc3339_millis(connected_at),
                         disconnected_at: None,
                         duration_seconds: None,
                         close_code: None,
@@ -313,7 +285,7 @@ pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<()> {
                 session_id: session_id.clone(),
                 duration_seconds,
                 close_code,
-                timestamp: rfc3339(disconnected_at),
+                timestamp: rfc3339_millis(disconnected_at),
             },
         )
         .await;
@@ -336,19 +308,19 @@ pub(crate) async fn on_sendmessage(ctx: Ctx, request: Request) -> Result<()> {
             Ok(send) => send,
             Err(error) => {
                 let action = Some(protocol::SENDMESSAGE.to_owned());
-                return Err(refuse(&ctx, &request, action, error, None).await);
+                return Err(refuse(&ctx, &request, action, error).await);
             }
         };
     let id = request.connection_id.clone();
     let sender = sender(&ctx, &id).await?;
     let received_at = request.request_time;
     let stored = StoredMessage {
-        message_id: new_message_id(received_at),
+        message_id: time_ordered_id(received_at),
         connection_id: id.to_string(),
         session_id: sender.session_id.clone(),
         name: sender.name,
         message: send.message,
-        timestamp: rfc3339(received_at),
+        timestamp: rfc3339_millis(received_at),
         session_ids: send.session_ids.clone(),
     };
     let data = serde_json::to_value(&stored)?;
@@ -417,7 +389,7 @@ pub(crate) async fn on_history(ctx: Ctx, request: Request) -> Result<()> {
         Ok(wanted) => wanted.limit,
         Err(error) => {
             let action = Some(protocol::HISTORY.to_owned());
-            return Err(refuse(&ctx, &request, action, error, None).await);
+            return Err(refuse(&ctx, &request, action, error).await);
         }
     };
     let id = request.connection_id.clone();
@@ -455,8 +427,9 @@ pub(crate) async fn on_heartbeat(ctx: Ctx, _request: Request) -> Result<()> {
 
 /// `$default`: unknown actions, messages without an action, non-JSON and binary frames.
 pub(crate) async fn on_default(ctx: Ctx, request: Request) -> Result<()> {
-    let (detail, action) = protocol::unknown_action_detail(request.body.as_ref());
-    let available = ACTIONS.iter().map(|action| (*action).to_owned()).collect();
-    let error = InputError::new(ErrorCode::UnknownAction, detail);
-    Err(refuse(&ctx, &request, action, error, Some(available)).await)
+    let (detail, action) = protocol::unknown_action_detail(&request);
+    let error = ErrorCode::UnknownAction
+        .reject(detail)
+        .with_field("available", ACTIONS.to_vec());
+    Err(refuse(&ctx, &request, action, error).await)
 }

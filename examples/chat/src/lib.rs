@@ -78,13 +78,11 @@
 #![warn(missing_docs)]
 
 mod handlers;
-mod ids;
 pub mod protocol;
 mod state;
 
 use wsgw_core::{RouteSelection, Router};
 
-pub use ids::{new_message_id, rfc3339};
 pub use protocol::{ChatMessage, ErrorCode, Outgoing, ACTIONS, HEARTBEAT, HISTORY, SENDMESSAGE};
 pub use state::{
     AuditEvent, ChatConfig, ChatState, SessionRecord, StoredMessage, DEFAULT_RETENTION_DAYS,

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use wsgw_core::input::{json_type, Unrouted};
+use wsgw_core::{Rejection, Request};
 
 use crate::ChatConfig;
 
@@ -122,6 +124,22 @@ impl ErrorCode {
             ErrorCode::SessionMismatch => "session_mismatch",
         }
     }
+
+    /// The client's input refused with this code: `{"type":"error","error":CODE,"detail":…}`
+    /// to the caller, the [`Outgoing::Error`] frame.
+    ///
+    /// ```
+    /// use chat::protocol::ErrorCode;
+    ///
+    /// let refused = ErrorCode::EmptyMessage.reject("`message` is empty");
+    /// assert_eq!(
+    ///     refused.to_payload().as_text(),
+    ///     Some(r#"{"type":"error","error":"empty_message","detail":"`message` is empty"}"#)
+    /// );
+    /// ```
+    pub fn reject(self, detail: impl Into<String>) -> Rejection {
+        Rejection::new(self.as_str()).with_detail(detail)
+    }
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -129,42 +147,6 @@ impl std::fmt::Display for ErrorCode {
         f.write_str(self.as_str())
     }
 }
-
-/// Why a client's input was refused: a code and a detail for the person fixing it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InputError {
-    /// The machine-readable code.
-    pub code: ErrorCode,
-    /// What was wrong and how to fix it.
-    pub detail: String,
-}
-
-impl InputError {
-    /// An error with this code and detail.
-    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
-        InputError {
-            code,
-            detail: detail.into(),
-        }
-    }
-
-    /// The message the client receives for it.
-    pub fn to_outgoing(&self) -> Outgoing {
-        Outgoing::Error {
-            error: self.code,
-            detail: self.detail.clone(),
-            available: None,
-        }
-    }
-}
-
-impl std::fmt::Display for InputError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.code, self.detail)
-    }
-}
-
-impl std::error::Error for InputError {}
 
 /// A checked `sendmessage` request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,22 +165,9 @@ pub struct HistoryRequest {
     pub limit: usize,
 }
 
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn as_object(body: &Value) -> Result<&serde_json::Map<String, Value>, InputError> {
+fn as_object(body: &Value) -> Result<&serde_json::Map<String, Value>, Rejection> {
     body.as_object().ok_or_else(|| {
-        InputError::new(
-            ErrorCode::InvalidJson,
-            format!(
+        ErrorCode::InvalidJson.reject(format!(
                 "the message must be a JSON object such as {{\"action\":\"{SENDMESSAGE}\",\"message\":\"hi\"}}, got {}",
                 json_type(body)
             ),
@@ -230,25 +199,19 @@ pub fn check_session_id(id: &str, config: &ChatConfig) -> Result<(), String> {
 
 /// Checks a display name from the connect URL: trimmed; empty means none; at most
 /// `config.max_name_chars` characters and no control characters.
-pub fn check_name(name: Option<&str>, config: &ChatConfig) -> Result<Option<String>, InputError> {
+pub fn check_name(name: Option<&str>, config: &ChatConfig) -> Result<Option<String>, Rejection> {
     let Some(name) = name.map(str::trim).filter(|name| !name.is_empty()) else {
         return Ok(None);
     };
     let chars = name.chars().count();
     if chars > config.max_name_chars {
-        return Err(InputError::new(
-            ErrorCode::InvalidName,
-            format!(
-                "`name` has at most {} characters, got {chars}",
-                config.max_name_chars
-            ),
-        ));
+        return Err(ErrorCode::InvalidName.reject(format!(
+            "`name` has at most {} characters, got {chars}",
+            config.max_name_chars
+        )));
     }
     if name.chars().any(char::is_control) {
-        return Err(InputError::new(
-            ErrorCode::InvalidName,
-            "`name` cannot contain control characters",
-        ));
+        return Err(ErrorCode::InvalidName.reject("`name` cannot contain control characters"));
     }
     Ok(Some(name.to_owned()))
 }
@@ -265,23 +228,20 @@ pub fn check_name(name: Option<&str>, config: &ChatConfig) -> Result<Option<Stri
 /// assert_eq!(session_of_principal(None, "u-ada", &config).unwrap(), "u-ada");
 /// assert_eq!(session_of_principal(Some("u-ada"), "u-ada", &config).unwrap(), "u-ada");
 /// let taken = session_of_principal(Some("u-ada"), "u-mallory", &config).unwrap_err();
-/// assert_eq!(taken.code, ErrorCode::SessionMismatch);
+/// assert_eq!(taken.code(), Some(ErrorCode::SessionMismatch.as_str()));
 /// ```
 pub fn session_of_principal(
     session_id: Option<&str>,
     principal: &str,
     config: &ChatConfig,
-) -> Result<String, InputError> {
+) -> Result<String, Rejection> {
     if let Err(problem) = check_session_id(principal, config) {
-        return Err(InputError::new(
-            ErrorCode::InvalidSessionId,
-            format!("the token's subject cannot be a session: {problem}"),
-        ));
+        return Err(ErrorCode::InvalidSessionId.reject(format!(
+            "the token's subject cannot be a session: {problem}"
+        )));
     }
     match session_id.filter(|id| !id.is_empty()) {
-        Some(id) if id != principal => Err(InputError::new(
-            ErrorCode::SessionMismatch,
-            "`session_id` must be the token's subject (or left out): a session belongs to its principal",
+        Some(id) if id != principal => Err(ErrorCode::SessionMismatch.reject("`session_id` must be the token's subject (or left out): a session belongs to its principal",
         )),
         _ => Ok(principal.to_owned()),
     }
@@ -293,15 +253,14 @@ pub fn session_from_query(
     session_id: Option<&str>,
     connection_id: &str,
     config: &ChatConfig,
-) -> Result<String, InputError> {
+) -> Result<String, Rejection> {
     match session_id.filter(|id| !id.is_empty()) {
         None => Ok(connection_id.to_owned()),
         Some(id) => match check_session_id(id, config) {
             Ok(()) => Ok(id.to_owned()),
-            Err(problem) => Err(InputError::new(
-                ErrorCode::InvalidSessionId,
-                format!("`session_id`: {problem}"),
-            )),
+            Err(problem) => {
+                Err(ErrorCode::InvalidSessionId.reject(format!("`session_id`: {problem}")))
+            }
         },
     }
 }
@@ -318,40 +277,33 @@ pub fn session_from_query(
 /// assert_eq!(send.session_ids, Some(vec!["s1".to_owned(), "s2".to_owned()]));
 ///
 /// let error = parse_send(&json!({"action": "sendmessage", "message": "  "}), &config).unwrap_err();
-/// assert_eq!(error.code, ErrorCode::EmptyMessage);
+/// assert_eq!(error.code(), Some(ErrorCode::EmptyMessage.as_str()));
 /// ```
-pub fn parse_send(body: &Value, config: &ChatConfig) -> Result<SendMessage, InputError> {
+pub fn parse_send(body: &Value, config: &ChatConfig) -> Result<SendMessage, Rejection> {
     let object = as_object(body)?;
     let message = match object.get("message") {
         None => {
-            return Err(InputError::new(
-                ErrorCode::MissingField,
+            return Err(ErrorCode::MissingField.reject(
                 "`message` is missing: send {\"action\":\"sendmessage\",\"message\":\"hi\"}",
             ))
         }
         Some(Value::String(message)) => message,
         Some(other) => {
-            return Err(InputError::new(
-                ErrorCode::InvalidType,
-                format!("`message` must be a string, got {}", json_type(other)),
-            ))
+            return Err(ErrorCode::InvalidType.reject(format!(
+                "`message` must be a string, got {}",
+                json_type(other)
+            )))
         }
     };
     if message.trim().is_empty() {
-        return Err(InputError::new(
-            ErrorCode::EmptyMessage,
-            "`message` is empty: write some text",
-        ));
+        return Err(ErrorCode::EmptyMessage.reject("`message` is empty: write some text"));
     }
     if message.len() > config.max_message_bytes {
-        return Err(InputError::new(
-            ErrorCode::MessageTooLarge,
-            format!(
-                "`message` is {} bytes (UTF-8); at most {} bytes are allowed",
-                message.len(),
-                config.max_message_bytes
-            ),
-        ));
+        return Err(ErrorCode::MessageTooLarge.reject(format!(
+            "`message` is {} bytes (UTF-8); at most {} bytes are allowed",
+            message.len(),
+            config.max_message_bytes
+        )));
     }
     let session_ids = match object.get("session_ids") {
         None | Some(Value::Null) => None,
@@ -363,8 +315,8 @@ pub fn parse_send(body: &Value, config: &ChatConfig) -> Result<SendMessage, Inpu
     })
 }
 
-fn parse_session_ids(value: &Value, config: &ChatConfig) -> Result<Vec<String>, InputError> {
-    let invalid = |detail: String| InputError::new(ErrorCode::InvalidSessionIds, detail);
+fn parse_session_ids(value: &Value, config: &ChatConfig) -> Result<Vec<String>, Rejection> {
+    let invalid = |detail: String| ErrorCode::InvalidSessionIds.reject(detail);
     let Value::Array(entries) = value else {
         return Err(invalid(format!(
             "`session_ids` must be an array of session id strings such as [\"s1\",\"s2\"], got {}",
@@ -412,9 +364,9 @@ fn parse_session_ids(value: &Value, config: &ChatConfig) -> Result<Vec<String>, 
 ///
 /// let config = ChatConfig::default();
 /// assert_eq!(parse_history(&json!({"action": "history"}), &config).unwrap().limit, 50);
-/// assert_eq!(parse_history(&json!({"action": "history", "limit": 201}), &config).unwrap_err().code, ErrorCode::InvalidLimit);
+/// assert_eq!(parse_history(&json!({"action": "history", "limit": 201}), &config).unwrap_err().code(), Some(ErrorCode::InvalidLimit.as_str()));
 /// ```
-pub fn parse_history(body: &Value, config: &ChatConfig) -> Result<HistoryRequest, InputError> {
+pub fn parse_history(body: &Value, config: &ChatConfig) -> Result<HistoryRequest, Rejection> {
     let object = as_object(body)?;
     let range = format!("a whole number from 1 to {}", config.max_history);
     let limit = match object.get("limit") {
@@ -425,53 +377,44 @@ pub fn parse_history(body: &Value, config: &ChatConfig) -> Result<HistoryRequest
         {
             Some(limit) if (1..=config.max_history).contains(&limit) => limit,
             _ => {
-                return Err(InputError::new(
-                    ErrorCode::InvalidLimit,
-                    format!("`limit` must be {range}, got {number}"),
-                ))
+                return Err(ErrorCode::InvalidLimit
+                    .reject(format!("`limit` must be {range}, got {number}")))
             }
         },
         Some(other) => {
-            return Err(InputError::new(
-                ErrorCode::InvalidLimit,
-                format!("`limit` must be {range}, got {}", json_type(other)),
-            ))
+            return Err(ErrorCode::InvalidLimit
+                .reject(format!("`limit` must be {range}, got {}", json_type(other))))
         }
     };
     Ok(HistoryRequest { limit })
 }
 
-/// Why a message went to `$default`, for the `detail` of `unknown_action`.
-pub fn unknown_action_detail(body: Option<&wsgw_core::Payload>) -> (String, Option<String>) {
-    let Some(body) = body else {
-        return ("the message is empty".to_owned(), None);
-    };
-    let Some(text) = body.as_text() else {
-        return (
+/// Why a message went to `$default`, for the `detail` of `unknown_action`, and the
+/// action it named (shortened) when that was a string.
+pub fn unknown_action_detail(request: &Request) -> (String, Option<String>) {
+    match Unrouted::of(request, "action") {
+        Unrouted::Empty => ("the message is empty".to_owned(), None),
+        Unrouted::Binary => (
             "binary frames are not understood: send JSON text such as {\"action\":\"heartbeat\"}"
                 .to_owned(),
             None,
-        );
-    };
-    let Ok(value) = serde_json::from_str::<Value>(text) else {
-        return (
+        ),
+        Unrouted::NotJson => (
             "the message is not JSON: send an object such as {\"action\":\"heartbeat\"}".to_owned(),
             None,
-        );
-    };
-    match value.get("action") {
-        Some(Value::String(action)) => {
-            let action = shorten(action, 64);
+        ),
+        Unrouted::UnknownAction(Value::String(action)) => {
+            let action = shorten(&action, 64);
             (
                 format!("`{action}` is not an action (actions are case-sensitive)"),
                 Some(action),
             )
         }
-        Some(other) => (
-            format!("`action` must be a string, got {}", json_type(other)),
+        Unrouted::UnknownAction(other) => (
+            format!("`action` must be a string, got {}", json_type(&other)),
             None,
         ),
-        None => (
+        Unrouted::NoAction => (
             "the message has no `action` field: send {\"action\":\"sendmessage\",\"message\":\"hi\"}"
                 .to_owned(),
             None,

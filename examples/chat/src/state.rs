@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use wsgw_core::{HistoryRecord, HistoryStore, Result};
 
-use crate::ids::{new_message_id, rfc3339};
+use wsgw_core::ids::{rfc3339_millis, time_ordered_id};
 
 /// How long messages, session records and events are kept by default: 30 days.
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
@@ -144,16 +144,7 @@ impl ChatState {
         id: impl Into<String>,
         data: serde_json::Value,
     ) -> HistoryRecord {
-        let record = HistoryRecord::new(partition, time, id, data);
-        match self
-            .config
-            .retention
-            .and_then(|retention| chrono::Duration::from_std(retention).ok())
-            .and_then(|retention| time.checked_add_signed(retention))
-        {
-            Some(expiry) => record.expiring_at(expiry),
-            None => record,
-        }
+        HistoryRecord::new(partition, time, id, data).retained_for(self.config.retention)
     }
 
     /// Appends an audit event to `history`. A failure is logged, not returned: the action
@@ -173,7 +164,7 @@ impl ChatState {
             }
         };
         // Same id scheme as messages: events of one millisecond keep their order.
-        let record = self.record(EVENTS_PARTITION, time, new_message_id(time), data);
+        let record = self.record(EVENTS_PARTITION, time, time_ordered_id(time), data);
         if let Err(error) = history.append(record).await {
             tracing::error!(%error, event = kind, ?event, "audit event not stored");
         }
@@ -243,7 +234,7 @@ impl SessionRecord {
         close_reason: Option<String>,
     ) {
         let duration = disconnected_at - self.connected_at_time();
-        self.disconnected_at = Some(rfc3339(disconnected_at));
+        self.disconnected_at = Some(rfc3339_millis(disconnected_at));
         self.duration_seconds = Some(duration.num_seconds().max(0));
         self.close_code = close_code;
         self.close_reason = close_reason.filter(|reason| !reason.is_empty());

@@ -976,6 +976,30 @@ fn assert_unknown_action(answer: &Value) {
     );
 }
 
+/// The error frames are the protocol: their bytes, field order included, are what
+/// clients were written against.
+#[tokio::test]
+async fn error_frames_keep_their_exact_text() {
+    let harness = harness();
+    let ada = join(&harness, "s1", "ada").await;
+
+    send(&ada, json!({"action": "Heartbeat"})).await;
+    send(&ada, json!({"action": "sendmessage"})).await;
+
+    let frames: Vec<_> = ada
+        .received()
+        .iter()
+        .map(|frame| frame.as_text().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        frames,
+        [
+            Some(r#"{"type":"error","error":"unknown_action","detail":"`Heartbeat` is not an action (actions are case-sensitive)","available":["sendmessage","history","heartbeat"]}"#.to_owned()),
+            Some(r#"{"type":"error","error":"missing_field","detail":"`message` is missing: send {\"action\":\"sendmessage\",\"message\":\"hi\"}"}"#.to_owned()),
+        ]
+    );
+}
+
 #[tokio::test]
 async fn an_unknown_action_lists_the_available_ones() {
     let harness = harness();

@@ -210,7 +210,10 @@ async fn chat_runs_as_a_lambda_on_dynamodb_and_api_gateway() {
     assert_eq!(bob.source_ip.as_deref(), Some("203.0.113.10"));
     let connected_at =
         chrono::DateTime::from_timestamp_millis(connected_at_millis()).expect("a time");
-    assert_eq!(bob.connected_at, chat::rfc3339(connected_at));
+    assert_eq!(
+        bob.connected_at,
+        wsgw_core::ids::rfc3339_millis(connected_at)
+    );
     assert_eq!(bob.close_code, Some(1001));
     assert_eq!(bob.close_reason.as_deref(), Some("Going away"));
     assert!(bob.disconnected_at.is_some());

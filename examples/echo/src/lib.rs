@@ -47,9 +47,9 @@
 //! ```
 #![warn(missing_docs)]
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde_json::json;
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
 use wsgw_core::{Context, Rejection, Request, Result, RouteSelection, Router};
 
 /// The route selection expression of the echo system.
@@ -84,60 +84,25 @@ async fn accept(_ctx: Context, _request: Request) -> Result<()> {
     Ok(())
 }
 
-/// The `message` field of a body, as the JSON text the client wrote.
-#[derive(Deserialize)]
-struct MessageField<'a> {
-    #[serde(borrow, default, deserialize_with = "present")]
-    message: Option<&'a RawValue>,
-}
-
-/// A field that is present, `null` included.
-fn present<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> std::result::Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue>::deserialize(deserializer).map(Some)
-}
-
 /// `{"type":"message","message":…}` with the message exactly as sent.
 #[derive(Serialize)]
-struct Echoed<'a> {
-    message: &'a RawValue,
+struct Echoed {
+    message: Box<RawValue>,
     #[serde(rename = "type")]
     kind: &'static str,
 }
 
 /// `message`: echoes the `message` field, whatever JSON it holds.
 ///
-/// The field's JSON text goes back as written: numbers beyond `f64` (`1e400`,
-/// `18446744073709551617`) and key order come back unchanged rather than re-encoded.
+/// The field's JSON text goes back as written ([`Request::raw_field`]): numbers beyond
+/// `f64` (`1e400`, `18446744073709551617`) and key order come back unchanged rather than
+/// re-encoded; of a repeated `message` key the last one counts. The route was selected
+/// from a JSON body, but a gateway may also set the route key itself: a body that is not
+/// JSON is treated like one without the field.
 async fn on_message(ctx: Context, request: Request) -> Result<()> {
-    // The route was selected from a JSON body, but a gateway may also set the route key
-    // itself: treat a body that is not JSON like one without the field.
-    let text = request.text().unwrap_or("");
-    match serde_json::from_str::<MessageField<'_>>(text) {
-        Ok(MessageField {
-            message: Some(message),
-        }) => {
-            let answer = Echoed {
-                message,
-                kind: MESSAGE,
-            };
-            ctx.reply(&answer).await
-        }
-        Ok(MessageField { message: None }) => Err(missing_message()),
-        // A repeated `message` key: the last one counts, as for any JSON object.
-        Err(_) => match request
-            .json::<Value>()
-            .ok()
-            .and_then(|mut body| body.get_mut(MESSAGE).map(Value::take))
-        {
-            Some(message) => {
-                ctx.reply(&json!({ "type": "message", "message": message }))
-                    .await
-            }
-            None => Err(missing_message()),
-        },
-    }
+    let message = request.raw_field(MESSAGE).ok_or_else(missing_message)?;
+    let kind = MESSAGE;
+    ctx.reply(&Echoed { message, kind }).await
 }
 
 /// `{"type":"error","error":"missing_field","field":"message"}`.

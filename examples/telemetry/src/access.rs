@@ -33,11 +33,8 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::fmt;
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
-use wsgw_core::auth::{ApiKeyAuthorizer, AuthError};
+use wsgw_core::auth::{ApiKeyAuthorizer, AuthError, DerivedTokens, MIN_DERIVED_SECRET_BYTES};
 
 /// Environment variable: device keys, `device_id=KEY` separated by commas.
 pub const DEVICE_KEYS_ENV: &str = "TELEMETRY_DEVICE_KEYS";
@@ -62,7 +59,7 @@ pub const CLIENT_ROLE: &str = "client";
 pub const OPERATOR_ROLE: &str = "operator";
 
 /// The shortest fleet secret accepted: 32 bytes, the HMAC-SHA256 key size.
-pub const MIN_DEVICE_SECRET_BYTES: usize = 32;
+pub const MIN_DEVICE_SECRET_BYTES: usize = MIN_DERIVED_SECRET_BYTES;
 
 /// Why the access settings cannot be used; every message names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -115,78 +112,29 @@ pub fn device_tokens(device_keys: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The fleet secret each device's own token is derived from:
-/// `token = hex(HMAC-SHA256(secret, device_id))`, 64 lower-case hex digits (the scheme
-/// of Azure IoT DPS group enrollments). A device holds only its token, so a device that
-/// leaks it exposes only its own device id; the server holds only the secret and checks
-/// a token in constant time.
+/// The fleet secret each device's own token is derived from ([`DerivedTokens`], the
+/// identity being the device id): a device holds only its token, so a device that leaks
+/// it exposes only its own device id.
+pub type DeviceSecret = DerivedTokens;
+
+/// The fleet secret given as [`DEVICE_SECRET_ENV`], or what is wrong with it.
 ///
 /// ```
-/// use telemetry::access::DeviceSecret;
-///
-/// let secret = DeviceSecret::new("fleet-secret-0123456789abcdef-0123456789")?;
+/// let secret = telemetry::access::device_secret("fleet-secret-0123456789abcdef-0123456789")?;
 /// let token = secret.token_for("esp32-01");
-/// assert_eq!(token.len(), 64);
 /// assert!(secret.verify("esp32-01", &token));
 /// assert!(!secret.verify("esp32-02", &token), "bound to its device id");
-/// assert!(DeviceSecret::new("s3cret").is_err(), "too short");
+/// let short = telemetry::access::device_secret("s3cret").unwrap_err();
+/// assert!(short.to_string().starts_with("TELEMETRY_DEVICE_SECRET: the device secret needs at least 32 bytes"));
 /// # Ok::<(), telemetry::access::AccessError>(())
 /// ```
-#[derive(Clone)]
-pub struct DeviceSecret(Vec<u8>);
-
-impl fmt::Debug for DeviceSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("DeviceSecret(<hidden>)")
-    }
-}
-
-impl DeviceSecret {
-    /// A secret of at least [`MIN_DEVICE_SECRET_BYTES`].
-    pub fn new(secret: impl AsRef<[u8]>) -> Result<Self, AccessError> {
-        let secret = secret.as_ref();
-        if secret.len() < MIN_DEVICE_SECRET_BYTES {
-            return Err(AccessError::SecretTooShort {
-                bytes: secret.len(),
-                min: MIN_DEVICE_SECRET_BYTES,
-            });
+pub fn device_secret(secret: &str) -> Result<DeviceSecret, AccessError> {
+    DerivedTokens::new(secret).map_err(|error| match error {
+        AuthError::DerivedSecretTooShort { bytes, min } => {
+            AccessError::SecretTooShort { bytes, min }
         }
-        Ok(DeviceSecret(secret.to_vec()))
-    }
-
-    fn mac(&self, device_id: &str) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        mac.update(device_id.as_bytes());
-        mac
-    }
-
-    /// The token of `device_id`.
-    pub fn token_for(&self, device_id: &str) -> String {
-        let code = self.mac(device_id).finalize().into_bytes();
-        code.iter().map(|byte| format!("{byte:02x}")).collect()
-    }
-
-    /// Whether `presented` is `device_id`'s token, compared in constant time.
-    pub fn verify(&self, device_id: &str, presented: &str) -> bool {
-        let Some(code) = decode_hex(presented) else {
-            return false;
-        };
-        self.mac(device_id).verify_slice(&code).is_ok()
-    }
-}
-
-/// Lower- or upper-case hex to bytes; `None` for anything else (an odd length, another
-/// character).
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    text.as_bytes()
-        .chunks(2)
-        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
-        .collect()
+        other => AccessError::Keys(other),
+    })
 }
 
 /// The origins a browser may call the REST API from (`Access-Control-Allow-Origin`).

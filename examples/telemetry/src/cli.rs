@@ -9,8 +9,8 @@ use telemetry_simulator::{run_devices, Simulator, SimulatorConfig};
 use wsgw_aws::runner::{self, Args, Runner, ServeArgs};
 
 use crate::access::{
-    self, AccessError, CorsOrigins, DeviceSecret, CORS_ORIGIN_ENV, DASHBOARD_KEYS_ENV,
-    DEVICE_KEYS_ENV, DEVICE_SECRET_ENV, SHARED_DEVICE_TOKEN_ENV,
+    self, AccessError, CorsOrigins, CORS_ORIGIN_ENV, DASHBOARD_KEYS_ENV, DEVICE_KEYS_ENV,
+    DEVICE_SECRET_ENV, SHARED_DEVICE_TOKEN_ENV,
 };
 use crate::{Telemetry, DEFAULT_HISTORY_TTL_DAYS};
 
@@ -93,7 +93,7 @@ impl Settings {
         }
         let keys = access::authorizer(self.device_keys.as_deref(), self.dashboard_keys.as_deref())?;
         let secret = given(self.device_secret.as_deref())
-            .map(DeviceSecret::new)
+            .map(access::device_secret)
             .transpose()?;
         if secret.is_some() && keys.is_some() {
             return Err(AccessError::KeysAndSecret);
@@ -188,7 +188,7 @@ pub fn device_token(args: &DeviceTokenArgs) -> ExitCode {
     if let Err(error) = crate::protocol::validate_device_id(&args.device_id) {
         return fail(&format!("{:?}: {error}", args.device_id));
     }
-    match DeviceSecret::new(&args.device_secret) {
+    match access::device_secret(&args.device_secret) {
         Ok(secret) => {
             println!("{}", secret.token_for(&args.device_id));
             ExitCode::SUCCESS
@@ -259,7 +259,7 @@ fn simulator_tokens(
 ) -> Result<BTreeMap<String, String>, String> {
     let mut tokens = access::device_tokens(device_keys.unwrap_or(""));
     if let Some(secret) = given(device_secret) {
-        let secret = DeviceSecret::new(secret).map_err(|error| error.to_string())?;
+        let secret = access::device_secret(secret).map_err(|error| error.to_string())?;
         for index in 0..config.devices {
             let id = config.device_id(index);
             tokens.insert(id.clone(), secret.token_for(&id));

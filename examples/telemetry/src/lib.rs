@@ -71,7 +71,6 @@
 
 pub mod access;
 pub mod cli;
-mod clock;
 mod fanout;
 pub mod keys;
 mod rest;
@@ -82,13 +81,13 @@ use wsgw_aws::runner::Runner;
 use wsgw_core::{RouteSelection, Router};
 use wsgw_memory::gateway::Assets;
 
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use rest::{DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT};
 pub use state::{
     Telemetry, DEFAULT_HISTORY_TTL_DAYS, DEFAULT_MAX_TRACKED_DEVICES, MAX_CLOCK_SKEW_MS,
 };
 pub use telemetry_protocol as protocol;
 pub use ws::parse_update;
+pub use wsgw_core::clock::{Clock, ManualClock, SystemClock};
 
 /// Route key of device readings.
 pub const REAL_TIME_DATA_UPDATE: &str = "RealTimeDataUpdate";

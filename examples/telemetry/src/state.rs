@@ -8,7 +8,7 @@ use chrono::Duration;
 use wsgw_core::auth::ApiKeyAuthorizer;
 
 use crate::access::{CorsOrigins, DeviceSecret};
-use crate::clock::{Clock, SystemClock};
+use wsgw_core::clock::{Clock, SystemClock};
 
 /// How long readings are kept unless configured otherwise: 30 days.
 pub const DEFAULT_HISTORY_TTL_DAYS: u32 = 30;
@@ -29,7 +29,7 @@ pub const MAX_CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
 /// ```
 /// use telemetry::Telemetry;
 ///
-/// let secret = telemetry::access::DeviceSecret::new("fleet-secret-0123456789abcdef-0123456789")?;
+/// let secret = telemetry::access::device_secret("fleet-secret-0123456789abcdef-0123456789")?;
 /// let state = Telemetry::new()
 ///     .with_history_ttl_days(7)
 ///     .with_device_secret(secret);
@@ -73,7 +73,7 @@ impl Telemetry {
     }
 
     /// Devices must connect with their own token derived from this secret
-    /// ([`DeviceSecret::token_for`]); others are refused with 401.
+    /// ([`DerivedTokens::token_for`](wsgw_core::auth::DerivedTokens::token_for)); others are refused with 401.
     pub fn with_device_secret(mut self, secret: DeviceSecret) -> Self {
         self.device_secret = Some(secret);
         self

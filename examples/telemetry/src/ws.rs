@@ -15,6 +15,7 @@ use wsgw_core::{
 };
 
 use wsgw_core::auth::{find_token, Principal, TokenSource};
+use wsgw_core::input::Unrouted;
 
 use crate::access::{CLIENT_ROLE, DEVICE_ROLE, OPERATOR_ROLE};
 use crate::fanout::{followers, push_reading};
@@ -457,20 +458,16 @@ pub(crate) async fn on_control_cmd(ctx: Ctx, request: Request) -> Result<()> {
 
 /// `$default`: unknown actions, non-JSON and binary frames.
 pub(crate) async fn on_default(_ctx: Ctx, request: Request) -> Result<()> {
-    let action = request
-        .text()
-        .and_then(|text| serde_json::from_str::<Value>(text).ok())
-        .map(|value| value.get("action").cloned());
-    let reply = match action {
-        None => ErrorReply::new(
+    let reply = match Unrouted::of(&request, "action") {
+        Unrouted::Empty | Unrouted::Binary | Unrouted::NotJson => ErrorReply::new(
             ErrorCode::InvalidMessage,
             "messages are JSON objects with an \"action\": RealTimeDataUpdate, ControlAck or ControlCmd",
         ),
-        Some(None) => ErrorReply::new(
+        Unrouted::NoAction => ErrorReply::new(
             ErrorCode::UnknownAction,
             "no \"action\"; devices send RealTimeDataUpdate and ControlAck, dashboards send ControlCmd",
         ),
-        Some(Some(action)) => ErrorReply::new(
+        Unrouted::UnknownAction(action) => ErrorReply::new(
             ErrorCode::UnknownAction,
             &format!(
                 "unknown action {action}; devices send RealTimeDataUpdate and ControlAck, dashboards send ControlCmd"

@@ -1,4 +1,6 @@
-//! Message ids and timestamps.
+//! Record ids and timestamps for what an app keeps in history: ids that sort by time
+//! (and, within a millisecond, by the order one process made them), and RFC 3339 times
+//! as clients read them.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,11 +9,23 @@ use std::sync::{Mutex, PoisonError};
 use chrono::{DateTime, SecondsFormat, Utc};
 
 /// `at` as RFC 3339 in UTC with milliseconds: `2026-11-22T09:15:02.113Z`.
-pub fn rfc3339(at: DateTime<Utc>) -> String {
+///
+/// ```
+/// let at = chrono::DateTime::from_timestamp_millis(1_795_336_800_113).unwrap();
+/// assert_eq!(wsgw_core::ids::rfc3339_millis(at), "2026-11-22T08:40:00.113Z");
+/// ```
+pub fn rfc3339_millis(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// `bytes` random bytes as lower-case hex.
+/// `bytes` random bytes as lower-case hex (`2 * bytes` characters), from the operating
+/// system's generator.
+///
+/// ```
+/// let hex = wsgw_core::ids::random_hex(6);
+/// assert_eq!(hex.len(), 12);
+/// assert!(hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+/// ```
 pub fn random_hex(bytes: usize) -> String {
     let mut buffer = vec![0u8; bytes];
     if getrandom::fill(&mut buffer).is_err() {
@@ -50,24 +64,45 @@ fn next_sequence(millis: i64) -> u32 {
     last.1
 }
 
-/// A unique message id that sorts by time: the epoch milliseconds of `at` (13 digits),
-/// `-`, a per-process sequence within the millisecond (6 hex digits) and 12 random hex
-/// digits. Records are ordered by `(time, id)`, so messages of the same millisecond keep
-/// the order in which they were received.
+/// A unique id that sorts by time: the epoch milliseconds of `at` (13 digits), `-`, a
+/// per-process sequence within the millisecond (6 hex digits) and 12 random hex digits.
+/// History records are ordered by `(time, id)`, so records one process makes in the
+/// same millisecond keep the order in which it made them.
 ///
 /// ```
 /// let at = chrono::DateTime::from_timestamp_millis(1_795_336_800_000).unwrap();
-/// let first = chat::new_message_id(at);
-/// let second = chat::new_message_id(at);
+/// let first = wsgw_core::ids::time_ordered_id(at);
+/// let second = wsgw_core::ids::time_ordered_id(at);
 /// assert!(first.starts_with("1795336800000-"));
 /// assert_eq!(first.len(), 13 + 1 + 6 + 12);
 /// assert!(first < second);
 /// ```
-pub fn new_message_id(at: DateTime<Utc>) -> String {
+pub fn time_ordered_id(at: DateTime<Utc>) -> String {
     let millis = at.timestamp_millis().max(0);
     format!(
         "{millis:013}-{:06x}{}",
         next_sequence(millis),
         random_hex(6)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_of_one_millisecond_sort_in_the_order_they_were_made_and_later_ones_after() {
+        let at = DateTime::from_timestamp_millis(1_795_336_800_000).expect("a time");
+        let ids: Vec<String> = (0..1000).map(|_| time_ordered_id(at)).collect();
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
+        let later = time_ordered_id(at + chrono::Duration::milliseconds(1));
+        assert!(ids.iter().all(|id| *id < later));
+    }
+
+    #[test]
+    fn random_ids_differ() {
+        let at = DateTime::from_timestamp_millis(0).expect("a time");
+        assert_ne!(random_hex(6), random_hex(6));
+        assert_ne!(time_ordered_id(at)[20..], time_ordered_id(at)[20..]);
+    }
 }

@@ -1,4 +1,6 @@
-//! Where handlers get the time, so tests can move it by hand.
+//! Where handlers get the time, so tests can move it by hand: an app keeps an
+//! `Arc<dyn Clock>` in its state ([`SystemClock`] when served, a [`ManualClock`] in tests)
+//! and reads `now()` from it instead of `Utc::now()`.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -25,11 +27,14 @@ impl Clock for SystemClock {
 ///
 /// ```
 /// use chrono::{Duration, TimeZone, Utc};
-/// use telemetry::{Clock, ManualClock};
+/// use wsgw_core::clock::{Clock, ManualClock};
 ///
 /// let clock = ManualClock::new(Utc.timestamp_millis_opt(1_000).unwrap());
+/// let shared = clock.clone();
 /// clock.advance(Duration::milliseconds(500));
-/// assert_eq!(clock.now().timestamp_millis(), 1_500);
+/// assert_eq!(shared.now().timestamp_millis(), 1_500);
+/// shared.set(Utc.timestamp_millis_opt(42).unwrap());
+/// assert_eq!(clock.now().timestamp_millis(), 42);
 /// ```
 #[derive(Clone)]
 pub struct ManualClock {
