@@ -445,6 +445,9 @@ mod tests {
         assert!(parse_done("DONE soon failed=1").is_err());
     }
 
+    /// A sender played by `sh -c script`; a script that waits ends with `exec sleep`, so
+    /// the guard's kill stops the sleep itself (a child `sleep` would outlive the test,
+    /// holding the test runner's output open).
     fn sender(script: &str) -> Guard {
         let mut command = Command::new("sh");
         command.args(["-c", script]);
@@ -472,7 +475,7 @@ mod tests {
 
     #[tokio::test]
     async fn failed_posts_end_the_round_once_the_rest_is_delivered() {
-        let mut guard = sender("echo 'DONE 0.25 failed=2'; sleep 600");
+        let mut guard = sender("echo 'DONE 0.25 failed=2'; exec sleep 600");
         let (tx, mut received) = mpsc::unbounded_channel();
         let started = Instant::now();
         tx.send(Instant::now()).unwrap();
@@ -492,7 +495,7 @@ mod tests {
 
     #[tokio::test]
     async fn messages_missing_after_done_are_waited_for_within_the_grace_only() {
-        let mut guard = sender("echo 'DONE 0.5 failed=0'; sleep 600");
+        let mut guard = sender("echo 'DONE 0.5 failed=0'; exec sleep 600");
         let (_tx, mut received) = mpsc::unbounded_channel();
         let waited = Instant::now();
         let round = deliveries(
