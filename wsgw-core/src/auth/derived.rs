@@ -80,7 +80,7 @@ impl DerivedTokens {
 /// Lower- or upper-case hex to bytes; `None` for anything else (an odd length, another
 /// character).
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
