@@ -551,7 +551,7 @@ route's reply, or its Internal server error frame when the handler failed) is in
 Exit status: 0 when every event was handled, 1 when a handler failed (its output \
 has \"error\"), 2 when an event file cannot be read or is not an API Gateway event.")]
     pub struct InvokeArgs {
-        /// An API Gateway WebSocket or REST proxy event (JSON file; `-` reads stdin).
+        /// An API Gateway WebSocket, REST proxy, HTTP API (payload 2.0) or Function URL event (JSON file; `-` reads stdin).
         /// Repeat to run several in order.
         #[arg(long = "event", value_name = "FILE", required = true)]
         pub events: Vec<PathBuf>,

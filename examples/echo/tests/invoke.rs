@@ -215,7 +215,7 @@ fn unreadable_non_json_and_non_api_gateway_events_are_refused_with_exit_status_2
         (&not_json, "is not JSON: EOF while parsing"),
         (
             &not_apigw,
-            "not an API Gateway WebSocket or REST proxy event",
+            "not an API Gateway WebSocket, REST proxy, HTTP API (payload 2.0) or Function URL event",
         ),
     ] {
         let output = echo(&["invoke", "--event", path.to_str().unwrap()]);
