@@ -1,6 +1,7 @@
 //! Lambda event decoding (`wsgw_aws::lambda`): whatever JSON arrives, decoding returns a
-//! request or an error that says what is wrong, never panics, and a decoded WebSocket
-//! event keeps the event type and text body it was sent with.
+//! request or an error that says what is wrong, never panics, a decoded WebSocket event
+//! keeps the event type and text body it was sent with, and an HTTP request comes from a
+//! REST proxy event or an HTTP API (payload 2.0) / Function URL event.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -33,7 +34,10 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Ok(ApiGatewayEvent::Rest(request)) => {
-            assert!(raw.get("httpMethod").is_some());
+            // A REST API proxy event, or an HTTP API (payload 2.0) / Function URL event.
+            let payload_2 = raw.get("version") == Some(&Value::String("2.0".to_owned()))
+                && raw.pointer("/requestContext/http").is_some();
+            assert!(raw.get("httpMethod").is_some() || payload_2, "{raw}");
             let _ = format!("{request:?}");
         }
         Err(error) => assert!(!error.to_string().is_empty()),
