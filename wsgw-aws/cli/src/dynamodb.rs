@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
@@ -204,12 +205,17 @@ pub async fn ensure_installed(cache: &Path) -> Result<PathBuf, DynamoError> {
     );
     std::fs::create_dir_all(cache)
         .map_err(|error| fail(format!("cannot create {}: {error}", cache.display())))?;
+    // One staging directory per install, not per process: two first uses at once in one
+    // process (tests, or two stacks in one `wsgw`) must not remove each other's half-made
+    // virtualenv.
+    static INSTALLS: AtomicU64 = AtomicU64::new(0);
     let staging = cache.join(format!(
-        ".{}-installing-{}",
+        ".{}-installing-{}-{}",
         venv.file_name()
             .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        std::process::id()
+        std::process::id(),
+        INSTALLS.fetch_add(1, Ordering::Relaxed)
     ));
     let _ = std::fs::remove_dir_all(&staging);
     let installed = install(&staging).await;

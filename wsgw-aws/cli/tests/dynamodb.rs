@@ -164,29 +164,50 @@ async fn a_table_that_exists_with_another_key_is_refused_naming_it() {
     );
 }
 
+/// The first use on a fresh machine, twice at once into one empty cache (two tests in one
+/// process, or two `wsgw local`s): each start ends with a server of its own, neither
+/// removing the other's half-made install (a shared staging directory once did, seen on a
+/// fresh CI machine), and each server stops with its handle.
 #[tokio::test]
-async fn moto_is_installed_into_the_cache_and_served_on_loopback_until_stopped() {
-    let server = MotoServer::start(&cache())
-        .await
-        .unwrap_or_else(|error| panic!("{error}"));
-    let endpoint = server.endpoint().to_owned();
-    assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
-
-    let client = local_client(&endpoint, None).await;
-    ensure_table(&client, &TableSpec::wsgw_table("probe", true))
-        .await
-        .unwrap();
+async fn moto_is_installed_into_an_empty_cache_by_two_starts_at_once_and_served_on_loopback_until_stopped(
+) {
+    let cache = support::workspace().join(format!(
+        "target/wsgw-test-empty-cache-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&cache);
+    let (first, second) = tokio::join!(MotoServer::start(&cache), MotoServer::start(&cache));
+    let servers = [first, second].map(|server| server.unwrap_or_else(|error| panic!("{error}")));
+    let leftovers: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
     assert_eq!(
-        client.list_tables().send().await.unwrap().table_names(),
-        ["probe"]
+        leftovers.len(),
+        1,
+        "one virtualenv, no staging left: {leftovers:?}"
     );
-    server.stop().await;
 
-    let addr = endpoint.trim_start_matches("http://");
-    assert!(
-        std::net::TcpStream::connect(addr).is_err(),
-        "moto's server is stopped"
-    );
+    for (index, server) in servers.into_iter().enumerate() {
+        let endpoint = server.endpoint().to_owned();
+        assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
+        let client = local_client(&endpoint, None).await;
+        let table = format!("probe{index}");
+        ensure_table(&client, &TableSpec::wsgw_table(&table, true))
+            .await
+            .unwrap();
+        assert_eq!(
+            client.list_tables().send().await.unwrap().table_names(),
+            [table]
+        );
+        server.stop().await;
+        let addr = endpoint.trim_start_matches("http://");
+        assert!(
+            std::net::TcpStream::connect(addr).is_err(),
+            "moto's server is stopped"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&cache);
 }
 
 /// moto's server logs every request on its standard error: some 1,000 requests fill a
