@@ -176,7 +176,22 @@ async fn moto_is_installed_into_an_empty_cache_by_two_starts_at_once_and_served_
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&cache);
-    let (first, second) = tokio::join!(MotoServer::start(&cache), MotoServer::start(&cache));
+    let first = tokio::spawn({
+        let cache = cache.clone();
+        async move { MotoServer::start(&cache).await }
+    });
+    // The second start begins while the first is inside pip (its staging directory holds
+    // the requirements), the moment at which a shared staging directory was removed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while !pip_is_installing_into(&cache) {
+        assert!(
+            std::time::Instant::now() < deadline && !first.is_finished(),
+            "the first start never reached pip"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let second = MotoServer::start(&cache).await;
+    let first = first.await.unwrap();
     let servers = [first, second].map(|server| server.unwrap_or_else(|error| panic!("{error}")));
     let leftovers: Vec<_> = std::fs::read_dir(&cache)
         .unwrap()
@@ -208,6 +223,16 @@ async fn moto_is_installed_into_an_empty_cache_by_two_starts_at_once_and_served_
         );
     }
     let _ = std::fs::remove_dir_all(&cache);
+}
+
+/// Whether a staging directory in `cache` holds the requirements pip is installing.
+fn pip_is_installing_into(cache: &std::path::Path) -> bool {
+    std::fs::read_dir(cache).is_ok_and(|entries| {
+        entries.flatten().any(|entry| {
+            entry.file_name().to_string_lossy().starts_with('.')
+                && entry.path().join("requirements.txt").exists()
+        })
+    })
 }
 
 /// moto's server logs every request on its standard error: some 1,000 requests fill a
