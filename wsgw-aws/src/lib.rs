@@ -22,6 +22,7 @@ pub mod config;
 pub mod dynamo;
 pub mod invoke;
 pub mod lambda;
+mod management_client;
 pub mod metrics;
 #[cfg(feature = "runner")]
 pub mod runner;

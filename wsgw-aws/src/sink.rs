@@ -1,19 +1,26 @@
-//! `ApiGatewaySink`: the Management API (`@connections`) through
-//! `aws-sdk-apigatewaymanagement`.
+//! `ApiGatewaySink`: the Management API (`@connections`), signed with the AWS SDK's
+//! SigV4 signer over its HTTP client (see `management_client`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use aws_sdk_apigatewaymanagement::config::http::HttpResponse;
-use aws_sdk_apigatewaymanagement::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_apigatewaymanagement::primitives::{Blob, DateTime as SmithyDateTime};
-use aws_sdk_apigatewaymanagement::Client;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use wsgw_core::{ConnectionId, ConnectionInfo, Error, MessageSink, NotConfigured, Payload, Result};
 
 use crate::config::{configured_endpoint, load_sdk_config};
+use crate::management_client::{CallError, ManagementClient};
+
+/// What a connection id is encoded with in the request path: every byte but the
+/// unreserved ones, as the SDK encodes path labels.
+const PATH_LABEL: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// API Gateway's largest message payload: 128 KB.
 pub const MAX_PAYLOAD_BYTES: usize = 128 * 1024;
@@ -32,9 +39,15 @@ pub const DEPRECATED_MANAGEMENT_ENDPOINT_ENV: &str = "WSGW_MANAGEMENT_ENDPOINT";
 /// Made by [`ManagementApi`] for each request's own endpoint (the Lambda glue does
 /// that), or directly for a known endpoint with [`new`](Self::new).
 ///
+/// Each request is signed with the `SdkConfig`'s credentials (fetched once and kept
+/// until they near expiry) and region, sent over one pool of keep-alive connections with
+/// its connect and read timeouts, and retried as the SDK's standard strategy retries
+/// (its `RetryConfig`'s attempts and backoff, with jitter: throttling and transient
+/// errors, HTTP 429 and 5xx, connection failures), within its operation timeout.
+///
 /// Errors: `GoneException` (or a bare HTTP 410, as some emulators send) → `Gone`;
-/// `LimitExceededException` is retried by the SDK and then → `Throttled`;
-/// `PayloadTooLargeException` → `PayloadTooLarge`; an SDK timeout (when one is configured
+/// `LimitExceededException` (or HTTP 429) is retried and then → `Throttled`;
+/// `PayloadTooLargeException` → `PayloadTooLarge`; a timeout (when one is configured
 /// in the `SdkConfig`'s timeout settings) → `Timeout`; `ForbiddenException` → a `Backend`
 /// error saying which permission is missing.
 ///
@@ -50,8 +63,10 @@ pub const DEPRECATED_MANAGEMENT_ENDPOINT_ENV: &str = "WSGW_MANAGEMENT_ENDPOINT";
 /// ```
 #[derive(Clone)]
 pub struct ApiGatewaySink {
-    client: Client,
+    client: Arc<ManagementClient>,
     endpoint: String,
+    /// `{endpoint}/@connections/`, to which a connection's encoded id is appended.
+    connections: String,
     max_payload: usize,
 }
 
@@ -67,15 +82,26 @@ impl std::fmt::Debug for ApiGatewaySink {
 impl ApiGatewaySink {
     /// A sink posting to the Management API at `endpoint` with this SDK configuration.
     pub fn new(sdk_config: &SdkConfig, endpoint: impl Into<String>) -> Self {
-        let endpoint = endpoint.into();
-        let config = aws_sdk_apigatewaymanagement::config::Builder::from(sdk_config)
-            .endpoint_url(&endpoint)
-            .build();
+        Self::with_client(Arc::new(ManagementClient::new(sdk_config)), endpoint.into())
+    }
+
+    /// A sink at `endpoint` sharing `client` (its connections and credentials) with the
+    /// other endpoints' sinks.
+    fn with_client(client: Arc<ManagementClient>, endpoint: String) -> Self {
+        let connections = format!("{}/@connections/", endpoint.trim_end_matches('/'));
         ApiGatewaySink {
-            client: Client::from_conf(config),
+            client,
             endpoint,
+            connections,
             max_payload: MAX_PAYLOAD_BYTES,
         }
+    }
+
+    /// The URL of one connection's `@connections` resource.
+    fn url(&self, id: &ConnectionId) -> String {
+        let mut url = self.connections.clone();
+        url.extend(utf8_percent_encode(id.as_str(), PATH_LABEL));
+        url
     }
 
     /// Sets the largest payload sent (bigger ones fail with `PayloadTooLarge` before any
@@ -104,25 +130,20 @@ impl ApiGatewaySink {
         format!("https://{domain_name}/{stage}")
     }
 
-    fn map_error<E>(
+    fn map_error(
         &self,
         operation: &str,
         id: &ConnectionId,
         size: usize,
-        error: SdkError<E, HttpResponse>,
-    ) -> Error
-    where
-        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    {
-        if let SdkError::TimeoutError(_) = error {
+        error: CallError,
+    ) -> Error {
+        if let CallError::Timeout = error {
             return Error::Timeout {
                 backend: "apigateway",
                 message: format!("{operation} to {id}: no answer within the SDK's timeout"),
             };
         }
-        let status = error
-            .raw_response()
-            .map(|response| response.status().as_u16());
+        let status = error.status();
         let code = error.code().map(str::to_owned);
         match (code.as_deref(), status) {
             (Some("GoneException"), _) | (None, Some(410)) => Error::Gone {
@@ -153,9 +174,20 @@ impl ApiGatewaySink {
     }
 }
 
-fn to_chrono(at: Option<&SmithyDateTime>) -> Option<DateTime<Utc>> {
-    let at = at?;
-    DateTime::from_timestamp(at.secs(), at.subsec_nanos())
+/// A `GetConnection` answer, as the Management API sends it.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetConnectionOutput {
+    connected_at: Option<DateTime<Utc>>,
+    last_active_at: Option<DateTime<Utc>>,
+    identity: Option<GetConnectionIdentity>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetConnectionIdentity {
+    source_ip: Option<String>,
+    user_agent: Option<String>,
 }
 
 #[async_trait]
@@ -169,37 +201,38 @@ impl MessageSink for ApiGatewaySink {
             });
         }
         self.client
-            .post_to_connection()
-            .connection_id(id.as_str())
-            .data(Blob::new(payload.as_bytes().to_vec()))
-            .send()
+            .call(http::Method::POST, &self.url(id), payload.bytes().clone())
             .await
             .map(|_| ())
             .map_err(|error| self.map_error("PostToConnection", id, size, error))
     }
 
     async fn connection_info(&self, id: &ConnectionId) -> Result<ConnectionInfo> {
-        let output = self
+        let answer = self
             .client
-            .get_connection()
-            .connection_id(id.as_str())
-            .send()
+            .call(http::Method::GET, &self.url(id), Bytes::new())
             .await
             .map_err(|error| self.map_error("GetConnection", id, 0, error))?;
-        let connected_at = to_chrono(output.connected_at()).ok_or_else(|| {
+        let output: GetConnectionOutput = serde_json::from_slice(&answer).map_err(|error| {
+            Error::backend(
+                "apigateway",
+                format!("GetConnection of {id} answered what is not a connection"),
+                Some(Box::new(error) as wsgw_core::BoxError),
+            )
+        })?;
+        let connected_at = output.connected_at.ok_or_else(|| {
             Error::backend(
                 "apigateway",
                 format!("GetConnection of {id} returned no connectedAt"),
                 None,
             )
         })?;
-        let identity = output.identity();
-        let mut info = ConnectionInfo::new(
-            connected_at,
-            identity.and_then(|i| i.source_ip()).map(str::to_owned),
-            identity.and_then(|i| i.user_agent()).map(str::to_owned),
-        );
-        if let Some(last_active_at) = to_chrono(output.last_active_at()) {
+        let (source_ip, user_agent) = output
+            .identity
+            .map(|identity| (identity.source_ip, identity.user_agent))
+            .unwrap_or_default();
+        let mut info = ConnectionInfo::new(connected_at, source_ip, user_agent);
+        if let Some(last_active_at) = output.last_active_at {
             info.last_active_at = last_active_at;
         }
         Ok(info)
@@ -207,9 +240,7 @@ impl MessageSink for ApiGatewaySink {
 
     async fn disconnect(&self, id: &ConnectionId) -> Result<()> {
         self.client
-            .delete_connection()
-            .connection_id(id.as_str())
-            .send()
+            .call(http::Method::DELETE, &self.url(id), Bytes::new())
             .await
             .map(|_| ())
             .map_err(|error| self.map_error("DeleteConnection", id, 0, error))
@@ -240,7 +271,7 @@ impl MessageSink for ApiGatewaySink {
 /// assert_eq!(fixed.sink_for("abc.example.com", "prod").unwrap().endpoint(), "http://127.0.0.1:8080/local");
 /// ```
 pub struct ManagementApi {
-    sdk_config: SdkConfig,
+    client: Arc<ManagementClient>,
     scheme: String,
     fixed: Option<Arc<ApiGatewaySink>>,
     sinks: Mutex<HashMap<String, Arc<ApiGatewaySink>>>,
@@ -263,7 +294,7 @@ impl ManagementApi {
     /// The Management API with this SDK configuration; each request's own endpoint.
     pub fn new(sdk_config: SdkConfig) -> Self {
         ManagementApi {
-            sdk_config,
+            client: Arc::new(ManagementClient::new(&sdk_config)),
             scheme: "https".to_owned(),
             fixed: None,
             sinks: Mutex::new(HashMap::new()),
@@ -288,8 +319,8 @@ impl ManagementApi {
     /// domain, `http://127.0.0.1:8080/local` for the LocalGateway); requests' own
     /// endpoints are ignored.
     pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
-        let sink =
-            ApiGatewaySink::new(&self.sdk_config, endpoint).with_max_payload(self.max_payload);
+        let sink = ApiGatewaySink::with_client(Arc::clone(&self.client), endpoint.into())
+            .with_max_payload(self.max_payload);
         self.fixed = Some(Arc::new(sink));
         self
     }
@@ -325,7 +356,7 @@ impl ManagementApi {
         let mut sinks = self.sinks.lock().unwrap_or_else(PoisonError::into_inner);
         let sink = sinks.entry(endpoint).or_insert_with_key(|endpoint| {
             Arc::new(
-                ApiGatewaySink::new(&self.sdk_config, endpoint.as_str())
+                ApiGatewaySink::with_client(Arc::clone(&self.client), endpoint.clone())
                     .with_max_payload(self.max_payload),
             )
         });
