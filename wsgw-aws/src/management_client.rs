@@ -33,8 +33,8 @@ use bytes::Bytes;
 /// The signing name of the Management API (`execute-api`, as API Gateway checks it).
 const SIGNING_NAME: &str = "execute-api";
 
-/// The SDK's connect timeout when the configuration sets none (its default since
-/// behaviour version 2023-11-09... it applies to every current client).
+/// The connect timeout when the configuration sets none: the SDK clients' default
+/// (`aws-smithy-runtime`'s `DEFAULT_CONNECT_TIMEOUT`, not exported).
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
 
 /// Credentials are fetched again this long before they expire (the SDK's lazy identity
