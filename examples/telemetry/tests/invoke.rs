@@ -225,10 +225,10 @@ fn the_shipped_events_in_order_are_a_device_and_a_dashboard_at_work() {
 }
 
 /// The history endpoint deployed behind a REST API (payload 1.0), an HTTP API (payload
-/// 2.0, on the named stage `production`, whose `rawPath` starts with it) and a Function
-/// URL (payload 2.0, stage `$default`): the same status, headers and JSON, for the same
-/// query, in the event shapes AWS sends; each answered in its own format (payload 2.0
-/// answers carry `cookies`, payload 1.0 ones do not).
+/// 2.0) and a Function URL (payload 2.0): the same status, headers and JSON for the same
+/// query, in events AWS captured (see the README's "Where the history events come from");
+/// each answered in its own response format (payload 2.0 answers carry `cookies`,
+/// payload 1.0 ones do not).
 #[test]
 fn history_answers_the_same_to_a_rest_api_an_http_api_and_a_function_url_event() {
     let outs = invoke(&[
