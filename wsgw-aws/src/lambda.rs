@@ -234,25 +234,9 @@ pub enum HttpEventFormat {
     PayloadV2,
 }
 
-/// What a path may hold unencoded: everything but controls, space and the characters a
-/// URI path cannot carry (`%` stays, an encoded path stays as it is).
-const PATH_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}')
-    .add(b'|')
-    .add(b'\\')
-    .add(b'^')
-    .add(b'[')
-    .add(b']');
-
-/// What a raw query string may hold unencoded (`&`, `=`, `%` and `?` stay).
+/// What a raw query string may hold unencoded: everything but controls, space and the
+/// characters a URI cannot carry (`&`, `=`, `%` and `?` stay: an encoded query stays as
+/// it is).
 const QUERY_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b' ')
     .add(b'"')
@@ -267,6 +251,9 @@ const QUERY_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b'^')
     .add(b'[')
     .add(b']');
+
+/// What a path may hold unencoded: as a query, but `?` would start one.
+const PATH_ESCAPES: &percent_encoding::AsciiSet = &QUERY_ESCAPES.add(b'?');
 
 /// The request URI (origin form) of `path` and a raw `query`, with what a URI cannot hold
 /// percent-encoded.
