@@ -1,12 +1,16 @@
 //! Lambda event decoding (`wsgw_aws::lambda`): whatever JSON arrives, decoding returns a
 //! request or an error that says what is wrong, never panics, a decoded WebSocket event
 //! keeps the event type and text body it was sent with, and an HTTP request comes from a
-//! REST proxy event or an HTTP API (payload 2.0) / Function URL event.
+//! REST proxy event or an HTTP API (payload 2.0) / Function URL event; a response carrying
+//! that request's headers and body encodes in either format without a panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use wsgw_aws::lambda::{decode_event, decode_rest_event, decode_websocket_event, ApiGatewayEvent};
+use wsgw_aws::lambda::{
+    decode_event, decode_rest_event, decode_websocket_event, encode_http_response,
+    ApiGatewayEvent, HttpEventFormat,
+};
 use wsgw_core::EventType;
 
 fuzz_target!(|data: &[u8]| {
@@ -39,6 +43,13 @@ fuzz_target!(|data: &[u8]| {
                 && raw.pointer("/requestContext/http").is_some();
             assert!(raw.get("httpMethod").is_some() || payload_2, "{raw}");
             let _ = format!("{request:?}");
+            let (parts, body) = request.into_parts();
+            let mut response = wsgw_core::HttpResponse::new(body);
+            *response.headers_mut() = parts.headers;
+            for format in [HttpEventFormat::RestApi, HttpEventFormat::PayloadV2] {
+                let encoded = encode_http_response(&response, format);
+                assert!(serde_json::to_value(&encoded).is_ok(), "{encoded:?}");
+            }
         }
         Err(error) => assert!(!error.to_string().is_empty()),
     }

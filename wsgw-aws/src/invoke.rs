@@ -29,7 +29,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::Utc;
@@ -249,7 +248,7 @@ impl MessageSink for RecordingSink {
 pub struct InvokeOutcome {
     /// The proxy response, or the handler's error (Lambda reports it as the invocation's
     /// error and API Gateway answers the client "Internal server error").
-    pub response: std::result::Result<ApiGatewayProxyResponse, Error>,
+    pub response: std::result::Result<crate::lambda::ProxyResponse, Error>,
     /// What the handlers did through the Management API.
     pub activity: SinkActivity,
     /// What API Gateway itself sends the calling connection for a MESSAGE event: a
@@ -286,7 +285,7 @@ fn payload_json(connection_id: &ConnectionId, payload: &Payload) -> Map<String, 
 struct Report<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     event: Option<&'a str>,
-    response: Option<&'a ApiGatewayProxyResponse>,
+    response: Option<&'a crate::lambda::ProxyResponse>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -353,7 +352,7 @@ impl InvokeOutcome {
         }
     }
 
-    /// The JSON `invoke` prints: `response` (the `ApiGatewayProxyResponse`, or `null`
+    /// The JSON `invoke` prints: `response` (the proxy response, or `null`
     /// and an `error` when the handler failed), `sent_to_caller` when API Gateway would
     /// send the caller something itself (a two-way reply, the `Internal server error`
     /// frame), `posted` (`connection_id`, `data`, and
@@ -378,15 +377,15 @@ impl InvokeOutcome {
 }
 
 /// The body of a proxy response, as API Gateway sends it on a two-way route.
-fn reply_body(response: &ApiGatewayProxyResponse) -> Option<Payload> {
+fn reply_body(response: &crate::lambda::ProxyResponse) -> Option<Payload> {
     use aws_lambda_events::encodings::Body;
-    let text = match response.body.as_ref()? {
+    let text = match response.body()? {
         Body::Text(text) => text.clone(),
         Body::Binary(bytes) => return Some(Payload::binary(bytes.clone())),
         Body::Empty => return None,
         _ => return None,
     };
-    if response.is_base64_encoded {
+    if response.is_base64_encoded() {
         STANDARD.decode(text.as_bytes()).ok().map(Payload::binary)
     } else {
         Some(Payload::text(text))
@@ -494,7 +493,7 @@ impl<S: Send + Sync + 'static> Invoker<S> {
             let accepted = handled
                 .response
                 .as_ref()
-                .is_ok_and(|response| (200..300).contains(&response.status_code));
+                .is_ok_and(|response| (200..300).contains(&response.status_code()));
             self.sink.end(event_type, &id, accepted, info);
         }
         let sent_to_caller = message.and_then(|(connection_id, request_id)| {
@@ -539,7 +538,7 @@ mod cli {
     #[derive(Debug, Clone, clap::Args)]
     #[command(after_help = "\
 Each event prints one JSON object: {\"event\": FILE, \"response\": <the \
-ApiGatewayProxyResponse>, \"posted\": [{\"connection_id\", \"data\", \"json\"}...], \
+crate::lambda::ProxyResponse>, \"posted\": [{\"connection_id\", \"data\", \"json\"}...], \
 \"rejected\": [...], \"disconnected\": [...]}. Several --event run in order against the \
 same backend, so a CONNECT event then a MESSAGE event behaves as on AWS. A post the \
 Management API would refuse (to a client still inside $connect, to a closed connection, \

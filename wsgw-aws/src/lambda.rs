@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::apigw::{
     ApiGatewayProxyRequest, ApiGatewayProxyResponse, ApiGatewayV2httpRequest,
-    ApiGatewayWebsocketProxyRequest,
+    ApiGatewayV2httpResponse, ApiGatewayWebsocketProxyRequest,
 };
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::{HeaderMap, HeaderName, HeaderValue};
@@ -21,10 +21,12 @@ use futures::FutureExt;
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
 use tokio::sync::OnceCell;
+use wsgw_core::http::header::{COOKIE, SET_COOKIE};
+use wsgw_core::http::{StatusCode, Uri};
 use wsgw_core::metrics::{Counter, Metrics};
 use wsgw_core::{
     Backends, ConnectionId, ConnectionStore, DisconnectInfo, EventType, HistoryStore, HttpRequest,
-    HttpResponse, MessageSink, NotConfigured, Payload, Reply, Request, Router,
+    HttpRequestExt, HttpResponse, MessageSink, NotConfigured, Payload, Reply, Request, Router,
 };
 
 use crate::dynamo::{CONNECTIONS_TABLE_ENV, HISTORY_TABLE_ENV};
@@ -72,6 +74,16 @@ pub enum EventError {
     /// `isBase64Encoded` is true but the body is not base64.
     #[error("isBase64Encoded is true but the body is not valid base64: {0}")]
     InvalidBase64(#[source] base64::DecodeError),
+    /// The path and query string do not make a URI, even with the characters a URI
+    /// cannot hold percent-encoded.
+    #[error("the event's path and query string `{uri}` do not make a URI: {source}")]
+    InvalidUri {
+        /// The path and query string, percent-encoded.
+        uri: String,
+        /// What the URI parser found wrong.
+        #[source]
+        source: wsgw_core::http::uri::InvalidUri,
+    },
 }
 
 fn describe_path(path: &str) -> String {
@@ -209,39 +221,162 @@ pub fn decode_websocket_event(raw: Value) -> Result<Request, EventError> {
     Ok(request)
 }
 
-/// Decodes an API Gateway REST proxy event (`ApiGatewayProxyRequest`) into an
-/// [`HttpRequest`].
+/// Which event format an HTTP request came in, a request extension the decoders add: the
+/// response goes back in the same format ([`encode_http_response`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HttpEventFormat {
+    /// A REST API proxy event (payload 1.0): answered with `multiValueHeaders`.
+    RestApi,
+    /// An HTTP API event of payload format 2.0, or a Lambda Function URL event (the same
+    /// format): answered with `cookies` for `set-cookie` and repeated headers joined with
+    /// commas.
+    PayloadV2,
+}
+
+/// What a raw query string may hold unencoded: everything but controls, space and the
+/// characters a URI cannot carry (`&`, `=`, `%` and `?` stay: an encoded query stays as
+/// it is).
+const QUERY_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'|')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'[')
+    .add(b']');
+
+/// What a path may hold unencoded: as a query, but `?` would start one.
+const PATH_ESCAPES: &percent_encoding::AsciiSet = &QUERY_ESCAPES.add(b'?');
+
+/// The request URI (origin form) of `path` and a raw `query`, with what a URI cannot hold
+/// percent-encoded.
+fn request_uri(path: &str, query: &str) -> Result<Uri, EventError> {
+    let mut uri = percent_encoding::utf8_percent_encode(path, PATH_ESCAPES).to_string();
+    if !uri.starts_with('/') {
+        uri.insert(0, '/');
+    }
+    if !query.is_empty() {
+        uri.push('?');
+        uri.extend(percent_encoding::utf8_percent_encode(query, QUERY_ESCAPES));
+    }
+    Uri::try_from(uri.as_str()).map_err(|source| EventError::InvalidUri { uri, source })
+}
+
+/// A REST event's query string, every value of `multiValueQueryStringParameters` (or
+/// `queryStringParameters` when there is none), encoded again. Read from the raw event
+/// because `QueryMap`'s iterator panics on a name with an empty list (`{"token":[]}`);
+/// the event's own deserialization has already refused any other shape.
+fn rest_query_string(raw: &Value) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    let multi = raw
+        .get("multiValueQueryStringParameters")
+        .and_then(Value::as_object)
+        .filter(|parameters| !parameters.is_empty());
+    let parameters = multi.or_else(|| raw.get("queryStringParameters").and_then(Value::as_object));
+    for (name, values) in parameters.into_iter().flatten() {
+        match values {
+            Value::String(value) => {
+                query.append_pair(name, value);
+            }
+            Value::Array(values) => {
+                for value in values.iter().filter_map(Value::as_str) {
+                    query.append_pair(name, value);
+                }
+            }
+            _ => {}
+        }
+    }
+    query.finish()
+}
+
+/// An [`HttpRequest`] of its parts, with the body of `body` / `isBase64Encoded`.
+fn http_request(
+    method: &wsgw_core::http::Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Option<String>,
+    is_base64: bool,
+) -> Result<HttpRequest, EventError> {
+    let body = decode_body(body, is_base64)?.unwrap_or_default();
+    let mut request = HttpRequest::new(body);
+    *request.method_mut() = method.clone();
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    Ok(request)
+}
+
+/// Decodes an API Gateway REST proxy event (`ApiGatewayProxyRequest`, payload 1.0) into
+/// an [`HttpRequest`]: the method, `path` with every value of the query string
+/// (`multiValueQueryStringParameters`), every value of every header
+/// (`multiValueHeaders`, completed by `headers`), the body. Its extensions are
+/// [`HttpEventFormat::RestApi`] and the event's `requestContext`
+/// ([`ApiGatewayProxyRequestContext`](aws_lambda_events::apigw::ApiGatewayProxyRequestContext)).
+///
+/// ```
+/// use serde_json::json;
+/// use wsgw_core::HttpRequestExt;
+///
+/// let event = json!({
+///     "httpMethod": "GET",
+///     "path": "/history",
+///     "multiValueQueryStringParameters": { "device_id": ["a", "b"] },
+///     "multiValueHeaders": { "X-Tag": ["one", "two"] },
+///     "requestContext": { "stage": "prod", "httpMethod": "GET" }
+/// });
+/// let request = wsgw_aws::lambda::decode_rest_event(event).unwrap();
+/// assert_eq!(request.uri(), "/history?device_id=a&device_id=b");
+/// assert_eq!(request.query_params("device_id"), ["a", "b"]);
+/// assert_eq!(request.headers().get_all("x-tag").iter().count(), 2);
+/// ```
 pub fn decode_rest_event(raw: Value) -> Result<HttpRequest, EventError> {
-    let query = query_parameters(&raw);
+    let query = rest_query_string(&raw);
     let event: ApiGatewayProxyRequest = from_event(raw, "REST proxy")?;
-    let mut request = HttpRequest::new(
-        event.http_method.as_str(),
-        event.path.unwrap_or_else(|| "/".to_owned()),
-    );
-    request.query = query;
-    request.headers = header_map(&event.headers);
-    request
-        .headers
-        .extend(header_map(&event.multi_value_headers));
-    request.body = decode_body(event.body, event.is_base64_encoded)?;
+    let uri = request_uri(event.path.as_deref().unwrap_or("/"), &query)?;
+    let mut headers = event.multi_value_headers;
+    for (name, value) in &event.headers {
+        if !headers.contains_key(name) {
+            headers.append(name, value.clone());
+        }
+    }
+    let mut request = http_request(
+        &event.http_method,
+        uri,
+        headers,
+        event.body,
+        event.is_base64_encoded,
+    )?;
+    request.extensions_mut().insert(HttpEventFormat::RestApi);
+    request.extensions_mut().insert(event.request_context);
     Ok(request)
 }
 
 /// Decodes an HTTP API event of payload format 2.0, or a Lambda Function URL event (the
-/// same format), into an [`HttpRequest`], so that a REST route answers it as it answers
+/// same format), into an [`HttpRequest`], so that an HTTP route answers it as it answers
 /// the REST API's event: the method of `requestContext.http`; the path of `rawPath`
 /// without the `/{stage}` an HTTP API puts before it on a named stage; the query of
-/// `rawQueryString` (a name given twice: its last value, as for a REST event's
-/// `multiValueQueryStringParameters`); the headers (repeated ones joined with commas,
-/// as API Gateway sends them), `cookies` as one `cookie` header; the body.
+/// `rawQueryString` as the client sent it (a name given twice keeps both values); the
+/// headers (API Gateway joins repeated ones with commas), `cookies` as one `cookie`
+/// header; the body. Its extensions are [`HttpEventFormat::PayloadV2`] and the event's
+/// `requestContext`
+/// ([`ApiGatewayV2httpRequestContext`](aws_lambda_events::apigw::ApiGatewayV2httpRequestContext)).
 ///
 /// ```
 /// use serde_json::json;
+/// use wsgw_core::HttpRequestExt;
+///
 /// let event = json!({
 ///     "version": "2.0",
 ///     "routeKey": "GET /history",
 ///     "rawPath": "/prod/history",
 ///     "rawQueryString": "device_id=esp32-01&limit=5&limit=10",
+///     "cookies": ["a=1", "b=2"],
 ///     "headers": { "accept": "application/json" },
 ///     "requestContext": {
 ///         "stage": "prod",
@@ -251,9 +386,10 @@ pub fn decode_rest_event(raw: Value) -> Result<HttpRequest, EventError> {
 ///     "isBase64Encoded": false
 /// });
 /// let request = wsgw_aws::lambda::decode_http_v2_event(event).unwrap();
-/// assert_eq!((request.method.as_str(), request.path.as_str()), ("GET", "/history"));
-/// assert_eq!(request.query["limit"], "10");
-/// assert_eq!(request.header("Accept"), Some("application/json"));
+/// assert_eq!((request.method().as_str(), request.uri().path()), ("GET", "/history"));
+/// assert_eq!(request.query_params("limit"), ["5", "10"]);
+/// assert_eq!(request.header_text("Accept"), Some("application/json"));
+/// assert_eq!(request.header_text("cookie"), Some("a=1; b=2"));
 /// ```
 pub fn decode_http_v2_event(raw: Value) -> Result<HttpRequest, EventError> {
     let event: ApiGatewayV2httpRequest = from_event(raw, "HTTP API (payload 2.0)")?;
@@ -277,18 +413,22 @@ pub fn decode_http_v2_event(raw: Value) -> Result<HttpRequest, EventError> {
             path = within_stage;
         }
     }
-    let mut request = HttpRequest::new(context.http.method.as_str(), path);
-    request.query =
-        form_urlencoded::parse(event.raw_query_string.as_deref().unwrap_or("").as_bytes())
-            .map(|(name, value)| (name.into_owned(), value.into_owned()))
-            .collect();
-    request.headers = header_map(&event.headers);
+    let uri = request_uri(&path, event.raw_query_string.as_deref().unwrap_or(""))?;
+    let mut headers = event.headers;
     if let Some(cookies) = event.cookies.as_ref().filter(|cookies| !cookies.is_empty()) {
-        request
-            .headers
-            .insert("cookie".to_owned(), cookies.join("; "));
+        if let Ok(cookie) = HeaderValue::try_from(cookies.join("; ")) {
+            headers.insert(COOKIE, cookie);
+        }
     }
-    request.body = decode_body(event.body, event.is_base64_encoded)?;
+    let mut request = http_request(
+        &event.request_context.http.method,
+        uri,
+        headers,
+        event.body,
+        event.is_base64_encoded,
+    )?;
+    request.extensions_mut().insert(HttpEventFormat::PayloadV2);
+    request.extensions_mut().insert(event.request_context);
     Ok(request)
 }
 
@@ -337,9 +477,131 @@ pub fn encode_reply(reply: &Reply) -> ApiGatewayProxyResponse {
     proxy_response(reply.status, &reply.headers, reply.body.as_ref())
 }
 
-/// The proxy response for a REST route's [`HttpResponse`].
-pub fn encode_http_response(response: &HttpResponse) -> ApiGatewayProxyResponse {
-    proxy_response(response.status, &response.headers, response.body.as_ref())
+/// The answer to an HTTP event, in the format the event came in.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum ProxyResponse {
+    /// Payload 1.0: the answer to a REST API event or a WebSocket route.
+    V1(ApiGatewayProxyResponse),
+    /// Payload 2.0: the answer to an HTTP API or Function URL event.
+    V2(ApiGatewayV2httpResponse),
+}
+
+impl ProxyResponse {
+    /// The status code.
+    pub fn status_code(&self) -> i64 {
+        match self {
+            ProxyResponse::V1(response) => response.status_code,
+            ProxyResponse::V2(response) => response.status_code,
+        }
+    }
+
+    /// The body as the answer carries it (base64 text when
+    /// [`is_base64_encoded`](Self::is_base64_encoded)).
+    pub fn body(&self) -> Option<&Body> {
+        match self {
+            ProxyResponse::V1(response) => response.body.as_ref(),
+            ProxyResponse::V2(response) => response.body.as_ref(),
+        }
+    }
+
+    /// Whether the body is base64-encoded binary.
+    pub fn is_base64_encoded(&self) -> bool {
+        match self {
+            ProxyResponse::V1(response) => response.is_base64_encoded,
+            ProxyResponse::V2(response) => response.is_base64_encoded,
+        }
+    }
+}
+
+/// The body and `isBase64Encoded` of a payload: text as it is, binary base64-encoded,
+/// none for an empty body.
+fn response_body(body: &Payload) -> (Option<Body>, bool) {
+    if body.is_empty() {
+        return (None, false);
+    }
+    match body.as_text() {
+        Some(text) => (Some(Body::Text(text.to_owned())), false),
+        None => (Some(Body::Text(STANDARD.encode(body.as_bytes()))), true),
+    }
+}
+
+/// The proxy response for an HTTP route's [`HttpResponse`], in `format`:
+///
+/// - [`HttpEventFormat::RestApi`]: a header with one value in `headers`, one with
+///   several (two `set-cookie`) in `multiValueHeaders` with all of them (API Gateway
+///   merges the two maps, so a name is in one only);
+/// - [`HttpEventFormat::PayloadV2`]: `set-cookie` values in `cookies`, other repeated
+///   headers joined with commas, as payload 2.0 has no `multiValueHeaders`.
+///
+/// A binary body goes base64-encoded with `isBase64Encoded`.
+///
+/// ```
+/// use wsgw_aws::lambda::{encode_http_response, HttpEventFormat, ProxyResponse};
+/// use wsgw_core::{http, HttpResponse, Payload};
+///
+/// let response: HttpResponse = http::Response::builder()
+///     .header("set-cookie", "a=1")
+///     .header("set-cookie", "b=2")
+///     .body(Payload::binary(vec![0xff, 0x00]))
+///     .unwrap();
+/// let ProxyResponse::V2(v2) = encode_http_response(&response, HttpEventFormat::PayloadV2) else {
+///     unreachable!()
+/// };
+/// assert_eq!(v2.cookies, ["a=1", "b=2"]);
+/// assert!(v2.is_base64_encoded);
+/// ```
+pub fn encode_http_response(response: &HttpResponse, format: HttpEventFormat) -> ProxyResponse {
+    let (body, is_base64_encoded) = response_body(response.body());
+    let status_code = i64::from(response.status().as_u16());
+    // Header values that are not text cannot travel in the JSON answer.
+    let texts = |name: &HeaderName| -> Vec<&HeaderValue> {
+        response
+            .headers()
+            .get_all(name)
+            .iter()
+            .filter(|value| value.to_str().is_ok())
+            .collect()
+    };
+    match format {
+        HttpEventFormat::RestApi => {
+            let mut encoded = ApiGatewayProxyResponse::default();
+            encoded.status_code = status_code;
+            for name in response.headers().keys() {
+                let values = texts(name);
+                let target = if values.len() == 1 {
+                    &mut encoded.headers
+                } else {
+                    &mut encoded.multi_value_headers
+                };
+                for value in values {
+                    target.append(name.clone(), value.clone());
+                }
+            }
+            encoded.body = body;
+            encoded.is_base64_encoded = is_base64_encoded;
+            ProxyResponse::V1(encoded)
+        }
+        HttpEventFormat::PayloadV2 => {
+            let mut encoded = ApiGatewayV2httpResponse::default();
+            encoded.status_code = status_code;
+            for name in response.headers().keys() {
+                let values: Vec<&str> = texts(name)
+                    .into_iter()
+                    .filter_map(|value| value.to_str().ok())
+                    .collect();
+                if *name == SET_COOKIE {
+                    encoded.cookies = values.into_iter().map(str::to_owned).collect();
+                } else if let Ok(joined) = HeaderValue::try_from(values.join(", ")) {
+                    encoded.headers.insert(name.clone(), joined);
+                }
+            }
+            encoded.body = body;
+            encoded.is_base64_encoded = is_base64_encoded;
+            ProxyResponse::V2(encoded)
+        }
+    }
 }
 
 /// A route handler panicked. The release profile unwinds (`panic = "unwind"`), so the
@@ -455,7 +717,7 @@ impl From<InvocationError> for Diagnostic {
 }
 
 /// A decoded API Gateway event: what [`LambdaApp`] hands to the router.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 // One per invocation, decoded and moved once: boxing the request would buy nothing.
 #[allow(clippy::large_enum_variant)]
 pub enum ApiGatewayEvent {
@@ -491,7 +753,7 @@ pub fn decode_event(raw: Value) -> Result<ApiGatewayEvent, EventError> {
 #[non_exhaustive]
 pub struct Handled {
     /// The proxy response, or the error API Gateway answers as an integration failure.
-    pub response: Result<ApiGatewayProxyResponse, wsgw_core::Error>,
+    pub response: Result<ProxyResponse, wsgw_core::Error>,
     /// The invocation's CloudWatch EMF documents (empty when metrics are off).
     pub metrics: Vec<Value>,
 }
@@ -666,7 +928,7 @@ impl<S: Send + Sync + 'static> LambdaApp<S> {
     /// invocation's error, so API Gateway answers the client as it does for any failed
     /// integration; so is a handler's panic ([`HandlerPanicked`]). The invocation's
     /// metrics line is written before returning.
-    pub async fn handle(&self, raw: Value) -> Result<ApiGatewayProxyResponse, InvocationError> {
+    pub async fn handle(&self, raw: Value) -> Result<ProxyResponse, InvocationError> {
         self.handle_request(raw, None).await
     }
 
@@ -674,7 +936,7 @@ impl<S: Send + Sync + 'static> LambdaApp<S> {
         &self,
         raw: Value,
         request_id: Option<&str>,
-    ) -> Result<ApiGatewayProxyResponse, InvocationError> {
+    ) -> Result<ProxyResponse, InvocationError> {
         let handled = self.handle_event(decode_event(raw)?, request_id).await;
         if let Some(emf) = &self.metrics {
             if let Err(error) = emf.write(&handled.metrics) {
@@ -742,7 +1004,7 @@ impl<S: Send + Sync + 'static> LambdaApp<S> {
                 match outcome {
                     Ok(reply) => {
                         tracing::info!(%connection_id, route = %route_key, status = reply.status, latency_ms, "route");
-                        Ok(encode_reply(&reply))
+                        Ok(ProxyResponse::V1(encode_reply(&reply)))
                     }
                     Err(error) => {
                         tracing::error!(%connection_id, route = %route_key, %error, latency_ms, "route failed");
@@ -752,12 +1014,17 @@ impl<S: Send + Sync + 'static> LambdaApp<S> {
             }
             ApiGatewayEvent::Rest(request) => {
                 info.event_type = "REST".to_owned();
-                let path = request.path.clone();
+                let path = request.uri().path().to_owned();
+                let format = request
+                    .extensions()
+                    .get::<HttpEventFormat>()
+                    .copied()
+                    .unwrap_or(HttpEventFormat::RestApi);
                 // A REST event's domain is the REST API's: only a fixed endpoint reaches
                 // the WebSocket API's connections.
                 let backends = self.backends_for("", "").await;
                 let started = std::time::Instant::now();
-                let route = format!("{} {path}", request.method);
+                let route = format!("{} {path}", request.method());
                 let handling = async {
                     if self.metrics.is_some() {
                         self.router
@@ -779,7 +1046,7 @@ impl<S: Send + Sync + 'static> LambdaApp<S> {
                         )))
                     });
                 match outcome {
-                    Ok(response) => Ok(encode_http_response(&response)),
+                    Ok(response) => Ok(encode_http_response(&response, format)),
                     Err(error) => {
                         tracing::error!(%path, %error, "REST route failed");
                         Err(error)
@@ -1023,52 +1290,51 @@ impl RestEventContext {
 ///
 /// ```
 /// use wsgw_aws::lambda::{decode_rest_event, encode_rest_event, RestEventContext};
-/// use wsgw_core::HttpRequest;
+/// use wsgw_core::{http, HttpRequestExt, Payload, PathParams};
 ///
-/// let mut request = HttpRequest::new("GET", "/devices/esp32-01");
-/// request.path_params.insert("device_id".into(), "esp32-01".into());
-/// request.query.insert("limit".into(), "10".into());
+/// let mut request = http::Request::get("/devices/esp32-01?limit=10&tag=a&tag=b")
+///     .body(Payload::default())
+///     .unwrap();
+/// request.extensions_mut().insert(PathParams([("device_id".into(), "esp32-01".into())].into()));
 /// let context = RestEventContext::new("/devices/{device_id}", "production", "r-1", "abc123");
 /// let event = encode_rest_event(&request, &context);
 /// assert_eq!(event["resource"], "/devices/{device_id}");
 /// assert_eq!(event["pathParameters"]["device_id"], "esp32-01");
-/// assert_eq!(event["multiValueQueryStringParameters"]["limit"][0], "10");
+/// assert_eq!(event["multiValueQueryStringParameters"]["tag"], serde_json::json!(["a", "b"]));
 /// assert_eq!(event["requestContext"]["stage"], "production");
-/// assert_eq!(decode_rest_event(event).unwrap().query["limit"], "10");
+/// assert_eq!(decode_rest_event(event).unwrap().query_params("tag"), ["a", "b"]);
 /// ```
 pub fn encode_rest_event(request: &HttpRequest, context: &RestEventContext) -> Value {
-    let or_null = |map: &BTreeMap<String, String>| -> (Value, Value) {
-        if map.is_empty() {
-            (Value::Null, Value::Null)
-        } else {
-            header_fields(map)
-        }
-    };
-    let (headers, multi_headers) = or_null(&request.headers);
-    let (query, multi_query) = or_null(&request.query);
-    let path_parameters = if request.path_params.is_empty() {
-        Value::Null
-    } else {
-        header_fields(&request.path_params).0
+    let headers: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect();
+    let (headers, multi_headers) = single_and_multi(&headers);
+    let (query, multi_query) = single_and_multi(&request.query_pairs());
+    let path_parameters = match request.extensions().get::<wsgw_core::PathParams>() {
+        Some(params) if !params.0.is_empty() => header_fields(&params.0).0,
+        _ => Value::Null,
     };
     let mut identity = serde_json::Map::new();
     if let Some(source_ip) = &context.source_ip {
         identity.insert("sourceIp".to_owned(), Value::String(source_ip.clone()));
     }
-    if let Some(agent) = request.headers.get("user-agent") {
-        identity.insert("userAgent".to_owned(), Value::String(agent.clone()));
+    if let Some(agent) = request.header_text("user-agent") {
+        identity.insert("userAgent".to_owned(), Value::String(agent.to_owned()));
     }
-    let (body, is_base64) = match &request.body {
-        None => (Value::Null, false),
-        Some(body) => match body.as_text() {
-            Some(text) => (Value::String(text.to_owned()), false),
-            None => (Value::String(STANDARD.encode(body.as_bytes())), true),
-        },
+    let (body, is_base64) = match response_body(request.body()) {
+        (Some(Body::Text(text)), is_base64) => (Value::String(text), is_base64),
+        _ => (Value::Null, false),
     };
+    let path = request.uri().path();
+    let method = request.method().as_str();
     serde_json::json!({
         "resource": context.resource,
-        "path": request.path,
-        "httpMethod": request.method,
+        "path": path,
+        "httpMethod": method,
         "headers": headers,
         "multiValueHeaders": multi_headers,
         "queryStringParameters": query,
@@ -1077,8 +1343,8 @@ pub fn encode_rest_event(request: &HttpRequest, context: &RestEventContext) -> V
         "stageVariables": Value::Null,
         "requestContext": {
             "resourcePath": context.resource,
-            "httpMethod": request.method,
-            "path": format!("/{}{}", context.stage, request.path),
+            "httpMethod": method,
+            "path": format!("/{}{}", context.stage, path),
             "stage": context.stage,
             "requestId": context.request_id,
             "apiId": context.api_id,
@@ -1089,6 +1355,27 @@ pub fn encode_rest_event(request: &HttpRequest, context: &RestEventContext) -> V
         "body": body,
         "isBase64Encoded": is_base64,
     })
+}
+
+/// A REST event's single-valued map (the last value of each name, as API Gateway fills
+/// `headers` and `queryStringParameters`) and multi-valued map (every value), `null` when
+/// there is nothing.
+fn single_and_multi(pairs: &[(String, String)]) -> (Value, Value) {
+    if pairs.is_empty() {
+        return (Value::Null, Value::Null);
+    }
+    let mut single = serde_json::Map::new();
+    let mut multi = serde_json::Map::new();
+    for (name, value) in pairs {
+        single.insert(name.clone(), Value::String(value.clone()));
+        if let Value::Array(values) = multi
+            .entry(name.clone())
+            .or_insert_with(|| Value::Array(Vec::new()))
+        {
+            values.push(Value::String(value.clone()));
+        }
+    }
+    (Value::Object(single), Value::Object(multi))
 }
 
 /// What a function answered for a WebSocket route could not be read as a proxy response.
@@ -1137,15 +1424,7 @@ pub fn decode_proxy_response(answer: Value) -> Result<Reply, ResponseError> {
     let Some(status) = fields.remove("statusCode") else {
         return Ok(Reply::with_body(Value::Object(fields).to_string()));
     };
-    let status = match &status {
-        Value::Number(number) => number.as_u64(),
-        Value::String(text) => text.trim().parse().ok(),
-        _ => None,
-    }
-    .and_then(|status| u16::try_from(status).ok())
-    .filter(|status| (100..600).contains(status))
-    .ok_or_else(|| ResponseError::Status(status.to_string()))?;
-    let mut reply = Reply::status(status);
+    let mut reply = Reply::status(proxy_status(&status)?);
     for name in ["headers", "multiValueHeaders"] {
         if let Some(Value::Object(headers)) = fields.get(name) {
             for (header, value) in headers {
@@ -1163,11 +1442,31 @@ pub fn decode_proxy_response(answer: Value) -> Result<Reply, ResponseError> {
             }
         }
     }
+    reply.body = proxy_body(&mut fields)?;
+    Ok(reply)
+}
+
+/// A proxy response's `statusCode`.
+fn proxy_status(status: &Value) -> Result<u16, ResponseError> {
+    match status {
+        Value::Number(number) => number.as_u64(),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    }
+    .and_then(|status| u16::try_from(status).ok())
+    .filter(|status| (100..600).contains(status))
+    .ok_or_else(|| ResponseError::Status(status.to_string()))
+}
+
+/// A proxy response's `body`, base64-decoded when `isBase64Encoded`.
+fn proxy_body(
+    fields: &mut serde_json::Map<String, Value>,
+) -> Result<Option<Payload>, ResponseError> {
     let is_base64 = fields
         .get("isBase64Encoded")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    reply.body = match fields.remove("body") {
+    Ok(match fields.remove("body") {
         None | Some(Value::Null) => None,
         Some(Value::String(body)) if is_base64 => Some(Payload::binary(
             STANDARD
@@ -1176,6 +1475,75 @@ pub fn decode_proxy_response(answer: Value) -> Result<Reply, ResponseError> {
         )),
         Some(Value::String(body)) => Some(Payload::text(body)),
         Some(other) => return Err(ResponseError::Body(other.to_string())),
+    })
+}
+
+/// The [`HttpResponse`] a function's answer to an HTTP route stands for, as API Gateway
+/// reads it: `statusCode`; `headers` and every value of `multiValueHeaders` (payload
+/// 1.0; a name in both keeps both's values, as API Gateway merges them); `cookies` as
+/// `set-cookie` headers (payload 2.0); `body`, base64-decoded when `isBase64Encoded`.
+/// Header names or values that HTTP cannot carry are left out. An answer that is not a
+/// proxy response (no `statusCode`) is a 200 with the answer as its body, as
+/// [`decode_proxy_response`] reads it.
+///
+/// ```
+/// use serde_json::json;
+/// use wsgw_aws::lambda::decode_http_proxy_response;
+///
+/// let response = decode_http_proxy_response(json!({
+///     "statusCode": 200,
+///     "multiValueHeaders": { "Set-Cookie": ["a=1", "b=2"] },
+///     "body": "/w==",
+///     "isBase64Encoded": true
+/// }))
+/// .unwrap();
+/// assert_eq!(response.headers().get_all("set-cookie").iter().count(), 2);
+/// assert_eq!(response.body().as_bytes(), [0xff]);
+/// ```
+pub fn decode_http_proxy_response(answer: Value) -> Result<HttpResponse, ResponseError> {
+    let fields = match answer {
+        Value::Object(fields) if fields.contains_key("statusCode") => fields,
+        other => {
+            let reply = decode_proxy_response(other)?;
+            let mut response = HttpResponse::new(reply.body.unwrap_or_default());
+            *response.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+            return Ok(response);
+        }
     };
-    Ok(reply)
+    let mut fields = fields;
+    let status = proxy_status(fields.get("statusCode").unwrap_or(&Value::Null))?;
+    let mut response = HttpResponse::new(proxy_body(&mut fields)?.unwrap_or_default());
+    *response.status_mut() =
+        StatusCode::from_u16(status).map_err(|_| ResponseError::Status(status.to_string()))?;
+    let text = |value: &Value| match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(_) | Value::Bool(_) => Some(value.to_string()),
+        _ => None,
+    };
+    let headers = response.headers_mut();
+    let mut add = |name: &str, value: Option<String>| {
+        if let (Ok(name), Some(Ok(value))) =
+            (HeaderName::try_from(name), value.map(HeaderValue::try_from))
+        {
+            headers.append(name, value);
+        }
+    };
+    if let Some(Value::Object(single)) = fields.get("headers") {
+        for (name, value) in single {
+            add(name, text(value));
+        }
+    }
+    if let Some(Value::Object(multi)) = fields.get("multiValueHeaders") {
+        for (name, values) in multi {
+            for value in values.as_array().into_iter().flatten() {
+                add(name, text(value));
+            }
+        }
+    }
+    if let Some(Value::Array(cookies)) = fields.get("cookies") {
+        for cookie in cookies {
+            add("set-cookie", text(cookie));
+        }
+    }
+    Ok(response)
 }

@@ -269,6 +269,9 @@ async fn the_connect_after_an_allow_sees_the_principal_and_echoes_the_subprotoco
         .handle(event("connect-authorized.json"))
         .await
         .expect("handled");
+    let wsgw_aws::lambda::ProxyResponse::V1(response) = response else {
+        panic!("a WebSocket route is answered in payload 1.0: {response:?}");
+    };
     assert_eq!(response.status_code, 200);
     assert_eq!(
         response

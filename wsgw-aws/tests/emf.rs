@@ -9,7 +9,7 @@ use wsgw_aws::invoke::RecordingSink;
 use wsgw_aws::lambda::LambdaApp;
 use wsgw_aws::metrics::{check_emf_line, Emf};
 use wsgw_core::{
-    Connection, ConnectionId, Context, Error, EventType, HttpRequest, HttpResponse, Payload, Reply,
+    Connection, ConnectionId, Context, Error, EventType, HttpRequest, Json, Payload, Reply,
     Request, Router,
 };
 use wsgw_memory::MemoryStore;
@@ -58,7 +58,7 @@ fn room_router() -> Router {
             Err::<Reply, _>(Error::handler("boom"))
         })
         .http("GET", "/history", |_ctx: Context, _r: HttpRequest| async {
-            HttpResponse::json(&json!([]))
+            Ok(Json(json!([])))
         })
 }
 

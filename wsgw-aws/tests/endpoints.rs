@@ -79,7 +79,7 @@ async fn concurrent_requests_of_two_stages_and_two_domains_each_post_to_their_ow
     }
     for invocation in invocations {
         let response = invocation.await.unwrap().expect("the invocation succeeds");
-        assert_eq!(response.status_code, 200);
+        assert_eq!(response.status_code(), 200);
     }
 
     let mut seen = 0;

@@ -8,8 +8,7 @@ use wsgw_aws::invoke::Invoker;
 use wsgw_aws::lambda::EventError;
 use wsgw_aws::metrics::check_emf_line;
 use wsgw_core::{
-    Connection, Context, Error, HttpRequest, HttpResponse, Payload, Rejection, Reply, Request,
-    Router,
+    Connection, Context, Error, HttpRequest, Payload, Rejection, Reply, Request, Router,
 };
 use wsgw_memory::MemoryStore;
 
@@ -72,7 +71,9 @@ fn router() -> Router {
             "GET",
             "/rooms/{room}",
             |_ctx: Context, _request: HttpRequest| async move {
-                Err::<HttpResponse, _>(Rejection::new("no_such_room").with_status(404).into())
+                Err::<wsgw_core::HttpResponse, _>(
+                    Rejection::new("no_such_room").with_status(404).into(),
+                )
             },
         )
         .route("loud", |_ctx: Context, _request: Request| async move {

@@ -4,13 +4,15 @@ use std::sync::Arc;
 
 use aws_lambda_events::encodings::Body;
 use serde_json::{json, Value};
+use wsgw_aws::lambda::ProxyResponse;
 use wsgw_aws::lambda::{
     decode_event, decode_http_v2_event, decode_rest_event, decode_websocket_event, ApiGatewayEvent,
     EventError, InvocationError, LambdaApp,
 };
+use wsgw_core::http::{header, Response};
 use wsgw_core::{
-    Context, Error, EventType, HttpRequest, HttpResponse, MockConnectionStore, MockMessageSink,
-    Payload, Reply, Request, Router,
+    Context, Error, EventType, HttpRequest, HttpRequestExt, Json, MockConnectionStore,
+    MockMessageSink, Payload, Reply, Request, Router,
 };
 
 fn fixture(name: &str) -> Value {
@@ -23,21 +25,18 @@ fn fixture(name: &str) -> Value {
 fn an_http_api_payload_2_event_decodes_method_path_repeated_query_headers_cookies_and_body() {
     let raw = fixture("example-apigw-v2-request-multi-value-parameters.json");
     let request = decode_http_v2_event(raw.clone()).unwrap();
-    assert_eq!(request.method, "GET");
-    assert_eq!(request.path, "/my/path", "stage $default: rawPath as it is");
+    assert_eq!(request.method(), "GET");
     assert_eq!(
-        request.query_param("Parameter1"),
-        Some("value2"),
-        "a repeated name: its last value, as for a REST event"
+        request.uri(),
+        "/my/path?Parameter1=value1&Parameter1=value2",
+        "stage $default: rawPath as it is, rawQueryString as the client sent it"
     );
-    assert_eq!(request.header("Header2"), Some("value1,value2"));
-    assert_eq!(request.header("Cookie"), Some("cookie1; cookie2"));
-    assert_eq!(
-        request.body.as_ref().and_then(Payload::as_text),
-        Some("{\r\n\t\"a\": 1\r\n}")
-    );
+    assert_eq!(request.query_params("Parameter1"), ["value1", "value2"]);
+    assert_eq!(request.header_text("Header2"), Some("value1,value2"));
+    assert_eq!(request.header_text("Cookie"), Some("cookie1; cookie2"));
+    assert_eq!(request.body().as_text(), Some("{\r\n\t\"a\": 1\r\n}"));
     assert!(
-        matches!(decode_event(raw), Ok(ApiGatewayEvent::Rest(decoded)) if decoded == request),
+        matches!(decode_event(raw), Ok(ApiGatewayEvent::Rest(decoded)) if decoded.uri() == request.uri()),
         "Lambda mode recognises it as an HTTP request"
     );
 }
@@ -126,15 +125,10 @@ fn base64_message_bodies_decode_to_binary_payloads() {
 #[test]
 fn rest_fixture_decodes_method_path_query_and_body() {
     let request = decode_rest_event(fixture("example-apigw-request.json")).unwrap();
-    assert_eq!(request.method, "POST");
-    assert_eq!(request.path, "/hello/world");
-    assert_eq!(request.query_param("name"), Some("me"));
-    assert!(request
-        .body
-        .unwrap()
-        .as_text()
-        .unwrap()
-        .contains("\"a\": 1"));
+    assert_eq!(request.method(), "POST");
+    assert_eq!(request.uri().path(), "/hello/world");
+    assert_eq!(request.query_param("name").as_deref(), Some("me"));
+    assert!(request.body().as_text().unwrap().contains("\"a\": 1"));
 }
 
 #[test]
@@ -219,7 +213,7 @@ fn app() -> LambdaApp {
             "POST",
             "/hello/{who}",
             |_ctx: Context, request: HttpRequest| async move {
-                HttpResponse::json(&json!({"hello": request.path_param("who")}))
+                Ok(Json(json!({"hello": request.path_param("who")})))
             },
         );
     LambdaApp::new(router)
@@ -233,10 +227,10 @@ async fn message_events_answer_with_the_two_way_reply_body() {
         .handle(fixture("documented-websocket-message.json"))
         .await
         .unwrap();
-    assert_eq!(response.status_code, 200);
+    assert_eq!(response.status_code(), 200);
     assert_eq!(
-        response.body,
-        Some(Body::Text(r#"{"echo":"hello"}"#.to_owned()))
+        response.body(),
+        Some(&Body::Text(r#"{"echo":"hello"}"#.to_owned()))
     );
 }
 
@@ -246,14 +240,14 @@ async fn connect_events_answer_with_the_connect_status() {
         .handle(fixture("example-apigw-websocket-request.json"))
         .await
         .unwrap();
-    assert_eq!(response.status_code, 200);
+    assert_eq!(response.status_code(), 200);
     let refused = app()
         .handle(fixture(
             "example-apigw-websocket-request-without-method.json",
         ))
         .await
         .unwrap();
-    assert_eq!(refused.status_code, 403);
+    assert_eq!(refused.status_code(), 403);
 }
 
 #[tokio::test]
@@ -262,10 +256,10 @@ async fn rest_events_reach_the_rest_routes() {
         .handle(fixture("example-apigw-request.json"))
         .await
         .unwrap();
-    assert_eq!(response.status_code, 200);
+    assert_eq!(response.status_code(), 200);
     assert_eq!(
-        response.body,
-        Some(Body::Text(r#"{"hello":"world"}"#.to_owned()))
+        response.body(),
+        Some(&Body::Text(r#"{"hello":"world"}"#.to_owned()))
     );
 }
 
@@ -287,4 +281,154 @@ async fn unrecognised_events_are_refused_with_a_reason() {
     );
     assert_eq!(error.error_type(), "wsgw::InvalidEvent");
     assert!(error.to_string().contains("not an API Gateway"), "{error}");
+}
+
+/// What an HTTP route saw of a request: every value of every query parameter and header.
+async fn seen(_ctx: Context, request: HttpRequest) -> wsgw_core::Result<Json<Value>> {
+    let mut headers = serde_json::Map::new();
+    for name in request.headers().keys() {
+        let values: Vec<&str> = request
+            .headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        headers.insert(name.to_string(), json!(values));
+    }
+    Ok(Json(json!({
+        "method": request.method().as_str(),
+        "path": request.uri().path(),
+        "query": request.query_pairs(),
+        "headers": headers,
+    })))
+}
+
+/// The body of an answer as JSON.
+fn answered(response: &ProxyResponse) -> Value {
+    match response.body() {
+        Some(Body::Text(text)) => serde_json::from_str(text).expect("a JSON body"),
+        other => panic!("expected a text body, got {other:?}"),
+    }
+}
+
+/// A Function URL event: payload 2.0 from a `*.lambda-url.*.on.aws` domain, on the
+/// `$default` route and stage (the format AWS documents for Function URLs; the crate
+/// ships no captured one).
+fn function_url_event() -> Value {
+    let mut event = fixture("example-apigw-v2-request-multi-value-parameters.json");
+    event["requestContext"]["domainName"] = json!("abcdefghijkl.lambda-url.us-east-1.on.aws");
+    event["requestContext"]["domainPrefix"] = json!("abcdefghijkl");
+    event["requestContext"]["apiId"] = json!("abcdefghijkl");
+    event["headers"]["x-tag"] = json!("one,two");
+    event
+}
+
+fn echo_app() -> LambdaApp {
+    LambdaApp::new(
+        Router::new()
+            .http("POST", "/hello/world", seen)
+            .http("GET", "/my/path", seen),
+    )
+    .with_store(Arc::new(MockConnectionStore::new()))
+    .with_sink(Arc::new(MockMessageSink::new()))
+}
+
+#[tokio::test]
+async fn repeated_headers_and_query_values_reach_the_handler_from_rest_http_api_and_function_url_events(
+) {
+    let rest = answered(
+        &echo_app()
+            .handle(fixture("example-apigw-request-multi-value-parameters.json"))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        (&rest["method"], &rest["path"]),
+        (&json!("POST"), &json!("/hello/world"))
+    );
+    assert_eq!(rest["query"], json!([["name", "me"], ["name", "me2"]]));
+    assert_eq!(
+        rest["headers"]["headername"],
+        json!(["headerValue", "headerValue2"])
+    );
+
+    let http_api = answered(
+        &echo_app()
+            .handle(fixture(
+                "example-apigw-v2-request-multi-value-parameters.json",
+            ))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        (&http_api["method"], &http_api["path"]),
+        (&json!("GET"), &json!("/my/path"))
+    );
+    assert_eq!(
+        http_api["query"],
+        json!([["Parameter1", "value1"], ["Parameter1", "value2"]])
+    );
+    // Payload 2.0 joins a repeated header's values with commas before the function sees it.
+    assert_eq!(http_api["headers"]["header2"], json!(["value1,value2"]));
+    assert_eq!(http_api["headers"]["cookie"], json!(["cookie1; cookie2"]));
+
+    let function_url = answered(&echo_app().handle(function_url_event()).await.unwrap());
+    assert_eq!(function_url["query"], http_api["query"]);
+    assert_eq!(function_url["headers"]["x-tag"], json!(["one,two"]));
+    assert_eq!(
+        function_url["headers"]["cookie"],
+        json!(["cookie1; cookie2"])
+    );
+}
+
+#[tokio::test]
+async fn a_response_with_two_cookies_and_a_binary_body_is_encoded_for_the_event_format() {
+    let app = LambdaApp::new(Router::new().http(
+        "GET",
+        "/my/path",
+        |_ctx: Context, _request: HttpRequest| async {
+            Ok(Response::builder()
+                .header(header::SET_COOKIE, "a=1; Secure")
+                .header(header::SET_COOKIE, "b=2")
+                .header("x-part", "1")
+                .header("x-part", "2")
+                .header(header::CONTENT_TYPE, "image/png")
+                .body(vec![0x89_u8, b'P', b'N', b'G', 0xff])
+                .unwrap())
+        },
+    ))
+    .with_store(Arc::new(MockConnectionStore::new()))
+    .with_sink(Arc::new(MockMessageSink::new()));
+    let base64 = "iVBOR/8=";
+
+    let mut rest_event = fixture("example-apigw-request.json");
+    rest_event["httpMethod"] = json!("GET");
+    rest_event["path"] = json!("/my/path");
+    let rest = serde_json::to_value(app.handle(rest_event).await.unwrap()).unwrap();
+    assert_eq!(
+        rest["multiValueHeaders"]["set-cookie"],
+        json!(["a=1; Secure", "b=2"])
+    );
+    assert_eq!(rest["multiValueHeaders"]["x-part"], json!(["1", "2"]));
+    assert_eq!(rest["headers"]["content-type"], "image/png");
+    assert!(rest["headers"].get("set-cookie").is_none(), "{rest}");
+    assert_eq!(
+        (&rest["body"], &rest["isBase64Encoded"]),
+        (&json!(base64), &json!(true))
+    );
+
+    for event in [
+        fixture("example-apigw-v2-request-multi-value-parameters.json"),
+        function_url_event(),
+    ] {
+        let v2 = serde_json::to_value(app.handle(event).await.unwrap()).unwrap();
+        assert_eq!(v2["cookies"], json!(["a=1; Secure", "b=2"]));
+        assert!(v2["headers"].get("set-cookie").is_none(), "{v2}");
+        assert_eq!(v2["headers"]["x-part"], "1, 2");
+        assert_eq!(v2["statusCode"], 200);
+        assert_eq!(
+            (&v2["body"], &v2["isBase64Encoded"]),
+            (&json!(base64), &json!(true))
+        );
+    }
 }

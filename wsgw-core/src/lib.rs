@@ -172,7 +172,7 @@ mod field;
 mod gateway_error;
 mod handler;
 mod history;
-mod http;
+mod http_routes;
 pub mod ids;
 pub mod input;
 pub mod metrics;
@@ -188,6 +188,13 @@ mod types;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+pub use self::http_routes::{
+    http_error, HttpHandler, HttpRequest, HttpRequestExt, HttpResponse, IntoHttpResponse,
+    PathParams, PathPattern,
+};
+/// The [`http`](https://docs.rs/http) crate, whose request and response types the HTTP
+/// routes use ([`HttpRequest`], [`HttpResponse`]).
+pub use ::http;
 pub use backends::{Backends, NotConfigured};
 pub use broadcast::{BroadcastOptions, BroadcastReport};
 pub use context::{Broadcast, Context};
@@ -196,7 +203,6 @@ pub use ext::{ConnectionStoreExt, HistoryStoreExt, DEFAULT_PAGE_SIZE};
 pub use gateway_error::GatewayError;
 pub use handler::{Authorization, Authorizer, RouteHandler};
 pub use history::{HistoryQuery, HistoryRecord, HistoryStore, Order};
-pub use http::{HttpHandler, HttpRequest, HttpResponse, PathPattern};
 pub use rejection::Rejection;
 pub use reply::{IntoReply, Json};
 pub use request::{

@@ -11,7 +11,11 @@ use serde_json::{Number, Value};
 
 use crate::broadcast::BroadcastOptions;
 use crate::handler::{Authorization, Authorizer, RouteHandler};
-use crate::http::{HttpHandler, HttpRequest, HttpResponse, PathPattern};
+use ::http::StatusCode;
+
+use crate::http_routes::{
+    http_error, HttpHandler, HttpRequest, HttpResponse, IntoHttpResponse, PathParams, PathPattern,
+};
 use crate::metrics::{Counter, Metrics, Observers};
 use crate::request::{CONNECT, DEFAULT, DISCONNECT};
 use crate::{
@@ -504,8 +508,9 @@ impl<S: Send + Sync + 'static> Router<S> {
         self.route(DEFAULT, handler)
     }
 
-    /// Registers a REST route: `method` (`GET`, `POST` ...) and a path pattern whose
-    /// `{name}` segments are captured into [`HttpRequest::path_params`].
+    /// Registers an HTTP route: `method` (`GET`, `POST` ...) and a path pattern whose
+    /// `{name}` segments are captured into the request's [`PathParams`] (read with
+    /// [`HttpRequestExt::path_param`](crate::HttpRequestExt::path_param)).
     pub fn http(self, method: &str, pattern: &str, handler: impl HttpHandler<S>) -> Self {
         let method = method.to_ascii_uppercase();
         let route = HttpRoute {
@@ -572,14 +577,14 @@ impl<S: Send + Sync + 'static> Router<S> {
     ) -> Result<HttpResponse> {
         let mut path_matched = false;
         for route in &self.inner.http_routes {
-            let Some(captures) = route.pattern.matches(&request.path) else {
+            let Some(captures) = route.pattern.matches(request.uri().path()) else {
                 continue;
             };
             path_matched = true;
-            if route.method != request.method {
+            if route.method != request.method().as_str() {
                 continue;
             }
-            request.path_params = captures;
+            request.extensions_mut().insert(PathParams(captures));
             let context = self.inner.context(
                 backends,
                 Some(Arc::clone(&route.label)),
@@ -595,7 +600,7 @@ impl<S: Send + Sync + 'static> Router<S> {
                 Ok(response) => Ok(response),
                 Err(Error::Rejected(rejection)) => {
                     tracing::info!(route = %route.label, %rejection, "REST request rejected");
-                    Ok(HttpResponse::rejected(&rejection))
+                    rejection.into_http_response()
                 }
                 Err(error) => {
                     observers.count(Counter::HandlerErrors, &route.label, 1);
@@ -607,13 +612,14 @@ impl<S: Send + Sync + 'static> Router<S> {
         context
             .observers()
             .count(Counter::HttpRequests, UNMATCHED_HTTP, 1);
+        let path = request.uri().path();
         Ok(if path_matched {
-            HttpResponse::error(
-                405,
-                format!("{} is not allowed on {}", request.method, request.path),
+            http_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{} is not allowed on {path}", request.method()),
             )
         } else {
-            HttpResponse::error(404, format!("no route for {}", request.path))
+            http_error(StatusCode::NOT_FOUND, format!("no route for {path}"))
         })
     }
 

@@ -382,6 +382,13 @@ impl fmt::Debug for Payload {
     }
 }
 
+/// The empty body (of an HTTP request without one).
+impl Default for Payload {
+    fn default() -> Self {
+        Payload::text(String::new())
+    }
+}
+
 impl From<String> for Payload {
     fn from(text: String) -> Self {
         Payload::text(text)

@@ -9,7 +9,7 @@ use serde_json::json;
 use wsgw_core::metrics::{Counter, Counters, NO_ROUTE};
 use wsgw_core::{
     Authorization, Backends, BroadcastOptions, ConnectionId, ConnectionInfo, ConnectionStore,
-    Context, Error, HttpRequest, HttpResponse, MessageSink, MockConnectionStore, Payload,
+    Context, Error, HttpRequest, HttpRequestExt, Json, MessageSink, MockConnectionStore, Payload,
     Rejection, Reply, Request, Router,
 };
 
@@ -356,7 +356,7 @@ async fn rest_requests_are_counted_by_method_and_pattern_and_server_errors_as_ha
                     Some("unknown") => {
                         Err(Rejection::new("unknown_device").with_status(404).into())
                     }
-                    _ => Ok(HttpResponse::json(&json!([]))?),
+                    _ => Ok(Json(json!([]))),
                 }
             },
         )
@@ -365,9 +365,14 @@ async fn rest_requests_are_counted_by_method_and_pattern_and_server_errors_as_ha
     let mut statuses = Vec::new();
     for path in ["/history/a", "/history/unknown", "/history/broken", "/nope"] {
         let answer = router
-            .handle_http(&backends, HttpRequest::new("GET", path))
+            .handle_http(
+                &backends,
+                wsgw_core::http::Request::get(path)
+                    .body(Payload::default())
+                    .unwrap(),
+            )
             .await;
-        statuses.push(answer.map(|response| response.status).ok());
+        statuses.push(answer.map(|response| response.status().as_u16()).ok());
     }
     // The rejection is answered with its status; the backend failure is the gateway's 500.
     assert_eq!(statuses, [Some(200), Some(404), None, Some(404)]);

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use serde_json::json;
 use wsgw_core::metrics::{Counter, Counters};
 use wsgw_core::{
-    Backends, ConnectionId, ConnectionInfo, Context, Error, HttpRequest, HttpResponse, Json,
-    MessageSink, MockConnectionStore, Payload, Rejection, Reply, Request, Result, Router,
+    Backends, ConnectionId, ConnectionInfo, Context, Error, HttpRequest, Json, MessageSink,
+    MockConnectionStore, Payload, Rejection, Reply, Request, Result, Router,
 };
 
 /// Records what was sent to whom; answers `Gone` for the ids it is told are gone.
@@ -301,7 +301,7 @@ async fn ctx_reply_treats_a_gone_caller_as_done_and_needs_a_websocket_route() {
             "/who",
             |ctx: Context, _request: HttpRequest| async move {
                 ctx.reply(&json!({"type": "who"})).await?;
-                Ok(HttpResponse::status(204))
+                Ok(wsgw_core::http::StatusCode::NO_CONTENT)
             },
         );
     router
@@ -309,7 +309,12 @@ async fn ctx_reply_treats_a_gone_caller_as_done_and_needs_a_websocket_route() {
         .await
         .expect("a gone caller is no failure");
     let error = router
-        .handle_http(&served(&sink), HttpRequest::new("GET", "/who"))
+        .handle_http(
+            &served(&sink),
+            wsgw_core::http::Request::get("/who")
+                .body(wsgw_core::Payload::default())
+                .unwrap(),
+        )
         .await
         .unwrap_err();
     assert!(

@@ -305,15 +305,27 @@ async fn event_types_select_their_routes() {
 
 mod rest {
     use super::*;
-    use wsgw_core::{HttpRequest, HttpResponse, Rejection};
+    use serde_json::Value;
+    use wsgw_core::http::{header, Method, StatusCode};
+    use wsgw_core::{HttpRequest, HttpRequestExt, Json, Payload, Rejection};
 
-    async fn history(_ctx: Context, request: HttpRequest) -> wsgw_core::Result<HttpResponse> {
+    async fn history(_ctx: Context, request: HttpRequest) -> wsgw_core::Result<Json<Value>> {
         let limit: u32 = request
             .query_param("limit")
-            .unwrap_or("10")
+            .unwrap_or_else(|| "10".to_owned())
             .parse()
             .map_err(|_| Rejection::new("invalid_limit").with_detail("limit must be a number"))?;
-        HttpResponse::json(&json!({ "device": request.path_param("device_id"), "limit": limit }))
+        Ok(Json(
+            json!({ "device": request.path_param("device_id"), "limit": limit }),
+        ))
+    }
+
+    fn request(method: Method, uri: &str) -> HttpRequest {
+        wsgw_core::http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Payload::default())
+            .unwrap()
     }
 
     fn rest_router() -> Router {
@@ -325,13 +337,13 @@ mod rest {
         let response = rest_router()
             .handle_http(
                 &backends(),
-                HttpRequest::new("get", "/devices/esp32-01/history").with_query("limit", "5"),
+                request(Method::GET, "/devices/esp32-01/history?limit=5"),
             )
             .await
             .unwrap();
-        assert_eq!(response.status, 200);
-        assert_eq!(response.headers["content-type"], "application/json");
-        let body: serde_json::Value = response.body.unwrap().parse_json().unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let body: serde_json::Value = response.body().parse_json().unwrap();
         assert_eq!(body, json!({"device": "esp32-01", "limit": 5}));
     }
 
@@ -341,29 +353,118 @@ mod rest {
         let bad = router
             .handle_http(
                 &backends(),
-                HttpRequest::new("GET", "/devices/x/history").with_query("limit", "lots"),
+                request(Method::GET, "/devices/x/history?limit=lots"),
             )
             .await
             .unwrap();
-        assert_eq!(bad.status, 400);
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
         assert_eq!(
-            bad.body.unwrap().as_text(),
+            bad.body().as_text(),
             Some(r#"{"type":"error","error":"invalid_limit","detail":"limit must be a number"}"#)
         );
         let missing = router
-            .handle_http(&backends(), HttpRequest::new("GET", "/devices/x"))
+            .handle_http(&backends(), request(Method::GET, "/devices/x"))
             .await
             .unwrap();
-        assert_eq!(missing.status, 404);
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
         let wrong_method = router
-            .handle_http(
-                &backends(),
-                HttpRequest::new("DELETE", "/devices/x/history"),
-            )
+            .handle_http(&backends(), request(Method::DELETE, "/devices/x/history"))
             .await
             .unwrap();
-        assert_eq!(wrong_method.status, 405);
+        assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert!(router.has_http_route("/devices/y/history"));
         assert!(!router.has_http_route("/devices/y/other"));
+    }
+
+    /// What the handler saw: every value of the query's `a`, every `x-tag` header, and
+    /// the path parameter, percent-decoded.
+    async fn echo(_ctx: Context, request: HttpRequest) -> wsgw_core::Result<Json<Value>> {
+        let tags: Vec<&str> = request
+            .headers()
+            .get_all("x-tag")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        Ok(Json(json!({
+            "a": request.query_params("a"),
+            "tags": tags,
+            "device": request.path_param("device_id"),
+            "raw_query": request.uri().query(),
+        })))
+    }
+
+    #[tokio::test]
+    async fn a_handler_sees_every_value_of_a_repeated_query_parameter_and_header() {
+        let router = router().http("GET", "/echo/{device_id}", echo);
+        let mut repeated = request(Method::GET, "/echo/esp%2001?a=1&a=2&b=%20");
+        repeated
+            .headers_mut()
+            .append("x-tag", "one".parse().unwrap());
+        repeated
+            .headers_mut()
+            .append("x-tag", "two".parse().unwrap());
+        let response = router.handle_http(&backends(), repeated).await.unwrap();
+        let seen: Value = response.body().parse_json().unwrap();
+        assert_eq!(
+            seen,
+            json!({"a": ["1", "2"], "tags": ["one", "two"], "device": "esp 01", "raw_query": "a=1&a=2&b=%20"})
+        );
+    }
+
+    #[tokio::test]
+    async fn a_handler_may_return_a_response_a_status_or_a_rejection() {
+        use wsgw_core::http::Response;
+        let router = router()
+            .http(
+                "GET",
+                "/response",
+                |_ctx: Context, _request: HttpRequest| async {
+                    Ok(Response::builder()
+                        .header(header::SET_COOKIE, "a=1")
+                        .header(header::SET_COOKIE, "b=2")
+                        .body(vec![0xff_u8, 0x00])
+                        .unwrap())
+                },
+            )
+            .http(
+                "GET",
+                "/status",
+                |_ctx: Context, _request: HttpRequest| async { Ok(StatusCode::ACCEPTED) },
+            )
+            .http(
+                "GET",
+                "/rejection",
+                |_ctx: Context, _request: HttpRequest| async {
+                    Ok(Rejection::new("gone").with_status(410))
+                },
+            );
+        let response = router
+            .handle_http(&backends(), request(Method::GET, "/response"))
+            .await
+            .unwrap();
+        assert_eq!(
+            response
+                .headers()
+                .get_all(header::SET_COOKIE)
+                .iter()
+                .count(),
+            2
+        );
+        assert_eq!(response.body().as_bytes(), [0xff, 0x00]);
+        assert!(!response.body().is_text());
+        let status = router
+            .handle_http(&backends(), request(Method::GET, "/status"))
+            .await
+            .unwrap();
+        assert_eq!(status.status(), StatusCode::ACCEPTED);
+        let rejection = router
+            .handle_http(&backends(), request(Method::GET, "/rejection"))
+            .await
+            .unwrap();
+        assert_eq!(rejection.status(), StatusCode::GONE);
+        assert_eq!(
+            rejection.body().as_text(),
+            Some(r#"{"type":"error","error":"gone"}"#)
+        );
     }
 }

@@ -10,9 +10,10 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::{self, Message};
+use wsgw_core::http::{Response, StatusCode};
 use wsgw_core::{
-    Authorization, Context, Error, EventType, HttpRequest, HttpResponse, Payload, Reply, Request,
-    Router, DEFAULT,
+    Authorization, Context, Error, EventType, HttpRequest, HttpRequestExt, Json, Payload, Reply,
+    Request, Router, DEFAULT,
 };
 use wsgw_memory::gateway::{Assets, Limits, LocalGateway, ManagementAccess, RunningGateway};
 use wsgw_memory::testing::ws::{close_frame, next_json, next_text, send_json, Client};
@@ -123,19 +124,30 @@ fn recording_router(events: mpsc::UnboundedSender<Request>) -> Router<Events> {
             Reply::json(&json!({ "route": request.route_key, "binary": request.text().is_none() }))
         })
         .http("GET", "/history/{device}", |_ctx: Context<Events>, request: HttpRequest| async move {
-            HttpResponse::json(&json!({ "device": request.path_param("device"), "since": request.query_param("since") }))
+            Ok(Json(json!({
+                "device": request.path_param("device"),
+                "since": request.query_param("since"),
+                "tags": request.query_params("tag"),
+                "x-tag": request.headers().get_all("x-tag").iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>(),
+            })))
         })
         .http("POST", "/history/{device}", |_ctx: Context<Events>, request: HttpRequest| async move {
-            Ok(HttpResponse::status(201).with_body(request.body.unwrap_or_else(|| Payload::text(""))))
+            Ok((StatusCode::CREATED, request.into_body()))
         })
         .http("OPTIONS", "/readings", |_ctx: Context<Events>, _request: HttpRequest| async move {
-            Ok(HttpResponse::status(204).with_header("access-control-allow-origin", "*"))
+            Ok(Response::builder()
+                .status(StatusCode::NO_CONTENT)
+                .header("access-control-allow-origin", "*")
+                .header("set-cookie", "a=1")
+                .header("set-cookie", "b=2")
+                .body(Payload::default())
+                .unwrap())
         })
         .http("POST", "/readings", |_ctx: Context<Events>, request: HttpRequest| async move {
-            Ok(HttpResponse::status(201).with_body(request.body.unwrap_or_else(|| Payload::text(""))))
+            Ok((StatusCode::CREATED, request.into_body()))
         })
         .http("GET", "/broken", |_ctx: Context<Events>, _request: HttpRequest| async move {
-            Err::<HttpResponse, _>(Error::backend("test", "table unavailable", None))
+            Err::<StatusCode, _>(Error::backend("test", "table unavailable", None))
         })
 }
 
@@ -1220,7 +1232,29 @@ async fn router_rest_routes_are_served_over_plain_http() {
     let body: Value = serde_json::from_str(&got.body).unwrap();
     assert_eq!(
         body,
-        json!({"device": "esp32-01", "since": "2024-01-01T00:00:00Z"})
+        json!({"device": "esp32-01", "since": "2024-01-01T00:00:00Z", "tags": [], "x-tag": []})
+    );
+    let repeated = http
+        .0
+        .get(format!("{}/history/esp%2001?tag=a&tag=b", fixture.http()))
+        .header("x-tag", "one")
+        .header("x-tag", "two")
+        .send()
+        .await
+        .expect("HTTP request");
+    let body: Value = serde_json::from_str(&repeated.text().await.unwrap()).unwrap();
+    assert_eq!(
+        body,
+        json!({"device": "esp 01", "since": null, "tags": ["a", "b"], "x-tag": ["one", "two"]}),
+        "every value of a repeated query parameter and header reaches the handler"
+    );
+    let cookies = http
+        .request("OPTIONS", &format!("{}/readings", fixture.http()), b"")
+        .await;
+    assert_eq!(
+        cookies.headers.get_all("set-cookie").iter().count(),
+        2,
+        "both set-cookie headers reach the client"
     );
     let posted = http
         .request(

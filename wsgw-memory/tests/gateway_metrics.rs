@@ -8,8 +8,7 @@ use futures::SinkExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 use wsgw_core::{
-    Connection, ConnectionId, Context, Error, HttpRequest, HttpResponse, Payload, Reply, Request,
-    Router,
+    Connection, ConnectionId, Context, Error, HttpRequest, Json, Payload, Reply, Request, Router,
 };
 use wsgw_memory::gateway::{Limits, LocalGateway, RunningGateway, PROMETHEUS_CONTENT_TYPE};
 use wsgw_memory::testing::ws::{next_text, Client, WAIT};
@@ -53,7 +52,7 @@ fn room_router() -> Router {
         .http(
             "GET",
             "/history",
-            |_ctx: Context, _request: HttpRequest| async move { HttpResponse::json(&json!([])) },
+            |_ctx: Context, _request: HttpRequest| async move { Ok(Json(json!([]))) },
         )
 }
 
@@ -401,7 +400,7 @@ async fn the_metrics_path_can_be_moved_or_turned_off_and_a_rest_route_there_wins
     let own = start(LocalGateway::new(room_router().http(
         "GET",
         "/metrics",
-        |_ctx: Context, _r: HttpRequest| async { Ok(HttpResponse::status(200).with_body("mine")) },
+        |_ctx: Context, _r: HttpRequest| async { Ok((wsgw_core::http::StatusCode::OK, "mine")) },
     )))
     .await;
     let (_, _, body) = get(&format!("http://{}/metrics", own.local_addr())).await;

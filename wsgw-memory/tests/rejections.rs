@@ -9,7 +9,7 @@ use clients::next_text;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite;
 use wsgw_core::metrics::Counter;
-use wsgw_core::{Context, HttpRequest, HttpResponse, Json, Rejection, Request, Router};
+use wsgw_core::{Context, HttpRequest, HttpRequestExt, Json, Rejection, Request, Router};
 use wsgw_memory::gateway::{LocalGateway, RunningGateway};
 use wsgw_memory::testing::ws::send_json;
 
@@ -38,7 +38,7 @@ fn router() -> Router {
             "/rooms/{room}",
             |_ctx: Context, request: HttpRequest| async move {
                 match request.path_param("room") {
-                    Some("lobby") => HttpResponse::json(&json!({ "room": "lobby" })),
+                    Some("lobby") => Ok(Json(json!({ "room": "lobby" }))),
                     _ => Err(Rejection::new("no_such_room").with_status(404).into()),
                 }
             },

@@ -7,9 +7,11 @@ use chrono::DateTime;
 use futures::TryStreamExt;
 use serde_json::{json, Value};
 use telemetry_protocol::validate_device_id;
+use wsgw_core::http::header::{self, HeaderValue};
+use wsgw_core::http::{Response, StatusCode};
 use wsgw_core::{
-    ConnectionStoreExt, Context, Error, HistoryQuery, HttpRequest, HttpResponse, Order, PageToken,
-    Result,
+    ConnectionStoreExt, Context, Error, HistoryQuery, HttpRequest, HttpRequestExt, HttpResponse,
+    IntoHttpResponse, Json, Order, PageToken, Result,
 };
 
 use crate::access::CLIENT_ROLE;
@@ -27,38 +29,45 @@ type Ctx = Context<Telemetry>;
 
 /// Adds the CORS headers every REST answer carries: the request's origin when it is
 /// allowed ([`CorsOrigins`](crate::access::CorsOrigins)), nothing naming another.
-fn cors(ctx: &Ctx, request: &HttpRequest, response: HttpResponse) -> HttpResponse {
-    let response = match ctx.state().cors_origins().allow(request.header("origin")) {
-        Some(origin) => response.with_header("access-control-allow-origin", origin),
-        None => response,
-    };
-    response
-        .with_header("access-control-allow-methods", "GET, OPTIONS")
-        .with_header(
-            "access-control-allow-headers",
+fn cors(ctx: &Ctx, request: &HttpRequest, mut response: HttpResponse) -> HttpResponse {
+    let headers = response.headers_mut();
+    let allowed = ctx
+        .state()
+        .cors_origins()
+        .allow(request.header_text("origin"));
+    if let Some(origin) = allowed.and_then(|origin| HeaderValue::try_from(origin).ok()) {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    }
+    for (name, value) in [
+        (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, OPTIONS"),
+        (
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
             "content-type, authorization",
-        )
-        .with_header("access-control-max-age", "600")
-        .with_header("vary", "origin")
-        .with_header("cache-control", "no-store")
+        ),
+        (header::ACCESS_CONTROL_MAX_AGE, "600"),
+        (header::VARY, "origin"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// A JSON error answer, `{"error": code, "message": …}`, with CORS headers.
 fn error(
     ctx: &Ctx,
     request: &HttpRequest,
-    status: u16,
+    status: StatusCode,
     code: &str,
     message: impl Into<String>,
 ) -> HttpResponse {
     let body = json!({ "error": code, "message": message.into() });
-    cors(
-        ctx,
-        request,
-        HttpResponse::status(status)
-            .with_header("content-type", "application/json")
-            .with_body(body.to_string()),
-    )
+    let response = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body.to_string().into())
+        .unwrap_or_default();
+    cors(ctx, request, response)
 }
 
 /// With keys, the refusal of a request without a dashboard key (401, with
@@ -72,55 +81,77 @@ fn refuse_without_dashboard_key(ctx: &Ctx, request: &HttpRequest) -> Option<Http
     match principal {
         Some(principal) if principal.has_role(CLIENT_ROLE) => None,
         Some(principal) => {
-            tracing::info!(path = %request.path, principal = %principal.id, "REST refused: not a dashboard key");
+            tracing::info!(path = request.uri().path(), principal = %principal.id, "REST refused: not a dashboard key");
             Some(error(
                 ctx,
                 request,
-                403,
+                StatusCode::FORBIDDEN,
                 "forbidden",
                 "this key does not open the REST API: use a dashboard key",
             ))
         }
         None => {
-            tracing::info!(path = %request.path, "REST refused: no or unknown key");
-            Some(
-                error(
-                    ctx,
-                    request,
-                    401,
-                    "unauthorized",
-                    "a dashboard key is required, as the header Authorization: Bearer KEY",
-                )
-                .with_header("www-authenticate", "Bearer"),
-            )
+            tracing::info!(
+                path = request.uri().path(),
+                "REST refused: no or unknown key"
+            );
+            let mut refusal = error(
+                ctx,
+                request,
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a dashboard key is required, as the header Authorization: Bearer KEY",
+            );
+            refusal
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            Some(refusal)
         }
     }
 }
 
 fn bad_request(ctx: &Ctx, request: &HttpRequest, message: impl Into<String>) -> HttpResponse {
-    error(ctx, request, 400, "bad_request", message)
+    error(
+        ctx,
+        request,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        message,
+    )
 }
 
 /// A backend failure, answered with CORS headers so the browser shows the status.
 fn server_error(ctx: &Ctx, request: &HttpRequest, failure: &Error) -> HttpResponse {
-    tracing::error!(path = %request.path, error = %failure, "REST request failed");
+    tracing::error!(path = request.uri().path(), error = %failure, "REST request failed");
     if failure.is_throttled() {
+        let mut busy = error(
+            ctx,
+            request,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "the history store is busy; retry shortly",
+        );
+        busy.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        busy
+    } else {
         error(
             ctx,
             request,
-            503,
+            StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
-            "the history store is busy; retry shortly",
+            "internal server error",
         )
-        .with_header("retry-after", "1")
-    } else {
-        error(ctx, request, 500, "server_error", "internal server error")
     }
 }
 
 /// `OPTIONS` on a REST path: the CORS preflight (browsers send it without credentials).
 pub(crate) async fn preflight(ctx: Ctx, request: HttpRequest) -> Result<HttpResponse> {
-    Ok(cors(&ctx, &request, HttpResponse::status(204)))
+    Ok(cors(
+        &ctx,
+        &request,
+        StatusCode::NO_CONTENT.into_http_response()?,
+    ))
 }
 
 /// The validated parameters of a `/history` request.
@@ -130,8 +161,22 @@ struct HistoryParams {
     query: HistoryQuery,
 }
 
-fn parse_ms(request: &HttpRequest, name: &str) -> std::result::Result<Option<i64>, String> {
-    let Some(raw) = request.query_param(name) else {
+/// The value of a parameter given at most once (`?limit=5&limit=10` is refused: which
+/// one was meant?).
+fn single_param(
+    query: &[(String, String)],
+    name: &str,
+) -> std::result::Result<Option<String>, String> {
+    let mut values = query.iter().filter(|(key, _)| key == name);
+    let first = values.next().map(|(_, value)| value.clone());
+    if values.next().is_some() {
+        return Err(format!("{name} is given more than once"));
+    }
+    Ok(first)
+}
+
+fn parse_ms(query: &[(String, String)], name: &str) -> std::result::Result<Option<i64>, String> {
+    let Some(raw) = single_param(query, name)? else {
         return Ok(None);
     };
     raw.parse::<u64>()
@@ -143,32 +188,31 @@ fn parse_ms(request: &HttpRequest, name: &str) -> std::result::Result<Option<i64
 }
 
 fn parse_history(request: &HttpRequest) -> std::result::Result<HistoryParams, String> {
-    let mut unknown: Vec<&str> = request
-        .query
-        .keys()
-        .map(String::as_str)
+    let query = request.query_pairs();
+    let mut unknown: Vec<&str> = query
+        .iter()
+        .map(|(name, _)| name.as_str())
         .filter(|name| !HISTORY_PARAMS.contains(name))
         .collect();
     if !unknown.is_empty() {
         unknown.sort_unstable();
+        unknown.dedup();
         return Err(format!(
             "unknown parameter{} {}; /history takes device_id, from_ms, to_ms, limit and next",
             if unknown.len() > 1 { "s" } else { "" },
             unknown.join(", ")
         ));
     }
-    let device_id = request
-        .query_param("device_id")
-        .ok_or("device_id is required")?;
-    validate_device_id(device_id).map_err(|e| e.to_string())?;
-    let from_ms = parse_ms(request, "from_ms")?;
-    let to_ms = parse_ms(request, "to_ms")?;
+    let device_id = single_param(&query, "device_id")?.ok_or("device_id is required")?;
+    validate_device_id(&device_id).map_err(|e| e.to_string())?;
+    let from_ms = parse_ms(&query, "from_ms")?;
+    let to_ms = parse_ms(&query, "to_ms")?;
     if let (Some(from), Some(to)) = (from_ms, to_ms) {
         if from > to {
             return Err(format!("from_ms ({from}) is after to_ms ({to})"));
         }
     }
-    let limit = match request.query_param("limit") {
+    let limit = match single_param(&query, "limit")? {
         None => DEFAULT_HISTORY_LIMIT,
         Some(raw) => raw
             .parse::<usize>()
@@ -178,12 +222,14 @@ fn parse_history(request: &HttpRequest) -> std::result::Result<HistoryParams, St
                 format!("limit must be a whole number from 1 to {MAX_HISTORY_LIMIT}, got \"{raw}\"")
             })?,
     };
-    let token = match request.query_param("next") {
-        Some("") => return Err("next is empty; omit it for the first page".to_owned()),
-        Some(raw) => Some(PageToken(raw.to_owned())),
+    let token = match single_param(&query, "next")? {
+        Some(raw) if raw.is_empty() => {
+            return Err("next is empty; omit it for the first page".to_owned())
+        }
+        Some(raw) => Some(PageToken(raw)),
         None => None,
     };
-    let mut query = HistoryQuery::new(device_id)
+    let mut query = HistoryQuery::new(&device_id)
         .order(Order::OldestFirst)
         .limit(limit)
         .after(token);
@@ -195,10 +241,7 @@ fn parse_history(request: &HttpRequest) -> std::result::Result<HistoryParams, St
     {
         query = query.until(until);
     }
-    Ok(HistoryParams {
-        device_id: device_id.to_owned(),
-        query,
-    })
+    Ok(HistoryParams { device_id, query })
 }
 
 /// `GET /history?device_id=…&from_ms=…&to_ms=…&limit=…&next=…`: one page of a device's
@@ -229,7 +272,7 @@ pub(crate) async fn history(ctx: Ctx, request: HttpRequest) -> Result<HttpRespon
         "items": items,
         "next": page.next.map(|token| token.0),
     });
-    Ok(cors(&ctx, &request, HttpResponse::json(&body)?))
+    Ok(cors(&ctx, &request, Json(body).into_http_response()?))
 }
 
 /// `GET /devices`: the devices connected now, with the sample interval each last
@@ -238,7 +281,7 @@ pub(crate) async fn devices(ctx: Ctx, request: HttpRequest) -> Result<HttpRespon
     if let Some(refusal) = refuse_without_dashboard_key(&ctx, &request) {
         return Ok(refusal);
     }
-    if let Some(name) = request.query.keys().next() {
+    if let Some((name, _)) = request.query_pairs().first() {
         return Ok(bad_request(
             &ctx,
             &request,
@@ -276,7 +319,7 @@ pub(crate) async fn devices(ctx: Ctx, request: HttpRequest) -> Result<HttpRespon
         Ok(devices) => Ok(cors(
             &ctx,
             &request,
-            HttpResponse::json(&json!({ "devices": devices }))?,
+            Json(json!({ "devices": devices })).into_http_response()?,
         )),
         Err(failure) => Ok(server_error(&ctx, &request, &failure)),
     }

@@ -82,19 +82,28 @@ impl World {
     }
 
     async fn history(&self, query: &[(&str, &str)]) -> (u16, Value) {
-        let mut request = HttpRequest::new("GET", "/history");
-        for (name, value) in query {
-            request = request.with_query(*name, *value);
-        }
-        let response = self.http(request).await;
+        let query = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(query)
+            .finish();
+        let response = self
+            .http(request("GET", &format!("/history?{query}")))
+            .await;
         let body = response
-            .body
-            .as_ref()
-            .and_then(Payload::as_text)
+            .body()
+            .as_text()
+            .filter(|text| !text.is_empty())
             .map(|text| serde_json::from_str(text).expect("JSON body"))
             .unwrap_or(Value::Null);
-        (response.status, body)
+        (response.status().as_u16(), body)
     }
+}
+
+fn request(method: &str, uri: &str) -> HttpRequest {
+    wsgw_core::http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Payload::default())
+        .expect("a valid request")
 }
 
 fn update(device_id: &str, seq: u64, ts_ms: i64, temperature: f64) -> Value {
@@ -617,8 +626,8 @@ async fn a_sample_interval_command_reaches_the_device_and_its_ack_reaches_the_da
     assert!(unrelated.received().is_empty());
     assert!(device.received().is_empty());
 
-    let response = w.http(HttpRequest::new("GET", "/devices")).await;
-    let body: Value = serde_json::from_str(response.body.unwrap().as_text().unwrap()).unwrap();
+    let response = w.http(request("GET", "/devices")).await;
+    let body: Value = serde_json::from_str(response.body().as_text().unwrap()).unwrap();
     let listed: Vec<(String, Value)> = body["devices"]
         .as_array()
         .unwrap()
@@ -864,24 +873,43 @@ async fn history_refuses_bad_parameters_with_400_and_a_json_message() {
 #[tokio::test]
 async fn rest_answers_carry_cors_headers_and_the_preflight_is_answered() {
     let w = world();
-    let ok = w
-        .http(HttpRequest::new("GET", "/history").with_query("device_id", "d"))
-        .await;
-    let bad = w.http(HttpRequest::new("GET", "/history")).await;
-    let devices = w.http(HttpRequest::new("GET", "/devices")).await;
-    let preflight = w
-        .http(
-            HttpRequest::new("OPTIONS", "/history")
-                .with_header("origin", "https://dashboard.example")
-                .with_header("access-control-request-method", "GET"),
-        )
-        .await;
+    let ok = w.http(request("GET", "/history?device_id=d")).await;
+    let bad = w.http(request("GET", "/history")).await;
+    let devices = w.http(request("GET", "/devices")).await;
+    let mut preflight = request("OPTIONS", "/history");
+    preflight.headers_mut().insert(
+        "origin",
+        "https://dashboard.example".parse().expect("a header value"),
+    );
+    preflight.headers_mut().insert(
+        "access-control-request-method",
+        "GET".parse().expect("a header value"),
+    );
+    let preflight = w.http(preflight).await;
     for response in [&ok, &bad, &devices, &preflight] {
-        assert_eq!(response.headers["access-control-allow-origin"], "*");
-        assert!(response.headers["access-control-allow-methods"].contains("GET"));
+        assert_eq!(response.headers()["access-control-allow-origin"], "*");
+        assert!(response.headers()["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("GET"));
     }
-    assert_eq!(preflight.status, 204);
-    assert_eq!(ok.headers["content-type"], "application/json");
+    assert_eq!(preflight.status(), 204);
+    assert_eq!(ok.headers()["content-type"], "application/json");
+}
+
+#[tokio::test]
+async fn a_history_parameter_given_twice_is_refused_naming_it() {
+    let w = world();
+    let (status, body) = w.history(&[("device_id", "a"), ("device_id", "b")]).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["message"], "device_id is given more than once");
+    let (status, body) = w
+        .history(&[("device_id", "a"), ("limit", "5"), ("limit", "6")])
+        .await;
+    assert_eq!(
+        (status, &body["message"]),
+        (400, &json!("limit is given more than once"))
+    );
 }
 
 #[tokio::test]

@@ -13,13 +13,15 @@ use async_trait::async_trait;
 use serde_json::Value;
 use wsgw_aws::authorizer::{connect_method_arn, decode_authorizer_answer, encode_authorizer_event};
 use wsgw_aws::lambda::{
-    decode_proxy_response, encode_rest_event, encode_websocket_event, RestEventContext,
+    decode_http_proxy_response, decode_proxy_response, encode_rest_event, encode_websocket_event,
+    RestEventContext,
 };
 use wsgw_aws::template::{IdentitySource, StackApi, StackRestApi, StackRestRoute, StackRoute};
+use wsgw_core::http::StatusCode;
 use wsgw_core::metrics::{Counter, Counters, Metrics};
 use wsgw_core::{
-    Authorization, Error, GatewayError, HttpRequest, HttpResponse, Payload, Reply, Request, Result,
-    RouteSelection, CONNECT,
+    http_error, Authorization, Error, GatewayError, HttpRequest, HttpResponse, PathParams, Payload,
+    Reply, Request, Result, RouteSelection, CONNECT,
 };
 use wsgw_memory::gateway::Integration;
 
@@ -181,13 +183,8 @@ impl TemplateIntegration {
                 return internal_server_error();
             }
         };
-        match decode_proxy_response(answer) {
-            Ok(reply) => {
-                let mut response = HttpResponse::status(reply.status);
-                response.headers = reply.headers;
-                response.body = reply.body;
-                response
-            }
+        match decode_http_proxy_response(answer) {
+            Ok(response) => response,
             Err(error) => {
                 tracing::error!(route = %label, function = %route.function, %error, "the function's answer is not a proxy response");
                 internal_server_error()
@@ -316,12 +313,12 @@ fn integration_failure(route_key: &str, error: InvokeError) -> Error {
 
 /// API Gateway REST's answer to a path or method no route has.
 fn missing_authentication_token() -> HttpResponse {
-    HttpResponse::error(403, "Missing Authentication Token")
+    http_error(StatusCode::FORBIDDEN, "Missing Authentication Token")
 }
 
 /// API Gateway REST's answer when the Lambda integration failed.
 fn internal_server_error() -> HttpResponse {
-    HttpResponse::error(502, "Internal server error")
+    http_error(StatusCode::BAD_GATEWAY, "Internal server error")
 }
 
 /// Whether the `$connect` request carries the identity source (headers are lower-cased
@@ -406,21 +403,28 @@ impl Integration for TemplateIntegration {
     }
 
     async fn http(&self, mut request: HttpRequest) -> Result<HttpResponse> {
-        let Some((api, path)) = self.rest_api_of(&request.path) else {
+        let Some((api, path)) = self.rest_api_of(request.uri().path()) else {
             return Ok(missing_authentication_token());
         };
         let path = path.to_owned();
-        let Some((route, captures)) = api.route(&request.method, &path) else {
-            tracing::info!(method = %request.method, path = %request.path, api = %api.logical_id, "no REST route: 403 Missing Authentication Token");
+        let Some((route, captures)) = api.route(request.method().as_str(), &path) else {
+            tracing::info!(method = %request.method(), path = %request.uri().path(), api = %api.logical_id, "no REST route: 403 Missing Authentication Token");
             return Ok(missing_authentication_token());
         };
         let started = Instant::now();
-        request.path = path;
-        request.path_params = captures;
+        // The function sees the path within the stage, as API Gateway sends it.
+        let within_stage = match request.uri().query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path,
+        };
+        if let Ok(uri) = within_stage.parse() {
+            *request.uri_mut() = uri;
+        }
+        request.extensions_mut().insert(PathParams(captures));
         let response = self.invoke_rest(api, route, &request).await;
         let label = format!("{} {}", route.method, route.path);
         self.observer.count(Counter::HttpRequests, &label, 1);
-        if response.status == 502 {
+        if response.status() == StatusCode::BAD_GATEWAY {
             self.observer.count(Counter::HandlerErrors, &label, 1);
         }
         self.observer.latency(&label, started.elapsed());

@@ -2,15 +2,15 @@
 
 use std::panic::AssertUnwindSafe;
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
 use futures::FutureExt;
-use wsgw_core::{HttpRequest, HttpResponse, Payload};
+use wsgw_core::{http_error, HttpRequest, HttpResponse, Payload};
 
 use wsgw_core::metrics::Counter;
 
-use super::connection::{lower_case_headers, report_abort};
+use super::connection::report_abort;
 use super::Shared;
 
 pub(super) async fn respond(
@@ -20,15 +20,12 @@ pub(super) async fn respond(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mut request = HttpRequest::new(method.as_str(), uri.path());
-    request.query = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .map(|(name, value)| (name.into_owned(), value.into_owned()))
-        .collect();
-    request.headers = lower_case_headers(headers);
-    if !body.is_empty() {
-        request.body =
-            Some(Payload::text_from_bytes(body.clone()).unwrap_or_else(|_| Payload::binary(body)));
-    }
+    // The handler sees the request as received: every header value, the raw query.
+    let body = Payload::text_from_bytes(body.clone()).unwrap_or_else(|_| Payload::binary(body));
+    let mut request = HttpRequest::new(body);
+    *request.method_mut() = method.clone();
+    *request.uri_mut() = uri.clone();
+    *request.headers_mut() = headers.clone();
     let started = std::time::Instant::now();
     let outcome = tokio::time::timeout(
         shared.limits.handler_timeout,
@@ -49,29 +46,18 @@ pub(super) async fn respond(
         Ok(Ok(Ok(response))) => response,
         Ok(Ok(Err(error))) => {
             tracing::error!(path = uri.path(), %error, "REST route failed");
-            HttpResponse::error(500, "Internal server error")
+            http_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
         }
         Ok(Err(_)) => {
             tracing::error!(path = uri.path(), "REST route panicked");
-            HttpResponse::error(500, "Internal server error")
+            http_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
         }
-        Err(_) => HttpResponse::error(504, "Endpoint request timed out"),
+        Err(_) => http_error(StatusCode::GATEWAY_TIMEOUT, "Endpoint request timed out"),
     };
-    tracing::info!(method = %method, path = uri.path(), status = response.status, latency_ms, "REST");
+    tracing::info!(method = %method, path = uri.path(), status = response.status().as_u16(), latency_ms, "REST");
     into_axum(response)
 }
 
 fn into_axum(response: HttpResponse) -> Response {
-    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = response
-        .body
-        .map(|body| body.bytes().clone())
-        .unwrap_or_default();
-    let mut answer = (status, body).into_response();
-    for (name, value) in response.headers {
-        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
-            answer.headers_mut().insert(name, value);
-        }
-    }
-    answer
+    response.map(|body| Body::from(body.bytes().clone()))
 }
