@@ -113,21 +113,6 @@ fn refuse_principal(ctx: &Ctx, request: &Request, device_id: Option<&str>) -> Op
     Some(refuse(403, "this key does not grant that role or device"))
 }
 
-/// With auth on, the error reply when `device_id` is not the device the caller's key
-/// names.
-fn not_own_device(ctx: &Ctx, request: &Request, device_id: &str) -> Option<ErrorReply> {
-    if !ctx.state().auth_required() {
-        return None;
-    }
-    match Principal::of(request) {
-        Some(principal) if principal.has_role(DEVICE_ROLE) && principal.id == device_id => None,
-        _ => Some(ErrorReply::new(
-            ErrorCode::DeviceIdMismatch,
-            &format!("this connection's key does not name device \"{device_id}\""),
-        )),
-    }
-}
-
 /// A refused `$connect`: the handshake fails with `status` (the body says why).
 fn refuse(status: u16, message: &str) -> Error {
     match Rejection::json(&serde_json::json!({ "message": message })) {
@@ -163,28 +148,12 @@ pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<()> {
 /// `RealTimeDataUpdate` from a device: validated, stored, pushed to dashboards that are
 /// due.
 pub(crate) async fn on_update(ctx: Ctx, request: Request) -> Result<()> {
-    let caller = &request.connection_id;
     let update = request
         .text()
         .ok_or_else(binary_frame)
         .and_then(parse_update)
         .map_err(|reply| rejected(&reply))?;
-    let device_id = caller_device(&ctx, caller)
-        .await?
-        .map_err(|reply| rejected(&reply))?;
-    if update.device_id.as_str() != device_id {
-        let message = format!(
-            "device_id \"{}\" is not the id this connection opened with (\"{device_id}\")",
-            update.device_id
-        );
-        return Err(rejected(&ErrorReply::new(
-            ErrorCode::DeviceIdMismatch,
-            &message,
-        )));
-    }
-    if let Some(reply) = not_own_device(&ctx, &request, update.device_id.as_str()) {
-        return Err(rejected(&reply));
-    }
+    let device_id = sending_device(&ctx, &request, update.device_id.as_str()).await?;
     if let Err(error) = update.validate() {
         return Err(rejected(&ErrorReply::from_error(&error)));
     }
@@ -288,22 +257,40 @@ fn binary_frame() -> Refusal {
     )
 }
 
-/// The device id of a device connection, or the error reply for anyone else.
-async fn caller_device(
-    ctx: &Ctx,
-    caller: &ConnectionId,
-) -> Result<std::result::Result<String, Refusal>> {
-    let connection = ctx.store().get(caller).await?;
+/// The device a device's message comes from, or the error frame for the caller: the
+/// caller must be a device connection, `named` (the message's `device_id`) the id it
+/// opened with and, with auth on, the device its key names.
+async fn sending_device(ctx: &Ctx, request: &Request, named: &str) -> Result<String> {
+    let connection = ctx.store().get(&request.connection_id).await?;
     let device_id = connection
         .as_ref()
         .filter(|c| keys::role(c) == Some(Role::Device))
         .and_then(|c| c.attribute::<String>(keys::DEVICE_ID).ok().flatten());
-    Ok(device_id.ok_or_else(|| {
-        refusal(
+    let Some(device_id) = device_id else {
+        return Err(rejected(&ErrorReply::new(
             ErrorCode::WrongRole,
             "only devices send this; connect with ?role=device&device_id=<id>",
-        )
-    }))
+        )));
+    };
+    if named != device_id {
+        let message = format!(
+            "device_id \"{named}\" is not the id this connection opened with (\"{device_id}\")"
+        );
+        return Err(rejected(&ErrorReply::new(
+            ErrorCode::DeviceIdMismatch,
+            &message,
+        )));
+    }
+    // With auth on, the key must name this device too.
+    let own_key = Principal::of(request).is_some_and(|p| p.has_role(DEVICE_ROLE) && p.id == named);
+    if ctx.state().auth_required() && !own_key {
+        let message = format!("this connection's key does not name device \"{named}\"");
+        return Err(rejected(&ErrorReply::new(
+            ErrorCode::DeviceIdMismatch,
+            &message,
+        )));
+    }
+    Ok(device_id)
 }
 
 /// `ControlAck` from a device: remembered on the device's record and told to its
@@ -318,22 +305,7 @@ pub(crate) async fn on_control_ack(ctx: Ctx, request: Request) -> Result<()> {
                 .map_err(|e| refusal(ErrorCode::InvalidMessage, &format!("not a ControlAck: {e}")))
         })
         .map_err(|reply| rejected(&reply))?;
-    let device_id = caller_device(&ctx, caller)
-        .await?
-        .map_err(|reply| rejected(&reply))?;
-    if ack.device_id.as_str() != device_id {
-        let message = format!(
-            "device_id \"{}\" is not the id this connection opened with (\"{device_id}\")",
-            ack.device_id
-        );
-        return Err(rejected(&ErrorReply::new(
-            ErrorCode::DeviceIdMismatch,
-            &message,
-        )));
-    }
-    if let Some(reply) = not_own_device(&ctx, &request, ack.device_id.as_str()) {
-        return Err(rejected(&reply));
-    }
+    let device_id = sending_device(&ctx, &request, ack.device_id.as_str()).await?;
     if let Err(error) = ack.validate() {
         return Err(rejected(&ErrorReply::from_error(&error)));
     }
