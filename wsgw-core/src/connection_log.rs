@@ -4,7 +4,9 @@
 //!
 //! A [`ConnectionRecord`] carries what the gateway tells about every connection (its
 //! address, its `User-Agent`, its close code and reason); the app adds its own fields
-//! (a session, a user, a room) as `T`, flattened into the same JSON object.
+//! (a session, a user, a room) as `T`, flattened into the same JSON object. Beside it,
+//! [`append_event`] keeps an audit log of what happened (connects, messages, refusals)
+//! in a partition of its own.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -49,7 +51,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::rfc3339_millis;
+use crate::ids::{rfc3339_millis, time_ordered_id};
 use crate::{ConnectionId, DisconnectInfo, HistoryRecord, HistoryStore, HistoryStoreExt, Request};
 
 /// One connection's record, keyed `(connected_at, connection_id)` in its partition; `T`
@@ -195,6 +197,52 @@ impl<T: DeserializeOwned> ConnectionRecord<T> {
     }
 }
 
+/// Appends `event` to the audit log `partition` at `time`, kept for `retention` (`None`:
+/// until deleted), under a [time-ordered id](time_ordered_id) so that events of one
+/// millisecond keep their order. A failure is logged, not returned: the action the event
+/// records has already happened, and what the caller is answered must not depend on its
+/// log.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> wsgw_core::Result<()> {
+/// use futures::TryStreamExt;
+/// use serde_json::json;
+/// use wsgw_core::connection_log::append_event;
+/// use wsgw_core::{HistoryQuery, HistoryStoreExt};
+/// use wsgw_memory::MemoryHistory;
+///
+/// let history = MemoryHistory::new();
+/// let at = chrono::Utc::now();
+/// append_event(&history, "events", at, &json!({"event": "connect", "connection_id": "c1"}), None).await;
+/// append_event(&history, "events", at, &json!({"event": "message", "connection_id": "c1"}), None).await;
+/// let logged: Vec<_> = history.records(HistoryQuery::new("events")).try_collect().await?;
+/// assert_eq!(logged[0].data["event"], "connect", "same millisecond, still in order");
+/// assert_eq!(logged[1].data["event"], "message");
+/// # Ok(())
+/// # }
+/// ```
+pub async fn append_event<E: Serialize + ?Sized>(
+    history: &dyn HistoryStore,
+    partition: &str,
+    time: DateTime<Utc>,
+    event: &E,
+    retention: Option<Duration>,
+) {
+    let data = match serde_json::to_value(event) {
+        Ok(data) => data,
+        Err(error) => {
+            tracing::error!(%error, partition, "cannot serialise an audit event");
+            return;
+        }
+    };
+    let record = HistoryRecord::new(partition, time, time_ordered_id(time), data.clone())
+        .retained_for(retention);
+    if let Err(error) = history.append(record).await {
+        tracing::error!(%error, partition, event = %data, "audit event not stored");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
@@ -262,5 +310,24 @@ mod tests {
             ("sessions", at(0), "c1")
         );
         assert_eq!(history.expires_at, Some(at(3_600)));
+    }
+
+    #[tokio::test]
+    async fn an_event_the_history_refuses_is_not_the_callers_error() {
+        let mut history = crate::MockHistoryStore::new();
+        history
+            .expect_append()
+            .withf(|record| record.partition == "events" && record.data["event"] == "connect")
+            .times(1)
+            .returning(|_| Err(crate::Error::invalid_input("the table is gone")));
+        // Returns (), and does not panic: the failure is in the log.
+        append_event(
+            &history,
+            "events",
+            at(0),
+            &json!({"event": "connect"}),
+            None,
+        )
+        .await;
     }
 }

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 use wsgw_core::{
-    Connection, ConnectionId, Context, HistoryQuery, HistoryStoreExt, Order, Rejection, Request,
-    Result,
+    Connection, ConnectionId, Context, HistoryQuery, HistoryRecord, HistoryStoreExt, Order,
+    Rejection, Request, Result,
 };
 
 use crate::protocol::{self, ErrorCode, Outgoing, ACTIONS};
@@ -306,14 +306,10 @@ pub(crate) async fn on_sendmessage(ctx: Ctx, request: Request) -> Result<()> {
         session_ids: send.session_ids.clone(),
     };
     let data = serde_json::to_value(&stored)?;
-    ctx.history()
-        .append(state.record(
-            crate::MESSAGES_PARTITION,
-            received_at,
-            stored.message_id.clone(),
-            data,
-        ))
-        .await?;
+    let partition = crate::MESSAGES_PARTITION;
+    let record = HistoryRecord::new(partition, received_at, stored.message_id.clone(), data)
+        .retained_for(state.config().retention);
+    ctx.history().append(record).await?;
 
     let message = Outgoing::Message(stored.to_chat_message());
     let report = match &send.session_ids {

@@ -4,10 +4,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use wsgw_core::connection_log::ConnectionRecord;
-use wsgw_core::{HistoryRecord, HistoryStore};
-
-use wsgw_core::ids::time_ordered_id;
+use wsgw_core::connection_log::{append_event, ConnectionRecord};
+use wsgw_core::HistoryStore;
 
 /// How long messages, session records and events are kept by default: 30 days.
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
@@ -137,38 +135,22 @@ impl ChatState {
         &self.config
     }
 
-    /// A record under `partition`, expiring after the retention from `time`.
-    pub(crate) fn record(
-        &self,
-        partition: &str,
-        time: DateTime<Utc>,
-        id: impl Into<String>,
-        data: serde_json::Value,
-    ) -> HistoryRecord {
-        HistoryRecord::new(partition, time, id, data).retained_for(self.config.retention)
-    }
-
-    /// Appends an audit event to `history`. A failure is logged, not returned: the action
-    /// it records has already happened.
+    /// Appends an audit event to the [`EVENTS_PARTITION`] of `history`, kept for the
+    /// retention; a failure is logged, not returned ([`append_event`]).
     pub(crate) async fn log_event(
         &self,
         history: &dyn HistoryStore,
         time: DateTime<Utc>,
         event: AuditEvent,
     ) {
-        let kind = event.kind();
-        let data = match serde_json::to_value(&event) {
-            Ok(data) => data,
-            Err(error) => {
-                tracing::error!(%error, event = kind, "cannot serialise an audit event");
-                return;
-            }
-        };
-        // Same id scheme as messages: events of one millisecond keep their order.
-        let record = self.record(EVENTS_PARTITION, time, time_ordered_id(time), data);
-        if let Err(error) = history.append(record).await {
-            tracing::error!(%error, event = kind, ?event, "audit event not stored");
-        }
+        append_event(
+            history,
+            EVENTS_PARTITION,
+            time,
+            &event,
+            self.config.retention,
+        )
+        .await
     }
 }
 
@@ -304,16 +286,4 @@ pub enum AuditEvent {
         /// When.
         timestamp: String,
     },
-}
-
-impl AuditEvent {
-    /// `connect`, `disconnect`, `message` or `error`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            AuditEvent::Connect { .. } => "connect",
-            AuditEvent::Disconnect { .. } => "disconnect",
-            AuditEvent::Message { .. } => "message",
-            AuditEvent::Error { .. } => "error",
-        }
-    }
 }
