@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use telemetry_protocol::{
     validate_device_id, Control, ControlAck, ControlAckNotice, ControlCmd, ControlRequest,
@@ -257,6 +258,17 @@ fn binary_frame() -> Refusal {
     )
 }
 
+/// The frame read as the message `name`, or the error reply: a binary frame, or JSON
+/// that is not one.
+fn parse_frame<T: DeserializeOwned>(
+    request: &Request,
+    name: &str,
+) -> std::result::Result<T, Refusal> {
+    let text = request.text().ok_or_else(binary_frame)?;
+    serde_json::from_str(text)
+        .map_err(|e| refusal(ErrorCode::InvalidMessage, &format!("not a {name}: {e}")))
+}
+
 /// The device a device's message comes from, or the error frame for the caller: the
 /// caller must be a device connection, `named` (the message's `device_id`) the id it
 /// opened with and, with auth on, the device its key names.
@@ -297,14 +309,7 @@ async fn sending_device(ctx: &Ctx, request: &Request, named: &str) -> Result<Str
 /// dashboards and to the dashboard that asked.
 pub(crate) async fn on_control_ack(ctx: Ctx, request: Request) -> Result<()> {
     let caller = &request.connection_id;
-    let ack: ControlAck = request
-        .text()
-        .ok_or_else(binary_frame)
-        .and_then(|text| {
-            serde_json::from_str(text)
-                .map_err(|e| refusal(ErrorCode::InvalidMessage, &format!("not a ControlAck: {e}")))
-        })
-        .map_err(|reply| rejected(&reply))?;
+    let ack: ControlAck = parse_frame(&request, "ControlAck").map_err(|reply| rejected(&reply))?;
     let device_id = sending_device(&ctx, &request, ack.device_id.as_str()).await?;
     if let Err(error) = ack.validate() {
         return Err(rejected(&ErrorReply::from_error(&error)));
@@ -348,15 +353,8 @@ pub(crate) async fn on_control_ack(ctx: Ctx, request: Request) -> Result<()> {
 /// `ControlCmd` from a dashboard: its own push interval, or a device's sample interval.
 pub(crate) async fn on_control_cmd(ctx: Ctx, request: Request) -> Result<()> {
     let caller = &request.connection_id;
-    let command = request
-        .text()
-        .ok_or_else(binary_frame)
-        .and_then(|text| {
-            let cmd: ControlCmd = serde_json::from_str(text).map_err(|e| {
-                refusal(ErrorCode::InvalidMessage, &format!("not a ControlCmd: {e}"))
-            })?;
-            cmd.request().map_err(|e| refusal_from(&e))
-        })
+    let command = parse_frame::<ControlCmd>(&request, "ControlCmd")
+        .and_then(|cmd| cmd.request().map_err(|e| refusal_from(&e)))
         .map_err(|reply| rejected(&reply))?;
     let connection = ctx.store().get(caller).await?;
     if connection.as_ref().and_then(keys::role) != Some(Role::Client) {
