@@ -420,6 +420,91 @@ pub enum AuthError {
     },
 }
 
+/// One entry of a key list ([`key_list`]): `principal=key`, or `principal=key=role+role`.
+/// Its `Debug` never shows the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyListEntry {
+    /// Who presents the key.
+    pub principal: String,
+    /// The key.
+    pub key: String,
+    /// The roles the entry names (none when it names none).
+    pub roles: Vec<String>,
+}
+
+impl fmt::Debug for KeyListEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyListEntry")
+            .field("principal", &self.principal)
+            .field("roles", &self.roles)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The entries of a key list as configuration (an environment variable) carries it:
+/// separated by `,` or newlines, each `principal=key` or `principal=key=role+role`, blank
+/// ones skipped. A malformed entry is an [`AuthError::InvalidKeyList`] naming its position
+/// and principal, never its text (it may be a key). [`ApiKeyAuthorizer::parse`] reads
+/// its lists with it; so does whatever hands the keys out (a simulator presenting each
+/// device's).
+///
+/// ```
+/// use wsgw_core::auth::key_list;
+///
+/// let entries: Vec<_> = key_list("esp32-01=k1,\n ada=k2=operator+admin").collect::<Result<_, _>>()?;
+/// assert_eq!((entries[0].principal.as_str(), entries[0].key.as_str()), ("esp32-01", "k1"));
+/// assert_eq!(entries[1].roles, ["operator", "admin"]);
+/// assert!(!format!("{:?}", entries[1]).contains("k2"), "Debug hides the key");
+/// let error = key_list("ok=k1,k-no-principal").nth(1).unwrap().unwrap_err();
+/// assert_eq!(error.to_string(), "invalid API key list: entry 2 has no `=`: entries are principal=key[=role+role] (the entry is not shown: it may be a key)");
+/// # Ok::<(), wsgw_core::auth::AuthError>(())
+/// ```
+pub fn key_list(
+    list: &str,
+) -> impl Iterator<Item = std::result::Result<KeyListEntry, AuthError>> + '_ {
+    let entries = list.split([',', '\n']).map(str::trim);
+    entries
+        .filter(|entry| !entry.is_empty())
+        .enumerate()
+        .map(|(index, entry)| key_list_entry(index + 1, entry))
+}
+
+/// Entry `number` (from 1) of a key list.
+fn key_list_entry(number: usize, entry: &str) -> std::result::Result<KeyListEntry, AuthError> {
+    let Some((principal, rest)) = entry.split_once('=') else {
+        return Err(AuthError::InvalidKeyList(format!(
+            "entry {number} has no `=`: entries are principal=key[=role+role] (the entry is not shown: it may be a key)"
+        )));
+    };
+    let principal = principal.trim();
+    let (key, extra) = match rest.split_once('=') {
+        Some((key, extra)) => (key.trim(), Some(extra)),
+        None => (rest.trim(), None),
+    };
+    if principal.is_empty() {
+        return Err(AuthError::InvalidKeyList(format!(
+            "entry {number} has no principal before its key: entries are principal=key[=role+role]"
+        )));
+    }
+    if key.is_empty() {
+        return Err(AuthError::InvalidKeyList(format!(
+            "entry {number} (`{principal}`) has no key: entries are principal=key[=role+role]"
+        )));
+    }
+    let roles = extra
+        .into_iter()
+        .flat_map(|extra| extra.split('+'))
+        .map(str::trim)
+        .filter(|role| !role.is_empty())
+        .map(str::to_owned)
+        .collect();
+    Ok(KeyListEntry {
+        principal: principal.to_owned(),
+        key: key.to_owned(),
+        roles,
+    })
+}
+
 /// A SHA-256 digest: what [`ApiKeyAuthorizer`] keeps of each key and compares.
 type KeyDigest = [u8; 32];
 
@@ -522,8 +607,8 @@ impl ApiKeyAuthorizer {
         self.keys.is_empty()
     }
 
-    /// Adds keys from a list as configuration (an environment variable) carries it:
-    /// entries separated by `,` or newlines, each `principal=key` or
+    /// Adds keys from a list as configuration (an environment variable) carries it
+    /// ([`key_list`]): entries separated by `,` or newlines, each `principal=key` or
     /// `principal=key=role+role`, every entry getting `default_roles` too.
     ///
     /// A malformed entry is named by its position and principal, never by its text (it
@@ -546,44 +631,14 @@ impl ApiKeyAuthorizer {
         list: &str,
         default_roles: &[&str],
     ) -> std::result::Result<Self, AuthError> {
-        for (index, entry) in list
-            .split([',', '\n'])
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-            .enumerate()
-        {
-            let number = index + 1;
-            let Some((principal, rest)) = entry.split_once('=') else {
-                return Err(AuthError::InvalidKeyList(format!(
-                    "entry {number} has no `=`: entries are principal=key[=role+role] (the entry is not shown: it may be a key)"
-                )));
-            };
-            let principal = principal.trim();
-            let (key, extra) = match rest.split_once('=') {
-                Some((key, extra)) => (key.trim(), Some(extra)),
-                None => (rest.trim(), None),
-            };
-            if principal.is_empty() {
-                return Err(AuthError::InvalidKeyList(format!(
-                    "entry {number} has no principal before its key: entries are principal=key[=role+role]"
-                )));
-            }
-            if key.is_empty() {
-                return Err(AuthError::InvalidKeyList(format!(
-                    "entry {number} (`{principal}`) has no key: entries are principal=key[=role+role]"
-                )));
-            }
-            let mut roles: Vec<String> = default_roles.iter().map(|r| (*r).to_owned()).collect();
-            if let Some(extra) = extra {
-                roles.extend(
-                    extra
-                        .split('+')
-                        .map(str::trim)
-                        .filter(|r| !r.is_empty())
-                        .map(str::to_owned),
-                );
-            }
-            self = self.key(key, principal, roles)?;
+        for entry in key_list(list) {
+            let KeyListEntry {
+                principal,
+                key,
+                roles,
+            } = entry?;
+            let defaults = default_roles.iter().map(|role| (*role).to_owned());
+            self = self.key(key, principal, defaults.chain(roles))?;
         }
         Ok(self)
     }

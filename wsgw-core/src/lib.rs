@@ -165,6 +165,7 @@ pub mod auth;
 mod backends;
 mod broadcast;
 pub mod clock;
+pub mod connection_log;
 mod context;
 mod error;
 mod ext;

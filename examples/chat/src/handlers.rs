@@ -4,12 +4,14 @@ use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 use wsgw_core::{
-    Connection, ConnectionId, Context, HistoryQuery, HistoryStoreExt, Order, Rejection, Request,
-    Result,
+    Connection, ConnectionId, Context, HistoryQuery, HistoryRecord, HistoryStoreExt, Order,
+    Rejection, Request, Result,
 };
 
 use crate::protocol::{self, ErrorCode, Outgoing, ACTIONS};
-use crate::state::{AuditEvent, ChatState, SessionRecord, StoredMessage, SESSIONS_PARTITION};
+use crate::state::{
+    AuditEvent, ChatSession, ChatState, SessionRecord, StoredMessage, SESSIONS_PARTITION,
+};
 use crate::{session_group, ALL_GROUP, NAME_ATTRIBUTE, SESSION_ID_ATTRIBUTE};
 use wsgw_core::ids::{rfc3339_millis, time_ordered_id};
 
@@ -162,19 +164,17 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<()> {
     }
     ctx.store().put(connection).await?;
 
-    let record = SessionRecord {
-        connection_id: id.to_string(),
+    let session = ChatSession {
         session_id: session_id.clone(),
         name: name.clone(),
-        source_ip: request.source_ip.clone(),
-        user_agent: request.user_agent.clone(),
-        connected_at: rfc3339_millis(connected_at),
-        disconnected_at: None,
-        duration_seconds: None,
-        close_code: None,
-        close_reason: None,
     };
-    if let Err(error) = state.put_session(ctx.history(), &record).await {
+    let record = SessionRecord::opened(&request, connected_at, session)
+        .to_history(SESSIONS_PARTITION, config.retention);
+    let stored = match record {
+        Ok(record) => ctx.history().append(record).await,
+        Err(error) => Err(error),
+    };
+    if let Err(error) = stored {
         // Without its session record the connection is refused (HTTP 500): undo the
         // store write so no broadcast targets it.
         if let Err(undo) = ctx.store().delete(&id).await {
@@ -199,30 +199,13 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<()> {
     Ok(())
 }
 
-/// The session record of a connection that opened at `connected_at`, if stored.
-async fn find_session(
-    ctx: &Ctx,
-    id: &ConnectionId,
-    connected_at: DateTime<Utc>,
-) -> Result<Option<SessionRecord>> {
-    let found = ctx
-        .history()
-        .find(SESSIONS_PARTITION, connected_at, id.as_str());
-    Ok(found
-        .await?
-        .and_then(|record| serde_json::from_value(record.data).ok()))
-}
-
 /// `$disconnect`: removes the connection, completes its session record with
 /// `disconnected_at`, `duration_seconds` and the close code, and logs the event.
 pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<()> {
     let state = ctx.state();
     let id = request.connection_id.clone();
     let disconnected_at = request.request_time;
-    let (close_code, close_reason) = match &request.disconnect {
-        Some(info) => (Some(info.status_code), Some(info.reason.clone())),
-        None => (None, None),
-    };
+    let close_code = request.disconnect.as_ref().map(|info| info.status_code);
     // The connection may already be gone from the store (pruned by a broadcast, or
     // expired): the event's own `connectedAt` still finds its session record.
     let removed = ctx.store().delete(&id).await;
@@ -246,31 +229,30 @@ pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<()> {
     let mut duration_seconds = None;
     match connected_at {
         Some(connected_at) => {
-            let mut record = match find_session(&ctx, &id, connected_at).await? {
+            let found =
+                SessionRecord::find(ctx.history(), SESSIONS_PARTITION, &id, connected_at).await?;
+            let mut record = match found {
                 Some(record) => record,
                 None => {
                     tracing::warn!(connection_id = %id, "no session record to complete; writing one");
-                    SessionRecord {
-                        connection_id: id.to_string(),
+                    let session = ChatSession {
                         session_id: session_id.clone().unwrap_or_else(|| id.to_string()),
                         name: attribute(NAME_ATTRIBUTE),
-                        source_ip: stored
-                            .as_ref()
-                            .and_then(|connection| connection.source_ip.clone())
-                            .or_else(|| request.source_ip.clone()),
-                        user_agent: None,
-                        connected_at: rfc3339_millis(connected_at),
-                        disconnected_at: None,
-                        duration_seconds: None,
-                        close_code: None,
-                        close_reason: None,
-                    }
+                    };
+                    let mut record = SessionRecord::new(id.as_str(), connected_at, session);
+                    record.source_ip = stored
+                        .as_ref()
+                        .and_then(|connection| connection.source_ip.clone())
+                        .or_else(|| request.source_ip.clone());
+                    record
                 }
             };
-            record.complete(disconnected_at, close_code, close_reason);
+            record.complete(disconnected_at, request.disconnect.as_ref());
             duration_seconds = record.duration_seconds;
-            session_id = Some(record.session_id.clone());
-            state.put_session(ctx.history(), &record).await?;
+            session_id = Some(record.app.session_id.clone());
+            ctx.history()
+                .append(record.to_history(SESSIONS_PARTITION, state.config().retention)?)
+                .await?;
         }
         None => {
             tracing::warn!(connection_id = %id, "connect time unknown: session record not completed")
@@ -324,14 +306,10 @@ pub(crate) async fn on_sendmessage(ctx: Ctx, request: Request) -> Result<()> {
         session_ids: send.session_ids.clone(),
     };
     let data = serde_json::to_value(&stored)?;
-    ctx.history()
-        .append(state.record(
-            crate::MESSAGES_PARTITION,
-            received_at,
-            stored.message_id.clone(),
-            data,
-        ))
-        .await?;
+    let partition = crate::MESSAGES_PARTITION;
+    let record = HistoryRecord::new(partition, received_at, stored.message_id.clone(), data)
+        .retained_for(state.config().retention);
+    ctx.history().append(record).await?;
 
     let message = Outgoing::Message(stored.to_chat_message());
     let report = match &send.session_ids {

@@ -85,8 +85,8 @@ use wsgw_core::{RouteSelection, Router};
 
 pub use protocol::{ChatMessage, ErrorCode, Outgoing, ACTIONS, HEARTBEAT, HISTORY, SENDMESSAGE};
 pub use state::{
-    AuditEvent, ChatConfig, ChatState, SessionRecord, StoredMessage, DEFAULT_RETENTION_DAYS,
-    EVENTS_PARTITION, MESSAGES_PARTITION, SESSIONS_PARTITION,
+    AuditEvent, ChatConfig, ChatSession, ChatState, SessionRecord, StoredMessage,
+    DEFAULT_RETENTION_DAYS, EVENTS_PARTITION, MESSAGES_PARTITION, SESSIONS_PARTITION,
 };
 
 /// The route selection expression of the chat.

@@ -4,9 +4,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use wsgw_core::{HistoryRecord, HistoryStore, Result};
-
-use wsgw_core::ids::{rfc3339_millis, time_ordered_id};
+use wsgw_core::connection_log::{append_event, ConnectionRecord};
+use wsgw_core::HistoryStore;
 
 /// How long messages, session records and events are kept by default: 30 days.
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
@@ -136,109 +135,39 @@ impl ChatState {
         &self.config
     }
 
-    /// A record under `partition`, expiring after the retention from `time`.
-    pub(crate) fn record(
-        &self,
-        partition: &str,
-        time: DateTime<Utc>,
-        id: impl Into<String>,
-        data: serde_json::Value,
-    ) -> HistoryRecord {
-        HistoryRecord::new(partition, time, id, data).retained_for(self.config.retention)
-    }
-
-    /// Appends an audit event to `history`. A failure is logged, not returned: the action
-    /// it records has already happened.
+    /// Appends an audit event to the [`EVENTS_PARTITION`] of `history`, kept for the
+    /// retention; a failure is logged, not returned ([`append_event`]).
     pub(crate) async fn log_event(
         &self,
         history: &dyn HistoryStore,
         time: DateTime<Utc>,
         event: AuditEvent,
     ) {
-        let kind = event.kind();
-        let data = match serde_json::to_value(&event) {
-            Ok(data) => data,
-            Err(error) => {
-                tracing::error!(%error, event = kind, "cannot serialise an audit event");
-                return;
-            }
-        };
-        // Same id scheme as messages: events of one millisecond keep their order.
-        let record = self.record(EVENTS_PARTITION, time, time_ordered_id(time), data);
-        if let Err(error) = history.append(record).await {
-            tracing::error!(%error, event = kind, ?event, "audit event not stored");
-        }
-    }
-
-    /// Stores a session record in `history` (a new one, or the completed one over it).
-    pub(crate) async fn put_session(
-        &self,
-        history: &dyn HistoryStore,
-        record: &SessionRecord,
-    ) -> Result<()> {
-        let time = record.connected_at_time();
-        let data = serde_json::to_value(record)?;
-        history
-            .append(self.record(SESSIONS_PARTITION, time, record.connection_id.clone(), data))
-            .await
+        append_event(
+            history,
+            EVENTS_PARTITION,
+            time,
+            &event,
+            self.config.retention,
+        )
+        .await
     }
 }
 
-/// One connection's session, in the [`SESSIONS_PARTITION`] keyed by `(connected_at,
-/// connection_id)`: written on `$connect`, completed on `$disconnect`.
+/// One connection's session record, in the [`SESSIONS_PARTITION`] keyed by
+/// `(connected_at, connection_id)`: written on `$connect`, completed on `$disconnect`
+/// (address, `User-Agent`, duration and close code as every connection's log has them,
+/// [`ConnectionRecord`]), with the chat's [`ChatSession`] fields.
+pub type SessionRecord = ConnectionRecord<ChatSession>;
+
+/// What the chat adds to a connection's [`SessionRecord`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionRecord {
-    /// The connection.
-    pub connection_id: String,
+pub struct ChatSession {
     /// Its session (the `session_id` it connected with, or its connection id).
     pub session_id: String,
     /// The display name it connected with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// The client's address as the gateway saw it.
-    pub source_ip: Option<String>,
-    /// The client's `User-Agent`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_agent: Option<String>,
-    /// When it connected (RFC 3339 UTC).
-    pub connected_at: String,
-    /// When it disconnected (RFC 3339 UTC); absent while connected.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disconnected_at: Option<String>,
-    /// Whole seconds between connecting and disconnecting; absent while connected.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duration_seconds: Option<i64>,
-    /// The WebSocket close code (1000 normal, 1001 going away, 1006 dropped ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub close_code: Option<u16>,
-    /// The close reason.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub close_reason: Option<String>,
-}
-
-impl SessionRecord {
-    /// The record's sort time: `connected_at` parsed back (the epoch when unreadable,
-    /// which only a hand-edited record can be).
-    pub fn connected_at_time(&self) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(&self.connected_at)
-            .map(|at| at.with_timezone(&Utc))
-            .unwrap_or_default()
-    }
-
-    /// Completes the record: `disconnected_at`, `duration_seconds`, close code and
-    /// reason.
-    pub fn complete(
-        &mut self,
-        disconnected_at: DateTime<Utc>,
-        close_code: Option<u16>,
-        close_reason: Option<String>,
-    ) {
-        let duration = disconnected_at - self.connected_at_time();
-        self.disconnected_at = Some(rfc3339_millis(disconnected_at));
-        self.duration_seconds = Some(duration.num_seconds().max(0));
-        self.close_code = close_code;
-        self.close_reason = close_reason.filter(|reason| !reason.is_empty());
-    }
 }
 
 /// A chat message as stored in the [`MESSAGES_PARTITION`], keyed by `(timestamp,
@@ -357,16 +286,4 @@ pub enum AuditEvent {
         /// When.
         timestamp: String,
     },
-}
-
-impl AuditEvent {
-    /// `connect`, `disconnect`, `message` or `error`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            AuditEvent::Connect { .. } => "connect",
-            AuditEvent::Disconnect { .. } => "disconnect",
-            AuditEvent::Message { .. } => "message",
-            AuditEvent::Error { .. } => "error",
-        }
-    }
 }

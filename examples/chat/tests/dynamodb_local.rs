@@ -97,7 +97,10 @@ async fn on_a_dynamodb_endpoint_the_chat_creates_its_tables_and_keeps_history_ac
         .map(|record| serde_json::from_value(record.data).expect("a session record"))
         .collect();
     assert_eq!(sessions.len(), 3);
-    for record in sessions.iter().filter(|record| record.session_id != "s3") {
+    for record in sessions
+        .iter()
+        .filter(|record| record.app.session_id != "s3")
+    {
         assert_eq!(
             record.close_code,
             Some(1001),

@@ -221,7 +221,7 @@ async fn closing_and_dropping_connections_completes_their_session_records() {
     let by_session = |session: &str| {
         records
             .iter()
-            .find(|record| record.session_id == session)
+            .find(|record| record.app.session_id == session)
             .cloned()
             .expect("a record")
     };

@@ -178,8 +178,8 @@ async fn connect_writes_a_session_history_record() {
     assert_eq!(records.len(), 1);
     let record = &records[0];
     assert_eq!(record.connection_id, ada.id().as_str());
-    assert_eq!(record.session_id, "s1");
-    assert_eq!(record.name.as_deref(), Some("ada"));
+    assert_eq!(record.app.session_id, "s1");
+    assert_eq!(record.app.name.as_deref(), Some("ada"));
     assert_eq!(record.source_ip.as_deref(), Some("203.0.113.7"));
     assert_eq!(record.user_agent.as_deref(), Some("harness/1"));
     assert!(is_rfc3339_utc(&json!(record.connected_at)), "{record:?}");
@@ -281,7 +281,7 @@ async fn disconnect_removes_the_connection_and_completes_the_session_record() {
     assert_eq!(records.len(), 1, "completed in place, not duplicated");
     let record = &records[0];
     assert_eq!(record.connection_id, id.as_str());
-    assert_eq!(record.session_id, "s1");
+    assert_eq!(record.app.session_id, "s1");
     assert_eq!(record.source_ip.as_deref(), Some("203.0.113.7"));
     assert!(is_rfc3339_utc(&json!(record.disconnected_at)), "{record:?}");
     assert_eq!(record.duration_seconds, Some(0));
@@ -326,7 +326,7 @@ async fn disconnect_computes_duration_from_connect_and_disconnect_times() {
         Some("2026-11-22T09:01:36.150Z")
     );
     assert_eq!(record.duration_seconds, Some(95));
-    assert_eq!(record.session_id, "s9");
+    assert_eq!(record.app.session_id, "s9");
 }
 
 #[tokio::test]
@@ -338,7 +338,7 @@ async fn disconnect_of_a_connection_already_pruned_still_completes_its_record() 
     ada.disconnect().await.expect("$disconnect succeeds");
 
     let record = &sessions(&harness).await[0];
-    assert_eq!(record.session_id, "s1");
+    assert_eq!(record.app.session_id, "s1");
     assert!(record.disconnected_at.is_some());
     assert_eq!(record.close_code, Some(1000));
 }

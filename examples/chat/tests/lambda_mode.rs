@@ -206,7 +206,7 @@ async fn chat_runs_as_a_lambda_on_dynamodb_and_api_gateway() {
         .iter()
         .find(|record| record.connection_id == BOB)
         .expect("bob's record");
-    assert_eq!(bob.session_id, "s2");
+    assert_eq!(bob.app.session_id, "s2");
     assert_eq!(bob.source_ip.as_deref(), Some("203.0.113.10"));
     let connected_at =
         chrono::DateTime::from_timestamp_millis(connected_at_millis()).expect("a time");
@@ -226,7 +226,7 @@ async fn chat_runs_as_a_lambda_on_dynamodb_and_api_gateway() {
         .iter()
         .find(|record| record.connection_id == CYD)
         .expect("cyd's record");
-    assert_eq!(cyd.session_id, CYD, "no session_id: the connection id");
+    assert_eq!(cyd.app.session_id, CYD, "no session_id: the connection id");
 
     let messages = partition(&history, MESSAGES_PARTITION).await;
     assert_eq!(messages.len(), 3);

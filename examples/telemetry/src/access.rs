@@ -34,7 +34,9 @@
 
 use std::collections::BTreeMap;
 
-use wsgw_core::auth::{ApiKeyAuthorizer, AuthError, DerivedTokens, MIN_DERIVED_SECRET_BYTES};
+use wsgw_core::auth::{
+    key_list, ApiKeyAuthorizer, AuthError, DerivedTokens, MIN_DERIVED_SECRET_BYTES,
+};
 
 /// Environment variable: device keys, `device_id=KEY` separated by commas.
 pub const DEVICE_KEYS_ENV: &str = "TELEMETRY_DEVICE_KEYS";
@@ -99,16 +101,12 @@ pub fn authorizer(
     Ok((!keys.is_empty()).then_some(keys))
 }
 
-/// Device id → key, from a device key list (for simulated devices to present theirs).
+/// Device id → key, from a device key list (for simulated devices to present theirs);
+/// malformed entries are left out ([`authorizer`] refuses them).
 pub fn device_tokens(device_keys: &str) -> BTreeMap<String, String> {
-    device_keys
-        .split([',', '\n'])
-        .filter_map(|entry| {
-            let mut parts = entry.trim().splitn(3, '=');
-            let id = parts.next()?.trim();
-            let key = parts.next()?.trim();
-            (!id.is_empty() && !key.is_empty()).then(|| (id.to_owned(), key.to_owned()))
-        })
+    key_list(device_keys)
+        .filter_map(Result::ok)
+        .map(|entry| (entry.principal, entry.key))
         .collect()
 }
 

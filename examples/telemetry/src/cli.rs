@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use telemetry_simulator::{run_devices, Simulator, SimulatorConfig};
+use telemetry_simulator::cli::{run_until_stopped, DevicesArgs};
+use telemetry_simulator::{Simulator, SimulatorConfig};
 use wsgw_aws::runner::{self, Args, Runner, ServeArgs};
 
 use crate::access::{
@@ -41,7 +42,7 @@ pub enum Command {
     #[command(flatten)]
     Wsgw(runner::Command),
     /// Run simulated devices (the firmware's own device logic) against a running API.
-    Simulate(Simulate),
+    Simulate(DevicesArgs),
     /// Print the token a device presents when the device secret is set: the firmware's
     /// DEVICE_TOKEN, bound to this device id.
     DeviceToken(DeviceTokenArgs),
@@ -197,29 +198,11 @@ pub fn device_token(args: &DeviceTokenArgs) -> ExitCode {
     }
 }
 
-/// Simulated ESP32 devices: drifting readings, reconnect with backoff, obeying control.
-#[derive(Debug, clap::Args)]
-pub struct Simulate {
-    /// How many devices (sim-01, sim-02 …).
-    #[arg(long, default_value_t = 3)]
-    pub devices: usize,
-    /// The WebSocket API: ws://HOST:PORT locally, wss://ID.execute-api.REGION.amazonaws.com/STAGE on AWS.
-    #[arg(long, env = "WSGW_URL", default_value = "ws://127.0.0.1:8080")]
-    pub url: String,
-    /// Device ids are this prefix and 01, 02 …
-    #[arg(long, default_value = "sim-")]
-    pub prefix: String,
-    /// Sample interval until a control message changes it, in milliseconds.
-    #[arg(long, default_value_t = 1_000)]
-    pub sample_interval_ms: u32,
-}
-
-/// `telemetry simulate`: devices against a running API until Ctrl-C or SIGTERM.
-pub async fn simulate(simulate: Simulate, settings: &Settings) -> ExitCode {
+/// `telemetry simulate`: devices against a running API until Ctrl-C or SIGTERM, each
+/// presenting the key or token the settings give it.
+pub async fn simulate(devices: DevicesArgs, settings: &Settings) -> ExitCode {
     runner::init_logs("info");
-    let mut config = SimulatorConfig::new(simulate.url.clone(), simulate.devices);
-    config.id_prefix = simulate.prefix;
-    config.sample_interval_ms = simulate.sample_interval_ms;
+    let mut config = devices.config();
     config.tokens = match simulator_tokens(
         &config,
         settings.device_secret.as_deref(),
@@ -228,27 +211,7 @@ pub async fn simulate(simulate: Simulate, settings: &Settings) -> ExitCode {
         Ok(tokens) => tokens,
         Err(error) => return fail(&error),
     };
-    println!(
-        "simulating {} devices against {} — Ctrl-C stops",
-        simulate.devices, simulate.url
-    );
-    let reports = match run_devices(config, shutdown_signal()).await {
-        Ok(reports) => reports,
-        Err(error) => return fail(&error.to_string()),
-    };
-    for report in reports {
-        let stats = report.stats;
-        println!(
-            "{}: {} readings sent ({} resent, {} dropped), {} connects, sampling every {} ms",
-            report.device_id,
-            stats.readings_sent,
-            stats.readings_resent,
-            stats.readings_dropped,
-            stats.connects,
-            report.sample_interval_ms
-        );
-    }
-    ExitCode::SUCCESS
+    run_until_stopped("telemetry", config).await
 }
 
 /// What simulated devices present: their keys, or their tokens derived from the secret.
@@ -266,24 +229,4 @@ fn simulator_tokens(
         }
     }
     Ok(tokens)
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }

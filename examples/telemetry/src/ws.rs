@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use telemetry_protocol::{
     validate_device_id, Control, ControlAck, ControlAckNotice, ControlCmd, ControlRequest,
@@ -113,21 +114,6 @@ fn refuse_principal(ctx: &Ctx, request: &Request, device_id: Option<&str>) -> Op
     Some(refuse(403, "this key does not grant that role or device"))
 }
 
-/// With auth on, the error reply when `device_id` is not the device the caller's key
-/// names.
-fn not_own_device(ctx: &Ctx, request: &Request, device_id: &str) -> Option<ErrorReply> {
-    if !ctx.state().auth_required() {
-        return None;
-    }
-    match Principal::of(request) {
-        Some(principal) if principal.has_role(DEVICE_ROLE) && principal.id == device_id => None,
-        _ => Some(ErrorReply::new(
-            ErrorCode::DeviceIdMismatch,
-            &format!("this connection's key does not name device \"{device_id}\""),
-        )),
-    }
-}
-
 /// A refused `$connect`: the handshake fails with `status` (the body says why).
 fn refuse(status: u16, message: &str) -> Error {
     match Rejection::json(&serde_json::json!({ "message": message })) {
@@ -163,28 +149,12 @@ pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<()> {
 /// `RealTimeDataUpdate` from a device: validated, stored, pushed to dashboards that are
 /// due.
 pub(crate) async fn on_update(ctx: Ctx, request: Request) -> Result<()> {
-    let caller = &request.connection_id;
     let update = request
         .text()
         .ok_or_else(binary_frame)
         .and_then(parse_update)
         .map_err(|reply| rejected(&reply))?;
-    let device_id = caller_device(&ctx, caller)
-        .await?
-        .map_err(|reply| rejected(&reply))?;
-    if update.device_id.as_str() != device_id {
-        let message = format!(
-            "device_id \"{}\" is not the id this connection opened with (\"{device_id}\")",
-            update.device_id
-        );
-        return Err(rejected(&ErrorReply::new(
-            ErrorCode::DeviceIdMismatch,
-            &message,
-        )));
-    }
-    if let Some(reply) = not_own_device(&ctx, &request, update.device_id.as_str()) {
-        return Err(rejected(&reply));
-    }
+    let device_id = sending_device(&ctx, &request, update.device_id.as_str()).await?;
     if let Err(error) = update.validate() {
         return Err(rejected(&ErrorReply::from_error(&error)));
     }
@@ -288,52 +258,59 @@ fn binary_frame() -> Refusal {
     )
 }
 
-/// The device id of a device connection, or the error reply for anyone else.
-async fn caller_device(
-    ctx: &Ctx,
-    caller: &ConnectionId,
-) -> Result<std::result::Result<String, Refusal>> {
-    let connection = ctx.store().get(caller).await?;
+/// The frame read as the message `name`, or the error reply: a binary frame, or JSON
+/// that is not one.
+fn parse_frame<T: DeserializeOwned>(
+    request: &Request,
+    name: &str,
+) -> std::result::Result<T, Refusal> {
+    let text = request.text().ok_or_else(binary_frame)?;
+    serde_json::from_str(text)
+        .map_err(|e| refusal(ErrorCode::InvalidMessage, &format!("not a {name}: {e}")))
+}
+
+/// The device a device's message comes from, or the error frame for the caller: the
+/// caller must be a device connection, `named` (the message's `device_id`) the id it
+/// opened with and, with auth on, the device its key names.
+async fn sending_device(ctx: &Ctx, request: &Request, named: &str) -> Result<String> {
+    let connection = ctx.store().get(&request.connection_id).await?;
     let device_id = connection
         .as_ref()
         .filter(|c| keys::role(c) == Some(Role::Device))
         .and_then(|c| c.attribute::<String>(keys::DEVICE_ID).ok().flatten());
-    Ok(device_id.ok_or_else(|| {
-        refusal(
+    let Some(device_id) = device_id else {
+        return Err(rejected(&ErrorReply::new(
             ErrorCode::WrongRole,
             "only devices send this; connect with ?role=device&device_id=<id>",
-        )
-    }))
-}
-
-/// `ControlAck` from a device: remembered on the device's record and told to its
-/// dashboards and to the dashboard that asked.
-pub(crate) async fn on_control_ack(ctx: Ctx, request: Request) -> Result<()> {
-    let caller = &request.connection_id;
-    let ack: ControlAck = request
-        .text()
-        .ok_or_else(binary_frame)
-        .and_then(|text| {
-            serde_json::from_str(text)
-                .map_err(|e| refusal(ErrorCode::InvalidMessage, &format!("not a ControlAck: {e}")))
-        })
-        .map_err(|reply| rejected(&reply))?;
-    let device_id = caller_device(&ctx, caller)
-        .await?
-        .map_err(|reply| rejected(&reply))?;
-    if ack.device_id.as_str() != device_id {
+        )));
+    };
+    if named != device_id {
         let message = format!(
-            "device_id \"{}\" is not the id this connection opened with (\"{device_id}\")",
-            ack.device_id
+            "device_id \"{named}\" is not the id this connection opened with (\"{device_id}\")"
         );
         return Err(rejected(&ErrorReply::new(
             ErrorCode::DeviceIdMismatch,
             &message,
         )));
     }
-    if let Some(reply) = not_own_device(&ctx, &request, ack.device_id.as_str()) {
-        return Err(rejected(&reply));
+    // With auth on, the key must name this device too.
+    let own_key = Principal::of(request).is_some_and(|p| p.has_role(DEVICE_ROLE) && p.id == named);
+    if ctx.state().auth_required() && !own_key {
+        let message = format!("this connection's key does not name device \"{named}\"");
+        return Err(rejected(&ErrorReply::new(
+            ErrorCode::DeviceIdMismatch,
+            &message,
+        )));
     }
+    Ok(device_id)
+}
+
+/// `ControlAck` from a device: remembered on the device's record and told to its
+/// dashboards and to the dashboard that asked.
+pub(crate) async fn on_control_ack(ctx: Ctx, request: Request) -> Result<()> {
+    let caller = &request.connection_id;
+    let ack: ControlAck = parse_frame(&request, "ControlAck").map_err(|reply| rejected(&reply))?;
+    let device_id = sending_device(&ctx, &request, ack.device_id.as_str()).await?;
     if let Err(error) = ack.validate() {
         return Err(rejected(&ErrorReply::from_error(&error)));
     }
@@ -376,15 +353,8 @@ pub(crate) async fn on_control_ack(ctx: Ctx, request: Request) -> Result<()> {
 /// `ControlCmd` from a dashboard: its own push interval, or a device's sample interval.
 pub(crate) async fn on_control_cmd(ctx: Ctx, request: Request) -> Result<()> {
     let caller = &request.connection_id;
-    let command = request
-        .text()
-        .ok_or_else(binary_frame)
-        .and_then(|text| {
-            let cmd: ControlCmd = serde_json::from_str(text).map_err(|e| {
-                refusal(ErrorCode::InvalidMessage, &format!("not a ControlCmd: {e}"))
-            })?;
-            cmd.request().map_err(|e| refusal_from(&e))
-        })
+    let command = parse_frame::<ControlCmd>(&request, "ControlCmd")
+        .and_then(|cmd| cmd.request().map_err(|e| refusal_from(&e)))
         .map_err(|reply| rejected(&reply))?;
     let connection = ctx.store().get(caller).await?;
     if connection.as_ref().and_then(keys::role) != Some(Role::Client) {

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::io::Read;
 use std::process::{Command, Stdio};
 
 use common::*;
@@ -198,7 +197,7 @@ async fn with_simulate_n_the_dashboard_shows_n_live_devices_at_once() {
 #[tokio::test]
 async fn the_simulate_command_drives_devices_against_a_running_api() {
     let (_server, ws) = start(&[]);
-    let mut simulator = ChildProcess::spawn(
+    let simulator = ChildProcess::spawn(
         Command::new(env!("CARGO_BIN_EXE_telemetry"))
             .args([
                 "simulate",
@@ -219,14 +218,8 @@ async fn the_simulate_command_drives_devices_against_a_running_api() {
     )
     .expect("the simulator starts");
     dashboard_sees(&ws, &["cli-01"]).await;
-    simulator.send_sigterm().expect("kill runs");
-    let mut printed = String::new();
-    simulator
-        .stdout
-        .take()
-        .expect("stdout piped")
-        .read_to_string(&mut printed)
-        .expect("the simulator's output");
-    assert!(simulator.wait().expect("exits").success());
+    let output = simulator.terminate_with_output().expect("stops");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success());
     assert!(printed.contains("cli-01: "), "{printed}");
 }

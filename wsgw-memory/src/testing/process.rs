@@ -1,6 +1,6 @@
 //! Processes a test starts: killed and reaped when the test ends, whatever its outcome.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::ops::{Deref, DerefMut};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
 
@@ -54,6 +54,51 @@ impl ChildProcess {
     pub fn terminate(mut self) -> std::io::Result<ExitStatus> {
         self.send_sigterm()?;
         self.0.wait()
+    }
+
+    /// Sends SIGTERM and waits for the exit, with everything the process printed on its
+    /// piped standard output and error (empty for a stream that is not piped).
+    ///
+    /// ```
+    /// use std::process::{Command, Stdio};
+    /// use wsgw_memory::testing::ChildProcess;
+    ///
+    /// let mut command = Command::new("sh");
+    /// command
+    ///     .args(["-c", "trap 'echo stopped; exit 0' TERM; echo started; while :; do sleep 0.1; done"])
+    ///     .stdout(Stdio::piped());
+    /// let mut shell = ChildProcess::spawn(&mut command).expect("sh runs");
+    /// std::thread::sleep(std::time::Duration::from_millis(200)); // its trap is set
+    /// let output = shell.terminate_with_output().expect("stops");
+    /// assert!(output.status.success());
+    /// assert_eq!(String::from_utf8_lossy(&output.stdout), "started\nstopped\n");
+    /// ```
+    pub fn terminate_with_output(mut self) -> std::io::Result<Output> {
+        self.send_sigterm()?;
+        // Standard error is read beside standard output, so that neither pipe fills up
+        // while the other is read.
+        let stderr = self.0.stderr.take().map(|mut pipe| {
+            std::thread::spawn(move || {
+                let mut printed = Vec::new();
+                pipe.read_to_end(&mut printed).map(|_| printed)
+            })
+        });
+        let mut stdout = Vec::new();
+        if let Some(mut pipe) = self.0.stdout.take() {
+            pipe.read_to_end(&mut stdout)?;
+        }
+        let stderr = match stderr {
+            Some(reader) => reader
+                .join()
+                .map_err(|_| std::io::Error::other("reading standard error panicked"))??,
+            None => Vec::new(),
+        };
+        let status = self.0.wait()?;
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+        })
     }
 
     /// Stops the process with SIGTERM and checks that it shut down gracefully.

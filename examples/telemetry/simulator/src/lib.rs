@@ -27,6 +27,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod cli;
 mod run;
 mod sensor;
 
@@ -256,8 +257,8 @@ impl Drop for Simulator {
 }
 
 /// Runs the devices of `config` until `shutdown` completes, then stops them cleanly and
-/// returns their reports. This is what `telemetry --simulate N` and the
-/// `telemetry-simulator` binary call.
+/// returns their reports. This is what `telemetry simulate` and the
+/// `telemetry-simulator` binary call ([`cli::run_until_stopped`]).
 pub async fn run_devices(
     config: SimulatorConfig,
     shutdown: impl Future<Output = ()> + Send,

@@ -284,3 +284,43 @@ async fn several_devices_run_side_by_side_with_their_own_ids_and_stop_cleanly() 
     assert_ne!(first_temperature("sim-01"), first_temperature("sim-02"));
     gateway.shutdown().await.expect("stops");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_runs_its_devices_until_sigterm_and_prints_each_ones_report() {
+    use std::process::{Command, Stdio};
+    use wsgw_memory::testing::ChildProcess;
+
+    let shared = Shared::default();
+    let (gateway, sockets) = start_gateway(&shared, "127.0.0.1:0".parse().unwrap()).await;
+    let simulator = ChildProcess::spawn(
+        Command::new(env!("CARGO_BIN_EXE_telemetry-simulator"))
+            .args(["--devices", "2", "--prefix", "bin-"])
+            .args(["--url", &gateway.ws_url(), "--sample-interval-ms", "250"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    )
+    .expect("the simulator starts");
+    eventually("each device sent a reading", || {
+        let seen = seen(&shared);
+        ["bin-01", "bin-02"]
+            .iter()
+            .all(|id| seen.readings.iter().any(|r| r.device_id == *id))
+    })
+    .await;
+    let output = simulator.terminate_with_output().expect("stops");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{printed}");
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 3, "{printed}");
+    assert!(lines[0].starts_with("simulating 2 devices against ws://127.0.0.1:"));
+    for (line, id) in lines[1..].iter().zip(["bin-01", "bin-02"]) {
+        assert!(line.starts_with(&format!("{id}: ")), "{line}");
+        assert!(line.ends_with(", sampling every 250 ms"), "{line}");
+    }
+    // Every device closed its connection when stopped.
+    eventually("every device disconnected", || {
+        sockets.open_connections().is_empty()
+    })
+    .await;
+    gateway.shutdown().await.expect("stops");
+}
