@@ -44,7 +44,7 @@ pub const BUDGETS: [Budget; 8] = [
     },
     Budget {
         path: "examples/telemetry/src",
-        max_lines: 1651,
+        max_lines: 1694,
     },
     Budget {
         path: "examples/chat/src/main.rs",
