@@ -186,7 +186,7 @@ mod tests {
                     "--all-features"
                 ],
                 vec!["xtask", "setup-moto"],
-                vec!["-m", "moto.server", "-H", "127.0.0.1", "-p", "4567"],
+                vec!["-c", moto::MOTO_SERVER, "-H", "127.0.0.1", "-p", "4567"],
                 moto::DYNAMODB_TEST_ARGS.to_vec(),
                 vec![
                     "test",

@@ -32,6 +32,10 @@ pub const DYNAMODB_TEST_ARGS: [&str; 11] = [
     "--include-ignored",
 ];
 
+/// moto's server handling one request at a time, so that conditional writes are atomic
+/// as on DynamoDB: the launcher `wsgw local` uses too.
+pub const MOTO_SERVER: &str = include_str!("../../wsgw-aws/cli/moto_server.py");
+
 /// How long moto's server may take to accept connections.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -47,8 +51,8 @@ pub fn dynamodb_steps(root: &Path, port: u16) -> Vec<Step> {
         Step::start(
             "moto's DynamoDB server on loopback",
             Service::new(Cmd::new(venv_python(root)).args([
-                "-m",
-                "moto.server",
+                "-c",
+                MOTO_SERVER,
                 "-H",
                 "127.0.0.1",
                 "-p",
@@ -86,7 +90,7 @@ mod tests {
         let server = &steps[1];
         assert_eq!(server.cmd().program(), venv_python(root).as_os_str());
         let args: Vec<_> = server.cmd().get_args().collect();
-        assert_eq!(args, ["-m", "moto.server", "-H", "127.0.0.1", "-p", "4567"]);
+        assert_eq!(args, ["-c", MOTO_SERVER, "-H", "127.0.0.1", "-p", "4567"]);
         match &server.action {
             crate::Action::Start(service) => assert_eq!(
                 *service,

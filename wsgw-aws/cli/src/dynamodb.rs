@@ -16,6 +16,11 @@ use wsgw_aws::template::Stack;
 /// The pip requirements of moto's server, every package pinned.
 pub const MOTO_REQUIREMENTS: &str = include_str!("../moto-requirements.txt");
 
+/// How moto's server is started: `python -c MOTO_SERVER -H HOST -p PORT`, moto's own
+/// server handling one request at a time, so that a conditional write is atomic as on
+/// DynamoDB (moto's threaded server checks the condition and writes without a lock).
+pub const MOTO_SERVER: &str = include_str!("../moto_server.py");
+
 /// The moto version [`MOTO_REQUIREMENTS`] pins.
 pub const MOTO_VERSION: &str = "5.2.6";
 
@@ -97,8 +102,8 @@ impl MotoServer {
     async fn start_on(python: &Path, port: u16) -> Result<Self, String> {
         let mut child = Command::new(python)
             .args([
-                "-m",
-                "moto.server",
+                "-c",
+                MOTO_SERVER,
                 "-H",
                 "127.0.0.1",
                 "-p",

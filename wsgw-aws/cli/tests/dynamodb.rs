@@ -268,6 +268,71 @@ async fn moto_keeps_answering_after_more_requests_than_a_pipe_holds_of_its_log()
     server.stop().await;
 }
 
+/// DynamoDB applies a conditional write atomically: of 32 compare-and-swap updates of one
+/// item sent at once (each expecting the value all of them read), exactly one succeeds
+/// and the others fail their condition. moto's threaded server checks a condition and
+/// writes without a lock (seen as two telemetry pushes in one interval, now and then,
+/// under load); the server `wsgw local` starts handles one request at a time.
+#[tokio::test]
+async fn compare_and_swap_updates_of_one_item_at_once_succeed_exactly_once_as_on_dynamodb() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    const WRITERS: usize = 32;
+    let server = MotoServer::start(&cache())
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    let client = local_client(server.endpoint(), None).await;
+    ensure_table(&client, &TableSpec::wsgw_table("race", false))
+        .await
+        .unwrap();
+    let key = |name: &str| AttributeValue::S(name.to_owned());
+    client
+        .put_item()
+        .table_name("race")
+        .item("pk", key("item"))
+        .item("sk", key("item"))
+        .item("value", key("start"))
+        .send()
+        .await
+        .unwrap();
+    let mut expected = "start".to_owned();
+    for round in 0..20 {
+        let writes: Vec<_> = (0..WRITERS)
+            .map(|writer| {
+                let update = client
+                    .update_item()
+                    .table_name("race")
+                    .key("pk", key("item"))
+                    .key("sk", key("item"))
+                    .update_expression("SET #value = :new")
+                    .condition_expression("attribute_exists(pk) AND #value = :old")
+                    .expression_attribute_names("#value", "value")
+                    .expression_attribute_values(":old", key(&expected))
+                    .expression_attribute_values(":new", key(&format!("{round}-{writer}")));
+                tokio::spawn(update.send())
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for (writer, write) in writes.into_iter().enumerate() {
+            match write.await.unwrap() {
+                Ok(_) => winners.push(format!("{round}-{writer}")),
+                Err(error) => assert!(
+                    error
+                        .as_service_error()
+                        .is_some_and(|error| error.is_conditional_check_failed_exception()),
+                    "{error:?}"
+                ),
+            }
+        }
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: updates that succeeded: {winners:?}"
+        );
+        expected = winners.remove(0);
+    }
+    server.stop().await;
+}
+
 #[test]
 fn wsgw_local_without_an_endpoint_starts_moto_creates_the_tables_and_stops_it() {
     let stack_name = unique_name("local");
