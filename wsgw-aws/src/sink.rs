@@ -81,6 +81,12 @@ impl std::fmt::Debug for ApiGatewaySink {
 
 impl ApiGatewaySink {
     /// A sink posting to the Management API at `endpoint` with this SDK configuration.
+    ///
+    /// From `sdk_config` the sink takes the credentials provider (credentials cached until
+    /// 10 s before they expire), the region, the retry configuration (attempts and
+    /// backoff; throttling, 5xx and connection failures are retried) and the timeouts.
+    /// Its HTTP client is the AWS SDK's default one (rustls), built here: an
+    /// `http_client` set on `sdk_config` (a proxy, a custom TLS setup) is not used.
     pub fn new(sdk_config: &SdkConfig, endpoint: impl Into<String>) -> Self {
         Self::with_client(Arc::new(ManagementClient::new(sdk_config)), endpoint.into())
     }
