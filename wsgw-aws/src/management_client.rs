@@ -166,6 +166,19 @@ pub(crate) struct ManagementClient {
     attempt_timeout: Option<Duration>,
 }
 
+/// `call`'s outcome, or `CallError::Timeout` once `limit` (when set) has passed.
+async fn within(
+    limit: Option<Duration>,
+    call: impl std::future::Future<Output = Result<Answer, CallError>>,
+) -> Result<Answer, CallError> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, call)
+            .await
+            .unwrap_or(Err(CallError::Timeout)),
+        None => call.await,
+    }
+}
+
 impl ManagementClient {
     pub(crate) fn new(sdk_config: &SdkConfig) -> Self {
         let timeouts = sdk_config.timeout_config();
@@ -209,13 +222,7 @@ impl ManagementClient {
         url: &str,
         body: Bytes,
     ) -> Result<Answer, CallError> {
-        let attempts = self.attempts(&method, url, body);
-        match self.operation_timeout {
-            Some(limit) => tokio::time::timeout(limit, attempts)
-                .await
-                .unwrap_or(Err(CallError::Timeout)),
-            None => attempts.await,
-        }
+        within(self.operation_timeout, self.attempts(&method, url, body)).await
     }
 
     async fn attempts(
@@ -227,13 +234,11 @@ impl ManagementClient {
         let max_attempts = self.retry.max_attempts().max(1);
         let mut attempt = 1;
         loop {
-            let once = self.attempt(method, url, body.clone());
-            let result = match self.attempt_timeout {
-                Some(limit) => tokio::time::timeout(limit, once)
-                    .await
-                    .unwrap_or(Err(CallError::Timeout)),
-                None => once.await,
-            };
+            let result = within(
+                self.attempt_timeout,
+                self.attempt(method, url, body.clone()),
+            )
+            .await;
             match result {
                 Err(error) if attempt < max_attempts && error.is_retryable() => {
                     let backoff = self.backoff(attempt);
