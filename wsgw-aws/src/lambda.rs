@@ -1357,6 +1357,142 @@ pub fn encode_rest_event(request: &HttpRequest, context: &RestEventContext) -> V
     })
 }
 
+/// The API Gateway HTTP API event of payload format 2.0 (`ApiGatewayV2httpRequest`) that
+/// invokes an HTTP API route's function for `request`, as HTTP API sends it: `version`
+/// `"2.0"`, `routeKey` (`route_key`, like `GET /history`), `rawPath` (`/{stage}{path}`,
+/// the bare path at the `$default` stage), `rawQueryString`, `cookies` (the `Cookie`
+/// header split, which `headers` then leaves out), `headers` and
+/// `queryStringParameters` with repeated values joined by commas, `pathParameters`,
+/// `body` (base64 with `isBase64Encoded` for binary), and `requestContext` with
+/// `routeKey`, `stage`, `requestId`, `apiId`, `domainName`, `time`, `timeEpoch` and
+/// `http` (`method`, `path`, `protocol`, `sourceIp`, `userAgent`). Fields API Gateway
+/// leaves out when empty are left out. [`decode_http_v2_event`] reads it back.
+///
+/// ```
+/// use wsgw_aws::lambda::{decode_http_v2_event, encode_http_api_event, RestEventContext};
+/// use wsgw_core::{http, HttpRequestExt, Payload};
+///
+/// let request = http::Request::get("/history?device_id=esp32-01&tag=a&tag=b")
+///     .header("cookie", "a=1; b=2")
+///     .header("accept", "text/plain")
+///     .header("accept", "application/json")
+///     .body(Payload::default())
+///     .unwrap();
+/// let context = RestEventContext::new("/history", "production", "r-1", "abc123");
+/// let event = encode_http_api_event(&request, &context, "GET /history");
+/// assert_eq!(event["version"], "2.0");
+/// assert_eq!(event["rawPath"], "/production/history");
+/// assert_eq!(event["queryStringParameters"]["tag"], "a,b");
+/// assert_eq!(event["headers"]["accept"], "text/plain,application/json");
+/// assert_eq!(event["cookies"], serde_json::json!(["a=1", "b=2"]));
+/// assert_eq!(event["requestContext"]["http"]["method"], "GET");
+///
+/// let decoded = decode_http_v2_event(event).unwrap();
+/// assert_eq!(decoded.uri().path(), "/history");
+/// assert_eq!(decoded.query_params("tag"), ["a", "b"]);
+/// assert_eq!(decoded.header_text("cookie"), Some("a=1; b=2"));
+/// ```
+pub fn encode_http_api_event(
+    request: &HttpRequest,
+    context: &RestEventContext,
+    route_key: &str,
+) -> Value {
+    let mut cookies = Vec::new();
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for (name, value) in request.headers() {
+        let Ok(value) = value.to_str() else { continue };
+        if name == COOKIE {
+            cookies.extend(
+                value
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|cookie| !cookie.is_empty())
+                    .map(|cookie| Value::String(cookie.to_owned())),
+            );
+        } else {
+            headers.push((name.as_str().to_owned(), value.to_owned()));
+        }
+    }
+    let path = request.uri().path();
+    let raw_path = if context.stage == "$default" {
+        path.to_owned()
+    } else {
+        format!("/{}{}", context.stage, path)
+    };
+    let method = request.method().as_str();
+    let now = Utc::now();
+    let mut http = serde_json::json!({
+        "method": method,
+        "path": raw_path,
+        "protocol": "HTTP/1.1",
+        "sourceIp": context.source_ip.clone().unwrap_or_else(|| "127.0.0.1".to_owned()),
+    });
+    if let Some(agent) = request.header_text("user-agent") {
+        http["userAgent"] = Value::String(agent.to_owned());
+    }
+    let domain_name = request
+        .header_text("host")
+        .unwrap_or("localhost")
+        .to_owned();
+    let domain_prefix = domain_name.split('.').next().unwrap_or_default().to_owned();
+    let mut event = serde_json::json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": raw_path,
+        "rawQueryString": request.uri().query().unwrap_or_default(),
+        "headers": joined(&headers),
+        "requestContext": {
+            "apiId": context.api_id,
+            "domainName": domain_name,
+            "domainPrefix": domain_prefix,
+            "http": http,
+            "requestId": context.request_id,
+            "routeKey": route_key,
+            "stage": context.stage,
+            "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
+            "timeEpoch": now.timestamp_millis(),
+        },
+        "isBase64Encoded": false,
+    });
+    if !cookies.is_empty() {
+        event["cookies"] = Value::Array(cookies);
+    }
+    let query = request.query_pairs();
+    if !query.is_empty() {
+        event["queryStringParameters"] = joined(&query);
+    }
+    if let Some(params) = request
+        .extensions()
+        .get::<wsgw_core::PathParams>()
+        .filter(|params| !params.0.is_empty())
+    {
+        event["pathParameters"] = header_fields(&params.0).0;
+    }
+    if let (Some(Body::Text(body)), is_base64) = response_body(request.body()) {
+        event["body"] = Value::String(body);
+        event["isBase64Encoded"] = Value::Bool(is_base64);
+    }
+    event
+}
+
+/// An HTTP API event's map: every name once, its repeated values joined by commas (as
+/// HTTP API sends `headers` and `queryStringParameters`).
+fn joined(pairs: &[(String, String)]) -> Value {
+    let mut map = serde_json::Map::new();
+    for (name, value) in pairs {
+        match map.get_mut(name) {
+            Some(Value::String(known)) => {
+                known.push(',');
+                known.push_str(value);
+            }
+            _ => {
+                map.insert(name.clone(), Value::String(value.clone()));
+            }
+        }
+    }
+    Value::Object(map)
+}
+
 /// A REST event's single-valued map (the last value of each name, as API Gateway fills
 /// `headers` and `queryStringParameters`) and multi-valued map (every value), `null` when
 /// there is nothing.

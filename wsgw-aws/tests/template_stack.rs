@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::ProjectionType;
-use wsgw_aws::template::{IdentitySource, Stack, StackSettings, Template, TemplateError};
+use wsgw_aws::lambda::HttpEventFormat;
+use wsgw_aws::template::{ApiKind, IdentitySource, Stack, StackSettings, Template, TemplateError};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -639,18 +640,162 @@ fn the_telemetry_templates_api_events_resolve_into_its_rest_api_with_its_stage()
     assert_eq!(
         routes,
         [
-            ("GET", "/devices", "Function"),
-            ("OPTIONS", "/devices", "Function"),
-            ("GET", "/history", "Function"),
-            ("OPTIONS", "/history", "Function"),
+            ("GET", "/devices", "HistoryFunction"),
+            ("OPTIONS", "/devices", "HistoryFunction"),
+            ("GET", "/history", "HistoryFunction"),
+            ("OPTIONS", "/history", "HistoryFunction"),
         ]
     );
     let (route, captures) = api.route("get", "/history").unwrap();
     assert_eq!((route.method.as_str(), captures.len()), ("GET", 0));
     assert!(api.route("POST", "/history").is_none());
-    assert!(stack.functions["Function"]
+    assert!(stack.functions["HistoryFunction"]
         .reached_by
         .contains(&"RestApi GET /history".to_owned()));
+}
+
+#[test]
+fn the_telemetry_templates_history_api_option_serves_the_history_on_a_rest_api_or_an_http_api_of_payload_2_0(
+) {
+    let routes = |stack: &Stack| -> Vec<(String, String, String, HttpEventFormat)> {
+        stack.rest_apis[0]
+            .routes
+            .iter()
+            .map(|route| {
+                (
+                    route.method.clone(),
+                    route.path.clone(),
+                    route.function.clone(),
+                    route.payload_format,
+                )
+            })
+            .collect()
+    };
+    let expected = |function: &str, format: HttpEventFormat| {
+        [
+            ("GET", "/devices"),
+            ("OPTIONS", "/devices"),
+            ("GET", "/history"),
+            ("OPTIONS", "/history"),
+        ]
+        .map(|(method, path)| {
+            (
+                method.to_owned(),
+                path.to_owned(),
+                function.to_owned(),
+                format,
+            )
+        })
+        .to_vec()
+    };
+
+    // REST, the default: today's REST API of proxy events (payload 1.0).
+    for overrides in [
+        &["StageName=staging"][..],
+        &["StageName=staging", "HistoryApi=REST"],
+    ] {
+        let rest = resolve_file("examples/telemetry/template.yaml", overrides).unwrap();
+        assert_eq!(rest.rest_apis.len(), 1, "{overrides:?}");
+        let api = &rest.rest_apis[0];
+        assert_eq!(
+            (api.logical_id.as_str(), api.kind, api.stage_name.as_str()),
+            ("RestApi", ApiKind::Rest, "staging")
+        );
+        assert_eq!(
+            routes(&rest),
+            expected("HistoryFunction", HttpEventFormat::RestApi)
+        );
+        assert!(!rest.functions.contains_key("HttpHistoryFunction"));
+    }
+
+    // HTTP: an HTTP API at the same stage, its routes sending payload 2.0 events to the
+    // same binary with the same settings; no REST API, no REST function.
+    let http = resolve_file(
+        "examples/telemetry/template.yaml",
+        &["StageName=staging", "HistoryApi=HTTP"],
+    )
+    .unwrap();
+    assert_eq!(http.rest_apis.len(), 1);
+    let api = &http.rest_apis[0];
+    assert_eq!(
+        (api.logical_id.as_str(), api.kind, api.stage_name.as_str()),
+        ("HttpApi", ApiKind::Http, "staging")
+    );
+    assert_eq!(
+        routes(&http),
+        expected("HttpHistoryFunction", HttpEventFormat::PayloadV2)
+    );
+    assert!(!http.functions.contains_key("HistoryFunction"));
+    let served = &http.functions["HttpHistoryFunction"];
+    let websocket = &http.functions["Function"];
+    assert_eq!(
+        (
+            &served.build,
+            &served.environment,
+            served.memory_size_mb,
+            served.timeout
+        ),
+        (
+            &websocket.build,
+            &websocket.environment,
+            websocket.memory_size_mb,
+            websocket.timeout
+        ),
+        "the history function is the WebSocket function's binary and settings"
+    );
+
+    let error = error_of(
+        &std::fs::read_to_string(workspace().join("examples/telemetry/template.yaml")).unwrap(),
+        &["HistoryApi=GRPC"],
+    );
+    assert!(error.contains("HistoryApi"), "{error}");
+}
+
+#[test]
+fn http_api_events_without_an_api_id_go_to_sams_implicit_http_api_at_its_default_stage() {
+    let stack = resolve(
+        &with_items_events(
+            "        Item: {Type: HttpApi, Properties: {Path: '/items/{id}', Method: get}}
+        Legacy: {Type: HttpApi, Properties: {Path: /legacy, Method: POST, PayloadFormatVersion: '1.0'}}
+",
+        ),
+        &[],
+    )
+    .unwrap();
+
+    let api = &stack.rest_apis[0];
+    assert_eq!(
+        (api.logical_id.as_str(), api.kind, api.stage_name.as_str()),
+        ("ServerlessHttpApi", ApiKind::Http, "$default")
+    );
+    let (route, captures) = api.route("GET", "/items/42").unwrap();
+    assert_eq!(
+        (route.payload_format, captures["id"].as_str()),
+        (HttpEventFormat::PayloadV2, "42")
+    );
+    let (legacy, _) = api.route("POST", "/legacy").unwrap();
+    assert_eq!(legacy.payload_format, HttpEventFormat::RestApi);
+
+    let error = error_of(
+        &with_items_events(
+            "        Item: {Type: HttpApi, Properties: {Path: /items, Method: GET, PayloadFormatVersion: '3.0'}}\n",
+        ),
+        &[],
+    );
+    assert!(
+        error.contains("Items, property Events.Item.Properties.PayloadFormatVersion: \"3.0\" is not \"1.0\" or \"2.0\""),
+        "{error}"
+    );
+    let error = error_of(
+        &with_items_events(
+            "        Item: {Type: HttpApi, Properties: {ApiId: !Ref Api, Path: /items, Method: GET}}\n",
+        ),
+        &[],
+    );
+    assert!(
+        error.contains("refers to Api, which is not an AWS::Serverless::HttpApi of the template"),
+        "{error}"
+    );
 }
 
 /// The [`API`] and its function, and a function `Items` with `events` (its `Events:`

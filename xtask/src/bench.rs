@@ -3,7 +3,8 @@
 //!
 //! The steps: the pinned Python tools in the shared `.venv/` (boto3 and moto among them),
 //! the Node peers pinned in [`PEERS_PACKAGE_DIR`] installed with `npm ci` into
-//! [`work_dir`]`/peers` (gitignored), the bench and the echo example built in release mode, then
+//! [`work_dir`]`/peers` (gitignored), the bench and the echo example built in release mode
+//! (`--quick`: the `bench-smoke` profile, release without LTO, minutes faster), then
 //! `wsgw-bench run`, which runs the criterion hot paths from that same release build
 //! (briefly when quick), starts and stops every server and script itself. A full run
 //! writes `BENCHMARKS.md` and `bench/fanout.svg`; `--quick` (the CI smoke, which asserts
@@ -58,7 +59,9 @@ pub fn bench_steps(root: &Path, quick: bool) -> std::io::Result<Vec<Step>> {
 pub fn bench_steps_on(root: &Path, quick: bool, moto_port: u16) -> Vec<Step> {
     let work = work_dir(root);
     let peers = work.join("peers");
-    let release = target_dir(root).join("release");
+    // The full run measures the deployed (release) profile; the smoke builds faster.
+    let profile = if quick { "bench-smoke" } else { "release" };
+    let release = target_dir(root).join(profile);
     let (out_md, out_svg) = if quick {
         (
             work.join("BENCHMARKS-quick.md"),
@@ -109,8 +112,16 @@ pub fn bench_steps_on(root: &Path, quick: bool, moto_port: u16) -> Vec<Step> {
                 .arg(&peers),
         ),
         Step::run(
-            "the bench and the echo example, release",
-            Cmd::cargo().args(["build", "--release", "-p", "wsgw-bench", "-p", "echo"]),
+            format!("the bench and the echo example, profile {profile}"),
+            Cmd::cargo().args([
+                "build",
+                "--profile",
+                profile,
+                "-p",
+                "wsgw-bench",
+                "-p",
+                "echo",
+            ]),
         ),
         Step::run(
             if quick {
@@ -148,5 +159,13 @@ mod tests {
         let full = args(&bench_steps_on(root, false, 4567));
         assert!(!full.contains(&"--quick".to_owned()));
         assert!(full.contains(&"/work/BENCHMARKS.md".to_owned()));
+        // The full run measures the deployed profile's binaries, the smoke faster ones.
+        let program = |steps: &[Step]| steps.last().unwrap().cmd().program().to_owned();
+        assert!(program(&bench_steps_on(root, false, 4567))
+            .to_string_lossy()
+            .ends_with("/release/wsgw-bench"));
+        assert!(program(&bench_steps_on(root, true, 4567))
+            .to_string_lossy()
+            .ends_with("/bench-smoke/wsgw-bench"));
     }
 }

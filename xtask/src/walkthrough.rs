@@ -49,7 +49,7 @@ pub fn walkthrough_steps(root: &Path) -> Vec<Step> {
                 .current_dir(&dir),
         ),
         Step::run(
-            "the README's \"Poke it by hand\" (wscat in a terminal, curl, echo invoke) and \"Deploy to AWS\" up to sam deploy (venv, sam validate, sam build): every command run",
+            "the README's \"Poke it by hand\" (wscat in a terminal, curl, echo invoke) and \"Deploy to AWS\" up to sam deploy (venv, sam validate, sam build), and the telemetry README's sam build with HistoryApi=HTTP: every command run",
             Cmd::cargo()
                 .args([
                     "test",

@@ -740,6 +740,89 @@ fn the_readmes_deploy_to_aws_runs_up_to_sam_deploy_and_leaves_the_arm64_bootstra
     assert!(template.contains("CodeUri: Function"), "{template}");
 }
 
+/// The telemetry README's `sam build`, the one command of its "Deploy to AWS" before
+/// `sam deploy --guided`.
+fn telemetry_sam_build(root: &Path) -> String {
+    let readme = std::fs::read_to_string(root.join("examples/telemetry/README.md"))
+        .expect("the telemetry README");
+    let blocks = section_blocks(&readme, "Deploy to AWS");
+    let commands: Vec<&String> = blocks.iter().flat_map(|block| &block.lines).collect();
+    let build: Vec<&&String> = commands
+        .iter()
+        .take_while(|command| !command.starts_with(NEEDS_AN_AWS_ACCOUNT[0]))
+        .collect();
+    assert_eq!(
+        build,
+        [&"sam build -t examples/telemetry/template.yaml"],
+        "the telemetry README builds with one sam build before sam deploy"
+    );
+    build[0].to_string()
+}
+
+#[test]
+#[ignore = "needs the virtualenv's SAM CLI and the arm64 build (minutes): `cargo xtask test` runs it after building the functions"]
+fn the_telemetry_template_builds_with_sam_for_its_http_api_history() {
+    let root = workspace_root();
+    let build_dir = std::env::temp_dir().join(format!("wsgw-telemetry-sam-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&build_dir);
+    // The README's command with the parameter `sam deploy --guided` would ask for: the
+    // HTTP API's history function (HttpHistoryFunction) and its HttpApi events must
+    // build, not only the default REST API's. A build directory of its own, so the chat's
+    // `sam build` of the workspace README may run at the same time.
+    let command = format!(
+        "{} --parameter-overrides HistoryApi=HTTP --build-dir {}",
+        telemetry_sam_build(&root),
+        build_dir.display()
+    );
+    let venv_bin = root.join(".venv/bin");
+    let path = format!(
+        "{}:{}",
+        venv_bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let status = Command::new("bash")
+        .args(["-c", &command])
+        .current_dir(&root)
+        .env("PATH", path)
+        .env("SAM_CLI_TELEMETRY", "0")
+        .status()
+        .expect("bash runs");
+    assert!(
+        status.success(),
+        "{command} failed: {status} (the virtualenv .venv/ with xtask/requirements.txt is `cargo xtask setup-moto`'s)"
+    );
+
+    let template = std::fs::read_to_string(build_dir.join("template.yaml"))
+        .expect("sam build writes the template sam deploy uses");
+    for needed in [
+        "Type: AWS::Serverless::HttpApi",
+        "CodeUri: HttpHistoryFunction",
+        "Type: HttpApi",
+    ] {
+        assert!(template.contains(needed), "{needed} missing in {template}");
+    }
+    let built = build_dir.join("HttpHistoryFunction/bootstrap");
+    let bootstrap =
+        std::fs::read(&built).unwrap_or_else(|error| panic!("{}: {error}", built.display()));
+    let target = Path::new(env!("CARGO_BIN_EXE_echo"))
+        .ancestors()
+        .nth(2)
+        .expect("the target directory")
+        .join("lambda/telemetry/bootstrap");
+    let checked =
+        std::fs::read(&target).unwrap_or_else(|error| panic!("{}: {error}", target.display()));
+    assert_eq!(
+        u16::from_le_bytes([bootstrap[18], bootstrap[19]]),
+        EM_AARCH64,
+        "an aarch64 binary"
+    );
+    assert!(
+        bootstrap == checked,
+        "the HTTP API's history function deploys the binary the tests checked"
+    );
+    let _ = std::fs::remove_dir_all(&build_dir);
+}
+
 #[test]
 fn the_screen_model_reads_wscat_output_as_a_person_sees_it() {
     let mut screen = Screen::default();

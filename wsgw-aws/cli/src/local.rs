@@ -9,7 +9,9 @@ use std::path::PathBuf;
 
 use std::time::Duration;
 
-use wsgw_aws::template::{Stack, StackApi, StackSettings, Template, TemplateError};
+use wsgw_aws::template::{
+    Stack, StackApi, StackSettings, Template, TemplateError, DEFAULT_HTTP_STAGE,
+};
 use wsgw_memory::gateway::{
     Assets, LocalGateway, ManagementAccess, ManagementCredentials, RunningGateway,
 };
@@ -616,10 +618,14 @@ impl Serving {
         );
         let address = self.gateway.local_addr();
         for api in &self.run.stack.rest_apis {
+            let url = match api.stage_name.as_str() {
+                DEFAULT_HTTP_STAGE => format!("http://{address}"),
+                stage => format!("http://{address}/{stage}"),
+            };
             let _ = writeln!(
                 out,
-                "wsgw local: serving REST API {} at http://{address}/{} (its routes also at http://{address}/, where a page served beside the API finds them)",
-                api.logical_id, api.stage_name
+                "wsgw local: serving {} {} at {url} (its routes also at http://{address}/, where a page served beside the API finds them)",
+                api.kind, api.logical_id
             );
             for route in &api.routes {
                 let _ = writeln!(

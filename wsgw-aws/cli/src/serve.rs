@@ -13,10 +13,12 @@ use async_trait::async_trait;
 use serde_json::Value;
 use wsgw_aws::authorizer::{connect_method_arn, decode_authorizer_answer, encode_authorizer_event};
 use wsgw_aws::lambda::{
-    decode_http_proxy_response, decode_proxy_response, encode_rest_event, encode_websocket_event,
-    RestEventContext,
+    decode_http_proxy_response, decode_proxy_response, encode_http_api_event, encode_rest_event,
+    encode_websocket_event, HttpEventFormat, RestEventContext,
 };
-use wsgw_aws::template::{IdentitySource, StackApi, StackRestApi, StackRestRoute, StackRoute};
+use wsgw_aws::template::{
+    ApiKind, IdentitySource, StackApi, StackRestApi, StackRestRoute, StackRoute,
+};
 use wsgw_core::http::StatusCode;
 use wsgw_core::metrics::{Counter, Counters, Metrics};
 use wsgw_core::{
@@ -123,11 +125,14 @@ impl TemplateIntegration {
         })
     }
 
-    /// Serves `rest_apis` too (the stack's REST APIs, from its functions' `Api`
-    /// events), on the same address: each at `/{StageName}/{path}`, its deployed URL's
-    /// path, and at `/{path}`, where a page served beside the API (or `cargo run` of an
-    /// example) finds it. A path under a REST API's stage that no route has, or a method
-    /// its path has no route for, is API Gateway's 403 `Missing Authentication Token`.
+    /// Serves `rest_apis` too (the stack's REST and HTTP APIs, from its functions' `Api`
+    /// and `HttpApi` events), on the same address: each at `/{StageName}/{path}`, its
+    /// deployed URL's path, and at `/{path}`, where a page served beside the API (or
+    /// `cargo run` of an example) finds it. Each route's function gets the event its API
+    /// sends (REST proxy, or HTTP API payload 2.0 or 1.0). A path under an API's stage
+    /// that no route has, or a method its path has no route for, is API Gateway's
+    /// answer: a REST API's 403 `Missing Authentication Token`, an HTTP API's 404 `Not
+    /// Found`.
     pub fn with_rest_apis(mut self, rest_apis: Vec<StackRestApi>) -> Self {
         self.rest_apis = rest_apis;
         self
@@ -151,9 +156,10 @@ impl TemplateIntegration {
             .map(|api| (api, path))
     }
 
-    /// Invokes a REST route's function with the REST proxy event and reads its proxy
-    /// response as API Gateway does: a failed, crashed or timed-out function (and an
-    /// answer that is not a proxy response) is 502 `Internal server error`.
+    /// Invokes a route's function with the event of the route's payload format and reads
+    /// its proxy response as API Gateway does: a failed, crashed or timed-out function
+    /// (and an answer that is not a proxy response) is the API's integration failure
+    /// (REST 502 `Internal server error`, HTTP 500 `Internal Server Error`).
     async fn invoke_rest(
         &self,
         api: &StackRestApi,
@@ -172,22 +178,22 @@ impl TemplateIntegration {
             self.api.api_id.clone(),
         );
         let label = format!("{} {}", route.method, route.path);
-        let answer = match self
-            .pool
-            .invoke(&route.function, encode_rest_event(request, &context))
-            .await
-        {
+        let event = match route.payload_format {
+            HttpEventFormat::PayloadV2 => encode_http_api_event(request, &context, &label),
+            _ => encode_rest_event(request, &context),
+        };
+        let answer = match self.pool.invoke(&route.function, event).await {
             Ok(answer) => answer,
             Err(error) => {
                 tracing::error!(route = %label, function = %error.function(), %error, "integration failed");
-                return internal_server_error();
+                return integration_failed(api.kind);
             }
         };
         match decode_http_proxy_response(answer) {
             Ok(response) => response,
             Err(error) => {
                 tracing::error!(route = %label, function = %route.function, %error, "the function's answer is not a proxy response");
-                internal_server_error()
+                integration_failed(api.kind)
             }
         }
     }
@@ -311,14 +317,22 @@ fn integration_failure(route_key: &str, error: InvokeError) -> Error {
     Error::handler(error)
 }
 
-/// API Gateway REST's answer to a path or method no route has.
-fn missing_authentication_token() -> HttpResponse {
-    http_error(StatusCode::FORBIDDEN, "Missing Authentication Token")
+/// API Gateway's answer to a path or method no route has: a REST API's 403, an HTTP
+/// API's 404.
+fn no_route(kind: ApiKind) -> HttpResponse {
+    match kind {
+        ApiKind::Http => http_error(StatusCode::NOT_FOUND, "Not Found"),
+        _ => http_error(StatusCode::FORBIDDEN, "Missing Authentication Token"),
+    }
 }
 
-/// API Gateway REST's answer when the Lambda integration failed.
-fn internal_server_error() -> HttpResponse {
-    http_error(StatusCode::BAD_GATEWAY, "Internal server error")
+/// API Gateway's answer when the Lambda integration failed: a REST API's 502, an HTTP
+/// API's 500.
+fn integration_failed(kind: ApiKind) -> HttpResponse {
+    match kind {
+        ApiKind::Http => http_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
+        _ => http_error(StatusCode::BAD_GATEWAY, "Internal server error"),
+    }
 }
 
 /// Whether the `$connect` request carries the identity source (headers are lower-cased
@@ -404,12 +418,13 @@ impl Integration for TemplateIntegration {
 
     async fn http(&self, mut request: HttpRequest) -> Result<HttpResponse> {
         let Some((api, path)) = self.rest_api_of(request.uri().path()) else {
-            return Ok(missing_authentication_token());
+            return Ok(no_route(ApiKind::Rest));
         };
         let path = path.to_owned();
         let Some((route, captures)) = api.route(request.method().as_str(), &path) else {
-            tracing::info!(method = %request.method(), path = %request.uri().path(), api = %api.logical_id, "no REST route: 403 Missing Authentication Token");
-            return Ok(missing_authentication_token());
+            let answer = no_route(api.kind);
+            tracing::info!(method = %request.method(), path = %request.uri().path(), api = %api.logical_id, status = %answer.status(), "no route of the {}", api.kind);
+            return Ok(answer);
         };
         let started = Instant::now();
         // The function sees the path within the stage, as API Gateway sends it.
@@ -424,7 +439,7 @@ impl Integration for TemplateIntegration {
         let response = self.invoke_rest(api, route, &request).await;
         let label = format!("{} {}", route.method, route.path);
         self.observer.count(Counter::HttpRequests, &label, 1);
-        if response.status() == StatusCode::BAD_GATEWAY {
+        if response.status() == integration_failed(api.kind).status() {
             self.observer.count(Counter::HandlerErrors, &label, 1);
         }
         self.observer.latency(&label, started.elapsed());

@@ -743,13 +743,46 @@ mod served {
 
     #[tokio::test]
     async fn the_telemetry_rest_api_through_wsgw_local_answers_as_cargo_run_p_telemetry_does() {
-        let serving = serve("examples/telemetry/template.yaml", &[]).await;
+        history_api_answers_as_cargo_run_p_telemetry_does(
+            &[],
+            "serving REST API RestApi",
+            "HistoryFunction",
+            (403, json!({"message": "Missing Authentication Token"})),
+        )
+        .await;
+    }
+
+    /// `HistoryApi=HTTP`: the history served by an HTTP API, its function getting payload
+    /// 2.0 events, answers what the REST API and `cargo run -p telemetry` answer; a path
+    /// or method without a route is the HTTP API's 404.
+    #[tokio::test]
+    async fn the_telemetry_http_api_through_wsgw_local_answers_as_cargo_run_p_telemetry_does() {
+        history_api_answers_as_cargo_run_p_telemetry_does(
+            &["HistoryApi=HTTP"],
+            "serving HTTP API HttpApi",
+            "HttpHistoryFunction",
+            (404, json!({"message": "Not Found"})),
+        )
+        .await;
+    }
+
+    /// The telemetry's history served by wsgw local with `overrides` (its ready line
+    /// starting `serving`, the routes run by `function`) answers the readings a device
+    /// sent, `/devices` and the preflight as the binary in process does, at the root and
+    /// under the stage; under the stage a path or a method without a route is `no_route`.
+    async fn history_api_answers_as_cargo_run_p_telemetry_does(
+        overrides: &[&str],
+        serving_line: &str,
+        function: &str,
+        no_route: (u16, Value),
+    ) {
+        let serving = serve("examples/telemetry/template.yaml", overrides).await;
         let addr = serving.gateway.local_addr();
         let stage = &serving.stage.name;
         assert!(
-            serving.ready_lines().contains(&format!(
-                "serving REST API RestApi at http://{addr}/{stage}"
-            )),
+            serving
+                .ready_lines()
+                .contains(&format!("{serving_line} at http://{addr}/{stage}")),
             "{}",
             serving.ready_lines()
         );
@@ -791,7 +824,7 @@ mod served {
             "the preflight's CORS headers: {served:#?}"
         );
         // The deployed URL's path (the stage first) reaches the same routes; under it a
-        // path or a method without a route is API Gateway's 403.
+        // path or a method without a route is the API's own answer.
         let staged = http(
             "GET",
             &format!(
@@ -801,12 +834,14 @@ mod served {
         )
         .await;
         assert_eq!((staged.0, normalised(staged.2)), (200, served[0].2.clone()));
-        let missing = json!({"message": "Missing Authentication Token"});
         for (method, path) in [("GET", "nothing"), ("DELETE", "history")] {
             let (status, _, body) = http(method, &format!("http://{addr}/{stage}/{path}")).await;
-            assert_eq!((status, body), (403, missing.clone()), "{method} {path}");
+            assert_eq!((status, body), no_route, "{method} {path}");
         }
-        assert!(serving.run.pool.instances_started("Function") >= 1);
+        assert!(
+            serving.run.pool.instances_started(function) >= 1,
+            "{function} served the history"
+        );
         local.kill().await.unwrap();
         serving.shutdown().await;
     }

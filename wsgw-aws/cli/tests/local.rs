@@ -601,6 +601,86 @@ async fn rest(
 }
 
 #[tokio::test]
+async fn the_functions_http_api_events_are_served_as_an_http_api_with_payload_2_0_events() {
+    let serving = serve(&[]).await;
+    let addr = serving.gateway.local_addr();
+    let ready = serving.ready_lines();
+    for line in [
+        format!("serving HTTP API HttpApi at http://{addr} ("),
+        "GET /orders/{id} -> PlainEcho".to_owned(),
+        "POST /legacy -> PlainEcho".to_owned(),
+    ] {
+        assert!(ready.contains(&line), "{line} in {ready}");
+    }
+
+    // The $default stage: the routes at the root. The event is HTTP API's payload 2.0.
+    let response = reqwest::Client::new()
+        .get(format!("http://{addr}/orders/42?tag=a&tag=b&limit=3"))
+        .header("x-test", "t")
+        .header("accept", "text/plain")
+        .header("accept", "application/json")
+        .header("cookie", "c=1; d=2")
+        .timeout(FRAME_WAIT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let headers = response.headers().clone();
+    assert_eq!(headers["x-plain-echo"], "yes");
+    let cookies: Vec<_> = headers.get_all("set-cookie").iter().collect();
+    assert_eq!(cookies, ["a=1", "b=2"], "the answer's cookies: {headers:?}");
+    let event: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(event["version"], "2.0");
+    assert_eq!(event["routeKey"], "GET /orders/{id}");
+    assert_eq!(event["rawPath"], "/orders/42");
+    assert_eq!(event["rawQueryString"], "tag=a&tag=b&limit=3");
+    assert_eq!(
+        event["queryStringParameters"],
+        json!({"tag": "a,b", "limit": "3"})
+    );
+    assert_eq!(event["pathParameters"], json!({"id": "42"}));
+    assert_eq!(event["cookies"], json!(["c=1", "d=2"]));
+    assert_eq!(event["headers"]["x-test"], "t");
+    assert_eq!(event["headers"]["accept"], "text/plain,application/json");
+    assert!(event["headers"].get("cookie").is_none(), "{event}");
+    assert!(event.get("httpMethod").is_none(), "{event}");
+    assert!(event.get("body").is_none(), "{event}");
+    assert_eq!(event["isBase64Encoded"], false);
+    let context = &event["requestContext"];
+    assert_eq!(context["routeKey"], "GET /orders/{id}");
+    assert_eq!(context["stage"], "$default");
+    assert_eq!(context["http"]["method"], "GET");
+    assert_eq!(context["http"]["path"], "/orders/42");
+    assert!(context["timeEpoch"].is_i64(), "{context}");
+    assert!(
+        context["requestId"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "{context}"
+    );
+
+    // A route of PayloadFormatVersion 1.0: the REST-shaped event.
+    let (status, _, event) = rest(addr, "POST", "/legacy", Some("hello")).await;
+    assert_eq!(status, 200, "{event}");
+    assert_eq!(
+        (&event["httpMethod"], &event["body"]),
+        (&json!("POST"), &json!("hello"))
+    );
+
+    // No route for the method: the HTTP API's 404; a failing function: its 500.
+    let (status, _, body) = rest(addr, "POST", "/orders/42", None).await;
+    assert_eq!((status, body), (404, json!({"message": "Not Found"})));
+    let (status, _, body) = rest(addr, "GET", "/orders/1?fail=boom", None).await;
+    assert_eq!(
+        (status, body),
+        (500, json!({"message": "Internal Server Error"}))
+    );
+    assert_eq!(rest(addr, "GET", "/orders/1", None).await.0, 200);
+
+    serving.shutdown().await;
+}
+
+#[tokio::test]
 async fn the_functions_api_events_are_served_as_a_rest_api_with_api_gateways_proxy_events() {
     let serving = serve(&[]).await;
     let addr = serving.gateway.local_addr();

@@ -75,8 +75,9 @@ use wsgw_core::Router;
 
 pub use eval::{StackSettings, LOCAL_ACCOUNT_ID};
 pub use stack::{
-    CargoBuild, IdentitySource, Stack, StackApi, StackAuthorizer, StackFunction, StackRestApi,
-    StackRestRoute, StackRoute, StackStage, StackTable, IMPLICIT_REST_API, SERVERLESS_API,
+    ApiKind, CargoBuild, IdentitySource, Stack, StackApi, StackAuthorizer, StackFunction,
+    StackRestApi, StackRestRoute, StackRoute, StackStage, StackTable, DEFAULT_HTTP_STAGE,
+    IMPLICIT_HTTP_API, IMPLICIT_REST_API, SERVERLESS_API, SERVERLESS_HTTP_API,
 };
 pub use value::{Intrinsic, TemplateValue};
 pub use websocket::{ApiRoute, Drift, DriftError, WebSocketApi};

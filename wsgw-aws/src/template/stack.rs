@@ -13,6 +13,7 @@ use aws_sdk_dynamodb::types::{ProjectionType, ScalarAttributeType};
 use super::eval::{scalar_text, At, Evaluator, StackSettings};
 use super::{Resource, Template, TemplateError, TemplateValue, API, ROUTE, ROUTE_RESPONSE};
 use crate::dynamo::{IndexSpec, KeySpec, TableSpec};
+use crate::lambda::HttpEventFormat;
 
 /// `AWS::ApiGatewayV2::Integration`.
 pub const INTEGRATION: &str = "AWS::ApiGatewayV2::Integration";
@@ -29,13 +30,19 @@ pub const TABLE: &str = "AWS::DynamoDB::Table";
 /// `AWS::Serverless::SimpleTable`.
 pub const SIMPLE_TABLE: &str = "AWS::Serverless::SimpleTable";
 
-/// Lambda's defaults when the template sets none.
 /// `AWS::Serverless::Api`: a REST API the functions' `Api` events reach.
 pub const SERVERLESS_API: &str = "AWS::Serverless::Api";
+/// `AWS::Serverless::HttpApi`: an HTTP API the functions' `HttpApi` events reach.
+pub const SERVERLESS_HTTP_API: &str = "AWS::Serverless::HttpApi";
 /// The REST API SAM creates for `Api` events without a `RestApiId`.
 pub const IMPLICIT_REST_API: &str = "ServerlessRestApi";
+/// The HTTP API SAM creates for `HttpApi` events without an `ApiId`.
+pub const IMPLICIT_HTTP_API: &str = "ServerlessHttpApi";
 /// The stage of SAM's implicit REST API.
 const IMPLICIT_STAGE: &str = "Prod";
+/// An HTTP API's stage without a `StageName`: served at the root of its URL.
+pub const DEFAULT_HTTP_STAGE: &str = "$default";
+/// Lambda's defaults when the template sets none.
 const DEFAULT_MEMORY_MB: u32 = 128;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -95,7 +102,8 @@ pub struct Stack {
     /// Every WebSocket API (`AWS::ApiGatewayV2::Api` with `ProtocolType: WEBSOCKET`).
     pub apis: Vec<StackApi>,
     /// Every REST API (`AWS::Serverless::Api`, and SAM's implicit `ServerlessRestApi`)
-    /// the functions' `Api` events reach.
+    /// the functions' `Api` events reach, and every HTTP API (`AWS::Serverless::HttpApi`,
+    /// SAM's implicit `ServerlessHttpApi`) their `HttpApi` events reach.
     pub rest_apis: Vec<StackRestApi>,
     /// Every function a route, a REST route or an authorizer reaches, by logical id.
     pub functions: BTreeMap<String, StackFunction>,
@@ -150,14 +158,42 @@ impl StackApi {
     }
 }
 
-/// A REST API of the stack, assembled from the functions' SAM `Api` events.
+/// Which kind of API Gateway HTTP endpoint a [`StackRestApi`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ApiKind {
+    /// A REST API (`AWS::Serverless::Api`, `Api` events): proxy events of payload 1.0,
+    /// 403 `Missing Authentication Token` for a path or method without a route, 502 when
+    /// the function fails.
+    Rest,
+    /// An HTTP API (`AWS::Serverless::HttpApi`, `HttpApi` events): each route's
+    /// `PayloadFormatVersion` (2.0 by default), 404 `Not Found` without a route, 500
+    /// when the function fails.
+    Http,
+}
+
+impl fmt::Display for ApiKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ApiKind::Rest => "REST API",
+            ApiKind::Http => "HTTP API",
+        })
+    }
+}
+
+/// A REST API or an HTTP API of the stack, assembled from the functions' SAM `Api` or
+/// `HttpApi` events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StackRestApi {
-    /// Its logical id (`ServerlessRestApi` for SAM's implicit API).
+    /// Its logical id (`ServerlessRestApi` or `ServerlessHttpApi` for SAM's implicit
+    /// APIs).
     pub logical_id: String,
-    /// `StageName` (`Prod` for the implicit API): deployed, the first segment of its
-    /// URL's path.
+    /// REST or HTTP API.
+    pub kind: ApiKind,
+    /// `StageName` (`Prod` for the implicit REST API, [`DEFAULT_HTTP_STAGE`] for an HTTP
+    /// API without one): deployed, the first segment of its URL's path (none for
+    /// `$default`).
     pub stage_name: String,
     /// Its routes, in the template's order.
     pub routes: Vec<StackRestRoute>,
@@ -196,12 +232,15 @@ impl StackRestApi {
     }
 }
 
-/// A route of a REST API: one `Api` event of a function.
+/// A route of a REST or HTTP API: one `Api` or `HttpApi` event of a function.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StackRestRoute {
     /// The event's name under the function's `Events`.
     pub event: String,
+    /// The event the function gets: [`HttpEventFormat::RestApi`] for a REST API and an
+    /// HTTP API route of `PayloadFormatVersion` 1.0, else [`HttpEventFormat::PayloadV2`].
+    pub payload_format: HttpEventFormat,
     /// `Method`, upper case (`GET`, `OPTIONS`, `ANY`).
     pub method: String,
     /// `Path` (`/history`, `/devices/{device_id}`): the resource path.
@@ -609,7 +648,8 @@ impl<'t> Resolver<'t> {
         })
     }
 
-    /// The REST APIs the `Api` events of the stack's `AWS::Serverless::Function`s reach.
+    /// The REST APIs the `Api` events, and the HTTP APIs the `HttpApi` events, of the
+    /// stack's `AWS::Serverless::Function`s reach.
     fn rest_apis(&self) -> Result<Vec<StackRestApi>, TemplateError> {
         let mut rest_apis: Vec<StackRestApi> = Vec::new();
         for function in self.template().resources_of_type(SERVERLESS_FUNCTION) {
@@ -624,9 +664,11 @@ impl<'t> Resolver<'t> {
                 let TemplateValue::Map(event) = event else {
                     continue;
                 };
-                if event.get("Type").and_then(TemplateValue::as_str) != Some("Api") {
-                    continue;
-                }
+                let kind = match event.get("Type").and_then(TemplateValue::as_str) {
+                    Some("Api") => ApiKind::Rest,
+                    Some("HttpApi") => ApiKind::Http,
+                    _ => continue,
+                };
                 let properties = match event.get("Properties") {
                     Some(TemplateValue::Map(properties)) => properties.clone(),
                     _ => {
@@ -636,7 +678,7 @@ impl<'t> Resolver<'t> {
                     }
                 };
                 let at = at.child("Properties");
-                let (api, stage_name) = self.rest_api_of(properties.get("RestApiId"), &at)?;
+                let (api, stage_name) = self.rest_api_of(kind, &properties, &at)?;
                 let text = |property: &str| -> Result<String, TemplateError> {
                     let at = at.child(property);
                     let value = properties
@@ -653,8 +695,28 @@ impl<'t> Resolver<'t> {
                         .error(&at.child("Path"), format!("{path:?} does not start with /")));
                 }
                 let method = text("Method")?.to_ascii_uppercase();
+                let payload_format = match kind {
+                    ApiKind::Rest => HttpEventFormat::RestApi,
+                    ApiKind::Http => {
+                        let at = at.child("PayloadFormatVersion");
+                        let version = match properties.get("PayloadFormatVersion") {
+                            Some(value) => scalar_text(&self.eval.required(value, &at)?),
+                            None => None,
+                        };
+                        match version.as_deref() {
+                            None | Some("2.0") => HttpEventFormat::PayloadV2,
+                            Some("1.0") => HttpEventFormat::RestApi,
+                            Some(other) => {
+                                return Err(self
+                                    .eval
+                                    .error(&at, format!("{other:?} is not \"1.0\" or \"2.0\"")))
+                            }
+                        }
+                    }
+                };
                 let route = StackRestRoute {
                     event: name.clone(),
+                    payload_format,
                     method,
                     path,
                     function: function.logical_id.clone(),
@@ -663,6 +725,7 @@ impl<'t> Resolver<'t> {
                     Some(known) => known.routes.push(route),
                     None => rest_apis.push(StackRestApi {
                         logical_id: api,
+                        kind,
                         stage_name,
                         routes: vec![route],
                     }),
@@ -672,33 +735,44 @@ impl<'t> Resolver<'t> {
         Ok(rest_apis)
     }
 
-    /// The logical id and stage of the REST API an `Api` event's `RestApiId` names
-    /// (SAM's implicit API without one).
+    /// The logical id and stage of the API an `Api` event's `RestApiId` (an `HttpApi`
+    /// event's `ApiId`) names: SAM's implicit API without one.
     fn rest_api_of(
         &self,
-        rest_api_id: Option<&TemplateValue>,
+        kind: ApiKind,
+        properties: &BTreeMap<String, TemplateValue>,
         at: &At<'_>,
     ) -> Result<(String, String), TemplateError> {
-        let Some(rest_api_id) = rest_api_id else {
-            return Ok((IMPLICIT_REST_API.to_owned(), IMPLICIT_STAGE.to_owned()));
+        let (property, resource_type, implicit) = match kind {
+            ApiKind::Rest => (
+                "RestApiId",
+                SERVERLESS_API,
+                (IMPLICIT_REST_API, IMPLICIT_STAGE),
+            ),
+            ApiKind::Http => (
+                "ApiId",
+                SERVERLESS_HTTP_API,
+                (IMPLICIT_HTTP_API, DEFAULT_HTTP_STAGE),
+            ),
         };
-        let at = at.child("RestApiId");
-        let target = rest_api_id.as_ref_target().ok_or_else(|| {
+        let Some(api_id) = properties.get(property) else {
+            return Ok((implicit.0.to_owned(), implicit.1.to_owned()));
+        };
+        let at = at.child(property);
+        let target = api_id.as_ref_target().ok_or_else(|| {
             self.eval.error(
                 &at,
-                format!("is {rest_api_id}, not a !Ref to an AWS::Serverless::Api of the template"),
+                format!("is {api_id}, not a !Ref to an {resource_type} of the template"),
             )
         })?;
         let api = self
             .template()
             .resource(target)
-            .filter(|resource| resource.resource_type == SERVERLESS_API)
+            .filter(|resource| resource.resource_type == resource_type)
             .ok_or_else(|| {
                 self.eval.error(
                     &at,
-                    format!(
-                        "refers to {target}, which is not an AWS::Serverless::Api of the template"
-                    ),
+                    format!("refers to {target}, which is not an {resource_type} of the template"),
                 )
             })?;
         if !self.eval.exists(api)? {
@@ -707,7 +781,12 @@ impl<'t> Resolver<'t> {
                 format!("refers to {target}, whose Condition does not hold in this stack"),
             ));
         }
-        let stage_name = self.required_string(api, "StageName")?;
+        let stage_name = match kind {
+            ApiKind::Rest => self.required_string(api, "StageName")?,
+            ApiKind::Http => self
+                .string_property(api, "StageName")?
+                .unwrap_or_else(|| DEFAULT_HTTP_STAGE.to_owned()),
+        };
         Ok((target.to_owned(), stage_name))
     }
 

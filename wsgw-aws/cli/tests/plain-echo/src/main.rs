@@ -12,7 +12,9 @@
 //!
 //! As a REST API's function (an event with `httpMethod`) it answers 200 with the event it
 //! got as its JSON body, a `x-plain-echo` header and a two-valued `multiValueHeaders`
-//! `x-values`; `?fail=why` fails the invocation and `?status=N` answers N.
+//! `x-values`; `?fail=why` fails the invocation and `?status=N` answers N. As an HTTP
+//! API's function of payload format 2.0 (an event with `version` `2.0`) it answers the
+//! same in that format: its headers joined, two `cookies`.
 //!
 //! As a REQUEST authorizer it allows `?token=allow-NAME` with the context
 //! `{"user": NAME}`, answers a policy denying `?token=deny`, and fails `Unauthorized`
@@ -29,6 +31,9 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
     }
     if event["httpMethod"].is_string() {
         return rest(event);
+    }
+    if event["version"] == "2.0" {
+        return http_api(event);
     }
     let context = &event["requestContext"];
     let event_type = context["eventType"].as_str().unwrap_or_default();
@@ -88,6 +93,20 @@ fn rest(event: Value) -> Result<Value, Error> {
         "multiValueHeaders": {"x-values": ["one", "two"]},
         "body": event.to_string(),
         "isBase64Encoded": false,
+    }))
+}
+
+/// An HTTP API payload 2.0 event's answer: the event itself, or the failure the query
+/// asks for.
+fn http_api(event: Value) -> Result<Value, Error> {
+    if let Some(why) = event["queryStringParameters"]["fail"].as_str() {
+        return Err(why.to_owned().into());
+    }
+    Ok(json!({
+        "statusCode": 200,
+        "headers": {"content-type": "application/json", "x-plain-echo": "yes", "x-values": "one,two"},
+        "cookies": ["a=1", "b=2"],
+        "body": event.to_string(),
     }))
 }
 
