@@ -174,6 +174,94 @@ impl<T: Serialize> ConnectionRecord<T> {
     }
 }
 
+impl<T: Serialize> ConnectionRecord<T> {
+    /// Writes the record to `partition` of `history` ([`to_history`](Self::to_history)),
+    /// replacing an earlier write of the same connection.
+    pub async fn store(
+        &self,
+        history: &dyn HistoryStore,
+        partition: &str,
+        retention: Option<Duration>,
+    ) -> crate::Result<()> {
+        history.append(self.to_history(partition, retention)?).await
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> ConnectionRecord<T> {
+    /// `$disconnect`'s part of the log: the record of the connection that `request`
+    /// reports closed, opened at `connected_at`, completed with the request's time and
+    /// close code ([`complete`](Self::complete)) and stored again for `retention`.
+    ///
+    /// A record is written even when there is none to complete (its `$connect` write
+    /// failed, or it expired): `missing` makes it, from what the app still knows of the
+    /// connection. The completed record is returned.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> wsgw_core::Result<()> {
+    /// use chrono::{Duration, TimeZone, Utc};
+    /// use wsgw_core::connection_log::ConnectionRecord;
+    /// use wsgw_core::{ConnectionId, HistoryStoreExt, Request};
+    /// use wsgw_memory::MemoryHistory;
+    ///
+    /// #[derive(Debug, serde::Serialize, serde::Deserialize)]
+    /// struct Room {
+    ///     room: String,
+    /// }
+    /// let room = |name: &str| Room { room: name.to_owned() };
+    ///
+    /// let history = MemoryHistory::new();
+    /// let opened = Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap();
+    /// let connect = Request::connect(ConnectionId::new("c1")).with_source_ip("203.0.113.7");
+    /// ConnectionRecord::opened(&connect, opened, room("lobby"))
+    ///     .store(&history, "connections", None)
+    ///     .await?;
+    ///
+    /// let mut disconnect = Request::disconnect(ConnectionId::new("c1"), 1000, "bye");
+    /// disconnect.request_time = opened + Duration::seconds(30);
+    /// let closed = ConnectionRecord::close(&history, "connections", &disconnect, opened, None, || {
+    ///     ConnectionRecord::new("c1", opened, room("unknown"))
+    /// })
+    /// .await?;
+    /// assert_eq!(closed.app.room, "lobby", "the record written on $connect, completed");
+    /// assert_eq!(closed.source_ip.as_deref(), Some("203.0.113.7"));
+    /// assert_eq!(closed.duration_seconds, Some(30));
+    /// let stored = history.find("connections", opened, "c1").await?.expect("stored").data;
+    /// assert_eq!((stored["close_code"].as_u64(), stored["close_reason"].as_str()), (Some(1000), Some("bye")));
+    ///
+    /// // A connection whose record is missing gets one now, made by `missing`.
+    /// let mut lost = Request::disconnect(ConnectionId::new("c2"), 1006, "");
+    /// lost.request_time = opened + Duration::seconds(5);
+    /// let written = ConnectionRecord::close(&history, "connections", &lost, opened, None, || {
+    ///     ConnectionRecord::new("c2", opened, room("unknown"))
+    /// })
+    /// .await?;
+    /// assert_eq!((written.app.room.as_str(), written.duration_seconds), ("unknown", Some(5)));
+    /// let stored = history.find("connections", opened, "c2").await?.expect("written").data;
+    /// assert_eq!(stored["close_code"], 1006);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn close(
+        history: &dyn HistoryStore,
+        partition: &str,
+        request: &Request,
+        connected_at: DateTime<Utc>,
+        retention: Option<Duration>,
+        missing: impl FnOnce() -> Self + Send,
+    ) -> crate::Result<Self> {
+        let id = &request.connection_id;
+        let found = Self::find(history, partition, id, connected_at).await?;
+        let mut record = found.unwrap_or_else(|| {
+            tracing::warn!(connection_id = %id, partition, "no connection record to complete; writing one");
+            missing()
+        });
+        record.complete(request.request_time, request.disconnect.as_ref());
+        record.store(history, partition, retention).await?;
+        Ok(record)
+    }
+}
+
 impl<T: DeserializeOwned> ConnectionRecord<T> {
     /// The record of connection `id` opened at `connected_at` in `partition`, if there
     /// is one; a record that does not read as a `ConnectionRecord<T>` is logged and

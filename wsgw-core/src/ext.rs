@@ -85,6 +85,35 @@ pub trait ConnectionStoreExt: ConnectionStore {
         })
     }
 
+    /// The stored records of `group`'s members ([`members`](Self::members)), each read
+    /// in turn; a member gone since its page was listed (disconnected, pruned, expired)
+    /// is left out. An error listing or reading ends the stream.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> wsgw_core::Result<()> {
+    /// use futures::TryStreamExt;
+    /// use wsgw_core::{Connection, ConnectionId, ConnectionStoreExt, MockConnectionStore, Page};
+    ///
+    /// let mut store = MockConnectionStore::new();
+    /// store.expect_list_group().returning(|_, _| {
+    ///     Ok(Page { items: vec![ConnectionId::new("a="), ConnectionId::new("gone=")], next: None })
+    /// });
+    /// store.expect_get().returning(|id| {
+    ///     Ok((id.as_str() == "a=").then(|| Connection::new(id.clone()).with_attribute("room", "lobby")))
+    /// });
+    /// let members: Vec<Connection> = store.member_connections("room:lobby").try_collect().await?;
+    /// assert_eq!(members.len(), 1);
+    /// assert_eq!(members[0].id, ConnectionId::new("a="));
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn member_connections(&self, group: impl Into<String>) -> BoxStream<'_, Result<Connection>> {
+        self.members(group)
+            .try_filter_map(move |id| async move { self.get(&id).await })
+            .boxed()
+    }
+
     /// Every stored connection, page by page. On DynamoDB this is a scan: prefer groups.
     fn connections(&self) -> BoxStream<'_, Result<Connection>> {
         self.connections_paged(DEFAULT_PAGE_SIZE)
@@ -126,6 +155,43 @@ pub trait ConnectionStoreExt: ConnectionStore {
             match self.get(id).await? {
                 Some(connection) => connection.attribute(name),
                 None => Ok(None),
+            }
+        }
+    }
+
+    /// [`update_attributes`](ConnectionStore::update_attributes) on a connection that may
+    /// have left meanwhile: `None` when it is no longer stored, instead of
+    /// [`Error::NotFound`](crate::Error::NotFound) (a closed connection has nothing left
+    /// to update, which is no failure). Other errors, a failed condition included, stay
+    /// errors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> wsgw_core::Result<()> {
+    /// use wsgw_core::{AttributeUpdate, Connection, ConnectionId, ConnectionStoreExt, Error, MockConnectionStore};
+    ///
+    /// let mut store = MockConnectionStore::new();
+    /// store.expect_update_attributes().returning(|id, _| match id.as_str() {
+    ///     "left=" => Err(Error::not_found("connection left=")),
+    ///     _ => Ok(Connection::new(id.clone()).with_attribute("interval_ms", 500)),
+    /// });
+    /// let update = || AttributeUpdate::new().set("interval_ms", 500);
+    /// let here = store.update_if_connected(&ConnectionId::new("here="), update()).await?;
+    /// assert_eq!(here.map(|c| c.attributes["interval_ms"].clone()), Some(500.into()));
+    /// assert!(store.update_if_connected(&ConnectionId::new("left="), update()).await?.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn update_if_connected<'a>(
+        &'a self,
+        id: &'a ConnectionId,
+        update: AttributeUpdate,
+    ) -> impl Future<Output = Result<Option<Connection>>> + Send + 'a {
+        async move {
+            match self.update_attributes(id, update).await {
+                Ok(connection) => Ok(Some(connection)),
+                Err(crate::Error::NotFound { .. }) => Ok(None),
+                Err(error) => Err(error),
             }
         }
     }

@@ -43,6 +43,15 @@ pub type HttpResponse = ::http::Response<Payload>;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PathParams(pub BTreeMap<String, String>);
 
+/// A query string parameter given more than once where one value is expected
+/// ([`HttpRequestExt::single_query_param`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name} is given more than once")]
+pub struct RepeatedQueryParam {
+    /// The parameter's name.
+    pub name: String,
+}
+
 /// Readers of an [`HttpRequest`]'s path parameters, query string and headers.
 pub trait HttpRequestExt {
     /// A captured path parameter ([`PathParams`]).
@@ -67,6 +76,59 @@ pub trait HttpRequestExt {
             .filter(|(key, _)| key == name)
             .map(|(_, value)| value)
             .collect()
+    }
+
+    /// The value of a query string parameter that may be given at most once: `None`
+    /// when absent, [`RepeatedQueryParam`] naming it when given twice
+    /// (`?limit=5&limit=10`: which one was meant?).
+    ///
+    /// ```
+    /// use wsgw_core::{HttpRequestExt, Payload};
+    ///
+    /// let request = wsgw_core::http::Request::get("/history?limit=5&limit=6&device_id=a")
+    ///     .body(Payload::default())
+    ///     .unwrap();
+    /// assert_eq!(request.single_query_param("device_id"), Ok(Some("a".to_owned())));
+    /// assert_eq!(request.single_query_param("next"), Ok(None));
+    /// let twice = request.single_query_param("limit").unwrap_err();
+    /// assert_eq!(twice.to_string(), "limit is given more than once");
+    /// ```
+    fn single_query_param(
+        &self,
+        name: &str,
+    ) -> std::result::Result<Option<String>, RepeatedQueryParam> {
+        let mut values = self.query_params(name).into_iter();
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(RepeatedQueryParam {
+                name: name.to_owned(),
+            });
+        }
+        Ok(first)
+    }
+
+    /// The names in the query string that are not `known`, sorted, each once: what a
+    /// route taking only those parameters refuses, naming them all at once.
+    ///
+    /// ```
+    /// use wsgw_core::{HttpRequestExt, Payload};
+    ///
+    /// let request = wsgw_core::http::Request::get("/history?zoom=1&device_id=a&color=2&zoom=3")
+    ///     .body(Payload::default())
+    ///     .unwrap();
+    /// assert_eq!(request.unknown_query_params(&["device_id", "limit"]), ["color", "zoom"]);
+    /// assert!(request.unknown_query_params(&["device_id", "zoom", "color"]).is_empty());
+    /// ```
+    fn unknown_query_params(&self, known: &[&str]) -> Vec<String> {
+        let mut unknown: Vec<String> = self
+            .query_pairs()
+            .into_iter()
+            .map(|(name, _)| name)
+            .filter(|name| !known.contains(&name.as_str()))
+            .collect();
+        unknown.sort_unstable();
+        unknown.dedup();
+        unknown
     }
 
     /// The first value of a header as text (`None` when absent or not visible ASCII);

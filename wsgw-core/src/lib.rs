@@ -167,6 +167,7 @@ mod broadcast;
 pub mod clock;
 pub mod connection_log;
 mod context;
+pub mod cors;
 mod error;
 mod ext;
 mod field;
@@ -191,7 +192,7 @@ pub mod conformance;
 
 pub use self::http_routes::{
     http_error, HttpHandler, HttpRequest, HttpRequestExt, HttpResponse, IntoHttpResponse,
-    PathParams, PathPattern,
+    PathParams, PathPattern, RepeatedQueryParam,
 };
 /// The [`http`](https://docs.rs/http) crate, whose request and response types the HTTP
 /// routes use ([`HttpRequest`], [`HttpResponse`]).

@@ -168,12 +168,9 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<()> {
         session_id: session_id.clone(),
         name: name.clone(),
     };
-    let record = SessionRecord::opened(&request, connected_at, session)
-        .to_history(SESSIONS_PARTITION, config.retention);
-    let stored = match record {
-        Ok(record) => ctx.history().append(record).await,
-        Err(error) => Err(error),
-    };
+    let stored = SessionRecord::opened(&request, connected_at, session)
+        .store(ctx.history(), SESSIONS_PARTITION, config.retention)
+        .await;
     if let Err(error) = stored {
         // Without its session record the connection is refused (HTTP 500): undo the
         // store write so no broadcast targets it.
@@ -229,12 +226,15 @@ pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<()> {
     let mut duration_seconds = None;
     match connected_at {
         Some(connected_at) => {
-            let found =
-                SessionRecord::find(ctx.history(), SESSIONS_PARTITION, &id, connected_at).await?;
-            let mut record = match found {
-                Some(record) => record,
-                None => {
-                    tracing::warn!(connection_id = %id, "no session record to complete; writing one");
+            let retention = state.config().retention;
+            let history = ctx.history();
+            let record = SessionRecord::close(
+                history,
+                SESSIONS_PARTITION,
+                &request,
+                connected_at,
+                retention,
+                || {
                     let session = ChatSession {
                         session_id: session_id.clone().unwrap_or_else(|| id.to_string()),
                         name: attribute(NAME_ATTRIBUTE),
@@ -245,14 +245,11 @@ pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<()> {
                         .and_then(|connection| connection.source_ip.clone())
                         .or_else(|| request.source_ip.clone());
                     record
-                }
-            };
-            record.complete(disconnected_at, request.disconnect.as_ref());
+                },
+            )
+            .await?;
             duration_seconds = record.duration_seconds;
-            session_id = Some(record.app.session_id.clone());
-            ctx.history()
-                .append(record.to_history(SESSIONS_PARTITION, state.config().retention)?)
-                .await?;
+            session_id = Some(record.app.session_id);
         }
         None => {
             tracing::warn!(connection_id = %id, "connect time unknown: session record not completed")

@@ -37,6 +37,7 @@ use std::collections::BTreeMap;
 use wsgw_core::auth::{
     key_list, ApiKeyAuthorizer, AuthError, DerivedTokens, MIN_DERIVED_SECRET_BYTES,
 };
+use wsgw_core::cors::InvalidOrigin;
 
 /// Environment variable: device keys, `device_id=KEY` separated by commas.
 pub const DEVICE_KEYS_ENV: &str = "TELEMETRY_DEVICE_KEYS";
@@ -86,7 +87,7 @@ pub enum AccessError {
     SharedDeviceToken,
     /// An allowed origin that is not one.
     #[error("{var}: {0}", var = CORS_ORIGIN_ENV)]
-    Cors(String),
+    Cors(#[from] InvalidOrigin),
 }
 
 /// The `$connect` authorizer for these key lists; `None` (auth off) when both are unset
@@ -135,62 +136,10 @@ pub fn device_secret(secret: &str) -> Result<DeviceSecret, AccessError> {
     })
 }
 
-/// The origins a browser may call the REST API from (`Access-Control-Allow-Origin`).
+/// The origins a browser may call the REST API from (`Access-Control-Allow-Origin`):
+/// `*` or a comma-separated list, parsed as [`CORS_ORIGIN_ENV`] gives it.
 ///
 /// Unset, it is [`CorsOrigins::Any`] without keys (the data is public then) and no
-/// origin at all with keys (the dashboard served by the same origin needs none). Set, it
-/// is `*` or a comma-separated list of origins (`https://dash.example.com`); a request's
-/// `Origin` is echoed back when listed, and nothing is sent otherwise.
-///
-/// ```
-/// use telemetry::access::CorsOrigins;
-///
-/// let only = CorsOrigins::parse("https://dash.example, http://localhost:5173")?;
-/// assert_eq!(only.allow(Some("https://dash.example")), Some("https://dash.example"));
-/// assert_eq!(only.allow(Some("https://evil.example")), None);
-/// assert_eq!(CorsOrigins::parse("*")?.allow(Some("https://evil.example")), Some("*"));
-/// assert!(CorsOrigins::parse("https://dash.example/path").is_err());
-/// # Ok::<(), telemetry::access::AccessError>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CorsOrigins {
-    /// `*`: any website.
-    Any,
-    /// Only these origins (none when empty).
-    Only(Vec<String>),
-}
-
-impl CorsOrigins {
-    /// `*`, or origins (`scheme://host[:port]`) separated by commas.
-    pub fn parse(list: &str) -> Result<Self, AccessError> {
-        if list.trim() == "*" {
-            return Ok(CorsOrigins::Any);
-        }
-        let mut origins = Vec::new();
-        for origin in list.split(',').map(str::trim).filter(|o| !o.is_empty()) {
-            let valid = origin.split_once("://").is_some_and(|(scheme, host)| {
-                matches!(scheme, "http" | "https")
-                    && !host.is_empty()
-                    && !host.contains(['/', '?', '#', ' '])
-            });
-            if !valid {
-                return Err(AccessError::Cors(format!(
-                    "{origin:?} is not an origin: write scheme://host[:port], such as https://dash.example.com, or *"
-                )));
-            }
-            origins.push(origin.to_owned());
-        }
-        Ok(CorsOrigins::Only(origins))
-    }
-
-    /// The `Access-Control-Allow-Origin` to answer a request from `origin` with.
-    pub fn allow<'a>(&'a self, origin: Option<&'a str>) -> Option<&'a str> {
-        match self {
-            CorsOrigins::Any => Some("*"),
-            CorsOrigins::Only(origins) => {
-                let origin = origin?;
-                origins.iter().any(|o| o == origin).then_some(origin)
-            }
-        }
-    }
-}
+/// origin at all with keys (the dashboard served by the same origin needs none); see
+/// [`Telemetry::cors_origins`](crate::Telemetry::cors_origins).
+pub use wsgw_core::cors::CorsOrigins;

@@ -7,6 +7,7 @@ use chrono::DateTime;
 use futures::TryStreamExt;
 use serde_json::{json, Value};
 use telemetry_protocol::validate_device_id;
+use wsgw_core::cors::Cors;
 use wsgw_core::http::header::{self, HeaderValue};
 use wsgw_core::http::{Response, StatusCode};
 use wsgw_core::{
@@ -27,29 +28,15 @@ const HISTORY_PARAMS: [&str; 5] = ["device_id", "from_ms", "to_ms", "limit", "ne
 
 type Ctx = Context<Telemetry>;
 
-/// Adds the CORS headers every REST answer carries: the request's origin when it is
-/// allowed ([`CorsOrigins`](crate::access::CorsOrigins)), nothing naming another.
-fn cors(ctx: &Ctx, request: &HttpRequest, mut response: HttpResponse) -> HttpResponse {
-    let headers = response.headers_mut();
-    let allowed = ctx
-        .state()
-        .cors_origins()
-        .allow(request.header_text("origin"));
-    if let Some(origin) = allowed.and_then(|origin| HeaderValue::try_from(origin).ok()) {
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-    }
-    for (name, value) in [
-        (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, OPTIONS"),
-        (
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            "content-type, authorization",
-        ),
-        (header::ACCESS_CONTROL_MAX_AGE, "600"),
-        (header::VARY, "origin"),
-        (header::CACHE_CONTROL, "no-store"),
-    ] {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
+/// Adds the headers every REST answer carries: CORS for the origins the state allows
+/// ([`Cors`]: the request's origin when allowed, nothing naming another) and
+/// `Cache-Control: no-store`.
+fn cors(ctx: &Ctx, request: &HttpRequest, response: HttpResponse) -> HttpResponse {
+    let cors = Cors::new(ctx.state().cors_origins().clone());
+    let mut response = cors.apply(request, response);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -161,22 +148,8 @@ struct HistoryParams {
     query: HistoryQuery,
 }
 
-/// The value of a parameter given at most once (`?limit=5&limit=10` is refused: which
-/// one was meant?).
-fn single_param(
-    query: &[(String, String)],
-    name: &str,
-) -> std::result::Result<Option<String>, String> {
-    let mut values = query.iter().filter(|(key, _)| key == name);
-    let first = values.next().map(|(_, value)| value.clone());
-    if values.next().is_some() {
-        return Err(format!("{name} is given more than once"));
-    }
-    Ok(first)
-}
-
-fn parse_ms(query: &[(String, String)], name: &str) -> std::result::Result<Option<i64>, String> {
-    let Some(raw) = single_param(query, name)? else {
+fn parse_ms(request: &HttpRequest, name: &str) -> std::result::Result<Option<i64>, String> {
+    let Some(raw) = single_param(request, name)? else {
         return Ok(None);
     };
     raw.parse::<u64>()
@@ -187,32 +160,31 @@ fn parse_ms(query: &[(String, String)], name: &str) -> std::result::Result<Optio
         .ok_or_else(|| format!("{name} must be a Unix time in milliseconds, got \"{raw}\""))
 }
 
+/// The value of a parameter given at most once (`?limit=5&limit=10` is refused: which
+/// one was meant?).
+fn single_param(request: &HttpRequest, name: &str) -> std::result::Result<Option<String>, String> {
+    request.single_query_param(name).map_err(|e| e.to_string())
+}
+
 fn parse_history(request: &HttpRequest) -> std::result::Result<HistoryParams, String> {
-    let query = request.query_pairs();
-    let mut unknown: Vec<&str> = query
-        .iter()
-        .map(|(name, _)| name.as_str())
-        .filter(|name| !HISTORY_PARAMS.contains(name))
-        .collect();
+    let unknown = request.unknown_query_params(&HISTORY_PARAMS);
     if !unknown.is_empty() {
-        unknown.sort_unstable();
-        unknown.dedup();
         return Err(format!(
             "unknown parameter{} {}; /history takes device_id, from_ms, to_ms, limit and next",
             if unknown.len() > 1 { "s" } else { "" },
             unknown.join(", ")
         ));
     }
-    let device_id = single_param(&query, "device_id")?.ok_or("device_id is required")?;
+    let device_id = single_param(request, "device_id")?.ok_or("device_id is required")?;
     validate_device_id(&device_id).map_err(|e| e.to_string())?;
-    let from_ms = parse_ms(&query, "from_ms")?;
-    let to_ms = parse_ms(&query, "to_ms")?;
+    let from_ms = parse_ms(request, "from_ms")?;
+    let to_ms = parse_ms(request, "to_ms")?;
     if let (Some(from), Some(to)) = (from_ms, to_ms) {
         if from > to {
             return Err(format!("from_ms ({from}) is after to_ms ({to})"));
         }
     }
-    let limit = match single_param(&query, "limit")? {
+    let limit = match single_param(request, "limit")? {
         None => DEFAULT_HISTORY_LIMIT,
         Some(raw) => raw
             .parse::<usize>()
@@ -222,7 +194,7 @@ fn parse_history(request: &HttpRequest) -> std::result::Result<HistoryParams, St
                 format!("limit must be a whole number from 1 to {MAX_HISTORY_LIMIT}, got \"{raw}\"")
             })?,
     };
-    let token = match single_param(&query, "next")? {
+    let token = match single_param(request, "next")? {
         Some(raw) if raw.is_empty() => {
             return Err("next is empty; omit it for the first page".to_owned())
         }
@@ -290,11 +262,8 @@ pub(crate) async fn devices(ctx: Ctx, request: HttpRequest) -> Result<HttpRespon
     }
     let listed = async {
         let mut devices = std::collections::BTreeMap::new();
-        let mut members = ctx.store().members(keys::DEVICES_GROUP);
-        while let Some(id) = members.try_next().await? {
-            let Some(connection) = ctx.store().get(&id).await? else {
-                continue;
-            };
+        let mut members = ctx.store().member_connections(keys::DEVICES_GROUP);
+        while let Some(connection) = members.try_next().await? {
             let Some(device_id) = connection.attribute::<String>(keys::DEVICE_ID)? else {
                 continue;
             };

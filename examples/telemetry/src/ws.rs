@@ -330,10 +330,7 @@ pub(crate) async fn on_control_ack(ctx: Ctx, request: Request) -> Result<()> {
     let update = AttributeUpdate::new()
         .set(keys::SAMPLE_INTERVAL_MS, ack.sample_interval_ms)
         .remove(keys::CONTROL_REQUESTED_BY);
-    match ctx.store().update_attributes(caller, update).await {
-        Ok(_) | Err(Error::NotFound { .. }) => {}
-        Err(error) => return Err(error),
-    }
+    ctx.store().update_if_connected(caller, update).await?;
 
     // Every dashboard following the device, and the one that asked (once).
     let report = ctx
@@ -366,14 +363,14 @@ pub(crate) async fn on_control_cmd(ctx: Ctx, request: Request) -> Result<()> {
     }
     match command {
         ControlRequest::SetInterval { interval_ms } => {
-            match ctx
+            let update = AttributeUpdate::new().set(keys::INTERVAL_MS, interval_ms);
+            if ctx
                 .store()
-                .set_attribute(caller, keys::INTERVAL_MS, &interval_ms)
-                .await
+                .update_if_connected(caller, update)
+                .await?
+                .is_none()
             {
-                Ok(_) => {}
-                Err(Error::NotFound { .. }) => return Ok(()),
-                Err(error) => return Err(error),
+                return Ok(());
             }
             tracing::info!(connection_id = %caller, interval_ms, "push interval set");
             ctx.reply(&IntervalReply::new(interval_ms)).await
@@ -400,14 +397,9 @@ pub(crate) async fn on_control_cmd(ctx: Ctx, request: Request) -> Result<()> {
                 .try_collect()
                 .await?;
             for device in &devices {
-                let requested_by = ctx
-                    .store()
-                    .set_attribute(device, keys::CONTROL_REQUESTED_BY, caller.as_str())
-                    .await;
-                match requested_by {
-                    Ok(_) | Err(Error::NotFound { .. }) => {}
-                    Err(error) => return Err(error),
-                }
+                let update =
+                    AttributeUpdate::new().set(keys::CONTROL_REQUESTED_BY, caller.as_str());
+                ctx.store().update_if_connected(device, update).await?;
             }
             // The command's interval was checked with the same bounds.
             let control = Control::new(sample_interval_ms.into())
