@@ -21,6 +21,7 @@ use futures::FutureExt;
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
 use tokio::sync::OnceCell;
+use tracing::instrument::{Instrument, WithSubscriber};
 use wsgw_core::http::header::{COOKIE, SET_COOKIE};
 use wsgw_core::http::{StatusCode, Uri};
 use wsgw_core::metrics::{Counter, Metrics};
@@ -1062,9 +1063,15 @@ impl<S: Send + Sync + 'static> LambdaApp<S> {
     }
 
     /// Runs the Lambda runtime loop until the process is stopped.
+    ///
+    /// The loop runs as a task of the tokio runtime (spawned), not on the thread awaiting
+    /// this future: under `#[tokio::main]` that is the thread blocking on `main`, outside
+    /// the worker pool, so every Runtime API and `@connections` exchange of every event
+    /// would hop between it and the workers driving the sockets (a futex wake-up and a
+    /// context switch each way; bench/FINDINGS.md measures the difference).
     pub async fn run(self) -> Result<(), lambda_runtime::Error> {
         let authorizer_only = crate::authorizer::is_authorizer_role();
-        lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let runtime_loop = lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
             let app = self.clone();
             async move {
                 app.handle_any(
@@ -1074,8 +1081,16 @@ impl<S: Send + Sync + 'static> LambdaApp<S> {
                 )
                 .await
             }
-        }))
-        .await
+        }));
+        // The task logs where the caller's future would have: its subscriber and span.
+        let runtime_loop = runtime_loop.in_current_span().with_current_subscriber();
+        match tokio::spawn(runtime_loop).await {
+            Ok(result) => result,
+            // A panic of the loop itself (handlers' panics are caught per event) goes on
+            // unwinding here, as it did before the loop was spawned.
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// One invocation: a REQUEST authorizer event runs the router's authorizer and is
