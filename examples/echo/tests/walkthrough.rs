@@ -643,6 +643,33 @@ const NEEDS_AN_AWS_ACCOUNT: [&str; 3] = ["sam deploy --guided", "wscat -c ", "sa
 /// ELF's machine number for aarch64 (`EM_AARCH64`).
 const EM_AARCH64: u16 = 183;
 
+/// What `sam build` left at `built` is an aarch64 ELF, byte for byte the `example`'s
+/// bootstrap that `cargo xtask test` checked (glibc, size) and ran under qemu.
+fn assert_deploys_the_checked_arm64_bootstrap(built: &Path, example: &str) {
+    let bootstrap =
+        std::fs::read(built).unwrap_or_else(|error| panic!("{}: {error}", built.display()));
+    assert_eq!(&bootstrap[..4], b"\x7fELF", "an ELF binary");
+    assert_eq!(
+        u16::from_le_bytes([bootstrap[18], bootstrap[19]]),
+        EM_AARCH64,
+        "an aarch64 binary"
+    );
+    let target = Path::new(env!("CARGO_BIN_EXE_echo"))
+        .ancestors()
+        .nth(2)
+        .expect("the target directory")
+        .join("lambda")
+        .join(example)
+        .join("bootstrap");
+    let checked =
+        std::fs::read(&target).unwrap_or_else(|error| panic!("{}: {error}", target.display()));
+    assert!(
+        bootstrap == checked,
+        "sam build deploys the binary the tests checked: {}",
+        built.display()
+    );
+}
+
 /// The commands of the README's "Deploy to AWS": those before `sam deploy --guided`, and
 /// from it on (each checked to be one that needs an AWS account).
 fn deploy_commands(readme: &str) -> (Vec<String>, Vec<String>) {
@@ -715,25 +742,9 @@ fn the_readmes_deploy_to_aws_runs_up_to_sam_deploy_and_leaves_the_arm64_bootstra
 
     // What sam deploy would upload: the arm64 bootstrap, byte for byte the one
     // `cargo xtask test` checked (glibc, size) and ran under qemu.
-    let built = root.join(".aws-sam/build/Function/bootstrap");
-    let bootstrap =
-        std::fs::read(&built).unwrap_or_else(|error| panic!("{}: {error}", built.display()));
-    assert_eq!(&bootstrap[..4], b"\x7fELF", "an ELF binary");
-    assert_eq!(
-        u16::from_le_bytes([bootstrap[18], bootstrap[19]]),
-        EM_AARCH64,
-        "an aarch64 binary"
-    );
-    let target = Path::new(env!("CARGO_BIN_EXE_echo"))
-        .ancestors()
-        .nth(2)
-        .expect("the target directory")
-        .join("lambda/chat/bootstrap");
-    let checked =
-        std::fs::read(&target).unwrap_or_else(|error| panic!("{}: {error}", target.display()));
-    assert!(
-        bootstrap == checked,
-        "sam build deploys the binary the tests checked"
+    assert_deploys_the_checked_arm64_bootstrap(
+        &root.join(".aws-sam/build/Function/bootstrap"),
+        "chat",
     );
     let template = std::fs::read_to_string(root.join(".aws-sam/build/template.yaml"))
         .expect("sam build writes the template sam deploy uses");
@@ -801,24 +812,9 @@ fn the_telemetry_template_builds_with_sam_for_its_http_api_history() {
     ] {
         assert!(template.contains(needed), "{needed} missing in {template}");
     }
-    let built = build_dir.join("HttpHistoryFunction/bootstrap");
-    let bootstrap =
-        std::fs::read(&built).unwrap_or_else(|error| panic!("{}: {error}", built.display()));
-    let target = Path::new(env!("CARGO_BIN_EXE_echo"))
-        .ancestors()
-        .nth(2)
-        .expect("the target directory")
-        .join("lambda/telemetry/bootstrap");
-    let checked =
-        std::fs::read(&target).unwrap_or_else(|error| panic!("{}: {error}", target.display()));
-    assert_eq!(
-        u16::from_le_bytes([bootstrap[18], bootstrap[19]]),
-        EM_AARCH64,
-        "an aarch64 binary"
-    );
-    assert!(
-        bootstrap == checked,
-        "the HTTP API's history function deploys the binary the tests checked"
+    assert_deploys_the_checked_arm64_bootstrap(
+        &build_dir.join("HttpHistoryFunction/bootstrap"),
+        "telemetry",
     );
     let _ = std::fs::remove_dir_all(&build_dir);
 }
