@@ -1,4 +1,4 @@
-//! The telemetry's message parsing: the cloud's (`telemetry::parse_update`, `ControlCmd`
+//! The telemetry's message parsing: the cloud's (`telemetry_protocol::parse_update`, `ControlCmd`
 //! and `ControlAck` through serde_json) and the firmware's (`telemetry_protocol::decode`
 //! through serde-json-core, no_std). Nothing panics; what is accepted obeys the bounds;
 //! a valid update the firmware decodes re-encodes to the same update.
@@ -6,14 +6,14 @@
 
 use libfuzzer_sys::fuzz_target;
 use telemetry_protocol::{
-    decode, encode, validate_device_id, CloudToDevice, ControlAck, ControlCmd, ControlRequest,
-    RealTimeDataUpdate, MAX_CLIENT_INTERVAL_MS, MAX_MESSAGE_LEN, MAX_SAMPLE_INTERVAL_MS,
-    MIN_CLIENT_INTERVAL_MS, MIN_SAMPLE_INTERVAL_MS,
+    decode, encode, parse_update, validate_device_id, CloudToDevice, ControlAck, ControlCmd,
+    ControlRequest, RealTimeDataUpdate, MAX_CLIENT_INTERVAL_MS, MAX_MESSAGE_LEN,
+    MAX_SAMPLE_INTERVAL_MS, MIN_CLIENT_INTERVAL_MS, MIN_SAMPLE_INTERVAL_MS,
 };
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        match telemetry::parse_update(text) {
+        match parse_update(text) {
             Ok(update) => {
                 let _ = update.validate();
             }

@@ -82,11 +82,8 @@ use wsgw_core::{RouteSelection, Router};
 use wsgw_memory::gateway::Assets;
 
 pub use rest::{DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT};
-pub use state::{
-    Telemetry, DEFAULT_HISTORY_TTL_DAYS, DEFAULT_MAX_TRACKED_DEVICES, MAX_CLOCK_SKEW_MS,
-};
+pub use state::{Telemetry, DEFAULT_HISTORY_TTL_DAYS, DEFAULT_MAX_TRACKED_DEVICES};
 pub use telemetry_protocol as protocol;
-pub use ws::parse_update;
 pub use wsgw_core::clock::{Clock, ManualClock, SystemClock};
 
 /// Route key of device readings.

@@ -19,10 +19,6 @@ pub const DEFAULT_HISTORY_TTL_DAYS: u32 = 30;
 /// ids minted by the thousand cannot grow a record toward DynamoDB's 400 KB item limit.
 pub const DEFAULT_MAX_TRACKED_DEVICES: usize = 256;
 
-/// How far ahead of the server's clock a device's `ts_ms` may be before the server's
-/// receive time is used instead: 5 minutes.
-pub const MAX_CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
-
 /// The telemetry system's state: what time it is, and the settings. Readings are kept in
 /// the history store it is served with ([`Context::history`](wsgw_core::Context::history)).
 ///

@@ -1,14 +1,13 @@
 //! The WebSocket routes: `$connect`, `$disconnect`, `RealTimeDataUpdate`, `ControlAck`,
 //! `ControlCmd` and `$default`.
 
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use futures::TryStreamExt;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use telemetry_protocol::{
-    validate_device_id, Control, ControlAck, ControlAckNotice, ControlCmd, ControlRequest,
-    ErrorCode, ErrorReply, IntervalReply, ProtocolError, Reading, RealTimeDataUpdate,
-    DEFAULT_CLIENT_INTERVAL_MS, MAX_DEVICE_ID_LEN, MAX_METRICS, MAX_METRIC_NAME_LEN,
+    binary_frame, parse_message, parse_update, validate_device_id, Control, ControlAck,
+    ControlAckNotice, ControlCmd, ControlRequest, ErrorCode, ErrorReply, IntervalReply,
+    ProtocolError, Reading, DEFAULT_CLIENT_INTERVAL_MS,
 };
 use wsgw_core::{
     AttributeUpdate, Connection, ConnectionId, ConnectionStoreExt, Context, Error, HistoryRecord,
@@ -21,7 +20,7 @@ use wsgw_core::input::Unrouted;
 use crate::access::{CLIENT_ROLE, DEVICE_ROLE, OPERATOR_ROLE};
 use crate::fanout::{followers, push_reading};
 use crate::keys::{self, Role};
-use crate::state::{Telemetry, MAX_CLOCK_SKEW_MS};
+use crate::state::Telemetry;
 
 type Ctx = Context<Telemetry>;
 
@@ -131,6 +130,11 @@ fn rejected(reply: &ErrorReply) -> Error {
     }
 }
 
+/// The text of the frame, or the error frame for a binary one.
+fn frame_text(request: &Request) -> Result<&str> {
+    request.text().ok_or_else(|| rejected(&binary_frame()))
+}
+
 /// `$disconnect`: forgets the connection.
 pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<()> {
     let removed = ctx.store().delete(&request.connection_id).await?;
@@ -149,11 +153,7 @@ pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<()> {
 /// `RealTimeDataUpdate` from a device: validated, stored, pushed to dashboards that are
 /// due.
 pub(crate) async fn on_update(ctx: Ctx, request: Request) -> Result<()> {
-    let update = request
-        .text()
-        .ok_or_else(binary_frame)
-        .and_then(parse_update)
-        .map_err(|reply| rejected(&reply))?;
+    let update = parse_update(frame_text(&request)?).map_err(|reply| rejected(&reply))?;
     let device_id = sending_device(&ctx, &request, update.device_id.as_str()).await?;
     if let Err(error) = update.validate() {
         return Err(rejected(&ErrorReply::from_error(&error)));
@@ -161,8 +161,12 @@ pub(crate) async fn on_update(ctx: Ctx, request: Request) -> Result<()> {
 
     let state = ctx.state();
     let now = state.clock().now();
-    let time = reading_time(update.ts_ms, now);
-    let reading = Reading::from_update(&update, time.timestamp_millis().max(0) as u64);
+    let time_ms = update.time_ms(u64::try_from(now.timestamp_millis()).unwrap_or(0));
+    let time = i64::try_from(time_ms)
+        .ok()
+        .and_then(DateTime::from_timestamp_millis)
+        .unwrap_or(now);
+    let reading = Reading::from_update(&update, time_ms);
     let mut data = serde_json::to_value(&reading)?;
     if let Value::Object(fields) = &mut data {
         fields.remove("type");
@@ -179,94 +183,6 @@ pub(crate) async fn on_update(ctx: Ctx, request: Request) -> Result<()> {
 
     let payload = Payload::json(&reading)?;
     push_reading(&ctx, &device_id, &payload, now).await
-}
-
-/// The time a reading is filed under: the device's `ts_ms` when it has a clock and is
-/// not ahead of ours by more than [`MAX_CLOCK_SKEW_MS`], otherwise when we received it.
-pub(crate) fn reading_time(ts_ms: u64, now: DateTime<Utc>) -> DateTime<Utc> {
-    let Ok(ts) = i64::try_from(ts_ms) else {
-        return now;
-    };
-    if ts == 0 || ts > now.timestamp_millis() + MAX_CLOCK_SKEW_MS {
-        return now;
-    }
-    DateTime::from_timestamp_millis(ts).unwrap_or(now)
-}
-
-/// Parses a device update, naming the problem in terms of the protocol's rules: what
-/// `RealTimeDataUpdate` runs on a text frame before it checks who sent it (public for the
-/// fuzz target in `fuzz/`).
-pub fn parse_update(text: &str) -> std::result::Result<RealTimeDataUpdate, Box<ErrorReply>> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| refusal(ErrorCode::InvalidMessage, &format!("not JSON: {e}")))?;
-    match value.get("device_id") {
-        Some(Value::String(id)) if id.len() > MAX_DEVICE_ID_LEN => {
-            return Err(refusal_from(&ProtocolError::InvalidDeviceId))
-        }
-        _ => {}
-    }
-    match value.get("readings") {
-        Some(Value::Object(readings)) => {
-            if readings.len() > MAX_METRICS {
-                return Err(refusal_from(&ProtocolError::TooManyMetrics {
-                    count: readings.len(),
-                }));
-            }
-            for (name, reading) in readings {
-                if name.len() > MAX_METRIC_NAME_LEN {
-                    return Err(refusal_from(&ProtocolError::InvalidMetricName));
-                }
-                if !reading.is_number() {
-                    return Err(refusal(
-                        ErrorCode::NonFiniteReading,
-                        &format!("metric \"{name}\" is {reading}, not a number"),
-                    ));
-                }
-            }
-        }
-        Some(_) => {
-            return Err(refusal(
-                ErrorCode::InvalidMessage,
-                "readings must be an object of metric name to number",
-            ))
-        }
-        None => {}
-    }
-    serde_json::from_value(value).map_err(|e| {
-        refusal(
-            ErrorCode::InvalidMessage,
-            &format!("not a RealTimeDataUpdate: {e}"),
-        )
-    })
-}
-
-/// An error reply on its way to the caller (boxed: it holds a bounded string).
-type Refusal = Box<ErrorReply>;
-
-fn refusal(code: ErrorCode, message: &str) -> Refusal {
-    Box::new(ErrorReply::new(code, message))
-}
-
-fn refusal_from(error: &ProtocolError) -> Refusal {
-    Box::new(ErrorReply::from_error(error))
-}
-
-fn binary_frame() -> Refusal {
-    refusal(
-        ErrorCode::InvalidMessage,
-        "binary frames are not understood; send JSON text",
-    )
-}
-
-/// The frame read as the message `name`, or the error reply: a binary frame, or JSON
-/// that is not one.
-fn parse_frame<T: DeserializeOwned>(
-    request: &Request,
-    name: &str,
-) -> std::result::Result<T, Refusal> {
-    let text = request.text().ok_or_else(binary_frame)?;
-    serde_json::from_str(text)
-        .map_err(|e| refusal(ErrorCode::InvalidMessage, &format!("not a {name}: {e}")))
 }
 
 /// The device a device's message comes from, or the error frame for the caller: the
@@ -309,7 +225,8 @@ async fn sending_device(ctx: &Ctx, request: &Request, named: &str) -> Result<Str
 /// dashboards and to the dashboard that asked.
 pub(crate) async fn on_control_ack(ctx: Ctx, request: Request) -> Result<()> {
     let caller = &request.connection_id;
-    let ack: ControlAck = parse_frame(&request, "ControlAck").map_err(|reply| rejected(&reply))?;
+    let ack: ControlAck =
+        parse_message(frame_text(&request)?, "ControlAck").map_err(|reply| rejected(&reply))?;
     let device_id = sending_device(&ctx, &request, ack.device_id.as_str()).await?;
     if let Err(error) = ack.validate() {
         return Err(rejected(&ErrorReply::from_error(&error)));
@@ -350,9 +267,11 @@ pub(crate) async fn on_control_ack(ctx: Ctx, request: Request) -> Result<()> {
 /// `ControlCmd` from a dashboard: its own push interval, or a device's sample interval.
 pub(crate) async fn on_control_cmd(ctx: Ctx, request: Request) -> Result<()> {
     let caller = &request.connection_id;
-    let command = parse_frame::<ControlCmd>(&request, "ControlCmd")
-        .and_then(|cmd| cmd.request().map_err(|e| refusal_from(&e)))
-        .map_err(|reply| rejected(&reply))?;
+    let command: ControlCmd =
+        parse_message(frame_text(&request)?, "ControlCmd").map_err(|reply| rejected(&reply))?;
+    let command = command
+        .request()
+        .map_err(|error| rejected(&ErrorReply::from_error(&error)))?;
     let connection = ctx.store().get(caller).await?;
     if connection.as_ref().and_then(keys::role) != Some(Role::Client) {
         let reply = ErrorReply::new(
@@ -437,30 +356,4 @@ pub(crate) async fn on_default(_ctx: Ctx, request: Request) -> Result<()> {
         ),
     };
     Err(rejected(&reply))
-}
-
-#[cfg(test)]
-mod tests {
-    use chrono::TimeZone;
-
-    use super::*;
-
-    fn at(ms: i64) -> DateTime<Utc> {
-        Utc.timestamp_millis_opt(ms).unwrap()
-    }
-
-    #[test]
-    fn a_device_without_a_clock_is_filed_at_receive_time() {
-        assert_eq!(reading_time(0, at(1_000_000)), at(1_000_000));
-    }
-
-    #[test]
-    fn a_device_clock_is_trusted_up_to_five_minutes_ahead() {
-        let now = at(1_732_230_000_000);
-        assert_eq!(reading_time(1_732_229_000_000, now), at(1_732_229_000_000));
-        let ahead = 1_732_230_000_000 + MAX_CLOCK_SKEW_MS as u64;
-        assert_eq!(reading_time(ahead, now), at(ahead as i64));
-        assert_eq!(reading_time(ahead + 1, now), now);
-        assert_eq!(reading_time(u64::MAX, now), now);
-    }
 }

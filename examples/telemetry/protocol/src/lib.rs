@@ -4,7 +4,9 @@
 //! `#![no_std]`, no allocator: every string and map is bounded ([`heapless`]),
 //! and [`encode`]/[`decode`] go through `serde-json-core`. On the host the same
 //! types (de)serialize with `serde_json`. Enable the `std` feature for
-//! `std::error::Error` on [`ProtocolError`].
+//! `std::error::Error` on [`ProtocolError`] and the cloud's parsing of text frames
+//! with `serde_json` ([`parse_update`], [`parse_message`]), every problem named as the
+//! [`ErrorReply`] to answer.
 //!
 //! Who sends what (JSON text frames; API Gateway routes on `action`):
 //!
@@ -41,10 +43,14 @@
 extern crate std;
 
 mod error;
+#[cfg(feature = "std")]
+mod host;
 mod messages;
 mod tag;
 
 pub use error::{ErrorCode, ProtocolError};
+#[cfg(feature = "std")]
+pub use host::{binary_frame, parse_message, parse_update, Refusal};
 pub use messages::{
     CloudToDevice, Control, ControlAck, ControlAckNotice, ControlCmd, ControlRequest, ErrorReply,
     IntervalReply, Reading, RealTimeDataUpdate,
@@ -79,6 +85,9 @@ pub const MAX_ERROR_MESSAGE_LEN: usize = 200;
 pub const MAX_MESSAGE_LEN: usize = 2_560;
 /// Longest reset reason, in bytes (`[a-z0-9_]`, not empty).
 pub const MAX_RESET_REASON_LEN: usize = 32;
+/// How far ahead of the receiver's clock a device's `ts_ms` may be and still be
+/// trusted: 5 minutes (see [`RealTimeDataUpdate::time_ms`]).
+pub const MAX_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
 /// Deepest nesting of arrays and objects [`decode`] accepts. Every message of
 /// this protocol nests at most 2 deep (`{"readings":{…}}`); the limit leaves room
 /// for unknown fields of newer senders while keeping the decoder's recursion (and

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use crate::{
     bounded, decode, tags, validate_client_interval, validate_device_id, validate_metric_name,
     validate_readings, validate_reset_reason, validate_sample_interval, DeviceId, ErrorCode,
-    MetricName, ProtocolError, Readings, ResetReason, MAX_ERROR_MESSAGE_LEN, MAX_METRICS,
+    MetricName, ProtocolError, Readings, ResetReason, MAX_CLOCK_SKEW_MS, MAX_ERROR_MESSAGE_LEN,
+    MAX_METRICS,
 };
 
 /// Device → cloud: one sample of every metric the device measures.
@@ -52,6 +53,26 @@ impl RealTimeDataUpdate {
         validate_reset_reason(reason)?;
         self.reset_reason = Some(bounded(reason, ProtocolError::InvalidResetReason)?);
         Ok(())
+    }
+
+    /// When this sample was taken, as a receiver whose clock reads `now_ms` files it: the
+    /// device's `ts_ms` when it has a clock and is not ahead of the receiver's by more
+    /// than [`MAX_CLOCK_SKEW_MS`], otherwise `now_ms`.
+    ///
+    /// ```
+    /// use telemetry_protocol::{RealTimeDataUpdate, MAX_CLOCK_SKEW_MS};
+    ///
+    /// let now_ms = 1_732_230_000_000;
+    /// let sample = |ts_ms| RealTimeDataUpdate::new("esp32-01", 1, ts_ms).unwrap().time_ms(now_ms);
+    /// assert_eq!(sample(1_732_229_000_000), 1_732_229_000_000);
+    /// assert_eq!(sample(0), now_ms, "no clock yet");
+    /// assert_eq!(sample(now_ms + MAX_CLOCK_SKEW_MS + 1), now_ms, "too far ahead");
+    /// ```
+    pub fn time_ms(&self, now_ms: u64) -> u64 {
+        if self.ts_ms == 0 || self.ts_ms > now_ms.saturating_add(MAX_CLOCK_SKEW_MS) {
+            return now_ms;
+        }
+        self.ts_ms
     }
 
     /// Adds (or replaces) one metric; refuses bad names, non-finite values

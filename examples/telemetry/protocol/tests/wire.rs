@@ -587,3 +587,24 @@ fn error_codes_serialize_as_their_as_str() {
         assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
     }
 }
+
+#[test]
+fn a_device_without_a_clock_is_filed_at_receive_time() {
+    let update = RealTimeDataUpdate::new("esp32-01", 1, 0).unwrap();
+    assert_eq!(update.time_ms(1_000_000), 1_000_000);
+}
+
+#[test]
+fn a_device_clock_is_trusted_up_to_five_minutes_ahead() {
+    let now = 1_732_230_000_000;
+    let filed = |ts_ms| {
+        RealTimeDataUpdate::new("esp32-01", 1, ts_ms)
+            .unwrap()
+            .time_ms(now)
+    };
+    assert_eq!(filed(1_732_229_000_000), 1_732_229_000_000);
+    let ahead = now + MAX_CLOCK_SKEW_MS;
+    assert_eq!(filed(ahead), ahead);
+    assert_eq!(filed(ahead + 1), now);
+    assert_eq!(filed(u64::MAX), now);
+}
