@@ -6,9 +6,8 @@
 //! | dashboard following every device | `clients` | `role`=`client`, `interval_ms`, `sent:<device id>` (epoch ms of the last reading pushed from that device) |
 //! | dashboard following one device | `follow:<id>` | the same, and `follow`=`<id>` |
 
-use wsgw_core::Connection;
-
-/// `device` or `client`.
+/// Who the connection is: [`DEVICE_ROLE`](crate::access::DEVICE_ROLE) or
+/// [`CLIENT_ROLE`](crate::access::CLIENT_ROLE), the roles of their keys.
 pub const ROLE: &str = "role";
 /// A device connection's device id.
 pub const DEVICE_ID: &str = "device_id";
@@ -41,32 +40,4 @@ pub fn follow_group(device_id: &str) -> String {
 /// The attribute holding when a dashboard was last sent a reading of `device_id`.
 pub fn sent_key(device_id: &str) -> String {
     format!("{SENT_PREFIX}{device_id}")
-}
-
-/// Who a connection is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// A sensor device.
-    Device,
-    /// A dashboard.
-    Client,
-}
-
-impl Role {
-    /// The attribute value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Device => "device",
-            Role::Client => "client",
-        }
-    }
-}
-
-/// The role recorded for a connection.
-pub fn role(connection: &Connection) -> Option<Role> {
-    match connection.attribute::<String>(ROLE).ok()??.as_str() {
-        "device" => Some(Role::Device),
-        "client" => Some(Role::Client),
-        _ => None,
-    }
 }

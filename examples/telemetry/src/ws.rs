@@ -19,7 +19,7 @@ use wsgw_core::input::Unrouted;
 
 use crate::access::{CLIENT_ROLE, DEVICE_ROLE, OPERATOR_ROLE};
 use crate::fanout::{followers, push_reading};
-use crate::keys::{self, Role};
+use crate::keys;
 use crate::state::Telemetry;
 
 type Ctx = Context<Telemetry>;
@@ -60,12 +60,12 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<()> {
             connection
                 .with_group(keys::DEVICES_GROUP)
                 .with_group(keys::device_group(device_id))
-                .with_attribute(keys::ROLE, Role::Device.as_str())
+                .with_attribute(keys::ROLE, DEVICE_ROLE)
                 .with_attribute(keys::DEVICE_ID, device_id)
         }
         Some("client") => {
             let connection = connection
-                .with_attribute(keys::ROLE, Role::Client.as_str())
+                .with_attribute(keys::ROLE, CLIENT_ROLE)
                 .with_attribute(keys::INTERVAL_MS, DEFAULT_CLIENT_INTERVAL_MS);
             match device_id {
                 Some(device_id) => connection
@@ -130,6 +130,11 @@ fn rejected(reply: &ErrorReply) -> Error {
     }
 }
 
+/// [`rejected`] with the frame for `code` and `message`.
+fn reject(code: ErrorCode, message: &str) -> Error {
+    rejected(&ErrorReply::new(code, message))
+}
+
 /// The text of the frame, or the error frame for a binary one.
 fn frame_text(request: &Request) -> Result<&str> {
     request.text().ok_or_else(|| rejected(&binary_frame()))
@@ -154,10 +159,11 @@ pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<()> {
 /// due.
 pub(crate) async fn on_update(ctx: Ctx, request: Request) -> Result<()> {
     let update = parse_update(frame_text(&request)?).map_err(|reply| rejected(&reply))?;
-    let device_id = sending_device(&ctx, &request, update.device_id.as_str()).await?;
-    if let Err(error) = update.validate() {
-        return Err(rejected(&ErrorReply::from_error(&error)));
-    }
+    let device_id = update.device_id.as_str();
+    sending_device(&ctx, &request, device_id).await?;
+    update
+        .validate()
+        .map_err(|error| rejected(&ErrorReply::from_error(&error)))?;
 
     let state = ctx.state();
     let now = state.clock().now();
@@ -182,43 +188,39 @@ pub(crate) async fn on_update(ctx: Ctx, request: Request) -> Result<()> {
     ctx.history().append(record).await?;
 
     let payload = Payload::json(&reading)?;
-    push_reading(&ctx, &device_id, &payload, now).await
+    push_reading(&ctx, device_id, &payload, now).await
 }
 
-/// The device a device's message comes from, or the error frame for the caller: the
-/// caller must be a device connection, `named` (the message's `device_id`) the id it
-/// opened with and, with auth on, the device its key names.
-async fn sending_device(ctx: &Ctx, request: &Request, named: &str) -> Result<String> {
-    let connection = ctx.store().get(&request.connection_id).await?;
-    let device_id = connection
+/// The record of the device a device's message comes from, or the error frame for the
+/// caller: the caller must be a device connection, `named` (the message's `device_id`)
+/// the id it opened with and, with auth on, the device its key names.
+async fn sending_device(ctx: &Ctx, request: &Request, named: &str) -> Result<Connection> {
+    let device = ctx.store().get(&request.connection_id).await?;
+    let device_id = device
         .as_ref()
-        .filter(|c| keys::role(c) == Some(Role::Device))
+        .filter(|c| {
+            c.attributes
+                .get(keys::ROLE)
+                .is_some_and(|role| *role == DEVICE_ROLE)
+        })
         .and_then(|c| c.attribute::<String>(keys::DEVICE_ID).ok().flatten());
-    let Some(device_id) = device_id else {
-        return Err(rejected(&ErrorReply::new(
-            ErrorCode::WrongRole,
-            "only devices send this; connect with ?role=device&device_id=<id>",
-        )));
+    let (Some(device), Some(device_id)) = (device, device_id) else {
+        let message = "only devices send this; connect with ?role=device&device_id=<id>";
+        return Err(reject(ErrorCode::WrongRole, message));
     };
     if named != device_id {
         let message = format!(
             "device_id \"{named}\" is not the id this connection opened with (\"{device_id}\")"
         );
-        return Err(rejected(&ErrorReply::new(
-            ErrorCode::DeviceIdMismatch,
-            &message,
-        )));
+        return Err(reject(ErrorCode::DeviceIdMismatch, &message));
     }
     // With auth on, the key must name this device too.
     let own_key = Principal::of(request).is_some_and(|p| p.has_role(DEVICE_ROLE) && p.id == named);
     if ctx.state().auth_required() && !own_key {
         let message = format!("this connection's key does not name device \"{named}\"");
-        return Err(rejected(&ErrorReply::new(
-            ErrorCode::DeviceIdMismatch,
-            &message,
-        )));
+        return Err(reject(ErrorCode::DeviceIdMismatch, &message));
     }
-    Ok(device_id)
+    Ok(device)
 }
 
 /// `ControlAck` from a device: remembered on the device's record and told to its
@@ -227,20 +229,14 @@ pub(crate) async fn on_control_ack(ctx: Ctx, request: Request) -> Result<()> {
     let caller = &request.connection_id;
     let ack: ControlAck =
         parse_message(frame_text(&request)?, "ControlAck").map_err(|reply| rejected(&reply))?;
-    let device_id = sending_device(&ctx, &request, ack.device_id.as_str()).await?;
-    if let Err(error) = ack.validate() {
-        return Err(rejected(&ErrorReply::from_error(&error)));
-    }
-    let before = ctx.store().get(caller).await?;
-    let attribute = |name: &str| -> Option<serde_json::Value> {
-        before
-            .as_ref()
-            .and_then(|c| c.attribute(name).ok().flatten())
-    };
-    let requester =
-        attribute(keys::CONTROL_REQUESTED_BY).and_then(|id| id.as_str().map(ConnectionId::new));
-    let known = attribute(keys::SAMPLE_INTERVAL_MS).and_then(|ms| ms.as_u64());
-    if requester.is_none() && known == Some(ack.sample_interval_ms.into()) {
+    let device_id = ack.device_id.as_str();
+    let device = sending_device(&ctx, &request, device_id).await?;
+    ack.validate()
+        .map_err(|error| rejected(&ErrorReply::from_error(&error)))?;
+    let requester: Option<ConnectionId> =
+        device.attribute(keys::CONTROL_REQUESTED_BY).ok().flatten();
+    let known: Option<u32> = device.attribute(keys::SAMPLE_INTERVAL_MS).ok().flatten();
+    if requester.is_none() && known == Some(ack.sample_interval_ms) {
         // A heartbeat: the device restates what it already told us.
         return Ok(());
     }
@@ -252,7 +248,7 @@ pub(crate) async fn on_control_ack(ctx: Ctx, request: Request) -> Result<()> {
     // Every dashboard following the device, and the one that asked (once).
     let report = ctx
         .broadcast(&ControlAckNotice::from_ack(&ack))
-        .to_groups(followers(&device_id))
+        .to_groups(followers(device_id))
         .to(requester)
         .await?;
     tracing::info!(
@@ -272,13 +268,10 @@ pub(crate) async fn on_control_cmd(ctx: Ctx, request: Request) -> Result<()> {
     let command = command
         .request()
         .map_err(|error| rejected(&ErrorReply::from_error(&error)))?;
-    let connection = ctx.store().get(caller).await?;
-    if connection.as_ref().and_then(keys::role) != Some(Role::Client) {
-        let reply = ErrorReply::new(
-            ErrorCode::WrongRole,
-            "only dashboards send ControlCmd; connect with ?role=client",
-        );
-        return Err(rejected(&reply));
+    let role: Option<String> = ctx.store().attribute(caller, keys::ROLE).await?;
+    if role.as_deref() != Some(CLIENT_ROLE) {
+        let message = "only dashboards send ControlCmd; connect with ?role=client";
+        return Err(reject(ErrorCode::WrongRole, message));
     }
     match command {
         ControlRequest::SetInterval { interval_ms } => {
@@ -308,7 +301,7 @@ pub(crate) async fn on_control_cmd(ctx: Ctx, request: Request) -> Result<()> {
                 } else {
                     "only operators change a device's sample_interval_ms, and without dashboard keys there are none: run with device and dashboard keys (an operator's is NAME=KEY=operator)"
                 };
-                return Err(rejected(&ErrorReply::new(ErrorCode::WrongRole, detail)));
+                return Err(reject(ErrorCode::WrongRole, detail));
             }
             let devices: Vec<ConnectionId> = ctx
                 .store()
@@ -325,11 +318,8 @@ pub(crate) async fn on_control_cmd(ctx: Ctx, request: Request) -> Result<()> {
                 .map_err(|e| Error::invalid_input(e.to_string()))?;
             let report = ctx.broadcast(&control).to(devices).await?;
             if report.delivered.is_empty() {
-                let reply = ErrorReply::new(
-                    ErrorCode::DeviceNotConnected,
-                    &format!("device \"{device_id}\" is not connected"),
-                );
-                return Err(rejected(&reply));
+                let message = format!("device \"{device_id}\" is not connected");
+                return Err(reject(ErrorCode::DeviceNotConnected, &message));
             }
             tracing::info!(connection_id = %caller, device_id = %device_id, sample_interval_ms, "control forwarded");
             Ok(())
