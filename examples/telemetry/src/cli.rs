@@ -1,12 +1,10 @@
 //! The binary's own flags and subcommands beside the runner's (`wsgw_aws::runner`): the
-//! system's settings, simulated devices, and device tokens.
+//! system's settings, and the simulator's subcommands (simulated devices, device tokens).
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use telemetry_simulator::cli::{run_until_stopped, DevicesArgs};
-use telemetry_simulator::{Simulator, SimulatorConfig};
+use telemetry_simulator::{cli, Credentials, Simulator, SimulatorConfig};
 use wsgw_aws::runner::{self, Args, Runner, ServeArgs};
 
 use crate::access::{
@@ -35,17 +33,38 @@ pub struct Cli {
     pub simulate: usize,
 }
 
-/// The runner's subcommands and the system's own.
+impl Cli {
+    /// Does what the command line asks: serve (with `--simulate N` devices), `invoke`, or
+    /// a simulator's subcommand with the devices' keys or tokens from the settings.
+    pub async fn run(self) -> ExitCode {
+        let command = match self.command {
+            Some(Command::Devices(command)) => {
+                runner::init_logs("info");
+                return match self.settings.credentials() {
+                    Ok(credentials) => command.run("telemetry", &credentials).await,
+                    Err(error) => fail(&error.to_string()),
+                };
+            }
+            Some(Command::Wsgw(command)) => Some(command),
+            None => None,
+        };
+        let args = Args {
+            command,
+            serve: self.serve,
+        };
+        serve(&self.settings, args, self.simulate).await
+    }
+}
+
+/// The runner's subcommands and the simulator's.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// `invoke`.
     #[command(flatten)]
     Wsgw(runner::Command),
-    /// Run simulated devices (the firmware's own device logic) against a running API.
-    Simulate(DevicesArgs),
-    /// Print the token a device presents when the device secret is set: the firmware's
-    /// DEVICE_TOKEN, bound to this device id.
-    DeviceToken(DeviceTokenArgs),
+    /// `simulate`, `device-token`.
+    #[command(flatten)]
+    Devices(cli::Command),
 }
 
 /// Environment variable: days to keep readings (Lambda and local runs).
@@ -93,9 +112,7 @@ impl Settings {
             return Err(AccessError::SharedDeviceToken);
         }
         let keys = access::authorizer(self.device_keys.as_deref(), self.dashboard_keys.as_deref())?;
-        let secret = given(self.device_secret.as_deref())
-            .map(access::device_secret)
-            .transpose()?;
+        let secret = self.credentials()?.secret;
         if secret.is_some() && keys.is_some() {
             return Err(AccessError::KeysAndSecret);
         }
@@ -109,6 +126,16 @@ impl Settings {
         Ok(match secret {
             Some(secret) => state.with_device_secret(secret),
             None => state,
+        })
+    }
+
+    /// What simulated devices present: their keys, or their tokens derived from the secret.
+    pub fn credentials(&self) -> Result<Credentials, AccessError> {
+        Ok(Credentials {
+            keys: access::device_tokens(self.device_keys.as_deref().unwrap_or("")),
+            secret: given(self.device_secret.as_deref())
+                .map(access::device_secret)
+                .transpose()?,
         })
     }
 
@@ -134,8 +161,11 @@ impl Settings {
 /// Serves the system as `args` say and, with `simulate` devices, runs them beside the
 /// LocalGateway (`--simulate N`), presenting the keys or tokens the settings give them.
 pub async fn serve(settings: &Settings, args: Args, simulate: usize) -> ExitCode {
-    let runner = match settings.runner() {
-        Ok(runner) => runner,
+    let prepared = settings
+        .runner()
+        .and_then(|runner| Ok((runner, settings.credentials()?)));
+    let (runner, credentials) = match prepared {
+        Ok(prepared) => prepared,
         Err(error) => return fail(&error.to_string()),
     };
     if simulate == 0 || args.command.is_some() || wsgw_aws::lambda::is_lambda() {
@@ -146,19 +176,10 @@ pub async fn serve(settings: &Settings, args: Args, simulate: usize) -> ExitCode
         Ok(local) => local,
         Err(error) => return fail(&error),
     };
-    let mut config = SimulatorConfig::new(local.ws_url().to_owned(), simulate);
-    let started = simulator_tokens(
-        &config,
-        settings.device_secret.as_deref(),
-        settings.device_keys.as_deref(),
-    )
-    .and_then(|tokens| {
-        config.tokens = tokens;
-        Simulator::start(config).map_err(|error| error.to_string())
-    });
-    let simulator = match started {
+    let config = SimulatorConfig::new(local.ws_url(), simulate).with_credentials(&credentials);
+    let simulator = match Simulator::start(config) {
         Ok(simulator) => simulator,
-        Err(error) => return fail(&error),
+        Err(error) => return fail(&error.to_string()),
     };
     tracing::info!(devices = simulate, "simulated devices started");
     let outcome = local.wait().await;
@@ -172,61 +193,4 @@ pub async fn serve(settings: &Settings, args: Args, simulate: usize) -> ExitCode
 fn fail(error: &str) -> ExitCode {
     eprintln!("telemetry: {error}");
     ExitCode::FAILURE
-}
-
-/// `device-token`: one device's token.
-#[derive(Debug, clap::Args)]
-pub struct DeviceTokenArgs {
-    /// The device id the token opens.
-    pub device_id: String,
-    /// The fleet secret (32+ bytes).
-    #[arg(long, env = DEVICE_SECRET_ENV, value_name = "SECRET", hide_env_values = true)]
-    pub device_secret: String,
-}
-
-/// `telemetry device-token ID`: prints the device's token.
-pub fn device_token(args: &DeviceTokenArgs) -> ExitCode {
-    if let Err(error) = crate::protocol::validate_device_id(&args.device_id) {
-        return fail(&format!("{:?}: {error}", args.device_id));
-    }
-    match access::device_secret(&args.device_secret) {
-        Ok(secret) => {
-            println!("{}", secret.token_for(&args.device_id));
-            ExitCode::SUCCESS
-        }
-        Err(error) => fail(&error.to_string()),
-    }
-}
-
-/// `telemetry simulate`: devices against a running API until Ctrl-C or SIGTERM, each
-/// presenting the key or token the settings give it.
-pub async fn simulate(devices: DevicesArgs, settings: &Settings) -> ExitCode {
-    runner::init_logs("info");
-    let mut config = devices.config();
-    config.tokens = match simulator_tokens(
-        &config,
-        settings.device_secret.as_deref(),
-        settings.device_keys.as_deref(),
-    ) {
-        Ok(tokens) => tokens,
-        Err(error) => return fail(&error),
-    };
-    run_until_stopped("telemetry", config).await
-}
-
-/// What simulated devices present: their keys, or their tokens derived from the secret.
-fn simulator_tokens(
-    config: &SimulatorConfig,
-    device_secret: Option<&str>,
-    device_keys: Option<&str>,
-) -> Result<BTreeMap<String, String>, String> {
-    let mut tokens = access::device_tokens(device_keys.unwrap_or(""));
-    if let Some(secret) = given(device_secret) {
-        let secret = access::device_secret(secret).map_err(|error| error.to_string())?;
-        for index in 0..config.devices {
-            let id = config.device_id(index);
-            tokens.insert(id.clone(), secret.token_for(&id));
-        }
-    }
-    Ok(tokens)
 }

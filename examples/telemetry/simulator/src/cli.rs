@@ -1,6 +1,7 @@
 //! The command line of simulated devices, one piece for both programs that run them: the
-//! `telemetry-simulator` binary and `telemetry simulate` (which adds the devices' tokens
-//! from the system's key settings).
+//! `telemetry-simulator` binary, and the subcommands `telemetry simulate` and
+//! `telemetry device-token` ([`Command`], with the devices' [`Credentials`] from the
+//! system's key settings).
 //!
 //! ```
 //! use clap::Parser;
@@ -23,7 +24,9 @@ use std::fmt;
 use std::future::Future;
 use std::process::ExitCode;
 
-use crate::{run_devices, DeviceReport, SimulatorConfig};
+use telemetry_protocol::validate_device_id;
+
+use crate::{run_devices, Credentials, DeviceReport, SimulatorConfig};
 
 /// Which devices to simulate, and against which WebSocket API.
 #[derive(Debug, Clone, clap::Args)]
@@ -51,6 +54,67 @@ impl DevicesArgs {
         config.sample_interval_ms = self.sample_interval_ms;
         config
     }
+}
+
+/// The simulator's subcommands, for a system's own command line to flatten.
+///
+/// ```
+/// use clap::Parser;
+/// use telemetry_simulator::cli::Command;
+///
+/// #[derive(Parser)]
+/// struct Cli {
+///     #[command(subcommand)]
+///     command: Command,
+/// }
+///
+/// let cli = Cli::try_parse_from(["telemetry", "device-token", "esp32-01"])?;
+/// assert!(matches!(cli.command, Command::DeviceToken { device_id } if device_id == "esp32-01"));
+/// # Ok::<(), clap::Error>(())
+/// ```
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Run simulated devices (the firmware's own device logic) against a running API.
+    Simulate(DevicesArgs),
+    /// Print the token a device presents when the device secret is set: the firmware's
+    /// DEVICE_TOKEN, bound to this device id.
+    DeviceToken {
+        /// The device id the token opens.
+        device_id: String,
+    },
+}
+
+impl Command {
+    /// Runs the subcommand as `program`: `simulate` until Ctrl-C or SIGTERM, each device
+    /// presenting what `credentials` give it ([`run_until_stopped`]); `device-token`
+    /// prints the device's token derived from the credentials' fleet secret.
+    pub async fn run(self, program: &str, credentials: &Credentials) -> ExitCode {
+        match self {
+            Command::Simulate(devices) => {
+                let config = devices.config().with_credentials(credentials);
+                run_until_stopped(program, config).await
+            }
+            Command::DeviceToken { device_id } => match device_token(&device_id, credentials) {
+                Ok(token) => {
+                    println!("{token}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("{program}: {error}");
+                    ExitCode::FAILURE
+                }
+            },
+        }
+    }
+}
+
+/// The token device `device_id` presents: the one derived for it from the fleet secret.
+fn device_token(device_id: &str, credentials: &Credentials) -> Result<String, String> {
+    validate_device_id(device_id).map_err(|error| format!("{device_id:?}: {error}"))?;
+    let secret = credentials.secret.as_ref().ok_or(
+        "device tokens are derived from the fleet secret, and none is set (--device-secret)",
+    )?;
+    Ok(secret.token_for(device_id))
 }
 
 /// One line per device when the simulation stops.

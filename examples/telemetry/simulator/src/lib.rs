@@ -31,12 +31,14 @@ pub mod cli;
 mod run;
 mod sensor;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use telemetry_device::{BackoffConfig, Config, ConfigError, Endpoint, Stats, UrlError};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use wsgw_core::auth::DerivedTokens;
 
 pub use sensor::Sensors;
 pub use telemetry_device;
@@ -56,7 +58,7 @@ pub struct SimulatorConfig {
     /// Sent as `?token=` when the gateway wants one.
     pub token: Option<String>,
     /// Per-device tokens (device id → token), sent as `?token=` instead of `token`.
-    pub tokens: std::collections::BTreeMap<String, String>,
+    pub tokens: BTreeMap<String, String>,
     /// Sample interval until a `control` message changes it.
     pub sample_interval_ms: u32,
     /// Seed of device `i` is `seed + i`: same seed, same readings and jitter.
@@ -86,7 +88,7 @@ impl SimulatorConfig {
             devices,
             id_prefix: "sim-".to_owned(),
             token: None,
-            tokens: std::collections::BTreeMap::new(),
+            tokens: BTreeMap::new(),
             sample_interval_ms: defaults.sample_interval_ms,
             seed: 1,
             backoff: defaults.backoff,
@@ -102,6 +104,31 @@ impl SimulatorConfig {
     /// The id of device `index` (from 0).
     pub fn device_id(&self, index: usize) -> String {
         format!("{}{:02}", self.id_prefix, index + 1)
+    }
+
+    /// Each device presents what `credentials` give it: the token derived from the fleet
+    /// secret for its id, else its key (devices with neither present [`token`](Self::token)).
+    ///
+    /// ```
+    /// use telemetry_simulator::{Credentials, SimulatorConfig};
+    /// use wsgw_core::auth::DerivedTokens;
+    ///
+    /// let secret = DerivedTokens::new("fleet-secret-0123456789abcdef-0123456789")?;
+    /// let credentials = Credentials { secret: Some(secret.clone()), ..Credentials::default() };
+    /// let config = SimulatorConfig::new("ws://127.0.0.1:8080", 2).with_credentials(&credentials);
+    /// assert_eq!(config.tokens["sim-02"], secret.token_for("sim-02"));
+    /// # Ok::<(), wsgw_core::auth::AuthError>(())
+    /// ```
+    pub fn with_credentials(mut self, credentials: &Credentials) -> Self {
+        self.tokens = credentials.keys.clone();
+        if let Some(secret) = &credentials.secret {
+            for index in 0..self.devices {
+                let id = self.device_id(index);
+                let token = secret.token_for(&id);
+                self.tokens.insert(id, token);
+            }
+        }
+        self
     }
 
     /// The device logic's settings for device `index`.
@@ -174,6 +201,17 @@ pub enum SimulatorError {
         /// What is wrong.
         source: ConfigError,
     },
+}
+
+/// What simulated devices present to a gateway that checks who they are: their own keys
+/// (device id → key, as the gateway's key list has them), or the tokens derived from the
+/// fleet secret for their ids ([`DerivedTokens`]).
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    /// Device id → key.
+    pub keys: BTreeMap<String, String>,
+    /// The fleet secret the devices' own tokens are derived from.
+    pub secret: Option<DerivedTokens>,
 }
 
 /// How one simulated device is doing, updated after every step.
