@@ -69,6 +69,7 @@ use std::sync::Arc;
 
 use clap::{CommandFactory, FromArgMatches};
 use lambda_runtime::tracing::subscriber;
+use tokio::task::JoinSet;
 use wsgw_core::{ConnectionStore, HistoryStore, Router};
 use wsgw_memory::gateway::{Assets, LocalGateway, ManagementArgs};
 use wsgw_memory::{MemoryHistory, MemoryStore};
@@ -198,6 +199,7 @@ pub struct Runner<S> {
     assets: Assets,
     hints: Vec<String>,
     notes: Vec<String>,
+    companions: Vec<std::sync::Mutex<Companion>>,
     needs: Needs,
     #[cfg(feature = "jwt")]
     jwt: bool,
@@ -227,6 +229,7 @@ impl<S: Send + Sync + 'static> Runner<S> {
             assets: Assets::new(),
             hints: Vec::new(),
             notes: Vec::new(),
+            companions: Vec::new(),
             needs: Needs {
                 store: true,
                 history: false,
@@ -273,6 +276,38 @@ impl<S: Send + Sync + 'static> Runner<S> {
     /// is its address): what a user of this run must know, such as how auth works.
     pub fn note(mut self, note: impl Into<String>) -> Self {
         self.notes.push(note.into());
+        self
+    }
+
+    /// Runs `task` beside each local run (not in Lambda, nor with `invoke`): it starts
+    /// once the LocalGateway listens, with its `ws://ADDR` URL and a [`Stopping`] future
+    /// that resolves when the gateway has stopped (Ctrl-C or SIGTERM), and the run waits
+    /// for it to finish. A task that fails stops the run with its error; one that ends
+    /// well earlier leaves the gateway serving. Simulated clients, a load generator, a
+    /// bot: whatever should talk to the gateway while it runs.
+    ///
+    /// ```no_run
+    /// # async fn main_(router: wsgw_core::Router, args: wsgw_aws::runner::Args) -> std::process::ExitCode {
+    /// use wsgw_aws::runner::Runner;
+    ///
+    /// Runner::new(router)
+    ///     .beside(|url, stopping| async move {
+    ///         println!("clients connect to {url}");
+    ///         stopping.await;
+    ///         Ok(())
+    ///     })
+    ///     .run(args)
+    ///     .await
+    /// # }
+    /// ```
+    pub fn beside<F, Fut>(mut self, task: F) -> Self
+    where
+        F: FnOnce(String, Stopping) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        let task: Companion = Box::new(move |url, stopping| Box::pin(task(url, stopping)));
+        // In a mutex only so that the runner stays `Sync` with a task that is not.
+        self.companions.push(std::sync::Mutex::new(task));
         self
     }
 
@@ -388,10 +423,9 @@ impl<S: Send + Sync + 'static> Runner<S> {
     }
 
     /// Binds the LocalGateway as `serve` says, with Ctrl-C and SIGTERM obeyed from then
-    /// on, and prints where it listens (and, when it listens beyond loopback or checks
-    /// every `@connections` signature, what is exposed and how to sign): for a system
-    /// that runs something beside the gateway (simulated devices) before
-    /// [`LocalRun::wait`].
+    /// on, prints where it listens (and, when it listens beyond loopback or checks every
+    /// `@connections` signature, what is exposed and how to sign), and starts the tasks
+    /// to run [`beside`](Self::beside) it; [`LocalRun::wait`] serves until stopped.
     pub async fn start_local(self, serve: &ServeArgs) -> Result<LocalRun, RunError> {
         let (router, auth) = self.router()?;
         let (store, history, kept) = self.backends(&serve.storage).await?;
@@ -433,9 +467,25 @@ impl<S: Send + Sync + 'static> Runner<S> {
         for note in &self.notes {
             println!("{}", note.replace("{addr}", &shown.to_string()));
         }
+        let ws_url = format!("ws://{shown}");
+        let (stop, stopping) = tokio::sync::watch::channel(());
+        let mut companions = JoinSet::new();
+        for companion in self.companions {
+            let companion = companion
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut stopping = stopping.clone();
+            let stopping = Box::pin(async move {
+                // Resolves when the sender is dropped: the gateway has stopped.
+                let _ = stopping.changed().await;
+            });
+            companions.spawn(companion(ws_url.clone(), stopping));
+        }
         Ok(LocalRun {
-            ws_url: format!("ws://{shown}"),
+            ws_url,
             stopped: Box::pin(stopped),
+            companions,
+            stop,
         })
     }
 
@@ -493,10 +543,21 @@ impl<S: Send + Sync + 'static> Runner<S> {
     }
 }
 
+/// Resolves when the LocalGateway a [`Runner::beside`] task runs beside has stopped.
+pub type Stopping = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A task run beside the LocalGateway ([`Runner::beside`]).
+type Companion = Box<
+    dyn FnOnce(String, Stopping) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send,
+>;
+
 /// A LocalGateway serving until Ctrl-C or SIGTERM ([`Runner::start_local`]).
 pub struct LocalRun {
     ws_url: String,
     stopped: Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>,
+    companions: JoinSet<Result<(), String>>,
+    /// Dropped when the gateway has stopped, which tells the companions.
+    stop: tokio::sync::watch::Sender<()>,
 }
 
 impl std::fmt::Debug for LocalRun {
@@ -513,9 +574,42 @@ impl LocalRun {
         &self.ws_url
     }
 
-    /// Serves until Ctrl-C or SIGTERM, then closes every connection with 1001.
+    /// Serves until Ctrl-C or SIGTERM, then closes every connection with 1001, tells the
+    /// tasks run [`beside`](Runner::beside) the gateway and waits for them. A task that
+    /// fails stops serving at once, and its error is the outcome.
     pub async fn wait(self) -> Result<(), RunError> {
-        self.stopped.await.map_err(|error| error.to_string())
+        let LocalRun {
+            mut stopped,
+            mut companions,
+            stop,
+            ..
+        } = self;
+        let mut outcome = loop {
+            tokio::select! {
+                served = &mut stopped => break served.map_err(|error| error.to_string()),
+                Some(finished) = companions.join_next() => {
+                    if let Err(error) = companion_outcome(finished) {
+                        break Err(error);
+                    }
+                }
+            }
+        };
+        drop(stopped);
+        drop(stop);
+        while let Some(finished) = companions.join_next().await {
+            outcome = outcome.and(companion_outcome(finished));
+        }
+        outcome
+    }
+}
+
+/// What a task run beside the gateway ended with (a panic is an error too).
+fn companion_outcome(
+    finished: Result<Result<(), String>, tokio::task::JoinError>,
+) -> Result<(), RunError> {
+    match finished {
+        Ok(outcome) => outcome,
+        Err(error) => Err(format!("a task run beside the gateway failed: {error}")),
     }
 }
 

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use telemetry_simulator::{cli, Credentials, Simulator, SimulatorConfig};
+use telemetry_simulator::{cli, run_devices, Credentials, SimulatorConfig};
 use wsgw_aws::runner::{self, Args, Runner, ServeArgs};
 
 use crate::access::{
@@ -168,26 +168,16 @@ pub async fn serve(settings: &Settings, args: Args, simulate: usize) -> ExitCode
         Ok(prepared) => prepared,
         Err(error) => return fail(&error.to_string()),
     };
-    if simulate == 0 || args.command.is_some() || wsgw_aws::lambda::is_lambda() {
+    if simulate == 0 {
         return runner.run(args).await;
     }
-    runner::init_logs("info");
-    let local = match runner.start_local(&args.serve).await {
-        Ok(local) => local,
-        Err(error) => return fail(&error),
+    let devices = move |url, stopping| async move {
+        let config = SimulatorConfig::new(url, simulate).with_credentials(&credentials);
+        tracing::info!(devices = simulate, "simulated devices started");
+        let reports = run_devices(config, stopping).await;
+        reports.map(drop).map_err(|error| error.to_string())
     };
-    let config = SimulatorConfig::new(local.ws_url(), simulate).with_credentials(&credentials);
-    let simulator = match Simulator::start(config) {
-        Ok(simulator) => simulator,
-        Err(error) => return fail(&error.to_string()),
-    };
-    tracing::info!(devices = simulate, "simulated devices started");
-    let outcome = local.wait().await;
-    simulator.shutdown().await;
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => fail(&error),
-    }
+    runner.beside(devices).run(args).await
 }
 
 fn fail(error: &str) -> ExitCode {
