@@ -143,17 +143,13 @@ impl Settings {
     /// dashboard, and what the start lines say about auth.
     pub fn runner(&self) -> Result<Runner<Telemetry>, AccessError> {
         let state = self.state()?;
-        let note = if state.auth_required() {
-            Some("auth is on: devices connect with ?token=KEY; open http://{addr}/ and enter a dashboard key (the REST API wants it as Authorization: Bearer KEY)")
+        let runner = crate::runner(state.clone());
+        Ok(if state.auth_required() {
+            runner.note("auth is on: devices connect with ?token=KEY; open http://{addr}/ and enter a dashboard key (the REST API wants it as Authorization: Bearer KEY)")
         } else if state.device_secret().is_some() {
-            Some("devices present their own token (telemetry device-token ID); dashboards and the REST API are open, and nobody changes a device's sample interval")
+            runner.note("devices present their own token (telemetry device-token ID); dashboards and the REST API are open, and nobody changes a device's sample interval")
         } else {
-            None
-        };
-        let runner = crate::runner(state);
-        Ok(match note {
-            Some(note) => runner.note(note),
-            None => runner,
+            runner
         })
     }
 }

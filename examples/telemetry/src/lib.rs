@@ -86,13 +86,6 @@ pub use state::{Telemetry, DEFAULT_HISTORY_TTL_DAYS, DEFAULT_MAX_TRACKED_DEVICES
 pub use telemetry_protocol as protocol;
 pub use wsgw_core::clock::{Clock, ManualClock, SystemClock};
 
-/// Route key of device readings.
-pub const REAL_TIME_DATA_UPDATE: &str = "RealTimeDataUpdate";
-/// Route key of device acknowledgements.
-pub const CONTROL_ACK: &str = "ControlAck";
-/// Route key of dashboard commands.
-pub const CONTROL_CMD: &str = "ControlCmd";
-
 /// The telemetry router: the WebSocket routes and the REST routes, and the state's keys
 /// as the `$connect` authorizer when auth is on ([`access`]). It keeps connections in
 /// the store and readings in the history store it is served with.
@@ -102,9 +95,9 @@ pub fn router(state: Telemetry) -> Router<Telemetry> {
         .route_selection(RouteSelection::default())
         .on_connect(ws::on_connect)
         .on_disconnect(ws::on_disconnect)
-        .route(REAL_TIME_DATA_UPDATE, ws::on_update)
-        .route(CONTROL_ACK, ws::on_control_ack)
-        .route(CONTROL_CMD, ws::on_control_cmd)
+        .route(protocol::tags::RealTimeDataUpdate::VALUE, ws::on_update)
+        .route(protocol::tags::ControlAck::VALUE, ws::on_control_ack)
+        .route(protocol::tags::ControlCmd::VALUE, ws::on_control_cmd)
         .on_default(ws::on_default)
         .http("GET", "/history", rest::history)
         .http("OPTIONS", "/history", rest::preflight)

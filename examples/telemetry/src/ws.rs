@@ -3,6 +3,7 @@
 
 use chrono::DateTime;
 use futures::TryStreamExt;
+use serde::Serialize;
 use serde_json::Value;
 use telemetry_protocol::{
     binary_frame, parse_message, parse_update, validate_device_id, Control, ControlAck,
@@ -35,13 +36,13 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<()> {
             return Err(refuse(400, &ProtocolError::InvalidDeviceId.to_string()));
         }
     }
-    if let Some(refusal) = refuse_principal(&ctx, &request, device_id) {
-        return Err(refusal);
-    }
     let connection =
         Connection::from_request(&request).with_connected_at(request.connected_at.unwrap_or(now));
     let connection = match request.query_param("role") {
         Some("device") => {
+            authorize(&ctx, &request, |key| {
+                key.has_role(DEVICE_ROLE) && device_id == Some(key.id.as_str())
+            })?;
             let Some(device_id) = device_id else {
                 return Err(refuse(
                     400,
@@ -64,6 +65,7 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<()> {
                 .with_attribute(keys::DEVICE_ID, device_id)
         }
         Some("client") => {
+            authorize(&ctx, &request, |key| key.has_role(CLIENT_ROLE))?;
             let connection = connection
                 .with_attribute(keys::ROLE, CLIENT_ROLE)
                 .with_attribute(keys::INTERVAL_MS, DEFAULT_CLIENT_INTERVAL_MS);
@@ -75,10 +77,12 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<()> {
             }
         }
         _ => {
+            // With auth on, a caller without a key learns no more than that it needs one.
+            authorize(&ctx, &request, |_| true)?;
             return Err(refuse(
                 400,
                 "connect with ?role=device&device_id=<id> or ?role=client[&device_id=<id>]",
-            ))
+            ));
         }
     };
     tracing::info!(
@@ -90,27 +94,21 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<()> {
     ctx.store().put(connection).await
 }
 
-/// With auth on, the refusal for a principal asking for a role or device its key does not
-/// give (403), or for no principal at all (401: the gateway ran no authorizer).
-fn refuse_principal(ctx: &Ctx, request: &Request, device_id: Option<&str>) -> Option<Error> {
+/// With auth on, the refusal unless the caller's key `grants` what it asks for: 401 for
+/// no key at all (the gateway ran no authorizer), 403 for a key that does not give that
+/// role or device.
+fn authorize(ctx: &Ctx, request: &Request, grants: impl FnOnce(&Principal) -> bool) -> Result<()> {
     if !ctx.state().auth_required() {
-        return None;
+        return Ok(());
     }
-    let Some(principal) = Principal::of(request) else {
-        return Some(refuse(401, "a key is required"));
+    let Some(key) = Principal::of(request) else {
+        return Err(refuse(401, "a key is required"));
     };
-    let allowed = match request.query_param("role") {
-        Some("device") => {
-            principal.has_role(DEVICE_ROLE) && device_id == Some(principal.id.as_str())
-        }
-        Some("client") => principal.has_role(CLIENT_ROLE),
-        _ => return None,
-    };
-    if allowed {
-        return None;
+    if grants(&key) {
+        return Ok(());
     }
-    tracing::warn!(connection_id = %request.connection_id, principal = %principal.id, device_id = device_id.unwrap_or(""), "refused: the key does not grant this role or device");
-    Some(refuse(403, "this key does not grant that role or device"))
+    tracing::warn!(connection_id = %request.connection_id, principal = %key.id, device_id = request.query_param("device_id").unwrap_or(""), "refused: the key does not grant this role or device");
+    Err(refuse(403, "this key does not grant that role or device"))
 }
 
 /// A refused `$connect`: the handshake fails with `status` (the body says why).
@@ -123,8 +121,8 @@ fn refuse(status: u16, message: &str) -> Error {
 
 /// The error frame `{"type":"error","code":…,"message":…}` a device or dashboard gets for
 /// a request it may not make or got wrong; its connection stays open.
-fn rejected(reply: &ErrorReply) -> Error {
-    match Rejection::json(reply) {
+fn rejected(reply: impl Serialize) -> Error {
+    match Rejection::json(&reply) {
         Ok(rejection) => rejection.into(),
         Err(error) => error,
     }
@@ -132,12 +130,17 @@ fn rejected(reply: &ErrorReply) -> Error {
 
 /// [`rejected`] with the frame for `code` and `message`.
 fn reject(code: ErrorCode, message: &str) -> Error {
-    rejected(&ErrorReply::new(code, message))
+    rejected(ErrorReply::new(code, message))
+}
+
+/// [`rejected`] with the frame for a message that breaks the protocol's rules.
+fn invalid(error: ProtocolError) -> Error {
+    rejected(ErrorReply::from_error(&error))
 }
 
 /// The text of the frame, or the error frame for a binary one.
 fn frame_text(request: &Request) -> Result<&str> {
-    request.text().ok_or_else(|| rejected(&binary_frame()))
+    request.text().ok_or_else(|| rejected(binary_frame()))
 }
 
 /// `$disconnect`: forgets the connection.
@@ -158,20 +161,16 @@ pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<()> {
 /// `RealTimeDataUpdate` from a device: validated, stored, pushed to dashboards that are
 /// due.
 pub(crate) async fn on_update(ctx: Ctx, request: Request) -> Result<()> {
-    let update = parse_update(frame_text(&request)?).map_err(|reply| rejected(&reply))?;
+    let update = parse_update(frame_text(&request)?).map_err(rejected)?;
     let device_id = update.device_id.as_str();
     sending_device(&ctx, &request, device_id).await?;
-    update
-        .validate()
-        .map_err(|error| rejected(&ErrorReply::from_error(&error)))?;
+    update.validate().map_err(invalid)?;
 
     let state = ctx.state();
     let now = state.clock().now();
     let time_ms = update.time_ms(u64::try_from(now.timestamp_millis()).unwrap_or(0));
-    let time = i64::try_from(time_ms)
-        .ok()
-        .and_then(DateTime::from_timestamp_millis)
-        .unwrap_or(now);
+    // At most `now` plus the allowed clock skew: well within i64 milliseconds.
+    let time = DateTime::from_timestamp_millis(time_ms as i64).unwrap_or(now);
     let reading = Reading::from_update(&update, time_ms);
     let mut data = serde_json::to_value(&reading)?;
     if let Value::Object(fields) = &mut data {
@@ -198,11 +197,7 @@ async fn sending_device(ctx: &Ctx, request: &Request, named: &str) -> Result<Con
     let device = ctx.store().get(&request.connection_id).await?;
     let device_id = device
         .as_ref()
-        .filter(|c| {
-            c.attributes
-                .get(keys::ROLE)
-                .is_some_and(|role| *role == DEVICE_ROLE)
-        })
+        .filter(|c| c.groups.contains(keys::DEVICES_GROUP))
         .and_then(|c| c.attribute::<String>(keys::DEVICE_ID).ok().flatten());
     let (Some(device), Some(device_id)) = (device, device_id) else {
         let message = "only devices send this; connect with ?role=device&device_id=<id>";
@@ -227,12 +222,10 @@ async fn sending_device(ctx: &Ctx, request: &Request, named: &str) -> Result<Con
 /// dashboards and to the dashboard that asked.
 pub(crate) async fn on_control_ack(ctx: Ctx, request: Request) -> Result<()> {
     let caller = &request.connection_id;
-    let ack: ControlAck =
-        parse_message(frame_text(&request)?, "ControlAck").map_err(|reply| rejected(&reply))?;
+    let ack: ControlAck = parse_message(frame_text(&request)?, "ControlAck").map_err(rejected)?;
     let device_id = ack.device_id.as_str();
     let device = sending_device(&ctx, &request, device_id).await?;
-    ack.validate()
-        .map_err(|error| rejected(&ErrorReply::from_error(&error)))?;
+    ack.validate().map_err(invalid)?;
     let requester: Option<ConnectionId> =
         device.attribute(keys::CONTROL_REQUESTED_BY).ok().flatten();
     let known: Option<u32> = device.attribute(keys::SAMPLE_INTERVAL_MS).ok().flatten();
@@ -264,10 +257,8 @@ pub(crate) async fn on_control_ack(ctx: Ctx, request: Request) -> Result<()> {
 pub(crate) async fn on_control_cmd(ctx: Ctx, request: Request) -> Result<()> {
     let caller = &request.connection_id;
     let command: ControlCmd =
-        parse_message(frame_text(&request)?, "ControlCmd").map_err(|reply| rejected(&reply))?;
-    let command = command
-        .request()
-        .map_err(|error| rejected(&ErrorReply::from_error(&error)))?;
+        parse_message(frame_text(&request)?, "ControlCmd").map_err(rejected)?;
+    let command = command.request().map_err(invalid)?;
     let role: Option<String> = ctx.store().attribute(caller, keys::ROLE).await?;
     if role.as_deref() != Some(CLIENT_ROLE) {
         let message = "only dashboards send ControlCmd; connect with ?role=client";
@@ -276,14 +267,9 @@ pub(crate) async fn on_control_cmd(ctx: Ctx, request: Request) -> Result<()> {
     match command {
         ControlRequest::SetInterval { interval_ms } => {
             let update = AttributeUpdate::new().set(keys::INTERVAL_MS, interval_ms);
-            if ctx
-                .store()
-                .update_if_connected(caller, update)
-                .await?
-                .is_none()
-            {
-                return Ok(());
-            }
+            let Some(_) = ctx.store().update_if_connected(caller, update).await? else {
+                return Ok(()); // The dashboard left meanwhile.
+            };
             tracing::info!(connection_id = %caller, interval_ms, "push interval set");
             ctx.reply(&IntervalReply::new(interval_ms)).await
         }
@@ -345,5 +331,5 @@ pub(crate) async fn on_default(_ctx: Ctx, request: Request) -> Result<()> {
             ),
         ),
     };
-    Err(rejected(&reply))
+    Err(rejected(reply))
 }
