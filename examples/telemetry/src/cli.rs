@@ -34,7 +34,8 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// Does what the command line asks: serve (with `--simulate N` devices), `invoke`, or
+    /// Does what the command line asks: serve (with `--simulate N` devices beside the
+    /// LocalGateway, presenting the keys or tokens the settings give them), `invoke`, or
     /// a simulator's subcommand with the devices' keys or tokens from the settings.
     pub async fn run(self) -> ExitCode {
         let command = match self.command {
@@ -48,11 +49,26 @@ impl Cli {
             Some(Command::Wsgw(command)) => Some(command),
             None => None,
         };
+        let runner = match self.settings.runner() {
+            Ok(runner) => runner,
+            Err(error) => return fail(&error.to_string()),
+        };
         let args = Args {
             command,
             serve: self.serve,
         };
-        serve(&self.settings, args, self.simulate).await
+        if self.simulate == 0 {
+            return runner.run(args).await;
+        }
+        let settings = self.settings;
+        let devices = move |url, stopping| async move {
+            let credentials = settings.credentials().map_err(|error| error.to_string())?;
+            let config = SimulatorConfig::new(url, self.simulate).with_credentials(&credentials);
+            tracing::info!(devices = self.simulate, "simulated devices started");
+            let reports = run_devices(config, stopping).await;
+            reports.map(drop).map_err(|error| error.to_string())
+        };
+        runner.beside(devices).run(args).await
     }
 }
 
@@ -112,21 +128,17 @@ impl Settings {
             return Err(AccessError::SharedDeviceToken);
         }
         let keys = access::authorizer(self.device_keys.as_deref(), self.dashboard_keys.as_deref())?;
-        let secret = self.credentials()?.secret;
-        if secret.is_some() && keys.is_some() {
-            return Err(AccessError::KeysAndSecret);
-        }
-        let mut state = Telemetry::new().with_history_ttl_days(self.history_ttl_days);
+        let state = Telemetry::new().with_history_ttl_days(self.history_ttl_days);
+        let mut state = match (keys, self.credentials()?.secret) {
+            (Some(_), Some(_)) => return Err(AccessError::KeysAndSecret),
+            (Some(keys), None) => state.with_keys(keys),
+            (None, Some(secret)) => state.with_device_secret(secret),
+            (None, None) => state,
+        };
         if let Some(origins) = given(self.cors_origin.as_deref()) {
             state = state.with_cors_origins(CorsOrigins::parse(origins)?);
         }
-        if let Some(keys) = keys {
-            state = state.with_keys(keys);
-        }
-        Ok(match secret {
-            Some(secret) => state.with_device_secret(secret),
-            None => state,
-        })
+        Ok(state)
     }
 
     /// What simulated devices present: their keys, or their tokens derived from the secret.
@@ -152,28 +164,6 @@ impl Settings {
             runner
         })
     }
-}
-
-/// Serves the system as `args` say and, with `simulate` devices, runs them beside the
-/// LocalGateway (`--simulate N`), presenting the keys or tokens the settings give them.
-pub async fn serve(settings: &Settings, args: Args, simulate: usize) -> ExitCode {
-    let prepared = settings
-        .runner()
-        .and_then(|runner| Ok((runner, settings.credentials()?)));
-    let (runner, credentials) = match prepared {
-        Ok(prepared) => prepared,
-        Err(error) => return fail(&error.to_string()),
-    };
-    if simulate == 0 {
-        return runner.run(args).await;
-    }
-    let devices = move |url, stopping| async move {
-        let config = SimulatorConfig::new(url, simulate).with_credentials(&credentials);
-        tracing::info!(devices = simulate, "simulated devices started");
-        let reports = run_devices(config, stopping).await;
-        reports.map(drop).map_err(|error| error.to_string())
-    };
-    runner.beside(devices).run(args).await
 }
 
 fn fail(error: &str) -> ExitCode {

@@ -3,7 +3,7 @@
 //! device and whose sources are device ids.
 //!
 //! Each dashboard's record holds its interval ([`keys::INTERVAL_MS`]) and, per device,
-//! when it was last sent a reading ([`keys::sent_key`]); a conditional update claims each
+//! when it was last sent a reading ([`keys::SENT_PREFIX`]); a conditional update claims each
 //! push, so two invocations handling readings at once never both push to the same
 //! dashboard in one interval. Beyond [`Telemetry::max_tracked_devices`] the least
 //! recently pushed devices' times are dropped, and those of devices quiet for a minute

@@ -15,7 +15,8 @@ pub const DEVICE_ID: &str = "device_id";
 pub const FOLLOW: &str = "follow";
 /// A dashboard's push interval in milliseconds.
 pub const INTERVAL_MS: &str = "interval_ms";
-/// Prefix of the per-device "last pushed at" attributes of a dashboard.
+/// Prefix of the per-device "last pushed at" attributes of a dashboard: `sent:<device id>`
+/// holds when it was last sent a reading of that device.
 pub const SENT_PREFIX: &str = "sent:";
 /// The sample interval a device last acknowledged.
 pub const SAMPLE_INTERVAL_MS: &str = "sample_interval_ms";
@@ -35,9 +36,4 @@ pub fn device_group(device_id: &str) -> String {
 /// The dashboards following one device.
 pub fn follow_group(device_id: &str) -> String {
     format!("follow:{device_id}")
-}
-
-/// The attribute holding when a dashboard was last sent a reading of `device_id`.
-pub fn sent_key(device_id: &str) -> String {
-    format!("{SENT_PREFIX}{device_id}")
 }

@@ -113,19 +113,14 @@ fn authorize(ctx: &Ctx, request: &Request, grants: impl FnOnce(&Principal) -> bo
 
 /// A refused `$connect`: the handshake fails with `status` (the body says why).
 fn refuse(status: u16, message: &str) -> Error {
-    match Rejection::json(&serde_json::json!({ "message": message })) {
-        Ok(rejection) => rejection.with_status(status).into(),
-        Err(error) => error,
-    }
+    let refusal = Rejection::json(&serde_json::json!({ "message": message }));
+    refusal.map_or_else(|error| error, |refusal| refusal.with_status(status).into())
 }
 
 /// The error frame `{"type":"error","code":…,"message":…}` a device or dashboard gets for
 /// a request it may not make or got wrong; its connection stays open.
 fn rejected(reply: impl Serialize) -> Error {
-    match Rejection::json(&reply) {
-        Ok(rejection) => rejection.into(),
-        Err(error) => error,
-    }
+    Rejection::json(&reply).map_or_else(|error| error, Error::from)
 }
 
 /// [`rejected`] with the frame for `code` and `message`.
@@ -146,9 +141,8 @@ fn frame_text(request: &Request) -> Result<&str> {
 /// `$disconnect`: forgets the connection.
 pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<()> {
     let removed = ctx.store().delete(&request.connection_id).await?;
-    let device_id = removed
-        .as_ref()
-        .and_then(|c| c.attribute::<String>(keys::DEVICE_ID).ok().flatten())
+    let device_id: String = removed
+        .and_then(|c| c.attribute(keys::DEVICE_ID).ok()?)
         .unwrap_or_default();
     tracing::info!(
         connection_id = %request.connection_id,
@@ -315,21 +309,17 @@ pub(crate) async fn on_control_cmd(ctx: Ctx, request: Request) -> Result<()> {
 
 /// `$default`: unknown actions, non-JSON and binary frames.
 pub(crate) async fn on_default(_ctx: Ctx, request: Request) -> Result<()> {
-    let reply = match Unrouted::of(&request, "action") {
-        Unrouted::Empty | Unrouted::Binary | Unrouted::NotJson => ErrorReply::new(
+    const SENDERS: &str =
+        "devices send RealTimeDataUpdate and ControlAck, dashboards send ControlCmd";
+    Err(match Unrouted::of(&request, "action") {
+        Unrouted::Empty | Unrouted::Binary | Unrouted::NotJson => reject(
             ErrorCode::InvalidMessage,
             "messages are JSON objects with an \"action\": RealTimeDataUpdate, ControlAck or ControlCmd",
         ),
-        Unrouted::NoAction => ErrorReply::new(
+        Unrouted::NoAction => reject(ErrorCode::UnknownAction, &format!("no \"action\"; {SENDERS}")),
+        Unrouted::UnknownAction(action) => reject(
             ErrorCode::UnknownAction,
-            "no \"action\"; devices send RealTimeDataUpdate and ControlAck, dashboards send ControlCmd",
+            &format!("unknown action {action}; {SENDERS}"),
         ),
-        Unrouted::UnknownAction(action) => ErrorReply::new(
-            ErrorCode::UnknownAction,
-            &format!(
-                "unknown action {action}; devices send RealTimeDataUpdate and ControlAck, dashboards send ControlCmd"
-            ),
-        ),
-    };
-    Err(rejected(reply))
+    })
 }
