@@ -193,3 +193,58 @@ fn stop_signal() -> impl Future<Output = ()> + Send {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use wsgw_core::auth::DerivedTokens;
+
+    use super::*;
+
+    const SECRET: &str = "fleet-secret-0123456789abcdef-0123456789";
+
+    #[test]
+    fn a_device_token_is_the_one_derived_for_the_device_id() {
+        let secret = DerivedTokens::new(SECRET).unwrap();
+        let credentials = Credentials {
+            secret: Some(secret.clone()),
+            ..Credentials::default()
+        };
+        let token = device_token("esp32-01", &credentials).unwrap();
+        assert!(secret.verify("esp32-01", &token));
+        assert!(!secret.verify("esp32-02", &token));
+    }
+
+    #[test]
+    fn a_device_token_needs_a_valid_device_id_and_the_fleet_secret() {
+        let credentials = Credentials {
+            secret: Some(DerivedTokens::new(SECRET).unwrap()),
+            ..Credentials::default()
+        };
+        let refused = device_token("no spaces", &credentials).unwrap_err();
+        assert!(
+            refused.starts_with("\"no spaces\": device_id must be"),
+            "{refused}"
+        );
+        let refused = device_token("esp32-01", &Credentials::default()).unwrap_err();
+        assert!(refused.contains("--device-secret"), "{refused}");
+    }
+
+    #[test]
+    fn simulated_devices_present_their_keys_or_their_derived_tokens() {
+        let keys = [("sim-01".to_owned(), "k-1".to_owned())].into();
+        let with_keys = Credentials { keys, secret: None };
+        let config = SimulatorConfig::new("ws://127.0.0.1:8080", 2).with_credentials(&with_keys);
+        assert_eq!(config.tokens.len(), 1, "sim-02 has no key");
+        assert_eq!(config.tokens["sim-01"], "k-1");
+
+        let secret = DerivedTokens::new(SECRET).unwrap();
+        let derived = Credentials {
+            secret: Some(secret.clone()),
+            ..Credentials::default()
+        };
+        let config = SimulatorConfig::new("ws://127.0.0.1:8080", 2).with_credentials(&derived);
+        for id in ["sim-01", "sim-02"] {
+            assert!(secret.verify(id, &config.tokens[id]), "{id}");
+        }
+    }
+}
