@@ -223,9 +223,20 @@ impl<T: Serialize> IntoHttpResponse for Json<T> {
 /// ```
 impl IntoHttpResponse for Rejection {
     fn into_http_response(self) -> Result<HttpResponse> {
-        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::BAD_REQUEST);
-        Ok(json_body(status, self.to_payload()))
+        let body = self.to_payload();
+        Ok(rejection_response(&self, body))
     }
+}
+
+/// The answer to `rejection` with `body`: its status (400 when it is not one) and its
+/// headers.
+pub(crate) fn rejection_response(rejection: &Rejection, body: Payload) -> HttpResponse {
+    let status = StatusCode::from_u16(rejection.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = json_body(status, body);
+    for (name, value) in rejection.headers() {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
 }
 
 /// A response with `status` and a JSON `body` (`content-type: application/json`).

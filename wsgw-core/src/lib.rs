@@ -174,6 +174,7 @@ mod field;
 mod gateway_error;
 mod handler;
 mod history;
+mod http_answers;
 mod http_routes;
 pub mod ids;
 pub mod input;
@@ -205,6 +206,7 @@ pub use ext::{ConnectionStoreExt, HistoryStoreExt, DEFAULT_PAGE_SIZE};
 pub use gateway_error::GatewayError;
 pub use handler::{Authorization, Authorizer, RouteHandler};
 pub use history::{HistoryQuery, HistoryRecord, HistoryStore, Order};
+pub use http_answers::ServerErrors;
 pub use rejection::Rejection;
 pub use reply::{IntoReply, Json};
 pub use request::{

@@ -11,10 +11,13 @@ use serde_json::{Number, Value};
 
 use crate::broadcast::BroadcastOptions;
 use crate::handler::{Authorization, Authorizer, RouteHandler};
-use ::http::StatusCode;
+use ::http::header::{HeaderName, HeaderValue, ORIGIN};
+use ::http::{Method, StatusCode};
 
+use crate::cors::Cors;
+use crate::http_answers::{HttpAnswers, ServerErrors};
 use crate::http_routes::{
-    http_error, HttpHandler, HttpRequest, HttpResponse, IntoHttpResponse, PathParams, PathPattern,
+    http_error, HttpHandler, HttpRequest, HttpResponse, PathParams, PathPattern,
 };
 use crate::metrics::{Counter, Metrics, Observers};
 use crate::request::{CONNECT, DEFAULT, DISCONNECT};
@@ -203,6 +206,8 @@ struct HttpRoute<S> {
     pattern: PathPattern,
     /// `METHOD pattern`, the route's metrics label.
     label: Arc<str>,
+    /// `OPTIONS pattern`, the label of the CORS preflights the router answers on it.
+    preflight_label: Arc<str>,
     handler: Arc<dyn HttpHandler<S>>,
 }
 
@@ -212,6 +217,7 @@ impl<S> Clone for HttpRoute<S> {
             method: self.method.clone(),
             pattern: self.pattern.clone(),
             label: Arc::clone(&self.label),
+            preflight_label: Arc::clone(&self.preflight_label),
             handler: Arc::clone(&self.handler),
         }
     }
@@ -231,6 +237,7 @@ type RouteMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
 struct Routes<S> {
     routes: RouteMap<Route<S>>,
     http_routes: Vec<HttpRoute<S>>,
+    http_answers: HttpAnswers,
     selection: RouteSelection,
     authorizer: Option<Arc<dyn Authorizer<S>>>,
     state: Arc<S>,
@@ -245,6 +252,7 @@ impl<S> Clone for Routes<S> {
         Routes {
             routes: self.routes.clone(),
             http_routes: self.http_routes.clone(),
+            http_answers: self.http_answers.clone(),
             selection: self.selection.clone(),
             authorizer: self.authorizer.clone(),
             state: Arc::clone(&self.state),
@@ -424,6 +432,7 @@ impl<S: Send + Sync + 'static> Router<S> {
             inner: Arc::new(Routes {
                 routes: RouteMap::default(),
                 http_routes: Vec::new(),
+                http_answers: HttpAnswers::default(),
                 selection: RouteSelection::default(),
                 authorizer: None,
                 state: Arc::new(state),
@@ -515,6 +524,7 @@ impl<S: Send + Sync + 'static> Router<S> {
         let method = method.to_ascii_uppercase();
         let route = HttpRoute {
             label: Arc::from(format!("{method} {pattern}")),
+            preflight_label: Arc::from(format!("OPTIONS {pattern}")),
             method,
             pattern: PathPattern::parse(pattern),
             handler: Arc::new(handler),
@@ -522,16 +532,156 @@ impl<S: Send + Sync + 'static> Router<S> {
         self.edit(|routes| routes.http_routes.push(route))
     }
 
+    /// Answers the CORS of the HTTP routes, as [`tower-http`'s `CorsLayer`] does for an
+    /// axum router: every answer of an HTTP route gets `cors`' headers for the request's
+    /// `Origin` (its own, a [`Rejection`], a [server error](Self::server_errors) and the
+    /// router's 404 and 405 alike), and an `OPTIONS` request on the path of any route is
+    /// the preflight, answered `204 No Content` with them (unless an `OPTIONS` route of
+    /// its own matches). Browsers send preflights without credentials, so they never
+    /// reach a handler that checks them.
+    ///
+    /// Behind a REST API (proxy integrations) and a function URL CORS is the function's
+    /// job, so this is how it is done; the preflights reach it when the API routes
+    /// `OPTIONS` to it. An HTTP API with a `CorsConfiguration` answers the preflights
+    /// itself and overrides the function's CORS headers: leave this unset there.
+    ///
+    /// [`tower-http`'s `CorsLayer`]: https://docs.rs/tower-http/latest/tower_http/cors/
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use wsgw_core::*;
+    /// use wsgw_core::cors::{Cors, CorsOrigins};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+    /// # let backends = Backends::new(Arc::new(MockConnectionStore::new()), Arc::new(MockMessageSink::new()));
+    /// let devices = |_ctx: Context, _req: HttpRequest| async { Ok(Json(serde_json::json!([]))) };
+    /// let router = Router::new()
+    ///     .http("GET", "/devices", devices)
+    ///     .cors(Cors::new(CorsOrigins::parse("https://dash.example")?));
+    ///
+    /// let preflight = http::Request::options("/devices")
+    ///     .header("Origin", "https://dash.example")
+    ///     .header("Access-Control-Request-Method", "GET")
+    ///     .body(Payload::default())
+    ///     .unwrap();
+    /// let answer = router.handle_http(&backends, preflight).await?;
+    /// assert_eq!(answer.status(), 204);
+    /// assert_eq!(answer.headers()["access-control-allow-origin"], "https://dash.example");
+    /// assert_eq!(router.http_route("OPTIONS", "/devices"), Some("OPTIONS /devices"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cors(self, cors: Cors) -> Self {
+        self.edit(|routes| routes.http_answers.cors = Some(cors))
+    }
+
+    /// Adds a header every answer of an HTTP route carries unless its handler set one
+    /// of that name (`Cache-Control: no-store` on an API whose answers must not be
+    /// cached), as `tower-http`'s `SetResponseHeaderLayer::if_not_present` does.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use wsgw_core::*;
+    /// use wsgw_core::http::header::{HeaderValue, CACHE_CONTROL};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<()> {
+    /// # let backends = Backends::new(Arc::new(MockConnectionStore::new()), Arc::new(MockMessageSink::new()));
+    /// let router = Router::new()
+    ///     .http("GET", "/now", |_ctx: Context, _req: HttpRequest| async { Ok((http::StatusCode::OK, "12:00")) })
+    ///     .http_header(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    /// let request = http::Request::get("/now").body(Payload::default()).unwrap();
+    /// let answer = router.handle_http(&backends, request).await?;
+    /// assert_eq!(answer.headers()["cache-control"], "no-store");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn http_header(self, name: HeaderName, value: HeaderValue) -> Self {
+        self.edit(|routes| routes.http_answers.headers.push((name, value)))
+    }
+
+    /// The shape of the error bodies of the HTTP routes: a [`Rejection`] with the
+    /// standard frame (and a [server error](Self::server_errors)) is answered with
+    /// `shape(code, detail)` (the detail `""` when none), followed by its other fields,
+    /// instead of `{"type":"error","error":…,"detail":…}`. A frame made with
+    /// [`Rejection::json`] is sent as it is, and WebSocket routes keep the standard
+    /// frame.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use wsgw_core::*;
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<()> {
+    /// # let backends = Backends::new(Arc::new(MockConnectionStore::new()), Arc::new(MockMessageSink::new()));
+    /// async fn item(_ctx: Context, _req: HttpRequest) -> Result<Json<serde_json::Value>> {
+    ///     Err(Rejection::new("not_found").with_detail("no such item").with_status(404).into())
+    /// }
+    /// let router = Router::new()
+    ///     .http("GET", "/items/{id}", item)
+    ///     .http_error_shape(|code, message| json!({ "error": code, "message": message }));
+    /// let request = http::Request::get("/items/7").body(Payload::default()).unwrap();
+    /// let answer = router.handle_http(&backends, request).await?;
+    /// assert_eq!(answer.status(), 404);
+    /// assert_eq!(answer.body().as_text(), Some(r#"{"error":"not_found","message":"no such item"}"#));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn http_error_shape(
+        self,
+        shape: impl Fn(&str, &str) -> Value + Send + Sync + 'static,
+    ) -> Self {
+        self.edit(|routes| routes.http_answers.error_shape = Some(Arc::new(shape)))
+    }
+
+    /// Answers an HTTP route whose handler failed with a server-side [`Error`] as
+    /// `errors` says (500, or 503 with `Retry-After` for a throttled backend), with the
+    /// router's CORS and headers, instead of failing the invocation. The error is
+    /// logged and counted as a handler error either way; only its answer changes.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use wsgw_core::*;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<()> {
+    /// # let backends = Backends::new(Arc::new(MockConnectionStore::new()), Arc::new(MockMessageSink::new()));
+    /// async fn busy(_ctx: Context, _req: HttpRequest) -> Result<http::StatusCode> {
+    ///     Err(Error::Throttled { backend: "dynamodb", message: "rate exceeded".into() })
+    /// }
+    /// let router = Router::new().http("GET", "/history", busy).server_errors(ServerErrors::new());
+    /// let request = http::Request::get("/history").body(Payload::default()).unwrap();
+    /// let answer = router.handle_http(&backends, request).await?;
+    /// assert_eq!(answer.status(), 503);
+    /// assert_eq!(answer.headers()["retry-after"], "1");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn server_errors(self, errors: ServerErrors) -> Self {
+        self.edit(|routes| routes.http_answers.server_errors = Some(errors))
+    }
+
     /// The REST route a request would run, as its metrics label `METHOD pattern`
-    /// (`GET /history/{device}`); `None` when no route's method and pattern match.
+    /// (`GET /history/{device}`); `None` when no route's method and pattern match. With
+    /// [`cors`](Self::cors), an `OPTIONS` request on a route's path is its preflight,
+    /// `OPTIONS pattern`.
     pub fn http_route(&self, method: &str, path: &str) -> Option<&str> {
-        self.inner
+        let mut matching = self
+            .inner
             .http_routes
             .iter()
-            .find(|route| {
-                route.method.eq_ignore_ascii_case(method) && route.pattern.matches(path).is_some()
-            })
-            .map(|route| &*route.label)
+            .filter(|route| route.pattern.matches(path).is_some());
+        let first = matching.clone().next()?;
+        match matching.find(|route| route.method.eq_ignore_ascii_case(method)) {
+            Some(route) => Some(&route.label),
+            None if self.answers_preflight(method) => Some(&first.preflight_label),
+            None => None,
+        }
+    }
+
+    /// Whether the router answers a request of `method` on a route's path that no route
+    /// of that method has: the preflights, with [`cors`](Self::cors).
+    fn answers_preflight(&self, method: &str) -> bool {
+        self.inner.http_answers.cors.is_some()
+            && method.eq_ignore_ascii_case(Method::OPTIONS.as_str())
     }
 
     /// Whether some REST route's pattern matches `path` (whatever its method).
@@ -575,12 +725,14 @@ impl<S: Send + Sync + 'static> Router<S> {
         mut request: HttpRequest,
         extra: Option<Arc<dyn Metrics>>,
     ) -> Result<HttpResponse> {
-        let mut path_matched = false;
+        let answers = &self.inner.http_answers;
+        let origin = request.headers().get(ORIGIN).cloned();
+        let mut path_matched: Option<&HttpRoute<S>> = None;
         for route in &self.inner.http_routes {
             let Some(captures) = route.pattern.matches(request.uri().path()) else {
                 continue;
             };
-            path_matched = true;
+            path_matched = path_matched.or(Some(route));
             if route.method != request.method().as_str() {
                 continue;
             }
@@ -596,31 +748,46 @@ impl<S: Send + Sync + 'static> Router<S> {
             let observers = context.observers();
             observers.count(Counter::HttpRequests, &route.label, 1);
             observers.latency(&route.label, started.elapsed());
-            return match outcome {
-                Ok(response) => Ok(response),
+            let response = match outcome {
+                Ok(response) => response,
                 Err(Error::Rejected(rejection)) => {
                     tracing::info!(route = %route.label, %rejection, "REST request rejected");
-                    rejection.into_http_response()
+                    answers.rejection(&rejection)
                 }
                 Err(error) => {
                     observers.count(Counter::HandlerErrors, &route.label, 1);
-                    Err(error)
+                    let Some(answer) = answers.server_error(&error) else {
+                        return Err(error);
+                    };
+                    tracing::error!(route = %route.label, %error, "REST request failed");
+                    answer
                 }
             };
+            return Ok(answers.finish(origin.as_ref(), response));
+        }
+        let preflight = path_matched
+            .filter(|_| self.answers_preflight(request.method().as_str()))
+            .zip(answers.preflight());
+        if let Some((route, answer)) = preflight {
+            let context = self.inner.context(backends, None, None, extra.as_ref());
+            let observers = context.observers();
+            observers.count(Counter::HttpRequests, &route.preflight_label, 1);
+            return Ok(answers.finish(origin.as_ref(), answer));
         }
         let context = self.inner.context(backends, None, None, extra.as_ref());
         context
             .observers()
             .count(Counter::HttpRequests, UNMATCHED_HTTP, 1);
         let path = request.uri().path();
-        Ok(if path_matched {
+        let answer = if path_matched.is_some() {
             http_error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 format!("{} is not allowed on {path}", request.method()),
             )
         } else {
             http_error(StatusCode::NOT_FOUND, format!("no route for {path}"))
-        })
+        };
+        Ok(answers.finish(origin.as_ref(), answer))
     }
 
     /// Sets the route selection expression.
