@@ -52,6 +52,16 @@ pub struct RepeatedQueryParam {
     pub name: String,
 }
 
+/// The code of a refused query string ([`HttpRequestExt::parsed_query_param`]).
+const BAD_REQUEST: &str = "bad_request";
+
+/// The `bad_request` refusal (400) naming the parameter.
+impl From<RepeatedQueryParam> for Rejection {
+    fn from(repeated: RepeatedQueryParam) -> Self {
+        Rejection::new(BAD_REQUEST).with_detail(repeated.to_string())
+    }
+}
+
 /// Readers of an [`HttpRequest`]'s path parameters, query string and headers.
 pub trait HttpRequestExt {
     /// A captured path parameter ([`PathParams`]).
@@ -105,6 +115,41 @@ pub trait HttpRequestExt {
             });
         }
         Ok(first)
+    }
+
+    /// The value of a query string parameter that may be given at most once, read by
+    /// `parse` (`None` for a value it does not take): `None` when absent, else a
+    /// `bad_request` [`Rejection`] naming the parameter given twice
+    /// ([`RepeatedQueryParam`]), or saying what it must be (`expected`) and what was
+    /// given.
+    ///
+    /// ```
+    /// use wsgw_core::{HttpRequestExt, Payload};
+    ///
+    /// let request = wsgw_core::http::Request::get("/history?limit=5&from=soon")
+    ///     .body(Payload::default())
+    ///     .unwrap();
+    /// let whole = |raw: &str| raw.parse::<u32>().ok();
+    /// assert_eq!(request.parsed_query_param("limit", "a whole number", whole), Ok(Some(5)));
+    /// assert_eq!(request.parsed_query_param("to", "a whole number", whole), Ok(None));
+    /// let refused = request.parsed_query_param("from", "a whole number", whole).unwrap_err();
+    /// assert_eq!((refused.status(), refused.code()), (400, Some("bad_request")));
+    /// assert_eq!(refused.detail(), Some(r#"from must be a whole number, got "soon""#));
+    /// ```
+    fn parsed_query_param<T>(
+        &self,
+        name: &str,
+        expected: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> std::result::Result<Option<T>, Rejection> {
+        let Some(raw) = self.single_query_param(name)? else {
+            return Ok(None);
+        };
+        match parse(&raw) {
+            Some(value) => Ok(Some(value)),
+            None => Err(Rejection::new(BAD_REQUEST)
+                .with_detail(format!("{name} must be {expected}, got \"{raw}\""))),
+        }
     }
 
     /// The names in the query string that are not `known`, sorted, each once: what a

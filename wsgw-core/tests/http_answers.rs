@@ -346,3 +346,43 @@ fn a_rejection_header_replaces_one_of_the_same_name_and_only_reaches_http_answer
     );
     assert_eq!(answer.headers()["content-type"], "application/json");
 }
+
+/// `/page?size=N`: `size` a whole number from 1 to 50, given at most once.
+async fn page(_ctx: Context, request: HttpRequest) -> wsgw_core::Result<Json<Value>> {
+    let size = request
+        .parsed_query_param("size", "a whole number from 1 to 50", |raw| {
+            raw.parse::<u8>()
+                .ok()
+                .filter(|size| (1..=50).contains(size))
+        })?
+        .unwrap_or(10);
+    Ok(Json(json!({ "size": size })))
+}
+
+#[tokio::test]
+async fn a_query_parameter_read_with_question_mark_refuses_a_bad_or_repeated_value_with_400() {
+    let router = Router::new().http("GET", "/page", page);
+    for (uri, status, body) in [
+        ("/page", 200, json!({"size": 10})),
+        ("/page?size=7", 200, json!({"size": 7})),
+        (
+            "/page?size=0",
+            400,
+            json!({"type": "error", "error": "bad_request", "detail": "size must be a whole number from 1 to 50, got \"0\""}),
+        ),
+        (
+            "/page?size=%20lots",
+            400,
+            json!({"type": "error", "error": "bad_request", "detail": "size must be a whole number from 1 to 50, got \" lots\""}),
+        ),
+        (
+            "/page?size=5&size=6",
+            400,
+            json!({"type": "error", "error": "bad_request", "detail": "size is given more than once"}),
+        ),
+    ] {
+        let response = answer(&router, Method::GET, uri).await;
+        assert_eq!(response.status().as_u16(), status, "{uri}");
+        assert_eq!(json_body(&response), body, "{uri}");
+    }
+}

@@ -3,7 +3,7 @@
 //! (`Authorization: Bearer KEY`), on the LocalGateway and deployed alike: the function
 //! checks it itself.
 
-use chrono::DateTime;
+use chrono::{DateTime, TimeDelta, Utc};
 use futures::TryStreamExt;
 use serde_json::{json, Value};
 use telemetry_protocol::validate_device_id;
@@ -66,62 +66,53 @@ fn bad_request(message: impl Into<String>) -> Rejection {
     Rejection::new("bad_request").with_detail(message)
 }
 
-/// The validated parameters of a `/history` request.
-#[derive(Debug)]
-struct HistoryParams {
-    device_id: String,
-    query: HistoryQuery,
-}
-
-fn parse_ms(request: &HttpRequest, name: &str) -> std::result::Result<Option<i64>, String> {
-    let Some(raw) = single_param(request, name)? else {
-        return Ok(None);
-    };
+/// A `from_ms`/`to_ms` value: a Unix time in milliseconds.
+fn unix_ms(raw: &str) -> Option<DateTime<Utc>> {
     raw.parse::<u64>()
         .ok()
         .and_then(|ms| i64::try_from(ms).ok())
-        .filter(|ms| DateTime::from_timestamp_millis(*ms).is_some())
-        .map(Some)
-        .ok_or_else(|| format!("{name} must be a Unix time in milliseconds, got \"{raw}\""))
+        .and_then(DateTime::from_timestamp_millis)
 }
 
-/// The value of a parameter given at most once (`?limit=5&limit=10` is refused: which
-/// one was meant?).
-fn single_param(request: &HttpRequest, name: &str) -> std::result::Result<Option<String>, String> {
-    request.single_query_param(name).map_err(|e| e.to_string())
-}
-
-fn parse_history(request: &HttpRequest) -> std::result::Result<HistoryParams, String> {
+/// The query of a `/history` request, its partition the device id.
+fn parse_history(request: &HttpRequest) -> std::result::Result<HistoryQuery, Rejection> {
     let unknown = request.unknown_query_params(&HISTORY_PARAMS);
     if !unknown.is_empty() {
-        return Err(format!(
+        return Err(bad_request(format!(
             "unknown parameter{} {}; /history takes device_id, from_ms, to_ms, limit and next",
             if unknown.len() > 1 { "s" } else { "" },
             unknown.join(", ")
-        ));
+        )));
     }
-    let device_id = single_param(request, "device_id")?.ok_or("device_id is required")?;
-    validate_device_id(&device_id).map_err(|e| e.to_string())?;
-    let from_ms = parse_ms(request, "from_ms")?;
-    let to_ms = parse_ms(request, "to_ms")?;
-    if let (Some(from), Some(to)) = (from_ms, to_ms) {
+    let device_id = request
+        .single_query_param("device_id")?
+        .ok_or_else(|| bad_request("device_id is required"))?;
+    validate_device_id(&device_id).map_err(|e| bad_request(e.to_string()))?;
+    let unix_time = "a Unix time in milliseconds";
+    let from = request.parsed_query_param("from_ms", unix_time, unix_ms)?;
+    let to = request.parsed_query_param("to_ms", unix_time, unix_ms)?;
+    if let (Some(from), Some(to)) = (from, to) {
         if from > to {
-            return Err(format!("from_ms ({from}) is after to_ms ({to})"));
+            let (from, to) = (from.timestamp_millis(), to.timestamp_millis());
+            return Err(bad_request(format!(
+                "from_ms ({from}) is after to_ms ({to})"
+            )));
         }
     }
-    let limit = match single_param(request, "limit")? {
-        None => DEFAULT_HISTORY_LIMIT,
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_HISTORY_LIMIT).contains(n))
-            .ok_or_else(|| {
-                format!("limit must be a whole number from 1 to {MAX_HISTORY_LIMIT}, got \"{raw}\"")
-            })?,
-    };
-    let token = match single_param(request, "next")? {
+    let limit = request
+        .parsed_query_param(
+            "limit",
+            &format!("a whole number from 1 to {MAX_HISTORY_LIMIT}"),
+            |raw| {
+                raw.parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_HISTORY_LIMIT).contains(n))
+            },
+        )?
+        .unwrap_or(DEFAULT_HISTORY_LIMIT);
+    let token = match request.single_query_param("next")? {
         Some(raw) if raw.is_empty() => {
-            return Err("next is empty; omit it for the first page".to_owned())
+            return Err(bad_request("next is empty; omit it for the first page"))
         }
         Some(raw) => Some(PageToken(raw)),
         None => None,
@@ -130,15 +121,14 @@ fn parse_history(request: &HttpRequest) -> std::result::Result<HistoryParams, St
         .order(Order::OldestFirst)
         .limit(limit)
         .after(token);
-    if let Some(from) = from_ms.and_then(DateTime::from_timestamp_millis) {
+    if let Some(from) = from {
         query = query.since(from);
     }
     // `to_ms` is inclusive: the store's upper bound is exclusive.
-    if let Some(until) = to_ms.and_then(|to| DateTime::from_timestamp_millis(to.saturating_add(1)))
-    {
+    if let Some(until) = to.and_then(|to| to.checked_add_signed(TimeDelta::milliseconds(1))) {
         query = query.until(until);
     }
-    Ok(HistoryParams { device_id, query })
+    Ok(query)
 }
 
 /// `GET /history?device_id=…&from_ms=…&to_ms=…&limit=…&next=…`: one page of a device's
@@ -146,8 +136,9 @@ fn parse_history(request: &HttpRequest) -> std::result::Result<HistoryParams, St
 /// (default 100); `next` continues after the page that returned it.
 pub(crate) async fn history(ctx: Ctx, request: HttpRequest) -> Result<Json<Value>> {
     require_dashboard_key(&ctx, &request)?;
-    let params = parse_history(&request).map_err(bad_request)?;
-    let page = match ctx.history().query(params.query).await {
+    let query = parse_history(&request)?;
+    let device_id = query.partition.clone();
+    let page = match ctx.history().query(query).await {
         Err(Error::InvalidToken { message }) => {
             let message = format!("next is not a token this API issued: {message}");
             return Err(bad_request(message).into());
@@ -156,7 +147,7 @@ pub(crate) async fn history(ctx: Ctx, request: HttpRequest) -> Result<Json<Value
     };
     let items: Vec<Value> = page.items.into_iter().map(|record| record.data).collect();
     Ok(Json(json!({
-        "device_id": params.device_id,
+        "device_id": device_id,
         "items": items,
         "next": page.next.map(|token| token.0),
     })))
