@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 
 use ::http::header::{HeaderValue, CONTENT_TYPE};
 use ::http::StatusCode;
@@ -43,6 +44,12 @@ pub type HttpResponse = ::http::Response<Payload>;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PathParams(pub BTreeMap<String, String>);
 
+/// The pattern of the HTTP route that matched (`/devices/{device_id}/history`), a
+/// request extension the router adds before the handler runs, as axum's `MatchedPath`
+/// (read it with [`HttpRequestExt::route_path`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchedPath(pub Arc<str>);
+
 /// A query string parameter given more than once where one value is expected
 /// ([`HttpRequestExt::single_query_param`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,13 +59,10 @@ pub struct RepeatedQueryParam {
     pub name: String,
 }
 
-/// The code of a refused query string ([`HttpRequestExt::parsed_query_param`]).
-const BAD_REQUEST: &str = "bad_request";
-
 /// The `bad_request` refusal (400) naming the parameter.
 impl From<RepeatedQueryParam> for Rejection {
     fn from(repeated: RepeatedQueryParam) -> Self {
-        Rejection::new(BAD_REQUEST).with_detail(repeated.to_string())
+        Rejection::bad_request(repeated.to_string())
     }
 }
 
@@ -147,10 +151,50 @@ pub trait HttpRequestExt {
         };
         match parse(&raw) {
             Some(value) => Ok(Some(value)),
-            None => Err(Rejection::new(BAD_REQUEST)
-                .with_detail(format!("{name} must be {expected}, got \"{raw}\""))),
+            None => Err(Rejection::bad_request(format!(
+                "{name} must be {expected}, got \"{raw}\""
+            ))),
         }
     }
+
+    /// Refuses a query string naming a parameter that is not `known`: a `bad_request`
+    /// [`Rejection`] naming every unknown one and what the path takes.
+    ///
+    /// ```
+    /// use wsgw_core::{HttpRequestExt, Payload};
+    ///
+    /// let request = wsgw_core::http::Request::get("/history?zoom=1&device_id=a&color=2")
+    ///     .body(Payload::default())
+    ///     .unwrap();
+    /// assert_eq!(request.only_query_params(&["device_id", "zoom", "color"]), Ok(()));
+    /// let refused = request.only_query_params(&["device_id", "from", "limit"]).unwrap_err();
+    /// assert_eq!(refused.code(), Some("bad_request"));
+    /// assert_eq!(
+    ///     refused.detail(),
+    ///     Some("unknown parameters color, zoom; /history takes device_id, from and limit")
+    /// );
+    /// ```
+    fn only_query_params(&self, known: &[&str]) -> std::result::Result<(), Rejection> {
+        let unknown = self.unknown_query_params(known);
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let takes = match known {
+            [] => "none".to_owned(),
+            [only] => (*only).to_owned(),
+            [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+        };
+        Err(Rejection::bad_request(format!(
+            "unknown parameter{} {}; {} takes {takes}",
+            if unknown.len() > 1 { "s" } else { "" },
+            unknown.join(", "),
+            self.route_path(),
+        )))
+    }
+
+    /// The pattern of the route that matched ([`MatchedPath`]), or the URI's path when
+    /// no router matched one.
+    fn route_path(&self) -> &str;
 
     /// The names in the query string that are not `known`, sorted, each once: what a
     /// route taking only those parameters refuses, naming them all at once.
@@ -201,6 +245,13 @@ pub trait HttpRequestExt {
 }
 
 impl<B> HttpRequestExt for ::http::Request<B> {
+    fn route_path(&self) -> &str {
+        match self.extensions().get::<MatchedPath>() {
+            Some(matched) => &matched.0,
+            None => self.uri().path(),
+        }
+    }
+
     fn path_param(&self, name: &str) -> Option<&str> {
         self.extensions()
             .get::<PathParams>()

@@ -193,7 +193,7 @@ pub mod conformance;
 
 pub use self::http_routes::{
     http_error, HttpHandler, HttpRequest, HttpRequestExt, HttpResponse, IntoHttpResponse,
-    PathParams, PathPattern, RepeatedQueryParam,
+    MatchedPath, PathParams, PathPattern, RepeatedQueryParam,
 };
 /// The [`http`](https://docs.rs/http) crate, whose request and response types the HTTP
 /// routes use ([`HttpRequest`], [`HttpResponse`]).

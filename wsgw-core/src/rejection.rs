@@ -80,6 +80,21 @@ impl Rejection {
         }
     }
 
+    /// `bad_request` with `detail`, status 400: a malformed HTTP request (a query
+    /// parameter given twice or of a value the route does not take, as
+    /// [`HttpRequestExt`](crate::HttpRequestExt) refuses them).
+    ///
+    /// ```
+    /// use wsgw_core::Rejection;
+    ///
+    /// let refused = Rejection::bad_request("device_id is required");
+    /// assert_eq!((refused.status(), refused.code()), (400, Some("bad_request")));
+    /// assert_eq!(refused.detail(), Some("device_id is required"));
+    /// ```
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Rejection::new("bad_request").with_detail(detail)
+    }
+
     /// A frame of any other shape (`{"type":"error","code":…,"message":…}`, …), status
     /// 400. A serialisation failure is a server-side [`Error`](crate::Error).
     ///

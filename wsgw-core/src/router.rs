@@ -17,7 +17,7 @@ use ::http::{Method, StatusCode};
 use crate::cors::Cors;
 use crate::http_answers::{HttpAnswers, ServerErrors};
 use crate::http_routes::{
-    http_error, HttpHandler, HttpRequest, HttpResponse, PathParams, PathPattern,
+    http_error, HttpHandler, HttpRequest, HttpResponse, MatchedPath, PathParams, PathPattern,
 };
 use crate::metrics::{Counter, Metrics, Observers};
 use crate::request::{CONNECT, DEFAULT, DISCONNECT};
@@ -208,6 +208,8 @@ struct HttpRoute<S> {
     label: Arc<str>,
     /// `OPTIONS pattern`, the label of the CORS preflights the router answers on it.
     preflight_label: Arc<str>,
+    /// The pattern as registered, the handler's [`MatchedPath`].
+    matched_path: Arc<str>,
     handler: Arc<dyn HttpHandler<S>>,
 }
 
@@ -218,6 +220,7 @@ impl<S> Clone for HttpRoute<S> {
             pattern: self.pattern.clone(),
             label: Arc::clone(&self.label),
             preflight_label: Arc::clone(&self.preflight_label),
+            matched_path: Arc::clone(&self.matched_path),
             handler: Arc::clone(&self.handler),
         }
     }
@@ -525,6 +528,7 @@ impl<S: Send + Sync + 'static> Router<S> {
         let route = HttpRoute {
             label: Arc::from(format!("{method} {pattern}")),
             preflight_label: Arc::from(format!("OPTIONS {pattern}")),
+            matched_path: Arc::from(pattern),
             method,
             pattern: PathPattern::parse(pattern),
             handler: Arc::new(handler),
@@ -737,6 +741,9 @@ impl<S: Send + Sync + 'static> Router<S> {
                 continue;
             }
             request.extensions_mut().insert(PathParams(captures));
+            request
+                .extensions_mut()
+                .insert(MatchedPath(Arc::clone(&route.matched_path)));
             let context = self.inner.context(
                 backends,
                 Some(Arc::clone(&route.label)),

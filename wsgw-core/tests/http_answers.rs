@@ -386,3 +386,48 @@ async fn a_query_parameter_read_with_question_mark_refuses_a_bad_or_repeated_val
         assert_eq!(json_body(&response), body, "{uri}");
     }
 }
+
+/// `/devices/{id}/readings?from=…&limit=…`: no other parameter; answers the route it
+/// matched.
+async fn readings(_ctx: Context, request: HttpRequest) -> wsgw_core::Result<Json<Value>> {
+    request.only_query_params(&["from", "limit"])?;
+    Ok(Json(json!({ "route": request.route_path() })))
+}
+
+#[tokio::test]
+async fn unknown_query_parameters_are_refused_naming_them_all_and_the_route_s_pattern() {
+    let router = Router::new()
+        .http("GET", "/devices/{id}/readings", readings)
+        .http(
+            "GET",
+            "/ping",
+            |_ctx: Context, request: HttpRequest| async move {
+                request.only_query_params(&[])?;
+                Ok(StatusCode::NO_CONTENT)
+            },
+        );
+    let fine = answer(&router, Method::GET, "/devices/7/readings/?limit=5").await;
+    assert_eq!(json_body(&fine), json!({"route": "/devices/{id}/readings"}));
+    for (uri, detail) in [
+        (
+            "/devices/7/readings?zoom=1&limit=2&color=3&zoom=4",
+            "unknown parameters color, zoom; /devices/{id}/readings takes from and limit",
+        ),
+        ("/ping?x=1&x=2", "unknown parameter x; /ping takes none"),
+    ] {
+        let refused = answer(&router, Method::GET, uri).await;
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(
+            json_body(&refused),
+            json!({"type": "error", "error": "bad_request", "detail": detail}),
+            "{uri}"
+        );
+    }
+    // Outside a router, the URI's path.
+    let bare = request(Method::GET, "/elsewhere?a=1", None);
+    assert_eq!(bare.route_path(), "/elsewhere");
+    assert_eq!(
+        bare.only_query_params(&["b"]).unwrap_err().detail(),
+        Some("unknown parameter a; /elsewhere takes b")
+    );
+}

@@ -62,10 +62,6 @@ fn require_dashboard_key(ctx: &Ctx, request: &HttpRequest) -> std::result::Resul
         })
 }
 
-fn bad_request(message: impl Into<String>) -> Rejection {
-    Rejection::new("bad_request").with_detail(message)
-}
-
 /// A `from_ms`/`to_ms` value: a Unix time in milliseconds.
 fn unix_ms(raw: &str) -> Option<DateTime<Utc>> {
     raw.parse::<u64>()
@@ -76,25 +72,18 @@ fn unix_ms(raw: &str) -> Option<DateTime<Utc>> {
 
 /// The query of a `/history` request, its partition the device id.
 fn parse_history(request: &HttpRequest) -> std::result::Result<HistoryQuery, Rejection> {
-    let unknown = request.unknown_query_params(&HISTORY_PARAMS);
-    if !unknown.is_empty() {
-        return Err(bad_request(format!(
-            "unknown parameter{} {}; /history takes device_id, from_ms, to_ms, limit and next",
-            if unknown.len() > 1 { "s" } else { "" },
-            unknown.join(", ")
-        )));
-    }
+    request.only_query_params(&HISTORY_PARAMS)?;
     let device_id = request
         .single_query_param("device_id")?
-        .ok_or_else(|| bad_request("device_id is required"))?;
-    validate_device_id(&device_id).map_err(|e| bad_request(e.to_string()))?;
+        .ok_or_else(|| Rejection::bad_request("device_id is required"))?;
+    validate_device_id(&device_id).map_err(|e| Rejection::bad_request(e.to_string()))?;
     let unix_time = "a Unix time in milliseconds";
     let from = request.parsed_query_param("from_ms", unix_time, unix_ms)?;
     let to = request.parsed_query_param("to_ms", unix_time, unix_ms)?;
     if let (Some(from), Some(to)) = (from, to) {
         if from > to {
             let (from, to) = (from.timestamp_millis(), to.timestamp_millis());
-            return Err(bad_request(format!(
+            return Err(Rejection::bad_request(format!(
                 "from_ms ({from}) is after to_ms ({to})"
             )));
         }
@@ -112,7 +101,9 @@ fn parse_history(request: &HttpRequest) -> std::result::Result<HistoryQuery, Rej
         .unwrap_or(DEFAULT_HISTORY_LIMIT);
     let token = match request.single_query_param("next")? {
         Some(raw) if raw.is_empty() => {
-            return Err(bad_request("next is empty; omit it for the first page"))
+            return Err(Rejection::bad_request(
+                "next is empty; omit it for the first page",
+            ))
         }
         Some(raw) => Some(PageToken(raw)),
         None => None,
@@ -141,7 +132,7 @@ pub(crate) async fn history(ctx: Ctx, request: HttpRequest) -> Result<Json<Value
     let page = match ctx.history().query(query).await {
         Err(Error::InvalidToken { message }) => {
             let message = format!("next is not a token this API issued: {message}");
-            return Err(bad_request(message).into());
+            return Err(Rejection::bad_request(message).into());
         }
         page => page?,
     };
@@ -159,7 +150,7 @@ pub(crate) async fn devices(ctx: Ctx, request: HttpRequest) -> Result<Json<Value
     require_dashboard_key(&ctx, &request)?;
     if let Some((name, _)) = request.query_pairs().first() {
         let message = format!("unknown parameter {name}; /devices takes none");
-        return Err(bad_request(message).into());
+        return Err(Rejection::bad_request(message).into());
     }
     let mut devices = std::collections::BTreeMap::new();
     let mut members = ctx.store().member_connections(keys::DEVICES_GROUP);
