@@ -640,7 +640,9 @@ impl<S: Send + Sync + 'static> Router<S> {
     /// Answers an HTTP route whose handler failed with a server-side [`Error`] as
     /// `errors` says (500, or 503 with `Retry-After` for a throttled backend), with the
     /// router's CORS and headers, instead of failing the invocation. The error is
-    /// logged and counted as a handler error either way; only its answer changes.
+    /// logged and counted as a handler error either way; only its answer changes. A
+    /// handler that panics or runs out of time is still the gateway's to answer (API
+    /// Gateway's `Internal server error`, `Endpoint request timed out`).
     ///
     /// ```
     /// # use std::sync::Arc;
@@ -697,9 +699,13 @@ impl<S: Send + Sync + 'static> Router<S> {
     }
 
     /// Handles a REST request on `backends`: the first route whose method and pattern
-    /// match runs; 404 when no pattern matches, 405 when only the method differs. A
-    /// handler's [`Rejection`] is answered with its status and frame as a JSON body;
-    /// other errors are returned for the gateway to answer 500.
+    /// match runs; 404 when no pattern matches, 405 when only the method differs (and,
+    /// with [`cors`](Self::cors), `OPTIONS` is the preflight). A handler's [`Rejection`]
+    /// is answered with its status and frame as a JSON body (in the
+    /// [error shape](Self::http_error_shape) if set); other errors are answered as
+    /// [`server_errors`](Self::server_errors) says, or returned for the gateway to answer
+    /// 500 when it is not set. Every answer gets the [CORS](Self::cors) and
+    /// [default](Self::http_header) headers.
     ///
     /// Reported to the metrics observers as [`Counter::HttpRequests`] under
     /// `METHOD pattern` (`(unmatched)` for 404 and 405), with the handler's latency and,
