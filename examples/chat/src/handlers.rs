@@ -8,7 +8,7 @@ use wsgw_core::{
     Rejection, Request, Result,
 };
 
-use crate::protocol::{self, ErrorCode, Outgoing, ACTIONS};
+use crate::protocol::{self, ChatMessage, ErrorCode, Outgoing, ACTIONS};
 use crate::state::{
     AuditEvent, ChatSession, ChatState, SessionRecord, StoredMessage, SESSIONS_PARTITION,
 };
@@ -294,13 +294,15 @@ pub(crate) async fn on_sendmessage(ctx: Ctx, request: Request) -> Result<()> {
     let sender = sender(&ctx, &id).await?;
     let received_at = request.request_time;
     let stored = StoredMessage {
-        message_id: time_ordered_id(received_at),
         connection_id: id.to_string(),
-        session_id: sender.session_id.clone(),
-        name: sender.name,
-        message: send.message,
-        timestamp: rfc3339_millis(received_at),
-        session_ids: send.session_ids.clone(),
+        sent: ChatMessage {
+            message_id: time_ordered_id(received_at),
+            session_id: sender.session_id.clone(),
+            name: sender.name,
+            message: send.message,
+            timestamp: rfc3339_millis(received_at),
+            session_ids: send.session_ids.clone(),
+        },
     };
     let data = serde_json::to_value(&stored)?;
     let partition = crate::MESSAGES_PARTITION;
@@ -308,7 +310,7 @@ pub(crate) async fn on_sendmessage(ctx: Ctx, request: Request) -> Result<()> {
         .retained_for(state.config().retention);
     ctx.history().append(record).await?;
 
-    let message = Outgoing::Message(stored.to_chat_message());
+    let message = Outgoing::Message(stored.sent.clone());
     let report = match &send.session_ids {
         None => ctx.broadcast(&message).to_group(ALL_GROUP).await?,
         // Every connection of these sessions, each once.
@@ -380,7 +382,7 @@ pub(crate) async fn on_history(ctx: Ctx, request: Request) -> Result<()> {
             let visible = match serde_json::from_value::<StoredMessage>(record.data) {
                 Ok(message) => message
                     .visible_to(&caller.session_id, id.as_str())
-                    .then(|| message.to_chat_message()),
+                    .then_some(message.sent),
                 Err(error) => {
                     tracing::warn!(record_id = %record.id, %error, "skipping an unreadable message record");
                     None

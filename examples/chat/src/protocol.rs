@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use strum::{Display, IntoStaticStr};
 use wsgw_core::input::{json_type, Unrouted};
 use wsgw_core::{Rejection, Request};
 
@@ -80,6 +81,8 @@ pub enum Outgoing {
 /// The `error` codes of [`Outgoing::Error`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(IntoStaticStr, Display)]
+#[strum(serialize_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorCode {
     /// The `action` names no route (or the frame is not a JSON object with an action).
@@ -110,19 +113,7 @@ pub enum ErrorCode {
 impl ErrorCode {
     /// The code as it appears on the wire (`message_too_large`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::UnknownAction => "unknown_action",
-            ErrorCode::InvalidJson => "invalid_json",
-            ErrorCode::MissingField => "missing_field",
-            ErrorCode::InvalidType => "invalid_type",
-            ErrorCode::EmptyMessage => "empty_message",
-            ErrorCode::MessageTooLarge => "message_too_large",
-            ErrorCode::InvalidSessionIds => "invalid_session_ids",
-            ErrorCode::InvalidLimit => "invalid_limit",
-            ErrorCode::InvalidSessionId => "invalid_session_id",
-            ErrorCode::InvalidName => "invalid_name",
-            ErrorCode::SessionMismatch => "session_mismatch",
-        }
+        self.into()
     }
 
     /// The client's input refused with this code: `{"type":"error","error":CODE,"detail":…}`
@@ -139,12 +130,6 @@ impl ErrorCode {
     /// ```
     pub fn reject(self, detail: impl Into<String>) -> Rejection {
         Rejection::new(self.as_str()).with_detail(detail)
-    }
-}
-
-impl std::fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use wsgw_core::connection_log::{append_event, ConnectionRecord};
 use wsgw_core::HistoryStore;
 
+use crate::ChatMessage;
+
 /// How long messages, session records and events are kept by default: 30 days.
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 
@@ -171,25 +173,24 @@ pub struct ChatSession {
 }
 
 /// A chat message as stored in the [`MESSAGES_PARTITION`], keyed by `(timestamp,
-/// message_id)`.
+/// message_id)`: the [`ChatMessage`] clients receive, and beside its fields in the same
+/// JSON object the sender's connection id, which clients are not sent. Its fields read
+/// through to the message's (`stored.message_id`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredMessage {
-    /// Unique id.
-    pub message_id: String,
     /// The sender's connection id.
     pub connection_id: String,
-    /// The sender's session.
-    pub session_id: String,
-    /// The sender's display name.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// The text.
-    pub message: String,
-    /// When it was received (RFC 3339 UTC).
-    pub timestamp: String,
-    /// The sessions it was addressed to; absent for messages to everyone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_ids: Option<Vec<String>>,
+    /// The message as clients receive it.
+    #[serde(flatten)]
+    pub sent: ChatMessage,
+}
+
+impl std::ops::Deref for StoredMessage {
+    type Target = ChatMessage;
+
+    fn deref(&self) -> &ChatMessage {
+        &self.sent
+    }
 }
 
 impl StoredMessage {
@@ -203,18 +204,6 @@ impl StoredMessage {
                     || self.session_id == session_id
                     || self.connection_id == connection_id
             }
-        }
-    }
-
-    /// The message as clients receive it (without the sender's connection id).
-    pub fn to_chat_message(&self) -> crate::ChatMessage {
-        crate::ChatMessage {
-            message_id: self.message_id.clone(),
-            session_id: self.session_id.clone(),
-            name: self.name.clone(),
-            message: self.message.clone(),
-            timestamp: self.timestamp.clone(),
-            session_ids: self.session_ids.clone(),
         }
     }
 }
