@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
-use serde_json::Value;
 use wsgw_core::{
     Connection, ConnectionId, Context, HistoryQuery, HistoryRecord, HistoryStoreExt, Order,
     Rejection, Request, Result,
@@ -14,6 +13,7 @@ use crate::state::{
 };
 use crate::{session_group, ALL_GROUP, NAME_ATTRIBUTE, SESSION_ID_ATTRIBUTE};
 use wsgw_core::ids::{rfc3339_millis, time_ordered_id};
+use wsgw_core::input::json_body;
 
 type Ctx = Context<ChatState>;
 
@@ -82,25 +82,6 @@ async fn refuse(
 ) -> wsgw_core::Error {
     log_refusal(ctx, request, action, &error, Utc::now()).await;
     error.into()
-}
-
-/// The body as JSON, or the `invalid_json` error.
-///
-/// A route was selected, so the body named an action; what fails here is JSON the chat
-/// cannot read (a number beyond a 64-bit float, nesting deeper than 128 levels), or a
-/// body the gateway routed itself: the detail says which.
-fn json_body(request: &Request) -> std::result::Result<Value, Rejection> {
-    let Some(text) = request.text() else {
-        return Err(ErrorCode::InvalidJson.reject(
-            "binary frames are not understood: send JSON text such as {\"action\":\"heartbeat\"}",
-        ));
-    };
-    serde_json::from_str(text).map_err(|error| {
-        ErrorCode::InvalidJson.reject(format!(
-                "the message is not JSON the chat can read ({error}; numbers must fit a 64-bit float, nesting 128 levels): send for example {{\"action\":\"heartbeat\"}}"
-            ),
-        )
-    })
 }
 
 /// With a token (auth on), the name the token gives: its `name` claim, else its
@@ -282,14 +263,16 @@ pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<()> {
 /// the connections of `session_ids`, then acks the sender), and logs the event.
 pub(crate) async fn on_sendmessage(ctx: Ctx, request: Request) -> Result<()> {
     let state = ctx.state();
-    let send =
-        match json_body(&request).and_then(|body| protocol::parse_send(&body, state.config())) {
-            Ok(send) => send,
-            Err(error) => {
-                let action = Some(protocol::SENDMESSAGE.to_owned());
-                return Err(refuse(&ctx, &request, action, error).await);
-            }
-        };
+    let send = match json_body(&request)
+        .map_err(protocol::invalid_json)
+        .and_then(|body| protocol::parse_send(&body, state.config()))
+    {
+        Ok(send) => send,
+        Err(error) => {
+            let action = Some(protocol::SENDMESSAGE.to_owned());
+            return Err(refuse(&ctx, &request, action, error).await);
+        }
+    };
     let id = request.connection_id.clone();
     let sender = sender(&ctx, &id).await?;
     let received_at = request.request_time;
@@ -362,7 +345,10 @@ pub(crate) async fn on_sendmessage(ctx: Ctx, request: Request) -> Result<()> {
 pub(crate) async fn on_history(ctx: Ctx, request: Request) -> Result<()> {
     let state = ctx.state();
     let config = state.config();
-    let wanted = match json_body(&request).and_then(|body| protocol::parse_history(&body, config)) {
+    let wanted = match json_body(&request)
+        .map_err(protocol::invalid_json)
+        .and_then(|body| protocol::parse_history(&body, config))
+    {
         Ok(wanted) => wanted.limit,
         Err(error) => {
             let action = Some(protocol::HISTORY.to_owned());

@@ -1,13 +1,13 @@
 //! The wire protocol: what clients send, what they receive, and how input is checked.
 //!
-//! Everything a client sends is outside input: it is parsed from a [`serde_json::Value`]
-//! by hand so that each mistake gets its own error code and a detail that says how to fix
-//! it, and nothing here panics whatever the input.
+//! Everything a client sends is outside input: its fields are read one by one
+//! ([`JsonObject`]) so that each mistake gets its own error code and a detail that says
+//! how to fix it, and nothing here panics whatever the input.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use strum::{Display, IntoStaticStr};
-use wsgw_core::input::{json_type, Unrouted};
+use wsgw_core::input::{json_type, BodyError, FieldError, JsonObject, Unrouted};
 use wsgw_core::{Rejection, Request};
 
 use crate::ChatConfig;
@@ -150,14 +150,18 @@ pub struct HistoryRequest {
     pub limit: usize,
 }
 
-fn as_object(body: &Value) -> Result<&serde_json::Map<String, Value>, Rejection> {
-    body.as_object().ok_or_else(|| {
-        ErrorCode::InvalidJson.reject(format!(
-                "the message must be a JSON object such as {{\"action\":\"{SENDMESSAGE}\",\"message\":\"hi\"}}, got {}",
-                json_type(body)
-            ),
-        )
-    })
+/// A body that is not a JSON object the chat can read: `invalid_json`, its detail saying
+/// why ([`BodyError`]) and what to send.
+pub fn invalid_json(error: BodyError) -> Rejection {
+    ErrorCode::InvalidJson.reject(format!(
+        "{error}: send for example {{\"action\":\"{SENDMESSAGE}\",\"message\":\"hi\"}}"
+    ))
+}
+
+/// The rejection of a field the client got wrong: `code`, with the field's error as
+/// detail.
+fn invalid(code: ErrorCode) -> impl Fn(FieldError) -> Rejection {
+    move |error| code.reject(error.to_string())
 }
 
 /// Checks a session id (from the connect URL or a `session_ids` entry): 1 to
@@ -265,21 +269,13 @@ pub fn session_from_query(
 /// assert_eq!(error.code(), Some(ErrorCode::EmptyMessage.as_str()));
 /// ```
 pub fn parse_send(body: &Value, config: &ChatConfig) -> Result<SendMessage, Rejection> {
-    let object = as_object(body)?;
-    let message = match object.get("message") {
-        None => {
-            return Err(ErrorCode::MissingField.reject(
-                "`message` is missing: send {\"action\":\"sendmessage\",\"message\":\"hi\"}",
-            ))
-        }
-        Some(Value::String(message)) => message,
-        Some(other) => {
-            return Err(ErrorCode::InvalidType.reject(format!(
-                "`message` must be a string, got {}",
-                json_type(other)
-            )))
-        }
-    };
+    let object = JsonObject::new(body).map_err(invalid_json)?;
+    let message: &str = object.required("message").map_err(|error| match error {
+        FieldError::Missing { .. } => ErrorCode::MissingField.reject(format!(
+            "{error}: send {{\"action\":\"{SENDMESSAGE}\",\"message\":\"hi\"}}"
+        )),
+        _ => invalid(ErrorCode::InvalidType)(error),
+    })?;
     if message.trim().is_empty() {
         return Err(ErrorCode::EmptyMessage.reject("`message` is empty: write some text"));
     }
@@ -290,24 +286,21 @@ pub fn parse_send(body: &Value, config: &ChatConfig) -> Result<SendMessage, Reje
             config.max_message_bytes
         )));
     }
-    let session_ids = match object.get("session_ids") {
-        None | Some(Value::Null) => None,
-        Some(value) => Some(parse_session_ids(value, config)?),
-    };
+    let session_ids = object
+        .optional("session_ids")
+        .map_err(invalid(ErrorCode::InvalidSessionIds))?;
     Ok(SendMessage {
-        message: message.clone(),
-        session_ids,
+        message: message.to_owned(),
+        session_ids: session_ids
+            .map(|ids| check_session_ids(ids, config))
+            .transpose()?,
     })
 }
 
-fn parse_session_ids(value: &Value, config: &ChatConfig) -> Result<Vec<String>, Rejection> {
+/// The sessions a message is addressed to, each once in the order given: at least one,
+/// at most `config.max_session_ids`, each a valid session id.
+fn check_session_ids(entries: Vec<&str>, config: &ChatConfig) -> Result<Vec<String>, Rejection> {
     let invalid = |detail: String| ErrorCode::InvalidSessionIds.reject(detail);
-    let Value::Array(entries) = value else {
-        return Err(invalid(format!(
-            "`session_ids` must be an array of session id strings such as [\"s1\",\"s2\"], got {}",
-            json_type(value)
-        )));
-    };
     if entries.is_empty() {
         return Err(invalid(
             "`session_ids` is empty: name at least one session, or leave `session_ids` out to send to everyone"
@@ -322,18 +315,12 @@ fn parse_session_ids(value: &Value, config: &ChatConfig) -> Result<Vec<String>, 
         )));
     }
     let mut ids: Vec<String> = Vec::with_capacity(entries.len());
-    for (index, entry) in entries.iter().enumerate() {
-        let Value::String(id) = entry else {
-            return Err(invalid(format!(
-                "`session_ids[{index}]` must be a string, got {}",
-                json_type(entry)
-            )));
-        };
+    for (index, id) in entries.into_iter().enumerate() {
         if let Err(problem) = check_session_id(id, config) {
             return Err(invalid(format!("`session_ids[{index}]`: {problem}")));
         }
-        if !ids.contains(id) {
-            ids.push(id.clone());
+        if !ids.iter().any(|known| known == id) {
+            ids.push(id.to_owned());
         }
     }
     Ok(ids)
@@ -352,26 +339,13 @@ fn parse_session_ids(value: &Value, config: &ChatConfig) -> Result<Vec<String>, 
 /// assert_eq!(parse_history(&json!({"action": "history", "limit": 201}), &config).unwrap_err().code(), Some(ErrorCode::InvalidLimit.as_str()));
 /// ```
 pub fn parse_history(body: &Value, config: &ChatConfig) -> Result<HistoryRequest, Rejection> {
-    let object = as_object(body)?;
-    let range = format!("a whole number from 1 to {}", config.max_history);
-    let limit = match object.get("limit") {
-        None | Some(Value::Null) => config.default_history,
-        Some(Value::Number(number)) => match number
-            .as_u64()
-            .and_then(|limit| usize::try_from(limit).ok())
-        {
-            Some(limit) if (1..=config.max_history).contains(&limit) => limit,
-            _ => {
-                return Err(ErrorCode::InvalidLimit
-                    .reject(format!("`limit` must be {range}, got {number}")))
-            }
-        },
-        Some(other) => {
-            return Err(ErrorCode::InvalidLimit
-                .reject(format!("`limit` must be {range}, got {}", json_type(other))))
-        }
-    };
-    Ok(HistoryRequest { limit })
+    let limit = JsonObject::new(body)
+        .map_err(invalid_json)?
+        .optional_in("limit", 1..=config.max_history)
+        .map_err(invalid(ErrorCode::InvalidLimit))?;
+    Ok(HistoryRequest {
+        limit: limit.unwrap_or(config.default_history),
+    })
 }
 
 /// Why a message went to `$default`, for the `detail` of `unknown_action`, and the
