@@ -1,10 +1,10 @@
 //! The route handlers.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
 use wsgw_core::{
-    Connection, ConnectionId, Context, HistoryQuery, HistoryRecord, HistoryStoreExt, Order,
-    Rejection, Request, Result,
+    Connection, ConnectionId, Context, EventType, HistoryQuery, HistoryRecord, HistoryStoreExt,
+    Order, Rejection, Request, Result, DEFAULT,
 };
 
 use crate::protocol::{self, ChatMessage, ErrorCode, Outgoing, ACTIONS};
@@ -42,46 +42,26 @@ async fn sender(ctx: &Ctx, id: &ConnectionId) -> Result<Sender> {
     })
 }
 
-/// Records a refused request in the audit log, at `at` (the caller is answered by the
-/// rejection its handler returns).
-async fn log_refusal(
-    ctx: &Ctx,
-    request: &Request,
-    action: Option<String>,
-    error: &Rejection,
-    at: DateTime<Utc>,
-) {
-    let code = error.code().unwrap_or_default();
-    let detail = error.detail().unwrap_or_default();
-    tracing::info!(
-        connection_id = %request.connection_id,
-        route = %request.route_key,
-        code,
-        detail,
-        "request refused"
-    );
+/// Records every refused request in the audit log (the router answers the caller with
+/// the rejection, `{"type":"error",…}` ([`Outgoing::Error`]), and logs it): a refused
+/// `$connect` at its connect time, the action the client named when there was one.
+pub(crate) async fn on_rejection(ctx: Ctx, request: Request, error: Rejection) {
+    let (action, at) = match request.event_type {
+        EventType::Connect => (None, request.connected_at.unwrap_or(request.request_time)),
+        _ if request.route_key == DEFAULT => {
+            (protocol::unknown_action_detail(&request).1, Utc::now())
+        }
+        _ => (Some(request.route_key.clone()), Utc::now()),
+    };
     let event = AuditEvent::Error {
         connection_id: request.connection_id.to_string(),
-        route: request.route_key.clone(),
+        route: request.route_key,
         action,
-        error: code.to_owned(),
-        detail: detail.to_owned(),
+        error: error.code().unwrap_or_default().to_owned(),
+        detail: error.detail().unwrap_or_default().to_owned(),
         timestamp: rfc3339_millis(at),
     };
     ctx.state().log_event(ctx.history(), at, event).await;
-}
-
-/// Refuses a request: records it in the audit log and returns the rejection the caller
-/// is answered with, `{"type":"error",…}` ([`Outgoing::Error`]); the connection stays
-/// open.
-async fn refuse(
-    ctx: &Ctx,
-    request: &Request,
-    action: Option<String>,
-    error: Rejection,
-) -> wsgw_core::Error {
-    log_refusal(ctx, request, action, &error, Utc::now()).await;
-    error.into()
 }
 
 /// With a token (auth on), the name the token gives: its `name` claim, else its
@@ -121,19 +101,11 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<()> {
         )
         .map(|name| (session_id, name))
     });
-    let (session_id, name) = match checked {
-        Ok(checked) => checked,
-        Err(error) => {
-            log_refusal(&ctx, &request, None, &error, connected_at).await;
-            // Another principal's session is forbidden; anything else is bad input.
-            let status = if error.code() == Some(ErrorCode::SessionMismatch.as_str()) {
-                403
-            } else {
-                400
-            };
-            return Err(error.with_status(status).into());
-        }
-    };
+    let (session_id, name) = checked.map_err(|error| {
+        // Another principal's session is forbidden; anything else is bad input.
+        let forbidden = error.code() == Some(ErrorCode::SessionMismatch.as_str());
+        error.with_status(if forbidden { 403 } else { 400 })
+    })?;
 
     let mut connection = Connection::from_request(&request)
         .with_connected_at(connected_at)
@@ -263,16 +235,8 @@ pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<()> {
 /// the connections of `session_ids`, then acks the sender), and logs the event.
 pub(crate) async fn on_sendmessage(ctx: Ctx, request: Request) -> Result<()> {
     let state = ctx.state();
-    let send = match json_body(&request)
-        .map_err(protocol::invalid_json)
-        .and_then(|body| protocol::parse_send(&body, state.config()))
-    {
-        Ok(send) => send,
-        Err(error) => {
-            let action = Some(protocol::SENDMESSAGE.to_owned());
-            return Err(refuse(&ctx, &request, action, error).await);
-        }
-    };
+    let body = json_body(&request).map_err(protocol::invalid_json)?;
+    let send = protocol::parse_send(&body, state.config())?;
     let id = request.connection_id.clone();
     let sender = sender(&ctx, &id).await?;
     let received_at = request.request_time;
@@ -345,16 +309,8 @@ pub(crate) async fn on_sendmessage(ctx: Ctx, request: Request) -> Result<()> {
 pub(crate) async fn on_history(ctx: Ctx, request: Request) -> Result<()> {
     let state = ctx.state();
     let config = state.config();
-    let wanted = match json_body(&request)
-        .map_err(protocol::invalid_json)
-        .and_then(|body| protocol::parse_history(&body, config))
-    {
-        Ok(wanted) => wanted.limit,
-        Err(error) => {
-            let action = Some(protocol::HISTORY.to_owned());
-            return Err(refuse(&ctx, &request, action, error).await);
-        }
-    };
+    let body = json_body(&request).map_err(protocol::invalid_json)?;
+    let wanted = protocol::parse_history(&body, config)?.limit;
     let id = request.connection_id.clone();
     let caller = sender(&ctx, &id).await?;
     let newest = HistoryQuery::new(crate::MESSAGES_PARTITION)
@@ -389,10 +345,10 @@ pub(crate) async fn on_heartbeat(ctx: Ctx, _request: Request) -> Result<()> {
 }
 
 /// `$default`: unknown actions, messages without an action, non-JSON and binary frames.
-pub(crate) async fn on_default(ctx: Ctx, request: Request) -> Result<()> {
-    let (detail, action) = protocol::unknown_action_detail(&request);
+pub(crate) async fn on_default(_ctx: Ctx, request: Request) -> Result<()> {
+    let (detail, _) = protocol::unknown_action_detail(&request);
     let error = ErrorCode::UnknownAction
         .reject(detail)
         .with_field("available", ACTIONS.to_vec());
-    Err(refuse(&ctx, &request, action, error).await)
+    Err(error.into())
 }

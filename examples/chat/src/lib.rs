@@ -127,4 +127,5 @@ pub fn router(state: ChatState) -> Router<ChatState> {
         .route(HISTORY, handlers::on_history)
         .route(HEARTBEAT, handlers::on_heartbeat)
         .on_default(handlers::on_default)
+        .on_rejection(handlers::on_rejection)
 }
