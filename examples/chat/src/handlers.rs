@@ -11,35 +11,24 @@ use crate::protocol::{self, ChatMessage, ErrorCode, Outgoing, ACTIONS};
 use crate::state::{
     AuditEvent, ChatSession, ChatState, SessionRecord, StoredMessage, SESSIONS_PARTITION,
 };
-use crate::{session_group, ALL_GROUP, NAME_ATTRIBUTE, SESSION_ID_ATTRIBUTE};
+use crate::{session_group, ALL_GROUP};
 use wsgw_core::ids::{rfc3339_millis, time_ordered_id};
 use wsgw_core::input::json_body;
 
 type Ctx = Context<ChatState>;
 
-/// Who sent a request: its session and name as stored on `$connect`.
-struct Sender {
-    session_id: String,
-    name: Option<String>,
-}
-
-/// The caller's session and name from the store. A connection missing from the store
-/// (its record expired, or it was pruned while a message was in flight) still gets an
-/// answer: its session is taken to be its connection id.
-async fn sender(ctx: &Ctx, id: &ConnectionId) -> Result<Sender> {
-    let Some(stored) = ctx.store().get(id).await? else {
-        tracing::warn!(connection_id = %id, "sender is not in the connection store");
-        return Ok(Sender {
-            session_id: id.as_str().to_owned(),
-            name: None,
-        });
-    };
-    Ok(Sender {
-        session_id: stored
-            .attribute(SESSION_ID_ATTRIBUTE)?
-            .unwrap_or_else(|| id.as_str().to_owned()),
-        name: stored.attribute(NAME_ATTRIBUTE)?,
-    })
+/// The caller's session and name, its connection's attributes since `$connect`. A
+/// connection missing from the store (its record expired, or it was pruned while a
+/// message was in flight) still gets an answer: its session is taken to be its
+/// connection id.
+async fn sender(ctx: &Ctx, id: &ConnectionId) -> Result<ChatSession> {
+    match ctx.store().get(id).await? {
+        Some(stored) => stored.attributes_as(),
+        None => {
+            tracing::warn!(connection_id = %id, "sender is not in the connection store");
+            Ok(ChatSession::unnamed(id))
+        }
+    }
 }
 
 /// Records every refused request in the audit log (the router answers the caller with
@@ -95,33 +84,23 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<()> {
         }
     };
     let checked = session_id.and_then(|session_id| {
-        protocol::check_name(
-            signed_in_name(&request).or(request.query_param("name")),
-            config,
-        )
-        .map(|name| (session_id, name))
+        let name = signed_in_name(&request).or(request.query_param("name"));
+        let name = protocol::check_name(name, config)?;
+        Ok(ChatSession { session_id, name })
     });
-    let (session_id, name) = checked.map_err(|error| {
+    let session = checked.map_err(|error| {
         // Another principal's session is forbidden; anything else is bad input.
         let forbidden = error.code() == Some(ErrorCode::SessionMismatch.as_str());
         error.with_status(if forbidden { 403 } else { 400 })
     })?;
 
-    let mut connection = Connection::from_request(&request)
-        .with_connected_at(connected_at)
+    let connection = Connection::from_request(&request)
         .with_group(ALL_GROUP)
-        .with_group(session_group(&session_id))
-        .with_attribute(SESSION_ID_ATTRIBUTE, session_id.clone());
-    if let Some(name) = &name {
-        connection = connection.with_attribute(NAME_ATTRIBUTE, name.clone());
-    }
+        .with_group(session_group(&session.session_id))
+        .with_attributes(&session)?;
     ctx.store().put(connection).await?;
 
-    let session = ChatSession {
-        session_id: session_id.clone(),
-        name: name.clone(),
-    };
-    let stored = SessionRecord::opened(&request, connected_at, session)
+    let stored = SessionRecord::opened(&request, connected_at, session.clone())
         .store(ctx.history(), SESSIONS_PARTITION, config.retention)
         .await;
     if let Err(error) = stored {
@@ -132,6 +111,7 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<()> {
         }
         return Err(error);
     }
+    let ChatSession { session_id, name } = session;
     state
         .log_event(
             ctx.history(),
@@ -159,55 +139,25 @@ pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<()> {
     // The connection may already be gone from the store (pruned by a broadcast, or
     // expired): the event's own `connectedAt` still finds its session record.
     let removed = ctx.store().delete(&id).await;
-    let stored = match &removed {
-        Ok(stored) => stored.clone(),
-        Err(error) => {
-            tracing::error!(connection_id = %id, %error, "could not remove the connection");
-            None
-        }
-    };
-    let connected_at = stored
-        .as_ref()
-        .map(|connection| connection.connected_at)
-        .or(request.connected_at);
-    let attribute = |name: &str| -> Option<String> {
-        stored
-            .as_ref()
-            .and_then(|connection| connection.attribute(name).ok().flatten())
-    };
-    let mut session_id = attribute(SESSION_ID_ATTRIBUTE);
-    let mut duration_seconds = None;
-    match connected_at {
-        Some(connected_at) => {
-            let retention = state.config().retention;
-            let history = ctx.history();
-            let record = SessionRecord::close(
-                history,
-                SESSIONS_PARTITION,
-                &request,
-                connected_at,
-                retention,
-                || {
-                    let session = ChatSession {
-                        session_id: session_id.clone().unwrap_or_else(|| id.to_string()),
-                        name: attribute(NAME_ATTRIBUTE),
-                    };
-                    let mut record = SessionRecord::new(id.as_str(), connected_at, session);
-                    record.source_ip = stored
-                        .as_ref()
-                        .and_then(|connection| connection.source_ip.clone())
-                        .or_else(|| request.source_ip.clone());
-                    record
-                },
-            )
-            .await?;
-            duration_seconds = record.duration_seconds;
-            session_id = Some(record.app.session_id);
-        }
-        None => {
-            tracing::warn!(connection_id = %id, "connect time unknown: session record not completed")
-        }
+    if let Err(error) = &removed {
+        tracing::error!(connection_id = %id, %error, "could not remove the connection");
     }
+    let stored = removed.as_ref().ok().and_then(Option::as_ref);
+    let known = stored.and_then(|connection| connection.attributes_as::<ChatSession>().ok());
+    let record = SessionRecord::close_connection(
+        ctx.history(),
+        SESSIONS_PARTITION,
+        &request,
+        stored,
+        state.config().retention,
+        || known.clone().unwrap_or_else(|| ChatSession::unnamed(&id)),
+    )
+    .await?;
+    let session_id = match &record {
+        Some(record) => Some(record.app.session_id.clone()),
+        None => known.map(|session| session.session_id),
+    };
+    let duration_seconds = record.and_then(|record| record.duration_seconds);
     state
         .log_event(
             ctx.history(),
@@ -244,7 +194,7 @@ pub(crate) async fn on_sendmessage(ctx: Ctx, request: Request) -> Result<()> {
         connection_id: id.to_string(),
         sent: ChatMessage {
             message_id: time_ordered_id(received_at),
-            session_id: sender.session_id.clone(),
+            session_id: sender.session_id,
             name: sender.name,
             message: send.message,
             timestamp: rfc3339_millis(received_at),

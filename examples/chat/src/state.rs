@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use wsgw_core::connection_log::{append_event, ConnectionRecord};
-use wsgw_core::HistoryStore;
+use wsgw_core::{ConnectionId, HistoryStore};
 
 use crate::ChatMessage;
 
@@ -162,7 +162,8 @@ impl ChatState {
 /// [`ConnectionRecord`]), with the chat's [`ChatSession`] fields.
 pub type SessionRecord = ConnectionRecord<ChatSession>;
 
-/// What the chat adds to a connection's [`SessionRecord`].
+/// Who a connection is: what the chat adds to its [`SessionRecord`], and its attributes
+/// in the connection store (`session_id`, and `name` when it gave one).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatSession {
     /// Its session (the `session_id` it connected with, or its connection id).
@@ -170,6 +171,16 @@ pub struct ChatSession {
     /// The display name it connected with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+impl ChatSession {
+    /// The session of a connection nothing is known of: its own, without a name.
+    pub(crate) fn unnamed(id: &ConnectionId) -> Self {
+        ChatSession {
+            session_id: id.to_string(),
+            name: None,
+        }
+    }
 }
 
 /// A chat message as stored in the [`MESSAGES_PARTITION`], keyed by `(timestamp,
