@@ -350,16 +350,8 @@ impl<T: DeserializeOwned> ConnectionRecord<T> {
         id: &ConnectionId,
         connected_at: DateTime<Utc>,
     ) -> crate::Result<Option<Self>> {
-        let Some(record) = history.find(partition, connected_at, id.as_str()).await? else {
-            return Ok(None);
-        };
-        match serde_json::from_value(record.data) {
-            Ok(record) => Ok(Some(record)),
-            Err(error) => {
-                tracing::warn!(connection_id = %id, partition, %error, "unreadable connection record");
-                Ok(None)
-            }
-        }
+        let found = history.find(partition, connected_at, id.as_str()).await?;
+        Ok(found.and_then(HistoryRecord::data_as))
     }
 }
 

@@ -3,8 +3,8 @@
 //! object's fields taken one by one as the types a protocol wants ([`json_body`],
 //! [`JsonObject`]), each mistake a [`BodyError`] or a [`FieldError`] naming the field.
 //!
-//! The SDK classifies; the wording of the error frame stays the application's, since it
-//! is part of its protocol.
+//! The SDK classifies, and its errors' `Display` is a plain detail an app may send; the
+//! error codes and the frame stay the application's, since they are its protocol.
 
 use std::fmt::Display;
 use std::ops::RangeInclusive;

@@ -75,13 +75,10 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<()> {
     let id = request.connection_id.clone();
     let connected_at = request.connected_at.unwrap_or(request.request_time);
     // With auth on, the session is the principal's: nobody connects into another's.
+    let requested = request.query_param("session_id");
     let session_id = match wsgw_core::auth::Principal::of(&request) {
-        Some(principal) => {
-            protocol::session_of_principal(request.query_param("session_id"), &principal.id, config)
-        }
-        None => {
-            protocol::session_from_query(request.query_param("session_id"), id.as_str(), config)
-        }
+        Some(principal) => protocol::session_of_principal(requested, &principal.id, config),
+        None => protocol::session_from_query(requested, id.as_str(), config),
     };
     let checked = session_id.and_then(|session_id| {
         let name = signed_in_name(&request).or(request.query_param("name"));
@@ -112,19 +109,14 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<()> {
         return Err(error);
     }
     let ChatSession { session_id, name } = session;
-    state
-        .log_event(
-            ctx.history(),
-            connected_at,
-            AuditEvent::Connect {
-                connection_id: id.to_string(),
-                session_id: session_id.clone(),
-                name,
-                source_ip: request.source_ip.clone(),
-                timestamp: rfc3339_millis(connected_at),
-            },
-        )
-        .await;
+    let event = AuditEvent::Connect {
+        connection_id: id.to_string(),
+        session_id: session_id.clone(),
+        name,
+        source_ip: request.source_ip.clone(),
+        timestamp: rfc3339_millis(connected_at),
+    };
+    state.log_event(ctx.history(), connected_at, event).await;
     tracing::info!(connection_id = %id, %session_id, "joined the session");
     Ok(())
 }
@@ -158,19 +150,14 @@ pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<()> {
         None => known.map(|session| session.session_id),
     };
     let duration_seconds = record.and_then(|record| record.duration_seconds);
-    state
-        .log_event(
-            ctx.history(),
-            disconnected_at,
-            AuditEvent::Disconnect {
-                connection_id: id.to_string(),
-                session_id: session_id.clone(),
-                duration_seconds,
-                close_code,
-                timestamp: rfc3339_millis(disconnected_at),
-            },
-        )
-        .await;
+    let event = AuditEvent::Disconnect {
+        connection_id: id.to_string(),
+        session_id: session_id.clone(),
+        duration_seconds,
+        close_code,
+        timestamp: rfc3339_millis(disconnected_at),
+    };
+    state.log_event(ctx.history(), disconnected_at, event).await;
     tracing::info!(
         connection_id = %id,
         session_id = session_id.as_deref().unwrap_or("unknown"),
@@ -232,22 +219,17 @@ pub(crate) async fn on_sendmessage(ctx: Ctx, request: Request) -> Result<()> {
         };
         ctx.reply(&ack).await?;
     }
-    state
-        .log_event(
-            ctx.history(),
-            received_at,
-            AuditEvent::Message {
-                connection_id: id.to_string(),
-                session_id: stored.session_id.clone(),
-                message_id: stored.message_id.clone(),
-                session_ids: send.session_ids,
-                delivered: report.delivered.len(),
-                pruned: report.pruned.len(),
-                failed: report.failed.len(),
-                timestamp: stored.timestamp.clone(),
-            },
-        )
-        .await;
+    let event = AuditEvent::Message {
+        connection_id: id.to_string(),
+        session_id: stored.session_id.clone(),
+        message_id: stored.message_id.clone(),
+        session_ids: send.session_ids,
+        delivered: report.delivered.len(),
+        pruned: report.pruned.len(),
+        failed: report.failed.len(),
+        timestamp: stored.timestamp.clone(),
+    };
+    state.log_event(ctx.history(), received_at, event).await;
     Ok(())
 }
 
@@ -257,8 +239,7 @@ pub(crate) async fn on_sendmessage(ctx: Ctx, request: Request) -> Result<()> {
 /// [`ChatConfig::history_scan_limit`](crate::ChatConfig::history_scan_limit) stored
 /// messages are read per request, so its cost stays bounded.
 pub(crate) async fn on_history(ctx: Ctx, request: Request) -> Result<()> {
-    let state = ctx.state();
-    let config = state.config();
+    let config = ctx.state().config();
     let body = json_body(&request).map_err(protocol::invalid_json)?;
     let wanted = protocol::parse_history(&body, config)?.limit;
     let id = request.connection_id.clone();
@@ -271,15 +252,10 @@ pub(crate) async fn on_history(ctx: Ctx, request: Request) -> Result<()> {
         .records(newest)
         .take(config.history_scan_limit)
         .try_filter_map(|record| {
-            let visible = match serde_json::from_value::<StoredMessage>(record.data) {
-                Ok(message) => message
-                    .visible_to(&caller.session_id, id.as_str())
-                    .then_some(message.sent),
-                Err(error) => {
-                    tracing::warn!(record_id = %record.id, %error, "skipping an unreadable message record");
-                    None
-                }
-            };
+            let visible = record
+                .data_as::<StoredMessage>()
+                .filter(|message| message.visible_to(&caller.session_id, id.as_str()))
+                .map(|message| message.sent);
             std::future::ready(Ok(visible))
         })
         .take(wanted)

@@ -243,15 +243,12 @@ pub fn session_from_query(
     connection_id: &str,
     config: &ChatConfig,
 ) -> Result<String, Rejection> {
-    match session_id.filter(|id| !id.is_empty()) {
-        None => Ok(connection_id.to_owned()),
-        Some(id) => match check_session_id(id, config) {
-            Ok(()) => Ok(id.to_owned()),
-            Err(problem) => {
-                Err(ErrorCode::InvalidSessionId.reject(format!("`session_id`: {problem}")))
-            }
-        },
-    }
+    let Some(id) = session_id.filter(|id| !id.is_empty()) else {
+        return Ok(connection_id.to_owned());
+    };
+    check_session_id(id, config)
+        .map(|()| id.to_owned())
+        .map_err(|problem| ErrorCode::InvalidSessionId.reject(format!("`session_id`: {problem}")))
 }
 
 /// Parses and checks a `sendmessage` body.
