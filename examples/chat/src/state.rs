@@ -187,6 +187,23 @@ impl ChatSession {
 /// message_id)`: the [`ChatMessage`] clients receive, and beside its fields in the same
 /// JSON object the sender's connection id, which clients are not sent. Its fields read
 /// through to the message's (`stored.message_id`).
+///
+/// ```
+/// use chat::StoredMessage;
+/// use serde_json::json;
+///
+/// // A record as every version wrote it (one without a name may lack `name`).
+/// let record = json!({"message_id": "1-a", "connection_id": "c1", "session_id": "s1",
+///     "message": "hi", "timestamp": "2026-11-22T09:15:02.113Z", "session_ids": ["s2"]});
+/// let stored: StoredMessage = serde_json::from_value(record.clone())?;
+/// assert_eq!((stored.connection_id.as_str(), stored.message.as_str()), ("c1", "hi"));
+/// assert_eq!(stored.name, None);
+/// let mut written = serde_json::to_value(&stored)?;
+/// assert_eq!(written["name"], json!(null));
+/// written.as_object_mut().unwrap().remove("name");
+/// assert_eq!(written, record, "the same fields, in one object");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredMessage {
     /// The sender's connection id.
