@@ -294,14 +294,23 @@ pub trait FromField<'a>: Sized {
     fn from_field(field: &str, value: &'a Value) -> Result<Self, FieldError>;
 }
 
-impl<'a> FromField<'a> for &'a str {
-    const EXPECTED: &'static str = "a string";
+/// Scalars: the JSON type read by `serde_json`'s accessor, anything else the wrong type.
+macro_rules! scalar_fields {
+    ($($scalar:ty: $expected:literal, $read:path;)*) => {$(
+        impl<'a> FromField<'a> for $scalar {
+            const EXPECTED: &'static str = $expected;
 
-    fn from_field(field: &str, value: &'a Value) -> Result<Self, FieldError> {
-        value
-            .as_str()
-            .ok_or_else(|| FieldError::wrong_type::<Self>(field, value))
-    }
+            fn from_field(field: &str, value: &'a Value) -> Result<Self, FieldError> {
+                $read(value).ok_or_else(|| FieldError::wrong_type::<Self>(field, value))
+            }
+        }
+    )*};
+}
+
+scalar_fields! {
+    &'a str: "a string", Value::as_str;
+    bool: "a boolean", Value::as_bool;
+    f64: "a number", Value::as_f64;
 }
 
 impl<'a> FromField<'a> for String {
@@ -309,26 +318,6 @@ impl<'a> FromField<'a> for String {
 
     fn from_field(field: &str, value: &'a Value) -> Result<Self, FieldError> {
         <&str>::from_field(field, value).map(str::to_owned)
-    }
-}
-
-impl<'a> FromField<'a> for bool {
-    const EXPECTED: &'static str = "a boolean";
-
-    fn from_field(field: &str, value: &'a Value) -> Result<Self, FieldError> {
-        value
-            .as_bool()
-            .ok_or_else(|| FieldError::wrong_type::<Self>(field, value))
-    }
-}
-
-impl<'a> FromField<'a> for f64 {
-    const EXPECTED: &'static str = "a number";
-
-    fn from_field(field: &str, value: &'a Value) -> Result<Self, FieldError> {
-        value
-            .as_f64()
-            .ok_or_else(|| FieldError::wrong_type::<Self>(field, value))
     }
 }
 
