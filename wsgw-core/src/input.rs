@@ -115,7 +115,7 @@ pub enum BodyError {
     #[error("the message has no body")]
     Empty,
     /// A binary frame.
-    #[error("binary frames are not understood: send JSON text")]
+    #[error("binary frames are not understood, only JSON text")]
     Binary,
     /// Text that does not parse as JSON, or JSON beyond what is read: numbers that do
     /// not fit a 64-bit float, nesting deeper than 128 levels (serde_json's limits).
