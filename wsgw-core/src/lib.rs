@@ -204,7 +204,7 @@ pub use context::{Broadcast, Context};
 pub use error::{BoxError, Error, Result};
 pub use ext::{ConnectionStoreExt, HistoryStoreExt, DEFAULT_PAGE_SIZE};
 pub use gateway_error::GatewayError;
-pub use handler::{Authorization, Authorizer, RouteHandler};
+pub use handler::{Authorization, Authorizer, RejectionHandler, RouteHandler};
 pub use history::{HistoryQuery, HistoryRecord, HistoryStore, Order};
 pub use http_answers::ServerErrors;
 pub use rejection::Rejection;

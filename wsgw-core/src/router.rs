@@ -10,7 +10,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde_json::{Number, Value};
 
 use crate::broadcast::BroadcastOptions;
-use crate::handler::{Authorization, Authorizer, RouteHandler};
+use crate::handler::{Authorization, Authorizer, RejectionHandler, RouteHandler};
 use ::http::header::{HeaderName, HeaderValue, ORIGIN};
 use ::http::{Method, StatusCode};
 
@@ -243,6 +243,7 @@ struct Routes<S> {
     http_answers: HttpAnswers,
     selection: RouteSelection,
     authorizer: Option<Arc<dyn Authorizer<S>>>,
+    on_rejection: Option<Arc<dyn RejectionHandler<S>>>,
     state: Arc<S>,
     broadcast_options: Arc<BroadcastOptions>,
     observers: Arc<Observers>,
@@ -258,6 +259,7 @@ impl<S> Clone for Routes<S> {
             http_answers: self.http_answers.clone(),
             selection: self.selection.clone(),
             authorizer: self.authorizer.clone(),
+            on_rejection: self.on_rejection.clone(),
             state: Arc::clone(&self.state),
             broadcast_options: Arc::clone(&self.broadcast_options),
             observers: Arc::clone(&self.observers),
@@ -438,6 +440,7 @@ impl<S: Send + Sync + 'static> Router<S> {
                 http_answers: HttpAnswers::default(),
                 selection: RouteSelection::default(),
                 authorizer: None,
+                on_rejection: None,
                 state: Arc::new(state),
                 broadcast_options: Arc::new(BroadcastOptions::default()),
                 observers: Arc::new(Observers::default()),
@@ -817,6 +820,14 @@ impl<S: Send + Sync + 'static> Router<S> {
         self.edit(|routes| routes.authorizer = Some(authorizer))
     }
 
+    /// Sets the handler that sees every [`Rejection`] a WebSocket route handler returns,
+    /// before the client is answered ([`RejectionHandler`]). With one set, each request
+    /// is cloned before its handler runs, as the handler consumes it.
+    pub fn on_rejection(self, handler: impl RejectionHandler<S>) -> Self {
+        let handler: Arc<dyn RejectionHandler<S>> = Arc::new(handler);
+        self.edit(|routes| routes.on_rejection = Some(handler))
+    }
+
     /// Adds a metrics observer: from now on it sees every event the router handles and
     /// every broadcast, prune and throttled send of its handlers (see
     /// [`metrics`](crate::metrics)). Several observers may be added; each sees
@@ -1068,7 +1079,7 @@ impl<S: Send + Sync + 'static> Router<S> {
             let frame = GatewayError::Forbidden.frame(&request.connection_id, &request.request_id);
             return Ok(Reply::with_body(frame).with_status(403));
         };
-        let mut reply = match registered.handler.call(context.clone(), request).await {
+        let mut reply = match self.call(registered, context, request).await {
             Err(Error::Rejected(rejection)) => return reject(context, route, &rejection).await,
             outcome => outcome?,
         };
@@ -1089,9 +1100,31 @@ impl<S: Send + Sync + 'static> Router<S> {
         Ok(reply)
     }
 
+    /// Runs `route`'s handler; a rejection it returns is shown to the
+    /// [`on_rejection`](Self::on_rejection) handler, if any, before it is answered.
+    async fn call(
+        &self,
+        route: &Route<S>,
+        context: &Context<S>,
+        request: Request,
+    ) -> Result<Reply> {
+        let Some(on_rejection) = &self.inner.on_rejection else {
+            return route.handler.call(context.clone(), request).await;
+        };
+        let kept = request.clone();
+        let outcome = route.handler.call(context.clone(), request).await;
+        if let Err(Error::Rejected(rejection)) = &outcome {
+            let rejection = rejection.clone();
+            on_rejection
+                .rejected(context.clone(), kept, rejection)
+                .await;
+        }
+        outcome
+    }
+
     async fn run_optional(&self, context: &Context<S>, request: Request) -> Result<Reply> {
         match self.inner.routes.get(&request.route_key) {
-            Some(route) => match route.handler.call(context.clone(), request).await {
+            Some(route) => match self.call(route, context, request).await {
                 // `$disconnect` has nobody to answer: the connection is closed.
                 Err(Error::Rejected(rejection)) if route.label.as_ref() == DISCONNECT => {
                     tracing::info!(route = DISCONNECT, %rejection, "$disconnect rejected: nobody to answer");
