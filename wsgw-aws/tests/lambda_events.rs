@@ -432,3 +432,45 @@ async fn a_response_with_two_cookies_and_a_binary_body_is_encoded_for_the_event_
         );
     }
 }
+
+#[tokio::test]
+async fn with_server_errors_a_throttled_rest_route_is_a_503_response_not_a_failed_invocation() {
+    use wsgw_core::cors::{Cors, CorsOrigins};
+    use wsgw_core::ServerErrors;
+    let app = LambdaApp::new(
+        Router::new()
+            .http(
+                "GET",
+                "/my/path",
+                |_ctx: Context, _request: HttpRequest| async {
+                    Err::<Json<Value>, _>(Error::Throttled {
+                        backend: "dynamodb",
+                        message: "rate exceeded".into(),
+                    })
+                },
+            )
+            .cors(Cors::new(CorsOrigins::Any))
+            .server_errors(ServerErrors::new()),
+    )
+    .with_store(Arc::new(MockConnectionStore::new()))
+    .with_sink(Arc::new(MockMessageSink::new()));
+    let mut rest_event = fixture("example-apigw-request.json");
+    rest_event["httpMethod"] = json!("GET");
+    rest_event["path"] = json!("/my/path");
+    let mut preflight_event = rest_event.clone();
+    preflight_event["httpMethod"] = json!("OPTIONS");
+    for event in [
+        rest_event,
+        fixture("example-apigw-v2-request-multi-value-parameters.json"),
+        function_url_event(),
+    ] {
+        let answer = serde_json::to_value(app.handle(event).await.expect("answered")).unwrap();
+        assert_eq!(answer["statusCode"], 503, "{answer}");
+        assert_eq!(answer["headers"]["retry-after"], "1", "{answer}");
+        assert_eq!(answer["headers"]["access-control-allow-origin"], "*");
+        let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body["error"], "server_error");
+    }
+    let preflight = app.handle(preflight_event).await.expect("answered");
+    assert_eq!(preflight.status_code(), 204);
+}

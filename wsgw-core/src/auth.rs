@@ -91,8 +91,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::handler::{Authorization, Authorizer};
+use crate::http::header::{HeaderValue, WWW_AUTHENTICATE};
 use crate::Context;
-use crate::{Request, Result};
+use crate::{HttpRequest, HttpRequestExt, Rejection, Request, Result};
 
 /// The subprotocol a browser offers, before its token, to send the token in
 /// `Sec-WebSocket-Protocol`; the handshake echoes it back.
@@ -675,6 +676,67 @@ impl ApiKeyAuthorizer {
             }
         }
         found
+    }
+
+    /// The principal of an HTTP request's `Authorization: Bearer KEY` when the key is
+    /// one of these and its principal has `role`: the guard of an HTTP route only some
+    /// keys may call. Keys are read from that header only (never the query string, which
+    /// access logs keep), whatever [`sources`](Self::sources) the `$connect` authorizer
+    /// reads.
+    ///
+    /// Refused as a [`Rejection`], for the handler to return with `?`: without a key or
+    /// with an unknown one, `401` code `unauthorized` with `WWW-Authenticate: Bearer`
+    /// (RFC 6750, §3); with a key whose principal lacks the role, `403` code
+    /// `forbidden`. Set another detail with [`Rejection::with_detail`].
+    ///
+    /// ```
+    /// use wsgw_core::auth::ApiKeyAuthorizer;
+    /// use wsgw_core::Payload;
+    ///
+    /// let keys = ApiKeyAuthorizer::new()
+    ///     .key("k-dash", "wall", ["client"])?
+    ///     .key("k-dev", "esp32-01", ["device"])?;
+    /// let with_key = |key: &str| {
+    ///     wsgw_core::http::Request::get("/history")
+    ///         .header("Authorization", format!("Bearer {key}"))
+    ///         .body(Payload::default())
+    ///         .unwrap()
+    /// };
+    /// assert_eq!(keys.require_bearer(&with_key("k-dash"), "client").map(|p| p.id.as_str()), Ok("wall"));
+    /// let forbidden = keys.require_bearer(&with_key("k-dev"), "client").unwrap_err();
+    /// assert_eq!((forbidden.status(), forbidden.code()), (403, Some("forbidden")));
+    /// let unknown = keys.require_bearer(&with_key("k-guess"), "client").unwrap_err();
+    /// assert_eq!((unknown.status(), unknown.code()), (401, Some("unauthorized")));
+    /// assert_eq!(unknown.header("www-authenticate").unwrap(), "Bearer");
+    /// # Ok::<(), wsgw_core::auth::AuthError>(())
+    /// ```
+    pub fn require_bearer(
+        &self,
+        request: &HttpRequest,
+        role: &str,
+    ) -> std::result::Result<&Principal, Rejection> {
+        let principal = request
+            .bearer_token()
+            .and_then(|key| self.principal_for(key));
+        match principal {
+            Some(principal) if principal.has_role(role) => Ok(principal),
+            Some(principal) => {
+                tracing::info!(path = request.uri().path(), principal = %principal.id, role, "HTTP request refused: the key lacks the role");
+                Err(Rejection::new("forbidden")
+                    .with_detail(format!("this key does not have the role {role}"))
+                    .with_status(FORBIDDEN))
+            }
+            None => {
+                tracing::info!(
+                    path = request.uri().path(),
+                    "HTTP request refused: no or unknown key"
+                );
+                Err(Rejection::new("unauthorized")
+                    .with_detail("a key is required, as the header Authorization: Bearer KEY")
+                    .with_status(UNAUTHORIZED)
+                    .with_header(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")))
+            }
+        }
     }
 }
 

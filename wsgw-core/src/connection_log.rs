@@ -52,7 +52,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{rfc3339_millis, time_ordered_id};
-use crate::{ConnectionId, DisconnectInfo, HistoryRecord, HistoryStore, HistoryStoreExt, Request};
+use crate::{
+    Connection, ConnectionId, DisconnectInfo, HistoryRecord, HistoryStore, HistoryStoreExt, Request,
+};
 
 /// One connection's record, keyed `(connected_at, connection_id)` in its partition; `T`
 /// holds the app's own fields, serialised beside these.
@@ -262,6 +264,82 @@ impl<T: Serialize + DeserializeOwned> ConnectionRecord<T> {
     }
 }
 
+impl<T: Serialize + DeserializeOwned> ConnectionRecord<T> {
+    /// `$disconnect`'s part of the log for a connection the app has just removed from its
+    /// store (`removed`; `None` when it was gone already, pruned or expired):
+    /// [`close`](Self::close) at its connect time, the stored one, else the event's
+    /// `connectedAt`. A record missing then is made from what is known: the address and
+    /// `User-Agent` of the stored connection (else of the request) and `app()`.
+    ///
+    /// `Ok(None)` when neither tells the connect time (logged): no record can be keyed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> wsgw_core::Result<()> {
+    /// use chrono::{Duration, Utc};
+    /// use wsgw_core::connection_log::ConnectionRecord;
+    /// use wsgw_core::{Connection, ConnectionId, Request};
+    /// use wsgw_memory::MemoryHistory;
+    ///
+    /// #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    /// struct Room {
+    ///     room: String,
+    /// }
+    /// let unknown = || Room { room: "unknown".to_owned() };
+    ///
+    /// let history = MemoryHistory::new();
+    /// let opened = Utc::now();
+    /// let removed = Connection::new(ConnectionId::new("c1"))
+    ///     .with_connected_at(opened)
+    ///     .with_source_ip("203.0.113.7");
+    /// let mut disconnect = Request::disconnect(ConnectionId::new("c1"), 1001, "");
+    /// disconnect.request_time = opened + Duration::seconds(9);
+    /// let closed = ConnectionRecord::close_connection(&history, "connections", &disconnect, Some(&removed), None, unknown)
+    ///     .await?
+    ///     .expect("the connect time is known");
+    /// assert_eq!((closed.app, closed.source_ip.as_deref()), (unknown(), Some("203.0.113.7")));
+    /// assert_eq!(closed.duration_seconds, Some(9));
+    ///
+    /// // Gone from the store, and an event without `connectedAt`: nothing to key a record by.
+    /// let lost = Request::disconnect(ConnectionId::new("c2"), 1006, "");
+    /// let closed = ConnectionRecord::close_connection(&history, "connections", &lost, None, None, unknown);
+    /// assert_eq!(closed.await?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn close_connection(
+        history: &dyn HistoryStore,
+        partition: &str,
+        request: &Request,
+        removed: Option<&Connection>,
+        retention: Option<Duration>,
+        app: impl FnOnce() -> T + Send,
+    ) -> crate::Result<Option<Self>> {
+        let id = &request.connection_id;
+        let Some(connected_at) = removed.map(|c| c.connected_at).or(request.connected_at) else {
+            tracing::warn!(connection_id = %id, partition, "connect time unknown: connection record not completed");
+            return Ok(None);
+        };
+        let stored =
+            |field: fn(&Connection) -> &Option<String>| removed.and_then(|c| field(c).clone());
+        let missing = || ConnectionRecord {
+            source_ip: stored(|c| &c.source_ip).or_else(|| request.source_ip.clone()),
+            user_agent: stored(|c| &c.user_agent).or_else(|| request.user_agent.clone()),
+            ..ConnectionRecord::new(id.as_str(), connected_at, app())
+        };
+        Self::close(
+            history,
+            partition,
+            request,
+            connected_at,
+            retention,
+            missing,
+        )
+        .await
+        .map(Some)
+    }
+}
+
 impl<T: DeserializeOwned> ConnectionRecord<T> {
     /// The record of connection `id` opened at `connected_at` in `partition`, if there
     /// is one; a record that does not read as a `ConnectionRecord<T>` is logged and
@@ -272,16 +350,8 @@ impl<T: DeserializeOwned> ConnectionRecord<T> {
         id: &ConnectionId,
         connected_at: DateTime<Utc>,
     ) -> crate::Result<Option<Self>> {
-        let Some(record) = history.find(partition, connected_at, id.as_str()).await? else {
-            return Ok(None);
-        };
-        match serde_json::from_value(record.data) {
-            Ok(record) => Ok(Some(record)),
-            Err(error) => {
-                tracing::warn!(connection_id = %id, partition, %error, "unreadable connection record");
-                Ok(None)
-            }
-        }
+        let found = history.find(partition, connected_at, id.as_str()).await?;
+        Ok(found.and_then(HistoryRecord::data_as))
     }
 }
 

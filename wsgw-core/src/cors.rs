@@ -167,9 +167,18 @@ impl Cors {
     /// assert_eq!(answer.headers()["access-control-allow-methods"], "GET, POST, OPTIONS");
     /// assert_eq!(answer.headers()["access-control-max-age"], "60");
     /// ```
-    pub fn apply(&self, request: &HttpRequest, mut response: HttpResponse) -> HttpResponse {
+    pub fn apply(&self, request: &HttpRequest, response: HttpResponse) -> HttpResponse {
+        self.apply_for_origin(request.header_text("origin"), response)
+    }
+
+    /// [`apply`](Self::apply) for a request whose `Origin` header was `origin`.
+    pub(crate) fn apply_for_origin(
+        &self,
+        origin: Option<&str>,
+        mut response: HttpResponse,
+    ) -> HttpResponse {
         let headers = response.headers_mut();
-        let allowed = self.origins.allow(request.header_text("origin"));
+        let allowed = self.origins.allow(origin);
         match allowed.and_then(|origin| HeaderValue::try_from(origin).ok()) {
             Some(origin) => headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin),
             None => headers.remove(header::ACCESS_CONTROL_ALLOW_ORIGIN),

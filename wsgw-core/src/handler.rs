@@ -4,7 +4,7 @@ use std::future::Future;
 
 use async_trait::async_trait;
 
-use crate::{Context, IntoReply, Reply, Request, Result};
+use crate::{Context, IntoReply, Rejection, Reply, Request, Result};
 
 /// Handles one route.
 ///
@@ -56,6 +56,62 @@ where
 {
     async fn call(&self, ctx: Context<S>, request: Request) -> Result<Reply> {
         (self)(ctx, request).await?.into_reply()
+    }
+}
+
+/// Sees every [`Rejection`] a WebSocket route handler returns (`$connect`, `$disconnect`,
+/// `$default` and custom routes alike), with the request the handler was given, before
+/// the router answers the client: one place for an audit log of refused requests, or a
+/// count per error code, however many handlers refuse. Set with
+/// [`Router::on_rejection`](crate::Router::on_rejection).
+///
+/// Any `async fn(Context<S>, Request, Rejection)` or closure returning such a future is
+/// one. It cannot change the answer: the client gets the rejection as it was returned.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> wsgw_core::Result<()> {
+/// use std::sync::{Arc, Mutex};
+/// use wsgw_core::{Context, Rejection, Request, Router};
+/// use wsgw_memory::Harness;
+///
+/// let refused = Arc::new(Mutex::new(Vec::new()));
+/// let seen = Arc::clone(&refused);
+/// let router = Router::new()
+///     .route("say", |_ctx: Context, _request: Request| async {
+///         Err::<(), _>(Rejection::new("empty_text").with_detail("say something").into())
+///     })
+///     .on_rejection(move |_ctx: Context, request: Request, rejection: Rejection| {
+///         let seen = Arc::clone(&seen);
+///         async move {
+///             let code = rejection.code().unwrap_or_default().to_owned();
+///             seen.lock().unwrap().push((request.route_key, code));
+///         }
+///     });
+/// let harness = Harness::new(router);
+/// let client = harness.connect().await.expect("connects");
+/// client.send_json(&serde_json::json!({"action": "say"})).await?;
+/// assert_eq!(client.received_json()[0]["error"], "empty_text", "the client is answered");
+/// assert_eq!(*refused.lock().unwrap(), [("say".to_owned(), "empty_text".to_owned())]);
+/// # Ok(())
+/// # }
+/// ```
+#[async_trait]
+pub trait RejectionHandler<S = ()>: Send + Sync + 'static {
+    /// `ctx` is the handler's context, `request` what it was given (the route key set),
+    /// `rejection` what it returned.
+    async fn rejected(&self, ctx: Context<S>, request: Request, rejection: Rejection);
+}
+
+#[async_trait]
+impl<S, F, Fut> RejectionHandler<S> for F
+where
+    S: Send + Sync + 'static,
+    F: Fn(Context<S>, Request, Rejection) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    async fn rejected(&self, ctx: Context<S>, request: Request, rejection: Rejection) {
+        (self)(ctx, request, rejection).await
     }
 }
 

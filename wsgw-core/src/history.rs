@@ -76,6 +76,33 @@ impl HistoryRecord {
             None => self,
         }
     }
+
+    /// The record's data read as `T`, the type the app stored; `None`, with a warning
+    /// naming the record, when it does not read as one (written by another version of
+    /// the app, or by hand): a reader skips such a record rather than fail on it.
+    ///
+    /// ```
+    /// use wsgw_core::HistoryRecord;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Message {
+    ///     text: String,
+    /// }
+    /// let at = chrono::Utc::now();
+    /// let stored = HistoryRecord::new("messages", at, "m1", serde_json::json!({"text": "hi"}));
+    /// assert_eq!(stored.data_as::<Message>().map(|message| message.text).as_deref(), Some("hi"));
+    /// let edited = HistoryRecord::new("messages", at, "m2", serde_json::json!({"txt": "hi"}));
+    /// assert!(edited.data_as::<Message>().is_none());
+    /// ```
+    pub fn data_as<T: serde::de::DeserializeOwned>(self) -> Option<T> {
+        match serde_json::from_value(self.data) {
+            Ok(data) => Some(data),
+            Err(error) => {
+                tracing::warn!(partition = %self.partition, id = %self.id, %error, "skipping an unreadable history record");
+                None
+            }
+        }
+    }
 }
 
 /// Which way a query walks through time.

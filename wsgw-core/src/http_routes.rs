@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 
 use ::http::header::{HeaderValue, CONTENT_TYPE};
 use ::http::StatusCode;
@@ -43,6 +44,12 @@ pub type HttpResponse = ::http::Response<Payload>;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PathParams(pub BTreeMap<String, String>);
 
+/// The pattern of the HTTP route that matched (`/devices/{device_id}/history`), a
+/// request extension the router adds before the handler runs, as axum's `MatchedPath`
+/// (read it with [`HttpRequestExt::route_path`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchedPath(pub Arc<str>);
+
 /// A query string parameter given more than once where one value is expected
 /// ([`HttpRequestExt::single_query_param`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,6 +57,13 @@ pub struct PathParams(pub BTreeMap<String, String>);
 pub struct RepeatedQueryParam {
     /// The parameter's name.
     pub name: String,
+}
+
+/// The `bad_request` refusal (400) naming the parameter.
+impl From<RepeatedQueryParam> for Rejection {
+    fn from(repeated: RepeatedQueryParam) -> Self {
+        Rejection::bad_request(repeated.to_string())
+    }
 }
 
 /// Readers of an [`HttpRequest`]'s path parameters, query string and headers.
@@ -107,6 +121,81 @@ pub trait HttpRequestExt {
         Ok(first)
     }
 
+    /// The value of a query string parameter that may be given at most once, read by
+    /// `parse` (`None` for a value it does not take): `None` when absent, else a
+    /// `bad_request` [`Rejection`] naming the parameter given twice
+    /// ([`RepeatedQueryParam`]), or saying what it must be (`expected`) and what was
+    /// given.
+    ///
+    /// ```
+    /// use wsgw_core::{HttpRequestExt, Payload};
+    ///
+    /// let request = wsgw_core::http::Request::get("/history?limit=5&from=soon")
+    ///     .body(Payload::default())
+    ///     .unwrap();
+    /// let whole = |raw: &str| raw.parse::<u32>().ok();
+    /// assert_eq!(request.parsed_query_param("limit", "a whole number", whole), Ok(Some(5)));
+    /// assert_eq!(request.parsed_query_param("to", "a whole number", whole), Ok(None));
+    /// let refused = request.parsed_query_param("from", "a whole number", whole).unwrap_err();
+    /// assert_eq!((refused.status(), refused.code()), (400, Some("bad_request")));
+    /// assert_eq!(refused.detail(), Some(r#"from must be a whole number, got "soon""#));
+    /// ```
+    fn parsed_query_param<T>(
+        &self,
+        name: &str,
+        expected: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> std::result::Result<Option<T>, Rejection> {
+        let Some(raw) = self.single_query_param(name)? else {
+            return Ok(None);
+        };
+        match parse(&raw) {
+            Some(value) => Ok(Some(value)),
+            None => Err(Rejection::bad_request(format!(
+                "{name} must be {expected}, got \"{raw}\""
+            ))),
+        }
+    }
+
+    /// Refuses a query string naming a parameter that is not `known`: a `bad_request`
+    /// [`Rejection`] naming every unknown one and what the path takes.
+    ///
+    /// ```
+    /// use wsgw_core::{HttpRequestExt, Payload};
+    ///
+    /// let request = wsgw_core::http::Request::get("/history?zoom=1&device_id=a&color=2")
+    ///     .body(Payload::default())
+    ///     .unwrap();
+    /// assert_eq!(request.only_query_params(&["device_id", "zoom", "color"]), Ok(()));
+    /// let refused = request.only_query_params(&["device_id", "from", "limit"]).unwrap_err();
+    /// assert_eq!(refused.code(), Some("bad_request"));
+    /// assert_eq!(
+    ///     refused.detail(),
+    ///     Some("unknown parameters color, zoom; /history takes device_id, from and limit")
+    /// );
+    /// ```
+    fn only_query_params(&self, known: &[&str]) -> std::result::Result<(), Rejection> {
+        let unknown = self.unknown_query_params(known);
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let takes = match known {
+            [] => "none".to_owned(),
+            [only] => (*only).to_owned(),
+            [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+        };
+        Err(Rejection::bad_request(format!(
+            "unknown parameter{} {}; {} takes {takes}",
+            if unknown.len() > 1 { "s" } else { "" },
+            unknown.join(", "),
+            self.route_path(),
+        )))
+    }
+
+    /// The pattern of the route that matched ([`MatchedPath`]), or the URI's path when
+    /// no router matched one.
+    fn route_path(&self) -> &str;
+
     /// The names in the query string that are not `known`, sorted, each once: what a
     /// route taking only those parameters refuses, naming them all at once.
     ///
@@ -156,6 +245,13 @@ pub trait HttpRequestExt {
 }
 
 impl<B> HttpRequestExt for ::http::Request<B> {
+    fn route_path(&self) -> &str {
+        match self.extensions().get::<MatchedPath>() {
+            Some(matched) => &matched.0,
+            None => self.uri().path(),
+        }
+    }
+
     fn path_param(&self, name: &str) -> Option<&str> {
         self.extensions()
             .get::<PathParams>()
@@ -223,9 +319,20 @@ impl<T: Serialize> IntoHttpResponse for Json<T> {
 /// ```
 impl IntoHttpResponse for Rejection {
     fn into_http_response(self) -> Result<HttpResponse> {
-        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::BAD_REQUEST);
-        Ok(json_body(status, self.to_payload()))
+        let body = self.to_payload();
+        Ok(rejection_response(&self, body))
     }
+}
+
+/// The answer to `rejection` with `body`: its status (400 when it is not one) and its
+/// headers.
+pub(crate) fn rejection_response(rejection: &Rejection, body: Payload) -> HttpResponse {
+    let status = StatusCode::from_u16(rejection.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = json_body(status, body);
+    for (name, value) in rejection.headers() {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
 }
 
 /// A response with `status` and a JSON `body` (`content-type: application/json`).

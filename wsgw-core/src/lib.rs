@@ -174,6 +174,7 @@ mod field;
 mod gateway_error;
 mod handler;
 mod history;
+mod http_answers;
 mod http_routes;
 pub mod ids;
 pub mod input;
@@ -192,7 +193,7 @@ pub mod conformance;
 
 pub use self::http_routes::{
     http_error, HttpHandler, HttpRequest, HttpRequestExt, HttpResponse, IntoHttpResponse,
-    PathParams, PathPattern, RepeatedQueryParam,
+    MatchedPath, PathParams, PathPattern, RepeatedQueryParam,
 };
 /// The [`http`](https://docs.rs/http) crate, whose request and response types the HTTP
 /// routes use ([`HttpRequest`], [`HttpResponse`]).
@@ -203,8 +204,9 @@ pub use context::{Broadcast, Context};
 pub use error::{BoxError, Error, Result};
 pub use ext::{ConnectionStoreExt, HistoryStoreExt, DEFAULT_PAGE_SIZE};
 pub use gateway_error::GatewayError;
-pub use handler::{Authorization, Authorizer, RouteHandler};
+pub use handler::{Authorization, Authorizer, RejectionHandler, RouteHandler};
 pub use history::{HistoryQuery, HistoryRecord, HistoryStore, Order};
+pub use http_answers::ServerErrors;
 pub use rejection::Rejection;
 pub use reply::{IntoReply, Json};
 pub use request::{

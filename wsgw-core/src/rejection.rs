@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use ::http::header::{HeaderName, HeaderValue};
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use serde_json::Value;
@@ -47,6 +48,8 @@ use crate::Payload;
 pub struct Rejection {
     status: u16,
     body: Body,
+    /// Few, and a `HeaderMap` would make every `Result<_, Error>` larger.
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +64,8 @@ enum Body {
 const CODE: &str = "error";
 /// The field of the standard frame holding the detail.
 const DETAIL: &str = "detail";
+/// The field of the standard frame naming it an error frame.
+const TYPE: &str = "type";
 
 impl Rejection {
     /// `{"type":"error","error":code}`, status 400.
@@ -68,10 +73,26 @@ impl Rejection {
         Rejection {
             status: 400,
             body: Body::Fields(vec![
-                ("type".to_owned(), Value::from("error")),
+                (TYPE.to_owned(), Value::from("error")),
                 (CODE.to_owned(), Value::from(code.into())),
             ]),
+            headers: Vec::new(),
         }
+    }
+
+    /// `bad_request` with `detail`, status 400: a malformed HTTP request (a query
+    /// parameter given twice or of a value the route does not take, as
+    /// [`HttpRequestExt`](crate::HttpRequestExt) refuses them).
+    ///
+    /// ```
+    /// use wsgw_core::Rejection;
+    ///
+    /// let refused = Rejection::bad_request("device_id is required");
+    /// assert_eq!((refused.status(), refused.code()), (400, Some("bad_request")));
+    /// assert_eq!(refused.detail(), Some("device_id is required"));
+    /// ```
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Rejection::new("bad_request").with_detail(detail)
     }
 
     /// A frame of any other shape (`{"type":"error","code":…,"message":…}`, …), status
@@ -90,6 +111,7 @@ impl Rejection {
         Ok(Rejection {
             status: 400,
             body: Body::Custom(Payload::json(frame)?),
+            headers: Vec::new(),
         })
     }
 
@@ -116,6 +138,41 @@ impl Rejection {
     pub fn with_status(mut self, status: u16) -> Self {
         self.status = status;
         self
+    }
+
+    /// Adds a header to the answer on an HTTP route (`WWW-Authenticate: Bearer` on a
+    /// 401, `Retry-After`), replacing one of the same name. WebSocket frames and refused
+    /// handshakes carry no headers of a rejection.
+    ///
+    /// ```
+    /// use wsgw_core::http::header::{HeaderValue, WWW_AUTHENTICATE};
+    /// use wsgw_core::{IntoHttpResponse, Rejection};
+    ///
+    /// let refusal = Rejection::new("unauthorized")
+    ///     .with_status(401)
+    ///     .with_header(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    /// let answer = refusal.into_http_response()?;
+    /// assert_eq!(answer.status(), 401);
+    /// assert_eq!(answer.headers()["www-authenticate"], "Bearer");
+    /// # Ok::<(), wsgw_core::Error>(())
+    /// ```
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.retain(|(existing, _)| *existing != name);
+        self.headers.push((name, value));
+        self
+    }
+
+    /// A header of the answer on an HTTP route ([`with_header`](Self::with_header)).
+    pub fn header(&self, name: &str) -> Option<&HeaderValue> {
+        self.headers
+            .iter()
+            .find(|(existing, _)| existing.as_str().eq_ignore_ascii_case(name))
+            .map(|(_, value)| value)
+    }
+
+    /// The headers of the answer on an HTTP route, in the order they were set.
+    pub(crate) fn headers(&self) -> &[(HeaderName, HeaderValue)] {
+        &self.headers
     }
 
     /// The HTTP status.
@@ -153,6 +210,25 @@ impl Rejection {
             ),
             Body::Custom(payload) => payload.clone(),
         }
+    }
+
+    /// The frame in an application's own shape on an HTTP route: `shape(code, detail)`
+    /// (the detail `""` when none), with the fields added by
+    /// [`with_field`](Self::with_field) after those of the object it returns; a frame
+    /// made with [`Rejection::json`] is kept as it is.
+    pub(crate) fn to_payload_shaped(&self, shape: &dyn Fn(&str, &str) -> Value) -> Payload {
+        let Body::Fields(fields) = &self.body else {
+            return self.to_payload();
+        };
+        let mut frame = shape(self.code().unwrap_or_default(), self.detail().unwrap_or(""));
+        if let Value::Object(object) = &mut frame {
+            for (name, value) in fields {
+                if ![TYPE, CODE, DETAIL].contains(&name.as_str()) {
+                    object.insert(name.clone(), value.clone());
+                }
+            }
+        }
+        Payload::text(frame.to_string())
     }
 
     /// What [`Request::json`](crate::Request::json) answers for a body that does not

@@ -10,11 +10,14 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde_json::{Number, Value};
 
 use crate::broadcast::BroadcastOptions;
-use crate::handler::{Authorization, Authorizer, RouteHandler};
-use ::http::StatusCode;
+use crate::handler::{Authorization, Authorizer, RejectionHandler, RouteHandler};
+use ::http::header::{HeaderName, HeaderValue, ORIGIN};
+use ::http::{Method, StatusCode};
 
+use crate::cors::Cors;
+use crate::http_answers::{HttpAnswers, ServerErrors};
 use crate::http_routes::{
-    http_error, HttpHandler, HttpRequest, HttpResponse, IntoHttpResponse, PathParams, PathPattern,
+    http_error, HttpHandler, HttpRequest, HttpResponse, MatchedPath, PathParams, PathPattern,
 };
 use crate::metrics::{Counter, Metrics, Observers};
 use crate::request::{CONNECT, DEFAULT, DISCONNECT};
@@ -203,6 +206,10 @@ struct HttpRoute<S> {
     pattern: PathPattern,
     /// `METHOD pattern`, the route's metrics label.
     label: Arc<str>,
+    /// `OPTIONS pattern`, the label of the CORS preflights the router answers on it.
+    preflight_label: Arc<str>,
+    /// The pattern as registered, the handler's [`MatchedPath`].
+    matched_path: Arc<str>,
     handler: Arc<dyn HttpHandler<S>>,
 }
 
@@ -212,6 +219,8 @@ impl<S> Clone for HttpRoute<S> {
             method: self.method.clone(),
             pattern: self.pattern.clone(),
             label: Arc::clone(&self.label),
+            preflight_label: Arc::clone(&self.preflight_label),
+            matched_path: Arc::clone(&self.matched_path),
             handler: Arc::clone(&self.handler),
         }
     }
@@ -231,8 +240,10 @@ type RouteMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
 struct Routes<S> {
     routes: RouteMap<Route<S>>,
     http_routes: Vec<HttpRoute<S>>,
+    http_answers: HttpAnswers,
     selection: RouteSelection,
     authorizer: Option<Arc<dyn Authorizer<S>>>,
+    on_rejection: Option<Arc<dyn RejectionHandler<S>>>,
     state: Arc<S>,
     broadcast_options: Arc<BroadcastOptions>,
     observers: Arc<Observers>,
@@ -245,8 +256,10 @@ impl<S> Clone for Routes<S> {
         Routes {
             routes: self.routes.clone(),
             http_routes: self.http_routes.clone(),
+            http_answers: self.http_answers.clone(),
             selection: self.selection.clone(),
             authorizer: self.authorizer.clone(),
+            on_rejection: self.on_rejection.clone(),
             state: Arc::clone(&self.state),
             broadcast_options: Arc::clone(&self.broadcast_options),
             observers: Arc::clone(&self.observers),
@@ -424,8 +437,10 @@ impl<S: Send + Sync + 'static> Router<S> {
             inner: Arc::new(Routes {
                 routes: RouteMap::default(),
                 http_routes: Vec::new(),
+                http_answers: HttpAnswers::default(),
                 selection: RouteSelection::default(),
                 authorizer: None,
+                on_rejection: None,
                 state: Arc::new(state),
                 broadcast_options: Arc::new(BroadcastOptions::default()),
                 observers: Arc::new(Observers::default()),
@@ -515,6 +530,8 @@ impl<S: Send + Sync + 'static> Router<S> {
         let method = method.to_ascii_uppercase();
         let route = HttpRoute {
             label: Arc::from(format!("{method} {pattern}")),
+            preflight_label: Arc::from(format!("OPTIONS {pattern}")),
+            matched_path: Arc::from(pattern),
             method,
             pattern: PathPattern::parse(pattern),
             handler: Arc::new(handler),
@@ -522,16 +539,158 @@ impl<S: Send + Sync + 'static> Router<S> {
         self.edit(|routes| routes.http_routes.push(route))
     }
 
+    /// Answers the CORS of the HTTP routes, as [`tower-http`'s `CorsLayer`] does for an
+    /// axum router: every answer of an HTTP route gets `cors`' headers for the request's
+    /// `Origin` (its own, a [`Rejection`], a [server error](Self::server_errors) and the
+    /// router's 404 and 405 alike), and an `OPTIONS` request on the path of any route is
+    /// the preflight, answered `204 No Content` with them (unless an `OPTIONS` route of
+    /// its own matches). Browsers send preflights without credentials, so they never
+    /// reach a handler that checks them.
+    ///
+    /// Behind a REST API (proxy integrations) and a function URL CORS is the function's
+    /// job, so this is how it is done; the preflights reach it when the API routes
+    /// `OPTIONS` to it. An HTTP API with a `CorsConfiguration` answers the preflights
+    /// itself and overrides the function's CORS headers: leave this unset there.
+    ///
+    /// [`tower-http`'s `CorsLayer`]: https://docs.rs/tower-http/latest/tower_http/cors/
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use wsgw_core::*;
+    /// use wsgw_core::cors::{Cors, CorsOrigins};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+    /// # let backends = Backends::new(Arc::new(MockConnectionStore::new()), Arc::new(MockMessageSink::new()));
+    /// let devices = |_ctx: Context, _req: HttpRequest| async { Ok(Json(serde_json::json!([]))) };
+    /// let router = Router::new()
+    ///     .http("GET", "/devices", devices)
+    ///     .cors(Cors::new(CorsOrigins::parse("https://dash.example")?));
+    ///
+    /// let preflight = http::Request::options("/devices")
+    ///     .header("Origin", "https://dash.example")
+    ///     .header("Access-Control-Request-Method", "GET")
+    ///     .body(Payload::default())
+    ///     .unwrap();
+    /// let answer = router.handle_http(&backends, preflight).await?;
+    /// assert_eq!(answer.status(), 204);
+    /// assert_eq!(answer.headers()["access-control-allow-origin"], "https://dash.example");
+    /// assert_eq!(router.http_route("OPTIONS", "/devices"), Some("OPTIONS /devices"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cors(self, cors: Cors) -> Self {
+        self.edit(|routes| routes.http_answers.cors = Some(cors))
+    }
+
+    /// Adds a header every answer of an HTTP route carries unless its handler set one
+    /// of that name (`Cache-Control: no-store` on an API whose answers must not be
+    /// cached), as `tower-http`'s `SetResponseHeaderLayer::if_not_present` does.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use wsgw_core::*;
+    /// use wsgw_core::http::header::{HeaderValue, CACHE_CONTROL};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<()> {
+    /// # let backends = Backends::new(Arc::new(MockConnectionStore::new()), Arc::new(MockMessageSink::new()));
+    /// let router = Router::new()
+    ///     .http("GET", "/now", |_ctx: Context, _req: HttpRequest| async { Ok((http::StatusCode::OK, "12:00")) })
+    ///     .http_header(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    /// let request = http::Request::get("/now").body(Payload::default()).unwrap();
+    /// let answer = router.handle_http(&backends, request).await?;
+    /// assert_eq!(answer.headers()["cache-control"], "no-store");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn http_header(self, name: HeaderName, value: HeaderValue) -> Self {
+        self.edit(|routes| routes.http_answers.headers.push((name, value)))
+    }
+
+    /// The shape of the error bodies of the HTTP routes: a [`Rejection`] with the
+    /// standard frame (and a [server error](Self::server_errors)) is answered with
+    /// `shape(code, detail)` (the detail `""` when none), followed by its other fields,
+    /// instead of `{"type":"error","error":…,"detail":…}`. A frame made with
+    /// [`Rejection::json`] is sent as it is, and WebSocket routes keep the standard
+    /// frame.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use wsgw_core::*;
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<()> {
+    /// # let backends = Backends::new(Arc::new(MockConnectionStore::new()), Arc::new(MockMessageSink::new()));
+    /// async fn item(_ctx: Context, _req: HttpRequest) -> Result<Json<serde_json::Value>> {
+    ///     Err(Rejection::new("not_found").with_detail("no such item").with_status(404).into())
+    /// }
+    /// let router = Router::new()
+    ///     .http("GET", "/items/{id}", item)
+    ///     .http_error_shape(|code, message| json!({ "error": code, "message": message }));
+    /// let request = http::Request::get("/items/7").body(Payload::default()).unwrap();
+    /// let answer = router.handle_http(&backends, request).await?;
+    /// assert_eq!(answer.status(), 404);
+    /// assert_eq!(answer.body().as_text(), Some(r#"{"error":"not_found","message":"no such item"}"#));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn http_error_shape(
+        self,
+        shape: impl Fn(&str, &str) -> Value + Send + Sync + 'static,
+    ) -> Self {
+        self.edit(|routes| routes.http_answers.error_shape = Some(Arc::new(shape)))
+    }
+
+    /// Answers an HTTP route whose handler failed with a server-side [`Error`] as
+    /// `errors` says (500, or 503 with `Retry-After` for a throttled backend), with the
+    /// router's CORS and headers, instead of failing the invocation. The error is
+    /// logged and counted as a handler error either way; only its answer changes. A
+    /// handler that panics or runs out of time is still the gateway's to answer (API
+    /// Gateway's `Internal server error`, `Endpoint request timed out`).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use wsgw_core::*;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<()> {
+    /// # let backends = Backends::new(Arc::new(MockConnectionStore::new()), Arc::new(MockMessageSink::new()));
+    /// async fn busy(_ctx: Context, _req: HttpRequest) -> Result<http::StatusCode> {
+    ///     Err(Error::Throttled { backend: "dynamodb", message: "rate exceeded".into() })
+    /// }
+    /// let router = Router::new().http("GET", "/history", busy).server_errors(ServerErrors::new());
+    /// let request = http::Request::get("/history").body(Payload::default()).unwrap();
+    /// let answer = router.handle_http(&backends, request).await?;
+    /// assert_eq!(answer.status(), 503);
+    /// assert_eq!(answer.headers()["retry-after"], "1");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn server_errors(self, errors: ServerErrors) -> Self {
+        self.edit(|routes| routes.http_answers.server_errors = Some(errors))
+    }
+
     /// The REST route a request would run, as its metrics label `METHOD pattern`
-    /// (`GET /history/{device}`); `None` when no route's method and pattern match.
+    /// (`GET /history/{device}`); `None` when no route's method and pattern match. With
+    /// [`cors`](Self::cors), an `OPTIONS` request on a route's path is its preflight,
+    /// `OPTIONS pattern`.
     pub fn http_route(&self, method: &str, path: &str) -> Option<&str> {
-        self.inner
+        let mut matching = self
+            .inner
             .http_routes
             .iter()
-            .find(|route| {
-                route.method.eq_ignore_ascii_case(method) && route.pattern.matches(path).is_some()
-            })
-            .map(|route| &*route.label)
+            .filter(|route| route.pattern.matches(path).is_some());
+        let first = matching.clone().next()?;
+        match matching.find(|route| route.method.eq_ignore_ascii_case(method)) {
+            Some(route) => Some(&route.label),
+            None if self.answers_preflight(method) => Some(&first.preflight_label),
+            None => None,
+        }
+    }
+
+    /// Whether the router answers a request of `method` on a route's path that no route
+    /// of that method has: the preflights, with [`cors`](Self::cors).
+    fn answers_preflight(&self, method: &str) -> bool {
+        self.inner.http_answers.cors.is_some()
+            && method.eq_ignore_ascii_case(Method::OPTIONS.as_str())
     }
 
     /// Whether some REST route's pattern matches `path` (whatever its method).
@@ -543,9 +702,13 @@ impl<S: Send + Sync + 'static> Router<S> {
     }
 
     /// Handles a REST request on `backends`: the first route whose method and pattern
-    /// match runs; 404 when no pattern matches, 405 when only the method differs. A
-    /// handler's [`Rejection`] is answered with its status and frame as a JSON body;
-    /// other errors are returned for the gateway to answer 500.
+    /// match runs; 404 when no pattern matches, 405 when only the method differs (and,
+    /// with [`cors`](Self::cors), `OPTIONS` is the preflight). A handler's [`Rejection`]
+    /// is answered with its status and frame as a JSON body (in the
+    /// [error shape](Self::http_error_shape) if set); other errors are answered as
+    /// [`server_errors`](Self::server_errors) says, or returned for the gateway to answer
+    /// 500 when it is not set. Every answer gets the [CORS](Self::cors) and
+    /// [default](Self::http_header) headers.
     ///
     /// Reported to the metrics observers as [`Counter::HttpRequests`] under
     /// `METHOD pattern` (`(unmatched)` for 404 and 405), with the handler's latency and,
@@ -575,16 +738,21 @@ impl<S: Send + Sync + 'static> Router<S> {
         mut request: HttpRequest,
         extra: Option<Arc<dyn Metrics>>,
     ) -> Result<HttpResponse> {
-        let mut path_matched = false;
+        let answers = &self.inner.http_answers;
+        let origin = request.headers().get(ORIGIN).cloned();
+        let mut path_matched: Option<&HttpRoute<S>> = None;
         for route in &self.inner.http_routes {
             let Some(captures) = route.pattern.matches(request.uri().path()) else {
                 continue;
             };
-            path_matched = true;
+            path_matched = path_matched.or(Some(route));
             if route.method != request.method().as_str() {
                 continue;
             }
             request.extensions_mut().insert(PathParams(captures));
+            request
+                .extensions_mut()
+                .insert(MatchedPath(Arc::clone(&route.matched_path)));
             let context = self.inner.context(
                 backends,
                 Some(Arc::clone(&route.label)),
@@ -596,31 +764,46 @@ impl<S: Send + Sync + 'static> Router<S> {
             let observers = context.observers();
             observers.count(Counter::HttpRequests, &route.label, 1);
             observers.latency(&route.label, started.elapsed());
-            return match outcome {
-                Ok(response) => Ok(response),
+            let response = match outcome {
+                Ok(response) => response,
                 Err(Error::Rejected(rejection)) => {
                     tracing::info!(route = %route.label, %rejection, "REST request rejected");
-                    rejection.into_http_response()
+                    answers.rejection(&rejection)
                 }
                 Err(error) => {
                     observers.count(Counter::HandlerErrors, &route.label, 1);
-                    Err(error)
+                    let Some(answer) = answers.server_error(&error) else {
+                        return Err(error);
+                    };
+                    tracing::error!(route = %route.label, %error, "REST request failed");
+                    answer
                 }
             };
+            return Ok(answers.finish(origin.as_ref(), response));
+        }
+        let preflight = path_matched
+            .filter(|_| self.answers_preflight(request.method().as_str()))
+            .zip(answers.preflight());
+        if let Some((route, answer)) = preflight {
+            let context = self.inner.context(backends, None, None, extra.as_ref());
+            let observers = context.observers();
+            observers.count(Counter::HttpRequests, &route.preflight_label, 1);
+            return Ok(answers.finish(origin.as_ref(), answer));
         }
         let context = self.inner.context(backends, None, None, extra.as_ref());
         context
             .observers()
             .count(Counter::HttpRequests, UNMATCHED_HTTP, 1);
         let path = request.uri().path();
-        Ok(if path_matched {
+        let answer = if path_matched.is_some() {
             http_error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 format!("{} is not allowed on {path}", request.method()),
             )
         } else {
             http_error(StatusCode::NOT_FOUND, format!("no route for {path}"))
-        })
+        };
+        Ok(answers.finish(origin.as_ref(), answer))
     }
 
     /// Sets the route selection expression.
@@ -635,6 +818,14 @@ impl<S: Send + Sync + 'static> Router<S> {
     pub fn authorizer(self, authorizer: impl Authorizer<S>) -> Self {
         let authorizer: Arc<dyn Authorizer<S>> = Arc::new(authorizer);
         self.edit(|routes| routes.authorizer = Some(authorizer))
+    }
+
+    /// Sets the handler that sees every [`Rejection`] a WebSocket route handler returns,
+    /// before the client is answered ([`RejectionHandler`]). With one set, each request
+    /// is cloned before its handler runs, as the handler consumes it.
+    pub fn on_rejection(self, handler: impl RejectionHandler<S>) -> Self {
+        let handler: Arc<dyn RejectionHandler<S>> = Arc::new(handler);
+        self.edit(|routes| routes.on_rejection = Some(handler))
     }
 
     /// Adds a metrics observer: from now on it sees every event the router handles and
@@ -888,7 +1079,7 @@ impl<S: Send + Sync + 'static> Router<S> {
             let frame = GatewayError::Forbidden.frame(&request.connection_id, &request.request_id);
             return Ok(Reply::with_body(frame).with_status(403));
         };
-        let mut reply = match registered.handler.call(context.clone(), request).await {
+        let mut reply = match self.call(registered, context, request).await {
             Err(Error::Rejected(rejection)) => return reject(context, route, &rejection).await,
             outcome => outcome?,
         };
@@ -909,9 +1100,31 @@ impl<S: Send + Sync + 'static> Router<S> {
         Ok(reply)
     }
 
+    /// Runs `route`'s handler; a rejection it returns is shown to the
+    /// [`on_rejection`](Self::on_rejection) handler, if any, before it is answered.
+    async fn call(
+        &self,
+        route: &Route<S>,
+        context: &Context<S>,
+        request: Request,
+    ) -> Result<Reply> {
+        let Some(on_rejection) = &self.inner.on_rejection else {
+            return route.handler.call(context.clone(), request).await;
+        };
+        let kept = request.clone();
+        let outcome = route.handler.call(context.clone(), request).await;
+        if let Err(Error::Rejected(rejection)) = &outcome {
+            let rejection = rejection.clone();
+            on_rejection
+                .rejected(context.clone(), kept, rejection)
+                .await;
+        }
+        outcome
+    }
+
     async fn run_optional(&self, context: &Context<S>, request: Request) -> Result<Reply> {
         match self.inner.routes.get(&request.route_key) {
-            Some(route) => match route.handler.call(context.clone(), request).await {
+            Some(route) => match self.call(route, context, request).await {
                 // `$disconnect` has nobody to answer: the connection is closed.
                 Err(Error::Rejected(rejection)) if route.label.as_ref() == DISCONNECT => {
                     tracing::info!(route = DISCONNECT, %rejection, "$disconnect rejected: nobody to answer");

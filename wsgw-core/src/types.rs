@@ -151,6 +151,55 @@ impl Connection {
         }
     }
 
+    /// The attributes read as one `T`, a struct whose fields are attributes (those of
+    /// other names are ignored): the typed counterpart of
+    /// [`with_attributes`](Self::with_attributes). An attribute a field needs that is
+    /// missing or of the wrong type is an [`Error::Json`](crate::Error::Json) (the server
+    /// stored it).
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// use wsgw_core::{Connection, ConnectionId};
+    ///
+    /// #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    /// struct Member {
+    ///     room: String,
+    ///     #[serde(default, skip_serializing_if = "Option::is_none")]
+    ///     nickname: Option<String>,
+    /// }
+    ///
+    /// let member = Member { room: "lobby".into(), nickname: None };
+    /// let connection = Connection::new(ConnectionId::new("a=")).with_attributes(&member)?;
+    /// assert_eq!(connection.attributes["room"], "lobby");
+    /// assert!(!connection.attributes.contains_key("nickname"), "None is left out");
+    /// assert_eq!(connection.attributes_as::<Member>()?, member);
+    /// assert!(Connection::new(ConnectionId::new("b=")).attributes_as::<Member>().is_err());
+    /// # Ok::<(), wsgw_core::Error>(())
+    /// ```
+    pub fn attributes_as<T: serde::de::DeserializeOwned>(&self) -> crate::Result<T> {
+        let attributes = self.attributes.clone().into_iter().collect();
+        Ok(serde_json::from_value(serde_json::Value::Object(
+            attributes,
+        ))?)
+    }
+
+    /// Sets each field of `attributes` (a struct or map serialising to a JSON object) as
+    /// an attribute of its name, for an app that keeps its attributes as one type; read
+    /// them back with [`attributes_as`](Self::attributes_as). Anything that does not
+    /// serialise to an object is [`Error::InvalidInput`](crate::Error::InvalidInput).
+    pub fn with_attributes<T: Serialize + ?Sized>(mut self, attributes: &T) -> crate::Result<Self> {
+        match serde_json::to_value(attributes)? {
+            serde_json::Value::Object(fields) => {
+                self.attributes.extend(fields);
+                Ok(self)
+            }
+            other => Err(crate::Error::invalid_input(format!(
+                "attributes must serialise to a JSON object, not {}",
+                crate::input::json_type(&other)
+            ))),
+        }
+    }
+
     /// Sets when the connection opened (and last activity to the same time).
     pub fn with_connected_at(mut self, at: DateTime<Utc>) -> Self {
         self.connected_at = at;
@@ -445,5 +494,44 @@ impl PageRequest {
 impl Default for PageRequest {
     fn default() -> Self {
         PageRequest::first(100)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Member {
+        room: String,
+        joined: u32,
+    }
+
+    #[test]
+    fn typed_attributes_sit_beside_others_and_are_checked_when_read() {
+        let member = Member {
+            room: "lobby".into(),
+            joined: 3,
+        };
+        let connection = Connection::new(ConnectionId::new("a="))
+            .with_attribute("interval_ms", 500)
+            .with_attributes(&member)
+            .unwrap();
+        assert_eq!(
+            connection.attribute::<u64>("interval_ms").unwrap(),
+            Some(500)
+        );
+        assert_eq!(connection.attributes_as::<Member>().unwrap(), member);
+
+        let wrong = connection.clone().with_attribute("joined", "three");
+        assert!(matches!(
+            wrong.attributes_as::<Member>(),
+            Err(crate::Error::Json(_))
+        ));
+        let not_an_object = Connection::new(ConnectionId::new("b=")).with_attributes(&[1, 2]);
+        assert!(matches!(
+            not_an_object,
+            Err(crate::Error::InvalidInput { .. })
+        ));
     }
 }

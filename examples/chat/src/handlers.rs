@@ -1,106 +1,56 @@
 //! The route handlers.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
-use serde_json::Value;
 use wsgw_core::{
-    Connection, ConnectionId, Context, HistoryQuery, HistoryRecord, HistoryStoreExt, Order,
-    Rejection, Request, Result,
+    Connection, ConnectionId, Context, EventType, HistoryQuery, HistoryRecord, HistoryStoreExt,
+    Order, Rejection, Request, Result, DEFAULT,
 };
 
-use crate::protocol::{self, ErrorCode, Outgoing, ACTIONS};
+use crate::protocol::{self, ChatMessage, ErrorCode, Outgoing, ACTIONS};
 use crate::state::{
     AuditEvent, ChatSession, ChatState, SessionRecord, StoredMessage, SESSIONS_PARTITION,
 };
-use crate::{session_group, ALL_GROUP, NAME_ATTRIBUTE, SESSION_ID_ATTRIBUTE};
+use crate::{session_group, ALL_GROUP};
 use wsgw_core::ids::{rfc3339_millis, time_ordered_id};
+use wsgw_core::input::json_body;
 
 type Ctx = Context<ChatState>;
 
-/// Who sent a request: its session and name as stored on `$connect`.
-struct Sender {
-    session_id: String,
-    name: Option<String>,
+/// The caller's session and name, its connection's attributes since `$connect`. A
+/// connection missing from the store (its record expired, or it was pruned while a
+/// message was in flight) still gets an answer: its session is taken to be its
+/// connection id.
+async fn sender(ctx: &Ctx, id: &ConnectionId) -> Result<ChatSession> {
+    match ctx.store().get(id).await? {
+        Some(stored) => stored.attributes_as(),
+        None => {
+            tracing::warn!(connection_id = %id, "sender is not in the connection store");
+            Ok(ChatSession::unnamed(id))
+        }
+    }
 }
 
-/// The caller's session and name from the store. A connection missing from the store
-/// (its record expired, or it was pruned while a message was in flight) still gets an
-/// answer: its session is taken to be its connection id.
-async fn sender(ctx: &Ctx, id: &ConnectionId) -> Result<Sender> {
-    let Some(stored) = ctx.store().get(id).await? else {
-        tracing::warn!(connection_id = %id, "sender is not in the connection store");
-        return Ok(Sender {
-            session_id: id.as_str().to_owned(),
-            name: None,
-        });
+/// Records every refused request in the audit log (the router answers the caller with
+/// the rejection, `{"type":"error",…}` ([`Outgoing::Error`]), and logs it): a refused
+/// `$connect` at its connect time, the action the client named when there was one.
+pub(crate) async fn on_rejection(ctx: Ctx, request: Request, error: Rejection) {
+    let (action, at) = match request.event_type {
+        EventType::Connect => (None, request.connected_at.unwrap_or(request.request_time)),
+        _ if request.route_key == DEFAULT => {
+            (protocol::unknown_action_detail(&request).1, Utc::now())
+        }
+        _ => (Some(request.route_key.clone()), Utc::now()),
     };
-    Ok(Sender {
-        session_id: stored
-            .attribute(SESSION_ID_ATTRIBUTE)?
-            .unwrap_or_else(|| id.as_str().to_owned()),
-        name: stored.attribute(NAME_ATTRIBUTE)?,
-    })
-}
-
-/// Records a refused request in the audit log, at `at` (the caller is answered by the
-/// rejection its handler returns).
-async fn log_refusal(
-    ctx: &Ctx,
-    request: &Request,
-    action: Option<String>,
-    error: &Rejection,
-    at: DateTime<Utc>,
-) {
-    let code = error.code().unwrap_or_default();
-    let detail = error.detail().unwrap_or_default();
-    tracing::info!(
-        connection_id = %request.connection_id,
-        route = %request.route_key,
-        code,
-        detail,
-        "request refused"
-    );
     let event = AuditEvent::Error {
         connection_id: request.connection_id.to_string(),
-        route: request.route_key.clone(),
+        route: request.route_key,
         action,
-        error: code.to_owned(),
-        detail: detail.to_owned(),
+        error: error.code().unwrap_or_default().to_owned(),
+        detail: error.detail().unwrap_or_default().to_owned(),
         timestamp: rfc3339_millis(at),
     };
     ctx.state().log_event(ctx.history(), at, event).await;
-}
-
-/// Refuses a request: records it in the audit log and returns the rejection the caller
-/// is answered with, `{"type":"error",…}` ([`Outgoing::Error`]); the connection stays
-/// open.
-async fn refuse(
-    ctx: &Ctx,
-    request: &Request,
-    action: Option<String>,
-    error: Rejection,
-) -> wsgw_core::Error {
-    log_refusal(ctx, request, action, &error, Utc::now()).await;
-    error.into()
-}
-
-/// The body as JSON, or the `invalid_json` error.
-///
-/// A route was selected, so the body named an action; what fails here is JSON the chat
-/// cannot read (a number beyond a 64-bit float, nesting deeper than 128 levels), or a
-/// body the gateway routed itself: the detail says which.
-fn json_body(request: &Request) -> std::result::Result<Value, Rejection> {
-    let Some(text) = request.text() else {
-        return Err(ErrorCode::InvalidJson.reject(
-            "binary frames are not understood: send JSON text such as {\"action\":\"heartbeat\"}",
-        ));
-    };
-    serde_json::from_str(text).map_err(|error| {
-        ErrorCode::InvalidJson.reject(format!(
-                "the message is not JSON the chat can read ({error}; numbers must fit a 64-bit float, nesting 128 levels): send for example {{\"action\":\"heartbeat\"}}"
-            ),
-        )
-    })
 }
 
 /// With a token (auth on), the name the token gives: its `name` claim, else its
@@ -125,50 +75,29 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<()> {
     let id = request.connection_id.clone();
     let connected_at = request.connected_at.unwrap_or(request.request_time);
     // With auth on, the session is the principal's: nobody connects into another's.
+    let requested = request.query_param("session_id");
     let session_id = match wsgw_core::auth::Principal::of(&request) {
-        Some(principal) => {
-            protocol::session_of_principal(request.query_param("session_id"), &principal.id, config)
-        }
-        None => {
-            protocol::session_from_query(request.query_param("session_id"), id.as_str(), config)
-        }
+        Some(principal) => protocol::session_of_principal(requested, &principal.id, config),
+        None => protocol::session_from_query(requested, id.as_str(), config),
     };
     let checked = session_id.and_then(|session_id| {
-        protocol::check_name(
-            signed_in_name(&request).or(request.query_param("name")),
-            config,
-        )
-        .map(|name| (session_id, name))
+        let name = signed_in_name(&request).or(request.query_param("name"));
+        let name = protocol::check_name(name, config)?;
+        Ok(ChatSession { session_id, name })
     });
-    let (session_id, name) = match checked {
-        Ok(checked) => checked,
-        Err(error) => {
-            log_refusal(&ctx, &request, None, &error, connected_at).await;
-            // Another principal's session is forbidden; anything else is bad input.
-            let status = if error.code() == Some(ErrorCode::SessionMismatch.as_str()) {
-                403
-            } else {
-                400
-            };
-            return Err(error.with_status(status).into());
-        }
-    };
+    let session = checked.map_err(|error| {
+        // Another principal's session is forbidden; anything else is bad input.
+        let forbidden = error.code() == Some(ErrorCode::SessionMismatch.as_str());
+        error.with_status(if forbidden { 403 } else { 400 })
+    })?;
 
-    let mut connection = Connection::from_request(&request)
-        .with_connected_at(connected_at)
+    let connection = Connection::from_request(&request)
         .with_group(ALL_GROUP)
-        .with_group(session_group(&session_id))
-        .with_attribute(SESSION_ID_ATTRIBUTE, session_id.clone());
-    if let Some(name) = &name {
-        connection = connection.with_attribute(NAME_ATTRIBUTE, name.clone());
-    }
+        .with_group(session_group(&session.session_id))
+        .with_attributes(&session)?;
     ctx.store().put(connection).await?;
 
-    let session = ChatSession {
-        session_id: session_id.clone(),
-        name: name.clone(),
-    };
-    let stored = SessionRecord::opened(&request, connected_at, session)
+    let stored = SessionRecord::opened(&request, connected_at, session.clone())
         .store(ctx.history(), SESSIONS_PARTITION, config.retention)
         .await;
     if let Err(error) = stored {
@@ -179,19 +108,15 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<()> {
         }
         return Err(error);
     }
-    state
-        .log_event(
-            ctx.history(),
-            connected_at,
-            AuditEvent::Connect {
-                connection_id: id.to_string(),
-                session_id: session_id.clone(),
-                name,
-                source_ip: request.source_ip.clone(),
-                timestamp: rfc3339_millis(connected_at),
-            },
-        )
-        .await;
+    let ChatSession { session_id, name } = session;
+    let event = AuditEvent::Connect {
+        connection_id: id.to_string(),
+        session_id: session_id.clone(),
+        name,
+        source_ip: request.source_ip.clone(),
+        timestamp: rfc3339_millis(connected_at),
+    };
+    state.log_event(ctx.history(), connected_at, event).await;
     tracing::info!(connection_id = %id, %session_id, "joined the session");
     Ok(())
 }
@@ -206,68 +131,33 @@ pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<()> {
     // The connection may already be gone from the store (pruned by a broadcast, or
     // expired): the event's own `connectedAt` still finds its session record.
     let removed = ctx.store().delete(&id).await;
-    let stored = match &removed {
-        Ok(stored) => stored.clone(),
-        Err(error) => {
-            tracing::error!(connection_id = %id, %error, "could not remove the connection");
-            None
-        }
-    };
-    let connected_at = stored
-        .as_ref()
-        .map(|connection| connection.connected_at)
-        .or(request.connected_at);
-    let attribute = |name: &str| -> Option<String> {
-        stored
-            .as_ref()
-            .and_then(|connection| connection.attribute(name).ok().flatten())
-    };
-    let mut session_id = attribute(SESSION_ID_ATTRIBUTE);
-    let mut duration_seconds = None;
-    match connected_at {
-        Some(connected_at) => {
-            let retention = state.config().retention;
-            let history = ctx.history();
-            let record = SessionRecord::close(
-                history,
-                SESSIONS_PARTITION,
-                &request,
-                connected_at,
-                retention,
-                || {
-                    let session = ChatSession {
-                        session_id: session_id.clone().unwrap_or_else(|| id.to_string()),
-                        name: attribute(NAME_ATTRIBUTE),
-                    };
-                    let mut record = SessionRecord::new(id.as_str(), connected_at, session);
-                    record.source_ip = stored
-                        .as_ref()
-                        .and_then(|connection| connection.source_ip.clone())
-                        .or_else(|| request.source_ip.clone());
-                    record
-                },
-            )
-            .await?;
-            duration_seconds = record.duration_seconds;
-            session_id = Some(record.app.session_id);
-        }
-        None => {
-            tracing::warn!(connection_id = %id, "connect time unknown: session record not completed")
-        }
+    if let Err(error) = &removed {
+        tracing::error!(connection_id = %id, %error, "could not remove the connection");
     }
-    state
-        .log_event(
-            ctx.history(),
-            disconnected_at,
-            AuditEvent::Disconnect {
-                connection_id: id.to_string(),
-                session_id: session_id.clone(),
-                duration_seconds,
-                close_code,
-                timestamp: rfc3339_millis(disconnected_at),
-            },
-        )
-        .await;
+    let stored = removed.as_ref().ok().and_then(Option::as_ref);
+    let known = stored.and_then(|connection| connection.attributes_as::<ChatSession>().ok());
+    let record = SessionRecord::close_connection(
+        ctx.history(),
+        SESSIONS_PARTITION,
+        &request,
+        stored,
+        state.config().retention,
+        || known.clone().unwrap_or_else(|| ChatSession::unnamed(&id)),
+    )
+    .await?;
+    let session_id = match &record {
+        Some(record) => Some(record.app.session_id.clone()),
+        None => known.map(|session| session.session_id),
+    };
+    let duration_seconds = record.and_then(|record| record.duration_seconds);
+    let event = AuditEvent::Disconnect {
+        connection_id: id.to_string(),
+        session_id: session_id.clone(),
+        duration_seconds,
+        close_code,
+        timestamp: rfc3339_millis(disconnected_at),
+    };
+    state.log_event(ctx.history(), disconnected_at, event).await;
     tracing::info!(
         connection_id = %id,
         session_id = session_id.as_deref().unwrap_or("unknown"),
@@ -282,25 +172,21 @@ pub(crate) async fn on_disconnect(ctx: Ctx, request: Request) -> Result<()> {
 /// the connections of `session_ids`, then acks the sender), and logs the event.
 pub(crate) async fn on_sendmessage(ctx: Ctx, request: Request) -> Result<()> {
     let state = ctx.state();
-    let send =
-        match json_body(&request).and_then(|body| protocol::parse_send(&body, state.config())) {
-            Ok(send) => send,
-            Err(error) => {
-                let action = Some(protocol::SENDMESSAGE.to_owned());
-                return Err(refuse(&ctx, &request, action, error).await);
-            }
-        };
+    let body = json_body(&request).map_err(protocol::invalid_json)?;
+    let send = protocol::parse_send(&body, state.config())?;
     let id = request.connection_id.clone();
     let sender = sender(&ctx, &id).await?;
     let received_at = request.request_time;
     let stored = StoredMessage {
-        message_id: time_ordered_id(received_at),
         connection_id: id.to_string(),
-        session_id: sender.session_id.clone(),
-        name: sender.name,
-        message: send.message,
-        timestamp: rfc3339_millis(received_at),
-        session_ids: send.session_ids.clone(),
+        sent: ChatMessage {
+            message_id: time_ordered_id(received_at),
+            session_id: sender.session_id,
+            name: sender.name,
+            message: send.message,
+            timestamp: rfc3339_millis(received_at),
+            session_ids: send.session_ids.clone(),
+        },
     };
     let data = serde_json::to_value(&stored)?;
     let partition = crate::MESSAGES_PARTITION;
@@ -308,7 +194,7 @@ pub(crate) async fn on_sendmessage(ctx: Ctx, request: Request) -> Result<()> {
         .retained_for(state.config().retention);
     ctx.history().append(record).await?;
 
-    let message = Outgoing::Message(stored.to_chat_message());
+    let message = Outgoing::Message(stored.sent.clone());
     let report = match &send.session_ids {
         None => ctx.broadcast(&message).to_group(ALL_GROUP).await?,
         // Every connection of these sessions, each once.
@@ -333,22 +219,17 @@ pub(crate) async fn on_sendmessage(ctx: Ctx, request: Request) -> Result<()> {
         };
         ctx.reply(&ack).await?;
     }
-    state
-        .log_event(
-            ctx.history(),
-            received_at,
-            AuditEvent::Message {
-                connection_id: id.to_string(),
-                session_id: stored.session_id.clone(),
-                message_id: stored.message_id.clone(),
-                session_ids: send.session_ids,
-                delivered: report.delivered.len(),
-                pruned: report.pruned.len(),
-                failed: report.failed.len(),
-                timestamp: stored.timestamp.clone(),
-            },
-        )
-        .await;
+    let event = AuditEvent::Message {
+        connection_id: id.to_string(),
+        session_id: stored.session_id.clone(),
+        message_id: stored.message_id.clone(),
+        session_ids: send.session_ids,
+        delivered: report.delivered.len(),
+        pruned: report.pruned.len(),
+        failed: report.failed.len(),
+        timestamp: stored.timestamp.clone(),
+    };
+    state.log_event(ctx.history(), received_at, event).await;
     Ok(())
 }
 
@@ -358,15 +239,9 @@ pub(crate) async fn on_sendmessage(ctx: Ctx, request: Request) -> Result<()> {
 /// [`ChatConfig::history_scan_limit`](crate::ChatConfig::history_scan_limit) stored
 /// messages are read per request, so its cost stays bounded.
 pub(crate) async fn on_history(ctx: Ctx, request: Request) -> Result<()> {
-    let state = ctx.state();
-    let config = state.config();
-    let wanted = match json_body(&request).and_then(|body| protocol::parse_history(&body, config)) {
-        Ok(wanted) => wanted.limit,
-        Err(error) => {
-            let action = Some(protocol::HISTORY.to_owned());
-            return Err(refuse(&ctx, &request, action, error).await);
-        }
-    };
+    let config = ctx.state().config();
+    let body = json_body(&request).map_err(protocol::invalid_json)?;
+    let wanted = protocol::parse_history(&body, config)?.limit;
     let id = request.connection_id.clone();
     let caller = sender(&ctx, &id).await?;
     let newest = HistoryQuery::new(crate::MESSAGES_PARTITION)
@@ -377,15 +252,10 @@ pub(crate) async fn on_history(ctx: Ctx, request: Request) -> Result<()> {
         .records(newest)
         .take(config.history_scan_limit)
         .try_filter_map(|record| {
-            let visible = match serde_json::from_value::<StoredMessage>(record.data) {
-                Ok(message) => message
-                    .visible_to(&caller.session_id, id.as_str())
-                    .then(|| message.to_chat_message()),
-                Err(error) => {
-                    tracing::warn!(record_id = %record.id, %error, "skipping an unreadable message record");
-                    None
-                }
-            };
+            let visible = record
+                .data_as::<StoredMessage>()
+                .filter(|message| message.visible_to(&caller.session_id, id.as_str()))
+                .map(|message| message.sent);
             std::future::ready(Ok(visible))
         })
         .take(wanted)
@@ -401,10 +271,10 @@ pub(crate) async fn on_heartbeat(ctx: Ctx, _request: Request) -> Result<()> {
 }
 
 /// `$default`: unknown actions, messages without an action, non-JSON and binary frames.
-pub(crate) async fn on_default(ctx: Ctx, request: Request) -> Result<()> {
-    let (detail, action) = protocol::unknown_action_detail(&request);
+pub(crate) async fn on_default(_ctx: Ctx, request: Request) -> Result<()> {
+    let (detail, _) = protocol::unknown_action_detail(&request);
     let error = ErrorCode::UnknownAction
         .reject(detail)
         .with_field("available", ACTIONS.to_vec());
-    Err(refuse(&ctx, &request, action, error).await)
+    Err(error.into())
 }

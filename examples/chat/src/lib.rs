@@ -45,7 +45,7 @@
 //!
 //! - **Connections** ([`ConnectionStore`](wsgw_core::ConnectionStore)): each in the
 //!   group `session:<session_id>` ([`session_group`]) and in [`ALL_GROUP`], with
-//!   `session_id` and `name` attributes, so "everyone" and "these sessions" are group
+//!   `session_id` and `name` attributes ([`ChatSession`]), so "everyone" and "these sessions" are group
 //!   queries, never scans. Messages go out with the context's broadcast: gone
 //!   connections are pruned, the rest still delivered, a connection of several
 //!   addressed sessions gets it once.
@@ -95,12 +95,6 @@ pub const ROUTE_SELECTION: &str = "$request.body.action";
 /// The group every connected client is in: "everyone" is a group query.
 pub const ALL_GROUP: &str = "chat:all";
 
-/// The connection attribute holding the session id.
-pub const SESSION_ID_ATTRIBUTE: &str = "session_id";
-
-/// The connection attribute holding the display name.
-pub const NAME_ATTRIBUTE: &str = "name";
-
 /// The web page, served at `/` by the local binary; deployable to any static host.
 pub const INDEX_HTML: &str = include_str!("../web/index.html");
 
@@ -127,4 +121,5 @@ pub fn router(state: ChatState) -> Router<ChatState> {
         .route(HISTORY, handlers::on_history)
         .route(HEARTBEAT, handlers::on_heartbeat)
         .on_default(handlers::on_default)
+        .on_rejection(handlers::on_rejection)
 }

@@ -1,12 +1,13 @@
 //! The wire protocol: what clients send, what they receive, and how input is checked.
 //!
-//! Everything a client sends is outside input: it is parsed from a [`serde_json::Value`]
-//! by hand so that each mistake gets its own error code and a detail that says how to fix
-//! it, and nothing here panics whatever the input.
+//! Everything a client sends is outside input: its fields are read one by one
+//! ([`JsonObject`]) so that each mistake gets its own error code and a detail that says
+//! how to fix it, and nothing here panics whatever the input.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use wsgw_core::input::{json_type, Unrouted};
+use strum::{Display, IntoStaticStr};
+use wsgw_core::input::{json_type, BodyError, FieldError, JsonObject, Unrouted};
 use wsgw_core::{Rejection, Request};
 
 use crate::ChatConfig;
@@ -80,6 +81,8 @@ pub enum Outgoing {
 /// The `error` codes of [`Outgoing::Error`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(IntoStaticStr, Display)]
+#[strum(serialize_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorCode {
     /// The `action` names no route (or the frame is not a JSON object with an action).
@@ -110,19 +113,7 @@ pub enum ErrorCode {
 impl ErrorCode {
     /// The code as it appears on the wire (`message_too_large`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::UnknownAction => "unknown_action",
-            ErrorCode::InvalidJson => "invalid_json",
-            ErrorCode::MissingField => "missing_field",
-            ErrorCode::InvalidType => "invalid_type",
-            ErrorCode::EmptyMessage => "empty_message",
-            ErrorCode::MessageTooLarge => "message_too_large",
-            ErrorCode::InvalidSessionIds => "invalid_session_ids",
-            ErrorCode::InvalidLimit => "invalid_limit",
-            ErrorCode::InvalidSessionId => "invalid_session_id",
-            ErrorCode::InvalidName => "invalid_name",
-            ErrorCode::SessionMismatch => "session_mismatch",
-        }
+        self.into()
     }
 
     /// The client's input refused with this code: `{"type":"error","error":CODE,"detail":…}`
@@ -139,12 +130,6 @@ impl ErrorCode {
     /// ```
     pub fn reject(self, detail: impl Into<String>) -> Rejection {
         Rejection::new(self.as_str()).with_detail(detail)
-    }
-}
-
-impl std::fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -165,14 +150,18 @@ pub struct HistoryRequest {
     pub limit: usize,
 }
 
-fn as_object(body: &Value) -> Result<&serde_json::Map<String, Value>, Rejection> {
-    body.as_object().ok_or_else(|| {
-        ErrorCode::InvalidJson.reject(format!(
-                "the message must be a JSON object such as {{\"action\":\"{SENDMESSAGE}\",\"message\":\"hi\"}}, got {}",
-                json_type(body)
-            ),
-        )
-    })
+/// A body that is not a JSON object the chat can read: `invalid_json`, its detail saying
+/// why ([`BodyError`]) and what to send.
+pub fn invalid_json(error: BodyError) -> Rejection {
+    ErrorCode::InvalidJson.reject(format!(
+        "{error}: send for example {{\"action\":\"{SENDMESSAGE}\",\"message\":\"hi\"}}"
+    ))
+}
+
+/// The rejection of a field the client got wrong: `code`, with the field's error as
+/// detail.
+fn invalid(code: ErrorCode) -> impl Fn(FieldError) -> Rejection {
+    move |error| code.reject(error.to_string())
 }
 
 /// Checks a session id (from the connect URL or a `session_ids` entry): 1 to
@@ -254,15 +243,12 @@ pub fn session_from_query(
     connection_id: &str,
     config: &ChatConfig,
 ) -> Result<String, Rejection> {
-    match session_id.filter(|id| !id.is_empty()) {
-        None => Ok(connection_id.to_owned()),
-        Some(id) => match check_session_id(id, config) {
-            Ok(()) => Ok(id.to_owned()),
-            Err(problem) => {
-                Err(ErrorCode::InvalidSessionId.reject(format!("`session_id`: {problem}")))
-            }
-        },
-    }
+    let Some(id) = session_id.filter(|id| !id.is_empty()) else {
+        return Ok(connection_id.to_owned());
+    };
+    check_session_id(id, config)
+        .map(|()| id.to_owned())
+        .map_err(|problem| ErrorCode::InvalidSessionId.reject(format!("`session_id`: {problem}")))
 }
 
 /// Parses and checks a `sendmessage` body.
@@ -280,21 +266,13 @@ pub fn session_from_query(
 /// assert_eq!(error.code(), Some(ErrorCode::EmptyMessage.as_str()));
 /// ```
 pub fn parse_send(body: &Value, config: &ChatConfig) -> Result<SendMessage, Rejection> {
-    let object = as_object(body)?;
-    let message = match object.get("message") {
-        None => {
-            return Err(ErrorCode::MissingField.reject(
-                "`message` is missing: send {\"action\":\"sendmessage\",\"message\":\"hi\"}",
-            ))
-        }
-        Some(Value::String(message)) => message,
-        Some(other) => {
-            return Err(ErrorCode::InvalidType.reject(format!(
-                "`message` must be a string, got {}",
-                json_type(other)
-            )))
-        }
-    };
+    let object = JsonObject::new(body).map_err(invalid_json)?;
+    let message: &str = object.required("message").map_err(|error| match error {
+        FieldError::Missing { .. } => ErrorCode::MissingField.reject(format!(
+            "{error}: send {{\"action\":\"{SENDMESSAGE}\",\"message\":\"hi\"}}"
+        )),
+        _ => invalid(ErrorCode::InvalidType)(error),
+    })?;
     if message.trim().is_empty() {
         return Err(ErrorCode::EmptyMessage.reject("`message` is empty: write some text"));
     }
@@ -305,24 +283,21 @@ pub fn parse_send(body: &Value, config: &ChatConfig) -> Result<SendMessage, Reje
             config.max_message_bytes
         )));
     }
-    let session_ids = match object.get("session_ids") {
-        None | Some(Value::Null) => None,
-        Some(value) => Some(parse_session_ids(value, config)?),
-    };
+    let session_ids = object
+        .optional("session_ids")
+        .map_err(invalid(ErrorCode::InvalidSessionIds))?;
     Ok(SendMessage {
-        message: message.clone(),
-        session_ids,
+        message: message.to_owned(),
+        session_ids: session_ids
+            .map(|ids| check_session_ids(ids, config))
+            .transpose()?,
     })
 }
 
-fn parse_session_ids(value: &Value, config: &ChatConfig) -> Result<Vec<String>, Rejection> {
+/// The sessions a message is addressed to, each once in the order given: at least one,
+/// at most `config.max_session_ids`, each a valid session id.
+fn check_session_ids(entries: Vec<&str>, config: &ChatConfig) -> Result<Vec<String>, Rejection> {
     let invalid = |detail: String| ErrorCode::InvalidSessionIds.reject(detail);
-    let Value::Array(entries) = value else {
-        return Err(invalid(format!(
-            "`session_ids` must be an array of session id strings such as [\"s1\",\"s2\"], got {}",
-            json_type(value)
-        )));
-    };
     if entries.is_empty() {
         return Err(invalid(
             "`session_ids` is empty: name at least one session, or leave `session_ids` out to send to everyone"
@@ -337,18 +312,12 @@ fn parse_session_ids(value: &Value, config: &ChatConfig) -> Result<Vec<String>, 
         )));
     }
     let mut ids: Vec<String> = Vec::with_capacity(entries.len());
-    for (index, entry) in entries.iter().enumerate() {
-        let Value::String(id) = entry else {
-            return Err(invalid(format!(
-                "`session_ids[{index}]` must be a string, got {}",
-                json_type(entry)
-            )));
-        };
+    for (index, id) in entries.into_iter().enumerate() {
         if let Err(problem) = check_session_id(id, config) {
             return Err(invalid(format!("`session_ids[{index}]`: {problem}")));
         }
-        if !ids.contains(id) {
-            ids.push(id.clone());
+        if !ids.iter().any(|known| known == id) {
+            ids.push(id.to_owned());
         }
     }
     Ok(ids)
@@ -367,26 +336,13 @@ fn parse_session_ids(value: &Value, config: &ChatConfig) -> Result<Vec<String>, 
 /// assert_eq!(parse_history(&json!({"action": "history", "limit": 201}), &config).unwrap_err().code(), Some(ErrorCode::InvalidLimit.as_str()));
 /// ```
 pub fn parse_history(body: &Value, config: &ChatConfig) -> Result<HistoryRequest, Rejection> {
-    let object = as_object(body)?;
-    let range = format!("a whole number from 1 to {}", config.max_history);
-    let limit = match object.get("limit") {
-        None | Some(Value::Null) => config.default_history,
-        Some(Value::Number(number)) => match number
-            .as_u64()
-            .and_then(|limit| usize::try_from(limit).ok())
-        {
-            Some(limit) if (1..=config.max_history).contains(&limit) => limit,
-            _ => {
-                return Err(ErrorCode::InvalidLimit
-                    .reject(format!("`limit` must be {range}, got {number}")))
-            }
-        },
-        Some(other) => {
-            return Err(ErrorCode::InvalidLimit
-                .reject(format!("`limit` must be {range}, got {}", json_type(other))))
-        }
-    };
-    Ok(HistoryRequest { limit })
+    let limit = JsonObject::new(body)
+        .map_err(invalid_json)?
+        .optional_in("limit", 1..=config.max_history)
+        .map_err(invalid(ErrorCode::InvalidLimit))?;
+    Ok(HistoryRequest {
+        limit: limit.unwrap_or(config.default_history),
+    })
 }
 
 /// Why a message went to `$default`, for the `detail` of `unknown_action`, and the

@@ -5,7 +5,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use wsgw_core::connection_log::{append_event, ConnectionRecord};
-use wsgw_core::HistoryStore;
+use wsgw_core::{ConnectionId, HistoryStore};
+
+use crate::ChatMessage;
 
 /// How long messages, session records and events are kept by default: 30 days.
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
@@ -160,7 +162,8 @@ impl ChatState {
 /// [`ConnectionRecord`]), with the chat's [`ChatSession`] fields.
 pub type SessionRecord = ConnectionRecord<ChatSession>;
 
-/// What the chat adds to a connection's [`SessionRecord`].
+/// Who a connection is: what the chat adds to its [`SessionRecord`], and its attributes
+/// in the connection store (`session_id`, and `name` when it gave one).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatSession {
     /// Its session (the `session_id` it connected with, or its connection id).
@@ -170,26 +173,52 @@ pub struct ChatSession {
     pub name: Option<String>,
 }
 
+impl ChatSession {
+    /// The session of a connection nothing is known of: its own, without a name.
+    pub(crate) fn unnamed(id: &ConnectionId) -> Self {
+        ChatSession {
+            session_id: id.to_string(),
+            name: None,
+        }
+    }
+}
+
 /// A chat message as stored in the [`MESSAGES_PARTITION`], keyed by `(timestamp,
-/// message_id)`.
+/// message_id)`: the [`ChatMessage`] clients receive, and beside its fields in the same
+/// JSON object the sender's connection id, which clients are not sent. Its fields read
+/// through to the message's (`stored.message_id`).
+///
+/// ```
+/// use chat::StoredMessage;
+/// use serde_json::json;
+///
+/// // A record as every version wrote it (one without a name may lack `name`).
+/// let record = json!({"message_id": "1-a", "connection_id": "c1", "session_id": "s1",
+///     "message": "hi", "timestamp": "2026-11-22T09:15:02.113Z", "session_ids": ["s2"]});
+/// let stored: StoredMessage = serde_json::from_value(record.clone())?;
+/// assert_eq!((stored.connection_id.as_str(), stored.message.as_str()), ("c1", "hi"));
+/// assert_eq!(stored.name, None);
+/// let mut written = serde_json::to_value(&stored)?;
+/// assert_eq!(written["name"], json!(null));
+/// written.as_object_mut().unwrap().remove("name");
+/// assert_eq!(written, record, "the same fields, in one object");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredMessage {
-    /// Unique id.
-    pub message_id: String,
     /// The sender's connection id.
     pub connection_id: String,
-    /// The sender's session.
-    pub session_id: String,
-    /// The sender's display name.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// The text.
-    pub message: String,
-    /// When it was received (RFC 3339 UTC).
-    pub timestamp: String,
-    /// The sessions it was addressed to; absent for messages to everyone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_ids: Option<Vec<String>>,
+    /// The message as clients receive it.
+    #[serde(flatten)]
+    pub sent: ChatMessage,
+}
+
+impl std::ops::Deref for StoredMessage {
+    type Target = ChatMessage;
+
+    fn deref(&self) -> &ChatMessage {
+        &self.sent
+    }
 }
 
 impl StoredMessage {
@@ -203,18 +232,6 @@ impl StoredMessage {
                     || self.session_id == session_id
                     || self.connection_id == connection_id
             }
-        }
-    }
-
-    /// The message as clients receive it (without the sender's connection id).
-    pub fn to_chat_message(&self) -> crate::ChatMessage {
-        crate::ChatMessage {
-            message_id: self.message_id.clone(),
-            session_id: self.session_id.clone(),
-            name: self.name.clone(),
-            message: self.message.clone(),
-            timestamp: self.timestamp.clone(),
-            session_ids: self.session_ids.clone(),
         }
     }
 }

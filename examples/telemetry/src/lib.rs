@@ -40,7 +40,8 @@
 //!   `{"error":"unauthorized",…}` without one, 403 `{"error":"forbidden",…}` for a
 //!   device key.
 //! - CORS headers name the allowed origins ([`access::CorsOrigins`]); `OPTIONS` answers
-//!   the preflight.
+//!   the preflight. A failed backend is 500 `{"error":"server_error",…}`, 503 with
+//!   `Retry-After: 1` when it throttled.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -98,11 +99,8 @@ pub fn router(state: Telemetry) -> Router<Telemetry> {
         .route(protocol::tags::RealTimeDataUpdate::VALUE, ws::on_update)
         .route(protocol::tags::ControlAck::VALUE, ws::on_control_ack)
         .route(protocol::tags::ControlCmd::VALUE, ws::on_control_cmd)
-        .on_default(ws::on_default)
-        .http("GET", "/history", rest::history)
-        .http("OPTIONS", "/history", rest::preflight)
-        .http("GET", "/devices", rest::devices)
-        .http("OPTIONS", "/devices", rest::preflight);
+        .on_default(ws::on_default);
+    let router = rest::routes(router);
     match keys {
         Some(keys) => router.authorizer(keys),
         None => router,
