@@ -44,10 +44,8 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<()> {
                 key.has_role(DEVICE_ROLE) && device_id == Some(key.id.as_str())
             })?;
             let Some(device_id) = device_id else {
-                return Err(refuse(
-                    400,
-                    "a device connects with ?role=device&device_id=<id>",
-                ));
+                let message = "a device connects with ?role=device&device_id=<id>";
+                return Err(refuse(400, message));
             };
             if let Some(secret) = ctx.state().device_secret() {
                 // The token from any source (`?token=`, the bearer header, the
@@ -79,10 +77,9 @@ pub(crate) async fn on_connect(ctx: Ctx, request: Request) -> Result<()> {
         _ => {
             // With auth on, a caller without a key learns no more than that it needs one.
             authorize(&ctx, &request, |_| true)?;
-            return Err(refuse(
-                400,
-                "connect with ?role=device&device_id=<id> or ?role=client[&device_id=<id>]",
-            ));
+            let message =
+                "connect with ?role=device&device_id=<id> or ?role=client[&device_id=<id>]";
+            return Err(refuse(400, message));
         }
     };
     tracing::info!(
@@ -171,13 +168,10 @@ pub(crate) async fn on_update(ctx: Ctx, request: Request) -> Result<()> {
         fields.remove("type");
         fields.insert("received_ms".to_owned(), now.timestamp_millis().into());
     }
-    let record = HistoryRecord::new(
-        update.device_id.as_str(),
-        time,
-        format!("{:010}", update.seq),
-        data,
-    )
-    .expiring_at(time + state.history_ttl());
+    // Unique for the device at this time: its `seq`, zero-padded to order as a number.
+    let id = format!("{:010}", update.seq);
+    let record = HistoryRecord::new(device_id, time, id, data);
+    let record = record.expiring_at(time + state.history_ttl());
     ctx.history().append(record).await?;
 
     let payload = Payload::json(&reading)?;
@@ -294,8 +288,7 @@ pub(crate) async fn on_control_cmd(ctx: Ctx, request: Request) -> Result<()> {
                 ctx.store().update_if_connected(device, update).await?;
             }
             // The command's interval was checked with the same bounds.
-            let control = Control::new(sample_interval_ms.into())
-                .map_err(|e| Error::invalid_input(e.to_string()))?;
+            let control = Control::new(sample_interval_ms.into()).map_err(invalid)?;
             let report = ctx.broadcast(&control).to(devices).await?;
             if report.delivered.is_empty() {
                 let message = format!("device \"{device_id}\" is not connected");
