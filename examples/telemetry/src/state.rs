@@ -154,10 +154,8 @@ impl fmt::Debug for Telemetry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Telemetry")
             .field("history_ttl_days", &self.history_ttl.num_days())
-            .field(
-                "device_secret",
-                &self.device_secret.as_ref().map(|_| "<set>"),
-            )
+            // DerivedTokens' Debug never shows the secret.
+            .field("device_secret", &self.device_secret)
             .field("keys", &self.keys.as_ref().map(ApiKeyAuthorizer::len))
             .field("cors_origins", &self.cors_origins())
             .field("max_tracked_devices", &self.max_tracked_devices)
