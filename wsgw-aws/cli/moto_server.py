@@ -6,10 +6,15 @@ updates of one item sent at once can both succeed (seen as two telemetry pushes 
 interval under load). Handling one request at a time gives moto DynamoDB's atomicity;
 connections stay concurrent and kept alive, and moto answers a request in about a
 millisecond, so clients hardly wait.
+
+The server also ends when the process that started it is gone: `wsgw local` or xtask
+killed outright (SIGKILL) cannot stop it, and an orphaned server would hold its port.
 """
 
+import os
 import sys
 import threading
+import time
 
 import moto.server
 
@@ -32,5 +37,14 @@ def _one_request_at_a_time(host, port, app, **options):
     _serve(host, port, serialised, **options)
 
 
+def _end_with_parent(parent):
+    """Exits once `parent` is no longer this process's parent (it died: the process was
+    re-parented). Checked every 0.2 s, so an orphan is gone within a moment."""
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(0)
+
+
+threading.Thread(target=_end_with_parent, args=(os.getppid(),), daemon=True).start()
 moto.server.run_simple = _one_request_at_a_time
 moto.server.main(sys.argv[1:])

@@ -880,3 +880,70 @@ mod served {
         serving.shutdown().await;
     }
 }
+
+/// `wsgw local` killed outright (SIGKILL, as a test harness does when it gives up waiting)
+/// cannot stop the moto server it started: the server ends by itself once the process
+/// that started it is gone, instead of holding its port and memory as an orphan.
+#[test]
+fn moto_started_by_wsgw_local_ends_when_wsgw_is_killed() {
+    use std::io::{BufRead, Read};
+    use std::process::{Command, Stdio};
+    let _installing = INSTALL.blocking_lock();
+    let cache = cache();
+    let mut wsgw = Command::new(env!("CARGO_BIN_EXE_wsgw"))
+        .args(["local", "--template", "examples/chat/template.yaml"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--stack-name",
+            &unique_name("killed"),
+        ])
+        .env(CACHE_DIR_ENV, &cache)
+        .env_remove("WSGW_LISTEN")
+        .current_dir(support::workspace())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wsgw runs");
+    let mut stdout = wsgw.stdout.take().expect("its stdout");
+    // Standard output is read alongside, so a chatty run cannot fill its pipe and stall.
+    let drained = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let mut stderr = std::io::BufReader::new(wsgw.stderr.take().expect("its stderr"));
+    let mut line = String::new();
+    let endpoint = loop {
+        line.clear();
+        if stderr.read_line(&mut line).unwrap_or(0) == 0 {
+            let _ = wsgw.kill();
+            panic!(
+                "wsgw ended before announcing moto; stdout: {:?}",
+                drained.join()
+            );
+        }
+        if let Some(announced) = line
+            .trim_end()
+            .strip_prefix("wsgw: moto 5.2.6's DynamoDB server started at ")
+        {
+            break announced.trim_end_matches(" (stopped on exit)").to_owned();
+        }
+    };
+    let addr = endpoint.trim_start_matches("http://").to_owned();
+    assert!(
+        std::net::TcpStream::connect(&addr).is_ok(),
+        "moto answers at {addr} while wsgw runs"
+    );
+
+    wsgw.kill().expect("SIGKILL");
+    wsgw.wait().expect("wsgw is gone");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(&addr).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "moto still serves {addr} 15 s after wsgw was killed: an orphan (stop it by hand)"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
