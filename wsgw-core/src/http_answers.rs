@@ -16,7 +16,7 @@ use ::http::StatusCode;
 use serde_json::Value;
 
 use crate::cors::Cors;
-use crate::http_routes::{rejection_response, HttpResponse, IntoHttpResponse};
+use crate::http_routes::{rejection_response, HttpResponse};
 use crate::{Error, Rejection};
 
 /// How the router answers an HTTP route whose handler failed with a server-side
@@ -138,14 +138,6 @@ impl HttpAnswers {
     pub(crate) fn server_error(&self, error: &Error) -> Option<HttpResponse> {
         let answer = self.server_errors.as_ref()?.rejection(error);
         Some(self.rejection(&answer))
-    }
-
-    /// The answer to an `OPTIONS` request on a path of a route without an `OPTIONS`
-    /// route: `204 No Content` when CORS is set (the headers come with
-    /// [`finish`](Self::finish)).
-    pub(crate) fn preflight(&self) -> Option<HttpResponse> {
-        self.cors.as_ref()?;
-        StatusCode::NO_CONTENT.into_http_response().ok()
     }
 
     /// `response` with what every answer carries: the CORS headers for a request from

@@ -17,7 +17,8 @@ use ::http::{Method, StatusCode};
 use crate::cors::Cors;
 use crate::http_answers::{HttpAnswers, ServerErrors};
 use crate::http_routes::{
-    http_error, HttpHandler, HttpRequest, HttpResponse, MatchedPath, PathParams, PathPattern,
+    http_error, HttpHandler, HttpRequest, HttpResponse, IntoHttpResponse, MatchedPath, PathParams,
+    PathPattern,
 };
 use crate::metrics::{Counter, Metrics, Observers};
 use crate::request::{CONNECT, DEFAULT, DISCONNECT};
@@ -781,13 +782,14 @@ impl<S: Send + Sync + 'static> Router<S> {
             };
             return Ok(answers.finish(origin.as_ref(), response));
         }
-        let preflight = path_matched
-            .filter(|_| self.answers_preflight(request.method().as_str()))
-            .zip(answers.preflight());
-        if let Some((route, answer)) = preflight {
+        // A preflight of a route's path without an `OPTIONS` route of its own: 204, the
+        // CORS headers added by `finish`.
+        let preflight = path_matched.filter(|_| self.answers_preflight(request.method().as_str()));
+        if let Some(route) = preflight {
             let context = self.inner.context(backends, None, None, extra.as_ref());
             let observers = context.observers();
             observers.count(Counter::HttpRequests, &route.preflight_label, 1);
+            let answer = StatusCode::NO_CONTENT.into_http_response()?;
             return Ok(answers.finish(origin.as_ref(), answer));
         }
         let context = self.inner.context(backends, None, None, extra.as_ref());
