@@ -70,6 +70,7 @@ use std::sync::Arc;
 use clap::{CommandFactory, FromArgMatches};
 use lambda_runtime::tracing::subscriber;
 use tokio::task::JoinSet;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use wsgw_core::{ConnectionStore, HistoryStore, Router};
 use wsgw_memory::gateway::{Assets, LocalGateway, ManagementArgs};
 use wsgw_memory::{MemoryHistory, MemoryStore};
@@ -468,24 +469,20 @@ impl<S: Send + Sync + 'static> Runner<S> {
             println!("{}", note.replace("{addr}", &shown.to_string()));
         }
         let ws_url = format!("ws://{shown}");
-        let (stop, stopping) = tokio::sync::watch::channel(());
+        let stop = CancellationToken::new();
         let mut companions = JoinSet::new();
         for companion in self.companions {
             let companion = companion
                 .into_inner()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let mut stopping = stopping.clone();
-            let stopping = Box::pin(async move {
-                // Resolves when the sender is dropped: the gateway has stopped.
-                let _ = stopping.changed().await;
-            });
+            let stopping = Box::pin(stop.clone().cancelled_owned());
             companions.spawn(companion(ws_url.clone(), stopping));
         }
         Ok(LocalRun {
             ws_url,
             stopped: Box::pin(stopped),
             companions,
-            stop,
+            stop: stop.drop_guard(),
         })
     }
 
@@ -556,8 +553,9 @@ pub struct LocalRun {
     ws_url: String,
     stopped: Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>,
     companions: JoinSet<Result<(), String>>,
-    /// Dropped when the gateway has stopped, which tells the companions.
-    stop: tokio::sync::watch::Sender<()>,
+    /// Dropped when the gateway has stopped (or the run is dropped), which tells the
+    /// companions.
+    stop: DropGuard,
 }
 
 impl std::fmt::Debug for LocalRun {
