@@ -46,26 +46,30 @@ pub fn random_hex(bytes: usize) -> String {
     text
 }
 
-/// Per-process order of ids within one millisecond: `(millisecond, sequence)`.
+/// Per-process order of ids: `(latest millisecond seen, last sequence number)`.
 static SEQUENCE: Mutex<(i64, u32)> = Mutex::new((i64::MIN, 0));
 
-/// The next sequence number for an id at `millis`: 0 for the first id of a
-/// millisecond, then counting up, so ids made by one process in the same millisecond
-/// sort in the order they were made.
+/// Sequence numbers have 6 hex digits.
+const SEQUENCE_MASK: u32 = 0x00ff_ffff;
+
+/// The next sequence number for an id at `millis`. It only grows, whatever the
+/// millisecond: requests of one process are handled concurrently and stamped with their
+/// own times, so ids of a millisecond can be made after ids of a later one, and must
+/// still sort after the earlier ids of their own millisecond. It starts over at 0 only
+/// at a new latest millisecond once past half its range, far from where it would wrap.
 fn next_sequence(millis: i64) -> u32 {
     let mut last = SEQUENCE.lock().unwrap_or_else(PoisonError::into_inner);
-    if millis > last.0 {
+    if millis > last.0 && last.1 > SEQUENCE_MASK / 2 {
         *last = (millis, 0);
     } else {
-        // The same millisecond (or a request stamped earlier than the last one): keep
-        // counting, which keeps the order of this process's ids.
-        last.1 = last.1.wrapping_add(1) & 0x00ff_ffff;
+        last.0 = last.0.max(millis);
+        last.1 = last.1.wrapping_add(1) & SEQUENCE_MASK;
     }
     last.1
 }
 
 /// A unique id that sorts by time: the epoch milliseconds of `at` (13 digits), `-`, a
-/// per-process sequence within the millisecond (6 hex digits) and 12 random hex digits.
+/// per-process sequence (6 hex digits) and 12 random hex digits.
 /// History records are ordered by `(time, id)`, so records one process makes in the
 /// same millisecond keep the order in which it made them.
 ///
@@ -97,6 +101,18 @@ mod tests {
         assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
         let later = time_ordered_id(at + chrono::Duration::milliseconds(1));
         assert!(ids.iter().all(|id| *id < later));
+    }
+
+    #[test]
+    fn ids_of_one_millisecond_keep_their_order_when_ids_of_a_later_one_come_between() {
+        let at = DateTime::from_timestamp_millis(1_795_336_900_000).expect("a time");
+        let mut ids = Vec::new();
+        for round in 1..=50 {
+            ids.extend((0..3).map(|_| time_ordered_id(at)));
+            // A request stamped later, handled in between by the same process.
+            let _ = time_ordered_id(at + chrono::Duration::milliseconds(round));
+        }
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
     }
 
     #[test]
