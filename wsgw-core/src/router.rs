@@ -1,4 +1,13 @@
 //! API Gateway's route selection, in process.
+//!
+//! The [`Router`] is not a `tower::Service`, by choice (issue 16 asked whether it should
+//! be). What tower layers would carry is already one place each here: the authorizer runs
+//! on `$connect` ([`Router::authorizer`]), metrics are observers of every handled request
+//! ([`Router::handle_observed`]), client mistakes meet one [`Router::on_rejection`], and
+//! the HTTP routes' CORS and default headers are answered by the router as `tower-http`
+//! would. A `Service` would put `poll_ready`, boxed futures and layer types into every
+//! signature a new team reads (the Lambda glue, the LocalGateway, the `Harness`) and move
+//! no code out of an app, so it would add rather than simplify.
 
 use std::collections::HashMap;
 use std::fmt;
