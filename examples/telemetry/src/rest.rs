@@ -148,10 +148,7 @@ pub(crate) async fn history(ctx: Ctx, request: HttpRequest) -> Result<Json<Value
 /// acknowledged.
 pub(crate) async fn devices(ctx: Ctx, request: HttpRequest) -> Result<Json<Value>> {
     require_dashboard_key(&ctx, &request)?;
-    if let Some((name, _)) = request.query_pairs().first() {
-        let message = format!("unknown parameter {name}; /devices takes none");
-        return Err(Rejection::bad_request(message).into());
-    }
+    request.only_query_params(&[])?;
     let mut devices = std::collections::BTreeMap::new();
     let mut members = ctx.store().member_connections(keys::DEVICES_GROUP);
     while let Some(connection) = members.try_next().await? {
