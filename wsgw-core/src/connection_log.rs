@@ -320,11 +320,13 @@ impl<T: Serialize + DeserializeOwned> ConnectionRecord<T> {
             tracing::warn!(connection_id = %id, partition, "connect time unknown: connection record not completed");
             return Ok(None);
         };
-        let stored =
-            |field: fn(&Connection) -> &Option<String>| removed.and_then(|c| field(c).clone());
         let missing = || ConnectionRecord {
-            source_ip: stored(|c| &c.source_ip).or_else(|| request.source_ip.clone()),
-            user_agent: stored(|c| &c.user_agent).or_else(|| request.user_agent.clone()),
+            source_ip: removed
+                .and_then(|c| c.source_ip.clone())
+                .or_else(|| request.source_ip.clone()),
+            user_agent: removed
+                .and_then(|c| c.user_agent.clone())
+                .or_else(|| request.user_agent.clone()),
             ..ConnectionRecord::new(id.as_str(), connected_at, app())
         };
         Self::close(
